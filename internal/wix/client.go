@@ -1,0 +1,406 @@
+// Package wix is groupflow's production client for the Wix REST APIs it uses:
+// Groups, Group Members, Membership Questions, Group Rules, Members, Contacts
+// and Email Subscriptions (see /work/shared/reference/wix-rest-api.md).
+//
+// A Client holds many sites. Each Site has its own credentials (API key or
+// app OAuth) and its own rate Limiter (Wix allows about 200 requests per
+// minute per site). Every method of Site sends one HTTP request, plus retries
+// of transient failures (429, 408, 5xx, timeouts, connection errors) with
+// exponential backoff and jitter, bounded by ctx and Config.MaxRetries. Every
+// attempt waits on the site's limiter and is counted by the CallCounter in
+// ctx (see WithCallCounter).
+//
+// Errors: Wix answers become *APIError, which declares itself permanent for
+// 4xx (except 408/429) so that groupflow/internal/failure classifies it;
+// input rejected before any call wraps ErrInvalidInput (permanent).
+package wix
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"groupflow/internal/failure"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultBaseURL              = "https://www.wixapis.com"
+	DefaultGroupsPrefix         = "/social-groups-proxy/groups/v2"
+	DefaultGroupMembersPrefix   = "/social-groups-proxy/members/v2"
+	DefaultQuestionsPrefix      = "/social-groups-proxy/questions/v2"
+	DefaultRulesPrefix          = "/social-groups/v2"
+	LegacyGroupsPrefix          = "/social-groups/v2" // older published spec, same sub-paths
+	LegacyGroupMembersPrefix    = "/social-groups/v2"
+	DefaultRequestsPerMinute    = 200.0
+	DefaultBurst                = 5
+	DefaultTimeout              = 30 * time.Second
+	DefaultMaxRetries           = 5
+	DefaultRetryInitialInterval = 500 * time.Millisecond
+	DefaultRetryMaxInterval     = 30 * time.Second
+)
+
+// maxBody caps how much of a response body is read.
+const maxBody = 32 << 20
+
+// Config configures a Client. Zero fields get the defaults above.
+type Config struct {
+	// BaseURL of the Wix APIs, default "https://www.wixapis.com".
+	BaseURL string
+	// GroupsPrefix, default "/social-groups-proxy/groups/v2" (legacy "/social-groups/v2").
+	GroupsPrefix string
+	// GroupMembersPrefix, default "/social-groups-proxy/members/v2" (legacy "/social-groups/v2").
+	GroupMembersPrefix string
+	// QuestionsPrefix, default "/social-groups-proxy/questions/v2".
+	QuestionsPrefix string
+	// RulesPrefix, default "/social-groups/v2".
+	RulesPrefix string
+	// RequestsPerMinute per site for the default limiter, default 200.
+	RequestsPerMinute float64
+	// Burst of the default limiter, default 5.
+	Burst int
+	// Timeout of one HTTP attempt (request and body), default 30s.
+	Timeout time.Duration
+	// MaxRetries of transient errors per call, default 5. Negative means no
+	// retries.
+	MaxRetries int
+	// RetryInitialInterval is the first backoff interval, default 500ms.
+	RetryInitialInterval time.Duration
+	// RetryMaxInterval caps one backoff interval, default 30s.
+	RetryMaxInterval time.Duration
+	// HTTPClient sends the requests, default a new client without timeout
+	// (Timeout applies per attempt through the context).
+	HTTPClient *http.Client
+	// Logger receives debug and warning logs; default no-op. The client
+	// never logs credentials, tokens or request bodies.
+	Logger *zap.Logger
+	// Registerer receives the client's metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+	// NewLimiter, if set, makes the limiter of each site added with AddSite
+	// (default NewAdaptiveLimiter(RequestsPerMinute, Burst)).
+	NewLimiter func(siteID string) Limiter
+}
+
+func (cfg Config) withDefaults() Config {
+	def := func(s *string, d string) {
+		if *s == "" {
+			*s = d
+		}
+	}
+	def(&cfg.BaseURL, DefaultBaseURL)
+	def(&cfg.GroupsPrefix, DefaultGroupsPrefix)
+	def(&cfg.GroupMembersPrefix, DefaultGroupMembersPrefix)
+	def(&cfg.QuestionsPrefix, DefaultQuestionsPrefix)
+	def(&cfg.RulesPrefix, DefaultRulesPrefix)
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	for _, p := range []*string{&cfg.GroupsPrefix, &cfg.GroupMembersPrefix, &cfg.QuestionsPrefix, &cfg.RulesPrefix} {
+		*p = "/" + strings.Trim(*p, "/")
+	}
+	if cfg.RequestsPerMinute <= 0 {
+		cfg.RequestsPerMinute = DefaultRequestsPerMinute
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	} else if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.RetryInitialInterval <= 0 {
+		cfg.RetryInitialInterval = DefaultRetryInitialInterval
+	}
+	if cfg.RetryMaxInterval <= 0 {
+		cfg.RetryMaxInterval = DefaultRetryMaxInterval
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return cfg
+}
+
+// Client calls Wix for many sites. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	log     *zap.Logger
+	metrics *metrics
+
+	// Test hooks.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu    sync.RWMutex
+	sites map[string]*Site
+}
+
+// New returns a Client for cfg (zero fields get defaults).
+func New(cfg Config) *Client {
+	cfg = cfg.withDefaults()
+	return &Client{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("wix"),
+		metrics: newMetrics(cfg.Registerer),
+		now:     time.Now,
+		sleep:   sleepCtx,
+		sites:   map[string]*Site{},
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// AddSite registers siteID with creds and the default limiter (or
+// Config.NewLimiter). Adding a site again replaces its credentials and keeps
+// its limiter; Site values obtained before keep the old credentials.
+func (c *Client) AddSite(siteID string, creds Credentials) error {
+	return c.addSite(siteID, creds, nil)
+}
+
+// AddSiteWithLimiter is AddSite with an explicit limiter for the site (for
+// example a cluster-wide one).
+func (c *Client) AddSiteWithLimiter(siteID string, creds Credentials, l Limiter) error {
+	if l == nil {
+		return fmt.Errorf("add site %q: nil limiter: %w", siteID, ErrInvalidInput)
+	}
+	return c.addSite(siteID, creds, l)
+}
+
+func (c *Client) addSite(siteID string, creds Credentials, l Limiter) error {
+	if strings.TrimSpace(siteID) == "" {
+		return invalid("add site: empty site id")
+	}
+	if err := creds.validate(); err != nil {
+		return fmt.Errorf("add site %q: %w", siteID, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l == nil {
+		if old, ok := c.sites[siteID]; ok {
+			l = old.limiter
+		} else if c.cfg.NewLimiter != nil {
+			l = c.cfg.NewLimiter(siteID)
+		}
+		if l == nil {
+			l = newAdaptiveLimiter(c.cfg.RequestsPerMinute, c.cfg.Burst, time.Now)
+		}
+	}
+	s := &Site{c: c, id: siteID, limiter: l}
+	if creds.oauth() {
+		s.auth = &oauthAuth{c: c, creds: creds, site: siteID}
+	} else {
+		s.auth = apiKeyAuth{key: creds.APIKey}
+	}
+	c.sites[siteID] = s
+	return nil
+}
+
+// Site returns the site added under siteID, or an error wrapping
+// ErrUnknownSite.
+func (c *Client) Site(siteID string) (*Site, error) {
+	c.mu.RLock()
+	s, ok := c.sites[siteID]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("site %q: %w", siteID, ErrUnknownSite)
+	}
+	return s, nil
+}
+
+// SiteIDs returns the IDs of all added sites, sorted.
+func (c *Client) SiteIDs() []string {
+	c.mu.RLock()
+	ids := make([]string, 0, len(c.sites))
+	for id := range c.sites {
+		ids = append(ids, id)
+	}
+	c.mu.RUnlock()
+	slices.Sort(ids)
+	return ids
+}
+
+// Site calls Wix for one site. It is safe for concurrent use.
+type Site struct {
+	c       *Client
+	id      string
+	auth    authenticator
+	limiter Limiter
+}
+
+// ID returns the site ID.
+func (s *Site) ID() string { return s.id }
+
+// Limiter returns the site's rate limiter.
+func (s *Site) Limiter() Limiter { return s.limiter }
+
+// call describes one API operation.
+type call struct {
+	op     string // stable endpoint name for metrics, logs and errors
+	method string
+	path   string // without base URL, IDs already escaped
+	query  url.Values
+	body   any // JSON-encoded if non-nil
+	out    any // JSON-decoded from a 2xx body if non-nil
+	// unsafeRetry marks non-idempotent calls (create): they are retried only
+	// when the request surely did not reach Wix (429, connection refused).
+	unsafeRetry bool
+}
+
+// do runs c with limiter waits, auth, retries and accounting.
+func (s *Site) do(ctx context.Context, c call) error {
+	var body []byte
+	if c.body != nil {
+		var err error
+		if body, err = json.Marshal(c.body); err != nil {
+			return failure.Permanent(fmt.Errorf("wix %s: encode request: %w", c.op, err))
+		}
+	}
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     s.c.cfg.RetryInitialInterval,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         s.c.cfg.RetryMaxInterval,
+	}
+	bo.Reset()
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		tok, err := s.attempt(ctx, c, body)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		var ae *APIError
+		isAPI := errors.As(err, &ae)
+		if isAPI && ae.Status == http.StatusUnauthorized && !refreshed && s.auth.invalidate(tok) {
+			// The cached OAuth token was revoked or expired early: fetch a
+			// new one and try once more, outside the retry budget.
+			refreshed = true
+			attempt--
+			s.c.log.Info("wix token rejected, refreshing", zapSite(s.id), zap.String("op", c.op))
+			continue
+		}
+		if isAPI && ae.Throttled() {
+			s.c.metrics.throttle(s.id)
+			s.limiter.Throttled(ae.RetryAfter)
+		}
+		if failure.IsPermanent(err) || attempt > s.c.cfg.MaxRetries || (c.unsafeRetry && !notSent(err)) {
+			return err
+		}
+		delay := bo.NextBackOff()
+		if isAPI && ae.RetryAfter > delay {
+			delay = ae.RetryAfter
+		}
+		s.c.log.Warn("wix call failed, retrying", zapSite(s.id), zap.String("op", c.op),
+			zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
+		if serr := s.c.sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%w (gave up retrying: %w)", err, serr)
+		}
+	}
+}
+
+// attempt sends one HTTP request.
+func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, err error) {
+	waitStart := time.Now()
+	if err := s.limiter.Wait(ctx); err != nil {
+		return "", fmt.Errorf("wix %s: rate limiter: %w", c.op, err)
+	}
+	s.c.metrics.waited(time.Since(waitStart))
+
+	actx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
+	defer cancel()
+	u := s.c.cfg.BaseURL + c.path
+	if len(c.query) > 0 {
+		u += "?" + c.query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(actx, c.method, u, rd)
+	if err != nil {
+		return "", fmt.Errorf("wix %s: build request: %w", c.op, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	tok, err = s.auth.apply(actx, req, s.id)
+	if err != nil {
+		return "", fmt.Errorf("wix %s: auth: %w", c.op, err)
+	}
+
+	callCounterFrom(ctx).Add(1)
+	start := time.Now()
+	resp, err := s.c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		s.c.metrics.request(s.id, c.op, "error", time.Since(start))
+		return "", fmt.Errorf("wix %s (%s %s): %w", c.op, c.method, c.path, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	dur := time.Since(start)
+	s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), dur)
+	s.c.log.Debug("wix call", zapSite(s.id), zap.String("op", c.op), zap.Int("status", resp.StatusCode), zap.Duration("took", dur))
+	if err != nil {
+		return tok, fmt.Errorf("wix %s (%s %s): read response: %w", c.op, c.method, c.path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return tok, parseAPIError(resp.StatusCode, resp.Header, raw, c.op, c.method, c.path, s.c.now())
+	}
+	if c.out != nil && len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, c.out); err != nil {
+			// Not retried: the call succeeded, repeating it cannot help and
+			// may repeat a side effect.
+			return tok, &decodeError{op: c.op, err: err}
+		}
+	}
+	return tok, nil
+}
+
+// decodeError is a 2xx answer whose body cannot be decoded. It is permanent:
+// the request succeeded at Wix, so repeating it must not be automatic.
+type decodeError struct {
+	op  string
+	err error
+}
+
+func (e *decodeError) Error() string   { return fmt.Sprintf("wix %s: decode response: %v", e.op, e.err) }
+func (e *decodeError) Unwrap() error   { return e.err }
+func (e *decodeError) Permanent() bool { return true }
+
+// unwrapURLError strips *url.Error, whose message repeats the full URL
+// (query strings included); the caller names the endpoint itself.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,96 @@
+package wix
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"go.uber.org/zap/zapcore"
+)
+
+const redacted = "[REDACTED]"
+
+// Credentials authenticate calls for one site. Set exactly one mode:
+//
+//   - API key: APIKey. Requests carry "Authorization: <key>" and
+//     "wix-site-id: <site id>".
+//   - App OAuth (client credentials): AppID, AppSecret and InstanceID. The
+//     client exchanges them for an access token at POST /oauth2/token, caches
+//     it per instance and sends it raw in Authorization, without wix-site-id.
+//
+// Credentials never print their secrets: String, GoString, Format,
+// MarshalJSON and MarshalLogObject all redact APIKey and AppSecret.
+type Credentials struct {
+	// APIKey is a Wix API key (API-key mode).
+	APIKey string
+	// AppID is the app's client ID (OAuth mode).
+	AppID string
+	// AppSecret is the app's client secret (OAuth mode).
+	AppSecret string
+	// InstanceID is the app instance installed on the site (OAuth mode).
+	InstanceID string
+}
+
+// oauth reports whether c uses the app OAuth mode.
+func (c Credentials) oauth() bool { return c.APIKey == "" && c.AppID != "" }
+
+// validate checks that exactly one complete mode is set.
+func (c Credentials) validate() error {
+	hasApp := c.AppID != "" || c.AppSecret != "" || c.InstanceID != ""
+	switch {
+	case c.APIKey != "" && hasApp:
+		return invalid("credentials: set either APIKey or AppID/AppSecret/InstanceID, not both")
+	case c.APIKey != "":
+		return nil
+	case c.AppID == "" || c.AppSecret == "" || c.InstanceID == "":
+		return invalid("credentials: need APIKey, or all of AppID, AppSecret and InstanceID")
+	}
+	return nil
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// String returns a description with secrets redacted.
+func (c Credentials) String() string {
+	if c.APIKey != "" || !c.oauth() {
+		return fmt.Sprintf("wix.Credentials{APIKey:%q}", mask(c.APIKey))
+	}
+	return fmt.Sprintf("wix.Credentials{AppID:%q, AppSecret:%q, InstanceID:%q}", c.AppID, mask(c.AppSecret), c.InstanceID)
+}
+
+// GoString is used by %#v; it redacts secrets like String.
+func (c Credentials) GoString() string { return c.String() }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, %d, %x...) print the redacted
+// form, never the raw fields.
+func (c Credentials) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
+
+// MarshalJSON writes the redacted form, so that zap.Reflect or a config dump
+// cannot leak secrets.
+func (c Credentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{
+		"apiKey": mask(c.APIKey), "appId": c.AppID, "appSecret": mask(c.AppSecret), "instanceId": c.InstanceID,
+	})
+}
+
+// MarshalLogObject makes zap.Any / zap.Object log the redacted form.
+func (c Credentials) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	if c.APIKey != "" {
+		enc.AddString("apiKey", redacted)
+	}
+	if c.AppID != "" {
+		enc.AddString("appId", c.AppID)
+	}
+	if c.AppSecret != "" {
+		enc.AddString("appSecret", redacted)
+	}
+	if c.InstanceID != "" {
+		enc.AddString("instanceId", c.InstanceID)
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package wix
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// permanentSentinel is a sentinel error that declares itself permanent to
+// groupflow/internal/failure.
+type permanentSentinel string
+
+func (e permanentSentinel) Error() string   { return string(e) }
+func (e permanentSentinel) Permanent() bool { return true }
+
+// ErrUnknownSite is returned (wrapped) by Client.Site for a site that was never
+// added. It is permanent: retrying cannot make the site appear.
+var ErrUnknownSite error = permanentSentinel("wix: unknown site")
+
+// ErrInvalidInput is wrapped by every error the client returns for input it
+// rejects before calling Wix (too many IDs, an empty group ID, a page size over
+// the limit...). It is permanent.
+var ErrInvalidInput error = permanentSentinel("wix: invalid input")
+
+// invalid returns a permanent error wrapping ErrInvalidInput.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalidInput)
+}
+
+// FieldViolation is one entry of a Wix validationError.
+type FieldViolation struct {
+	// Field is the path of the offending field, e.g. "group.name".
+	Field string `json:"field,omitempty"`
+	// Description is Wix's human-readable explanation.
+	Description string `json:"description,omitempty"`
+	// ViolatedRule is the rule kind, e.g. "MAX", "FORMAT", "CUSTOM".
+	ViolatedRule string `json:"violatedRule,omitempty"`
+	// RuleName names a CUSTOM rule.
+	RuleName string `json:"ruleName,omitempty"`
+}
+
+// APIError is a non-2xx answer from Wix. It implements Permanent() so that
+// groupflow/internal/failure classifies it: client errors (400, 401, 403,
+// 404, 409, 422, ...) are permanent; 408, 429 and 5xx are transient.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Message is the top-level "message" of the body (often empty on 5xx).
+	Message string
+	// Code is details.applicationError.code, if any.
+	Code string
+	// Description is details.applicationError.description, if any.
+	Description string
+	// Data is details.applicationError.data, raw, if any.
+	Data json.RawMessage
+	// FieldViolations is details.validationError.fieldViolations, if any.
+	FieldViolations []FieldViolation
+	// Op is the stable operation name, e.g. "groups.create".
+	Op string
+	// Method and Path name the endpoint called (path without query string).
+	Method, Path string
+	// RetryAfter is the parsed Retry-After header, zero if absent.
+	RetryAfter time.Duration
+}
+
+// Error describes the failed call: operation, endpoint, status, Wix's code and
+// message, and the violated fields. It never contains credentials.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("wix")
+	if e.Op != "" {
+		b.WriteString(" " + e.Op)
+	}
+	if e.Method != "" || e.Path != "" {
+		fmt.Fprintf(&b, " (%s %s)", e.Method, e.Path)
+	}
+	fmt.Fprintf(&b, ": %d %s", e.Status, http.StatusText(e.Status))
+	if e.Code != "" {
+		b.WriteString(": " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.Description != "" && e.Description != e.Message {
+		b.WriteString(" (" + e.Description + ")")
+	}
+	if len(e.FieldViolations) > 0 {
+		b.WriteString("; invalid fields:")
+		for i, v := range e.FieldViolations {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(" " + v.Field)
+			rule := v.ViolatedRule
+			if v.RuleName != "" {
+				rule += "/" + v.RuleName
+			}
+			if rule != "" {
+				b.WriteString(" [" + rule + "]")
+			}
+			if v.Description != "" {
+				b.WriteString(" " + v.Description)
+			}
+		}
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Permanent reports whether retrying the same request cannot succeed: true for
+// 4xx statuses except 408 (timeout), 425 (too early) and 429 (throttled).
+func (e *APIError) Permanent() bool {
+	switch {
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooEarly,
+		e.Status == http.StatusTooManyRequests:
+		return false
+	case e.Status >= 400 && e.Status < 500:
+		return true
+	default:
+		return false
+	}
+}
+
+// Throttled reports whether Wix rejected the request for exceeding the rate
+// limit (HTTP 429).
+func (e *APIError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
+
+// IsNotFound reports whether err wraps a Wix 404.
+func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
+
+// StatusOf returns the HTTP status of the APIError wrapped in err, or 0 if
+// err does not wrap one.
+func StatusOf(err error) int {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+// wixErrorBody is the documented error body shape.
+type wixErrorBody struct {
+	Message string `json:"message"`
+	Details struct {
+		ApplicationError *struct {
+			Code        string          `json:"code"`
+			Description string          `json:"description"`
+			Data        json.RawMessage `json:"data"`
+		} `json:"applicationError"`
+		ValidationError *struct {
+			FieldViolations []FieldViolation `json:"fieldViolations"`
+		} `json:"validationError"`
+	} `json:"details"`
+}
+
+// parseAPIError builds an APIError from a non-2xx response. The body may be
+// empty or not JSON at all (5xx from a proxy); then only Status and, for short
+// plain-text bodies, Message are set.
+func parseAPIError(status int, header http.Header, body []byte, op, method, path string, now time.Time) *APIError {
+	e := &APIError{Status: status, Op: op, Method: method, Path: path}
+	e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+	var wb wixErrorBody
+	if len(body) > 0 && json.Unmarshal(body, &wb) == nil {
+		e.Message = wb.Message
+		if ae := wb.Details.ApplicationError; ae != nil {
+			e.Code, e.Description = ae.Code, ae.Description
+			if len(ae.Data) > 0 && string(ae.Data) != "null" && string(ae.Data) != "{}" {
+				e.Data = ae.Data
+			}
+		}
+		if ve := wb.Details.ValidationError; ve != nil {
+			e.FieldViolations = ve.FieldViolations
+		}
+		return e
+	}
+	// Non-JSON body: keep a short single-line excerpt, it is usually a proxy
+	// error page title or "upstream connect error".
+	if s := strings.TrimSpace(string(body)); s != "" && !strings.HasPrefix(s, "<") {
+		if len(s) > 200 {
+			s = s[:200] + "..."
+		}
+		e.Message = strings.Join(strings.Fields(s), " ")
+	}
+	return e
+}
+
+// parseRetryAfter parses a Retry-After header (delta-seconds or HTTP-date).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// notSent reports whether err proves the request never reached Wix's
+// application logic, so that even a non-idempotent call may be retried: a
+// 429 (rejected by the rate limiter) or a failure to connect.
+func notSent(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusTooManyRequests
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	var de *net.DNSError
+	return errors.As(err, &de)
+}

@@ -1,0 +1,197 @@
+package wix
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Stable operation names (metrics "endpoint" label, logs, APIError.Op).
+const (
+	OpGroupsCreate        = "groups.create"
+	OpGroupsGet           = "groups.get"
+	OpGroupsList          = "groups.list"
+	OpGroupsQuery         = "groups.query"
+	OpGroupsUpdate        = "groups.update"
+	OpGroupsDelete        = "groups.delete"
+	OpGroupMembersAdd     = "groupMembers.add"
+	OpGroupMembersRemove  = "groupMembers.remove"
+	OpGroupMembersList    = "groupMembers.list"
+	OpGroupMembersQuery   = "groupMembers.query"
+	OpMembersQuery        = "members.query"
+	OpMembersGet          = "members.get"
+	OpSubscriptionsQuery  = "emailSubscriptions.query"
+	OpQuestionsList       = "questions.list"
+	OpQuestionsReplace    = "questions.replace"
+	OpQuestionsAnswers    = "questions.listAnswers"
+	OpRulesList           = "rules.list"
+	OpRulesReplace        = "rules.replace"
+	OpContactsQuery       = "contacts.query"
+	membersQueryPath      = "/members/v1/members/query"
+	membersPath           = "/members/v1/members"
+	subscriptionsQuery    = "/email-marketing/v1/email-subscriptions/query"
+	contactsQueryPath     = "/contacts/v4/contacts/query"
+	groupsCollectionPath  = "/groups"
+	groupsQuerySuffixPath = "/groups/query"
+)
+
+// requireID rejects an empty path ID, which would silently hit another
+// endpoint.
+func requireID(what, id string) error {
+	if id == "" {
+		return invalid("empty %s", what)
+	}
+	return nil
+}
+
+// checkPaging rejects page sizes over MaxPageSize and negative values.
+func checkPaging(p *Paging) error {
+	if p == nil {
+		return nil
+	}
+	if p.Limit < 0 || p.Offset < 0 {
+		return invalid("negative paging (limit %d, offset %d)", p.Limit, p.Offset)
+	}
+	if p.Limit > MaxPageSize {
+		return invalid("paging limit %d over %d", p.Limit, MaxPageSize)
+	}
+	return nil
+}
+
+// pagingQuery encodes p as ?limit=&offset= (zero values left out).
+func pagingQuery(p Paging) url.Values {
+	q := url.Values{}
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.Offset > 0 {
+		q.Set("offset", strconv.Itoa(p.Offset))
+	}
+	return q
+}
+
+func (s *Site) groupPath(groupID string) string {
+	return s.c.cfg.GroupsPrefix + "/groups/" + url.PathEscape(groupID)
+}
+
+type groupEnvelope struct {
+	Group *Group `json:"group,omitempty"`
+}
+
+type createGroupRequest struct {
+	Group     Group  `json:"group"`
+	CreatorID string `json:"creatorId,omitempty"`
+}
+
+// CreateGroup creates g (Name required, at most MaxGroupNameLen characters).
+// creatorID, if set, is the member who becomes the group's first admin.
+// Read-only fields of g are not sent. Because creating is not idempotent,
+// CreateGroup retries only failures that prove Wix did not process the
+// request (429, connection refused); after a timeout or 5xx it returns the
+// (transient) error and the caller should look the group up before retrying.
+func (s *Site) CreateGroup(ctx context.Context, g Group, creatorID string) (*Group, error) {
+	if g.Name == "" {
+		return nil, fmt.Errorf("create group: %w", invalid("empty name"))
+	}
+	if n := utf8.RuneCountInString(g.Name); n > MaxGroupNameLen {
+		return nil, fmt.Errorf("create group: %w", invalid("name has %d characters, max %d", n, MaxGroupNameLen))
+	}
+	var out groupEnvelope
+	err := s.do(ctx, call{
+		op: OpGroupsCreate, method: http.MethodPost, path: s.c.cfg.GroupsPrefix + groupsCollectionPath,
+		body: createGroupRequest{Group: g.writable(false), CreatorID: creatorID}, out: &out, unsafeRetry: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create group: %w", err)
+	}
+	return groupOrEmpty(out.Group), nil
+}
+
+func groupOrEmpty(g *Group) *Group {
+	if g == nil {
+		return &Group{}
+	}
+	return g
+}
+
+// GetGroup returns one group; a missing group is an APIError with status 404
+// (see IsNotFound).
+func (s *Site) GetGroup(ctx context.Context, groupID string) (*Group, error) {
+	if err := requireID("group id", groupID); err != nil {
+		return nil, fmt.Errorf("get group: %w", err)
+	}
+	var out groupEnvelope
+	if err := s.do(ctx, call{op: OpGroupsGet, method: http.MethodGet, path: s.groupPath(groupID), out: &out}); err != nil {
+		return nil, fmt.Errorf("get group %s: %w", groupID, err)
+	}
+	return groupOrEmpty(out.Group), nil
+}
+
+// ListGroups returns one page of groups (GET ?limit=&offset=, default sort
+// createdDate DESC). Metadata.Total counts all groups.
+func (s *Site) ListGroups(ctx context.Context, p Paging) (*GroupsPage, error) {
+	if err := checkPaging(&p); err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	var out GroupsPage
+	err := s.do(ctx, call{op: OpGroupsList, method: http.MethodGet, path: s.c.cfg.GroupsPrefix + groupsCollectionPath,
+		query: pagingQuery(p), out: &out})
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	return &out, nil
+}
+
+type queryEnvelope struct {
+	Query Query `json:"query"`
+}
+
+// QueryGroups runs a WQL query on groups. Wix filters only on "title" (the
+// legacy name of name) and sorts on title, createdDate, membersCount and
+// recentActivityDate.
+func (s *Site) QueryGroups(ctx context.Context, q Query) (*GroupsPage, error) {
+	if err := checkPaging(q.Paging); err != nil {
+		return nil, fmt.Errorf("query groups: %w", err)
+	}
+	var out GroupsPage
+	err := s.do(ctx, call{op: OpGroupsQuery, method: http.MethodPost, path: s.c.cfg.GroupsPrefix + groupsQuerySuffixPath,
+		body: queryEnvelope{Query: q}, out: &out})
+	if err != nil {
+		return nil, fmt.Errorf("query groups: %w", err)
+	}
+	return &out, nil
+}
+
+// UpdateGroup patches the group g.ID with the non-empty writable fields of g
+// (PATCH, no field mask). Only group admins may update.
+func (s *Site) UpdateGroup(ctx context.Context, g Group) (*Group, error) {
+	if err := requireID("group id", g.ID); err != nil {
+		return nil, fmt.Errorf("update group: %w", err)
+	}
+	if n := utf8.RuneCountInString(g.Name); n > MaxGroupNameLen {
+		return nil, fmt.Errorf("update group %s: %w", g.ID, invalid("name has %d characters, max %d", n, MaxGroupNameLen))
+	}
+	w := g.writable(true)
+	var out groupEnvelope
+	err := s.do(ctx, call{op: OpGroupsUpdate, method: http.MethodPatch, path: s.groupPath(g.ID),
+		body: groupEnvelope{Group: &w}, out: &out})
+	if err != nil {
+		return nil, fmt.Errorf("update group %s: %w", g.ID, err)
+	}
+	return groupOrEmpty(out.Group), nil
+}
+
+// DeleteGroup deletes (hides) a group for good and returns it.
+func (s *Site) DeleteGroup(ctx context.Context, groupID string) (*Group, error) {
+	if err := requireID("group id", groupID); err != nil {
+		return nil, fmt.Errorf("delete group: %w", err)
+	}
+	var out groupEnvelope
+	if err := s.do(ctx, call{op: OpGroupsDelete, method: http.MethodDelete, path: s.groupPath(groupID), out: &out}); err != nil {
+		return nil, fmt.Errorf("delete group %s: %w", groupID, err)
+	}
+	return groupOrEmpty(out.Group), nil
+}
