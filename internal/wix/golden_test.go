@@ -172,8 +172,10 @@ func TestGolden(t *testing.T) {
 			},
 		},
 		{
-			name:   "get group legacy fields",
-			call:   func(ctx context.Context, s *Site) (any, error) { return s.GetGroup(ctx, "a1b2c3d4-0000-4000-8000-000000000001") },
+			name: "get group legacy fields",
+			call: func(ctx context.Context, s *Site) (any, error) {
+				return s.GetGroup(ctx, "a1b2c3d4-0000-4000-8000-000000000001")
+			},
 			method: "GET", path: "/social-groups-proxy/groups/v2/groups/a1b2c3d4-0000-4000-8000-000000000001",
 			legacyPath: legacyPref + "/groups/a1b2c3d4-0000-4000-8000-000000000001",
 			response:   "groups_get_legacy.response.json",
@@ -207,8 +209,10 @@ func TestGolden(t *testing.T) {
 			},
 		},
 		{
-			name:   "list groups",
-			call:   func(ctx context.Context, s *Site) (any, error) { return s.ListGroups(ctx, Paging{Limit: 100, Offset: 20}) },
+			name: "list groups",
+			call: func(ctx context.Context, s *Site) (any, error) {
+				return s.ListGroups(ctx, Paging{Limit: 100, Offset: 20})
+			},
 			method: "GET", path: "/social-groups-proxy/groups/v2/groups", legacyPath: legacyPref + "/groups",
 			query: "limit=100&offset=20", response: "groups_list.response.json",
 			check: func(t *testing.T, res any) {
@@ -275,8 +279,10 @@ func TestGolden(t *testing.T) {
 			},
 		},
 		{
-			name:   "add group members",
-			call:   func(ctx context.Context, s *Site) (any, error) { return s.AddGroupMembers(ctx, groupID, []string{annID, bobID}) },
+			name: "add group members",
+			call: func(ctx context.Context, s *Site) (any, error) {
+				return s.AddGroupMembers(ctx, groupID, []string{annID, bobID})
+			},
 			method: "POST", path: "/social-groups-proxy/members/v2/groups/" + groupID + "/members",
 			legacyPath: legacyPref + "/groups/" + groupID + "/members",
 			request:    "group_members_add.request.json", response: "group_members_add.response.json",
@@ -297,8 +303,10 @@ func TestGolden(t *testing.T) {
 			query:      "memberIds=" + annID + "&memberIds=" + bobID,
 		},
 		{
-			name:   "list group members",
-			call:   func(ctx context.Context, s *Site) (any, error) { return s.ListGroupMembers(ctx, groupID, Paging{Limit: 100}) },
+			name: "list group members",
+			call: func(ctx context.Context, s *Site) (any, error) {
+				return s.ListGroupMembers(ctx, groupID, Paging{Limit: 100})
+			},
 			method: "GET", path: "/social-groups-proxy/members/v2/groups/" + groupID + "/members",
 			legacyPath: legacyPref + "/groups/" + groupID + "/members",
 			query:      "limit=100", response: "group_members_list.response.json",
