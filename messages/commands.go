@@ -164,7 +164,7 @@ type SendCampaign struct {
 	// GroupIDs lists 1..MaxGroupIDs distinct Wix group ids.
 	GroupIDs []string `json:"groupIds"`
 	// Audience selects the members; the zero value selects everyone.
-	Audience Audience `json:"audience"`
+	Audience Audience `json:"audience,omitzero"`
 	// Content is an optional JSON object passed through untouched to every
 	// MemberSelected event (e.g. {"templateId":"spring-offer"}).
 	Content json.RawMessage `json:"content,omitempty"`

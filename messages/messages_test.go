@@ -98,7 +98,14 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-func TestValidation(t *testing.T) {
+// validationCase is a command body that fails validation on field.
+type validationCase struct {
+	name, typ, body string
+	field, msg      string // msg: substring of the field's message
+}
+
+// validationCases lists one invalid body per validation rule.
+func validationCases() []validationCase {
 	long := func(n int) string { return strings.Repeat("é", n) }
 	many := func(n int, f func(i int) string) string {
 		parts := make([]string, n)
@@ -108,10 +115,7 @@ func TestValidation(t *testing.T) {
 		return strings.Join(parts, ",")
 	}
 	itoa := func(i int) string { b, _ := json.Marshal(i); return string(b) }
-	tests := []struct {
-		name, typ, body string
-		field, msg      string // msg: substring of the field's message
-	}{
+	return []validationCase{
 		{"name missing", CmdProvisionGroup, `{}`, "group.name", "required"},
 		{"name blank", CmdProvisionGroup, `{"group":{"name":"  "}}`, "group.name", "required"},
 		{"name too long", CmdProvisionGroup, `{"group":{"name":"` + long(101) + `"}}`, "group.name", "at most 100"},
@@ -161,6 +165,10 @@ func TestValidation(t *testing.T) {
 		{"idle big", CmdGenerateReport, `{"idle":5000}`, "idle", "between 0 and 1000"},
 		{"idleDays negative", CmdGenerateReport, `{"idleDays":-3}`, "idleDays", "between 0"},
 	}
+}
+
+func TestValidation(t *testing.T) {
+	tests := validationCases()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode(tt.typ, []byte(tt.body))
