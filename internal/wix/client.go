@@ -298,7 +298,7 @@ func (s *Site) do(ctx context.Context, c call) error {
 		}
 		var ae *APIError
 		isAPI := errors.As(err, &ae)
-		if isAPI && ae.Status == http.StatusUnauthorized && !refreshed && s.auth.invalidate(tok) {
+		if isAPI && ae.Status == http.StatusUnauthorized && !refreshed && tok != "" && s.auth.invalidate(tok) {
 			// The cached OAuth token was revoked or expired early: fetch a
 			// new one and try once more, outside the retry budget.
 			refreshed = true

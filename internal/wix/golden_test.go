@@ -1,6 +1,7 @@
 package wix
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -49,6 +50,7 @@ func newFakeWix(t *testing.T, handler func(w http.ResponseWriter, r *http.Reques
 		f.reqs = append(f.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
 		n := len(f.reqs)
 		f.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.handler(w, r, n)
 	}))
 	t.Cleanup(f.srv.Close)
