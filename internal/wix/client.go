@@ -293,7 +293,7 @@ func (s *Site) do(ctx context.Context, c call) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errLimiterWait) {
 			return err
 		}
 		var ae *APIError
@@ -317,6 +317,11 @@ func (s *Site) do(ctx context.Context, c call) error {
 		if isAPI && ae.RetryAfter > delay {
 			delay = ae.RetryAfter
 		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
+			// Waiting would outlive the caller: give the transient error
+			// back now so that the command is redelivered later.
+			return err
+		}
 		s.c.log.Warn("wix call failed, retrying", zapSite(s.id), zap.String("op", c.op),
 			zap.Int("attempt", attempt), zap.Duration("delay", delay), zap.Error(err))
 		if serr := s.c.sleep(ctx, delay); serr != nil {
@@ -329,7 +334,7 @@ func (s *Site) do(ctx context.Context, c call) error {
 func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, err error) {
 	waitStart := time.Now()
 	if err := s.limiter.Wait(ctx); err != nil {
-		return "", fmt.Errorf("wix %s: rate limiter: %w", c.op, err)
+		return "", fmt.Errorf("wix %s: %w: %w", c.op, errLimiterWait, err)
 	}
 	s.c.metrics.waited(time.Since(waitStart))
 
@@ -383,6 +388,10 @@ func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, er
 	}
 	return tok, nil
 }
+
+// errLimiterWait marks a failed limiter wait (ctx done, or a deadline too
+// close for the next slot); it is not retried.
+var errLimiterWait = errors.New("rate limiter wait")
 
 // decodeError is a 2xx answer whose body cannot be decoded. It is permanent:
 // the request succeeded at Wix, so repeating it must not be automatic.

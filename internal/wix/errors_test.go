@@ -419,3 +419,47 @@ func TestSites(t *testing.T) {
 		t.Errorf("SiteIDs = %s", got)
 	}
 }
+
+func TestNoRetryPastDeadline(t *testing.T) {
+	f := newFakeWix(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Retry-After", "3600")
+		replyJSON(w, 429, []byte(`{"message":"","details":{}}`))
+	})
+	c := testClient(t, f.srv.URL, nil)
+	slept := false
+	c.sleep = func(ctx context.Context, d time.Duration) error { slept = true; return nil }
+	if err := c.AddSiteWithLimiter(testSite, Credentials{APIKey: testKey}, &fakeLimiter{}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.Site(testSite)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := s.GetGroup(ctx, "g1")
+	if StatusOf(err) != 429 || failure.IsPermanent(err) || slept || len(f.requests()) != 1 {
+		t.Fatalf("err %v, slept %v, requests %d", err, slept, len(f.requests()))
+	}
+}
+
+// failingLimiter fails like rate.Limiter does when the deadline is too
+// close: with an error that is not ctx.Err().
+type failingLimiter struct{ fakeLimiter }
+
+func (f *failingLimiter) Wait(context.Context) error {
+	f.mu.Lock()
+	f.waits++
+	f.mu.Unlock()
+	return errors.New("rate: Wait(n=1) would exceed context deadline")
+}
+
+func TestLimiterFailureNotRetried(t *testing.T) {
+	f := newFakeWix(t, statusSeq("{}", 200))
+	c := testClient(t, f.srv.URL, nil)
+	lim := &failingLimiter{}
+	if err := c.AddSiteWithLimiter(testSite, Credentials{APIKey: testKey}, lim); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.Site(testSite)
+	if _, err := s.GetGroup(context.Background(), "g1"); err == nil || lim.waits != 1 || len(f.requests()) != 0 {
+		t.Fatalf("err %v, waits %d, requests %d", err, lim.waits, len(f.requests()))
+	}
+}
