@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/messages"
+)
+
+// Bucket names. They are fixed (not derived from the subject prefix) so that
+// ops tools find them without configuration.
+const (
+	// LedgerBucket is the JetStream KV bucket of command progress and outcomes.
+	LedgerBucket = "GROUPFLOW_LEDGER"
+	// ReportsBucket is the Object Store bucket of rendered reports.
+	ReportsBucket = "GROUPFLOW_REPORTS"
+)
+
+// Topology describes the streams and buckets groupflow needs.
+type Topology struct {
+	Subjects messages.Subjects
+	// Replicas of every stream and bucket: 1 embedded, 3 on a cluster.
+	Replicas int
+	// CommandDuplicates is the dedup window of the commands stream.
+	CommandDuplicates time.Duration
+	// EventDuplicates is the dedup window of the events stream. It is long
+	// because event ids are deterministic: a republished event inside the
+	// window is stored once.
+	EventDuplicates time.Duration
+	// CommandMaxAge, EventMaxAge and DLQMaxAge bound how long messages are kept
+	// (0 = forever).
+	CommandMaxAge, EventMaxAge, DLQMaxAge time.Duration
+}
+
+// WithDefaults fills unset fields with the single-machine defaults.
+func (t Topology) WithDefaults() Topology {
+	if t.Replicas <= 0 {
+		t.Replicas = 1
+	}
+	if t.CommandDuplicates <= 0 {
+		t.CommandDuplicates = 2 * time.Minute
+	}
+	if t.EventDuplicates <= 0 {
+		t.EventDuplicates = time.Hour
+	}
+	if t.CommandMaxAge <= 0 {
+		t.CommandMaxAge = 7 * 24 * time.Hour
+	}
+	if t.EventMaxAge <= 0 {
+		t.EventMaxAge = 7 * 24 * time.Hour
+	}
+	return t
+}
+
+// StreamConfigs returns the configuration of the commands, events and
+// dead-letter streams.
+func (t Topology) StreamConfigs() []jetstream.StreamConfig {
+	t = t.WithDefaults()
+	s := t.Subjects
+	return []jetstream.StreamConfig{
+		{
+			Name:        s.CommandStream(),
+			Description: "groupflow commands from upstream systems",
+			Subjects:    []string{s.Commands()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			Duplicates:  t.CommandDuplicates,
+			MaxAge:      t.CommandMaxAge,
+		},
+		{
+			Name:        s.EventStream(),
+			Description: "groupflow completion and member-selected events",
+			Subjects:    []string{s.Events()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			Duplicates:  t.EventDuplicates,
+			MaxAge:      t.EventMaxAge,
+		},
+		{
+			Name:        s.DLQStream(),
+			Description: "groupflow dead letters: commands that failed permanently or exhausted their deliveries",
+			Subjects:    []string{s.DLQs()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+			Duplicates:  2 * time.Minute,
+			MaxAge:      t.DLQMaxAge,
+		},
+	}
+}
+
+// Provision creates or updates the streams, the ledger bucket and the reports
+// object store. It is idempotent: every processor instance runs it at start.
+func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
+	t = t.WithDefaults()
+	for _, cfg := range t.StreamConfigs() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LedgerBucket,
+		Description: "groupflow command ledger: progress checkpoints and outcomes, keyed by command id",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}); err != nil {
+		return fmt.Errorf("provision kv %s: %w", LedgerBucket, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      ReportsBucket,
+		Description: "groupflow rendered reports (HTML, CSV, JSON)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+	}); err != nil {
+		return fmt.Errorf("provision object store %s: %w", ReportsBucket, err)
+	}
+	return nil
+}
+
+// Check reports whether every stream exists; /readyz uses it.
+func (t Topology) Check(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range t.StreamConfigs() {
+		if _, err := js.Stream(ctx, cfg.Name); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// ConsumerSpec configures the durable pull consumer of one command type.
+type ConsumerSpec struct {
+	// Durable is the consumer name (no dots).
+	Durable string
+	// FilterSubject selects the command subject.
+	FilterSubject string
+	// AckWait is how long the server waits for an ack (or a keep-alive)
+	// before redelivering.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries; the runtime dead-letters a message on its
+	// last delivery, so none is dropped.
+	MaxDeliver int
+	// MaxAckPending bounds messages in flight; sized to the handler's
+	// concurrency so one instance cannot hog a backlog.
+	MaxAckPending int
+}
+
+// DurableName is the consumer name of a command type's handler.
+func DurableName(commandType string) string { return "groupflow_" + commandType }
+
+// EnsureConsumer creates the durable consumer or updates its settings (an
+// existing durable keeps its old config unless updated).
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, spec ConsumerSpec) (jetstream.Consumer, error) {
+	if spec.Durable == "" || spec.FilterSubject == "" {
+		return nil, errors.New("consumer spec needs a durable name and a filter subject")
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       spec.Durable,
+		Description:   "groupflow handler for " + spec.FilterSubject,
+		FilterSubject: spec.FilterSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       spec.AckWait,
+		MaxDeliver:    spec.MaxDeliver,
+		MaxAckPending: spec.MaxAckPending,
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, stream, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,182 @@
+// Package ledger records, in a JetStream Key-Value bucket, what each command
+// has done: its status, the outcome event it produced, and the checkpoints of
+// its steps (group created with id X, member batches done, campaign page N).
+// A redelivered, replayed or re-sent command reads the ledger and resumes or
+// answers from it, so Wix side effects happen once.
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Status of a command in the ledger.
+const (
+	StatusProcessing   = "processing"
+	StatusCompleted    = "completed"
+	StatusDeadLettered = "dead_lettered"
+)
+
+// Ledger is a typed view of the ledger bucket.
+type Ledger struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// New returns a Ledger over kv.
+func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv, now: time.Now} }
+
+// Open binds to the named bucket.
+func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Ledger, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger bucket %s: %w", bucket, err)
+	}
+	return New(kv), nil
+}
+
+// KeyPart makes s safe as one token of a KV key. Tokens made only of
+// [A-Za-z0-9_-] (and at most 64 long) are kept as they are, so keys stay
+// readable in `nats kv ls`; anything else becomes "h" + a SHA-256 prefix.
+func KeyPart(s string) string {
+	ok := s != "" && len(s) <= 64
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+	}
+	if ok {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "h" + hex.EncodeToString(sum[:12])
+}
+
+// Key joins parts into a KV key, escaping each with KeyPart.
+func Key(parts ...string) string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = KeyPart(p)
+	}
+	return strings.Join(out, ".")
+}
+
+// Get decodes the value at key into v. It reports false when the key does not
+// exist.
+func (l *Ledger) Get(ctx context.Context, key string, v any) (bool, error) {
+	e, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ledger get %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return false, fmt.Errorf("ledger decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// Put stores v at key.
+func (l *Ledger) Put(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("ledger encode %s: %w", key, err)
+	}
+	if _, err := l.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("ledger put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete removes key.
+func (l *Ledger) Delete(ctx context.Context, key string) error {
+	if err := l.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("ledger delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Record is a command's entry in the ledger.
+type Record struct {
+	CommandType string    `json:"commandType"`
+	CommandID   string    `json:"commandId"`
+	Status      string    `json:"status"`
+	Subject     string    `json:"subject,omitempty"`
+	Deliveries  int       `json:"deliveries,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	// EventType, EventID and Event hold the completion event, so a re-sent
+	// command is answered with the same event and no Wix call.
+	EventType string          `json:"eventType,omitempty"`
+	EventID   string          `json:"eventId,omitempty"`
+	Event     json.RawMessage `json:"event,omitempty"`
+	// Reason says why a dead-lettered command failed.
+	Reason string `json:"reason,omitempty"`
+	// FirstFailure, LastFailure and LastError describe failed attempts.
+	FirstFailure time.Time `json:"firstFailure,omitzero"`
+	LastFailure  time.Time `json:"lastFailure,omitzero"`
+	LastError    string    `json:"lastError,omitempty"`
+}
+
+// RecordKey is the key of a command's record.
+func RecordKey(commandType, commandID string) string {
+	return Key("cmd", commandType, commandID, "record")
+}
+
+// Record returns the command's record, or nil when there is none.
+func (l *Ledger) Record(ctx context.Context, commandType, commandID string) (*Record, error) {
+	var r Record
+	found, err := l.Get(ctx, RecordKey(commandType, commandID), &r)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Update reads the command's record (or starts one), applies fn and stores it.
+func (l *Ledger) Update(ctx context.Context, commandType, commandID string, fn func(*Record)) (*Record, error) {
+	r, err := l.Record(ctx, commandType, commandID)
+	if err != nil {
+		return nil, err
+	}
+	now := l.now().UTC()
+	if r == nil {
+		r = &Record{CommandType: commandType, CommandID: commandID, StartedAt: now}
+	}
+	fn(r)
+	r.UpdatedAt = now
+	if err := l.Put(ctx, RecordKey(commandType, commandID), r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Steps is the checkpoint store of one command: handlers save what they
+// have done under step names and read it back after a redelivery.
+type Steps struct {
+	l      *Ledger
+	prefix string
+}
+
+// Steps returns the step store of a command.
+func (l *Ledger) Steps(commandType, commandID string) *Steps {
+	return &Steps{l: l, prefix: Key("cmd", commandType, commandID, "step")}
+}
+
+// Load decodes step into v; false when the step was never saved.
+func (s *Steps) Load(ctx context.Context, step string, v any) (bool, error) {
+	return s.l.Get(ctx, s.prefix+"."+KeyPart(step), v)
+}
+
+// Save stores v as step.
+func (s *Steps) Save(ctx context.Context, step string, v any) error {
+	return s.l.Put(ctx, s.prefix+"."+KeyPart(step), v)
+}

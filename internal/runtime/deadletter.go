@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/zap"
+
+	"groupflow/internal/dlq"
+	"groupflow/internal/failure"
+	"groupflow/internal/ledger"
+	"groupflow/internal/trace"
+	"groupflow/messages"
+)
+
+// deadLetter decides what a failed attempt becomes: a dead letter (invalid,
+// malformed, permanently failing, or on its last delivery) or a nack for a
+// delayed redelivery. A dead letter is acknowledged only once it is stored,
+// and announced with a command_failed event.
+func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		// Inner middleware (Timeout) replaces the message's context with one
+		// cancelled on return: keep the delivery's own context.
+		ctx := msg.Context()
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		msg.SetContext(ctx)
+		info := trace.From(ctx)
+		log := trace.Logger(ctx, r.log)
+		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
+		permanent := failure.IsPermanent(err)
+
+		if !permanent && ctx.Err() != nil {
+			// Shutdown cancelled the work: not a failure of the command.
+			log.Info("command interrupted by shutdown; it will be redelivered and resume", zap.Error(err))
+			return nil, err
+		}
+
+		now := time.Now().UTC()
+		rec, lerr := r.deps.Ledger.Update(context.WithoutCancel(ctx), info.CommandType, info.CommandID, func(rec *ledger.Record) {
+			if rec.FirstFailure.IsZero() {
+				rec.FirstFailure = now
+			}
+			rec.LastFailure = now
+			rec.LastError = err.Error()
+			rec.Deliveries = delivery
+		})
+		if lerr != nil {
+			log.Warn("could not record the failure in the ledger", zap.Error(lerr))
+		}
+
+		if !permanent && delivery < r.cfg.MaxDeliver {
+			log.Warn("command failed transiently; it will be redelivered",
+				zap.Int("delivery", delivery), zap.Int("max_deliver", r.cfg.MaxDeliver),
+				zap.Duration("redelivery_in", r.cfg.NakDelay(delivery)), zap.Error(err))
+			r.metrics.handled(info.CommandType, "retried", 0)
+			return nil, err
+		}
+
+		first := now
+		if rec != nil && !rec.FirstFailure.IsZero() {
+			first = rec.FirstFailure
+		}
+		kind, fields := classify(err, permanent)
+		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
+		entry := &dlq.Entry{
+			CommandType:     info.CommandType,
+			CommandID:       info.CommandID,
+			Kind:            kind,
+			Reason:          err.Error(),
+			Fields:          fields,
+			OriginalSubject: msg.Metadata.Get(MetaSubject),
+			OriginalSeq:     seq,
+			Handler:         "groupflow_" + info.CommandType,
+			Deliveries:      delivery,
+			FirstFailure:    first,
+			LastFailure:     now,
+			Headers:         dlq.OriginalHeaders(msg.Metadata),
+			Body:            msg.Payload,
+		}
+		if info.CommandType == "" {
+			entry.CommandType = "unknown"
+		}
+		dlqSubject := r.cfg.Subjects.DLQ(entry.CommandType)
+		if perr := r.deps.Publisher.Publish(dlqSubject, entry.Message()); perr != nil {
+			// Not stored: keep the message (nack) rather than lose it.
+			log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
+			return nil, fmt.Errorf("dead-letter: %w", perr)
+		}
+		failed := &failedEvent{
+			CommandFailed: &messages.CommandFailed{
+				EventMeta:   messages.EventMeta{CommandID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID, OccurredAt: now},
+				CommandType: entry.CommandType,
+				Subject:     entry.OriginalSubject,
+				Kind:        kind,
+				Reason:      entry.Reason,
+				Fields:      fields,
+				Deliveries:  delivery,
+				DLQSubject:  dlqSubject,
+			},
+			id: entry.MsgID(),
+		}
+		if perr := r.deps.Events.Publish(ctx, failed); perr != nil {
+			log.Warn("command_failed event not published", zap.Error(perr))
+		}
+		if _, lerr := r.deps.Ledger.Update(context.WithoutCancel(ctx), info.CommandType, info.CommandID, func(rec *ledger.Record) {
+			rec.Status = ledger.StatusDeadLettered
+			rec.Reason = entry.Reason
+		}); lerr != nil {
+			log.Warn("could not record the dead letter in the ledger", zap.Error(lerr))
+		}
+		log.Error("command dead-lettered", zap.String("kind", kind), zap.Int("delivery", delivery),
+			zap.String("dlq_subject", dlqSubject), zap.Error(err))
+		r.metrics.handled(info.CommandType, "dead_lettered", 0)
+		return nil, nil
+	}
+}
+
+// classify names the failure kind for the dead letter and the event.
+func classify(err error, permanent bool) (string, []messages.FieldError) {
+	var verr *messages.ValidationError
+	if errors.As(err, &verr) {
+		return messages.FailureInvalid, verr.Fields
+	}
+	var derr *messages.DecodeError
+	if errors.As(err, &derr) {
+		return messages.FailureMalformed, nil
+	}
+	var uerr *messages.UnknownCommandError
+	if errors.As(err, &uerr) {
+		return messages.FailureMalformed, nil
+	}
+	if permanent {
+		return messages.FailurePermanent, nil
+	}
+	return messages.FailureExhausted, nil
+}
+
+// failedEvent gives each dead-lettering its own command_failed event id, so a
+// replayed command that fails again is announced again.
+type failedEvent struct {
+	*messages.CommandFailed
+	id string
+}
+
+func (f *failedEvent) EventID() string { return "command_failed:" + f.id }

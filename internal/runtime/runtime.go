@@ -1,0 +1,388 @@
+// Package runtime runs groupflow's command handlers on a Watermill router fed
+// by JetStream pull consumers, with the failure handling every workflow
+// relies on: correlation and trace propagation, dead-lettering of invalid
+// and permanently failing commands, in-process retries of transient errors
+// with backoff, a handler timeout, panic recovery, keep-alive of long jobs,
+// delayed redelivery, and answers from the ledger for commands already done.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"groupflow/internal/broker"
+	"groupflow/internal/events"
+	"groupflow/internal/failure"
+	"groupflow/internal/ledger"
+	"groupflow/internal/trace"
+	"groupflow/messages"
+)
+
+// Handler carries out one command type.
+type Handler interface {
+	// CommandType names the command ("provision_group").
+	CommandType() string
+	// Handle does the work and returns the completion event, which the
+	// runtime publishes and records in the ledger. An error marked permanent
+	// (see package failure) dead-letters the command at once; any other error
+	// is retried.
+	Handle(ctx context.Context, cmd *Command) (messages.Event, error)
+}
+
+// Command is a decoded, validated command with its delivery context.
+type Command struct {
+	Type          string
+	ID            string
+	CorrelationID string
+	SiteID        string
+	TraceParent   string
+	Subject       string
+	// Delivery counts deliveries of this message (1 on the first).
+	Delivery int
+	// StreamSeq is the message's sequence in the commands stream.
+	StreamSeq uint64
+	// Payload is the decoded command (*messages.ProvisionGroup, ...), its
+	// meta filled with the id, site and correlation id above.
+	Payload messages.Command
+	// Raw is the body as received.
+	Raw []byte
+}
+
+// EventMeta returns the meta of an event caused by the command.
+func (c *Command) EventMeta() messages.EventMeta {
+	return messages.EventMeta{CommandID: c.ID, CorrelationID: c.CorrelationID, SiteID: c.SiteID, OccurredAt: time.Now().UTC()}
+}
+
+// Config tunes the runtime.
+type Config struct {
+	Subjects      messages.Subjects
+	DefaultSiteID string
+	// AckWait is the consumers' ack wait; messages in work are kept alive at
+	// a third of it (default 30s).
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries; the last one dead-letters (default 10).
+	MaxDeliver int
+	// HandlerTimeout bounds one handling attempt (default 1h: a
+	// 100,000-member campaign at 200 Wix calls a minute takes about 15).
+	HandlerTimeout time.Duration
+	// Retries is how many times a transient failure is retried in-process
+	// before the message is nacked for a delayed redelivery (default 2).
+	Retries int
+	// RetryInitial and RetryMax bound the in-process backoff (500ms, 5s).
+	RetryInitial, RetryMax time.Duration
+	// ShutdownGrace is how long shutdown waits for in-flight commands before
+	// cancelling them (default 25s).
+	ShutdownGrace time.Duration
+	// NakDelay gives the redelivery delay after a failed delivery.
+	NakDelay func(delivery int) time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 10
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = time.Hour
+	}
+	if c.Retries < 0 {
+		c.Retries = 0
+	} else if c.Retries == 0 {
+		c.Retries = 2
+	}
+	if c.RetryInitial <= 0 {
+		c.RetryInitial = 500 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 5 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 25 * time.Second
+	}
+	if c.NakDelay == nil {
+		c.NakDelay = DefaultNakDelay
+	}
+	return c
+}
+
+// Deps are the runtime's collaborators.
+type Deps struct {
+	JS jetstream.JetStream
+	// Publisher publishes events and dead letters (Watermill over JetStream).
+	Publisher message.Publisher
+	Events    *events.Publisher
+	Ledger    *ledger.Ledger
+	Logger    *zap.Logger
+	// Registerer receives router and command metrics; nil disables them.
+	Registerer prometheus.Registerer
+}
+
+type registration struct {
+	h           Handler
+	concurrency int
+}
+
+// Runtime is the command processor.
+type Runtime struct {
+	cfg      Config
+	deps     Deps
+	log      *zap.Logger
+	handlers map[string]registration
+	router   *message.Router
+	metrics  *commandMetrics
+}
+
+// New returns a runtime; register handlers, then Run it.
+func New(cfg Config, deps Deps) *Runtime {
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	return &Runtime{
+		cfg:      cfg.withDefaults(),
+		deps:     deps,
+		log:      deps.Logger,
+		handlers: map[string]registration{},
+		metrics:  newCommandMetrics(deps.Registerer),
+	}
+}
+
+// Register adds a handler that runs up to concurrency commands at once.
+func (r *Runtime) Register(h Handler, concurrency int) {
+	r.handlers[h.CommandType()] = registration{h: h, concurrency: max(concurrency, 1)}
+}
+
+// Running is closed once the router runs.
+func (r *Runtime) Running() <-chan struct{} {
+	if r.router == nil {
+		ch := make(chan struct{})
+		return ch
+	}
+	return r.router.Running()
+}
+
+// WatermillLogger bridges Watermill's logs into zap (Watermill's info level
+// is chatty: it is logged at debug).
+func WatermillLogger(log *zap.Logger) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(
+		slogFromZap(log.Named("watermill")),
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug},
+	)
+}
+
+// Build creates the router, its middleware and the consumers. Run calls it;
+// tests may call it to inspect the router.
+func (r *Runtime) build() error {
+	topics := map[string]Subscription{}
+	for t, reg := range r.handlers {
+		topics[r.cfg.Subjects.Command(t)] = Subscription{
+			Consumer: broker.ConsumerSpec{
+				Durable:       broker.DurableName(t),
+				FilterSubject: r.cfg.Subjects.Command(t),
+				AckWait:       r.cfg.AckWait,
+				MaxDeliver:    r.cfg.MaxDeliver,
+				MaxAckPending: 2 * reg.concurrency,
+			},
+			Concurrency: reg.concurrency,
+		}
+	}
+	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
+		Stream:   r.cfg.Subjects.CommandStream(),
+		Topics:   topics,
+		NakDelay: r.cfg.NakDelay,
+		Grace:    r.cfg.ShutdownGrace,
+	}, r.log.Named("subscriber"))
+
+	wlog := WatermillLogger(r.log)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.ShutdownGrace + 10*time.Second}, wlog)
+	if err != nil {
+		return fmt.Errorf("watermill router: %w", err)
+	}
+	if r.deps.Registerer != nil {
+		mb := metrics.NewPrometheusMetricsBuilder(r.deps.Registerer, "groupflow", "router")
+		mb.AddPrometheusRouterMetrics(router)
+	}
+	// Order matters: the first added is the outermost. Dead-lettering must
+	// sit outside Retry, or Retry never runs (watermill#645).
+	router.AddMiddleware(
+		r.correlation,
+		r.deadLetter,
+		middleware.Retry{
+			MaxRetries:          r.cfg.Retries,
+			InitialInterval:     r.cfg.RetryInitial,
+			MaxInterval:         r.cfg.RetryMax,
+			Multiplier:          2,
+			RandomizationFactor: 0.3,
+			ResetContextOnRetry: true,
+			ShouldRetry: func(p middleware.RetryParams) bool {
+				return !failure.IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
+			},
+			Logger: wlog,
+		}.Middleware,
+		middleware.Timeout(r.cfg.HandlerTimeout),
+		r.recoverer,
+	)
+	for t, reg := range r.handlers {
+		router.AddConsumerHandler("groupflow_"+t, r.cfg.Subjects.Command(t), sub, r.handle(reg.h))
+	}
+	r.router = router
+	return nil
+}
+
+// Run processes commands until ctx is cancelled, then shuts down gracefully:
+// no new message is taken, in-flight ones finish (or are nacked after the
+// grace period), and nothing acknowledged is lost.
+func (r *Runtime) Run(ctx context.Context) error {
+	if r.router == nil {
+		if err := r.build(); err != nil {
+			return err
+		}
+	}
+	return r.router.Run(ctx)
+}
+
+// Prepare builds the router without running it, so Running can be awaited
+// before Run is called in another goroutine.
+func (r *Runtime) Prepare() error {
+	if r.router != nil {
+		return nil
+	}
+	return r.build()
+}
+
+// correlation puts the command's identity in the message context for logs,
+// events and the ledger.
+func (r *Runtime) correlation(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		subject := msg.Metadata.Get(MetaSubject)
+		t, _ := r.cfg.Subjects.CommandTypeOf(subject)
+		body := msg.Payload
+		info := trace.Info{
+			CommandType:   t,
+			CommandID:     msg.UUID,
+			CorrelationID: firstNonEmpty(peekString(body, "correlationId"), msg.Metadata.Get(events.HeaderCorrelationID), msg.Metadata.Get(middleware.CorrelationIDMetadataKey), msg.UUID),
+			SiteID:        firstNonEmpty(peekString(body, "siteId"), r.cfg.DefaultSiteID),
+			TraceParent:   msg.Metadata.Get(events.HeaderTraceParent),
+		}
+		msg.SetContext(trace.With(msg.Context(), info))
+		return h(msg)
+	}
+}
+
+// recoverer turns a handler panic into a permanent error: a panic is a bug
+// that a retry would hit again, so the command is dead-lettered with the
+// panic as its reason and the processor stays up.
+func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				trace.Logger(msg.Context(), r.log).Error("handler panicked", zap.Any("panic", p), zap.Stack("stack"))
+				err = failure.Permanent(fmt.Errorf("handler panic: %v", p))
+			}
+		}()
+		return h(msg)
+	}
+}
+
+// handle is the innermost handler: ledger check, decode, validate, work,
+// publish the completion event, record the outcome.
+func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		ctx := msg.Context()
+		info := trace.From(ctx)
+		log := trace.Logger(ctx, r.log)
+		start := time.Now()
+		t := h.CommandType()
+
+		rec, err := r.deps.Ledger.Record(ctx, t, info.CommandID)
+		if err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		if rec != nil && rec.Status == ledger.StatusCompleted && len(rec.Event) > 0 {
+			// Done before (a redelivery after the ack was lost, a replay, or
+			// the same command sent again): answer with the same event.
+			if err := r.deps.Events.Republish(ctx, rec.EventType, rec.Event); err != nil {
+				return err
+			}
+			log.Info("command already completed; outcome event republished", zap.String("event_id", rec.EventID))
+			r.metrics.handled(t, "duplicate", time.Since(start))
+			return nil
+		}
+
+		cmd, err := messages.Decode(t, msg.Payload)
+		if err != nil {
+			return err // permanent: dead-lettered by the middleware
+		}
+		meta := cmd.Meta()
+		meta.ID = info.CommandID
+		meta.SiteID = info.SiteID
+		meta.CorrelationID = info.CorrelationID
+		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
+		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
+
+		if _, err := r.deps.Ledger.Update(ctx, t, info.CommandID, func(rec *ledger.Record) {
+			rec.Status = ledger.StatusProcessing
+			rec.Subject = msg.Metadata.Get(MetaSubject)
+			rec.Deliveries = delivery
+		}); err != nil {
+			return fmt.Errorf("record start: %w", err)
+		}
+		log.Info("handling command", zap.Int("delivery", delivery))
+
+		evt, err := h.Handle(ctx, &Command{
+			Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
+			TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
+			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload,
+		})
+		if err != nil {
+			return err
+		}
+		if evt == nil {
+			return failure.Permanent(errors.New("handler returned no completion event"))
+		}
+		wm, err := r.deps.Events.Message(ctx, evt)
+		if err != nil {
+			return failure.Permanent(err)
+		}
+		// Record the outcome before publishing it: after a crash in between,
+		// the redelivery finds it and republishes the same event.
+		if _, err := r.deps.Ledger.Update(ctx, t, info.CommandID, func(rec *ledger.Record) {
+			rec.Status = ledger.StatusCompleted
+			rec.EventType = evt.EventType()
+			rec.EventID = evt.EventID()
+			rec.Event = json.RawMessage(wm.Payload)
+			rec.Reason = ""
+		}); err != nil {
+			return fmt.Errorf("record outcome: %w", err)
+		}
+		if err := r.deps.Events.PublishMessage(evt.EventType(), wm); err != nil {
+			return err
+		}
+		log.Info("command completed", zap.String("event_id", evt.EventID()), zap.Duration("took", time.Since(start)))
+		r.metrics.handled(t, "completed", time.Since(start))
+		return nil
+	}
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,364 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"groupflow/internal/events"
+	"groupflow/internal/failure"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/testenv"
+	"groupflow/messages"
+)
+
+// reportHandler is a test-only handler on the generate_report subject.
+type reportHandler struct {
+	mu    sync.Mutex
+	calls map[string]int
+	fn    func(ctx context.Context, cmd *runtime.Command, attempt int) error
+}
+
+func newReportHandler(fn func(ctx context.Context, cmd *runtime.Command, attempt int) error) *reportHandler {
+	return &reportHandler{calls: map[string]int{}, fn: fn}
+}
+
+func (h *reportHandler) CommandType() string { return messages.CmdGenerateReport }
+
+func (h *reportHandler) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
+	h.mu.Lock()
+	h.calls[cmd.ID]++
+	n := h.calls[cmd.ID]
+	h.mu.Unlock()
+	if h.fn != nil {
+		if err := h.fn(ctx, cmd, n); err != nil {
+			return nil, err
+		}
+	}
+	c := cmd.Payload.(*messages.GenerateReport)
+	return &messages.ReportGenerated{EventMeta: cmd.EventMeta(), TotalGroups: c.Top}, nil
+}
+
+func (h *reportHandler) Calls(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[id]
+}
+
+func fastConfig() runtime.Config {
+	return runtime.Config{
+		AckWait:       2 * time.Second,
+		MaxDeliver:    4,
+		Retries:       -1,
+		RetryInitial:  10 * time.Millisecond,
+		RetryMax:      50 * time.Millisecond,
+		ShutdownGrace: 5 * time.Second,
+		NakDelay:      func(int) time.Duration { return 200 * time.Millisecond },
+	}
+}
+
+func TestPlainNATSCommandReachesHandlerAndEventCarriesCloudEvents(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+
+	env.Publish(messages.CmdGenerateReport, `{"id":"r-1","top":7,"correlationId":"corr-9"}`,
+		"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	m := w.Next(20*time.Second, testenv.ForCommand("r-1"))
+
+	for _, k := range []string{"ce-specversion", "ce-id", "ce-type", "ce-source", "ce-time", "ce-subject", "content-type"} {
+		if m.Header.Get(k) == "" {
+			t.Errorf("event header %s missing; headers %v", k, m.Header)
+		}
+	}
+	if got, want := m.Header.Get("ce-type"), "groupflow.report_generated"; got != want {
+		t.Errorf("ce-type = %q, want %q", got, want)
+	}
+	if m.Header.Get("ce-id") != m.Header.Get(nats.MsgIdHdr) {
+		t.Errorf("ce-id %q != Nats-Msg-Id %q", m.Header.Get("ce-id"), m.Header.Get(nats.MsgIdHdr))
+	}
+	if tp := m.Header.Get("traceparent"); !strings.HasPrefix(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
+		t.Errorf("traceparent %q not in the command's trace", tp)
+	}
+	ev := testenv.Decode[messages.ReportGenerated](t, m)
+	if ev.CommandID != "r-1" || ev.CorrelationID != "corr-9" || ev.TotalGroups != 7 {
+		t.Errorf("event = %+v", ev)
+	}
+	if _, ok := m.Header[strings.ToLower("_watermill_message_uuid")]; ok {
+		t.Error("event carries a Watermill-specific header")
+	}
+}
+
+func TestCommandIDFromHeaderOrGenerated(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+
+	env.Publish(messages.CmdGenerateReport, `{}`, nats.MsgIdHdr, "from-header")
+	w.Next(20*time.Second, testenv.ForCommand("from-header"))
+
+	ack := env.Publish(messages.CmdGenerateReport, `{}`)
+	want := fmt.Sprintf("%s-%d", env.Subjects.CommandStream(), ack.Sequence)
+	w.Next(20*time.Second, testenv.ForCommand(want))
+}
+
+func TestMalformedAndInvalidCommandsAreDeadLetteredAndLaterOnesProcessed(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), h)
+	evts := env.Watch(env.Subjects.Events())
+
+	// A body that is not JSON has no readable id: it gets the generated one.
+	badAck := env.Publish(messages.CmdGenerateReport, `{"id":"bad-json",`)
+	badID := fmt.Sprintf("%s-%d", env.Subjects.CommandStream(), badAck.Sequence)
+	env.Publish(messages.CmdGenerateReport, `{"id":"bad-top","top":-5}`)
+	env.Publish(messages.CmdGenerateReport, `{"id":"good","top":3}`)
+
+	seen := map[string]*nats.Msg{}
+	for len(seen) < 3 {
+		m := evts.Next(20*time.Second, nil)
+		seen[m.Header.Get(events.HeaderCommandID)+" "+m.Subject] = m
+	}
+	if seen["good "+env.Subjects.Event(messages.EvtReportGenerated)] == nil {
+		t.Errorf("valid command after bad ones not completed; events %v", seen)
+	}
+	for _, id := range []string{badID, "bad-top"} {
+		m := seen[id+" "+env.Subjects.Event(messages.EvtCommandFailed)]
+		if m == nil {
+			t.Fatalf("no command_failed for %s; events %v", id, seen)
+		}
+		f := testenv.Decode[messages.CommandFailed](t, m)
+		if f.DLQSubject != env.Subjects.DLQ(messages.CmdGenerateReport) {
+			t.Errorf("%s: dlq subject %q", id, f.DLQSubject)
+		}
+	}
+
+	dl := env.DeadLetters()
+	if len(dl) != 2 {
+		t.Fatalf("dead letters = %d, want 2", len(dl))
+	}
+	byID := map[string]int{}
+	for i, e := range dl {
+		byID[e.CommandID] = i
+	}
+	mal := dl[byID[badID]]
+	if mal.Kind != messages.FailureMalformed || mal.Reason == "" || string(mal.Body) != `{"id":"bad-json",` {
+		t.Errorf("malformed entry = %+v body %q", mal, mal.Body)
+	}
+	inv := dl[byID["bad-top"]]
+	if inv.Kind != messages.FailureInvalid || len(inv.Fields) == 0 || inv.Fields[0].Field != "top" {
+		t.Errorf("invalid entry = %+v", inv)
+	}
+	for _, e := range dl {
+		if e.OriginalSubject != env.Subjects.Command(messages.CmdGenerateReport) || e.Deliveries != 1 ||
+			e.Handler == "" || e.FirstFailure.IsZero() || e.LastFailure.IsZero() {
+			t.Errorf("entry lacks delivery facts: %+v", e)
+		}
+	}
+	if h.Calls(badID)+h.Calls("bad-top") != 0 {
+		t.Error("handler was called for an undecodable command")
+	}
+}
+
+func TestTransientFailureRetriedWithDelayThenSucceeds(t *testing.T) {
+	env := testenv.Start(t)
+	var times []time.Time
+	var mu sync.Mutex
+	h := newReportHandler(func(_ context.Context, cmd *runtime.Command, attempt int) error {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+		if attempt <= 3 {
+			return fmt.Errorf("wix 503 (attempt %d, delivery %d)", attempt, cmd.Delivery)
+		}
+		return nil
+	})
+	cfg := fastConfig()
+	cfg.Retries = 1 // two attempts per delivery
+	cfg.NakDelay = func(int) time.Duration { return 500 * time.Millisecond }
+	env.StartRuntime(cfg, h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"flaky"}`)
+	w.Next(30*time.Second, testenv.ForCommand("flaky"))
+
+	if got := h.Calls("flaky"); got != 4 {
+		t.Fatalf("attempts = %d, want 4 (2 deliveries x 2 attempts)", got)
+	}
+	// Between delivery 1's last attempt and delivery 2 the nak delay applies:
+	// no hot redelivery loop.
+	if gap := times[2].Sub(times[1]); gap < 450*time.Millisecond {
+		t.Errorf("redelivery after %s, want >= the 500ms nak delay", gap)
+	}
+	rec, err := env.Ledger.Record(context.Background(), messages.CmdGenerateReport, "flaky")
+	if err != nil || rec == nil || rec.Status != ledger.StatusCompleted || rec.Deliveries != 2 {
+		t.Fatalf("ledger record = %+v, %v", rec, err)
+	}
+	if len(env.DeadLetters()) != 0 {
+		t.Error("a command that succeeded was dead-lettered")
+	}
+}
+
+func TestExhaustedAndPermanentFailuresAreDeadLettered(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(func(_ context.Context, cmd *runtime.Command, _ int) error {
+		switch cmd.ID {
+		case "always-503":
+			return errors.New("wix 503 service unavailable")
+		case "perm-404":
+			return failure.Permanent(errors.New("wix 404 group not found"))
+		case "panics":
+			panic("boom")
+		}
+		return nil
+	})
+	cfg := fastConfig()
+	cfg.MaxDeliver = 3
+	env.StartRuntime(cfg, h)
+	w := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
+	env.Publish(messages.CmdGenerateReport, `{"id":"always-503"}`)
+	env.Publish(messages.CmdGenerateReport, `{"id":"perm-404"}`)
+	env.Publish(messages.CmdGenerateReport, `{"id":"panics"}`)
+	got := map[string]messages.CommandFailed{}
+	for range 3 {
+		m := w.Next(30*time.Second, nil)
+		f := testenv.Decode[messages.CommandFailed](t, m)
+		got[f.CommandID] = f
+	}
+	if f := got["always-503"]; f.Kind != messages.FailureExhausted || f.Deliveries != 3 {
+		t.Errorf("always-503: %+v", f)
+	}
+	if f := got["perm-404"]; f.Kind != messages.FailurePermanent || f.Deliveries != 1 || !strings.Contains(f.Reason, "404") {
+		t.Errorf("perm-404: %+v", f)
+	}
+	if f := got["panics"]; f.Kind != messages.FailurePermanent || !strings.Contains(f.Reason, "boom") {
+		t.Errorf("panics: %+v", f)
+	}
+	if h.Calls("perm-404") != 1 {
+		t.Errorf("permanent failure retried: %d calls", h.Calls("perm-404"))
+	}
+	if n := len(env.DeadLetters()); n != 3 {
+		t.Errorf("dead letters = %d, want 3", n)
+	}
+}
+
+func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(func(ctx context.Context, _ *runtime.Command, _ int) error {
+		// Simulated long work: three times the ack wait.
+		select {
+		case <-time.After(3 * time.Second):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	cfg := fastConfig()
+	cfg.AckWait = time.Second
+	env.StartRuntime(cfg, h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"long"}`)
+	w.Next(30*time.Second, testenv.ForCommand("long"))
+	if n := h.Calls("long"); n != 1 {
+		t.Fatalf("long command handled %d times, want 1 (kept alive past AckWait)", n)
+	}
+}
+
+func TestResentCommandAnsweredFromLedger(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"again","top":2}`)
+	first := w.Next(20*time.Second, testenv.ForCommand("again"))
+	env.Publish(messages.CmdGenerateReport, `{"id":"again","top":2}`, nats.MsgIdHdr, "resend-2")
+	second := w.Next(20*time.Second, testenv.ForCommand("again"))
+	if h.Calls("again") != 1 {
+		t.Fatalf("handler ran %d times for a re-sent command", h.Calls("again"))
+	}
+	if first.Header.Get("ce-id") != second.Header.Get("ce-id") || string(first.Data) != string(second.Data) {
+		t.Errorf("re-sent command got a different outcome:\n%s\n%s", first.Data, second.Data)
+	}
+	if n := len(env.Events(messages.EvtReportGenerated)); n != 1 {
+		t.Errorf("stored events = %d, want 1", n)
+	}
+}
+
+func TestEventPublishedTwiceIsStoredOnce(t *testing.T) {
+	env := testenv.Start(t)
+	pub, _ := env.EventPublisher()
+	ev := &messages.ReportGenerated{EventMeta: messages.EventMeta{CommandID: "dup-1"}, TotalGroups: 1}
+	for range 2 {
+		if err := pub.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(env.Events(messages.EvtReportGenerated)); n != 1 {
+		t.Fatalf("stored %d copies of one event id", n)
+	}
+}
+
+func TestShutdownUnderLoadLosesNothingAndDuplicatesNoEvent(t *testing.T) {
+	env := testenv.Start(t)
+	var handled atomic.Int64
+	h := newReportHandler(func(ctx context.Context, _ *runtime.Command, _ int) error {
+		handled.Add(1)
+		select {
+		case <-time.After(5 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	const n = 300
+	first := env.StartRuntime(fastConfig(), h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	go func() {
+		for i := range n {
+			env.Publish(messages.CmdGenerateReport, fmt.Sprintf(`{"id":"load-%d"}`, i))
+		}
+	}()
+	// Stop the first processor once it is mid-stream.
+	for range n / 4 {
+		w.Next(30*time.Second, nil)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	env.StartRuntime(fastConfig(), h)
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		stored := env.Events(messages.EvtReportGenerated)
+		if len(stored) >= n {
+			seen := map[string]bool{}
+			for _, m := range stored {
+				id := m.Header.Get("ce-id")
+				if seen[id] {
+					t.Fatalf("event %s stored twice", id)
+				}
+				seen[id] = true
+			}
+			if len(stored) != n {
+				t.Fatalf("stored %d events for %d commands", len(stored), n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d commands completed after restart", len(stored), n)
+		}
+		w.Next(30*time.Second, nil) // await progress, not a sleep
+	}
+	if len(env.DeadLetters()) != 0 {
+		t.Error("shutdown dead-lettered commands")
+	}
+}

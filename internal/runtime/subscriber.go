@@ -1,0 +1,274 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"groupflow/internal/broker"
+)
+
+// Metadata keys the subscriber sets on every Watermill message, besides the
+// NATS headers (copied as they are).
+const (
+	MetaSubject   = "_gf_subject"
+	MetaDelivery  = "_gf_delivery"
+	MetaStreamSeq = "_gf_stream_seq"
+	MetaStream    = "_gf_stream"
+	MetaPublished = "_gf_published"
+)
+
+// Subscription says how to consume one topic (a command subject).
+type Subscription struct {
+	Consumer broker.ConsumerSpec
+	// Concurrency is the number of messages of this topic handled at once.
+	Concurrency int
+}
+
+// SubscriberConfig configures the JetStream pull subscriber.
+type SubscriberConfig struct {
+	// Stream holds the topics' subjects.
+	Stream string
+	// Topics maps each subscribable topic to its consumer and concurrency.
+	Topics map[string]Subscription
+	// NakDelay gives the redelivery delay after the n-th failed delivery.
+	NakDelay func(delivery int) time.Duration
+	// FetchWait bounds one pull request (default 1s); Close waits at most
+	// this long for an idle worker.
+	FetchWait time.Duration
+	// Grace is how long Close waits for in-flight messages before it
+	// cancels their contexts (default 25s). Cancelled work is nacked and
+	// resumes from its ledger checkpoint on redelivery.
+	Grace time.Duration
+}
+
+// Subscriber is a Watermill message.Subscriber over JetStream pull
+// consumers. Unlike watermill-nats' subscribers it keeps each message alive
+// (InProgress) for as long as its handler runs, so a roster that takes
+// minutes at Wix's rate limit is not redelivered half-way; it naks with a
+// delay that grows with the delivery count, and it hands the delivery count
+// and stream sequence to the handlers as metadata.
+type Subscriber struct {
+	js  jetstream.JetStream
+	cfg SubscriberConfig
+	log *zap.Logger
+
+	closing   chan struct{}
+	abortCtx  context.Context
+	abort     context.CancelFunc
+	closeOnce sync.Once
+	workers   sync.WaitGroup
+}
+
+// NewSubscriber returns a subscriber on js.
+func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig, log *zap.Logger) *Subscriber {
+	if cfg.FetchWait <= 0 {
+		cfg.FetchWait = time.Second
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 25 * time.Second
+	}
+	if cfg.NakDelay == nil {
+		cfg.NakDelay = DefaultNakDelay
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	abortCtx, abort := context.WithCancel(context.Background())
+	return &Subscriber{js: js, cfg: cfg, log: log, closing: make(chan struct{}), abortCtx: abortCtx, abort: abort}
+}
+
+// DefaultNakDelay backs off from 1s, doubling per delivery, up to 2 minutes.
+func DefaultNakDelay(delivery int) time.Duration {
+	if delivery < 1 {
+		delivery = 1
+	}
+	d := time.Second << min(delivery-1, 7)
+	return min(d, 2*time.Minute)
+}
+
+// Subscribe creates (or updates) the topic's durable consumer and starts its
+// workers. The channel closes after Close, once in-flight messages are done.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	sub, ok := s.cfg.Topics[topic]
+	if !ok {
+		return nil, fmt.Errorf("subscribe %s: no consumer configured for this topic", topic)
+	}
+	cons, err := broker.EnsureConsumer(ctx, s.js, s.cfg.Stream, sub.Consumer)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+	}
+	n := max(sub.Concurrency, 1)
+	out := make(chan *message.Message)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		s.workers.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.workers.Done()
+			s.work(ctx, cons, sub.Consumer, out)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	return out, nil
+}
+
+func (s *Subscriber) stopped(ctx context.Context) bool {
+	select {
+	case <-s.closing:
+		return true
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Subscriber) work(ctx context.Context, cons jetstream.Consumer, spec broker.ConsumerSpec, out chan<- *message.Message) {
+	failures := 0
+	for !s.stopped(ctx) {
+		m, err := cons.Next(jetstream.FetchMaxWait(s.cfg.FetchWait))
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				failures = 0
+				continue
+			}
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				s.log.Warn("fetch failed; retrying", zap.String("consumer", spec.Durable), zap.Error(err))
+			}
+			select {
+			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)):
+			case <-s.closing:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		failures = 0
+		s.deliver(m, spec, out)
+	}
+}
+
+// deliver hands one message to the router and waits for its ack or nack,
+// keeping it alive meanwhile.
+func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan<- *message.Message) {
+	md, err := m.Metadata()
+	if err != nil {
+		s.log.Error("message without metadata; terminating it", zap.String("subject", m.Subject()), zap.Error(err))
+		_ = m.Term()
+		return
+	}
+	wm := message.NewMessage(commandID(m, md), m.Data())
+	for k, vs := range m.Headers() {
+		if len(vs) > 0 {
+			wm.Metadata.Set(k, vs[0])
+		}
+	}
+	wm.Metadata.Set(MetaSubject, m.Subject())
+	wm.Metadata.Set(MetaDelivery, strconv.FormatUint(md.NumDelivered, 10))
+	wm.Metadata.Set(MetaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	wm.Metadata.Set(MetaStream, md.Stream)
+	wm.Metadata.Set(MetaPublished, md.Timestamp.UTC().Format(time.RFC3339Nano))
+
+	// The handler's context survives Close (graceful shutdown lets it finish)
+	// and is cancelled only when the grace period runs out.
+	msgCtx, cancel := context.WithCancel(s.abortCtx)
+	defer cancel()
+	wm.SetContext(msgCtx)
+
+	select {
+	case out <- wm:
+	case <-s.closing:
+		_ = m.NakWithDelay(0)
+		return
+	}
+
+	keepAlive := spec.AckWait / 3
+	if keepAlive <= 0 {
+		keepAlive = 10 * time.Second
+	}
+	ticker := time.NewTicker(keepAlive)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-wm.Acked():
+			ctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+			err := m.DoubleAck(ctx)
+			c()
+			if err != nil {
+				// The work is done and recorded in the ledger; a redelivery
+				// is answered from it without side effects.
+				s.log.Warn("ack not confirmed; the message may be redelivered", zap.String("message_uuid", wm.UUID), zap.Error(err))
+			}
+			return
+		case <-wm.Nacked():
+			delay := s.cfg.NakDelay(int(md.NumDelivered))
+			if err := m.NakWithDelay(delay); err != nil {
+				s.log.Warn("nak failed; the server redelivers after AckWait", zap.String("message_uuid", wm.UUID), zap.Error(err))
+			}
+			return
+		case <-ticker.C:
+			if err := m.InProgress(); err != nil {
+				s.log.Debug("keep-alive failed", zap.String("message_uuid", wm.UUID), zap.Error(err))
+			}
+		}
+	}
+}
+
+// commandID picks the command's id: the body's "id", else the Nats-Msg-Id
+// header, else an id derived from the stream sequence (stable across
+// redeliveries).
+func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
+	if id := peekString(m.Data(), "id"); id != "" {
+		return id
+	}
+	if id := m.Headers().Get(nats.MsgIdHdr); id != "" {
+		return id
+	}
+	return fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
+}
+
+// peekString reads one top-level string field of a JSON object, or "".
+func peekString(body []byte, field string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(obj[field], &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// Close stops fetching, waits up to Grace for in-flight messages, then
+// cancels what still runs and waits for it to nack.
+func (s *Subscriber) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		done := make(chan struct{})
+		go func() { s.workers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.Grace):
+			s.log.Warn("shutdown grace period over; cancelling in-flight commands (they resume from their checkpoints)")
+			s.abort()
+			<-done
+		}
+		s.abort()
+	})
+	return nil
+}
