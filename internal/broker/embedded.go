@@ -77,13 +77,13 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded nats: create store dir: %w", err)
 	}
 	opts := &server.Options{
-		ServerName:         cfg.ServerName,
-		Host:               host,
-		Port:               port,
-		JetStream:          true,
-		StoreDir:           storeDir,
-		MaxPayload:         cfg.MaxPayload,
-		NoSigs:             true,
+		ServerName:            cfg.ServerName,
+		Host:                  host,
+		Port:                  port,
+		JetStream:             true,
+		StoreDir:              storeDir,
+		MaxPayload:            cfg.MaxPayload,
+		NoSigs:                true,
 		DisableShortFirstPing: true,
 	}
 	if cfg.SyncAlways {

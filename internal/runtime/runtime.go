@@ -9,9 +9,9 @@ package runtime
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
