@@ -8,7 +8,8 @@
 // of transient failures (429, 408, 5xx, timeouts, connection errors) with
 // exponential backoff and jitter, bounded by ctx and Config.MaxRetries. Every
 // attempt waits on the site's limiter and is counted by the CallCounter in
-// ctx (see WithCallCounter).
+// ctx (see WithCallCounter). CreateGroup, which is not idempotent, retries only
+// 429s and failed connections.
 //
 // Errors: Wix answers become *APIError, which declares itself permanent for
 // 4xx (except 408/429) so that groupflow/internal/failure classifies it;
