@@ -1,0 +1,160 @@
+// Command wixsim runs the Wix REST simulator (package internal/wixsim) as a
+// standalone HTTP server.
+//
+//	wixsim --listen 127.0.0.1:8090 --members 1000 --groups 50 --seed 1 \
+//	       --rate-per-minute 200 --burst 0 --retry-after --token-ttl 4h \
+//	       --state-file PATH --latency 0 --jitter 0 --error-rate 500=0.1
+//
+// Every flag can also come from the environment as WIXSIM_<FLAG> (dashes
+// become underscores, e.g. WIXSIM_RATE_PER_MINUTE=12000); flags win.
+// SIGINT/SIGTERM shut it down gracefully (saving the state file if set).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"groupflow/internal/wixsim"
+)
+
+// errorRates is a repeatable "CODE=PROB[,CODE=PROB]" flag.
+type errorRates map[int]float64
+
+func (e errorRates) String() string {
+	var parts []string
+	for c, p := range e {
+		parts = append(parts, fmt.Sprintf("%d=%g", c, p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (e errorRates) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		code, prob, ok := strings.Cut(part, "=")
+		c, err1 := strconv.Atoi(strings.TrimSpace(code))
+		p, err2 := strconv.ParseFloat(strings.TrimSpace(prob), 64)
+		if !ok || err1 != nil || err2 != nil || c < 100 || c > 599 || p < 0 || p > 1 {
+			return fmt.Errorf("want CODE=PROBABILITY, e.g. 500=0.1, got %q", part)
+		}
+		e[c] = p
+	}
+	return nil
+}
+
+type config struct {
+	listen  string
+	opts    wixsim.Options
+	faults  wixsim.Faults
+	debug   bool
+	demoHit bool
+}
+
+// parseConfig reads flags, with WIXSIM_* environment variables as defaults.
+func parseConfig(args []string, getenv func(string) string) (*config, error) {
+	fs := flag.NewFlagSet("wixsim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := &config{}
+	rates := errorRates{}
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8090", "listen address")
+	fs.IntVar(&c.opts.Members, "members", 1000, "seeded members per site (-1: none)")
+	fs.IntVar(&c.opts.Groups, "groups", 50, "seeded groups per site (-1: none)")
+	fs.Int64Var(&c.opts.Seed, "seed", 1, "data seed")
+	fs.Float64Var(&c.opts.RatePerMinute, "rate-per-minute", wixsim.DefaultRatePerMinute, "per-site requests per minute (0: unlimited)")
+	fs.IntVar(&c.opts.Burst, "burst", 0, "token bucket size (0: the per-minute rate)")
+	fs.BoolVar(&c.opts.RetryAfter, "retry-after", false, "send Retry-After on 429")
+	fs.DurationVar(&c.opts.TokenTTL, "token-ttl", 4*time.Hour, "OAuth access token lifetime")
+	fs.StringVar(&c.opts.StateFile, "state-file", "", "JSON state file: loaded at start, saved on shutdown and POST /_sim/save")
+	fs.DurationVar(&c.faults.Latency, "latency", 0, "added latency per request")
+	fs.DurationVar(&c.faults.Jitter, "jitter", 0, "random extra latency in [0, jitter)")
+	fs.Var(rates, "error-rate", "injected error rate CODE=PROB (repeatable or comma-separated)")
+	fs.Int64Var(&c.faults.Seed, "fault-seed", 1, "seed of the fault injection")
+	fs.BoolVar(&c.debug, "debug", false, "log every request")
+	fs.BoolVar(&c.demoHit, "seed-demo", true, "seed the demo site at start")
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "WIXSIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return nil, err
+	}
+	if len(rates) > 0 {
+		c.faults.ErrorRates = rates
+	}
+	return c, nil
+}
+
+// run serves until ctx ends; ready receives the base URL once listening.
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(string)) error {
+	c, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	zc := zap.NewProductionConfig()
+	if c.debug {
+		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
+	log, err := zc.Build()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	c.opts.Logger = log
+	sim := wixsim.New(c.opts)
+	sim.SetFaults(c.faults)
+	if c.demoHit {
+		t0 := time.Now()
+		sim.Site(wixsim.DemoSiteID)
+		log.Info("seeded demo site", zap.String("site", wixsim.DemoSiteID), zap.Duration("took", time.Since(t0)))
+	}
+	url, err := sim.Start(c.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("wixsim listening", zap.String("url", url), zap.Float64("ratePerMinute", c.opts.RatePerMinute),
+		zap.Int("members", c.opts.Members), zap.Int("groups", c.opts.Groups), zap.Int64("seed", c.opts.Seed))
+	fmt.Fprintf(out, "wixsim listening on %s\n", url)
+	fmt.Fprintf(out, "demo site: curl -s -H 'Authorization: any-key' -H 'wix-site-id: %s' %s/social-groups-proxy/groups/v2/groups?limit=5\n", wixsim.DemoSiteID, url)
+	fmt.Fprintf(out, "control:   %s/_sim/calls?site=%s  (any site id works; each is seeded on first use)\n", url, wixsim.DemoSiteID)
+	if ready != nil {
+		ready(url)
+	}
+	<-ctx.Done()
+	log.Info("wixsim shutting down")
+	return sim.Close()
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "wixsim:", err)
+		os.Exit(1)
+	}
+}
