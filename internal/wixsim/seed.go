@@ -72,8 +72,6 @@ func (st *Site) seedLocked(nMembers, nGroups int) {
 		st.memberByContact = make(map[string]*Member, nMembers)
 		st.memberSlugs = make(map[string]bool, nMembers)
 		st.contactByID = make(map[string]*Contact, nMembers*11/10)
-		st.contactByEmail = make(map[string][]*Contact, nMembers*12/10)
-		st.contactByPhone = make(map[string][]*Contact, nMembers*15/10)
 		st.subs = make(map[string]*Subscription, nMembers)
 		st.subByID = make(map[string]*Subscription, nMembers)
 	}

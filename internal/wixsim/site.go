@@ -34,8 +34,6 @@ type Site struct {
 	slugBase        map[string]string // nickname -> kebab base (cache)
 	contacts        []*Contact
 	contactByID     map[string]*Contact
-	contactByEmail  map[string][]*Contact
-	contactByPhone  map[string][]*Contact // raw and E.164 forms
 	subs            map[string]*Subscription
 	subByID         map[string]*Subscription
 	groups          []*group // creation order, deleted groups removed
@@ -74,8 +72,6 @@ func (st *Site) wipe() {
 	st.slugBase = map[string]string{}
 	st.contacts = nil
 	st.contactByID = map[string]*Contact{}
-	st.contactByEmail = map[string][]*Contact{}
-	st.contactByPhone = map[string][]*Contact{}
 	st.subs = map[string]*Subscription{}
 	st.subByID = map[string]*Subscription{}
 	st.groups = nil
@@ -177,16 +173,6 @@ func (st *Site) uniqueMemberSlug(nick string) string {
 func (st *Site) indexContact(c *Contact) {
 	st.contacts = append(st.contacts, c)
 	st.contactByID[c.ID] = c
-	for _, e := range c.Emails {
-		k := strings.ToLower(e.Email)
-		st.contactByEmail[k] = append(st.contactByEmail[k], c)
-	}
-	for _, p := range c.Phones {
-		st.contactByPhone[p.Phone] = append(st.contactByPhone[p.Phone], c)
-		if p.E164Phone != p.Phone {
-			st.contactByPhone[p.E164Phone] = append(st.contactByPhone[p.E164Phone], c)
-		}
-	}
 }
 
 func contactEmails(emails []string) []ContactEmail {
