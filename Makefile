@@ -1,0 +1,61 @@
+# groupflow — everything a fresh machine needs is fetched or built here.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+
+NATS_SERVER_VERSION := v2.15.2
+NATS_CLI_VERSION    := v0.5.0
+MAILPIT_VERSION     := v1.33.1
+
+NATS_SERVER := $(BIN)/nats-server
+NATS_CLI    := $(BIN)/nats
+MAILPIT     := $(BIN)/mailpit
+
+export NATS_SERVER_BIN := $(NATS_SERVER)
+export MAILPIT_BIN := $(MAILPIT)
+
+TEST_TIMEOUT ?= 20m
+FUZZTIME ?= 10s
+
+.PHONY: all build run test test-short fuzz lint bench bench-quick chaos demo tools clean help
+
+all: build
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## build groupflow, groupctl, groupmail and wixsim into ./bin
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator
+	$(GO) run ./cmd/groupflow
+
+$(NATS_SERVER):
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
+$(NATS_CLI):
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
+
+$(MAILPIT):
+	GOBIN=$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+tools: $(NATS_SERVER) $(NATS_CLI) $(MAILPIT) ## install nats-server, the nats CLI and Mailpit (pinned) into ./bin
+
+test: $(NATS_SERVER) $(MAILPIT) ## all tests with the race detector, then a short fuzz of command decoding
+	$(GO) mod download
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+test-short: ## the fast unit tests only
+	$(GO) test -short -count=1 ./...
+
+fuzz: ## fuzz command decoding and validation for FUZZTIME (default 10s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./messages
+
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove ./bin and ./data
+	rm -rf $(BIN) ./data

@@ -1,0 +1,164 @@
+// Package admin serves groupflow's operator endpoints: /healthz (the process
+// is up), /readyz (the broker is connected and the streams exist), /metrics
+// (Prometheus), and whatever the processor mounts (the DLQ API).
+package admin
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// ReadyCheck returns nil when the processor can do its work.
+type ReadyCheck func(ctx context.Context) error
+
+// Server is the admin HTTP server.
+type Server struct {
+	mux  *http.ServeMux
+	srv  *http.Server
+	ln   net.Listener
+	log  *zap.Logger
+	addr string
+}
+
+// New builds the server; ready is consulted by /readyz, gatherer by /metrics.
+func New(addr string, ready ReadyCheck, gatherer prometheus.Gatherer, log *zap.Logger) *Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return &Server{mux: mux, log: log, addr: addr,
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+}
+
+// Handle mounts h on pattern (e.g. "/dlq" and "/dlq/").
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Start listens and serves in the background; it returns the bound address.
+func (s *Server) Start() (string, error) {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return "", err
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin http stopped", zap.Error(err))
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// BrokerReady checks the connection and the presence of the streams.
+func BrokerReady(nc *nats.Conn, js jetstream.JetStream, streams ...string) ReadyCheck {
+	return func(ctx context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats not connected: " + nc.Status().String())
+		}
+		for _, s := range streams {
+			if _, err := js.Stream(ctx, s); err != nil {
+				return errors.New("stream " + s + ": " + err.Error())
+			}
+		}
+		return nil
+	}
+}
+
+// NewRegistry returns a registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// BrokerCollector reports, at scrape time, the dead-letter depth and each
+// command consumer's pending and in-flight messages (consumer lag).
+type BrokerCollector struct {
+	js        jetstream.JetStream
+	dlqStream string
+	cmdStream string
+	consumers []string
+
+	dlqDepth   *prometheus.Desc
+	pending    *prometheus.Desc
+	ackPending *prometheus.Desc
+	redeliv    *prometheus.Desc
+	up         *prometheus.Desc
+}
+
+// NewBrokerCollector collects for the given streams and consumer names.
+func NewBrokerCollector(js jetstream.JetStream, cmdStream, dlqStream string, consumers []string) *BrokerCollector {
+	return &BrokerCollector{
+		js: js, dlqStream: dlqStream, cmdStream: cmdStream, consumers: consumers,
+		dlqDepth:   prometheus.NewDesc("groupflow_dlq_depth", "Dead letters waiting in the DLQ stream.", nil, nil),
+		pending:    prometheus.NewDesc("groupflow_consumer_pending", "Commands not yet delivered, by consumer (lag).", []string{"consumer"}, nil),
+		ackPending: prometheus.NewDesc("groupflow_consumer_ack_pending", "Commands delivered and in work, by consumer.", []string{"consumer"}, nil),
+		redeliv:    prometheus.NewDesc("groupflow_consumer_redelivered", "Commands being redelivered, by consumer.", []string{"consumer"}, nil),
+		up:         prometheus.NewDesc("groupflow_broker_up", "1 when JetStream answered the last scrape.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.dlqDepth
+	ch <- c.pending
+	ch <- c.ackPending
+	ch <- c.redeliv
+	ch <- c.up
+}
+
+// Collect implements prometheus.Collector.
+func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	up := 1.0
+	if s, err := c.js.Stream(ctx, c.dlqStream); err == nil {
+		if info, err := s.Info(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.dlqDepth, prometheus.GaugeValue, float64(info.State.Msgs))
+		} else {
+			up = 0
+		}
+	} else {
+		up = 0
+	}
+	for _, name := range c.consumers {
+		cons, err := c.js.Consumer(ctx, c.cmdStream, name)
+		if err != nil {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			up = 0
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), name)
+		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), name)
+		ch <- prometheus.MustNewConstMetric(c.redeliv, prometheus.GaugeValue, float64(info.NumRedelivered), name)
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+}

@@ -1,0 +1,233 @@
+// Package config reads groupflow's settings from flags and GROUPFLOW_*
+// environment variables (a flag given on the command line wins over the
+// environment). Secrets are read from the environment only, so they never
+// show in a process list, and are never printed.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the processor's configuration.
+type Config struct {
+	// Broker.
+	DataDir      string
+	NATSListen   string
+	NATSURL      string
+	NATSCreds    string
+	NATSNKey     string
+	NATSTLSCert  string
+	NATSTLSKey   string
+	NATSTLSCA    string
+	Replicas     int
+	Prefix       string
+	SyncAlways   bool
+	EventDupWin  time.Duration
+	MaxPayloadMB int
+
+	// Admin HTTP.
+	HTTPListen string
+	AdminToken string // env GROUPFLOW_ADMIN_TOKEN only
+
+	// Wix.
+	SiteID            string
+	WixBaseURL        string
+	WixAPIKey         string // env WIX_API_KEY only
+	WixAppID          string
+	WixAppSecret      string // env WIX_APP_SECRET only
+	WixInstanceID     string
+	WixSitesFile      string
+	WixRatePerMinute  float64
+	WixSimListen      string
+	WixSimMembers     int
+	WixSimGroups      int
+	WixSimSeed        int64
+	WixSimRatePerMin  float64
+	WixSimState       string
+	PhoneRegion       string
+	GroupsPrefix      string
+	GroupMembersPrefx string
+
+	// Runtime.
+	Concurrency    int
+	AckWait        time.Duration
+	MaxDeliver     int
+	HandlerTimeout time.Duration
+	ShutdownGrace  time.Duration
+
+	// Logs.
+	LogLevel  string
+	LogFormat string
+}
+
+// Simulated reports whether groupflow runs the embedded Wix simulator: no
+// Wix credentials were given.
+func (c *Config) Simulated() bool {
+	return c.WixAPIKey == "" && c.WixAppID == "" && c.WixSitesFile == ""
+}
+
+// Embedded reports whether groupflow runs its own nats-server.
+func (c *Config) Embedded() bool { return c.NATSURL == "" }
+
+// String describes the configuration without secrets.
+func (c Config) String() string {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	c.WixAPIKey = redact(c.WixAPIKey)
+	c.WixAppSecret = redact(c.WixAppSecret)
+	c.AdminToken = redact(c.AdminToken)
+	type plain Config
+	return fmt.Sprintf("%+v", plain(c))
+}
+
+// envName is the environment variable of a flag: GROUPFLOW_ + upper snake.
+func envName(flagName string) string {
+	return "GROUPFLOW_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse reads args (without the program name) and the environment.
+func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{}
+	fs := flag.NewFlagSet("groupflow", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+
+	str := func(p *string, name, def, usage string, aliases ...string) {
+		fs.StringVar(p, name, def, usage+" (env "+strings.Join(append([]string{envName(name)}, aliases...), ", ")+")")
+	}
+	str(&c.DataDir, "data-dir", "./data", "directory of the embedded JetStream file store and the simulator state")
+	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "loopback listener of the embedded nats-server (for the nats CLI and groupctl)")
+	str(&c.NATSURL, "nats-url", "", "external NATS server or cluster (comma-separated seeds); empty runs an embedded server")
+	str(&c.NATSCreds, "nats-creds", "", "NATS credentials file (.creds)")
+	str(&c.NATSNKey, "nats-nkey", "", "file holding an NATS nkey seed")
+	str(&c.NATSTLSCert, "nats-tls-cert", "", "client TLS certificate")
+	str(&c.NATSTLSKey, "nats-tls-key", "", "client TLS key")
+	str(&c.NATSTLSCA, "nats-tls-ca", "", "CA bundle that verifies the NATS servers")
+	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of streams and buckets: 1 embedded, 3 on a cluster (default 1 embedded, 3 external) (env "+envName("replicas")+")")
+	str(&c.Prefix, "subject-prefix", "groups", "subject prefix: <prefix>.cmd.>, <prefix>.evt.>, <prefix>.dlq.>")
+	fs.BoolVar(&c.SyncAlways, "sync-always", false, "embedded server: fsync every write (no loss on power failure, slower) (env "+envName("sync-always")+")")
+	fs.DurationVar(&c.EventDupWin, "event-dup-window", time.Hour, "duplicate window of the events stream (env "+envName("event-dup-window")+")")
+	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, "embedded server: largest message in MiB (a 10,000-person roster is about 1 MiB) (env "+envName("max-payload-mb")+")")
+
+	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "admin HTTP: /healthz /readyz /metrics /dlq")
+
+	str(&c.SiteID, "site-id", "", "default Wix site of commands without siteId (default demo-site with the simulator)", "WIX_SITE_ID")
+	str(&c.WixBaseURL, "wix-base-url", "", "Wix API base URL (default https://www.wixapis.com, or the embedded simulator)", "WIX_BASE_URL")
+	str(&c.WixAppID, "wix-app-id", "", "Wix app id for OAuth client credentials (secret from WIX_APP_SECRET)", "WIX_APP_ID")
+	str(&c.WixInstanceID, "wix-instance-id", "", "Wix app instance id (the site's installation) for OAuth", "WIX_INSTANCE_ID")
+	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
+	fs.Float64Var(&c.WixRatePerMinute, "wix-rate-per-minute", 200, "Wix requests per minute per site (env "+envName("wix-rate-per-minute")+")")
+	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
+	str(&c.GroupMembersPrefx, "wix-group-members-prefix", "", "path prefix of the Group Members API (default /social-groups-proxy/members/v2)")
+	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "listener of the embedded Wix simulator (used when no Wix credentials are set)")
+	fs.IntVar(&c.WixSimMembers, "wix-sim-members", 1000, "simulator: seeded site members (env "+envName("wix-sim-members")+")")
+	fs.IntVar(&c.WixSimGroups, "wix-sim-groups", 50, "simulator: seeded groups (env "+envName("wix-sim-groups")+")")
+	fs.Int64Var(&c.WixSimSeed, "wix-sim-seed", 1, "simulator: seed of the generated data (env "+envName("wix-sim-seed")+")")
+	fs.Float64Var(&c.WixSimRatePerMin, "wix-sim-rate-per-minute", 200, "simulator: requests per minute per site before 429 (0 = unlimited) (env "+envName("wix-sim-rate-per-minute")+")")
+	str(&c.WixSimState, "wix-sim-state", "", "simulator: state file kept across restarts (default <data-dir>/wixsim.json)")
+	str(&c.PhoneRegion, "phone-region", "US", "default region for phone numbers without a country code")
+
+	fs.IntVar(&c.Concurrency, "concurrency", 4, "commands of each type handled at once (env "+envName("concurrency")+")")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "consumer ack wait; work in progress is kept alive (env "+envName("ack-wait")+")")
+	fs.IntVar(&c.MaxDeliver, "max-deliver", 10, "deliveries of a command before it is dead-lettered (env "+envName("max-deliver")+")")
+	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", time.Hour, "longest a command may run (env "+envName("handler-timeout")+")")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long shutdown waits for in-flight commands (env "+envName("shutdown-grace")+")")
+
+	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "console", "console or json")
+
+	fs.Usage = func() {
+		fmt.Fprintf(usageOut, "groupflow: automates Wix Groups from commands on NATS JetStream.\n\nUsage: groupflow [flags]\n\nSecrets come from the environment only: WIX_API_KEY, WIX_APP_SECRET, GROUPFLOW_ADMIN_TOKEN.\nWithout Wix credentials the embedded Wix simulator is used.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	// Environment first, then the command line overrides it.
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		names := []string{envName(f.Name)}
+		switch f.Name {
+		case "site-id":
+			names = append(names, "WIX_SITE_ID")
+		case "wix-base-url":
+			names = append(names, "WIX_BASE_URL")
+		case "wix-app-id":
+			names = append(names, "WIX_APP_ID")
+		case "wix-instance-id":
+			names = append(names, "WIX_INSTANCE_ID")
+		}
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				if err := f.Value.Set(v); err != nil {
+					envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", n, v, err))
+				}
+				break
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	c.WixAPIKey = getenv("WIX_API_KEY")
+	c.WixAppSecret = getenv("WIX_APP_SECRET")
+	c.AdminToken = getenv("GROUPFLOW_ADMIN_TOKEN")
+
+	if c.Replicas == 0 {
+		c.Replicas = 1
+		if !c.Embedded() {
+			c.Replicas = 3
+		}
+	}
+	if c.SiteID == "" && c.Simulated() {
+		c.SiteID = "demo-site"
+	}
+	if c.WixSimState == "" {
+		c.WixSimState = c.DataDir + "/wixsim.json"
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.WixAPIKey != "" && c.SiteID == "" {
+		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id)"))
+	}
+	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
+		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
+	}
+	if c.WixAppID != "" && c.SiteID == "" {
+		c.SiteID = c.WixInstanceID
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("--concurrency %d: want at least 1", c.Concurrency))
+	}
+	if c.MaxDeliver < 2 {
+		errs = append(errs, fmt.Errorf("--max-deliver %d: want at least 2", c.MaxDeliver))
+	}
+	switch c.LogFormat {
+	case "console", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: want console or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c *Config)
+		wantErr string
+	}{
+		{name: "defaults run embedded with the simulator", check: func(t *testing.T, c *Config) {
+			if !c.Embedded() || !c.Simulated() || c.SiteID != "demo-site" || c.Replicas != 1 ||
+				c.NATSListen != "127.0.0.1:4222" || c.HTTPListen != "127.0.0.1:8080" || c.WixSimListen != "127.0.0.1:8090" ||
+				c.DataDir != "./data" || c.Prefix != "groups" {
+				t.Errorf("defaults = %+v", c)
+			}
+		}},
+		{name: "env then flags override", args: []string{"--concurrency", "9"},
+			env: map[string]string{"GROUPFLOW_CONCURRENCY": "3", "GROUPFLOW_ACK_WAIT": "45s", "GROUPFLOW_SUBJECT_PREFIX": "acme"},
+			check: func(t *testing.T, c *Config) {
+				if c.Concurrency != 9 || c.AckWait != 45*time.Second || c.Prefix != "acme" {
+					t.Errorf("got concurrency %d ack %s prefix %s", c.Concurrency, c.AckWait, c.Prefix)
+				}
+			}},
+		{name: "real site from WIX_API_KEY and WIX_SITE_ID", env: map[string]string{"WIX_API_KEY": "k-123", "WIX_SITE_ID": "site-9"},
+			check: func(t *testing.T, c *Config) {
+				if c.Simulated() || c.SiteID != "site-9" || c.WixAPIKey != "k-123" {
+					t.Errorf("got %+v", c)
+				}
+				if strings.Contains(c.String(), "k-123") {
+					t.Error("String() leaks the API key")
+				}
+			}},
+		{name: "external nats defaults to 3 replicas", args: []string{"--nats-url", "nats://a:4222,nats://b:4222"},
+			check: func(t *testing.T, c *Config) {
+				if c.Embedded() || c.Replicas != 3 {
+					t.Errorf("embedded %v replicas %d", c.Embedded(), c.Replicas)
+				}
+			}},
+		{name: "api key without site", env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "WIX_SITE_ID"},
+		{name: "oauth incomplete", env: map[string]string{"WIX_APP_ID": "app"}, wantErr: "WIX_APP_SECRET"},
+		{name: "bad env value", env: map[string]string{"GROUPFLOW_MAX_DELIVER": "many"}, wantErr: "GROUPFLOW_MAX_DELIVER"},
+		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "log-format"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(tt.args, env(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestHelpNamesEnvironmentVariables(t *testing.T) {
+	var sb strings.Builder
+	_, _ = Parse([]string{"--help"}, env(nil), &sb)
+	for _, want := range []string{"GROUPFLOW_NATS_URL", "WIX_SITE_ID", "WIX_API_KEY", "GROUPFLOW_DATA_DIR"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("--help does not mention %s", want)
+		}
+	}
+}
