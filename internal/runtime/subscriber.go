@@ -228,11 +228,19 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 	}
 }
 
-// commandID picks the command's id: the body's "id", else the Nats-Msg-Id
-// header, else an id derived from the stream sequence (stable across
-// redeliveries).
+// HeaderCommandID carries a command's id when the body has none and the
+// Nats-Msg-Id cannot be reused: a dead letter replayed within the commands
+// stream's duplicate window keeps its original id this way.
+const HeaderCommandID = "Groupflow-Command-Id"
+
+// commandID picks the command's id: the body's "id", else the
+// Groupflow-Command-Id header, else the Nats-Msg-Id header, else an id
+// derived from the stream sequence (stable across redeliveries).
 func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
 	if id := peekString(m.Data(), "id"); id != "" {
+		return id
+	}
+	if id := m.Headers().Get(HeaderCommandID); id != "" {
 		return id
 	}
 	if id := m.Headers().Get(nats.MsgIdHdr); id != "" {
