@@ -1,0 +1,549 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"groupflow/internal/events"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/trace"
+	"groupflow/internal/wix"
+	"groupflow/messages"
+)
+
+// SendCampaign handles send_campaign: it selects the subscribed members of
+// the campaign's groups (audience "all", or "interest" by membership
+// answers) and publishes one member_selected event per member, then returns
+// campaign_completed.
+//
+// Flow (Wix "bulk email" sample flow): List Group Members (100 a page) or,
+// for interest audiences, List Answers (100 a page) → Query Members
+// {"id": {"$in": ids}} with the FULL fieldset (100 ids a call) → Query Email
+// Subscriptions {"email": {"$in": emails}} (100 emails a call) → SUBSCRIBED
+// only. Member and subscription queries are only sent full (100) except the
+// last of each, so a campaign over m members with e emails costs exactly
+// ⌈m/100⌉ + ⌈m/100⌉ + ⌈e/100⌉ calls.
+//
+// Memory: a single-group campaign streams (at most ~200 members held at
+// once, whatever the group size). A campaign over several groups must dedupe
+// members and list every group of a member in its event, so it first lists
+// every group, keeping ids only (plus two 128-bit sets per member), then
+// streams the union.
+//
+// Exactly once: progress is checkpointed in the ledger after every Wix call
+// (source position, the ≤ 2×100 members waiting for the next member or
+// subscription query, totals). Before publishing a batch of selected members
+// the batch is saved with the events stream's last sequence and the time; a
+// resumed attempt republishes a pending batch as is while the stream's
+// duplicate window surely covers it (JetStream drops the duplicates), and
+// otherwise first scans the stream from that sequence for this campaign's
+// member_selected ids and publishes only the missing ones.
+type SendCampaign struct {
+	sites  Sites
+	ledger *ledger.Ledger
+	pub    *events.Publisher
+	js     jetstream.JetStream
+	log    *zap.Logger
+
+	// dedupeWindow, when > 0, replaces the events stream's configured
+	// duplicate window in the resume decision.
+	dedupeWindow time.Duration
+	// campaignBeforePublish is a test hook called before each member_selected
+	// publish; an error aborts the attempt as a crash would.
+	campaignBeforePublish func(memberID string) error
+	// campaignNoScan disables the stream scan (tests prove the scan matters).
+	campaignNoScan bool
+}
+
+// NewSendCampaign returns the send_campaign handler.
+func NewSendCampaign(sites Sites, l *ledger.Ledger, pub *events.Publisher, js jetstream.JetStream, log *zap.Logger) *SendCampaign {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &SendCampaign{sites: sites, ledger: l, pub: pub, js: js, log: log.Named("send_campaign")}
+}
+
+// WithDedupeWindow overrides the events stream's duplicate window used to
+// decide whether a pending batch may simply be republished (0 reads the
+// stream's configuration). It returns h.
+func (h *SendCampaign) WithDedupeWindow(d time.Duration) *SendCampaign {
+	h.dedupeWindow = d
+	return h
+}
+
+// CommandType implements runtime.Handler.
+func (h *SendCampaign) CommandType() string { return messages.CmdSendCampaign }
+
+const (
+	campaignStateStep = "campaign"
+	campaignChunk     = wix.MaxInValues // ids per member query, emails per subscription query
+)
+
+// campaignCandidate is a member waiting for its member query.
+type campaignCandidate struct {
+	ID string       `json:"id"`
+	G  campaignBits `json:"g"` // indexes into GroupIDs
+	K  campaignBits `json:"k"` // matched keywords (interest)
+}
+
+// campaignRecipient is a member with an email, waiting for its
+// subscription query or being published.
+type campaignRecipient struct {
+	ID        string       `json:"id"`
+	ContactID string       `json:"c,omitempty"`
+	Email     string       `json:"e"`
+	First     string       `json:"f,omitempty"`
+	Last      string       `json:"l,omitempty"`
+	G         campaignBits `json:"g"`
+	K         campaignBits `json:"k"`
+}
+
+// campaignBatch is a batch of selected members being published.
+type campaignBatch struct {
+	// Seq is the events stream's last sequence before the first publish.
+	Seq uint64 `json:"seq"`
+	// At is when publishing started.
+	At      time.Time           `json:"at"`
+	Members []campaignRecipient `json:"members"`
+}
+
+type campaignTotals struct {
+	Seen       int            `json:"seen"`
+	Selected   int            `json:"selected"`
+	NoEmail    int            `json:"noEmail"`
+	Unsub      int            `json:"unsubscribed"`
+	NotMatched int            `json:"notMatched"`
+	NotSub     map[string]int `json:"notSubscribed,omitempty"`
+}
+
+// campaignState is the checkpoint of a campaign, saved after every step.
+type campaignState struct {
+	// Group and Offset: the next page to read (single group: the stream
+	// source; several groups: the collect phase).
+	Group  int `json:"group"`
+	Offset int `json:"offset"`
+	// Pages counts the id pages saved by the collect phase (several groups).
+	Pages     int  `json:"pages"`
+	Collected bool `json:"collected"`
+	// Pos is the next index in the union (several groups).
+	Pos        int                 `json:"pos"`
+	SourceDone bool                `json:"sourceDone"`
+	Pending    []campaignCandidate `json:"pending,omitempty"`
+	Buffer     []campaignRecipient `json:"buffer,omitempty"`
+	Batch      *campaignBatch      `json:"batch,omitempty"`
+	Totals     campaignTotals      `json:"totals"`
+	Calls      int64               `json:"calls"`
+}
+
+type campaignRun struct {
+	h       *SendCampaign
+	cmd     *runtime.Command
+	c       *messages.SendCampaign
+	site    *wix.Site
+	steps   *ledger.Steps
+	st      campaignState
+	counter *wix.CallCounter
+	base    int64
+	match   *campaignMatcher
+	union   []campaignCandidate
+	log     *zap.Logger
+}
+
+// Handle implements runtime.Handler.
+func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
+	c, ok := cmd.Payload.(*messages.SendCampaign)
+	if !ok {
+		return nil, fmt.Errorf("send_campaign: unexpected payload %T", cmd.Payload)
+	}
+	site, err := h.sites.Site(cmd.SiteID)
+	if err != nil {
+		return nil, err
+	}
+	r := &campaignRun{
+		h: h, cmd: cmd, c: c, site: site,
+		steps:   h.ledger.Steps(messages.CmdSendCampaign, cmd.ID),
+		counter: &wix.CallCounter{},
+		log:     trace.Logger(ctx, h.log),
+	}
+	if c.Audience.Type == messages.AudienceInterest {
+		r.match = newCampaignMatcher(c.Audience)
+	}
+	if _, err := r.steps.Load(ctx, campaignStateStep, &r.st); err != nil {
+		return nil, err
+	}
+	r.base = r.st.Calls
+	ctx = wix.WithCallCounter(ctx, r.counter)
+	if err := r.run(ctx); err != nil {
+		return nil, err
+	}
+	t := r.st.Totals
+	audience := c.Audience.Type
+	if audience == "" {
+		audience = messages.AudienceAll
+	}
+	return &messages.CampaignCompleted{
+		EventMeta:    cmd.EventMeta(),
+		CampaignID:   c.CampaignID,
+		GroupIDs:     c.GroupIDs,
+		AudienceType: audience,
+		MembersSeen:  t.Seen,
+		Selected:     t.Selected,
+		Skipped: messages.Skipped{
+			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
+		},
+		WixCalls: r.calls(),
+	}, nil
+}
+
+func (r *campaignRun) calls() int64 { return r.base + r.counter.Load() }
+
+func (r *campaignRun) save(ctx context.Context) error {
+	r.st.Calls = r.calls()
+	return r.steps.Save(ctx, campaignStateStep, &r.st)
+}
+
+func (r *campaignRun) run(ctx context.Context) error {
+	if r.st.Batch != nil {
+		if err := r.resumeBatch(ctx); err != nil {
+			return err
+		}
+	}
+	if len(r.c.GroupIDs) > 1 {
+		if err := r.collect(ctx); err != nil {
+			return err
+		}
+	}
+	for {
+		var err error
+		switch {
+		case campaignDistinctEmails(r.st.Buffer, campaignChunk) >= campaignChunk ||
+			(r.st.SourceDone && len(r.st.Pending) == 0 && len(r.st.Buffer) > 0):
+			err = r.subscriptions(ctx)
+		case len(r.st.Pending) >= campaignChunk || (r.st.SourceDone && len(r.st.Pending) > 0):
+			err = r.members(ctx)
+		case !r.st.SourceDone:
+			err = r.next(ctx)
+		default:
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// next reads the next source page into Pending.
+func (r *campaignRun) next(ctx context.Context) error {
+	if len(r.c.GroupIDs) > 1 {
+		end := min(r.st.Pos+campaignChunk, len(r.union))
+		for _, cand := range r.union[r.st.Pos:end] {
+			r.st.Totals.Seen++
+			if r.match != nil && !r.match.selected(cand.K) {
+				r.st.Totals.NotMatched++
+				continue
+			}
+			r.st.Pending = append(r.st.Pending, cand)
+		}
+		r.st.Pos = end
+		r.st.SourceDone = r.st.Pos >= len(r.union)
+		return r.save(ctx)
+	}
+	page, more, err := r.readPage(ctx, 0, r.st.Offset)
+	if err != nil {
+		return err
+	}
+	for _, cand := range page {
+		r.st.Totals.Seen++
+		if r.match != nil && !r.match.selected(cand.K) {
+			r.st.Totals.NotMatched++
+			continue
+		}
+		r.st.Pending = append(r.st.Pending, cand)
+	}
+	r.st.Offset += len(page)
+	r.st.SourceDone = !more
+	return r.save(ctx)
+}
+
+// readPage reads one page of group gi from offset: group members (audience
+// all) or answers (interest). more reports whether another page follows.
+func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campaignCandidate, more bool, err error) {
+	groupID := r.c.GroupIDs[gi]
+	var g campaignBits
+	g.set(gi)
+	var md wix.PagingMetadata
+	var n int
+	if r.match == nil {
+		p, err := r.site.ListGroupMembers(ctx, groupID, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
+		if err != nil {
+			return nil, false, fmt.Errorf("list members of group %s: %w", groupID, err)
+		}
+		out = make([]campaignCandidate, 0, len(p.Members))
+		for _, m := range p.Members {
+			if m.MemberID != "" {
+				out = append(out, campaignCandidate{ID: m.MemberID, G: g})
+			}
+		}
+		md, n = p.Metadata, len(p.Members)
+	} else {
+		p, err := r.site.ListAnswers(ctx, groupID, nil, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
+		if err != nil {
+			return nil, false, fmt.Errorf("list answers of group %s: %w", groupID, err)
+		}
+		out = make([]campaignCandidate, 0, len(p.MemberAnswers))
+		for _, ma := range p.MemberAnswers {
+			if ma.MemberID != "" {
+				out = append(out, campaignCandidate{ID: ma.MemberID, G: g, K: r.match.match(ma.Answers)})
+			}
+		}
+		md, n = p.Metadata, len(p.MemberAnswers)
+	}
+	next := offset + n
+	more = n > 0 && n >= wix.MaxPageSize && (md.TooManyToCount || md.Total <= 0 || next < md.Total)
+	return out, more, nil
+}
+
+// collect lists every group (several groups): each page of ids is saved in
+// the ledger, so a resumed attempt rebuilds the union without calling Wix
+// again. It leaves the union, in order of first appearance, in r.union.
+func (r *campaignRun) collect(ctx context.Context) error {
+	idx := map[string]int{}
+	add := func(page []campaignCandidate) {
+		for _, c := range page {
+			if i, ok := idx[c.ID]; ok {
+				r.union[i].G = r.union[i].G.or(c.G)
+				r.union[i].K = r.union[i].K.or(c.K)
+				continue
+			}
+			idx[c.ID] = len(r.union)
+			r.union = append(r.union, c)
+		}
+	}
+	for p := 0; p < r.st.Pages; p++ {
+		var page []campaignCandidate
+		ok, err := r.steps.Load(ctx, campaignPageStep(p), &page)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("campaign checkpoint: page %d missing", p)
+		}
+		add(page)
+	}
+	for !r.st.Collected {
+		page, more, err := r.readPage(ctx, r.st.Group, r.st.Offset)
+		if err != nil {
+			return err
+		}
+		if err := r.steps.Save(ctx, campaignPageStep(r.st.Pages), page); err != nil {
+			return err
+		}
+		add(page)
+		r.st.Pages++
+		r.st.Offset += len(page)
+		if !more {
+			r.st.Group++
+			r.st.Offset = 0
+			r.st.Collected = r.st.Group >= len(r.c.GroupIDs)
+		}
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func campaignPageStep(n int) string { return fmt.Sprintf("campaign-page-%d", n) }
+
+// members resolves the first ≤100 pending ids with Query Members (FULL).
+func (r *campaignRun) members(ctx context.Context) error {
+	n := min(len(r.st.Pending), campaignChunk)
+	chunk := r.st.Pending[:n]
+	ids := make([]string, n)
+	for i, c := range chunk {
+		ids[i] = c.ID
+	}
+	page, err := r.site.QueryMembers(ctx, wix.MembersQuery{
+		Filter:    map[string]any{"id": map[string]any{"$in": ids}},
+		Paging:    &wix.Paging{Limit: wix.MaxPageSize},
+		Fieldsets: []string{wix.FieldsetFull},
+	})
+	if err != nil {
+		return fmt.Errorf("query members: %w", err)
+	}
+	byID := make(map[string]*wix.Member, len(page.Members))
+	for i := range page.Members {
+		byID[page.Members[i].ID] = &page.Members[i]
+	}
+	for _, c := range chunk {
+		m := byID[c.ID]
+		email := ""
+		if m != nil {
+			email = strings.TrimSpace(m.Email())
+		}
+		if email == "" { // no address (or the member is gone)
+			r.st.Totals.NoEmail++
+			continue
+		}
+		r.st.Buffer = append(r.st.Buffer, campaignRecipient{
+			ID: c.ID, ContactID: m.ContactID, Email: email,
+			First: m.Contact.FirstName, Last: m.Contact.LastName, G: c.G, K: c.K,
+		})
+	}
+	r.st.Pending = append([]campaignCandidate(nil), r.st.Pending[n:]...)
+	return r.save(ctx)
+}
+
+// campaignDistinctEmails counts distinct emails (case-insensitive) among
+// the first recipients, stopping at limit.
+func campaignDistinctEmails(rs []campaignRecipient, limit int) int {
+	seen := make(map[string]struct{}, min(len(rs), limit))
+	for _, r := range rs {
+		seen[strings.ToLower(r.Email)] = struct{}{}
+		if len(seen) >= limit {
+			break
+		}
+	}
+	return len(seen)
+}
+
+// subscriptions checks the subscription of the first ≤100 distinct emails
+// of the buffer and publishes the SUBSCRIBED members.
+func (r *campaignRun) subscriptions(ctx context.Context) error {
+	seen := map[string]struct{}{}
+	var emails []string
+	n := 0
+	for _, rc := range r.st.Buffer {
+		k := strings.ToLower(rc.Email)
+		if _, ok := seen[k]; !ok {
+			if len(emails) == campaignChunk {
+				break
+			}
+			seen[k] = struct{}{}
+			emails = append(emails, rc.Email)
+		}
+		n++
+	}
+	page, err := r.site.QueryEmailSubscriptions(ctx, emails, wix.Paging{Limit: wix.MaxPageSize})
+	if err != nil {
+		return fmt.Errorf("query email subscriptions: %w", err)
+	}
+	var selected []campaignRecipient
+	for _, rc := range r.st.Buffer[:n] {
+		switch s := page.Status(rc.Email); s {
+		case wix.StatusSubscribed:
+			selected = append(selected, rc)
+		case wix.StatusUnsubscribed:
+			r.st.Totals.Unsub++
+		default:
+			if r.st.Totals.NotSub == nil {
+				r.st.Totals.NotSub = map[string]int{}
+			}
+			r.st.Totals.NotSub[s]++
+		}
+	}
+	r.st.Buffer = append([]campaignRecipient(nil), r.st.Buffer[n:]...)
+	if len(selected) == 0 {
+		return r.save(ctx)
+	}
+	seq, err := r.h.eventsLastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	r.st.Batch = &campaignBatch{Seq: seq, At: time.Now().UTC(), Members: selected}
+	if err := r.save(ctx); err != nil {
+		return err
+	}
+	return r.publishBatch(ctx, nil)
+}
+
+// resumeBatch finishes a batch an earlier attempt started publishing.
+func (r *campaignRun) resumeBatch(ctx context.Context) error {
+	b := r.st.Batch
+	window, err := r.h.window(ctx)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(b.At)
+	if elapsed >= 0 && elapsed < window*3/4 {
+		// Every event of the batch was published after b.At, so the stream
+		// still drops a duplicate id: republish the whole batch.
+		r.log.Info("resuming campaign batch inside the duplicate window", zap.Int("members", len(b.Members)), zap.Duration("elapsed", elapsed))
+		return r.publishBatch(ctx, nil)
+	}
+	var done map[string]bool
+	if !r.h.campaignNoScan {
+		if done, err = r.h.scanPublished(ctx, b.Seq, r.c.CampaignID, b.Members); err != nil {
+			return err
+		}
+	}
+	r.log.Info("resuming campaign batch after the duplicate window: scanned the events stream",
+		zap.Int("members", len(b.Members)), zap.Int("already_published", len(done)), zap.Duration("elapsed", elapsed))
+	return r.publishBatch(ctx, done)
+}
+
+// publishBatch publishes the batch's members not in skip, then records the
+// batch as done.
+func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) error {
+	b := r.st.Batch
+	for _, m := range b.Members {
+		if skip[m.ID] {
+			continue
+		}
+		if f := r.h.campaignBeforePublish; f != nil {
+			if err := f(m.ID); err != nil {
+				return err
+			}
+		}
+		if err := r.publish(ctx, m); err != nil {
+			return err
+		}
+	}
+	r.st.Totals.Selected += len(b.Members)
+	r.st.Batch = nil
+	return r.save(ctx)
+}
+
+// publish sends one member_selected event. The campaign's content is
+// spliced into the body as received, byte for byte (encoding/json would
+// compact and HTML-escape a json.RawMessage).
+func (r *campaignRun) publish(ctx context.Context, m campaignRecipient) error {
+	evt := &messages.MemberSelected{
+		EventMeta:       r.cmd.EventMeta(),
+		CampaignID:      r.c.CampaignID,
+		MemberID:        m.ID,
+		ContactID:       m.ContactID,
+		Email:           m.Email,
+		FirstName:       m.First,
+		LastName:        m.Last,
+		GroupIDs:        campaignPick(r.c.GroupIDs, m.G),
+		MatchedKeywords: campaignPick(r.c.Audience.Keywords, m.K),
+	}
+	if r.match == nil {
+		evt.MatchedKeywords = nil
+	}
+	msg, err := r.h.pub.Message(ctx, evt)
+	if err != nil {
+		return err
+	}
+	if len(r.c.Content) > 0 {
+		body := msg.Payload
+		if len(body) < 2 || body[len(body)-1] != '}' {
+			return errors.New("member_selected: unexpected encoding")
+		}
+		out := make([]byte, 0, len(body)+len(r.c.Content)+12)
+		out = append(out, body[:len(body)-1]...)
+		out = append(out, `,"content":`...)
+		out = append(out, r.c.Content...)
+		out = append(out, '}')
+		msg.Payload = out
+	}
+	return r.h.pub.PublishMessage(messages.EvtMemberSelected, msg)
+}
