@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 
 // EmbeddedConfig configures the in-process nats-server.
 type EmbeddedConfig struct {
-	// DataDir holds the JetStream file store (a "jetstream" folder below it).
+	// DataDir holds the JetStream file store (in a "jetstream" folder).
 	DataDir string
 	// Listen is the loopback host:port of the client listener, so the nats
 	// CLI and groupctl can connect (default 127.0.0.1:4222). Port 0 picks a
@@ -72,7 +71,8 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	storeDir := filepath.Join(cfg.DataDir, "jetstream")
+	// nats-server keeps its files in a "jetstream" folder below StoreDir.
+	storeDir := cfg.DataDir
 	if err := os.MkdirAll(storeDir, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded nats: create store dir: %w", err)
 	}
@@ -116,7 +116,7 @@ func (e *Embedded) Shutdown() {
 // serverLogger adapts zap to nats-server's logger interface.
 type serverLogger struct{ log *zap.SugaredLogger }
 
-func (l *serverLogger) Noticef(format string, v ...any) { l.log.Infof(format, v...) }
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Debugf(format, v...) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warnf(format, v...) }
 func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Errorf(format, v...) }
 func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Errorf(format, v...) }

@@ -1,0 +1,61 @@
+// Command groupflow is the processor: it consumes commands from NATS
+// JetStream (groups.cmd.>), carries them out against the Wix REST API and
+// publishes completion events (groups.evt.>). Without Wix credentials it runs
+// the embedded Wix simulator; without --nats-url an embedded nats-server.
+//
+//	groupflow --help
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"groupflow/internal/app"
+	"groupflow/internal/config"
+	"groupflow/internal/logging"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Parse(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "groupflow:", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "groupflow:", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, err := app.Start(ctx, cfg, os.Getenv, log)
+	if err != nil {
+		log.Error("start failed", zap.Error(err))
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("shutting down: finishing in-flight commands", zap.Duration("grace", cfg.ShutdownGrace))
+	if err := a.Stop(); err != nil {
+		log.Error("shutdown", zap.Error(err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}

@@ -1,0 +1,302 @@
+// Package app assembles the groupflow processor: broker (embedded or
+// external), streams, ledger, Wix client (real or the embedded simulator),
+// handlers, runtime and admin HTTP.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"groupflow/internal/admin"
+	"groupflow/internal/broker"
+	"groupflow/internal/config"
+	"groupflow/internal/dlq"
+	"groupflow/internal/events"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/wix"
+	"groupflow/internal/wixsim"
+	"groupflow/messages"
+)
+
+// App is a running processor.
+type App struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	embedded *broker.Embedded
+	sim      *wixsim.Server
+	conns    []*nats.Conn
+	admin    *admin.Server
+	rt       *runtime.Runtime
+
+	// NATSURL is the broker's client URL; AdminAddr the admin HTTP address;
+	// WixURL the Wix base URL in use (the simulator's when simulated).
+	NATSURL, AdminAddr, WixURL string
+	// Sim is the embedded simulator, nil against real Wix.
+	Sim *wixsim.Server
+
+	runDone chan error
+	cancel  context.CancelFunc
+	stopOne sync.Once
+	stopErr error
+}
+
+// Deps are what handlers are built from.
+type Deps struct {
+	Config    *config.Config
+	Sites     Sites
+	Ledger    *ledger.Ledger
+	Events    *events.Publisher
+	JS        jetstream.JetStream
+	Logger    *zap.Logger
+	Registry  prometheus.Registerer
+	DLQ       *dlq.Store
+	Subjects  messages.Subjects
+	WixClient *wix.Client
+}
+
+// Sites resolves a site id to its Wix client.
+type Sites interface {
+	Site(siteID string) (*wix.Site, error)
+}
+
+// simSites adds simulator sites on first use: every site id is a seeded site.
+type simSites struct {
+	c  *wix.Client
+	mu sync.Mutex
+}
+
+func (s *simSites) Site(id string) (*wix.Site, error) {
+	if site, err := s.c.Site(id); err == nil {
+		return site, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if site, err := s.c.Site(id); err == nil {
+		return site, nil
+	}
+	if err := s.c.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
+		return nil, err
+	}
+	return s.c.Site(id)
+}
+
+// Start brings the processor up and runs it until Stop or ctx ends.
+func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (a *App, err error) {
+	a = &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	subjects := messages.Subjects{Prefix: cfg.Prefix}
+
+	// Broker.
+	connCfg := broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
+		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA}
+	if cfg.Embedded() {
+		e, err := broker.StartEmbedded(broker.EmbeddedConfig{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
+			SyncAlways: cfg.SyncAlways, MaxPayload: int32(cfg.MaxPayloadMB) << 20}, log)
+		if err != nil {
+			return nil, err
+		}
+		a.embedded = e
+		a.NATSURL = e.URL
+		connCfg.InProcess = e.Server
+		log.Info("embedded nats-server with JetStream", zap.String("url", e.URL), zap.String("store", cfg.DataDir))
+	} else {
+		a.NATSURL = cfg.NATSURL
+	}
+	connect := func(name string) (*nats.Conn, error) {
+		c := connCfg
+		c.Name = name
+		nc, err := broker.Connect(c, log.Named("nats"))
+		if err == nil {
+			a.conns = append(a.conns, nc)
+		}
+		return nc, err
+	}
+	subNC, err := connect("groupflow-consumer")
+	if err != nil {
+		return nil, err
+	}
+	pubNC, err := connect("groupflow-publisher")
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(subNC)
+	if err != nil {
+		return nil, err
+	}
+	topo := broker.Topology{Subjects: subjects, Replicas: cfg.Replicas, EventDuplicates: cfg.EventDupWin}
+	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := provisionWithRetry(pctx, topo, js, log); err != nil {
+		return nil, err
+	}
+	led, err := ledger.Open(pctx, js, broker.LedgerBucket)
+	if err != nil {
+		return nil, err
+	}
+
+	// Wix.
+	reg := admin.NewRegistry()
+	wixCfg := wix.Config{BaseURL: cfg.WixBaseURL, RequestsPerMinute: cfg.WixRatePerMinute,
+		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx,
+		Logger: log.Named("wix"), Registerer: reg}
+	var sites Sites
+	if cfg.Simulated() {
+		sim := wixsim.New(wixsim.Options{Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
+			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
+		url, err := sim.Start(cfg.WixSimListen)
+		if err != nil {
+			return nil, fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
+		}
+		a.sim, a.Sim = sim, sim
+		wixCfg.BaseURL = url
+		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
+			zap.String("simulator", url), zap.String("default_site", cfg.SiteID))
+		client := wix.New(wixCfg)
+		sites = &simSites{c: client}
+	} else {
+		client := wix.New(wixCfg)
+		if err := addSites(client, cfg, getenv); err != nil {
+			return nil, err
+		}
+		sites = client
+		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
+			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
+	}
+	a.WixURL = firstNonEmpty(wixCfg.BaseURL, wix.DefaultBaseURL)
+
+	// Events and runtime.
+	wpub, err := events.NewJetStreamPublisher(pubNC, runtime.WatermillLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	evts := events.NewPublisher(wpub, subjects, "groupflow")
+	store := dlq.NewStore(js, subjects)
+	deps := Deps{Config: cfg, Sites: sites, Ledger: led, Events: evts, JS: js, Logger: log,
+		Registry: reg, DLQ: store, Subjects: subjects}
+	rt := runtime.New(runtime.Config{
+		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
+		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace,
+	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Logger: log, Registerer: reg})
+	var consumers []string
+	for _, h := range buildHandlers(deps) {
+		rt.Register(h, cfg.Concurrency)
+		consumers = append(consumers, broker.DurableName(h.CommandType()))
+	}
+	if err := rt.Prepare(); err != nil {
+		return nil, err
+	}
+	a.rt = rt
+	reg.MustRegister(admin.NewBrokerCollector(js, subjects.CommandStream(), subjects.DLQStream(), consumers))
+
+	// Safety net: commands that ran out of deliveries outside the router.
+	capture := dlq.NewCapture(subNC, js, subjects, log.Named("dlq-capture"))
+	if err := capture.Start(ctx); err != nil {
+		return nil, err
+	}
+
+	// Admin HTTP.
+	a.admin = admin.New(cfg.HTTPListen, admin.BrokerReady(subNC, js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()), reg, log)
+	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
+	a.admin.Handle("/dlq", dlqHTTP)
+	a.admin.Handle("/dlq/", dlqHTTP)
+	addr, err := a.admin.Start()
+	if err != nil {
+		return nil, fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
+	}
+	a.AdminAddr = addr
+	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq"}))
+
+	runCtx, runCancel := context.WithCancel(ctx)
+	a.cancel = runCancel
+	go func() { a.runDone <- rt.Run(runCtx) }()
+	select {
+	case <-rt.Running():
+	case err := <-a.runDone:
+		return nil, fmt.Errorf("router: %w", err)
+	case <-time.After(60 * time.Second):
+		return nil, errors.New("router not running after 60s")
+	}
+	log.Info("groupflow processing", zap.String("commands", subjects.Commands()), zap.Int("handlers", len(consumers)),
+		zap.Int("concurrency", cfg.Concurrency))
+	return a, nil
+}
+
+// provisionWithRetry provisions the topology, waiting for a cluster that is
+// still forming.
+func provisionWithRetry(ctx context.Context, topo broker.Topology, js jetstream.JetStream, log *zap.Logger) error {
+	for attempt := 1; ; attempt++ {
+		err := topo.Provision(ctx, js)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("provision streams: %w", err)
+		}
+		log.Warn("provisioning streams failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return fmt.Errorf("provision streams: %w", err)
+		}
+	}
+}
+
+// Wait blocks until the runtime stops and returns its error.
+func (a *App) Wait() error {
+	err := <-a.runDone
+	a.runDone <- err
+	return err
+}
+
+// Stop shuts down gracefully: no new command is taken, in-flight ones
+// finish (or are nacked after the grace period to resume later).
+func (a *App) Stop() error {
+	a.stopOne.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+			a.stopErr = a.Wait()
+		}
+		a.close()
+	})
+	return a.stopErr
+}
+
+func (a *App) close() {
+	if a.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.admin.Shutdown(ctx)
+		cancel()
+	}
+	for i := len(a.conns) - 1; i >= 0; i-- {
+		_ = a.conns[i].Drain()
+	}
+	if a.sim != nil {
+		if err := a.sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Warn("wix simulator close", zap.Error(err))
+		}
+	}
+	a.embedded.Shutdown()
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

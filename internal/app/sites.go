@@ -1,0 +1,82 @@
+package app
+
+import (
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+
+	"groupflow/internal/config"
+	"groupflow/internal/wix"
+)
+
+// SitesFile lists several Wix sites and where their secrets are. Secrets
+// themselves stay in the environment (or a secret store mounted as env).
+//
+//	sites:
+//	  - siteId: 1a2b...            # API-key site
+//	    apiKeyEnv: WIX_API_KEY_SCHOOL
+//	  - siteId: 3c4d...            # app installation (OAuth)
+//	    appId: 9f...
+//	    instanceId: 3c4d...
+//	    appSecretEnv: WIX_APP_SECRET
+//	    ratePerMinute: 200
+type SitesFile struct {
+	Sites []SiteEntry `yaml:"sites"`
+}
+
+// SiteEntry is one site of a SitesFile.
+type SiteEntry struct {
+	SiteID        string  `yaml:"siteId"`
+	APIKeyEnv     string  `yaml:"apiKeyEnv"`
+	AppID         string  `yaml:"appId"`
+	InstanceID    string  `yaml:"instanceId"`
+	AppSecretEnv  string  `yaml:"appSecretEnv"`
+	RatePerMinute float64 `yaml:"ratePerMinute"`
+}
+
+// addSites registers the sites of cfg on c: the sites file, then the single
+// site given by WIX_API_KEY/WIX_SITE_ID or the app OAuth variables.
+func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string) error {
+	if cfg.WixSitesFile != "" {
+		b, err := os.ReadFile(cfg.WixSitesFile)
+		if err != nil {
+			return fmt.Errorf("sites file: %w", err)
+		}
+		var f SitesFile
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			return fmt.Errorf("sites file %s: %w", cfg.WixSitesFile, err)
+		}
+		for i, s := range f.Sites {
+			creds := wix.Credentials{AppID: s.AppID, InstanceID: s.InstanceID}
+			if s.APIKeyEnv != "" {
+				creds.APIKey = getenv(s.APIKeyEnv)
+				if creds.APIKey == "" {
+					return fmt.Errorf("sites file entry %d (%s): environment variable %s is empty", i, s.SiteID, s.APIKeyEnv)
+				}
+			}
+			if s.AppSecretEnv != "" {
+				creds.AppSecret = getenv(s.AppSecretEnv)
+			}
+			if s.SiteID == "" {
+				return fmt.Errorf("sites file entry %d: siteId is required", i)
+			}
+			var err error
+			if s.RatePerMinute > 0 {
+				err = c.AddSiteWithLimiter(s.SiteID, creds, wix.NewAdaptiveLimiter(s.RatePerMinute, 5))
+			} else {
+				err = c.AddSite(s.SiteID, creds)
+			}
+			if err != nil {
+				return fmt.Errorf("site %s: %w", s.SiteID, err)
+			}
+		}
+	}
+	switch {
+	case cfg.WixAPIKey != "":
+		return c.AddSite(cfg.SiteID, wix.Credentials{APIKey: cfg.WixAPIKey})
+	case cfg.WixAppID != "":
+		return c.AddSite(cfg.SiteID, wix.Credentials{AppID: cfg.WixAppID, AppSecret: cfg.WixAppSecret, InstanceID: cfg.WixInstanceID})
+	}
+	return nil
+}
