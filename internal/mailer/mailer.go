@@ -1,0 +1,874 @@
+package mailer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	netmail "net/mail"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wneessen/go-mail"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"groupflow/internal/dlq"
+	"groupflow/internal/events"
+	"groupflow/messages"
+)
+
+// DefaultDurable is the consumer name.
+const DefaultDurable = "groupmail"
+
+// Config configures the mailer. Zero values take the defaults noted.
+type Config struct {
+	// Subjects is groupflow's subject scheme (default prefix "groups").
+	Subjects messages.Subjects
+	// Durable is the consumer name on the events stream (default "groupmail").
+	Durable string
+	// Store configures the KV bucket of send records (default GROUPMAIL_SENT).
+	Store StoreConfig
+	// Templates is the template directory.
+	Templates string
+	// From is the sender, "Name <addr@domain>" or "addr@domain". Required.
+	From string
+	// UnsubscribeURL is a text/template of the List-Unsubscribe URL with
+	// the query-escaped .MemberID, .CampaignID, .ContactID and .EventID;
+	// empty means no List-Unsubscribe header.
+	UnsubscribeURL string
+	// MessageIDDomain is the right side of Message-ID (default: From's domain).
+	MessageIDDomain string
+	// Rate is the sends per second (0 = unlimited); Burst the bucket size (default 1).
+	Rate  float64
+	Burst int
+	// Concurrency is the number of events handled at once (default 4).
+	Concurrency int
+	// MaxDeliver bounds deliveries of an event (default 10); the last one
+	// dead-letters instead of failing again.
+	MaxDeliver int
+	// AckWait is the consumer's ack wait (default 30s); messages being
+	// handled are kept alive every AckWait/3.
+	AckWait time.Duration
+	// ClaimTimeout is when a "sending" claim counts as left by a crashed
+	// instance and is taken over (default 5m). See the package doc.
+	ClaimTimeout time.Duration
+	// SendTimeout bounds one SMTP attempt (default 60s).
+	SendTimeout time.Duration
+	// SendAttempts is the number of SMTP attempts per delivery (default 3),
+	// RetryInitial and RetryMax the backoff between them (default 500ms, 10s).
+	SendAttempts           int
+	RetryInitial, RetryMax time.Duration
+	// NakDelay gives the redelivery delay after the n-th delivery failed
+	// transiently (default 2s doubling up to 5m).
+	NakDelay func(delivery int) time.Duration
+	// FetchWait bounds one pull request (default 1s).
+	FetchWait time.Duration
+	// ShutdownGrace is how long Run waits for in-flight events after its
+	// context is cancelled (default 20s). After it, work not yet sending is
+	// abandoned unacknowledged (redelivered after AckWait); a negative value
+	// abandons at once (a crash as far as the broker can tell).
+	ShutdownGrace time.Duration
+	// Source is the CloudEvents source of email_sent/email_failed (default "groupmail").
+	Source string
+	// Instance names this process in claims (default host-pid-random).
+	Instance string
+}
+
+// Deps are the mailer's collaborators.
+type Deps struct {
+	JS jetstream.JetStream
+	// Publisher is the Watermill publisher over JetStream (see
+	// events.NewJetStreamPublisher) for events and dead letters.
+	Publisher message.Publisher
+	// Sender sends the emails (NewSMTPSender).
+	Sender Sender
+	Logger *zap.Logger
+	// Registerer receives the metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Mailer consumes member_selected events and sends one email per event id.
+type Mailer struct {
+	cfg      Config
+	deps     Deps
+	log      *zap.Logger
+	renderer *Renderer
+	unsub    *UnsubscribeTemplate
+	from     *netmail.Address
+	domain   string
+	limiter  *rate.Limiter
+	events   *events.Publisher
+	metrics  *metrics
+
+	store *Store
+	cons  jetstream.Consumer
+
+	// abortCtx is cancelled by Abort, or when the shutdown grace is over.
+	abortCtx context.Context
+	abort    context.CancelFunc
+}
+
+// DefaultNakDelay backs off from 2s, doubling per delivery, up to 5 minutes.
+func DefaultNakDelay(delivery int) time.Duration {
+	if delivery < 1 {
+		delivery = 1
+	}
+	return min(2*time.Second<<min(delivery-1, 10), 5*time.Minute)
+}
+
+// New checks cfg and builds a mailer; Prepare then Run it.
+func New(cfg Config, deps Deps) (*Mailer, error) {
+	if deps.JS == nil || deps.Publisher == nil || deps.Sender == nil {
+		return nil, errors.New("mailer: JS, Publisher and Sender are required")
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = DefaultDurable
+	}
+	if strings.ContainsAny(cfg.Durable, ".*> \t") {
+		return nil, fmt.Errorf("mailer: invalid consumer name %q", cfg.Durable)
+	}
+	if cfg.Templates == "" {
+		return nil, errors.New("mailer: a template directory is required")
+	}
+	if st, err := os.Stat(cfg.Templates); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("mailer: template directory %q is not a readable directory", cfg.Templates)
+	}
+	from, err := netmail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: from address %q: %w", cfg.From, err)
+	}
+	if cfg.MessageIDDomain == "" {
+		cfg.MessageIDDomain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	}
+	unsub, err := ParseUnsubscribe(cfg.UnsubscribeURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 1
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = 10
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.ClaimTimeout <= 0 {
+		cfg.ClaimTimeout = 5 * time.Minute
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 60 * time.Second
+	}
+	if cfg.SendAttempts <= 0 {
+		cfg.SendAttempts = 3
+	}
+	if cfg.RetryInitial <= 0 {
+		cfg.RetryInitial = 500 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 10 * time.Second
+	}
+	if cfg.NakDelay == nil {
+		cfg.NakDelay = DefaultNakDelay
+	}
+	if cfg.FetchWait <= 0 {
+		cfg.FetchWait = time.Second
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 20 * time.Second
+	}
+	if cfg.Source == "" {
+		cfg.Source = "groupmail"
+	}
+	if cfg.Instance == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		cfg.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	log := deps.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	lim := rate.NewLimiter(rate.Inf, cfg.Burst)
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst)
+	}
+	met, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("mailer metrics: %w", err)
+	}
+	abortCtx, abort := context.WithCancel(context.Background())
+	return &Mailer{
+		abortCtx: abortCtx, abort: abort,
+		cfg: cfg, deps: deps, log: log, renderer: NewRenderer(cfg.Templates), unsub: unsub,
+		from: from, domain: cfg.MessageIDDomain, limiter: lim, metrics: met,
+		events: events.NewPublisher(deps.Publisher, cfg.Subjects, cfg.Source),
+	}, nil
+}
+
+// Renderer returns the template renderer (Reset reloads the templates).
+func (m *Mailer) Renderer() *Renderer { return m.renderer }
+
+// Stats returns the counters since New.
+func (m *Mailer) Stats() Stats { return m.metrics.stats() }
+
+// ConsumerConfig is the durable consumer the mailer creates: only
+// member_selected events of GROUPS_EVENTS (not its own email_* events).
+func (m *Mailer) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       m.cfg.Durable,
+		Description:   "groupmail: sends one email per member_selected event",
+		FilterSubject: m.cfg.Subjects.Event(messages.EvtMemberSelected),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       m.cfg.AckWait,
+		MaxDeliver:    m.cfg.MaxDeliver,
+		MaxAckPending: 2 * m.cfg.Concurrency,
+	}
+}
+
+// Prepare opens the KV bucket and creates (or updates) the consumer. The
+// events stream itself must exist (groupflow provisions it).
+func (m *Mailer) Prepare(ctx context.Context) error {
+	st, err := OpenStore(ctx, m.deps.JS, m.cfg.Store)
+	if err != nil {
+		return err
+	}
+	cons, err := m.deps.JS.CreateOrUpdateConsumer(ctx, m.cfg.Subjects.EventStream(), m.ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", m.cfg.Durable, m.cfg.Subjects.EventStream(), err)
+	}
+	m.store, m.cons = st, cons
+	return nil
+}
+
+// Ready reports whether the consumer and the bucket answer (for /readyz).
+func (m *Mailer) Ready(ctx context.Context) error {
+	if m.cons == nil {
+		return errors.New("not prepared")
+	}
+	if _, err := m.cons.Info(ctx); err != nil {
+		return fmt.Errorf("consumer %s: %w", m.cfg.Durable, err)
+	}
+	if _, err := m.deps.JS.KeyValue(ctx, m.store.Bucket()); err != nil {
+		return fmt.Errorf("kv %s: %w", m.store.Bucket(), err)
+	}
+	return nil
+}
+
+// Abort stops the mailer at once, as a crash would as far as the broker
+// can tell: in-flight events are left unacknowledged (redelivered after
+// AckWait) and no further event is published. Only an SMTP attempt in
+// progress completes, and its result is recorded (see the package doc). Run
+// returns once its context is cancelled too. A mailer cannot run again
+// after Abort.
+func (m *Mailer) Abort() { m.abort() }
+
+// Run handles events until ctx is cancelled, then stops fetching and waits
+// up to ShutdownGrace for in-flight events (see Config.ShutdownGrace).
+func (m *Mailer) Run(ctx context.Context) error {
+	if m.cons == nil {
+		if err := m.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	abortCtx, abort := m.abortCtx, m.abort
+	defer abort()
+	var wg sync.WaitGroup
+	for range m.cfg.Concurrency {
+		wg.Go(func() { m.work(ctx, abortCtx) })
+	}
+	m.log.Info("groupmail running", zap.String("consumer", m.cfg.Durable),
+		zap.String("subject", m.cfg.Subjects.Event(messages.EvtMemberSelected)),
+		zap.Int("concurrency", m.cfg.Concurrency), zap.Float64("rate", m.cfg.Rate),
+		zap.String("bucket", m.store.Bucket()), zap.String("instance", m.cfg.Instance))
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	if m.cfg.ShutdownGrace < 0 {
+		abort()
+	} else {
+		select {
+		case <-done:
+		case <-time.After(m.cfg.ShutdownGrace):
+			m.log.Warn("shutdown grace period over; abandoning in-flight events (they are redelivered)")
+			abort()
+		}
+	}
+	<-done
+	return nil
+}
+
+func (m *Mailer) work(stop, abortCtx context.Context) {
+	failures := 0
+	for stop.Err() == nil {
+		msg, err := m.cons.Next(jetstream.FetchMaxWait(m.cfg.FetchWait))
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				failures = 0
+				continue
+			}
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				m.log.Warn("fetch failed; retrying", zap.String("consumer", m.cfg.Durable), zap.Error(err))
+			}
+			select {
+			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)):
+			case <-stop.Done():
+			}
+			continue
+		}
+		failures = 0
+		if abortCtx.Err() != nil {
+			return // crashed: leave it unacknowledged
+		}
+		m.handle(abortCtx, msg)
+	}
+}
+
+// outcome is what happens to a delivery.
+type outcome struct {
+	kind  int // ack, nak or abandon
+	delay time.Duration
+}
+
+const (
+	doAck = iota
+	doNak
+	doAbandon
+)
+
+func ack() outcome                { return outcome{kind: doAck} }
+func nak(d time.Duration) outcome { return outcome{kind: doNak, delay: d} }
+func abandon() outcome            { return outcome{kind: doAbandon} }
+
+// delivery is one message being handled.
+type delivery struct {
+	msg     jetstream.Msg
+	md      *jetstream.MsgMetadata
+	n       int  // delivery count
+	last    bool // n >= MaxDeliver
+	ev      *messages.MemberSelected
+	eventID string
+	prev    *Entry // the record read at the start
+	log     *zap.Logger
+}
+
+func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		m.log.Error("message without metadata; terminating it", zap.String("subject", msg.Subject()), zap.Error(err))
+		_ = msg.Term()
+		return
+	}
+	m.metrics.inFlight.Inc()
+	defer m.metrics.inFlight.Dec()
+
+	// Keep the message alive while it is handled.
+	stopKeep := make(chan struct{})
+	var keepWG sync.WaitGroup
+	keepWG.Go(func() {
+		t := time.NewTicker(max(m.cfg.AckWait/3, 100*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-stopKeep:
+				return
+			case <-ctx.Done():
+				return // crashed: stop keeping it alive
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	d := &delivery{msg: msg, md: md, n: int(md.NumDelivered)}
+	d.last = d.n >= m.cfg.MaxDeliver
+	out := m.process(ctx, d)
+	close(stopKeep)
+	keepWG.Wait()
+
+	log := d.log
+	if log == nil {
+		log = m.log
+	}
+	switch out.kind {
+	case doAck:
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := msg.DoubleAck(actx)
+		cancel()
+		if err != nil {
+			log.Warn("ack not confirmed; a redelivery is answered from the send record", zap.Error(err))
+		}
+	case doNak:
+		if err := msg.NakWithDelay(out.delay); err != nil {
+			log.Warn("nak failed; the server redelivers after the ack wait", zap.Error(err))
+		}
+	case doAbandon:
+		log.Info("event abandoned by shutdown; it will be redelivered")
+	}
+}
+
+// process runs the exactly-once protocol for one delivery (see the package doc).
+func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
+	d.log = m.log.With(zap.String("subject", d.msg.Subject()), zap.Uint64("stream_seq", d.md.Sequence.Stream), zap.Int("delivery", d.n))
+	ev, err := decodeMemberSelected(d.msg.Data())
+	if err != nil {
+		d.eventID = fallbackID(d.msg, d.md)
+		d.log = d.log.With(zap.String("event_id", d.eventID))
+		return m.fail(ctx, d, &PermanentError{Reason: ReasonMalformed, Err: err})
+	}
+	d.ev = ev
+	d.eventID = ev.EventID()
+	d.log = d.log.With(zap.String("event_id", d.eventID), zap.String("campaign_id", ev.CampaignID), zap.String("member_id", ev.MemberID))
+	if ce := d.msg.Headers().Get(messages.HeaderCEID); ce != "" && ce != d.eventID {
+		d.log.Warn("ce-id differs from the payload's event id; keying on the payload", zap.String("ce_id", ce))
+	}
+
+	// 1. Already sent?
+	prev, err := m.store.Get(ctx, d.eventID)
+	if err != nil {
+		return m.transient(ctx, d, err)
+	}
+	d.prev = prev
+	if prev != nil {
+		switch prev.Status {
+		case StatusSent:
+			m.metrics.incDuplicate()
+			d.log.Info("already sent; acknowledged without sending", zap.String("message_id", prev.MessageID))
+			m.announceSent(ctx, d, prev.Record)
+			return ack()
+		case StatusSending:
+			age := time.Since(prev.Stored)
+			if age < m.cfg.ClaimTimeout {
+				if d.last {
+					return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner))
+				}
+				wait := m.cfg.ClaimTimeout - age + time.Second
+				d.log.Info("claimed by another delivery; looking again later", zap.String("owner", prev.Owner), zap.Duration("retry_in", wait))
+				return nak(wait)
+			}
+			d.log.Warn("taking over a stale claim: the previous sender stopped before recording its result; the email may be sent twice (same Message-ID)",
+				zap.String("owner", prev.Owner), zap.Duration("age", age))
+		}
+	}
+
+	// 2. Render.
+	if !messages.ValidEmail(d.ev.Email) {
+		return m.fail(ctx, d, permanentf(ReasonRecipient, "member %s has no deliverable email address", ev.MemberID))
+	}
+	content, err := ParseContent(ev.Content)
+	if err != nil {
+		return m.fail(ctx, d, err)
+	}
+	unsub, err := m.unsub.Render(ev)
+	if err != nil {
+		return m.fail(ctx, d, &PermanentError{Reason: ReasonTemplate, Err: err})
+	}
+	r, err := m.renderer.Render(ev, content, unsub)
+	if err != nil {
+		if IsPermanent(err) {
+			return m.fail(ctx, d, err)
+		}
+		return m.transient(ctx, d, err)
+	}
+	msgID := MessageID(d.eventID, m.domain)
+	email, err := m.build(ev, d.eventID, msgID, r, unsub)
+	if err != nil {
+		return m.fail(ctx, d, err)
+	}
+	if ce := d.log.Check(zap.DebugLevel, "rendered"); ce != nil {
+		ce.Write(zap.String("to", ev.Email), zap.String("template", content.TemplateID), zap.String("message_id", msgID))
+	}
+
+	// Wait for the send rate before claiming, so the claim is young.
+	if err := m.waitRate(ctx); err != nil {
+		return abandon()
+	}
+
+	// 3. Claim.
+	claim := Record{
+		Status: StatusSending, EventID: d.eventID, CampaignID: ev.CampaignID, MemberID: ev.MemberID,
+		MessageID: msgID, Owner: m.cfg.Instance, Claims: 1, At: time.Now().UTC(),
+	}
+	var rev uint64
+	if prev != nil {
+		claim.Claims = prev.Claims + 1
+		rev = prev.Revision
+	}
+	rev, err = m.store.Write(ctx, d.eventID, claim, rev)
+	if errors.Is(err, ErrConflict) {
+		if d.last {
+			return m.fail(ctx, d, fmt.Errorf("%w: another delivery claimed it at the same time", errClaimHeld))
+		}
+		d.log.Info("another delivery claimed the event first; looking again later")
+		return nak(time.Second)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return abandon()
+		}
+		return m.transient(ctx, d, err)
+	}
+
+	// 4. Send.
+	rev, err = m.send(ctx, d, email, claim, rev)
+	if err == nil {
+		// 5. Record, announce, ack.
+		m.recordSent(ctx, d, claim, rev)
+		m.metrics.incSent()
+		d.log.Info("email sent", zap.String("message_id", msgID), zap.String("template", content.TemplateID))
+		if ctx.Err() != nil {
+			return abandon() // aborted: the redelivery is answered from the record
+		}
+		claim.Status = StatusSent
+		if !m.announceSent(ctx, d, claim) && !d.last {
+			return nak(time.Second) // the redelivery republishes email_sent
+		}
+		return ack()
+	}
+	if errors.Is(err, errClaimLost) {
+		d.log.Warn("claim lost to another delivery; stopping without sending again", zap.Error(err))
+		return abandon()
+	}
+	// Nothing was sent (or the server did not say it accepted it): release
+	// the claim so a redelivery or a replay may claim it at once.
+	m.release(ctx, d, claim, rev, err)
+	if IsPermanent(err) {
+		return m.fail(ctx, d, err)
+	}
+	if ctx.Err() != nil {
+		return abandon()
+	}
+	return m.transient(ctx, d, err)
+}
+
+var (
+	errClaimHeld = errors.New("claim held by another delivery")
+	errClaimLost = errors.New("claim taken over by another delivery")
+)
+
+func decodeMemberSelected(body []byte) (*messages.MemberSelected, error) {
+	e, err := messages.DecodeEvent(messages.EvtMemberSelected, body)
+	if err != nil {
+		return nil, fmt.Errorf("not a member_selected event: %w", err)
+	}
+	ev, ok := e.(*messages.MemberSelected)
+	if !ok {
+		return nil, fmt.Errorf("not a member_selected event: got %T", e)
+	}
+	if ev.CampaignID == "" || ev.MemberID == "" {
+		return nil, errors.New("member_selected event without campaignId or memberId")
+	}
+	return ev, nil
+}
+
+// fallbackID names an undecodable event: its ce-id, else Nats-Msg-Id, else
+// stream and sequence.
+func fallbackID(msg jetstream.Msg, md *jetstream.MsgMetadata) string {
+	if id := msg.Headers().Get(messages.HeaderCEID); id != "" {
+		return id
+	}
+	if id := msg.Headers().Get(nats.MsgIdHdr); id != "" {
+		return id
+	}
+	return fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
+}
+
+// MessageID is the Message-ID (without angle brackets) of the email of an
+// event: derived from the event id only, so every copy of one event's email
+// carries the same Message-ID.
+func MessageID(eventID, domain string) string {
+	h := sha256.Sum256([]byte(eventID))
+	return "groupmail." + hex.EncodeToString(h[:16]) + "@" + domain
+}
+
+// Headers set on every email besides From, To, Subject, Date, Message-ID.
+const (
+	HeaderEventID         = "X-Groupflow-Event-Id"
+	HeaderCampaignID      = "X-Groupflow-Campaign-Id"
+	HeaderListUnsubscribe = "List-Unsubscribe"
+	HeaderListUnsubPost   = "List-Unsubscribe-Post"
+)
+
+func (m *Mailer) build(ev *messages.MemberSelected, eventID, msgID string, r *Rendered, unsub string) (*mail.Msg, error) {
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	if err := msg.FromFormat(m.from.Name, m.from.Address); err != nil {
+		return nil, fmt.Errorf("from address: %w", err)
+	}
+	name := oneLine(strings.TrimSpace(ev.FirstName + " " + ev.LastName))
+	if err := msg.AddToFormat(name, ev.Email); err != nil {
+		return nil, permanentf(ReasonRecipient, "member %s: the recipient address is not valid", ev.MemberID)
+	}
+	msg.Subject(r.Subject)
+	msg.SetMessageIDWithValue(msgID)
+	msg.SetDate()
+	msg.SetGenHeader(mail.Header(HeaderEventID), eventID)
+	msg.SetGenHeader(mail.Header(HeaderCampaignID), ev.CampaignID)
+	if unsub != "" {
+		msg.SetGenHeader(mail.Header(HeaderListUnsubscribe), "<"+unsub+">")
+		if strings.HasPrefix(unsub, "https://") || strings.HasPrefix(unsub, "http://") {
+			// RFC 8058 one-click unsubscribe.
+			msg.SetGenHeader(mail.Header(HeaderListUnsubPost), "List-Unsubscribe=One-Click")
+		}
+	}
+	switch {
+	case r.Text != "" && r.HTML != "":
+		msg.SetBodyString(mail.TypeTextPlain, r.Text)
+		msg.AddAlternativeString(mail.TypeTextHTML, r.HTML)
+	case r.HTML != "":
+		msg.SetBodyString(mail.TypeTextHTML, r.HTML)
+	default:
+		msg.SetBodyString(mail.TypeTextPlain, r.Text)
+	}
+	return msg, nil
+}
+
+func (m *Mailer) waitRate(ctx context.Context) error {
+	res := m.limiter.Reserve()
+	delay := res.Delay()
+	m.metrics.rateWait.Observe(delay.Seconds())
+	if delay <= 0 {
+		return nil
+	}
+	m.metrics.incRateLimit()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		res.Cancel()
+		return ctx.Err()
+	}
+}
+
+// send makes up to SendAttempts SMTP attempts. An attempt in progress is
+// not interrupted by ctx (it completes or times out); the waits between
+// attempts are. Before each retry the claim is refreshed at its revision.
+// It returns the claim's current revision.
+func (m *Mailer) send(ctx context.Context, d *delivery, email *mail.Msg, claim Record, rev uint64) (uint64, error) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = m.cfg.RetryInitial
+	bo.MaxInterval = m.cfg.RetryMax
+	attempt := 0
+	op := func() (struct{}, error) {
+		attempt++
+		if attempt > 1 {
+			if ctx.Err() != nil {
+				return struct{}{}, backoff.Permanent(ctx.Err())
+			}
+			claim.At = time.Now().UTC()
+			n, err := m.store.Write(ctx, d.eventID, claim, rev)
+			if errors.Is(err, ErrConflict) {
+				return struct{}{}, backoff.Permanent(fmt.Errorf("%w: %v", errClaimLost, err))
+			}
+			if err != nil {
+				return struct{}{}, err
+			}
+			rev = n
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.SendTimeout)
+		start := time.Now()
+		err := m.deps.Sender.Send(sctx, email)
+		cancel()
+		m.metrics.sendSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			return struct{}{}, nil
+		}
+		text := redact(err.Error(), d.ev.Email)
+		if perm, code := ClassifySMTP(err); perm {
+			return struct{}{}, backoff.Permanent(&PermanentError{Reason: ReasonSMTPPermanent, Err: fmt.Errorf("smtp rejected the message (%d): %s", code, text)})
+		}
+		return struct{}{}, errors.New("smtp: " + text)
+	}
+	_, err := backoff.Retry(ctx, op,
+		backoff.WithBackOff(bo),
+		backoff.WithMaxTries(uint(m.cfg.SendAttempts)),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, next time.Duration) {
+			m.metrics.incRetried()
+			d.log.Warn("smtp attempt failed transiently; retrying", zap.Duration("retry_in", next), zap.Error(err))
+		}))
+	return rev, err
+}
+
+// kvCritical runs f with retries for up to 10s on a context that shutdown
+// does not cancel: it is used inside the window between send and record.
+func kvCritical(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	bo.MaxInterval = time.Second
+	_, err := backoff.Retry(cctx, func() (struct{}, error) {
+		err := f(cctx)
+		if errors.Is(err, ErrConflict) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(10*time.Second))
+	return err
+}
+
+func (m *Mailer) recordSent(ctx context.Context, d *delivery, claim Record, rev uint64) {
+	rec := claim
+	rec.Status = StatusSent
+	rec.At = time.Now().UTC()
+	rec.Reason = ""
+	err := kvCritical(ctx, func(c context.Context) error {
+		_, err := m.store.Write(c, d.eventID, rec, rev)
+		return err
+	})
+	if errors.Is(err, ErrConflict) {
+		d.log.Warn("claim was taken over while sending (the send outlived the claim timeout); the email may be sent twice")
+		err = kvCritical(ctx, func(c context.Context) error {
+			_, err := m.store.Put(c, d.eventID, rec)
+			return err
+		})
+	}
+	if err != nil {
+		d.log.Error("email sent but not recorded; acknowledging so it is not redelivered (if the ack is lost too, it is resent after the claim timeout)", zap.Error(err))
+	}
+}
+
+func (m *Mailer) release(ctx context.Context, d *delivery, claim Record, rev uint64, cause error) {
+	rec := claim
+	rec.Status = StatusFailed
+	rec.At = time.Now().UTC()
+	rec.Reason = cause.Error()
+	err := kvCritical(ctx, func(c context.Context) error {
+		_, err := m.store.Write(c, d.eventID, rec, rev)
+		return err
+	})
+	if err != nil {
+		d.log.Warn("could not release the claim; it is taken over after the claim timeout", zap.Error(err))
+	}
+}
+
+func (m *Mailer) meta(d *delivery) messages.EventMeta {
+	meta := messages.EventMeta{OccurredAt: time.Now().UTC()}
+	if d.ev != nil {
+		meta.CommandID = d.ev.CommandID
+		meta.CorrelationID = d.ev.CorrelationID
+		meta.SiteID = d.ev.SiteID
+	}
+	return meta
+}
+
+// announceSent publishes email_sent (deduplicated by its id within the
+// stream's window). It reports whether the event is stored.
+func (m *Mailer) announceSent(ctx context.Context, d *delivery, rec Record) bool {
+	meta := m.meta(d)
+	if !rec.At.IsZero() {
+		meta.OccurredAt = rec.At
+	}
+	e := &messages.EmailSent{EventMeta: meta, SourceEventID: d.eventID, CampaignID: d.ev.CampaignID, MemberID: d.ev.MemberID, MessageID: rec.MessageID}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := m.events.Publish(pctx, e); err != nil {
+		d.log.Warn("email_sent not published", zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// transient handles a failure that may pass: nak with a growing delay, or
+// dead-letter on the last delivery.
+func (m *Mailer) transient(ctx context.Context, d *delivery, err error) outcome {
+	if ctx.Err() != nil {
+		return abandon()
+	}
+	if d.last {
+		return m.fail(ctx, d, err)
+	}
+	m.metrics.incRetried()
+	delay := m.cfg.NakDelay(d.n)
+	d.log.Warn("failed transiently; it will be redelivered", zap.Int("max_deliver", m.cfg.MaxDeliver), zap.Duration("redelivery_in", delay), zap.Error(err))
+	return nak(delay)
+}
+
+// fail dead-letters the event and publishes email_failed; err is permanent
+// or the last delivery's transient error.
+func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
+	permanent := IsPermanent(err)
+	reason := ReasonExhausted
+	kind := messages.FailureExhausted
+	switch {
+	case permanent:
+		reason = reasonOf(err)
+		kind = messages.FailurePermanent
+		if reason == ReasonMalformed {
+			kind = messages.FailureMalformed
+		}
+	case errors.Is(err, errClaimHeld):
+		reason = ReasonClaimHeld
+	}
+	email := ""
+	if d.ev != nil {
+		email = d.ev.Email
+	}
+	text := redact(err.Error(), email)
+	now := time.Now().UTC()
+	first := now
+	if d.prev != nil && d.prev.Status == StatusFailed && !d.prev.At.IsZero() && !permanent {
+		first = d.prev.At
+	}
+	hdr := make(map[string]string, len(d.msg.Headers()))
+	for k, vs := range d.msg.Headers() {
+		if len(vs) > 0 {
+			hdr[k] = vs[0]
+		}
+	}
+	entry := &dlq.Entry{
+		CommandType:     messages.EvtMemberSelected,
+		CommandID:       d.eventID,
+		Kind:            kind,
+		Reason:          text,
+		OriginalSubject: d.msg.Subject(),
+		OriginalSeq:     d.md.Sequence.Stream,
+		Handler:         m.cfg.Durable,
+		Deliveries:      d.n,
+		FirstFailure:    first,
+		LastFailure:     now,
+		Headers:         dlq.OriginalHeaders(hdr),
+		Body:            d.msg.Data(),
+	}
+	subject := m.cfg.Subjects.DLQ(messages.EvtMemberSelected)
+	if perr := m.deps.Publisher.Publish(subject, entry.Message()); perr != nil {
+		// Not stored: keep the event (nak) rather than lose it.
+		d.log.Error("dead-lettering failed; the event stays in the stream", zap.Error(perr))
+		if ctx.Err() != nil {
+			return abandon()
+		}
+		return nak(m.cfg.NakDelay(d.n))
+	}
+	if d.ev != nil || d.eventID != "" {
+		f := &messages.EmailFailed{EventMeta: m.meta(d), SourceEventID: d.eventID, Reason: text, Permanent: permanent}
+		if d.ev != nil {
+			f.CampaignID, f.MemberID = d.ev.CampaignID, d.ev.MemberID
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if perr := m.events.Publish(pctx, f); perr != nil {
+			d.log.Warn("email_failed not published", zap.Error(perr))
+		}
+		cancel()
+	}
+	m.metrics.incFailed(reason)
+	d.log.Error("event dead-lettered; no email sent", zap.String("reason", reason), zap.String("kind", kind),
+		zap.String("dlq_subject", subject), zap.String("error", text))
+	return ack()
+}

@@ -1,0 +1,274 @@
+// Package mailpittest runs a real Mailpit SMTP server for tests and reads
+// the messages back through its HTTP API.
+package mailpittest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Bin finds the Mailpit binary: $MAILPIT_BIN, else <repo root>/bin/mailpit
+// (installed by the Makefile), else PATH. Without it the test is skipped, or
+// fails when $CI is set.
+func Bin(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("MAILPIT_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("MAILPIT_BIN=%s: %v", p, err)
+		}
+		return p
+	}
+	if dir, err := os.Getwd(); err == nil {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				p := filepath.Join(dir, "bin", "mailpit")
+				if _, err := os.Stat(p); err == nil {
+					return p
+				}
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	if p, err := exec.LookPath("mailpit"); err == nil {
+		return p
+	}
+	msg := "mailpit not found: set MAILPIT_BIN, or install it with `GOBIN=$PWD/bin go install github.com/axllent/mailpit@v1.33.1` (make installs it)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Server is a Mailpit process on loopback ports, with an in-test database.
+type Server struct {
+	t        testing.TB
+	SMTPPort int
+	API      string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logPath  string
+}
+
+// Start starts Mailpit with its SMTP server on smtpPort (0 = a free
+// port), accepting any SMTP credentials, chaos enabled, and waits until its
+// API and SMTP server answer. It is killed when the test ends.
+func Start(t testing.TB, smtpPort int) *Server {
+	t.Helper()
+	bin := Bin(t)
+	if smtpPort == 0 {
+		smtpPort = FreePort(t)
+	}
+	httpPort := FreePort(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "mailpit.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin,
+		"--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--database", filepath.Join(dir, "mailpit.db"),
+		"--max", "10000",
+		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
+		"--smtp-disable-rdns", "--disable-version-check",
+		"--enable-chaos",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start mailpit: %v", err)
+	}
+	mp := &Server{t: t, SMTPPort: smtpPort, API: fmt.Sprintf("http://127.0.0.1:%d", httpPort), cmd: cmd, done: make(chan struct{}), logPath: logPath}
+	go func() { _ = cmd.Wait(); logf.Close(); close(mp.done) }()
+	t.Cleanup(func() {
+		mp.Stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("mailpit log:\n%s", b)
+			}
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-mp.done:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("mailpit exited at start:\n%s", b)
+		default:
+		}
+		if resp, err := http.Get(mp.API + "/api/v1/messages?limit=1"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", smtpPort), time.Second); err == nil {
+					c.Close()
+					return mp
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mailpit not ready after 30s")
+		}
+		time.Sleep(50 * time.Millisecond) // readiness polling
+	}
+}
+
+// Stop kills Mailpit and waits for it to exit.
+func (mp *Server) Stop() {
+	select {
+	case <-mp.done:
+		return
+	default:
+	}
+	_ = mp.cmd.Process.Kill()
+	<-mp.done
+}
+
+// Address is a mail address in Mailpit's API.
+type Address struct {
+	Name    string
+	Address string
+}
+
+// Summary is a message in Mailpit's list.
+type Summary struct {
+	ID        string
+	MessageID string
+	Subject   string
+	To        []Address
+	Username  string
+}
+
+// Message is one message in Mailpit's API.
+type Message struct {
+	ID        string
+	MessageID string
+	From      Address
+	To        []Address
+	Subject   string
+	Text      string
+	HTML      string
+	Username  string
+}
+
+func (mp *Server) getJSON(path string, v any) {
+	mp.t.Helper()
+	resp, err := http.Get(mp.API + path)
+	if err != nil {
+		mp.t.Fatalf("mailpit GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		mp.t.Fatalf("mailpit GET %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		mp.t.Fatalf("mailpit GET %s: %v: %s", path, err, b)
+	}
+}
+
+// Messages lists every stored message (newest first) and the total.
+func (mp *Server) Messages() ([]Summary, int) {
+	mp.t.Helper()
+	var all []Summary
+	total := 0
+	for start := 0; ; {
+		var page struct {
+			Total    int       `json:"total"`
+			Messages []Summary `json:"messages"`
+		}
+		mp.getJSON("/api/v1/messages?limit=500&start="+strconv.Itoa(start), &page)
+		total = page.Total
+		all = append(all, page.Messages...)
+		start += len(page.Messages)
+		if len(page.Messages) == 0 || start >= page.Total {
+			return all, total
+		}
+	}
+}
+
+// Count returns the number of stored messages.
+func (mp *Server) Count() int {
+	mp.t.Helper()
+	var page struct {
+		Total int `json:"total"`
+	}
+	mp.getJSON("/api/v1/messages?limit=1", &page)
+	return page.Total
+}
+
+// WaitCount polls until at least n messages are stored, or fails after timeout.
+func (mp *Server) WaitCount(n int, timeout time.Duration) int {
+	mp.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := mp.Count()
+		if c >= n {
+			return c
+		}
+		if time.Now().After(deadline) {
+			mp.t.Fatalf("mailpit has %d messages after %s, want %d", c, timeout, n)
+		}
+		time.Sleep(25 * time.Millisecond) // polling Mailpit's API
+	}
+}
+
+// Message returns one message.
+func (mp *Server) Message(id string) Message {
+	mp.t.Helper()
+	var m Message
+	mp.getJSON("/api/v1/message/"+id, &m)
+	return m
+}
+
+// Headers returns a message's headers.
+func (mp *Server) Headers(id string) map[string][]string {
+	mp.t.Helper()
+	h := map[string][]string{}
+	mp.getJSON("/api/v1/message/"+id+"/headers", &h)
+	return h
+}
+
+// Chaos makes Mailpit answer RCPT TO with code, with probability percent.
+func (mp *Server) Chaos(code, probability int) {
+	mp.t.Helper()
+	body, _ := json.Marshal(map[string]any{"Recipient": map[string]int{"ErrorCode": code, "Probability": probability}})
+	req, _ := http.NewRequest(http.MethodPut, mp.API+"/api/v1/chaos", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		mp.t.Fatalf("mailpit chaos: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		mp.t.Fatalf("mailpit chaos: %s: %s", resp.Status, b)
+	}
+}

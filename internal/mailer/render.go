@@ -1,0 +1,272 @@
+package mailer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+
+	"groupflow/messages"
+)
+
+// Template file suffixes: <dir>/<templateId><suffix>.
+const (
+	SuffixSubject = ".subject.tmpl"
+	SuffixText    = ".txt.tmpl"
+	SuffixHTML    = ".html.tmpl"
+)
+
+// Content is the part of MemberSelected.Content (SendCampaign.Content) the
+// mailer reads. Other fields are ignored.
+type Content struct {
+	// TemplateID picks the templates <id>.subject.tmpl, <id>.txt.tmpl and
+	// <id>.html.tmpl. Required.
+	TemplateID string `json:"templateId"`
+	// Subject is offered to the templates as .Subject (the subject template
+	// may use it or not).
+	Subject string `json:"subject,omitempty"`
+	// Variables are offered to the templates under .Variables and, unless a
+	// member field has the same name, at the top level.
+	Variables map[string]any `json:"variables,omitempty"`
+}
+
+// Rendered is one email's rendered parts.
+type Rendered struct {
+	Subject string
+	Text    string // empty when the template has no .txt.tmpl
+	HTML    string // empty when the template has no .html.tmpl
+}
+
+// templateIDPattern keeps template ids to plain file names (no paths).
+var templateIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Renderer renders emails from the templates in one directory. Parsed
+// templates are cached by template id; a missing template is not cached, so
+// a template added later is found (and dead letters replayed after adding it
+// succeed). Reset drops the cache (the command reloads on SIGHUP).
+type Renderer struct {
+	dir string
+
+	mu    sync.Mutex
+	cache map[string]*templateSet
+}
+
+type templateSet struct {
+	subject *texttemplate.Template
+	text    *texttemplate.Template // nil when absent
+	html    *htmltemplate.Template // nil when absent
+}
+
+// NewRenderer returns a renderer over dir.
+func NewRenderer(dir string) *Renderer {
+	return &Renderer{dir: dir, cache: map[string]*templateSet{}}
+}
+
+// Dir returns the template directory.
+func (r *Renderer) Dir() string { return r.dir }
+
+// Reset drops every cached template.
+func (r *Renderer) Reset() {
+	r.mu.Lock()
+	r.cache = map[string]*templateSet{}
+	r.mu.Unlock()
+}
+
+// ParseContent reads the content object of a MemberSelected event. Errors are
+// permanent.
+func ParseContent(raw json.RawMessage) (*Content, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, permanentf(ReasonTemplate, "event has no content: content.templateId is required")
+	}
+	var c Content
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, permanentf(ReasonTemplate, "content is not a JSON object with templateId/subject/variables: %v", err)
+	}
+	if c.TemplateID == "" {
+		return nil, permanentf(ReasonTemplate, "content.templateId is required")
+	}
+	if !templateIDPattern.MatchString(c.TemplateID) || strings.Contains(c.TemplateID, "..") {
+		return nil, permanentf(ReasonTemplate, "content.templateId %q is not a valid template name (letters, digits, '-', '_', '.')", c.TemplateID)
+	}
+	return &c, nil
+}
+
+func (r *Renderer) load(id string) (*templateSet, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.cache[id]; ok {
+		return s, nil
+	}
+	read := func(suffix string, required bool) (string, bool, error) {
+		name := id + suffix
+		b, err := os.ReadFile(filepath.Join(r.dir, name))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				if required {
+					return "", false, permanentf(ReasonTemplate, "template %q: missing file %s in %s", id, name, r.dir)
+				}
+				return "", false, nil
+			}
+			// An unreadable directory (permissions, I/O) may be fixed
+			// without touching the event: transient.
+			return "", false, fmt.Errorf("template %q: read %s: %w", id, name, err)
+		}
+		return string(b), true, nil
+	}
+	subj, _, err := read(SuffixSubject, true)
+	if err != nil {
+		return nil, err
+	}
+	txt, hasTxt, err := read(SuffixText, false)
+	if err != nil {
+		return nil, err
+	}
+	htm, hasHTML, err := read(SuffixHTML, false)
+	if err != nil {
+		return nil, err
+	}
+	if !hasTxt && !hasHTML {
+		return nil, permanentf(ReasonTemplate, "template %q: missing body: neither %s nor %s in %s", id, id+SuffixText, id+SuffixHTML, r.dir)
+	}
+	s := &templateSet{}
+	if s.subject, err = texttemplate.New(id + SuffixSubject).Option("missingkey=error").Parse(subj); err != nil {
+		return nil, permanentf(ReasonTemplate, "template %q: parse %s: %v", id, id+SuffixSubject, err)
+	}
+	if hasTxt {
+		if s.text, err = texttemplate.New(id + SuffixText).Option("missingkey=error").Parse(txt); err != nil {
+			return nil, permanentf(ReasonTemplate, "template %q: parse %s: %v", id, id+SuffixText, err)
+		}
+	}
+	if hasHTML {
+		if s.html, err = htmltemplate.New(id + SuffixHTML).Option("missingkey=error").Parse(htm); err != nil {
+			return nil, permanentf(ReasonTemplate, "template %q: parse %s: %v", id, id+SuffixHTML, err)
+		}
+	}
+	r.cache[id] = s
+	return s, nil
+}
+
+// TemplateData builds the data the templates see: the member's fields
+// (EventID, CampaignID, MemberID, ContactID, Email, FirstName, LastName,
+// Name, GroupIDs, MatchedKeywords), Subject (content.subject),
+// UnsubscribeURL, Variables (content.variables), and every variable at the
+// top level unless a member field has its name. It is a map so that
+// missingkey=error turns a missing variable into an error.
+func TemplateData(ev *messages.MemberSelected, c *Content, unsubscribeURL string) map[string]any {
+	data := make(map[string]any, len(c.Variables)+16)
+	for k, v := range c.Variables {
+		data[k] = v
+	}
+	vars := c.Variables
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	data["EventID"] = ev.EventID()
+	data["CampaignID"] = ev.CampaignID
+	data["MemberID"] = ev.MemberID
+	data["ContactID"] = ev.ContactID
+	data["Email"] = ev.Email
+	data["FirstName"] = ev.FirstName
+	data["LastName"] = ev.LastName
+	data["Name"] = strings.TrimSpace(ev.FirstName + " " + ev.LastName)
+	data["GroupIDs"] = ev.GroupIDs
+	data["MatchedKeywords"] = ev.MatchedKeywords
+	data["Subject"] = c.Subject
+	data["UnsubscribeURL"] = unsubscribeURL
+	data["Variables"] = vars
+	return data
+}
+
+// Render renders the email of ev. Errors from a missing template file, a
+// template that does not parse or a missing variable are permanent
+// (IsPermanent) and say which template and what is missing.
+func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeURL string) (*Rendered, error) {
+	s, err := r.load(c.TemplateID)
+	if err != nil {
+		return nil, err
+	}
+	data := TemplateData(ev, c, unsubscribeURL)
+	var out Rendered
+	var b strings.Builder
+	if err := s.subject.Execute(&b, data); err != nil {
+		return nil, permanentf(ReasonTemplate, "template %q: render subject: %v", c.TemplateID, err)
+	}
+	out.Subject = oneLine(b.String())
+	if out.Subject == "" {
+		return nil, permanentf(ReasonTemplate, "template %q: the subject renders empty", c.TemplateID)
+	}
+	if s.text != nil {
+		b.Reset()
+		if err := s.text.Execute(&b, data); err != nil {
+			return nil, permanentf(ReasonTemplate, "template %q: render text body: %v", c.TemplateID, err)
+		}
+		out.Text = b.String()
+	}
+	if s.html != nil {
+		b.Reset()
+		if err := s.html.Execute(&b, data); err != nil {
+			return nil, permanentf(ReasonTemplate, "template %q: render HTML body: %v", c.TemplateID, err)
+		}
+		out.HTML = b.String()
+	}
+	return &out, nil
+}
+
+// oneLine folds a rendered subject to one line (no header injection).
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// UnsubscribeTemplate renders the List-Unsubscribe URL. Its data are the
+// query-escaped EventID, CampaignID, MemberID and ContactID, so
+// "https://example.com/unsub?m={{.MemberID}}&c={{.CampaignID}}" is safe as
+// written.
+type UnsubscribeTemplate struct {
+	t *texttemplate.Template
+}
+
+// ParseUnsubscribe parses an unsubscribe URL template; "" gives nil (no
+// List-Unsubscribe header).
+func ParseUnsubscribe(s string) (*UnsubscribeTemplate, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	t, err := texttemplate.New("unsubscribe").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("unsubscribe url template: %w", err)
+	}
+	u := &UnsubscribeTemplate{t: t}
+	sample, err := u.Render(&messages.MemberSelected{CampaignID: "c", MemberID: "m"})
+	if err != nil {
+		return nil, err
+	}
+	pu, err := url.Parse(sample)
+	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http" && pu.Scheme != "mailto") {
+		return nil, fmt.Errorf("unsubscribe url template: %q does not render an absolute http(s) or mailto URL", s)
+	}
+	return u, nil
+}
+
+// Render returns the URL for ev.
+func (u *UnsubscribeTemplate) Render(ev *messages.MemberSelected) (string, error) {
+	if u == nil {
+		return "", nil
+	}
+	var b strings.Builder
+	err := u.t.Execute(&b, map[string]string{
+		"EventID":    url.QueryEscape(ev.EventID()),
+		"CampaignID": url.QueryEscape(ev.CampaignID),
+		"MemberID":   url.QueryEscape(ev.MemberID),
+		"ContactID":  url.QueryEscape(ev.ContactID),
+	})
+	if err != nil {
+		return "", fmt.Errorf("unsubscribe url template: %w", err)
+	}
+	return oneLine(b.String()), nil
+}

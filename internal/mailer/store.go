@@ -1,0 +1,153 @@
+package mailer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultBucket is the JetStream KV bucket of send records.
+const DefaultBucket = "GROUPMAIL_SENT"
+
+// Record states.
+const (
+	// StatusSending: an instance claimed the event and may be sending it.
+	StatusSending = "sending"
+	// StatusSent: the SMTP server accepted the message. Final.
+	StatusSent = "sent"
+	// StatusFailed: the last attempt failed and nothing was sent; the next
+	// delivery (or a dead-letter replay) may claim the event again.
+	StatusFailed = "failed"
+)
+
+// Record is the value stored per event id.
+type Record struct {
+	Status     string    `json:"status"`
+	EventID    string    `json:"eventId"`
+	CampaignID string    `json:"campaignId,omitempty"`
+	MemberID   string    `json:"memberId,omitempty"`
+	MessageID  string    `json:"messageId,omitempty"`
+	Owner      string    `json:"owner,omitempty"`
+	Claims     int       `json:"claims"`
+	Reason     string    `json:"reason,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// Store is the per-event send registry on JetStream KV. Writes are
+// compare-and-set on the entry's revision, so two instances cannot both
+// hold a claim.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// StoreConfig configures the bucket.
+type StoreConfig struct {
+	Bucket   string        // default DefaultBucket
+	Replicas int           // default 1
+	TTL      time.Duration // how long records are kept (default 30 days; must outlive the events stream's MaxAge)
+}
+
+// OpenStore creates (or updates) the bucket and returns the store.
+func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
+	if cfg.Bucket == "" {
+		cfg.Bucket = DefaultBucket
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 30 * 24 * time.Hour
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "groupmail: one record per member_selected event id (sending/sent/failed)",
+		History:     1,
+		TTL:         cfg.TTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", cfg.Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Key is the KV key of an event id: event ids may hold characters KV keys
+// do not allow, so the key is the SHA-256 of the id, in hex.
+func Key(eventID string) string {
+	h := sha256.Sum256([]byte(eventID))
+	return hex.EncodeToString(h[:])
+}
+
+// Entry is a record with its revision and the server's time of that
+// revision (used to age claims, so instance clocks need not agree with each
+// other, only roughly with the server).
+type Entry struct {
+	Record
+	Revision uint64
+	Stored   time.Time
+}
+
+// Get returns the record of eventID, or nil when there is none.
+func (s *Store) Get(ctx context.Context, eventID string) (*Entry, error) {
+	e, err := s.kv.Get(ctx, Key(eventID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv get %s: %w", eventID, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, fmt.Errorf("kv record %s: %w", eventID, err)
+	}
+	return &Entry{Record: r, Revision: e.Revision(), Stored: e.Created()}, nil
+}
+
+// ErrConflict means the record changed since it was read: another instance
+// got there first.
+var ErrConflict = errors.New("send record changed concurrently")
+
+// Write stores r for eventID if the record is still at revision rev (0 =
+// must not exist) and returns the new revision.
+func (s *Store) Write(ctx context.Context, eventID string, r Record, rev uint64) (uint64, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if rev == 0 {
+		n, err = s.kv.Create(ctx, Key(eventID), b)
+	} else {
+		n, err = s.kv.Update(ctx, Key(eventID), b, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, fmt.Errorf("%w: %s", ErrConflict, eventID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kv write %s: %w", eventID, err)
+	}
+	return n, nil
+}
+
+// Put stores r unconditionally.
+func (s *Store) Put(ctx context.Context, eventID string, r Record) (uint64, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.kv.Put(ctx, Key(eventID), b)
+	if err != nil {
+		return 0, fmt.Errorf("kv put %s: %w", eventID, err)
+	}
+	return n, nil
+}
+
+// Bucket returns the bucket name.
+func (s *Store) Bucket() string { return s.kv.Bucket() }
