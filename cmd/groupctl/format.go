@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/dlq"
+	"groupflow/messages"
+)
+
+var parseSince = dlq.ParseSince
+
+// completionEvent maps a command type to the event that completes it.
+var completionEvent = map[string]string{
+	messages.CmdProvisionGroup:         messages.EvtGroupProvisioned,
+	messages.CmdSendCampaign:           messages.EvtCampaignCompleted,
+	messages.CmdSetMembershipQuestions: messages.EvtMembershipQuestionsSet,
+	messages.CmdPropagateRules:         messages.EvtRulesPropagated,
+	messages.CmdGenerateReport:         messages.EvtReportGenerated,
+}
+
+// age renders a duration compactly: 45s, 12m, 3h, 2d.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+// truncate shortens s to n runes on one line.
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// truncateMiddle shortens s to n runes on one line, cutting the middle: an
+// error's context is at its start and its cause (the status) at its end.
+func truncateMiddle(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	head := (n - 1) * 2 / 5
+	tail := n - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
+// pretty indents JSON; anything else is returned as is.
+func pretty(b []byte) string {
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") == nil {
+		return out.String()
+	}
+	return string(b)
+}
+
+// scanStream calls fn for what stream holds on filter (from since, if set)
+// when the scan starts, in order, through an ordered consumer.
+func scanStream(ctx context.Context, js jetstream.JetStream, stream, filter string, since time.Time, headersOnly bool,
+	fn func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: headersOnly, InactiveThreshold: 30 * time.Second}
+	if !since.IsZero() {
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &since
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return nil
+	}
+	for remaining := info.NumPending; remaining > 0; {
+		batch, err := cons.Fetch(int(min(remaining, 256)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			if err := fn(m, md); err != nil {
+				return err
+			}
+			remaining--
+			if md.NumPending == 0 {
+				remaining = 0
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		if got == 0 {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// eventLine renders an event as one readable line.
+func eventLine(eventType string, at time.Time, body []byte) string {
+	e, err := messages.DecodeEvent(eventType, body)
+	if err != nil {
+		return fmt.Sprintf("%s %-26s %s", at.UTC().Format(time.RFC3339), eventType, truncate(string(body), 200))
+	}
+	meta := e.Meta()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %-26s cmd=%s", at.UTC().Format(time.RFC3339), eventType, meta.CommandID)
+	switch ev := e.(type) {
+	case *messages.GroupProvisioned:
+		fmt.Fprintf(&b, " group=%s name=%q reused=%t added=%d already=%d removed=%d not_added=%d", ev.GroupID, ev.Name, ev.Reused, ev.Added, ev.AlreadyMembers, len(ev.Removed), len(ev.NotAdded))
+	case *messages.MemberSelected:
+		fmt.Fprintf(&b, " campaign=%s member=%s email=%s groups=%s", ev.CampaignID, ev.MemberID, ev.Email, strings.Join(ev.GroupIDs, ","))
+		if len(ev.MatchedKeywords) > 0 {
+			fmt.Fprintf(&b, " matched=%s", strings.Join(ev.MatchedKeywords, ","))
+		}
+	case *messages.CampaignCompleted:
+		fmt.Fprintf(&b, " campaign=%s audience=%s seen=%d selected=%d no_email=%d unsubscribed=%d not_matched=%d", ev.CampaignID, ev.AudienceType, ev.MembersSeen, ev.Selected, ev.Skipped.NoEmail, ev.Skipped.Unsubscribed, ev.Skipped.NotMatched)
+	case *messages.MembershipQuestionsSet:
+		fmt.Fprintf(&b, " groups=%d", len(ev.Groups))
+		for _, g := range ev.Groups {
+			fmt.Fprintf(&b, " %s:%s", g.GroupID, g.Outcome)
+		}
+	case *messages.RulesPropagated:
+		fmt.Fprintf(&b, " source=%s dry_run=%t rules=%d targets=%d updated=%d failed=%d", ev.SourceGroupID, ev.DryRun, ev.Rules, len(ev.Targets), ev.Updated, ev.Failed)
+	case *messages.ReportGenerated:
+		fmt.Fprintf(&b, " groups=%d top=%d idle=%d html=%s", ev.TotalGroups, len(ev.Top), len(ev.Idle), ev.Objects.HTML)
+	case *messages.CommandFailed:
+		fmt.Fprintf(&b, " type=%s kind=%s deliveries=%d reason=%q", ev.CommandType, ev.Kind, ev.Deliveries, truncate(ev.Reason, 160))
+	case *messages.EmailSent:
+		fmt.Fprintf(&b, " campaign=%s member=%s", ev.CampaignID, ev.MemberID)
+	case *messages.EmailFailed:
+		fmt.Fprintf(&b, " campaign=%s member=%s permanent=%t reason=%q", ev.CampaignID, ev.MemberID, ev.Permanent, truncate(ev.Reason, 160))
+	}
+	if meta.CorrelationID != "" && meta.CorrelationID != meta.CommandID {
+		fmt.Fprintf(&b, " corr=%s", meta.CorrelationID)
+	}
+	return b.String()
+}

@@ -1,0 +1,51 @@
+// Command groupctl is groupflow's operator and integrator tool: it sends
+// commands (a CSV roster becomes a provision_group command), follows events,
+// tells what happened to a command, and lists, shows, replays and purges dead
+// letters.
+//
+//	groupctl send provision --name "Yoga Monday" --roster roster.csv --wait
+//	groupctl events tail --type member_selected --since 1h
+//	groupctl status prov-3f9a2c
+//	groupctl dlq ls --since 24h
+//	groupctl dlq replay --command provision_group
+//
+// It connects to --nats-url (default nats://127.0.0.1:4222, the embedded
+// server of a single-machine groupflow; env GROUPFLOW_NATS_URL).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintln(os.Stderr, "groupctl:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errSilent is returned when the command already said what went wrong.
+var errSilent = errors.New("failed")
+
+// run executes groupctl with args; it is main without the process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	a := newApp(stdin, stdout, stderr)
+	defer a.close()
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}

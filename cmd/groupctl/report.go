@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"groupflow/internal/broker"
+)
+
+func (a *app) reportCmd() *cobra.Command {
+	c := &cobra.Command{Use: "report", Short: "Fetch generated group reports"}
+	var format, out string
+	get := &cobra.Command{
+		Use:   "get REPORT_ID [--format html|csv|json] [-o FILE]",
+		Short: "Fetch a report rendered by generate_report (the report id is its command id)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			b, err := a.loadReport(c.Context(), args[0], format)
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err = a.stdout.Write(b)
+				return err
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return err
+			}
+			a.errf("wrote %s (%d bytes)\n", out, len(b))
+			return nil
+		},
+	}
+	get.Flags().StringVar(&format, "format", "html", "html, csv or json")
+	get.Flags().StringVarP(&out, "output", "o", "", "write to this file (default stdout)")
+	c.AddCommand(get)
+	return c
+}
+
+// loadReport reads "<id>.<format>" from the reports object store (the
+// naming of internal/report).
+func (a *app) loadReport(ctx context.Context, id, format string) ([]byte, error) {
+	format = strings.ToLower(strings.TrimSpace(format))
+	switch format {
+	case "html", "csv", "json":
+	default:
+		return nil, fmt.Errorf("unknown format %q (want html, csv or json)", format)
+	}
+	js, err := a.connect()
+	if err != nil {
+		return nil, err
+	}
+	store, err := js.ObjectStore(ctx, broker.ReportsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", broker.ReportsBucket, err)
+	}
+	b, err := store.GetBytes(ctx, id+"."+format)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("no report %s.%s in %s (groupctl status %s tells whether it was generated)", id, format, broker.ReportsBucket, id)
+	}
+	return b, err
+}

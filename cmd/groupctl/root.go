@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"groupflow/messages"
+)
+
+// defaultNATSURL is where a single-machine groupflow's embedded server listens.
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+// app holds the global flags and the lazily opened connection.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// terminal reports whether f is an interactive terminal (tests override it).
+	terminal func(f any) bool
+	now      func() time.Time
+
+	natsURL, creds, nkey, tlsCert, tlsKey, tlsCA, prefix string
+
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, terminal: isTerminal, now: time.Now}
+}
+
+func isTerminal(f any) bool {
+	if fd, ok := f.(interface{ Fd() uintptr }); ok {
+		return term.IsTerminal(int(fd.Fd()))
+	}
+	return false
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "groupctl",
+		Short: "Send groupflow commands, follow events, and manage dead letters",
+		Long: `groupctl talks to groupflow through NATS JetStream: it publishes commands on
+groups.cmd.<type>, follows events on groups.evt.<type>, reads the command
+ledger, and lists, replays and purges dead letters (stream GROUPS_DLQ).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	url := os.Getenv("GROUPFLOW_NATS_URL")
+	if url == "" {
+		url = defaultNATSURL
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.natsURL, "nats-url", url, "NATS server URL(s), comma-separated (env GROUPFLOW_NATS_URL)")
+	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (.creds)")
+	pf.StringVar(&a.nkey, "nkey", "", "NATS nkey seed file")
+	pf.StringVar(&a.tlsCert, "tls-cert", "", "client TLS certificate (mutual TLS)")
+	pf.StringVar(&a.tlsKey, "tls-key", "", "client TLS key")
+	pf.StringVar(&a.tlsCA, "tls-ca", "", "CA certificate to verify the server")
+	pf.StringVar(&a.prefix, "prefix", messages.DefaultPrefix, "subject prefix of the deployment")
+
+	root.AddCommand(a.sendCmd(), a.eventsCmd(), a.statusCmd(), a.dlqCmd(), a.reportCmd())
+	return root
+}
+
+func (a *app) subjects() messages.Subjects { return messages.Subjects{Prefix: a.prefix} }
+
+// connect opens the connection on first use. Unlike the processor's
+// connection it fails fast: a CLI should say the server is unreachable.
+func (a *app) connect() (jetstream.JetStream, error) {
+	if a.js != nil {
+		return a.js, nil
+	}
+	opts := []nats.Option{nats.Name("groupctl"), nats.Timeout(5 * time.Second)}
+	if a.creds != "" {
+		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	if a.nkey != "" {
+		o, err := nats.NkeyOptionFromSeed(a.nkey)
+		if err != nil {
+			return nil, fmt.Errorf("nkey: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if a.tlsCert != "" || a.tlsKey != "" {
+		opts = append(opts, nats.ClientCert(a.tlsCert, a.tlsKey))
+	}
+	if a.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(a.tlsCA))
+	}
+	nc, err := nats.Connect(a.natsURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", a.natsURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	a.nc, a.js = nc, js
+	return js, nil
+}
+
+func (a *app) close() {
+	if a.nc != nil {
+		a.nc.Close()
+	}
+}
+
+// outf prints to stdout.
+func (a *app) outf(format string, args ...any) { fmt.Fprintf(a.stdout, format, args...) }
+
+// errf prints to stderr.
+func (a *app) errf(format string, args ...any) { fmt.Fprintf(a.stderr, format, args...) }
+
+// parseSince reads --since: a duration before now ("1h", "7d") or an RFC 3339 time.
+func (a *app) parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return parseSince(s, a.now())
+}
+
+// timeoutCtx bounds ctx by d when d > 0.
+func timeoutCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+var errUsage = errors.New("usage")

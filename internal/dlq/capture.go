@@ -1,0 +1,236 @@
+package dlq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"groupflow/messages"
+)
+
+// ReasonExhausted is the reason of a dead letter captured from a
+// max-deliveries advisory.
+const ReasonExhausted = "max deliveries reached without dead-lettering"
+
+// MaxDeliveriesAdvisory is the payload of
+// $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>.
+type MaxDeliveriesAdvisory struct {
+	Type       string    `json:"type"`
+	ID         string    `json:"id"`
+	Timestamp  time.Time `json:"timestamp"`
+	Stream     string    `json:"stream"`
+	Consumer   string    `json:"consumer"`
+	StreamSeq  uint64    `json:"stream_seq"`
+	Deliveries int       `json:"deliveries"`
+}
+
+// AdvisorySubject is the subject of the max-deliveries advisories of every
+// consumer on stream.
+func AdvisorySubject(stream string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + ".*"
+}
+
+// Capture is the safety net for commands that ran out of deliveries without
+// reaching the DLQ through the runtime (a crash or a failed dead-lettering on
+// the last delivery): it follows the commands stream's max-deliveries
+// advisories and stores each such command as a dead letter of kind
+// "exhausted", unless the DLQ already holds one for that original message.
+//
+// Advisories are core NATS messages: only those published while Capture runs
+// are seen.
+type Capture struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subjects messages.Subjects
+	log      *zap.Logger
+	store    *Store
+
+	mu   sync.Mutex
+	sub  *nats.Subscription
+	wg   sync.WaitGroup
+	stop chan struct{}
+	once sync.Once
+}
+
+// NewCapture returns a capture over nc (advisories) and js (streams).
+func NewCapture(nc *nats.Conn, js jetstream.JetStream, subjects messages.Subjects, log *zap.Logger) *Capture {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Capture{nc: nc, js: js, subjects: subjects, log: log, store: NewStore(js, subjects), stop: make(chan struct{})}
+}
+
+// Start subscribes to the advisories; capturing runs until ctx ends or Close.
+func (c *Capture) Start(ctx context.Context) error {
+	ch := make(chan *nats.Msg, 1024)
+	sub, err := c.nc.ChanSubscribe(AdvisorySubject(c.subjects.CommandStream()), ch)
+	if err != nil {
+		return fmt.Errorf("dlq capture: subscribe to advisories: %w", err)
+	}
+	if err := c.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("dlq capture: %w", err)
+	}
+	c.mu.Lock()
+	c.sub = sub
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				_ = sub.Unsubscribe()
+				return
+			case <-c.stop:
+				return
+			case m := <-ch:
+				c.handle(ctx, m)
+			}
+		}
+	}()
+	return nil
+}
+
+// Close stops capturing and waits for the advisory in hand.
+func (c *Capture) Close() error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		if c.sub != nil {
+			_ = c.sub.Unsubscribe()
+		}
+		c.mu.Unlock()
+		close(c.stop)
+	})
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
+	var adv MaxDeliveriesAdvisory
+	if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
+		c.log.Warn("unreadable max-deliveries advisory", zap.String("subject", m.Subject), zap.Error(err))
+		return
+	}
+	if adv.Stream == "" {
+		adv.Stream = c.subjects.CommandStream()
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	stored, err := c.CaptureSeq(hctx, adv)
+	log := c.log.With(zap.String("consumer", adv.Consumer), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
+	switch {
+	case err != nil:
+		log.Error("command exhausted its deliveries and could not be dead-lettered", zap.Error(err))
+	case stored != nil:
+		log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ",
+			zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
+	default:
+		log.Debug("max-deliveries advisory for a command already in the DLQ")
+	}
+}
+
+// CaptureSeq stores the original message of adv as a dead letter. It returns
+// nil and no error when the DLQ already holds an entry for it.
+func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*Entry, error) {
+	st, err := c.js.Stream(ctx, adv.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", adv.Stream, err)
+	}
+	orig, err := st.GetMsg(ctx, adv.StreamSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read %s seq %d: %w", adv.Stream, adv.StreamSeq, err)
+	}
+	cmdType, ok := c.subjects.CommandTypeOf(orig.Subject)
+	if !ok || cmdType == "" {
+		cmdType = "unknown"
+	}
+	// Already dead-lettered by the runtime? Such an entry was stored after
+	// the command was published, on the command type's DLQ subject.
+	var dup bool
+	errFound := errors.New("found")
+	err = c.store.Each(ctx, Filter{CommandType: cmdType, Since: orig.Time.Add(-time.Second)}, false, func(e *Entry) error {
+		if e.OriginalSeq == adv.StreamSeq && (e.OriginalSubject == "" || e.OriginalSubject == orig.Subject) {
+			dup = true
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return nil, fmt.Errorf("search the DLQ: %w", err)
+	}
+	if dup {
+		return nil, nil
+	}
+	meta := map[string]string{}
+	for k, vs := range orig.Header {
+		if len(vs) > 0 {
+			meta[k] = vs[0]
+		}
+	}
+	at := adv.Timestamp
+	if at.IsZero() {
+		at = time.Now()
+	}
+	e := &Entry{
+		CommandType:     cmdType,
+		CommandID:       commandIDOf(orig, adv.Stream),
+		Kind:            messages.FailureExhausted,
+		Reason:          ReasonExhausted,
+		OriginalSubject: orig.Subject,
+		OriginalSeq:     adv.StreamSeq,
+		Handler:         adv.Consumer,
+		Deliveries:      adv.Deliveries,
+		FirstFailure:    at,
+		LastFailure:     at,
+		Headers:         OriginalHeaders(meta),
+		Body:            orig.Data,
+	}
+	wm := e.Message()
+	out := nats.NewMsg(c.subjects.DLQ(cmdType))
+	out.Data = e.Body
+	for k := range wm.Metadata {
+		out.Header.Set(k, wm.Metadata.Get(k))
+	}
+	// The runtime's dead letter of the same message has this id too, so the
+	// DLQ stream keeps one of them within its duplicate window.
+	out.Header.Set(nats.MsgIdHdr, e.MsgID())
+	ack, err := c.js.PublishMsg(ctx, out, jetstream.WithExpectStream(c.subjects.DLQStream()))
+	if err != nil {
+		return nil, fmt.Errorf("store dead letter: %w", err)
+	}
+	if ack.Duplicate {
+		return nil, nil
+	}
+	e.Seq = ack.Sequence
+	return e, nil
+}
+
+// commandIDOf picks a command's id like the runtime does: the body's "id",
+// else Groupflow-Command-Id, else Nats-Msg-Id, else "<stream>-<seq>".
+func commandIDOf(m *jetstream.RawStreamMsg, stream string) string {
+	var body struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(m.Data, &body) == nil {
+		if s, ok := body.ID.(string); ok && s != "" {
+			return s
+		}
+	}
+	if id := m.Header.Get(HeaderReplayCommandID); id != "" {
+		return id
+	}
+	if id := m.Header.Get(nats.MsgIdHdr); id != "" {
+		return id
+	}
+	// The runtime names it after the stream it was read from.
+	return stream + "-" + strconv.FormatUint(m.Sequence, 10)
+}

@@ -1,0 +1,235 @@
+package dlq
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// EntryJSON is an entry with its body, as served by GET /dlq/{seq}.
+type EntryJSON struct {
+	*Entry
+	// Body is the original command body: JSON as is, anything else as a string.
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// WithBody renders e with its body for JSON output.
+func (e *Entry) WithBody() EntryJSON {
+	out := EntryJSON{Entry: e}
+	if len(e.Body) > 0 {
+		if json.Valid(e.Body) {
+			out.Body = e.Body
+		} else {
+			out.Body, _ = json.Marshal(string(e.Body))
+		}
+	}
+	return out
+}
+
+// ListResponse is the body of GET /dlq.
+type ListResponse struct {
+	Count   int      `json:"count"`
+	Entries []*Entry `json:"entries"`
+}
+
+// ActionRequest is the body of POST /dlq/replay and POST /dlq/purge.
+type ActionRequest struct {
+	Seqs           []uint64 `json:"seqs,omitempty"`
+	All            bool     `json:"all,omitempty"`
+	Command        string   `json:"command,omitempty"`
+	ReasonContains string   `json:"reasonContains,omitempty"`
+	// Since is an RFC 3339 time or a duration before now ("24h").
+	Since  string `json:"since,omitempty"`
+	DryRun bool   `json:"dryRun,omitempty"`
+}
+
+// PurgeResponse is the body of POST /dlq/purge.
+type PurgeResponse struct {
+	Purged int `json:"purged"`
+}
+
+// NewHTTPHandler serves the DLQ operations for tools and dashboards:
+//
+//	GET  /dlq             list (query: command, since = RFC 3339 or duration, reason)
+//	GET  /dlq/{seq}       one entry, body included
+//	POST /dlq/replay      ActionRequest → ReplayResult
+//	POST /dlq/purge       ActionRequest → PurgeResponse
+//
+// When token is not empty every request needs "Authorization: Bearer <token>".
+func NewHTTPHandler(store *Store, token string, log *zap.Logger) http.Handler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h := &httpHandler{store: store, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /dlq", h.list)
+	mux.HandleFunc("GET /dlq/{$}", h.list)
+	mux.HandleFunc("GET /dlq/{seq}", h.get)
+	mux.HandleFunc("POST /dlq/replay", h.replay)
+	mux.HandleFunc("POST /dlq/purge", h.purge)
+	if token == "" {
+		return mux
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="groupflow"`)
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type httpHandler struct {
+	store *Store
+	log   *zap.Logger
+}
+
+func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := Filter{CommandType: q.Get("command"), ReasonContains: q.Get("reason")}
+	if s := q.Get("since"); s != "" {
+		t, err := ParseSince(s, time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		f.Since = t
+	}
+	entries, err := h.store.List(r.Context(), f)
+	if err != nil {
+		h.fail(w, "list", err)
+		return
+	}
+	if entries == nil {
+		entries = []*Entry{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse{Count: len(entries), Entries: entries})
+}
+
+func (h *httpHandler) get(w http.ResponseWriter, r *http.Request) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad sequence %q", r.PathValue("seq")))
+		return
+	}
+	e, err := h.store.Get(r.Context(), seq)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	if err != nil {
+		h.fail(w, "get", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e.WithBody())
+}
+
+func (h *httpHandler) action(w http.ResponseWriter, r *http.Request) (Filter, bool, bool) {
+	var req ActionRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		return Filter{}, false, false
+	}
+	f := Filter{Seqs: req.Seqs, All: req.All, CommandType: req.Command, ReasonContains: req.ReasonContains}
+	if req.Since != "" {
+		t, err := ParseSince(req.Since, time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return Filter{}, false, false
+		}
+		f.Since = t
+	}
+	if !f.selective() {
+		writeError(w, http.StatusBadRequest, ErrNoSelector)
+		return Filter{}, false, false
+	}
+	return f, req.DryRun, true
+}
+
+func (h *httpHandler) replay(w http.ResponseWriter, r *http.Request) {
+	f, dry, ok := h.action(w, r)
+	if !ok {
+		return
+	}
+	res, err := h.store.Replay(r.Context(), f, ReplayOptions{DryRun: dry})
+	if err != nil {
+		h.fail(w, "replay", err)
+		return
+	}
+	h.log.Info("dlq replay", zap.Bool("dry_run", dry), zap.Int("replayed", res.Replayed),
+		zap.Int("skipped", res.Skipped), zap.Int("failed", res.Failed))
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *httpHandler) purge(w http.ResponseWriter, r *http.Request) {
+	f, dry, ok := h.action(w, r)
+	if !ok {
+		return
+	}
+	if dry {
+		entries, err := h.store.List(r.Context(), f)
+		if err != nil {
+			h.fail(w, "purge", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, PurgeResponse{Purged: len(entries)})
+		return
+	}
+	n, err := h.store.Purge(r.Context(), f)
+	if err != nil {
+		h.fail(w, "purge", err)
+		return
+	}
+	h.log.Warn("dlq purged", zap.Int("purged", n))
+	writeJSON(w, http.StatusOK, PurgeResponse{Purged: n})
+}
+
+func (h *httpHandler) fail(w http.ResponseWriter, op string, err error) {
+	h.log.Error("dlq "+op+" failed", zap.Error(err))
+	writeError(w, http.StatusInternalServerError, err)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// ParseSince reads a time bound: an RFC 3339 time, or a duration before now
+// ("90m", "24h", "7d").
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("since %q: want a duration (24h, 7d) or an RFC 3339 time", s)
+	}
+	return now.Add(-d), nil
+}

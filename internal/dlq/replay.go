@@ -1,0 +1,189 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/messages"
+)
+
+// Headers set on a replayed command.
+const (
+	// HeaderReplayCommandID carries the original command id, which the
+	// runtime takes when the body has no "id" (the Nats-Msg-Id cannot be
+	// reused: the commands stream would drop the replay as a duplicate
+	// within its window). Same name as runtime.HeaderCommandID.
+	HeaderReplayCommandID = "Groupflow-Command-Id"
+	// HeaderReplayOf is the DLQ sequence of the dead letter replayed.
+	HeaderReplayOf = "Groupflow-Replay-Of"
+)
+
+// ReplayMsgID is the Nats-Msg-Id of the replay of the dead letter at
+// dlqSeq: one per dead letter, so replaying the same entry twice within the
+// commands stream's duplicate window (an interrupted replay run again) is
+// stored once, while a command that failed again and is replayed again from
+// its new entry is a new publish.
+func ReplayMsgID(dlqStream string, dlqSeq uint64) string {
+	return "replay:" + dlqStream + ":" + strconv.FormatUint(dlqSeq, 10)
+}
+
+// ReplayOptions tune Replay.
+type ReplayOptions struct {
+	// DryRun counts what would be replayed and changes nothing.
+	DryRun bool
+	// Progress, when set, is called after each entry with the number of
+	// entries done and the total selected.
+	Progress func(done, total int)
+}
+
+// ReplayError is a dead letter that could not be replayed (or removed).
+type ReplayError struct {
+	Seq       uint64 `json:"seq"`
+	CommandID string `json:"commandId,omitempty"`
+	Error     string `json:"error"`
+}
+
+// ReplayResult counts what Replay did.
+type ReplayResult struct {
+	DryRun bool `json:"dryRun,omitempty"`
+	// Selected counts the dead letters the filter selected.
+	Selected int `json:"selected"`
+	// Replayed counts entries republished and acknowledged (in a dry run:
+	// that would be).
+	Replayed int `json:"replayed"`
+	// Skipped counts entries left alone: gone meanwhile, or without an
+	// original command subject to replay to (see Errors).
+	Skipped int `json:"skipped"`
+	// Failed counts entries whose republish failed; they stay in the DLQ.
+	Failed int `json:"failed"`
+	// Errors says why entries were skipped or failed, or why a replayed
+	// entry could not be removed.
+	Errors []ReplayError `json:"errors,omitempty"`
+}
+
+// Replay republishes the matching dead letters to their original subject,
+// with their original body and headers (minus the DLQ headers), the original
+// command id in HeaderReplayCommandID and Nats-Msg-Id ReplayMsgID. A dead
+// letter is deleted only after the commands stream acknowledged its
+// republish, so an interrupted replay (cancelled context, killed process)
+// loses nothing: each entry is either still in the DLQ or replayed. At worst
+// one entry is replayed and not yet deleted; replaying it again is harmless:
+// within the duplicate window the stream drops the second publish, after it
+// the ledger answers the command from its record (or resumes it from its
+// checkpoints), so Wix side effects happen once.
+//
+// When ctx ends Replay stops and returns the counts so far with ctx's error.
+func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (ReplayResult, error) {
+	res := ReplayResult{DryRun: opts.DryRun}
+	if !f.selective() {
+		return res, ErrNoSelector
+	}
+	selected, err := s.List(ctx, f)
+	if err != nil {
+		return res, err
+	}
+	res.Selected = len(selected)
+	st, err := s.stream(ctx)
+	if err != nil {
+		return res, err
+	}
+	for i, head := range selected {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if err := s.replayOne(ctx, st, head, opts.DryRun, &res); err != nil {
+			return res, err
+		}
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(selected))
+		}
+	}
+	return res, nil
+}
+
+// replayOne replays one entry; it returns an error only when ctx ended.
+func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry, dryRun bool, res *ReplayResult) error {
+	fail := func(counter *int, e *Entry, format string, args ...any) {
+		*counter++
+		res.Errors = append(res.Errors, ReplayError{Seq: e.Seq, CommandID: e.CommandID, Error: fmt.Sprintf(format, args...)})
+	}
+	subject, err := s.replaySubject(head)
+	if err != nil {
+		fail(&res.Skipped, head, "%v", err)
+		return nil
+	}
+	if dryRun {
+		res.Replayed++
+		return nil
+	}
+	e, err := s.get(ctx, st, head.Seq)
+	if errors.Is(err, ErrNotFound) {
+		fail(&res.Skipped, head, "gone from the DLQ meanwhile (replayed or purged by someone else)")
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fail(&res.Failed, head, "read: %v", err)
+		return nil
+	}
+	msg := s.ReplayMsg(e, subject)
+	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(s.subjects.CommandStream())); err != nil {
+		if ctx.Err() != nil {
+			// Maybe stored, maybe not: the entry stays, a later replay is
+			// deduplicated or answered from the ledger.
+			return ctx.Err()
+		}
+		fail(&res.Failed, e, "republish to %s: %v", subject, err)
+		return nil
+	}
+	res.Replayed++
+	// Acknowledged: remove the entry even if ctx ends now.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := deleteSeq(dctx, st, e.Seq); err != nil {
+		res.Errors = append(res.Errors, ReplayError{Seq: e.Seq, CommandID: e.CommandID,
+			Error: fmt.Sprintf("replayed, but not removed from the DLQ (replaying it again is harmless): %v", err)})
+	}
+	return nil
+}
+
+// replaySubject is the command subject an entry is replayed to.
+func (s *Store) replaySubject(e *Entry) (string, error) {
+	if e.OriginalSubject != "" {
+		if _, ok := s.subjects.CommandTypeOf(e.OriginalSubject); ok {
+			return e.OriginalSubject, nil
+		}
+		return "", fmt.Errorf("original subject %q is not a command subject under %q", e.OriginalSubject, s.subjects.Commands())
+	}
+	if messages.IsCommandType(e.CommandType) {
+		return s.subjects.Command(e.CommandType), nil
+	}
+	return "", errors.New("no original subject and no known command type")
+}
+
+// ReplayMsg builds the republished message of entry e (body included).
+func (s *Store) ReplayMsg(e *Entry, subject string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = e.Body
+	for k, v := range e.Headers {
+		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Groupflow-Dlq-") {
+			continue
+		}
+		m.Header.Set(k, v)
+	}
+	if e.CommandID != "" {
+		m.Header.Set(HeaderReplayCommandID, e.CommandID)
+	}
+	m.Header.Set(HeaderReplayOf, strconv.FormatUint(e.Seq, 10))
+	m.Header.Set(nats.MsgIdHdr, ReplayMsgID(s.subjects.DLQStream(), e.Seq))
+	return m
+}

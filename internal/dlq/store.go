@@ -1,0 +1,309 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/messages"
+)
+
+// ErrNotFound is returned by Get for a sequence that holds no dead letter.
+var ErrNotFound = errors.New("dead letter not found")
+
+// ErrNoSelector is returned by Replay and Purge when the filter selects
+// nothing explicitly: they act on every dead letter only with Filter.All.
+var ErrNoSelector = errors.New("no selector: give sequences, a command type, a reason, a time or all")
+
+// Filter selects dead letters. Every criterion that is set must match; the
+// zero Filter matches every entry in List (but nothing in Replay and Purge,
+// which want All or another criterion to say so).
+type Filter struct {
+	// CommandType keeps entries of this command type (their DLQ subject).
+	CommandType string `json:"command,omitempty"`
+	// Since keeps entries stored at or after this time.
+	Since time.Time `json:"since,omitzero"`
+	// ReasonContains keeps entries whose reason contains this text (case-insensitive).
+	ReasonContains string `json:"reasonContains,omitempty"`
+	// Seqs keeps the entries at these DLQ stream sequences.
+	Seqs []uint64 `json:"seqs,omitempty"`
+	// All selects every entry (for Replay and Purge).
+	All bool `json:"all,omitempty"`
+}
+
+// selective reports whether f names what to act on.
+func (f Filter) selective() bool {
+	return f.All || f.CommandType != "" || !f.Since.IsZero() || f.ReasonContains != "" || len(f.Seqs) > 0
+}
+
+// Match reports whether e passes the filter.
+func (f Filter) Match(e *Entry) bool {
+	if f.CommandType != "" && e.CommandType != f.CommandType {
+		return false
+	}
+	if !f.Since.IsZero() && e.Stored.Before(f.Since) {
+		return false
+	}
+	if f.ReasonContains != "" && !strings.Contains(strings.ToLower(e.Reason), strings.ToLower(f.ReasonContains)) {
+		return false
+	}
+	if len(f.Seqs) > 0 && !slices.Contains(f.Seqs, e.Seq) {
+		return false
+	}
+	return true
+}
+
+// Store reads and manages the dead-letter stream.
+type Store struct {
+	js       jetstream.JetStream
+	subjects messages.Subjects
+	// FetchWait bounds the wait for one batch while scanning (default 5s).
+	FetchWait time.Duration
+}
+
+// NewStore returns a store over the DLQ stream of subjects.
+func NewStore(js jetstream.JetStream, subjects messages.Subjects) *Store {
+	return &Store{js: js, subjects: subjects, FetchWait: 5 * time.Second}
+}
+
+// Subjects returns the subject scheme of the store.
+func (s *Store) Subjects() messages.Subjects { return s.subjects }
+
+func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := s.js.Stream(ctx, s.subjects.DLQStream())
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream %s: %w", s.subjects.DLQStream(), err)
+	}
+	return st, nil
+}
+
+// Get returns the dead letter at seq, body included.
+func (s *Store) Get(ctx context.Context, seq uint64) (*Entry, error) {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.get(ctx, st, seq)
+}
+
+func (s *Store) get(ctx context.Context, st jetstream.Stream, seq uint64) (*Entry, error) {
+	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("dlq seq %d: %w", seq, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dlq seq %d: %w", seq, err)
+	}
+	e := Parse(m.Sequence, m.Time, m.Header, m.Data)
+	s.fill(e, m.Subject)
+	return e, nil
+}
+
+// fill completes an entry from its DLQ subject when headers lack the type.
+func (s *Store) fill(e *Entry, subject string) {
+	if e.CommandType == "" {
+		if t, ok := s.subjects.DLQTypeOf(subject); ok {
+			e.CommandType = t
+		}
+	}
+	delete(e.Headers, "Nats-Msg-Size") // added by headers-only consumers
+}
+
+// List returns the matching dead letters in stream order, without their
+// bodies (Get returns one with its body). It streams the DLQ through an
+// ordered, headers-only consumer, so it copes with many large entries.
+func (s *Store) List(ctx context.Context, f Filter) ([]*Entry, error) {
+	var out []*Entry
+	err := s.Each(ctx, f, false, func(e *Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// Each calls fn for every matching dead letter in stream order, with bodies
+// when withBody is set. An error from fn stops the scan and is returned.
+// Entries stored after the scan started are not visited.
+func (s *Store) Each(ctx context.Context, f Filter, withBody bool, fn func(*Entry) error) error {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return err
+	}
+	if len(f.Seqs) > 0 {
+		seqs := slices.Clone(f.Seqs)
+		slices.Sort(seqs)
+		seqs = slices.Compact(seqs)
+		for _, seq := range seqs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			e, err := s.get(ctx, st, seq)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !withBody {
+				e.Body = nil
+			}
+			if f.Match(e) {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	filter := s.subjects.DLQs()
+	if f.CommandType != "" {
+		filter = s.subjects.DLQ(f.CommandType)
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{filter},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		HeadersOnly:       !withBody,
+		InactiveThreshold: 30 * time.Second,
+	}
+	if !f.Since.IsZero() {
+		since := f.Since
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &since
+	}
+	return scan(ctx, st, cfg, s.FetchWait, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+		e := Parse(md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
+		s.fill(e, m.Subject())
+		if !withBody {
+			e.Body = nil
+		}
+		if !f.Match(e) {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// scan reads what an ordered consumer with cfg has pending when it is
+// created, in batches, and stops there.
+func scan(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedConsumerConfig, wait time.Duration,
+	fn func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
+	if wait <= 0 {
+		wait = 5 * time.Second
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", st.CachedInfo().Config.Name, err)
+	}
+	info := cons.CachedInfo()
+	if info == nil || info.NumPending == 0 {
+		return nil
+	}
+	remaining := info.NumPending
+	for remaining > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.Fetch(int(min(remaining, 256)), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("scan: %w", err)
+			}
+			if err := fn(m, md); err != nil {
+				return err
+			}
+			remaining--
+			if md.NumPending == 0 {
+				remaining = 0
+			}
+			if remaining == 0 {
+				break
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoHeartbeat) {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if got == 0 {
+			// Entries deleted meanwhile (a concurrent replay or purge): the
+			// pending count was an upper bound.
+			return nil
+		}
+	}
+	return nil
+}
+
+// Purge deletes the matching dead letters and returns how many it deleted.
+// With only All (or only CommandType) it purges the stream up to its last
+// message, otherwise it deletes entries one by one.
+func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
+	if !f.selective() {
+		return 0, ErrNoSelector
+	}
+	st, err := s.stream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if f.Since.IsZero() && f.ReasonContains == "" && len(f.Seqs) == 0 {
+		filter := s.subjects.DLQs()
+		if f.CommandType != "" {
+			filter = s.subjects.DLQ(f.CommandType)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return 0, fmt.Errorf("dlq info: %w", err)
+		}
+		n := 0
+		for _, c := range info.State.Subjects {
+			n += int(c)
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		// Up to (not including) the sequence after the last message seen, so
+		// entries arriving meanwhile are kept.
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+			return 0, fmt.Errorf("purge dlq: %w", err)
+		}
+		return n, nil
+	}
+	var seqs []uint64
+	if err := s.Each(ctx, f, false, func(e *Entry) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, seq := range seqs {
+		deleted, err := deleteSeq(ctx, st, seq)
+		if err != nil {
+			return n, err
+		}
+		if deleted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// deleteSeq deletes one entry; it reports false when it was already gone.
+func deleteSeq(ctx context.Context, st jetstream.Stream, seq uint64) (bool, error) {
+	err := st.DeleteMsg(ctx, seq)
+	if err == nil {
+		return true, nil
+	}
+	if _, gerr := st.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return false, fmt.Errorf("delete dlq seq %d: %w", seq, err)
+}

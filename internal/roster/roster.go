@@ -1,0 +1,185 @@
+// Package roster reads the people of a ProvisionGroup command from a CSV
+// file whose header row names the columns: email, phone, contactId, name,
+// first name and last name, in any order, spelled loosely ("E-mail",
+// "contact_id", "First Name"), extra columns ignored. It accepts a UTF-8 BOM,
+// quoted fields (with commas, quotes and line breaks) and blank lines, and
+// reports unusable rows with their line numbers instead of sending them.
+package roster
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"groupflow/messages"
+)
+
+// BadRow is a row left out of the roster.
+type BadRow struct {
+	// Line is the 1-based line number of the row in the file.
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+func (b BadRow) String() string { return fmt.Sprintf("line %d: %s", b.Line, b.Reason) }
+
+// Column names a recognised column.
+type Column string
+
+// Recognised columns.
+const (
+	ColEmail     Column = "email"
+	ColPhone     Column = "phone"
+	ColContactID Column = "contactId"
+	ColName      Column = "name"
+	ColFirstName Column = "firstName"
+	ColLastName  Column = "lastName"
+)
+
+// aliases maps a normalised header (lower case, without spaces, '_', '-'
+// and '.') to its column.
+var aliases = map[string]Column{
+	"email": ColEmail, "emailaddress": ColEmail, "mail": ColEmail,
+	"phone": ColPhone, "phonenumber": ColPhone, "mobile": ColPhone, "tel": ColPhone, "telephone": ColPhone,
+	"contactid": ColContactID, "contact": ColContactID, "wixcontactid": ColContactID,
+	"name": ColName, "fullname": ColName,
+	"firstname": ColFirstName, "first": ColFirstName, "givenname": ColFirstName, "forename": ColFirstName,
+	"lastname": ColLastName, "last": ColLastName, "surname": ColLastName, "familyname": ColLastName,
+}
+
+// ColumnOf returns the column a header cell names, if any.
+func ColumnOf(header string) (Column, bool) {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(header)) {
+		switch r {
+		case ' ', '_', '-', '.', '\t':
+			continue
+		}
+		b.WriteRune(r)
+	}
+	c, ok := aliases[b.String()]
+	return c, ok
+}
+
+// Result is a parsed roster.
+type Result struct {
+	// People are the usable rows, Ref set to the row's line number.
+	People []messages.Person
+	// Bad are the rows left out, in file order.
+	Bad []BadRow
+	// Columns maps each recognised column to its header cell.
+	Columns map[Column]string
+	// Ignored lists header cells naming no column.
+	Ignored []string
+}
+
+// ReadFile parses the roster file at path.
+func ReadFile(path string) (*Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(f)
+}
+
+// Read parses a roster. Its error is fatal (no header, no identifier
+// column, malformed CSV); unusable rows are reported in Result.Bad.
+func Read(r io.Reader) (*Result, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("roster: empty file (want a header row naming the columns)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	res := &Result{Columns: map[Column]string{}}
+	index := map[Column]int{}
+	for i, h := range header {
+		c, ok := ColumnOf(h)
+		if !ok {
+			if strings.TrimSpace(h) != "" {
+				res.Ignored = append(res.Ignored, h)
+			}
+			continue
+		}
+		if _, dup := index[c]; dup {
+			res.Ignored = append(res.Ignored, h)
+			continue
+		}
+		index[c] = i
+		res.Columns[c] = h
+	}
+	if len(index) == 0 {
+		return nil, fmt.Errorf("roster: the header row %q names no column (want email, phone, contactId, name, first name or last name)", strings.Join(header, ","))
+	}
+	field := func(rec []string, c Column) string {
+		i, ok := index[c]
+		if !ok || i >= len(rec) {
+			return ""
+		}
+		return strings.TrimSpace(rec[i])
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("roster: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if blank(rec) {
+			continue
+		}
+		p := messages.Person{
+			Email:     field(rec, ColEmail),
+			Phone:     field(rec, ColPhone),
+			ContactID: field(rec, ColContactID),
+			Name:      field(rec, ColName),
+			FirstName: field(rec, ColFirstName),
+			LastName:  field(rec, ColLastName),
+			Ref:       strconv.Itoa(line),
+		}
+		if reason := problem(p); reason != "" {
+			res.Bad = append(res.Bad, BadRow{Line: line, Reason: reason})
+			continue
+		}
+		res.People = append(res.People, p)
+	}
+	return res, nil
+}
+
+// problem says why a row cannot be used, or "".
+func problem(p messages.Person) string {
+	if p.Kind() == "" {
+		return messages.ProblemNoIdentifier
+	}
+	if p.Email != "" && !messages.ValidEmail(p.Email) {
+		return fmt.Sprintf("%s %q", messages.ProblemMalformedEmail, p.Email)
+	}
+	return p.Problem()
+}
+
+func blank(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,178 @@
+package roster_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"groupflow/internal/roster"
+	"groupflow/messages"
+)
+
+func TestRead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     string
+		people []messages.Person
+		bad    []string
+	}{
+		{
+			name: "plain",
+			in:   "email,name\nann@example.com,Ann Lee\nbob@example.com,Bob\n",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann Lee", Ref: "2"},
+				{Email: "bob@example.com", Name: "Bob", Ref: "3"},
+			},
+		},
+		{
+			name: "header variants and order, extra columns ignored",
+			in:   "Member Since,E-Mail,First Name,last_name,Contact ID,Phone Number,notes\n2020,ann@example.com,Ann,Lee,c-1,+1 415 555 0100,vip\n",
+			people: []messages.Person{
+				{Email: "ann@example.com", FirstName: "Ann", LastName: "Lee", ContactID: "c-1", Phone: "+1 415 555 0100", Ref: "2"},
+			},
+		},
+		{
+			name:   "contactId camel case, firstName/lastName",
+			in:     "contactId,firstName,lastName\nc-9,Zoe,Ng\n",
+			people: []messages.Person{{ContactID: "c-9", FirstName: "Zoe", LastName: "Ng", Ref: "2"}},
+		},
+		{
+			name:   "contact_id and upper case",
+			in:     "CONTACT_ID,EMAIL\nc-1,\n",
+			people: []messages.Person{{ContactID: "c-1", Ref: "2"}},
+		},
+		{
+			name:   "UTF-8 BOM",
+			in:     "\ufeffemail\nann@example.com\n",
+			people: []messages.Person{{Email: "ann@example.com", Ref: "2"}},
+		},
+		{
+			name: "quoted fields with commas, quotes and a line break",
+			in:   "name,email\n\"Lee, Ann \"\"AJ\"\"\",ann@example.com\n\"Two\nLines\",two@example.com\nBob,bob@example.com\n",
+			people: []messages.Person{
+				{Name: `Lee, Ann "AJ"`, Email: "ann@example.com", Ref: "2"},
+				{Name: "Two\nLines", Email: "two@example.com", Ref: "3"},
+				{Name: "Bob", Email: "bob@example.com", Ref: "5"},
+			},
+		},
+		{
+			name: "blank lines and empty rows skipped, line numbers kept",
+			in:   "email,name\n\nann@example.com,Ann\n,\n  \nbob@example.com,Bob\n",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann", Ref: "3"},
+				{Email: "bob@example.com", Name: "Bob", Ref: "6"},
+			},
+		},
+		{
+			name: "CRLF and short rows",
+			in:   "email,phone,name\r\nann@example.com\r\n,,Bob\r\n",
+			people: []messages.Person{
+				{Email: "ann@example.com", Ref: "2"},
+				{Name: "Bob", Ref: "3"},
+			},
+		},
+		{
+			name: "bad rows with line numbers",
+			in:   "email,name,notes\nann@example.com,Ann,\nnot-an-email,Bob,\n,,only notes\nann@example,Carl,\nzed@example.com,,\n",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann", Ref: "2"},
+				{Email: "zed@example.com", Ref: "6"},
+			},
+			bad: []string{
+				`line 3: malformed email "not-an-email"`,
+				"line 4: no email, phone, contactId or name",
+				`line 5: malformed email "ann@example"`,
+			},
+		},
+		{
+			name:   "malformed email reported even when a contact id is given",
+			in:     "contactId,email\nc-1,nope\n",
+			bad:    []string{`line 2: malformed email "nope"`},
+			people: nil,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := roster.Read(strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprintf("%#v", res.People) != fmt.Sprintf("%#v", tc.people) {
+				t.Errorf("people:\n got %#v\nwant %#v", res.People, tc.people)
+			}
+			var bad []string
+			for _, b := range res.Bad {
+				bad = append(bad, b.String())
+			}
+			if strings.Join(bad, "|") != strings.Join(tc.bad, "|") {
+				t.Errorf("bad rows:\n got %q\nwant %q", bad, tc.bad)
+			}
+		})
+	}
+}
+
+func TestReadColumns(t *testing.T) {
+	res, err := roster.Read(strings.NewReader("Email,Notes,email,First Name\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Columns[roster.ColEmail] != "Email" || res.Columns[roster.ColFirstName] != "First Name" || len(res.Columns) != 2 {
+		t.Errorf("columns: %v", res.Columns)
+	}
+	if strings.Join(res.Ignored, ",") != "Notes,email" {
+		t.Errorf("ignored: %v", res.Ignored)
+	}
+	if len(res.People) != 0 || len(res.Bad) != 0 {
+		t.Errorf("rows: %+v", res)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":            "",
+		"only a BOM":       "\ufeff",
+		"no known column":  "foo,bar\n1,2\n",
+		"unbalanced quote": "email,name\n\"ann@example.com,Ann\n",
+	} {
+		if _, err := roster.Read(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	_, err := roster.Read(strings.NewReader("email,name\nann@example.com,\"Ann\" Lee\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("bare quote: %v", err)
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "roster.csv")
+	if err := os.WriteFile(path, []byte("email\nann@example.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := roster.ReadFile(path)
+	if err != nil || len(res.People) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if _, err := roster.ReadFile(path + ".missing"); err == nil {
+		t.Fatal("missing file read")
+	}
+}
+
+func TestColumnOf(t *testing.T) {
+	for in, want := range map[string]roster.Column{
+		"email": roster.ColEmail, " E-mail ": roster.ColEmail, "Email Address": roster.ColEmail,
+		"phone": roster.ColPhone, "Phone number": roster.ColPhone,
+		"contactId": roster.ColContactID, "contact id": roster.ColContactID, "contact_id": roster.ColContactID,
+		"Name": roster.ColName, "Full Name": roster.ColName,
+		"first name": roster.ColFirstName, "firstName": roster.ColFirstName, "first_name": roster.ColFirstName,
+		"last name": roster.ColLastName, "LastName": roster.ColLastName, "surname": roster.ColLastName,
+	} {
+		if got, ok := roster.ColumnOf(in); !ok || got != want {
+			t.Errorf("%q: %q %v", in, got, ok)
+		}
+	}
+	if _, ok := roster.ColumnOf("notes"); ok {
+		t.Error("notes recognised")
+	}
+}
