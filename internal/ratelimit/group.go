@@ -22,8 +22,9 @@ type Group struct {
 	opts       Options
 	gauges     *gauges
 
-	mu sync.Mutex
-	kv jetstream.KeyValue
+	mu   sync.Mutex
+	kv   jetstream.KeyValue
+	made []*Shared
 }
 
 // NewGroup returns the limiter maker of instanceID (empty:
@@ -55,7 +56,29 @@ func (g *Group) Shared(siteID string, perMinute float64) (*Shared, error) {
 		g.kv = kv
 	}
 	g.mu.Unlock()
-	return newShared(g.ctx, kv, siteID, g.instanceID, perMinute, g.opts, g.gauges)
+	s, err := newShared(g.ctx, kv, siteID, g.instanceID, perMinute, g.opts, g.gauges)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	g.made = append(g.made, s)
+	g.mu.Unlock()
+	return s, nil
+}
+
+// Close closes every limiter made by g, deleting this instance's keys so
+// that the other instances take its shares at once. Call it before closing
+// or draining the NATS connection of js. The limiters stay usable at the
+// conservative fallback share.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	made := g.made
+	g.made = nil
+	g.mu.Unlock()
+	for _, s := range made {
+		_ = s.Close()
+	}
+	return nil
 }
 
 // Limiter returns the shared limiter of siteID; when the bucket cannot be

@@ -365,6 +365,21 @@ func TestSharedDemandAndBroadcast(t *testing.T) {
 	})
 	_ = b.Close()
 	waitFor(t, 300*time.Millisecond, "a to see b closed", func() bool { _ = a.Wait(ctx); return n(a) == 1 })
+
+	// Group.Close gives back every site's share at once.
+	_, js := newJS(t, env)
+	g := NewGroup(ctx, js, "c", opts)
+	c, err := g.Shared("demand-site", 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "a and c busy", func() bool {
+		_ = a.Wait(ctx)
+		_ = c.Wait(ctx)
+		return n(a) == 2
+	})
+	_ = g.Close()
+	waitFor(t, 300*time.Millisecond, "a to see c's group closed", func() bool { _ = a.Wait(ctx); return n(a) == 1 })
 }
 
 // A broker that goes away makes the limiter fall back to the conservative
