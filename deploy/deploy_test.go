@@ -1,0 +1,937 @@
+// Package deploy_test checks the files in deploy/ against the real things
+// they configure: the NATS permissions against a real nats-server, the
+// cluster configs by parsing (and starting) them, the Grafana dashboard
+// against the metrics groupflow exports, and the YAML manifests by parsing.
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"gopkg.in/yaml.v3"
+
+	"groupflow/internal/broker"
+	"groupflow/messages"
+)
+
+// ---------------------------------------------------------------------------
+// helpers: the nats-server binary and processes
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd() // the package directory, deploy/
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(wd)
+}
+
+// natsServerBin finds nats-server: $NATS_SERVER_BIN, <repo>/bin/nats-server,
+// then PATH. Missing, it fails under CI and skips elsewhere.
+func natsServerBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("NATS_SERVER_BIN"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p := filepath.Join(repoRoot(t), "bin", "nats-server"); fileExists(p) {
+		return p
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	msg := "nats-server not found (set NATS_SERVER_BIN or run `make tools`)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServer runs nats-server with args in dir and stops it (SIGTERM, then
+// SIGKILL) when the test ends. Its output is logged if the test fails.
+func startServer(t *testing.T, name, dir string, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(natsServerBin(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nats-server %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("nats-server %s output:\n%s", name, out.String())
+		}
+	})
+}
+
+func randomPassword(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// client is a connection as one user, recording asynchronous errors (the
+// server reports permission violations asynchronously).
+type client struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	errs chan error
+}
+
+func connect(t *testing.T, url, user, password string) *client {
+	t.Helper()
+	c := &client{errs: make(chan error, 64)}
+	var err error
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c.nc, err = nats.Connect(url, nats.UserInfo(user, password), nats.Name(user),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				select {
+				case c.errs <- err:
+				default:
+				}
+			}))
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(c.nc.Close)
+	c.js, err = jetstream.New(c.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// expectViolation waits for the server's permissions violation about
+// subject on c.
+func (c *client) expectViolation(t *testing.T, op, subject string) {
+	t.Helper()
+	timeout := time.After(3 * time.Second)
+	for {
+		select {
+		case err := <-c.errs:
+			s := err.Error()
+			if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(s), "permissions violation") {
+				if strings.Contains(s, op) && strings.Contains(s, subject) {
+					return
+				}
+			}
+			t.Logf("%s: other async error: %v", c.nc.Opts.Name, err)
+		case <-timeout:
+			t.Fatalf("%s: no permissions violation for %s %q", c.nc.Opts.Name, op, subject)
+		}
+	}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ---------------------------------------------------------------------------
+// accounts.conf against a real nats-server
+
+func TestAccountsPermissions(t *testing.T) {
+	root := repoRoot(t)
+	port, mport := freePort(t), freePort(t)
+	pw := map[string]string{}
+	var env []string
+	for _, u := range []string{"producer", "mailer", "groupflow", "ops"} {
+		pw[u] = randomPassword(t)
+		env = append(env, "GF_"+strings.ToUpper(u)+"_PASSWORD="+pw[u])
+	}
+	// The real deploy/nats/server.conf (which includes accounts.conf), with
+	// the ports overridden on the command line; its relative store_dir lands
+	// in the working directory, a temp dir.
+	startServer(t, "accounts", t.TempDir(), env,
+		"-c", filepath.Join(root, "deploy", "nats", "server.conf"),
+		"-p", fmt.Sprint(port), "-m", fmt.Sprint(mport))
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+
+	gf := connect(t, url, "groupflow", pw["groupflow"])
+	producer := connect(t, url, "producer", pw["producer"])
+	mailer := connect(t, url, "mailer", pw["mailer"])
+	ops := connect(t, url, "ops", pw["ops"])
+
+	subj := messages.Subjects{}
+	cmdSubject := subj.Command("provision_group")
+
+	t.Run("groupflow provisions its topology and uses KV, object store, consumers, advisories", func(t *testing.T) {
+		ctx := ctxT(t, 30*time.Second)
+		// The processor's own provisioning code: streams, ledger, reports.
+		if err := (broker.Topology{Subjects: subj, Replicas: 1}).Provision(ctx, gf.js); err != nil {
+			t.Fatalf("provision as groupflow: %v", err)
+		}
+		for _, bucket := range []string{"GROUPFLOW_LEDGER", "GROUPFLOW_RATE"} {
+			kv, err := gf.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket})
+			if err != nil {
+				t.Fatalf("kv %s: %v", bucket, err)
+			}
+			if _, err := kv.Put(ctx, "cmd.abc", []byte("done")); err != nil {
+				t.Fatalf("kv %s put: %v", bucket, err)
+			}
+			e, err := kv.Get(ctx, "cmd.abc")
+			if err != nil || string(e.Value()) != "done" {
+				t.Fatalf("kv %s get: %v %v", bucket, e, err)
+			}
+			w, err := kv.WatchAll(ctx)
+			if err != nil {
+				t.Fatalf("kv %s watch: %v", bucket, err)
+			}
+			if u := <-w.Updates(); u == nil || u.Key() != "cmd.abc" {
+				t.Fatalf("kv %s watch: first update %v", bucket, u)
+			}
+			_ = w.Stop()
+		}
+		obs, err := gf.js.ObjectStore(ctx, broker.ReportsBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := obs.PutBytes(ctx, "report-1.csv", bytes.Repeat([]byte("a,b\n"), 100_000)); err != nil {
+			t.Fatalf("object put: %v", err)
+		}
+		if b, err := obs.GetBytes(ctx, "report-1.csv"); err != nil || len(b) != 400_000 {
+			t.Fatalf("object get: %d bytes, %v", len(b), err)
+		}
+		adv, err := gf.nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.GROUPS_COMMANDS.>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer adv.Unsubscribe()
+		if err := gf.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-gf.errs:
+			t.Fatalf("groupflow: async error: %v", err)
+		default:
+		}
+	})
+
+	t.Run("producer publishes commands with a PubAck", func(t *testing.T) {
+		ctx := ctxT(t, 10*time.Second)
+		ack, err := producer.js.Publish(ctx, cmdSubject, []byte(`{"commandId":"c1"}`))
+		if err != nil {
+			t.Fatalf("producer JetStream publish %s: %v", cmdSubject, err)
+		}
+		if ack.Stream != subj.CommandStream() || ack.Sequence == 0 {
+			t.Fatalf("PubAck %+v", ack)
+		}
+	})
+
+	t.Run("groupflow consumes the command through groupflow_provision_group", func(t *testing.T) {
+		ctx := ctxT(t, 10*time.Second)
+		cons, err := gf.js.CreateOrUpdateConsumer(ctx, subj.CommandStream(), jetstream.ConsumerConfig{
+			Durable: "groupflow_provision_group", FilterSubject: cmdSubject, AckPolicy: jetstream.AckExplicitPolicy,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("groupflow fetch: %v", err)
+		}
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("groupflow ack: %v", err)
+		}
+	})
+
+	t.Run("producer may not publish events nor read commands", func(t *testing.T) {
+		evt := subj.Event("group_provisioned")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := producer.js.Publish(ctx, evt, []byte(`{}`)); err == nil {
+			t.Fatalf("producer published %s", evt)
+		}
+		producer.expectViolation(t, "Publish", evt)
+		// Nothing reached the events stream.
+		st, err := gf.js.Stream(ctxT(t, 5*time.Second), subj.EventStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.CachedInfo().State.Msgs; n != 0 {
+			t.Fatalf("events stream holds %d messages after a refused publish", n)
+		}
+		if _, err := producer.nc.SubscribeSync(subj.Commands()); err != nil {
+			t.Fatal(err)
+		}
+		producer.expectViolation(t, "Subscription", subj.Commands())
+		ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+		defer cancel2()
+		if _, err := producer.js.CreateOrUpdateConsumer(ctx2, subj.CommandStream(), jetstream.ConsumerConfig{Durable: "spy"}); err == nil {
+			t.Fatal("producer created a consumer on the commands stream")
+		}
+	})
+
+	// groupflow's events: one for the mailer, one not.
+	for _, e := range []string{"member_selected", "group_provisioned"} {
+		if _, err := gf.js.Publish(ctxT(t, 5*time.Second), subj.Event(e), []byte(`{"type":"`+e+`"}`)); err != nil {
+			t.Fatalf("groupflow publish %s: %v", e, err)
+		}
+	}
+
+	t.Run("mailer consumes member_selected through its durable consumer", func(t *testing.T) {
+		ctx := ctxT(t, 15*time.Second)
+		// As groupmail configures it (internal/mailer ConsumerConfig).
+		cons, err := mailer.js.CreateOrUpdateConsumer(ctx, subj.EventStream(), jetstream.ConsumerConfig{
+			Durable:       "groupmail",
+			FilterSubject: subj.Event("member_selected"),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckWait:       30 * time.Second,
+			MaxDeliver:    10,
+			MaxAckPending: 8,
+		})
+		if err != nil {
+			t.Fatalf("mailer create consumer groupmail: %v", err)
+		}
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("mailer fetch: %v", err)
+		}
+		if msg.Subject() != subj.Event("member_selected") {
+			t.Fatalf("mailer got %s", msg.Subject())
+		}
+		if err := msg.InProgress(); err != nil {
+			t.Fatal(err)
+		}
+		if err := msg.DoubleAck(ctx); err != nil {
+			t.Fatalf("mailer ack: %v", err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatalf("mailer consumer info: %v", err)
+		}
+		if info.AckFloor.Stream == 0 || info.NumAckPending != 0 || info.NumPending != 0 {
+			t.Fatalf("consumer after ack: %+v", info)
+		}
+		// Its own outcome events and dead letters, as JetStream publishes.
+		for _, s := range []string{subj.Event("email_sent"), subj.Event("email_failed"), subj.DLQ("member_selected")} {
+			if _, err := mailer.js.Publish(ctx, s, []byte(`{}`)); err != nil {
+				t.Fatalf("mailer publish %s: %v", s, err)
+			}
+		}
+		// Its send records, as groupmail's store uses them.
+		kv, err := mailer.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "GROUPMAIL_SENT", History: 1, TTL: 30 * 24 * time.Hour})
+		if err != nil {
+			t.Fatalf("mailer kv: %v", err)
+		}
+		rev, err := kv.Create(ctx, "evt_1", []byte("sending"))
+		if err != nil {
+			t.Fatalf("mailer kv create: %v", err)
+		}
+		if _, err := kv.Update(ctx, "evt_1", []byte("sent"), rev); err != nil {
+			t.Fatalf("mailer kv update: %v", err)
+		}
+		if e, err := kv.Get(ctx, "evt_1"); err != nil || string(e.Value()) != "sent" {
+			t.Fatalf("mailer kv get: %v %v", e, err)
+		}
+		if keys, err := kv.ListKeys(ctx); err != nil {
+			t.Fatalf("mailer kv keys: %v", err)
+		} else {
+			var all []string
+			for k := range keys.Keys() {
+				all = append(all, k)
+			}
+			if !slices.Equal(all, []string{"evt_1"}) {
+				t.Fatalf("mailer kv keys: %v", all)
+			}
+		}
+		if _, err := mailer.js.KeyValue(ctx, "GROUPMAIL_SENT"); err != nil {
+			t.Fatalf("mailer kv open: %v", err)
+		}
+		if err := kv.Delete(ctx, "evt_1"); err != nil {
+			t.Fatalf("mailer kv delete: %v", err)
+		}
+		select {
+		case err := <-mailer.errs:
+			t.Fatalf("mailer: async error: %v", err)
+		default:
+		}
+	})
+
+	t.Run("mailer may read nothing else and publish nothing else", func(t *testing.T) {
+		if _, err := mailer.nc.SubscribeSync(subj.Commands()); err != nil {
+			t.Fatal(err)
+		}
+		mailer.expectViolation(t, "Subscription", subj.Commands())
+		if _, err := mailer.nc.SubscribeSync(subj.Events()); err != nil {
+			t.Fatal(err)
+		}
+		mailer.expectViolation(t, "Subscription", subj.Events())
+
+		short := func() context.Context { return ctxT(t, time.Second) }
+		// A consumer of every event, or of the commands.
+		if _, err := mailer.js.CreateOrUpdateConsumer(short(), subj.EventStream(), jetstream.ConsumerConfig{Durable: "groupmail", FilterSubject: subj.Events()}); err == nil {
+			t.Fatal("mailer widened its consumer to every event")
+		}
+		if _, err := mailer.js.CreateOrUpdateConsumer(short(), subj.CommandStream(), jetstream.ConsumerConfig{Durable: "groupmail", FilterSubject: subj.Command("provision_group")}); err == nil {
+			t.Fatal("mailer created a consumer on the commands stream")
+		}
+		// Direct reads of the events stream.
+		if st, err := mailer.js.Stream(short(), subj.EventStream()); err != nil {
+			t.Fatalf("mailer stream info: %v", err)
+		} else if _, err := st.GetMsg(short(), 2); err == nil {
+			t.Fatal("mailer read an event by sequence")
+		}
+		// groupflow's events and buckets.
+		evt := subj.Event("group_provisioned")
+		if _, err := mailer.js.Publish(short(), evt, []byte(`{}`)); err == nil {
+			t.Fatalf("mailer published %s", evt)
+		}
+		mailer.expectViolation(t, "Publish", evt)
+		if _, err := mailer.js.Publish(short(), "$KV.GROUPFLOW_LEDGER.x", []byte(`{}`)); err == nil {
+			t.Fatal("mailer wrote groupflow's ledger")
+		}
+		mailer.expectViolation(t, "Publish", "$KV.GROUPFLOW_LEDGER.x")
+	})
+
+	t.Run("ops reads, replays and deletes dead letters", func(t *testing.T) {
+		ctx := ctxT(t, 15*time.Second)
+		dl, err := gf.js.Publish(ctx, subj.DLQ("provision_group"), []byte(`{"commandId":"c9"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := ops.js.Stream(ctx, subj.DLQStream())
+		if err != nil {
+			t.Fatalf("ops stream info: %v", err)
+		}
+		// List (as internal/dlq does: an ordered consumer) and get.
+		oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj.DLQ("provision_group")}})
+		if err != nil {
+			t.Fatalf("ops ordered consumer: %v", err)
+		}
+		m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil || string(m.Data()) != `{"commandId":"c9"}` {
+			t.Fatalf("ops list dead letters: %v %v", m, err)
+		}
+		raw, err := st.GetMsg(ctx, dl.Sequence)
+		if err != nil {
+			t.Fatalf("ops get dead letter: %v", err)
+		}
+		// Replay: republish the command to the commands stream.
+		if _, err := ops.js.Publish(ctx, cmdSubject, raw.Data, jetstream.WithExpectStream(subj.CommandStream())); err != nil {
+			t.Fatalf("ops replay: %v", err)
+		}
+		if err := st.DeleteMsg(ctx, dl.Sequence); err != nil {
+			t.Fatalf("ops delete dead letter: %v", err)
+		}
+		if _, err := ops.js.Consumer(ctx, subj.EventStream(), "groupmail"); err != nil {
+			t.Fatalf("ops consumer info: %v", err)
+		}
+		// But no events, and no stream changes.
+		evt := subj.Event("group_provisioned")
+		if _, err := ops.js.Publish(ctxT(t, time.Second), evt, []byte(`{}`)); err == nil {
+			t.Fatalf("ops published %s", evt)
+		}
+		ops.expectViolation(t, "Publish", evt)
+		if err := ops.js.DeleteStream(ctxT(t, time.Second), subj.CommandStream()); err == nil {
+			t.Fatal("ops deleted the commands stream")
+		}
+	})
+
+	t.Run("wrong password is refused", func(t *testing.T) {
+		if nc, err := nats.Connect(url, nats.UserInfo("groupflow", "wrong"), nats.NoReconnect()); err == nil {
+			nc.Close()
+			t.Fatal("connected with a wrong password")
+		}
+	})
+
+	// Documents the known limit of the single-account form (see
+	// deploy/nats/README.md): replies travel on the shared _INBOX.>, so a
+	// user allowed _INBOX.> can see another user's pulled messages. If this
+	// starts failing, inboxes were isolated: update the README and this test.
+	t.Run("known limit: shared _INBOX", func(t *testing.T) {
+		ctx := ctxT(t, 10*time.Second)
+		spy, err := producer.nc.SubscribeSync("_INBOX.>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := producer.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gf.js.Publish(ctx, subj.Event("member_selected"), []byte(`{"email":"x@example.com"}`)); err != nil {
+			t.Fatal(err)
+		}
+		cons, err := mailer.js.Consumer(ctx, subj.EventStream(), "groupmail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.Ack()
+		seen := false
+		for {
+			sm, err := spy.NextMsg(time.Second)
+			if err != nil {
+				break
+			}
+			if sm.Header.Get("Nats-Stream") == "" && bytes.Contains(sm.Data, []byte("x@example.com")) {
+				seen = true
+			}
+		}
+		if !seen {
+			t.Fatal("the producer no longer sees the mailer's deliveries on _INBOX.>: inboxes are isolated now; update deploy/nats/README.md and this test")
+		}
+		t.Log("as documented: a user with _INBOX.> can see other users' pull deliveries")
+	})
+}
+
+// ---------------------------------------------------------------------------
+// cluster configs
+
+func TestClusterConfigsParse(t *testing.T) {
+	bin := natsServerBin(t)
+	dir := filepath.Join(repoRoot(t), "deploy", "nats")
+	env := append(os.Environ(), "NATS_SERVER_NAME=n1",
+		"GF_PRODUCER_PASSWORD=p", "GF_MAILER_PASSWORD=m", "GF_GROUPFLOW_PASSWORD=g", "GF_OPS_PASSWORD=o")
+	for _, f := range []string{"cluster/n1.conf", "cluster/n2.conf", "cluster/n3.conf", "cluster/docker.conf", "server.conf"} {
+		cmd := exec.Command(bin, "-t", "-c", filepath.Join(dir, f))
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "is valid") {
+			t.Errorf("%s: %v\n%s", f, err, out)
+		}
+	}
+	// The durability and size settings the comments promise.
+	common, err := os.ReadFile(filepath.Join(dir, "cluster", "common.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^max_payload: 8MB$`).Match(common) {
+		t.Error("common.conf: max_payload: 8MB missing")
+	}
+	for _, f := range []string{"cluster/n1.conf", "cluster/n2.conf", "cluster/n3.conf", "cluster/docker.conf", "server.conf"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^\s*sync_interval: always$`).Match(b) {
+			t.Errorf("%s: jetstream sync_interval: always missing", f)
+		}
+	}
+}
+
+// TestClusterStarts runs the three loopback node configs (copies with free
+// ports; store_dir is relative to the working directory, a temp dir here),
+// waits for the JetStream meta leader and creates an R3 stream.
+func TestClusterStarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	natsServerBin(t)
+	start := time.Now()
+	src := filepath.Join(repoRoot(t), "deploy", "nats", "cluster")
+	work := t.TempDir()
+	var repl []string
+	var clientURLs []string
+	for _, base := range []int{4222, 6222, 8222} {
+		for i := range 3 {
+			p := freePort(t)
+			repl = append(repl, fmt.Sprint(base+i), fmt.Sprint(p))
+			if base == 4222 {
+				clientURLs = append(clientURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+	}
+	r := strings.NewReplacer(repl...)
+	for _, f := range []string{"common.conf", "n1.conf", "n2.conf", "n3.conf"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, f), []byte(r.Replace(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		startServer(t, fmt.Sprintf("n%d", i), work, nil, "-c", filepath.Join(work, fmt.Sprintf("n%d.conf", i)))
+	}
+	nc, err := nats.Connect(strings.Join(clientURLs, ","), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	var st jetstream.Stream
+	for {
+		// Fails until the nodes have met and elected a meta leader.
+		st, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: "GROUPS_COMMANDS", Subjects: []string{"groups.cmd.>"}, Replicas: 3, Storage: jetstream.FileStorage,
+		})
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("create R3 stream: %v", err)
+	}
+	big := bytes.Repeat([]byte("x"), 6<<20) // a large roster fits max_payload 8MB
+	for i := range 5 {
+		data := []byte(fmt.Sprintf(`{"n":%d}`, i))
+		if i == 4 {
+			data = big
+		}
+		if _, err := js.Publish(ctx, "groups.cmd.provision_group", data); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Cluster == nil || info.Cluster.Name != "groupflow" || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream cluster info: %+v", info.Cluster)
+	}
+	if info.State.Msgs != 5 {
+		t.Fatalf("stream holds %d messages, want 5", info.State.Msgs)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, err := os.Stat(filepath.Join(work, "data", "nats", fmt.Sprintf("n%d", i), "jetstream")); err != nil {
+			t.Errorf("store dir of n%d: %v", i, err)
+		}
+	}
+	t.Logf("3-node cluster up, R3 stream created and written in %v (leader %s)", time.Since(start).Round(time.Millisecond), info.Cluster.Leader)
+}
+
+// ---------------------------------------------------------------------------
+// Grafana dashboard
+
+// exportedMetrics are the metric families groupflow exports (histograms
+// also as _bucket, _sum, _count). Each non-router one must be defined in the
+// Go source, so a rename there fails this test rather than blanking a panel.
+var exportedMetrics = map[string]bool{ // name -> histogram
+	"groupflow_commands_total":                        false,
+	"groupflow_command_duration_seconds":              true,
+	"groupflow_dlq_depth":                             false,
+	"groupflow_consumer_pending":                      false,
+	"groupflow_consumer_ack_pending":                  false,
+	"groupflow_wix_requests_total":                    false,
+	"groupflow_wix_throttled_total":                   false,
+	"groupflow_wix_request_duration_seconds":          true,
+	"groupflow_wix_limiter_wait_seconds":              true,
+	"groupflow_router_handler_execution_time_seconds": true, // Watermill, namespace groupflow subsystem router
+}
+
+func TestGrafanaDashboardMetrics(t *testing.T) {
+	root := repoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "grafana", "groupflow-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		SchemaVersion int         `json:"schemaVersion"`
+		UID           string      `json:"uid"`
+		Panels        []dashPanel `json:"panels"`
+		Templating    struct {
+			List []struct {
+				Name, Type string
+				Query      any
+			}
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	if dash.SchemaVersion < 36 || dash.UID == "" {
+		t.Errorf("schemaVersion %d, uid %q", dash.SchemaVersion, dash.UID)
+	}
+	hasDS := false
+	var exprs []string
+	for _, v := range dash.Templating.List {
+		if v.Type == "datasource" && v.Name == "datasource" {
+			hasDS = true
+		}
+		if q, ok := v.Query.(map[string]any); ok {
+			if s, ok := q["query"].(string); ok {
+				exprs = append(exprs, s)
+			}
+		}
+	}
+	if !hasDS {
+		t.Error("no datasource template variable")
+	}
+	var walk func([]dashPanel)
+	titles := 0
+	walk = func(ps []dashPanel) {
+		for _, p := range ps {
+			if p.Type != "row" {
+				titles++
+				if len(p.Targets) == 0 {
+					t.Errorf("panel %q has no query", p.Title)
+				}
+				if p.Datasource.UID != "${datasource}" {
+					t.Errorf("panel %q: datasource %q, want ${datasource}", p.Title, p.Datasource.UID)
+				}
+			}
+			for _, tg := range p.Targets {
+				if strings.TrimSpace(tg.Expr) == "" {
+					t.Errorf("panel %q: empty expr", p.Title)
+				}
+				exprs = append(exprs, tg.Expr)
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(dash.Panels)
+
+	metricRe := regexp.MustCompile(`\bgroupflow_[a-zA-Z0-9_]+`)
+	used := map[string]bool{}
+	for _, e := range exprs {
+		names := metricRe.FindAllString(e, -1)
+		if len(names) == 0 {
+			t.Errorf("expr references no groupflow metric: %s", e)
+		}
+		for _, n := range names {
+			base := n
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(n, suf); ok && exportedMetrics[b] {
+					base = b
+				}
+			}
+			if _, ok := exportedMetrics[base]; !ok {
+				t.Errorf("expr references %s, which groupflow does not export: %s", n, e)
+				continue
+			}
+			if base != n && !exportedMetrics[base] {
+				t.Errorf("%s is not a histogram: %s", base, e)
+			}
+			used[base] = true
+		}
+	}
+	for m := range exportedMetrics {
+		if !used[m] {
+			t.Errorf("no panel shows %s", m)
+		}
+	}
+
+	// The metric names are still defined in the Go source.
+	var src strings.Builder
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "bin" || d.Name() == "data" || d.Name() == "deploy") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			b, _ := os.ReadFile(p)
+			src.Write(b)
+		}
+		return nil
+	})
+	for m := range exportedMetrics {
+		if strings.HasPrefix(m, "groupflow_router_") {
+			if !strings.Contains(src.String(), `NewPrometheusMetricsBuilder(`) || !strings.Contains(src.String(), `"groupflow", "router"`) {
+				t.Errorf("the Watermill router metrics (namespace groupflow, subsystem router) are no longer registered")
+			}
+			continue
+		}
+		if !strings.Contains(src.String(), `"`+m+`"`) {
+			t.Errorf("metric %s is not defined in the Go source any more", m)
+		}
+	}
+	t.Logf("%d panels, %d queries, %d metrics", titles, len(exprs), len(used))
+}
+
+type dashPanel struct {
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource struct {
+		UID string `json:"uid"`
+	} `json:"datasource"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+	Panels []dashPanel `json:"panels"`
+}
+
+// ---------------------------------------------------------------------------
+// docker-compose and Kubernetes manifests: parse, and check the settings the
+// README promises (docker and kubectl cannot run here).
+
+func yamlDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var docs []map[string]any
+	dec := yaml.NewDecoder(f)
+	for {
+		var d map[string]any
+		if err := dec.Decode(&d); err != nil {
+			if errors.Is(err, io.EOF) {
+				return docs
+			}
+			t.Fatalf("%s: %v", path, err)
+		}
+		docs = append(docs, d)
+	}
+}
+
+// dig walks maps by key and lists by index ("0").
+func dig(v any, path ...string) any {
+	for _, p := range path {
+		switch m := v.(type) {
+		case map[string]any:
+			v = m[p]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(p, &i); err != nil || i >= len(m) {
+				return nil
+			}
+			v = m[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func TestComposeAndKubernetesManifests(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "deploy")
+	compose := yamlDocs(t, filepath.Join(dir, "docker-compose.yml"))[0]
+	for _, svc := range []string{"n1", "n2", "n3", "groupflow", "wixsim", "groupmail", "mailpit"} {
+		if dig(compose, "services", svc, "healthcheck", "test") == nil {
+			t.Errorf("compose: service %s has no healthcheck", svc)
+		}
+	}
+	gfCmd := fmt.Sprint(dig(compose, "services", "groupflow", "command"))
+	for _, want := range []string{"@n1:4222", "@n2:4222", "@n3:4222", "--replicas 3", "--wix-base-url http://wixsim:8090"} {
+		if !strings.Contains(gfCmd, want) {
+			t.Errorf("compose: groupflow command %s lacks %q", gfCmd, want)
+		}
+	}
+	if img := fmt.Sprint(dig(compose, "services", "n1", "image")); !strings.HasPrefix(img, "nats:2.12") {
+		t.Errorf("compose: NATS image %s", img)
+	}
+	if dig(compose, "services", "n2", "environment", "NATS_SERVER_NAME") != "n2" {
+		t.Error("compose: n2 is not named n2")
+	}
+
+	dep := yamlDocs(t, filepath.Join(dir, "k8s", "groupflow-deployment.yaml"))[0]
+	if r, _ := dig(dep, "spec", "replicas").(int); r < 2 {
+		t.Errorf("deployment replicas %v", r)
+	}
+	pod := dig(dep, "spec", "template", "spec")
+	if g, _ := dig(pod, "terminationGracePeriodSeconds").(int); g <= 25 {
+		t.Errorf("terminationGracePeriodSeconds %d must exceed groupflow's 25 s shutdown grace", g)
+	}
+	c := dig(pod, "containers", "0")
+	if dig(c, "livenessProbe", "httpGet", "path") != "/healthz" || dig(c, "readinessProbe", "httpGet", "path") != "/readyz" {
+		t.Error("deployment probes are not /healthz (liveness) and /readyz (readiness)")
+	}
+	if dig(c, "securityContext", "readOnlyRootFilesystem") != true || dig(pod, "securityContext", "runAsNonRoot") != true {
+		t.Error("deployment is not non-root with a read-only root filesystem")
+	}
+	if dig(c, "resources", "requests", "cpu") == nil || dig(c, "resources", "requests", "memory") == nil {
+		t.Error("deployment has no resource requests")
+	}
+	if dig(dep, "spec", "template", "metadata", "annotations", "prometheus.io/scrape") != "true" {
+		t.Error("deployment has no Prometheus scrape annotation")
+	}
+	env := map[string]any{}
+	for _, e := range dig(c, "env").([]any) {
+		env[fmt.Sprint(dig(e, "name"))] = dig(e, "valueFrom")
+	}
+	if dig(env["WIX_API_KEY"], "secretKeyRef", "key") != "WIX_API_KEY" {
+		t.Error("WIX_API_KEY does not come from a Secret")
+	}
+	if dig(env["WIX_SITE_ID"], "configMapKeyRef", "key") != "WIX_SITE_ID" {
+		t.Error("WIX_SITE_ID does not come from the ConfigMap")
+	}
+	for _, f := range []string{"service.yaml", "secret.example.yaml", "configmap.yaml"} {
+		for _, d := range yamlDocs(t, filepath.Join(dir, "k8s", f)) {
+			if d["apiVersion"] == nil || d["kind"] == nil {
+				t.Errorf("%s: document without apiVersion/kind", f)
+			}
+		}
+	}
+	vals := yamlDocs(t, filepath.Join(dir, "k8s", "nats-values.yaml"))[0]
+	if dig(vals, "config", "cluster", "replicas") != 3 || dig(vals, "config", "jetstream", "fileStore", "pvc", "size") == nil ||
+		dig(vals, "config", "merge", "jetstream", "sync_interval") != "always" {
+		t.Error("nats-values.yaml: want 3 replicas, a file store PVC and sync_interval: always")
+	}
+}
