@@ -22,6 +22,7 @@ import (
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/ledger"
+	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
@@ -37,6 +38,7 @@ type App struct {
 	conns    []*nats.Conn
 	admin    *admin.Server
 	rt       *runtime.Runtime
+	rates    *ratelimit.Group
 
 	// NATSURL is the broker's client URL; AdminAddr the admin HTTP address;
 	// WixURL the Wix base URL in use (the simulator's when simulated).
@@ -153,6 +155,14 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	wixCfg := wix.Config{BaseURL: cfg.WixBaseURL, RequestsPerMinute: cfg.WixRatePerMinute,
 		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx,
 		Logger: log.Named("wix"), Registerer: reg}
+	// Each site's Wix budget is shared by every instance through JetStream:
+	// instances with work split the site's rate between them, and the share
+	// of one that stops comes back to the others within seconds.
+	if cfg.SharedRateLimit {
+		a.rates = ratelimit.NewGroup(ctx, js, ratelimit.DefaultInstanceID(), ratelimit.Options{
+			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: reg})
+		wixCfg.NewLimiter = func(site string) wix.Limiter { return a.rates.Limiter(site, cfg.WixRatePerMinute) }
+	}
 	var sites Sites
 	if cfg.Simulated() {
 		sim := wixsim.New(wixsim.Options{Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
@@ -169,7 +179,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		sites = &simSites{c: client}
 	} else {
 		client := wix.New(wixCfg)
-		if err := addSites(client, cfg, getenv); err != nil {
+		if err := addSites(client, cfg, getenv, a.siteLimiter); err != nil {
 			return nil, err
 		}
 		sites = client
@@ -235,6 +245,15 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	return a, nil
 }
 
+// siteLimiter makes the limiter of a site with its own rate: shared across
+// instances when enabled, else local and adaptive.
+func (a *App) siteLimiter(site string, perMinute float64) wix.Limiter {
+	if a.rates != nil {
+		return a.rates.Limiter(site, perMinute)
+	}
+	return wix.NewAdaptiveLimiter(perMinute, 5)
+}
+
 // provisionWithRetry provisions the topology, waiting for a cluster that is
 // still forming.
 func provisionWithRetry(ctx context.Context, topo broker.Topology, js jetstream.JetStream, log *zap.Logger) error {
@@ -280,6 +299,9 @@ func (a *App) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.admin.Shutdown(ctx)
 		cancel()
+	}
+	if a.rates != nil {
+		_ = a.rates.Close() // give this instance's shares back while NATS is up
 	}
 	for i := len(a.conns) - 1; i >= 0; i-- {
 		_ = a.conns[i].Drain()

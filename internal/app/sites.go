@@ -37,7 +37,7 @@ type SiteEntry struct {
 
 // addSites registers the sites of cfg on c: the sites file, then the single
 // site given by WIX_API_KEY/WIX_SITE_ID or the app OAuth variables.
-func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string) error {
+func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, newLimiter func(site string, perMinute float64) wix.Limiter) error {
 	if cfg.WixSitesFile != "" {
 		b, err := os.ReadFile(cfg.WixSitesFile)
 		if err != nil {
@@ -63,7 +63,7 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string) err
 			}
 			var err error
 			if s.RatePerMinute > 0 {
-				err = c.AddSiteWithLimiter(s.SiteID, creds, wix.NewAdaptiveLimiter(s.RatePerMinute, 5))
+				err = c.AddSiteWithLimiter(s.SiteID, creds, newLimiter(s.SiteID, s.RatePerMinute))
 			} else {
 				err = c.AddSite(s.SiteID, creds)
 			}

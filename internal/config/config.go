@@ -44,6 +44,7 @@ type Config struct {
 	WixInstanceID     string
 	WixSitesFile      string
 	WixRatePerMinute  float64
+	SharedRateLimit   bool
 	WixSimListen      string
 	WixSimMembers     int
 	WixSimGroups      int
@@ -129,6 +130,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.WixInstanceID, "wix-instance-id", "", "Wix app instance id (the site's installation) for OAuth", "WIX_INSTANCE_ID")
 	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
 	fs.Float64Var(&c.WixRatePerMinute, "wix-rate-per-minute", 200, "Wix requests per minute per site (env "+envName("wix-rate-per-minute")+")")
+	fs.BoolVar(&c.SharedRateLimit, "wix-shared-limit", true, "share each site's Wix rate between all groupflow instances through JetStream KV (env "+envName("wix-shared-limit")+")")
 	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
 	str(&c.GroupMembersPrefx, "wix-group-members-prefix", "", "path prefix of the Group Members API (default /social-groups-proxy/members/v2)")
 	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "listener of the embedded Wix simulator (used when no Wix credentials are set)")
