@@ -23,6 +23,10 @@ type ConnConfig struct {
 	// TLSCert, TLSKey and TLSCA configure mutual TLS; TLSCA alone verifies
 	// the server.
 	TLSCert, TLSKey, TLSCA string
+	// InboxPrefix replaces "_INBOX" as the prefix of reply subjects, so a
+	// server can give each user its own inbox space (see
+	// deploy/nats/accounts.conf): no user can read another's replies.
+	InboxPrefix string
 	// InProcess, when set, connects to the embedded server without TCP.
 	InProcess *server.Server
 }
@@ -55,6 +59,9 @@ func Connect(cfg ConnConfig, log *zap.Logger) (*nats.Conn, error) {
 			}
 			log.Warn("nats async error", zap.String("subject", subj), zap.Error(err))
 		}),
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))

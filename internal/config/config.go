@@ -25,6 +25,7 @@ type Config struct {
 	NATSTLSCert  string
 	NATSTLSKey   string
 	NATSTLSCA    string
+	NATSInbox    string
 	Replicas     int
 	Prefix       string
 	SyncAlways   bool
@@ -116,6 +117,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.NATSTLSCert, "nats-tls-cert", "", "client TLS certificate")
 	str(&c.NATSTLSKey, "nats-tls-key", "", "client TLS key")
 	str(&c.NATSTLSCA, "nats-tls-ca", "", "CA bundle that verifies the NATS servers")
+	str(&c.NATSInbox, "nats-inbox-prefix", "", "reply subject prefix instead of _INBOX (e.g. _INBOX_groupflow, to match per-user permissions)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of streams and buckets: 1 embedded, 3 on a cluster (default 1 embedded, 3 external) (env "+envName("replicas")+")")
 	str(&c.Prefix, "subject-prefix", "groups", "subject prefix: <prefix>.cmd.>, <prefix>.evt.>, <prefix>.dlq.>")
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "embedded server: fsync every write (no loss on power failure, slower) (env "+envName("sync-always")+")")
