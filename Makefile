@@ -25,7 +25,7 @@ all: build
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-build: ## build groupflow, groupctl, groupmail and wixsim into ./bin
+build: ## build groupflow, groupctl, groupmail, wixsim and groupbench into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator
@@ -52,6 +52,19 @@ test-short: ## the fast unit tests only
 
 fuzz: ## fuzz command decoding and validation for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./messages
+
+bench: $(NATS_SERVER) ## the benchmark suite (< 10 min): Markdown table on stdout, bench/results.json
+	$(GO) run ./cmd/groupbench
+
+bench-quick: ## the benchmark suite at small sizes (< 1 min)
+	BENCH_QUICK=1 $(GO) run ./cmd/groupbench
+
+chaos: $(NATS_SERVER) ## the fault suite: kill -9, Wix storms, broker restart, cluster node loss, poison
+	$(GO) test -tags chaos -count=1 -timeout 30m -v -run . ./chaos/
+
+demo: $(MAILPIT) ## groupflow + groupmail + Mailpit on loopback; sends a campaign (Mailpit UI on :8025)
+	$(GO) build -o $(BIN)/ ./cmd/groupflow ./cmd/groupmail ./cmd/groupctl ./cmd/wixsim
+	./deploy/demo.sh
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...
