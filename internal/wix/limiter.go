@@ -74,14 +74,28 @@ func (a *AdaptiveLimiter) Rate() float64 {
 
 // Wait blocks until the pause (if any) is over and a token is available.
 func (a *AdaptiveLimiter) Wait(ctx context.Context) error {
-	if err := a.waitPause(ctx); err != nil {
-		return err
+	for {
+		if err := a.waitPause(ctx); err != nil {
+			return err
+		}
+		if err := a.lim.Wait(ctx); err != nil {
+			return err
+		}
+		// A 429 may have arrived while this caller held a reservation. Its
+		// token predates the pause, and the bucket refills during the pause:
+		// sending on it afterwards would add every such waiter to a full
+		// burst and draw 429s again. Wait the pause out and take a new one.
+		if !a.paused() {
+			return nil
+		}
 	}
-	if err := a.lim.Wait(ctx); err != nil {
-		return err
-	}
-	// A 429 may have arrived while this caller held a reservation.
-	return a.waitPause(ctx)
+}
+
+// paused reports whether a throttle pause is in progress.
+func (a *AdaptiveLimiter) paused() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now().Before(a.pausedUntil)
 }
 
 func (a *AdaptiveLimiter) waitPause(ctx context.Context) error {
