@@ -145,19 +145,32 @@ type client struct {
 	errs chan error
 }
 
+// connect connects as user with the user's own inbox prefix, _INBOX_<user>,
+// as deploy/nats/accounts.conf requires of every client.
 func connect(t *testing.T, url, user, password string) *client {
 	t.Helper()
+	return connectInbox(t, url, user, password, "_INBOX_"+user)
+}
+
+// connectInbox connects as user with reply inboxes under inboxPrefix ("" is
+// the nats.go default, _INBOX).
+func connectInbox(t *testing.T, url, user, password, inboxPrefix string) *client {
+	t.Helper()
 	c := &client{errs: make(chan error, 64)}
+	opts := []nats.Option{nats.UserInfo(user, password), nats.Name(user),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case c.errs <- err:
+			default:
+			}
+		})}
+	if inboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(inboxPrefix))
+	}
 	var err error
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c.nc, err = nats.Connect(url, nats.UserInfo(user, password), nats.Name(user),
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				select {
-				case c.errs <- err:
-				default:
-				}
-			}))
+		c.nc, err = nats.Connect(url, opts...)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -172,6 +185,32 @@ func connect(t *testing.T, url, user, password string) *client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// drainErrs forgets the asynchronous errors reported so far.
+func (c *client) drainErrs() {
+	_ = c.nc.Flush()
+	for {
+		select {
+		case <-c.errs:
+		default:
+			return
+		}
+	}
+}
+
+// noAsyncErrors fails if c reported an asynchronous error (e.g. a
+// permissions violation) so far.
+func (c *client) noAsyncErrors(t *testing.T) {
+	t.Helper()
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.errs:
+		t.Fatalf("%s: async error: %v", c.nc.Opts.Name, err)
+	default:
+	}
 }
 
 // expectViolation waits for the server's permissions violation about
@@ -510,20 +549,54 @@ func TestAccountsPermissions(t *testing.T) {
 		}
 	})
 
-	// Documents the known limit of the single-account form (see
-	// deploy/nats/README.md): replies travel on the shared _INBOX.>, so a
-	// user allowed _INBOX.> can see another user's pulled messages. If this
-	// starts failing, inboxes were isolated: update the README and this test.
-	t.Run("known limit: shared _INBOX", func(t *testing.T) {
-		ctx := ctxT(t, 10*time.Second)
-		spy, err := producer.nc.SubscribeSync("_INBOX.>")
+	// Replies travel on per-user inbox spaces (deploy/nats/accounts.conf): no
+	// user may subscribe to the shared _INBOX.> nor to another user's space,
+	// so the member_selected events the mailer pulls (with email addresses)
+	// reach the mailer only. Every subtest above ran with these prefixes.
+	t.Run("inbox isolation: each user reads only its own replies", func(t *testing.T) {
+		users := map[string]*client{"producer": producer, "mailer": mailer, "groupflow": gf, "ops": ops}
+		for name, c := range users {
+			c.drainErrs() // refusals the subtests above provoked
+			if got := c.nc.NewInbox(); !strings.HasPrefix(got, "_INBOX_"+name+".") {
+				t.Fatalf("%s: inbox %s, want _INBOX_%s.<id>", name, got, name)
+			}
+		}
+		// The spies: the producer tries the shared space, the mailer's space
+		// and everything; every other user tries the shared space and the
+		// mailer's (the mailer tries the producer's).
+		var spies []*nats.Subscription
+		spy := func(c *client, subject string) {
+			t.Helper()
+			sub, err := c.nc.SubscribeSync(subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.expectViolation(t, "Subscription", subject)
+			spies = append(spies, sub)
+		}
+		spy(producer, "_INBOX.>")
+		spy(producer, "_INBOX_mailer.>")
+		spy(producer, "_INBOX_*.>")
+		spy(producer, ">")
+		spy(gf, "_INBOX.>")
+		spy(gf, "_INBOX_mailer.>")
+		spy(ops, "_INBOX.>")
+		spy(ops, "_INBOX_mailer.>")
+		spy(mailer, "_INBOX.>")
+		spy(mailer, "_INBOX_producer.>")
+
+		// A second mailer connection may watch the mailer's own space: it
+		// shows that the delivery below really travels on _INBOX_mailer.>.
+		witness := connect(t, url, "mailer", pw["mailer"])
+		own, err := witness.nc.SubscribeSync("_INBOX_mailer.>")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := producer.nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := gf.js.Publish(ctx, subj.Event("member_selected"), []byte(`{"email":"x@example.com"}`)); err != nil {
+		witness.noAsyncErrors(t)
+
+		ctx := ctxT(t, 10*time.Second)
+		const email = "x@example.com"
+		if _, err := gf.js.Publish(ctx, subj.Event("member_selected"), []byte(`{"email":"`+email+`"}`)); err != nil {
 			t.Fatal(err)
 		}
 		cons, err := mailer.js.Consumer(ctx, subj.EventStream(), "groupmail")
@@ -532,23 +605,50 @@ func TestAccountsPermissions(t *testing.T) {
 		}
 		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("mailer fetch: %v", err)
 		}
-		_ = m.Ack()
-		seen := false
-		for {
-			sm, err := spy.NextMsg(time.Second)
-			if err != nil {
-				break
+		if !bytes.Contains(m.Data(), []byte(email)) {
+			t.Fatalf("mailer got %s", m.Data())
+		}
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("mailer ack: %v", err)
+		}
+		mailer.noAsyncErrors(t)
+
+		carries := func(sub *nats.Subscription) bool {
+			seen := false
+			for {
+				sm, err := sub.NextMsg(300 * time.Millisecond)
+				if err != nil {
+					return seen
+				}
+				if bytes.Contains(sm.Data, []byte(email)) {
+					seen = true
+				}
 			}
-			if sm.Header.Get("Nats-Stream") == "" && bytes.Contains(sm.Data, []byte("x@example.com")) {
-				seen = true
+		}
+		if !carries(own) {
+			t.Fatal("the mailer's delivery did not travel on _INBOX_mailer.>")
+		}
+		for _, sub := range spies {
+			if carries(sub) {
+				t.Errorf("a spy on %s saw the mailer's delivery", sub.Subject)
 			}
 		}
-		if !seen {
-			t.Fatal("the producer no longer sees the mailer's deliveries on _INBOX.>: inboxes are isolated now; update deploy/nats/README.md and this test")
+	})
+
+	// The flip side: a client that keeps the default _INBOX prefix is refused
+	// the subscription to its replies, so its requests time out (no
+	// JetStream publish here: it would store the message without an ack).
+	t.Run("a client without its inbox prefix gets no replies", func(t *testing.T) {
+		bare := connectInbox(t, url, "producer", pw["producer"], "")
+		if _, err := bare.nc.Request("$JS.API.INFO", nil, time.Second); err == nil {
+			t.Fatal("a request with replies on _INBOX got an answer")
 		}
-		t.Log("as documented: a user with _INBOX.> can see other users' pull deliveries")
+		bare.expectViolation(t, "Subscription", "_INBOX.")
+		if _, err := producer.nc.Request("$JS.API.INFO", nil, 5*time.Second); err != nil {
+			t.Fatalf("the same request on _INBOX_producer: %v", err)
+		}
 	})
 }
 
@@ -879,9 +979,17 @@ func TestComposeAndKubernetesManifests(t *testing.T) {
 		}
 	}
 	gfCmd := fmt.Sprint(dig(compose, "services", "groupflow", "command"))
-	for _, want := range []string{"@n1:4222", "@n2:4222", "@n3:4222", "--replicas 3", "--wix-base-url http://wixsim:8090"} {
+	for _, want := range []string{"@n1:4222", "@n2:4222", "@n3:4222", "--replicas 3", "--wix-base-url http://wixsim:8090",
+		"--nats-inbox-prefix _INBOX_groupflow"} {
 		if !strings.Contains(gfCmd, want) {
 			t.Errorf("compose: groupflow command %s lacks %q", gfCmd, want)
+		}
+	}
+	// The inbox prefixes match the users' inbox spaces in accounts.conf.
+	gmCmd := fmt.Sprint(dig(compose, "services", "groupmail", "command"))
+	for _, want := range []string{"nats://mailer:", "--nats-inbox-prefix _INBOX_mailer"} {
+		if !strings.Contains(gmCmd, want) {
+			t.Errorf("compose: groupmail command %s lacks %q", gmCmd, want)
 		}
 	}
 	if img := fmt.Sprint(dig(compose, "services", "n1", "image")); !strings.HasPrefix(img, "nats:2.12") {
@@ -921,6 +1029,10 @@ func TestComposeAndKubernetesManifests(t *testing.T) {
 	}
 	if dig(env["WIX_SITE_ID"], "configMapKeyRef", "key") != "WIX_SITE_ID" {
 		t.Error("WIX_SITE_ID does not come from the ConfigMap")
+	}
+	cm := yamlDocs(t, filepath.Join(dir, "k8s", "configmap.yaml"))[0]
+	if p := dig(cm, "data", "GROUPFLOW_NATS_INBOX_PREFIX"); p != "_INBOX_groupflow" {
+		t.Errorf("configmap: GROUPFLOW_NATS_INBOX_PREFIX %v, want _INBOX_groupflow", p)
 	}
 	for _, f := range []string{"service.yaml", "secret.example.yaml", "configmap.yaml"} {
 		for _, d := range yamlDocs(t, filepath.Join(dir, "k8s", f)) {

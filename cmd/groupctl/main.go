@@ -10,7 +10,9 @@
 //	groupctl dlq replay --command provision_group
 //
 // It connects to --nats-url (default nats://127.0.0.1:4222, the embedded
-// server of a single-machine groupflow; env GROUPFLOW_NATS_URL).
+// server of a single-machine groupflow; env GROUPFLOW_NATS_URL). Against a
+// server with per-user inbox permissions (deploy/nats/accounts.conf) give
+// --inbox-prefix _INBOX_ops (env GROUPFLOW_INBOX_PREFIX).
 package main
 
 import (

@@ -382,3 +382,68 @@ func TestStatusUnknownAndReport(t *testing.T) {
 		t.Fatal("missing report found")
 	}
 }
+
+// TestInboxPrefix: with --inbox-prefix (or GROUPFLOW_INBOX_PREFIX) every
+// reply groupctl gets, here the chunks of a report, travels on that prefix
+// and none on the default _INBOX, so per-user inbox permissions
+// (deploy/nats/accounts.conf) can keep other users from reading them.
+func TestInboxPrefix(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	const marker = "inbox-prefix-marker"
+	obj, err := env.JS.ObjectStore(context.Background(), "GROUPFLOW_REPORTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obj.PutBytes(context.Background(), "rep-1.csv", []byte("group,members\n"+marker+",3\n")); err != nil {
+		t.Fatal(err)
+	}
+	spyNC, err := nats.Connect(env.Server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spyNC.Close()
+	spy := func(subject string) *nats.Subscription {
+		s, err := spyNC.SubscribeSync(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// sawMarker drains sub and reports whether a message carried the report.
+	sawMarker := func(sub *nats.Subscription) bool {
+		seen := false
+		for {
+			m, err := sub.NextMsg(300 * time.Millisecond)
+			if err != nil {
+				return seen
+			}
+			if bytes.Contains(m.Data, []byte(marker)) {
+				seen = true
+			}
+		}
+	}
+	defaultInbox, flagInbox, envInbox := spy("_INBOX.>"), spy("_INBOX_ops.>"), spy("_INBOX_ops_env.>")
+	if err := spyNC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	if out := mustGroupctl(t, env, "--inbox-prefix", "_INBOX_ops", "report", "get", "rep-1", "--format", "csv"); !strings.Contains(out, marker) {
+		t.Fatalf("report: %q", out)
+	}
+	if !sawMarker(flagInbox) {
+		t.Error("--inbox-prefix _INBOX_ops: the report did not arrive on _INBOX_ops.>")
+	}
+	t.Setenv("GROUPFLOW_INBOX_PREFIX", "_INBOX_ops_env")
+	if out := mustGroupctl(t, env, "report", "get", "rep-1", "--format", "csv"); !strings.Contains(out, marker) {
+		t.Fatalf("report: %q", out)
+	}
+	if !sawMarker(envInbox) {
+		t.Error("GROUPFLOW_INBOX_PREFIX=_INBOX_ops_env: the report did not arrive on _INBOX_ops_env.>")
+	}
+	if sawMarker(defaultInbox) {
+		t.Error("with an inbox prefix, the report still travelled on _INBOX.>")
+	}
+	if _, _, err := groupctl(t, env, "", "--inbox-prefix", "bad.>", "dlq", "ls"); err == nil || !strings.Contains(err.Error(), "prefix") {
+		t.Errorf("invalid inbox prefix: %v", err)
+	}
+}

@@ -28,6 +28,8 @@ type app struct {
 	now      func() time.Time
 
 	natsURL, creds, nkey, tlsCert, tlsKey, tlsCA, prefix string
+	// inboxPrefix replaces _INBOX in reply subjects (per-user permissions).
+	inboxPrefix string
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -66,6 +68,8 @@ ledger, and lists, replays and purges dead letters (stream GROUPS_DLQ).`,
 	pf.StringVar(&a.tlsKey, "tls-key", "", "client TLS key")
 	pf.StringVar(&a.tlsCA, "tls-ca", "", "CA certificate to verify the server")
 	pf.StringVar(&a.prefix, "prefix", messages.DefaultPrefix, "subject prefix of the deployment")
+	pf.StringVar(&a.inboxPrefix, "inbox-prefix", os.Getenv("GROUPFLOW_INBOX_PREFIX"),
+		"reply subject prefix instead of _INBOX, e.g. _INBOX_ops to match per-user permissions (see deploy/nats/accounts.conf) (env GROUPFLOW_INBOX_PREFIX)")
 
 	root.AddCommand(a.sendCmd(), a.eventsCmd(), a.statusCmd(), a.dlqCmd(), a.reportCmd())
 	return root
@@ -95,6 +99,9 @@ func (a *app) connect() (jetstream.JetStream, error) {
 	}
 	if a.tlsCA != "" {
 		opts = append(opts, nats.RootCAs(a.tlsCA))
+	}
+	if a.inboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(a.inboxPrefix))
 	}
 	nc, err := nats.Connect(a.natsURL, opts...)
 	if err != nil {

@@ -53,6 +53,7 @@ func main() {
 // options are the parsed flags.
 type options struct {
 	NATSURL, NATSCreds, NATSNKey, NATSTLSCert, NATSTLSKey, NATSTLSCA string
+	NATSInboxPrefix                                                  string
 	Prefix                                                           string
 
 	Templates      string
@@ -98,6 +99,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (*options, 
 	str(&o.NATSTLSCert, "nats-tls-cert", "", "NATS client TLS certificate")
 	str(&o.NATSTLSKey, "nats-tls-key", "", "NATS client TLS key")
 	str(&o.NATSTLSCA, "nats-tls-ca", "", "CA bundle that verifies the NATS servers")
+	str(&o.NATSInboxPrefix, "nats-inbox-prefix", "", "reply subject prefix instead of _INBOX (e.g. _INBOX_mailer, to match per-user permissions; see deploy/nats/accounts.conf)")
 	str(&o.Prefix, "subject-prefix", messages.DefaultPrefix, "groupflow's subject prefix")
 
 	str(&o.Templates, "templates", "deploy/templates", "directory of <templateId>.subject.tmpl, .txt.tmpl and .html.tmpl (SIGHUP reloads)")
@@ -210,7 +212,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 
 	connCfg := broker.ConnConfig{
 		URL: o.NATSURL, Name: "groupmail", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
-		TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey, TLSCA: o.NATSTLSCA,
+		TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey, TLSCA: o.NATSTLSCA, InboxPrefix: o.NATSInboxPrefix,
 	}
 	nc, err := broker.Connect(connCfg, log)
 	if err != nil {
@@ -218,10 +220,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	defer nc.Close()
 	// The publisher has a connection of its own (its Close closes it).
-	pubConn, err := broker.Connect(broker.ConnConfig{
-		URL: o.NATSURL, Name: "groupmail-publisher", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
-		TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey, TLSCA: o.NATSTLSCA,
-	}, log)
+	pubCfg := connCfg
+	pubCfg.Name = "groupmail-publisher"
+	pubConn, err := broker.Connect(pubCfg, log)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"groupflow/internal/mailer/mailpittest"
 	"groupflow/internal/testenv"
 	"groupflow/messages"
@@ -21,15 +23,21 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestParseFlagsAndEnvironment(t *testing.T) {
 	o, err := parse([]string{"--smtp-port", "2525", "--rate", "5"}, env(map[string]string{
 		"GROUPMAIL_FROM": "news@acme.example", "GROUPMAIL_SMTP_PORT": "587", "GROUPMAIL_SMTP_PASSWORD": "pw",
-		"GROUPMAIL_CONCURRENCY": "8", "GROUPMAIL_SMTP_TLS": "starttls",
+		"GROUPMAIL_CONCURRENCY": "8", "GROUPMAIL_SMTP_TLS": "starttls", "GROUPMAIL_NATS_INBOX_PREFIX": "_INBOX_mailer",
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.From != "news@acme.example" || o.SMTPPort != 2525 || o.Rate != 5 || o.Concurrency != 8 || o.SMTPPassword != "pw" ||
 		o.SMTPTLS != "starttls" || o.passwordOnCommandLine || o.NATSURL != "nats://127.0.0.1:4222" ||
-		o.HTTPListen != "127.0.0.1:8081" || o.Templates != "deploy/templates" {
+		o.HTTPListen != "127.0.0.1:8081" || o.Templates != "deploy/templates" || o.NATSInboxPrefix != "_INBOX_mailer" {
 		t.Errorf("options = %+v", o)
+	}
+	if o, err := parse([]string{"--from", "a@b.example", "--nats-inbox-prefix", "_INBOX_m2"}, env(map[string]string{"GROUPMAIL_NATS_INBOX_PREFIX": "_INBOX_m1"}), io.Discard); err != nil || o.NATSInboxPrefix != "_INBOX_m2" {
+		t.Errorf("--nats-inbox-prefix over the environment: %+v %v", o, err)
+	}
+	if o, err := parse([]string{"--from", "a@b.example"}, env(nil), io.Discard); err != nil || o.NATSInboxPrefix != "" {
+		t.Errorf("default inbox prefix: %+v %v", o, err)
 	}
 	if o, err := parse([]string{"--from", "a@b.example", "--smtp-password", "x"}, env(nil), io.Discard); err != nil || !o.passwordOnCommandLine {
 		t.Errorf("password flag: %+v %v", o, err)
@@ -62,17 +70,35 @@ func httpGet(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestRunEndToEnd runs the command against a real broker and Mailpit.
+// TestRunEndToEnd runs the command against a real broker and Mailpit. With
+// --nats-inbox-prefix the events it pulls arrive on that prefix, never on
+// the shared _INBOX.> (what per-user inbox permissions rely on).
 func TestRunEndToEnd(t *testing.T) {
 	e := testenv.Start(t, testenv.Quiet())
 	mp := mailpittest.Start(t, 0)
+	spyNC, err := nats.Connect(e.Server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spyNC.Close()
+	ownInbox, err := spyNC.SubscribeSync("_INBOX_mailer.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedInbox, err := spyNC.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spyNC.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", mailpittest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{
-			"--nats-url", e.Server.URL, "--http-listen", httpAddr, "--log-level", "warn",
+			"--nats-url", e.Server.URL, "--nats-inbox-prefix", "_INBOX_mailer", "--http-listen", httpAddr, "--log-level", "warn",
 			"--templates", filepath.Join("..", "..", "deploy", "templates"),
 			"--smtp-port", fmt.Sprint(mp.SMTPPort), "--smtp-auth", "plain-noenc", "--smtp-user", "demo",
 			"--unsubscribe-url", "https://acme.example/unsub?m={{.MemberID}}&c={{.CampaignID}}",
@@ -108,6 +134,25 @@ func TestRunEndToEnd(t *testing.T) {
 	list, _ := mp.Messages()
 	if list[0].Subject != "Ann, your spring offer: 15% off" || list[0].Username != "demo" {
 		t.Errorf("message %+v", list[0])
+	}
+	// carries reports whether a message on sub held the event's email address.
+	carries := func(sub *nats.Subscription) bool {
+		seen := false
+		for {
+			m, err := sub.NextMsg(300 * time.Millisecond)
+			if err != nil {
+				return seen
+			}
+			if strings.Contains(string(m.Data), "ann@example.com") {
+				seen = true
+			}
+		}
+	}
+	if !carries(ownInbox) {
+		t.Error("the pulled event did not arrive on _INBOX_mailer.>")
+	}
+	if carries(sharedInbox) {
+		t.Error("with --nats-inbox-prefix, the pulled event still travelled on _INBOX.>")
 	}
 	_, metrics := httpGet("http://" + httpAddr + "/metrics")
 	for _, want := range []string{"groupmail_sent_total 1", `groupmail_failed_total{reason="template"} 0`, "groupmail_retried_total",
