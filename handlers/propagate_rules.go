@@ -1,0 +1,200 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"groupflow/internal/failure"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/wix"
+	"groupflow/messages"
+)
+
+// PropagateRules handles propagate_rules: the rules (from the command, or
+// 1 List Rules of the source) replace the rules of every target.
+//
+// Targets: explicit ids (no call), every group (Query Groups pages of 100),
+// or groups whose name starts with a prefix (Query Groups with
+// {"title": {"$startsWith": prefix}}, then a case-insensitive prefix check
+// client-side). The source is never a target.
+//
+// Calls: k explicit targets → 1 + k; all G groups → 1 + ⌈G/100⌉ + (G−1);
+// rules given in the command save the List Rules. A dry run writes nothing
+// and lists each target's rules to diff them: 1 List Rules per target
+// instead of the replace.
+//
+// A target Wix refuses (4xx) is reported failed and the others go on; a
+// transient failure that outlasts the client's retries fails the attempt
+// and the redelivery skips the targets done (checkpointed per target). The
+// source rules and the target list are checkpointed too, so a resumed run
+// propagates the same rules to the same groups. A missing source group (404)
+// fails the command (command_failed, DLQ).
+type PropagateRules struct {
+	sites  Sites
+	ledger *ledger.Ledger
+	log    *zap.Logger
+}
+
+// NewPropagateRules returns the propagate_rules handler.
+func NewPropagateRules(sites Sites, l *ledger.Ledger, log *zap.Logger) *PropagateRules {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &PropagateRules{sites: sites, ledger: l, log: log.Named("propagate_rules")}
+}
+
+// CommandType implements runtime.Handler.
+func (h *PropagateRules) CommandType() string { return messages.CmdPropagateRules }
+
+// target is one target group (the "targets" checkpoint).
+type target struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// Handle implements runtime.Handler.
+func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
+	c, ok := cmd.Payload.(*messages.PropagateRules)
+	if !ok {
+		return nil, failure.Permanent(fmt.Errorf("propagate_rules: unexpected payload %T", cmd.Payload))
+	}
+	site, err := h.sites.Site(cmd.SiteID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, prog, err := newProgress(ctx, h.ledger, cmd.Type, cmd.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer prog.failed(ctx, &err)
+
+	rules := c.Rules
+	if len(rules) == 0 {
+		found, err := prog.load(ctx, "source", &rules)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			got, err := site.ListRules(ctx, c.SourceGroupID)
+			if err != nil {
+				if wix.IsNotFound(err) {
+					return nil, failure.Permanent(fmt.Errorf("source group %s not found: %w", c.SourceGroupID, err))
+				}
+				return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
+			}
+			rules = fromWixRules(got)
+			if err := prog.save(ctx, "source", rules); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(rules) > messages.MaxRules {
+		return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
+	}
+
+	targets, err := h.targets(ctx, site, prog, c)
+	if err != nil {
+		return nil, err
+	}
+
+	wixRules := toWixRules(rules)
+	evt := &messages.RulesPropagated{EventMeta: cmd.EventMeta(), SourceGroupID: c.SourceGroupID, DryRun: c.DryRun, Rules: len(rules)}
+	for _, t := range targets {
+		step := "target." + t.ID
+		var o messages.TargetOutcome
+		found, err := prog.load(ctx, step, &o)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			o = messages.TargetOutcome{GroupID: t.ID, Name: t.Name}
+			if c.DryRun {
+				old, err := site.ListRules(ctx, t.ID)
+				switch {
+				case err == nil:
+					d := messages.DiffRules(fromWixRules(old), rules)
+					o.Diff = &d
+					o.Outcome = messages.OutcomeWouldUpdate
+					if d.Empty() {
+						o.Outcome = messages.OutcomeUnchanged
+					}
+				case failure.IsPermanent(err):
+					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
+				default:
+					return nil, fmt.Errorf("list rules of group %s: %w", t.ID, err)
+				}
+			} else {
+				_, err := site.ReplaceRules(ctx, t.ID, wixRules)
+				switch {
+				case err == nil:
+					o.Outcome = messages.OutcomeUpdated
+				case failure.IsPermanent(err):
+					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
+				default:
+					return nil, fmt.Errorf("replace rules of group %s: %w", t.ID, err)
+				}
+			}
+			if err := prog.save(ctx, step, o); err != nil {
+				return nil, err
+			}
+		}
+		switch o.Outcome {
+		case messages.OutcomeUpdated, messages.OutcomeWouldUpdate:
+			evt.Updated++
+		case messages.OutcomeFailed:
+			evt.Failed++
+		}
+		evt.Targets = append(evt.Targets, o)
+	}
+	evt.WixCalls = prog.calls()
+	h.log.Info("rules propagated", zap.String("command_id", cmd.ID), zap.Bool("dry_run", c.DryRun),
+		zap.Int("targets", len(targets)), zap.Int("failed", evt.Failed), zap.Int64("wix_calls", evt.WixCalls))
+	return evt, nil
+}
+
+// targets selects the target groups, once per command.
+func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *progress, c *messages.PropagateRules) ([]target, error) {
+	var out []target
+	if found, err := prog.load(ctx, "targets", &out); err != nil || found {
+		return out, err
+	}
+	switch t := c.Targets; {
+	case len(t.GroupIDs) > 0:
+		for _, id := range t.GroupIDs {
+			if id != c.SourceGroupID {
+				out = append(out, target{ID: id})
+			}
+		}
+		return out, nil // nothing to checkpoint: it comes from the command
+	case t.All || t.NamePrefix != "":
+		q := wix.Query{
+			Sort:   []wix.Sort{{FieldName: "createdDate", Order: "ASC"}},
+			Paging: &wix.Paging{Limit: wix.MaxPageSize},
+		}
+		prefix := strings.ToLower(t.NamePrefix)
+		if !t.All {
+			q.Filter = map[string]any{"title": map[string]any{"$startsWith": t.NamePrefix}}
+		}
+		seen := map[string]bool{}
+		for page, err := range site.GroupPages(ctx, q) {
+			if err != nil {
+				return nil, fmt.Errorf("list groups: %w", err)
+			}
+			for _, g := range page.Groups {
+				if g.ID == c.SourceGroupID || seen[g.ID] {
+					continue
+				}
+				if !t.All && !strings.HasPrefix(strings.ToLower(g.Name), prefix) {
+					continue
+				}
+				seen[g.ID] = true
+				out = append(out, target{ID: g.ID, Name: g.Name})
+			}
+		}
+	}
+	return out, prog.save(ctx, "targets", out)
+}

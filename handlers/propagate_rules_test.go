@@ -1,0 +1,149 @@
+package handlers
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"groupflow/internal/wix"
+	"groupflow/internal/wixsim"
+	"groupflow/messages"
+)
+
+func TestPropagateRules(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	src := st.AddGroup("Yoga Source", "")
+	srcRules := []wixsim.Rule{{Title: "Be kind", Description: "Always"}, {Title: "No spam", Description: "Ever"}}
+	st.SetRules(src.ID, srcRules)
+	a := st.AddGroup("Yoga A", "")
+	b := st.AddGroup("yoga B", "")
+	p := st.AddGroup("Pilates", "")
+	st.SetRules(a.ID, []wixsim.Rule{{Title: "Be kind", Description: "Mostly"}, {Title: "Old", Description: "x"}})
+	st.SetRules(b.ID, srcRules)
+	for i := range 146 { // 150 groups in all: two pages
+		st.AddGroup(fmt.Sprintf("Other %03d", i), "")
+	}
+	e.start(NewPropagateRules(e.Sites, e.Ledger, e.Log))
+	reset := func() {
+		for _, g := range st.Groups() {
+			if g.ID != src.ID {
+				st.SetRules(g.ID, nil)
+			}
+		}
+		e.Wix.Sim.ResetCalls()
+	}
+	srcDiffAgainst := func(old []messages.Rule) *messages.RulesDiff {
+		d := messages.DiffRules(old, fromWixRules([]wix.GroupRule{{Title: "Be kind", Description: "Always"}, {Title: "No spam", Description: "Ever"}}))
+		return &d
+	}
+
+	t.Run("dry run writes nothing and diffs each target", func(t *testing.T) {
+		e.Wix.Sim.ResetCalls()
+		m := e.send(messages.CmdPropagateRules, "dry-1", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"namePrefix": "YOGA"}, "dryRun": true})
+		ev := expect[messages.RulesPropagated](t, e, m, messages.EvtRulesPropagated)
+		want := []messages.TargetOutcome{
+			{GroupID: a.ID, Name: "Yoga A", Outcome: messages.OutcomeWouldUpdate, Diff: srcDiffAgainst([]messages.Rule{{Title: "Be kind", Description: "Mostly"}, {Title: "Old", Description: "x"}})},
+			{GroupID: b.ID, Name: "yoga B", Outcome: messages.OutcomeUnchanged, Diff: srcDiffAgainst(fromWixRules([]wix.GroupRule{{Title: "Be kind", Description: "Always"}, {Title: "No spam", Description: "Ever"}}))},
+		}
+		got := slices.Clone(ev.Targets)
+		slices.SortFunc(got, func(x, y messages.TargetOutcome) int {
+			return strings.Compare(strings.ToLower(x.Name), strings.ToLower(y.Name))
+		})
+		if !reflect.DeepEqual(got, want) || !ev.DryRun || ev.Updated != 1 || ev.Rules != 2 {
+			t.Fatalf("event %+v", ev)
+		}
+		// 1 source + 1 query page + 1 List Rules per target.
+		if e.writes() != 0 || ev.WixCalls != 4 || e.Wix.Calls() != 4 {
+			t.Fatalf("writes %d, calls %d/%d", e.writes(), ev.WixCalls, e.Wix.Calls())
+		}
+	})
+
+	tests := []struct {
+		name      string
+		body      map[string]any
+		want      []string // targets updated
+		failed    []string
+		wantCalls int64
+	}{
+		{"explicit ids: 1 + k", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"groupIds": []string{a.ID, p.ID}}},
+			[]string{a.ID, p.ID}, nil, 3},
+		{"ids with a missing group: the others go on", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"groupIds": []string{a.ID, "missing", b.ID}}},
+			[]string{a.ID, b.ID}, []string{"missing"}, 4},
+		{"prefix, case-insensitive, never the source", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"namePrefix": "yoga"}},
+			[]string{a.ID, b.ID}, nil, 1 + 1 + 2},
+		{"all: 1 + ⌈G/100⌉ + (G−1)", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}},
+			nil, nil, 1 + 2 + 149},
+		{"rules from the command: no List Rules", map[string]any{"rules": []messages.Rule{{Title: "Be kind", Description: "Always"}, {Title: "No spam", Description: "Ever"}}, "targets": map[string]any{"groupIds": []string{p.ID}}},
+			[]string{p.ID}, nil, 1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reset()
+			ev := expect[messages.RulesPropagated](t, e, e.send(messages.CmdPropagateRules, fmt.Sprint("rules-", i), tt.body), messages.EvtRulesPropagated)
+			want := tt.want
+			if want == nil {
+				for _, g := range st.Groups() {
+					if g.ID != src.ID {
+						want = append(want, g.ID)
+					}
+				}
+			}
+			var updated, failed []string
+			for _, o := range ev.Targets {
+				switch o.Outcome {
+				case messages.OutcomeUpdated:
+					updated = append(updated, o.GroupID)
+				case messages.OutcomeFailed:
+					failed = append(failed, o.GroupID)
+				}
+			}
+			sameSet(t, "updated", updated, want)
+			sameSet(t, "failed", failed, tt.failed)
+			if ev.Updated != len(want) || ev.Failed != len(tt.failed) || ev.WixCalls != tt.wantCalls || e.Wix.Calls() != tt.wantCalls {
+				t.Fatalf("event updated %d failed %d wixCalls %d, simulator %d, want %d", ev.Updated, ev.Failed, ev.WixCalls, e.Wix.Calls(), tt.wantCalls)
+			}
+			for _, id := range want {
+				if !reflect.DeepEqual(st.Rules(id), srcRules) {
+					t.Fatalf("rules of %s: %+v", id, st.Rules(id))
+				}
+			}
+			if got := st.Rules(src.ID); !reflect.DeepEqual(got, srcRules) {
+				t.Fatalf("source rules changed: %+v", got)
+			}
+		})
+	}
+
+	t.Run("missing source: command_failed and DLQ", func(t *testing.T) {
+		m := e.send(messages.CmdPropagateRules, "no-src", map[string]any{"sourceGroupId": "missing-src", "targets": map[string]any{"all": true}})
+		expectFailed(t, e, m, "no-src", messages.FailurePermanent, "source group missing-src not found")
+	})
+
+	t.Run("transient failures retried to success, done targets not redone", func(t *testing.T) {
+		reset()
+		e.Wix.Sim.SetFaults(wixsim.Faults{ErrorRates: map[int]float64{503: 0.3}, Ops: []string{wix.OpRulesReplace}, Seed: 3})
+		defer e.Wix.Sim.SetFaults(wixsim.Faults{})
+		ev := expect[messages.RulesPropagated](t, e, e.send(messages.CmdPropagateRules, "flaky-rules", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"namePrefix": "Other 0"}}), messages.EvtRulesPropagated)
+		if ev.Updated != 100 || ev.Failed != 0 {
+			t.Fatalf("updated %d failed %d", ev.Updated, ev.Failed)
+		}
+		for i := range 100 {
+			g := st.GroupsByName(fmt.Sprintf("Other %03d", i))[0]
+			if !reflect.DeepEqual(st.Rules(g.ID), srcRules) {
+				t.Fatalf("rules of %s: %+v", g.Name, st.Rules(g.ID))
+			}
+		}
+	})
+
+	t.Run("re-sent command: same event, no Wix call", func(t *testing.T) {
+		body := map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"groupIds": []string{a.ID}}}
+		first := e.send(messages.CmdPropagateRules, "again", body)
+		e.Wix.Sim.ResetCalls()
+		second := e.send(messages.CmdPropagateRules, "again", body, "Nats-Msg-Id", "again-2")
+		if string(first.Data) != string(second.Data) || e.Wix.Calls() != 0 {
+			t.Fatalf("calls %d\n%s\n%s", e.Wix.Calls(), first.Data, second.Data)
+		}
+	})
+}

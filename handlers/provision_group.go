@@ -1,0 +1,422 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"groupflow/internal/failure"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/wix"
+	"groupflow/messages"
+)
+
+// ProvisionConfig tunes ProvisionGroup.
+type ProvisionConfig struct {
+	// DefaultRegion is the ISO 3166 region used to parse phone numbers
+	// without a country code (default "US").
+	DefaultRegion string
+}
+
+// ProvisionGroup handles provision_group: find the group by exact name (or
+// create it), resolve the roster, add the members in batches of 100, remove
+// non-roster members in sync mode, set questions and rules.
+//
+// Calls for n people by email or contact id, no existing group:
+// 1 Query Groups + 1 Create Group + ⌈n/100⌉ Query Members + ⌈resolved/100⌉
+// Add Group Members (+1 questions, +1 rules when given). Reusing a group, or
+// sync mode, adds ⌈members/100⌉ List Group Members and, in sync mode,
+// ⌈removed/100⌉ Remove Group Members.
+//
+// Idempotency: every step is checkpointed in the ledger (the group id, or
+// the intent to create it; each resolution batch; each page of the group's
+// members; each add and remove batch; questions; rules). A redelivery
+// resumes after the last checkpoint. A create whose outcome is unknown
+// (crash, timeout, 5xx) is followed, on resume, by a Query Groups by name
+// before any new create, so one command never creates two groups.
+type ProvisionGroup struct {
+	sites  Sites
+	ledger *ledger.Ledger
+	cfg    ProvisionConfig
+	log    *zap.Logger
+	// hook, in tests, runs at named points ("created", "add.<k>") and may
+	// fail the attempt there.
+	hook func(ctx context.Context, point string) error
+}
+
+// NewProvisionGroup returns the provision_group handler.
+func NewProvisionGroup(sites Sites, l *ledger.Ledger, cfg ProvisionConfig, log *zap.Logger) *ProvisionGroup {
+	if cfg.DefaultRegion == "" {
+		cfg.DefaultRegion = "US"
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &ProvisionGroup{sites: sites, ledger: l, cfg: cfg, log: log.Named("provision_group")}
+}
+
+// CommandType implements runtime.Handler.
+func (h *ProvisionGroup) CommandType() string { return messages.CmdProvisionGroup }
+
+func (h *ProvisionGroup) at(ctx context.Context, point string) error {
+	if h.hook == nil {
+		return nil
+	}
+	return h.hook(ctx, point)
+}
+
+// groupStep is the "group" checkpoint.
+type groupStep struct {
+	ID      string `json:"id,omitempty"`
+	Slug    string `json:"slug,omitempty"`
+	OwnerID string `json:"ownerId,omitempty"`
+	Reused  bool   `json:"reused,omitempty"`
+	// Creating is set before Create Group is sent; with no ID it means the
+	// outcome of the create is unknown.
+	Creating bool `json:"creating,omitempty"`
+	// Existing lists the groups of that name that existed before the create.
+	Existing []string `json:"existing,omitempty"`
+}
+
+// groupMember is one entry of the group's member list checkpoint.
+type groupMember struct {
+	ID    string `json:"id"`
+	Admin bool   `json:"admin,omitempty"`
+}
+
+// batchStep is the checkpoint of one add or remove batch.
+type batchStep struct {
+	Failed string `json:"failed,omitempty"`
+}
+
+// Handle implements runtime.Handler.
+func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
+	c, ok := cmd.Payload.(*messages.ProvisionGroup)
+	if !ok {
+		return nil, failure.Permanent(fmt.Errorf("provision_group: unexpected payload %T", cmd.Payload))
+	}
+	site, err := h.sites.Site(cmd.SiteID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, prog, err := newProgress(ctx, h.ledger, cmd.Type, cmd.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer prog.failed(ctx, &err)
+	log := h.log.With(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))
+
+	g, err := h.group(ctx, site, prog, c)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &resolver{site: site, prog: prog, region: h.cfg.DefaultRegion}
+	rows, ids, err := res.resolve(ctx, c.People)
+	if err != nil {
+		return nil, err
+	}
+
+	// The group's members before this command added anyone.
+	var current []groupMember
+	if g.Reused || c.Membership == messages.MembershipSync {
+		if current, err = h.members(ctx, site, prog, g.ID); err != nil {
+			return nil, err
+		}
+	} else if g.OwnerID != "" {
+		current = []groupMember{{ID: g.OwnerID, Admin: true}} // a new group holds its creator only
+	}
+	isMember := make(map[string]bool, len(current))
+	for _, m := range current {
+		isMember[m.ID] = true
+	}
+	var toAdd []string
+	already := 0
+	for _, id := range ids {
+		if isMember[id] {
+			already++
+		} else {
+			toAdd = append(toAdd, id)
+		}
+	}
+
+	rowOf := make(map[string]int, len(ids))
+	for i, r := range rows {
+		if r.MemberID != "" {
+			rowOf[r.MemberID] = i
+		}
+	}
+	added := 0
+	for k, chunk := range wix.Chunk(toAdd, wix.MaxMemberIDsPerAdd) {
+		step := "add." + strconv.Itoa(k)
+		var b batchStep
+		found, err := prog.load(ctx, step, &b)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			if _, err := site.AddGroupMembers(ctx, g.ID, chunk); err != nil {
+				if !failure.IsPermanent(err) {
+					return nil, fmt.Errorf("add members batch %d: %w", k, err)
+				}
+				log.Warn("add members batch refused", zap.Int("batch", k), zap.Error(err))
+				b.Failed = errorDetail(err)
+			}
+			if err := prog.save(ctx, step, b); err != nil {
+				return nil, err
+			}
+			if err := h.at(ctx, step); err != nil {
+				return nil, err
+			}
+		}
+		if b.Failed != "" {
+			for _, id := range chunk {
+				i := rowOf[id]
+				rows[i] = rowResult{Reason: messages.ReasonFailed, Detail: b.Failed}
+			}
+			continue
+		}
+		added += len(chunk)
+	}
+
+	var removed []string
+	if c.Membership == messages.MembershipSync {
+		keep := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			keep[id] = true
+		}
+		var toRemove []string
+		for _, m := range current {
+			if !m.Admin && !keep[m.ID] {
+				toRemove = append(toRemove, m.ID)
+			}
+		}
+		for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
+			step := "remove." + strconv.Itoa(k)
+			var b batchStep
+			found, err := prog.load(ctx, step, &b)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				if err := site.RemoveGroupMembers(ctx, g.ID, chunk); err != nil {
+					if !failure.IsPermanent(err) {
+						return nil, fmt.Errorf("remove members batch %d: %w", k, err)
+					}
+					// Not fatal: tomorrow's sync tries again.
+					log.Warn("remove members batch refused", zap.Int("batch", k), zap.Error(err))
+					b.Failed = errorDetail(err)
+				}
+				if err := prog.save(ctx, step, b); err != nil {
+					return nil, err
+				}
+			}
+			if b.Failed == "" {
+				removed = append(removed, chunk...)
+			}
+		}
+	}
+
+	if len(c.Questions) > 0 {
+		if err := once(ctx, prog, "questions", func() error {
+			_, err := site.ReplaceMembershipQuestions(ctx, g.ID, toWixQuestions(c.Questions))
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("set membership questions: %w", err)
+		}
+	}
+	if len(c.Rules) > 0 {
+		if err := once(ctx, prog, "rules", func() error {
+			_, err := site.ReplaceRules(ctx, g.ID, toWixRules(c.Rules))
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("set rules: %w", err)
+		}
+	}
+
+	var notAdded []messages.RowOutcome
+	for i, r := range rows {
+		if r.Reason == "" {
+			continue
+		}
+		p := c.People[i]
+		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: r.Reason, Detail: r.Detail, Candidates: r.Candidates})
+	}
+	log.Info("group provisioned", zap.String("group_id", g.ID), zap.Bool("reused", g.Reused),
+		zap.Int("added", added), zap.Int("already", already), zap.Int("removed", len(removed)),
+		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", prog.calls()))
+	return &messages.GroupProvisioned{
+		EventMeta:      cmd.EventMeta(),
+		GroupID:        g.ID,
+		Slug:           g.Slug,
+		Name:           c.Group.Name,
+		Reused:         g.Reused,
+		Added:          added,
+		AlreadyMembers: already,
+		Removed:        removed,
+		NotAdded:       sortedOutcomes(notAdded),
+		WixCalls:       prog.calls(),
+	}, nil
+}
+
+// once runs fn unless step is checkpointed, then checkpoints it.
+func once(ctx context.Context, prog *progress, step string, fn func() error) error {
+	var done bool
+	if found, err := prog.load(ctx, step, &done); err != nil || found {
+		return err
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	return prog.save(ctx, step, true)
+}
+
+// group finds or creates the group, at most once per command.
+func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progress, c *messages.ProvisionGroup) (groupStep, error) {
+	const step = "group"
+	var g groupStep
+	if _, err := prog.load(ctx, step, &g); err != nil {
+		return g, err
+	}
+	if g.ID != "" {
+		return g, nil
+	}
+	same, err := groupsNamed(ctx, site, c.Group.Name)
+	if err != nil {
+		return g, err
+	}
+	if g.Creating {
+		// A create was sent and its outcome is unknown: a group of that name
+		// that did not exist before is ours.
+		for _, x := range same {
+			if !hasString(g.Existing, x.ID) {
+				g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}
+				return g, prog.save(ctx, step, g)
+			}
+		}
+	} else {
+		if len(same) > 0 && !c.AllowDuplicateName {
+			x := same[0]
+			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true}
+			return g, prog.save(ctx, step, g)
+		}
+		g = groupStep{Creating: true}
+		for _, x := range same {
+			g.Existing = append(g.Existing, x.ID)
+		}
+		if err := prog.save(ctx, step, g); err != nil {
+			return g, err
+		}
+	}
+	created, err := site.CreateGroup(ctx, wix.Group{
+		Name:          c.Group.Name,
+		Description:   c.Group.Description,
+		PrivacyStatus: c.Group.PrivacyStatus,
+		Teaser:        c.Group.Teaser,
+		MemberTitle:   c.Group.MemberTitle,
+	}, c.CreatorID)
+	if err != nil {
+		return g, fmt.Errorf("create group: %w", err)
+	}
+	if err := h.at(ctx, "created"); err != nil {
+		return g, err
+	}
+	owner := created.OwnerID
+	if c.CreatorID != "" {
+		owner = c.CreatorID
+	}
+	g = groupStep{ID: created.ID, Slug: created.Slug, OwnerID: owner}
+	return g, prog.save(ctx, step, g)
+}
+
+// groupsNamed returns the groups named exactly name, oldest first (Query
+// Groups by title, then an exact comparison: Wix's filter may be looser).
+func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group, error) {
+	q := wix.Query{
+		Filter: map[string]any{"title": map[string]any{"$eq": name}},
+		Sort:   []wix.Sort{{FieldName: "createdDate", Order: "ASC"}},
+		Paging: &wix.Paging{Limit: wix.MaxPageSize},
+	}
+	var out []wix.Group
+	for page, err := range site.GroupPages(ctx, q) {
+		if err != nil {
+			return nil, fmt.Errorf("query groups by name: %w", err)
+		}
+		for _, g := range page.Groups {
+			if g.Name == name {
+				out = append(out, g)
+			}
+		}
+	}
+	return out, nil
+}
+
+// members lists the group's members, one checkpoint per page of 100, so
+// that the list taken before the first add survives a redelivery.
+func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, prog *progress, groupID string) ([]groupMember, error) {
+	var out []groupMember
+	var done bool
+	if _, err := prog.load(ctx, "members", &done); err != nil {
+		return nil, err
+	}
+	k := 0
+	for ; ; k++ {
+		var page []groupMember
+		found, err := prog.load(ctx, "members."+strconv.Itoa(k), &page)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			break
+		}
+		out = append(out, page...)
+	}
+	if done {
+		return out, nil
+	}
+	for page, err := range site.GroupMemberPages(ctx, groupID, k*wix.MaxPageSize) {
+		if err != nil {
+			return nil, fmt.Errorf("list group members: %w", err)
+		}
+		ms := make([]groupMember, 0, len(page.Members))
+		for _, m := range page.Members {
+			ms = append(ms, groupMember{ID: m.MemberID, Admin: m.Role == wix.RoleAdmin})
+		}
+		if len(ms) == 0 {
+			break
+		}
+		if err := prog.save(ctx, "members."+strconv.Itoa(k), ms); err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+		k++
+	}
+	return out, prog.save(ctx, "members", true)
+}
+
+func toWixQuestions(qs []messages.Question) []wix.MembershipQuestion {
+	out := make([]wix.MembershipQuestion, len(qs))
+	for i, q := range qs {
+		out[i] = wix.MembershipQuestion{Text: q.Text, Required: q.Required}
+	}
+	return out
+}
+
+func toWixRules(rs []messages.Rule) []wix.GroupRule {
+	out := make([]wix.GroupRule, len(rs))
+	for i, r := range rs {
+		out[i] = wix.GroupRule{Title: r.Title, Description: r.Description}
+	}
+	return out
+}
+
+func fromWixRules(rs []wix.GroupRule) []messages.Rule {
+	out := make([]messages.Rule, len(rs))
+	for i, r := range rs {
+		out[i] = messages.Rule{Title: r.Title, Description: r.Description}
+	}
+	return out
+}

@@ -1,0 +1,505 @@
+package handlers
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+
+	"groupflow/internal/wix"
+	"groupflow/messages"
+)
+
+// Roster resolution: rows of ProvisionGroup.People to site member ids, with
+// the fewest Wix calls, every query batch checkpointed.
+//
+// Calls, for e distinct emails, c distinct contact ids, p distinct phones
+// matching q contacts, and k distinct names on a site of M members:
+//   - emails: ⌈e/100⌉ Query Members {"loginEmail": {"$in": [...]}};
+//   - phones: ⌈p/100⌉ Contacts queries {"info.phones.phone": {"$in": [E.164...]}}
+//     (phone is not filterable in Members), and the contacts found join the
+//     contact-id batches;
+//   - contact ids: ⌈(c+q)/100⌉ Query Members {"contactId": {"$in": [...]}};
+//   - names: Members filters are accent-sensitive, so names are matched
+//     client-side (nickname, or first + last name, folded), either by reading
+//     every member (⌈M/100⌉ pages, FULL fieldset) or by one Members search
+//     per name (its longest word, on nickname, first and last name; Wix's
+//     search ignores case and accents), whichever is cheaper. With k ≥ 2
+//     names the first page of the scan is read to learn M, and the scan goes
+//     on when its ⌈M/100⌉−1 remaining pages cost no more than k searches;
+//     a single name is searched directly. A search returning more than 100
+//     members costs extra pages; when those would make the searches dearer
+//     than the rest of the scan, the scan takes over. Names thus cost
+//     min(⌈M/100⌉, k+1) calls when each search fits one page (k for k = 1).
+
+// Detail texts of RowOutcome (no personal data).
+const (
+	detailUnparsablePhone = "phone number cannot be parsed"
+	detailNoMemberEmail   = "no site member with this login email"
+	detailNoMemberContact = "no site member with this contact id"
+	detailNoContactPhone  = "no contact with this phone number"
+	detailPhoneNotMember  = "contacts with this phone number are not site members"
+	detailNoMemberName    = "no site member with this name"
+	detailAmbiguousName   = "several site members have this name"
+	detailAmbiguousPhone  = "several site members have this phone number"
+)
+
+// rowResult is the resolution of one roster row: MemberID, or Reason.
+type rowResult struct {
+	MemberID   string
+	Reason     string
+	Detail     string
+	Candidates int
+}
+
+// resolver resolves a roster on one site.
+type resolver struct {
+	site   *wix.Site
+	prog   *progress
+	region string
+}
+
+// rowKey is a row's identifier, normalised.
+type rowKey struct {
+	kind, key string
+}
+
+// nameMatch is the members matching one folded name.
+type nameMatch struct {
+	// IDs holds up to two matching member ids.
+	IDs []string `json:"ids,omitempty"`
+	// N counts the matching members.
+	N int `json:"n"`
+}
+
+// resolve returns one result per row, and the resolved member ids in
+// roster order, each once (a later row of the same member is a duplicate).
+func (r *resolver) resolve(ctx context.Context, people []messages.Person) ([]rowResult, []string, error) {
+	results := make([]rowResult, len(people))
+	keys := make([]rowKey, len(people))
+	var emails, phones, cids, names []string
+	nameToken := map[string]string{}
+	seen := map[rowKey]bool{}
+	for i, p := range people {
+		if prob := p.Problem(); prob != "" {
+			results[i] = rowResult{Reason: messages.ReasonInvalid, Detail: prob}
+			continue
+		}
+		var k rowKey
+		switch kind := p.Kind(); kind {
+		case messages.KindEmail:
+			k = rowKey{kind, strings.ToLower(strings.TrimSpace(p.Email))}
+		case messages.KindContactID:
+			k = rowKey{kind, strings.TrimSpace(p.ContactID)}
+		case messages.KindPhone:
+			e164, ok := normalizePhone(p.Phone, r.region)
+			if !ok {
+				results[i] = rowResult{Reason: messages.ReasonInvalid, Detail: detailUnparsablePhone}
+				continue
+			}
+			k = rowKey{kind, e164}
+		case messages.KindName:
+			full := p.FullName()
+			k = rowKey{kind, foldName(full)}
+			if _, ok := nameToken[k.key]; !ok {
+				nameToken[k.key] = searchToken(full)
+			}
+		}
+		keys[i] = k
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch k.kind {
+		case messages.KindEmail:
+			emails = append(emails, k.key)
+		case messages.KindContactID:
+			cids = append(cids, k.key)
+		case messages.KindPhone:
+			phones = append(phones, k.key)
+		case messages.KindName:
+			names = append(names, k.key)
+		}
+	}
+
+	byEmail, err := batched(ctx, r.prog, "res.email", emails, func(ctx context.Context, chunk []string) (map[string]string, error) {
+		return r.membersBy(ctx, "loginEmail", chunk, func(m wix.Member) string { return strings.ToLower(m.LoginEmail) })
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	byPhone, err := batched(ctx, r.prog, "res.phone", phones, r.contactsByPhone)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Contacts found by phone are looked up with the contact-id rows.
+	cidSeen := make(map[string]bool, len(cids))
+	for _, c := range cids {
+		cidSeen[c] = true
+	}
+	for _, ph := range phones {
+		for _, c := range byPhone[ph] {
+			if !cidSeen[c] {
+				cidSeen[c] = true
+				cids = append(cids, c)
+			}
+		}
+	}
+	byContact, err := batched(ctx, r.prog, "res.cid", cids, func(ctx context.Context, chunk []string) (map[string]string, error) {
+		return r.membersBy(ctx, "contactId", chunk, func(m wix.Member) string { return m.ContactID })
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	byName, err := r.names(ctx, names, nameToken)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	var ids []string
+	firstRow := map[string]int{}
+	for i := range people {
+		if results[i].Reason != "" {
+			continue
+		}
+		k := keys[i]
+		res := &results[i]
+		switch k.kind {
+		case messages.KindEmail:
+			if res.MemberID = byEmail[k.key]; res.MemberID == "" {
+				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail}
+			}
+		case messages.KindContactID:
+			if res.MemberID = byContact[k.key]; res.MemberID == "" {
+				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberContact}
+			}
+		case messages.KindPhone:
+			contacts := byPhone[k.key]
+			var found []string
+			for _, c := range contacts {
+				if id := byContact[c]; id != "" && !hasString(found, id) {
+					found = append(found, id)
+				}
+			}
+			switch {
+			case len(contacts) == 0:
+				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoContactPhone}
+			case len(found) == 0:
+				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember}
+			case len(found) > 1:
+				*res = rowResult{Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: len(found)}
+			default:
+				res.MemberID = found[0]
+			}
+		case messages.KindName:
+			m := byName[k.key]
+			switch {
+			case m.N == 0:
+				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberName}
+			case m.N > 1:
+				*res = rowResult{Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: m.N}
+			default:
+				res.MemberID = m.IDs[0]
+			}
+		}
+		if res.MemberID == "" {
+			continue
+		}
+		if j, dup := firstRow[res.MemberID]; dup {
+			*res = rowResult{Reason: messages.ReasonDuplicate, Detail: "same member as row " + strconv.Itoa(j)}
+			continue
+		}
+		firstRow[res.MemberID] = i
+		ids = append(ids, res.MemberID)
+	}
+	return results, ids, nil
+}
+
+func hasString(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// batched looks keys up in batches of wix.MaxInValues with query, which
+// returns a value for the keys it found. Each batch's answer (the zero value
+// for keys not found) is checkpointed under step+"."+k; after a redelivery
+// the saved batches are reused and only the keys they do not cover are
+// queried.
+func batched[T any](ctx context.Context, prog *progress, step string, keys []string, query func(context.Context, []string) (map[string]T, error)) (map[string]T, error) {
+	out := make(map[string]T, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	k := 0
+	for ; ; k++ {
+		var saved map[string]T
+		found, err := prog.load(ctx, step+"."+strconv.Itoa(k), &saved)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			break
+		}
+		for key, v := range saved {
+			out[key] = v
+		}
+	}
+	var todo []string
+	for _, key := range keys {
+		if _, ok := out[key]; !ok {
+			todo = append(todo, key)
+		}
+	}
+	for _, chunk := range wix.Chunk(todo, wix.MaxInValues) {
+		got, err := query(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		batch := make(map[string]T, len(chunk))
+		for _, key := range chunk {
+			batch[key] = got[key]
+			out[key] = got[key]
+		}
+		if err := prog.save(ctx, step+"."+strconv.Itoa(k), batch); err != nil {
+			return nil, err
+		}
+		k++
+	}
+	return out, nil
+}
+
+// membersBy queries the members whose field is in values and maps each
+// member's key(m) to its id.
+func (r *resolver) membersBy(ctx context.Context, field string, values []string, key func(wix.Member) string) (map[string]string, error) {
+	out := make(map[string]string, len(values))
+	q := wix.MembersQuery{
+		Filter:    map[string]any{field: map[string]any{"$in": values}},
+		Paging:    &wix.Paging{Limit: wix.MaxPageSize},
+		Fieldsets: []string{wix.FieldsetExtended}, // loginEmail is not in PUBLIC
+	}
+	for page, err := range r.site.MemberPages(ctx, q) {
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page.Members {
+			if k := key(m); k != "" && out[k] == "" {
+				out[k] = m.ID
+			}
+		}
+	}
+	return out, nil
+}
+
+// contactsByPhone maps each E.164 phone to the ids of the contacts having it.
+func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[string][]string, error) {
+	want := make(map[string]bool, len(phones))
+	for _, p := range phones {
+		want[p] = true
+	}
+	out := make(map[string][]string, len(phones))
+	filter := map[string]any{"info.phones.phone": map[string]any{"$in": phones}}
+	for offset := 0; ; {
+		page, err := r.site.QueryContacts(ctx, wix.Query{Filter: filter, Paging: &wix.Paging{Limit: wix.MaxPageSize, Offset: offset}})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range page.Contacts {
+			for _, ph := range c.Phones {
+				if e, ok := normalizePhone(ph, r.region); ok && want[e] && !hasString(out[e], c.ID) {
+					out[e] = append(out[e], c.ID)
+				}
+			}
+		}
+		n := len(page.Contacts)
+		offset += n
+		if n < wix.MaxPageSize || (page.Metadata.Total > 0 && offset >= page.Metadata.Total) {
+			return out, nil
+		}
+	}
+}
+
+// names resolves folded names (checkpointed as one step once all are done).
+func (r *resolver) names(ctx context.Context, names []string, token map[string]string) (map[string]nameMatch, error) {
+	out := map[string]nameMatch{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	const step = "res.name"
+	if found, err := r.prog.load(ctx, step, &out); err != nil || found {
+		return out, err
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	seen := map[string]map[string]bool{}
+	match := func(m wix.Member, only string) {
+		keys := []string{foldName(m.Profile.Nickname), foldName(strings.TrimSpace(m.Contact.FirstName) + " " + strings.TrimSpace(m.Contact.LastName))}
+		for _, k := range keys {
+			if k == "" || !want[k] || (only != "" && k != only) {
+				continue
+			}
+			if seen[k] == nil {
+				seen[k] = map[string]bool{}
+			}
+			if seen[k][m.ID] {
+				continue
+			}
+			seen[k][m.ID] = true
+			nm := out[k]
+			nm.N++
+			if len(nm.IDs) < 2 {
+				nm.IDs = append(nm.IDs, m.ID)
+			}
+			out[k] = nm
+		}
+	}
+	scanQuery := wix.MembersQuery{
+		Sorting:   []wix.Sort{{FieldName: "createdDate", Order: "ASC"}},
+		Paging:    &wix.Paging{Limit: wix.MaxPageSize},
+		Fieldsets: []string{wix.FieldsetFull},
+	}
+	scanRest := func(offset int) error {
+		q := scanQuery
+		q.Paging = &wix.Paging{Limit: wix.MaxPageSize, Offset: offset}
+		for page, err := range r.site.MemberPages(ctx, q) {
+			if err != nil {
+				return err
+			}
+			for _, m := range page.Members {
+				match(m, "")
+			}
+		}
+		return nil
+	}
+	// scanLeft is the pages a scan still needs after the probe; -1 when
+	// there was no probe or the site's size is unknown.
+	scanLeft := -1
+	if len(names) >= 2 {
+		// Probe: the first page of a full scan tells the site's size.
+		first, err := r.site.QueryMembers(ctx, scanQuery)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range first.Members {
+			match(m, "")
+		}
+		md := first.Metadata
+		switch {
+		case len(first.Members) < wix.MaxPageSize || (!md.TooManyToCount && md.Total <= wix.MaxPageSize):
+			return out, r.prog.save(ctx, step, out) // the first page was the whole site
+		case !md.TooManyToCount:
+			scanLeft = (md.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
+			if scanLeft <= len(names) {
+				if err := scanRest(len(first.Members)); err != nil {
+					return nil, err
+				}
+				return out, r.prog.save(ctx, step, out)
+			}
+		}
+	}
+	// One search per name; results are matched exactly client-side. When a
+	// search returns so many members that finishing the searches would
+	// cost more than the rest of the scan, scan instead.
+	for i, n := range names {
+		q := wix.MembersQuery{
+			Search:    &wix.MembersSearch{Expression: token[n], Fields: []string{"profile.nickname", "contact.firstName", "contact.lastName"}},
+			Paging:    &wix.Paging{Limit: wix.MaxPageSize},
+			Fieldsets: []string{wix.FieldsetFull},
+		}
+		firstPage := true
+		for page, err := range r.site.MemberPages(ctx, q) {
+			if err != nil {
+				return nil, err
+			}
+			if firstPage && scanLeft >= 0 {
+				firstPage = false
+				more := (page.Metadata.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
+				if page.Metadata.TooManyToCount || more+len(names)-i-1 > scanLeft {
+					if err := scanRest(wix.MaxPageSize); err != nil {
+						return nil, err
+					}
+					return out, r.prog.save(ctx, step, out)
+				}
+			}
+			for _, m := range page.Members {
+				match(m, n)
+			}
+		}
+	}
+	if err := r.prog.save(ctx, step, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// searchToken is the longest word of a name (at most 100 characters, the
+// search limit): every member whose nickname or "first last" equals the name
+// contains it.
+func searchToken(name string) string {
+	best := ""
+	for _, w := range strings.Fields(name) {
+		if len([]rune(w)) > len([]rune(best)) {
+			best = w
+		}
+	}
+	if r := []rune(best); len(r) > 100 {
+		best = string(r[:100])
+	}
+	return best
+}
+
+var foldSpecial = strings.NewReplacer("ø", "o", "Ø", "o", "ł", "l", "Ł", "l", "æ", "ae", "Æ", "ae", "đ", "d", "Đ", "d", "ı", "i", "’", "'", "‘", "'")
+
+// foldName makes names comparable case- and accent-insensitively: accents
+// removed (NFD, marks stripped), case folded, whitespace collapsed.
+// foldName("  José   GARCÍA ") == foldName("jose garcia").
+func foldName(s string) string {
+	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	out, _, err := transform.String(t, foldSpecial.Replace(s))
+	if err != nil {
+		out = s
+	}
+	out = cases.Fold().String(out)
+	return strings.Join(strings.Fields(out), " ")
+}
+
+// normalizePhone returns the E.164 form of a phone number, parsed with the
+// default region when it has no country code; false when it cannot be
+// parsed or is not a possible number.
+func normalizePhone(s, region string) (string, bool) {
+	if region == "" {
+		region = "US"
+	}
+	n, err := phonenumbers.Parse(strings.TrimSpace(s), strings.ToUpper(region))
+	if err != nil || !phonenumbers.IsPossibleNumber(n) {
+		return "", false
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), true
+}
+
+// sortedOutcomes orders row outcomes by row.
+func sortedOutcomes(rows []messages.RowOutcome) []messages.RowOutcome {
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Row < rows[j].Row })
+	return rows
+}
+
+// errorDetail shortens an error for an event's reason/detail field.
+func errorDetail(err error) string {
+	s := err.Error()
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "…"
+	}
+	return s
+}

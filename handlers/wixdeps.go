@@ -1,0 +1,67 @@
+// Package handlers carries out groupflow's commands against the Wix REST API.
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"groupflow/internal/ledger"
+	"groupflow/internal/wix"
+)
+
+// Sites resolves a command's site id to its Wix client. *wix.Client
+// satisfies it (see WixSites).
+type Sites interface {
+	Site(siteID string) (*wix.Site, error)
+}
+
+// WixSites adapts a Wix client to Sites.
+func WixSites(c *wix.Client) Sites { return c }
+
+// progress is a command's checkpoint store plus its Wix call count, carried
+// across deliveries: every Save also records the calls made so far, so the
+// completion event reports what the whole command cost (calls made after the
+// last checkpoint of a crashed attempt are not counted).
+type progress struct {
+	steps   *ledger.Steps
+	counter *wix.CallCounter
+	base    int64
+}
+
+const callsStep = "wix-calls"
+
+// newProgress loads the command's call count and returns ctx counting this
+// attempt's calls.
+func newProgress(ctx context.Context, l *ledger.Ledger, commandType, commandID string) (context.Context, *progress, error) {
+	p := &progress{steps: l.Steps(commandType, commandID), counter: &wix.CallCounter{}}
+	if _, err := p.steps.Load(ctx, callsStep, &p.base); err != nil {
+		return nil, nil, err
+	}
+	return wix.WithCallCounter(ctx, p.counter), p, nil
+}
+
+func (p *progress) load(ctx context.Context, step string, v any) (bool, error) {
+	return p.steps.Load(ctx, step, v)
+}
+
+func (p *progress) save(ctx context.Context, step string, v any) error {
+	if err := p.steps.Save(ctx, step, v); err != nil {
+		return err
+	}
+	return p.steps.Save(ctx, callsStep, p.calls())
+}
+
+// failed records the calls of an attempt that ends with err (best effort:
+// a crash records nothing, and the next attempt counts from the last
+// checkpoint). Use it as defer prog.failed(ctx, &err).
+func (p *progress) failed(ctx context.Context, err *error) {
+	if *err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = p.steps.Save(ctx, callsStep, p.calls())
+}
+
+// calls returns the Wix calls of the command so far.
+func (p *progress) calls() int64 { return p.base + p.counter.Load() }
