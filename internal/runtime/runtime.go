@@ -144,6 +144,7 @@ type Runtime struct {
 	log      *zap.Logger
 	handlers map[string]registration
 	router   *message.Router
+	sub      *Subscriber
 	metrics  *commandMetrics
 }
 
@@ -240,6 +241,7 @@ func (r *Runtime) build() error {
 		router.AddConsumerHandler("groupflow_"+t, r.cfg.Subjects.Command(t), sub, r.handle(reg.h))
 	}
 	r.router = router
+	r.sub = sub
 	return nil
 }
 
@@ -252,7 +254,23 @@ func (r *Runtime) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	return r.router.Run(ctx)
+	// The router runs on its own context: cancelling ctx must not cut the
+	// subscriptions while messages are in work. Shutdown goes subscriber
+	// first (stop fetching, let in-flight work finish within the grace
+	// period, then cancel it so it nacks), router second.
+	done := make(chan error, 1)
+	go func() { done <- r.router.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	r.log.Info("runtime stopping: no new commands; waiting for in-flight ones", zap.Duration("grace", r.cfg.ShutdownGrace))
+	_ = r.sub.Close()
+	if err := r.router.Close(); err != nil {
+		r.log.Warn("router close", zap.Error(err))
+	}
+	return <-done
 }
 
 // Prepare builds the router without running it, so Running can be awaited

@@ -362,3 +362,44 @@ func TestShutdownUnderLoadLosesNothingAndDuplicatesNoEvent(t *testing.T) {
 		t.Error("shutdown dead-lettered commands")
 	}
 }
+
+func TestShutdownCancelsBlockedHandlerAfterGraceAndWorkResumes(t *testing.T) {
+	env := testenv.Start(t)
+	started := make(chan struct{}, 1)
+	blocking := newReportHandler(func(ctx context.Context, cmd *runtime.Command, _ int) error {
+		started <- struct{}{}
+		<-ctx.Done() // stuck until shutdown cancels it
+		return ctx.Err()
+	})
+	cfg := fastConfig()
+	cfg.ShutdownGrace = 500 * time.Millisecond
+	first := env.StartRuntime(cfg, blocking)
+	env.Publish(messages.CmdGenerateReport, `{"id":"stuck"}`)
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("handler never started")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- first.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop hangs while a handler is blocked")
+	}
+	if len(env.DeadLetters()) != 0 {
+		t.Fatal("a command interrupted by shutdown was dead-lettered")
+	}
+	// The interrupted command is redelivered to the next processor.
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	next := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), next)
+	w.Next(30*time.Second, testenv.ForCommand("stuck"))
+	rec, err := env.Ledger.Record(context.Background(), messages.CmdGenerateReport, "stuck")
+	if err != nil || rec == nil || rec.Deliveries > 2 {
+		t.Fatalf("record %+v (%v): shutdown burned deliveries", rec, err)
+	}
+}

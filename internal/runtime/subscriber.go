@@ -192,7 +192,7 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 	select {
 	case out <- wm:
 	case <-s.closing:
-		_ = m.NakWithDelay(0)
+		_ = m.NakWithDelay(s.shutdownNakDelay())
 		return
 	}
 
@@ -216,6 +216,11 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 			return
 		case <-wm.Nacked():
 			delay := s.cfg.NakDelay(int(md.NumDelivered))
+			select {
+			case <-s.closing:
+				delay = max(delay, s.shutdownNakDelay())
+			default:
+			}
 			if err := m.NakWithDelay(delay); err != nil {
 				s.log.Warn("nak failed; the server redelivers after AckWait", zap.String("message_uuid", wm.UUID), zap.Error(err))
 			}
@@ -232,6 +237,12 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 // Nats-Msg-Id cannot be reused: a dead letter replayed within the commands
 // stream's duplicate window keeps its original id this way.
 const HeaderCommandID = "Groupflow-Command-Id"
+
+// shutdownNakDelay is the redelivery delay of a message given back during
+// shutdown: long enough that the server does not hand it to this
+// instance's own pull requests still open (each lasts up to FetchWait) and
+// burn its deliveries, short enough for another instance to take it soon.
+func (s *Subscriber) shutdownNakDelay() time.Duration { return s.cfg.FetchWait + 2*time.Second }
 
 // commandID picks the command's id: the body's "id", else the
 // Groupflow-Command-Id header, else the Nats-Msg-Id header, else an id
