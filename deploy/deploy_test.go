@@ -731,7 +731,9 @@ func TestClusterStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 30*time.Second)
+	// Generous: on a loaded 2-core CI machine the meta leader election and
+	// the first R3 placement can take tens of seconds.
+	ctx := ctxT(t, 120*time.Second)
 	var st jetstream.Stream
 	for {
 		// Fails until the nodes have met and elected a meta leader.
