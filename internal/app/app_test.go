@@ -121,3 +121,22 @@ func TestDefaultRunEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedCommandRefusedAtPublish: a command over the broker's payload
+// limit never half-arrives; the producer gets a clear error at once.
+func TestOversizedCommandRefusedAtPublish(t *testing.T) {
+	a := startApp(t, "--max-payload-mb", "1")
+	nc, err := nats.Connect(a.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := `{"id":"huge","group":{"name":"x"},"people":[` + strings.Repeat(`{"email":"someone@example.com"},`, 40000) + `{"email":"last@example.com"}]}`
+	_, err = js.Publish(ctx, "groups.cmd.provision_group", []byte(big))
+	if err == nil || !strings.Contains(err.Error(), "maximum payload exceeded") {
+		t.Fatalf("publish of %d bytes: err = %v, want maximum payload exceeded", len(big), err)
+	}
+}
