@@ -39,6 +39,7 @@ type App struct {
 	admin    *admin.Server
 	rt       *runtime.Runtime
 	rates    *ratelimit.Group
+	capture  *dlq.Capture
 
 	// NATSURL is the broker's client URL; AdminAddr the admin HTTP address;
 	// WixURL the Wix base URL in use (the simulator's when simulated).
@@ -214,6 +215,8 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 
 	// Safety net: commands that ran out of deliveries outside the router.
 	capture := dlq.NewCapture(subNC, js, subjects, log.Named("dlq-capture"))
+	capture.OnCaptured = rt.AnnounceCaptured
+	a.capture = capture
 	if err := capture.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -299,6 +302,9 @@ func (a *App) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.admin.Shutdown(ctx)
 		cancel()
+	}
+	if a.capture != nil {
+		_ = a.capture.Close()
 	}
 	if a.rates != nil {
 		_ = a.rates.Close() // give this instance's shares back while NATS is up

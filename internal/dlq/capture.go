@@ -47,6 +47,10 @@ func AdvisorySubject(stream string) string {
 // Advisories are core NATS messages: only those published while Capture runs
 // are seen.
 type Capture struct {
+	// OnCaptured, if set, is called with each entry Capture stores (the
+	// processor publishes command_failed for it).
+	OnCaptured func(ctx context.Context, e *Entry)
+
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	subjects messages.Subjects
@@ -133,6 +137,9 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	case stored != nil:
 		log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ",
 			zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
+		if c.OnCaptured != nil {
+			c.OnCaptured(hctx, stored)
+		}
 	default:
 		log.Debug("max-deliveries advisory for a command already in the DLQ")
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/dlq"
+	"groupflow/internal/events"
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/trace"
@@ -93,33 +94,53 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
 			return nil, fmt.Errorf("dead-letter: %w", perr)
 		}
-		failed := &failedEvent{
-			CommandFailed: &messages.CommandFailed{
-				EventMeta:   messages.EventMeta{CommandID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID, OccurredAt: now},
-				CommandType: entry.CommandType,
-				Subject:     entry.OriginalSubject,
-				Kind:        kind,
-				Reason:      entry.Reason,
-				Fields:      fields,
-				Deliveries:  delivery,
-				DLQSubject:  dlqSubject,
-			},
-			id: entry.MsgID(),
-		}
-		if perr := r.deps.Events.Publish(ctx, failed); perr != nil {
-			log.Warn("command_failed event not published", zap.Error(perr))
-		}
-		if _, lerr := r.deps.Ledger.Update(context.WithoutCancel(ctx), info.CommandType, info.CommandID, func(rec *ledger.Record) {
-			rec.Status = ledger.StatusDeadLettered
-			rec.Reason = entry.Reason
-		}); lerr != nil {
-			log.Warn("could not record the dead letter in the ledger", zap.Error(lerr))
-		}
+		r.announce(ctx, entry, info.CorrelationID, info.SiteID)
 		log.Error("command dead-lettered", zap.String("kind", kind), zap.Int("delivery", delivery),
 			zap.String("dlq_subject", dlqSubject), zap.Error(err))
 		r.metrics.handled(info.CommandType, "dead_lettered", 0)
 		return nil, nil
 	}
+}
+
+// announce publishes the command_failed event of a stored dead letter and
+// marks the command dead-lettered in the ledger.
+func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) {
+	log := trace.Logger(ctx, r.log)
+	failed := &failedEvent{
+		CommandFailed: &messages.CommandFailed{
+			EventMeta:   messages.EventMeta{CommandID: entry.CommandID, CorrelationID: correlationID, SiteID: siteID, OccurredAt: entry.LastFailure},
+			CommandType: entry.CommandType,
+			Subject:     entry.OriginalSubject,
+			Kind:        entry.Kind,
+			Reason:      entry.Reason,
+			Fields:      entry.Fields,
+			Deliveries:  entry.Deliveries,
+			DLQSubject:  r.cfg.Subjects.DLQ(entry.CommandType),
+		},
+		id: entry.MsgID(),
+	}
+	if err := r.deps.Events.Publish(ctx, failed); err != nil {
+		log.Warn("command_failed event not published", zap.Error(err))
+	}
+	if _, err := r.deps.Ledger.Update(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, func(rec *ledger.Record) {
+		rec.Status = ledger.StatusDeadLettered
+		rec.Reason = entry.Reason
+	}); err != nil {
+		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
+	}
+}
+
+// AnnounceCaptured announces a dead letter stored outside the router (a
+// command whose deliveries ran out while no processor could dead-letter it,
+// captured from the max-deliveries advisory), so whoever waits for the
+// command hears of it.
+func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
+	corr := entry.Headers[events.HeaderCorrelationID]
+	if corr == "" {
+		corr = peekString(entry.Body, "correlationId")
+	}
+	site := firstNonEmpty(peekString(entry.Body, "siteId"), r.cfg.DefaultSiteID)
+	r.announce(trace.With(ctx, trace.Info{CommandType: entry.CommandType, CommandID: entry.CommandID, CorrelationID: firstNonEmpty(corr, entry.CommandID), SiteID: site}), entry, firstNonEmpty(corr, entry.CommandID), site)
 }
 
 // classify names the failure kind for the dead letter and the event.

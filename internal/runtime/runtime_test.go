@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
@@ -401,5 +402,24 @@ func TestShutdownCancelsBlockedHandlerAfterGraceAndWorkResumes(t *testing.T) {
 	rec, err := env.Ledger.Record(context.Background(), messages.CmdGenerateReport, "stuck")
 	if err != nil || rec == nil || rec.Deliveries > 2 {
 		t.Fatalf("record %+v (%v): shutdown burned deliveries", rec, err)
+	}
+}
+
+func TestCapturedDeadLetterIsAnnounced(t *testing.T) {
+	env := testenv.Start(t)
+	rt := env.StartRuntime(fastConfig(), newReportHandler(nil))
+	w := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
+	rt.AnnounceCaptured(context.Background(), &dlq.Entry{
+		CommandType: messages.CmdGenerateReport, CommandID: "lost-1", Kind: messages.FailureExhausted,
+		Reason: "max deliveries reached without dead-lettering", OriginalSubject: env.Subjects.Command(messages.CmdGenerateReport),
+		OriginalSeq: 7, Deliveries: 4, Body: []byte(`{"id":"lost-1","correlationId":"c-9"}`),
+	})
+	f := testenv.Decode[messages.CommandFailed](t, w.Next(10*time.Second, testenv.ForCommand("lost-1")))
+	if f.Kind != messages.FailureExhausted || f.CorrelationID != "c-9" || f.Deliveries != 4 {
+		t.Errorf("command_failed = %+v", f)
+	}
+	rec, err := env.Ledger.Record(context.Background(), messages.CmdGenerateReport, "lost-1")
+	if err != nil || rec == nil || rec.Status != ledger.StatusDeadLettered {
+		t.Errorf("ledger record = %+v, %v", rec, err)
 	}
 }
