@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/broker"
+	"groupflow/internal/wixsim"
+	"groupflow/messages"
+)
+
+// OverheadRow is scenario 2.
+type OverheadRow struct {
+	Command      string `json:"command"`
+	N            int    `json:"n"`
+	MsgBytes     int    `json:"msgBytes"`
+	Concurrency  int    `json:"concurrency"`
+	WixCallsEach int64  `json:"wixCallsPerCommand"`
+	// LedgerWritesEach and EventWritesEach count the JetStream writes (KV
+	// ledger updates, events) per command, besides the command itself.
+	LedgerWritesEach float64 `json:"ledgerWritesPerCommand"`
+	EventWritesEach  float64 `json:"eventWritesPerCommand"`
+	// CPU is the CPU use during the processor phase.
+	CPU           CPUUse  `json:"cpuDuringProcessor"`
+	ProcessorS    float64 `json:"processorSeconds"`
+	ProcessorPerS float64 `json:"processorPerSecond"`
+	RawS          float64 `json:"rawSeconds"`
+	RawPerS       float64 `json:"rawPerSecond"`
+	Ratio         float64 `json:"ratio"`
+}
+
+func provisionBody(site, name, email string) map[string]any {
+	return map[string]any{"siteId": site, "group": map[string]any{"name": name}, "people": []messages.Person{{Email: email}}}
+}
+
+// scenarioOverhead: N small commands end to end (publish → completion
+// event) on a zero-latency unlimited simulator, against raw JetStream
+// publish + consume + ack of as many messages of the same size on the same
+// embedded server.
+func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, error) {
+	const conc = 64
+	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc)}})
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	n := 2000
+	if quick {
+		n = 500
+	}
+	const site = "overhead"
+	st := h.app.Sim.Site(site)
+	st.AddMember(wixsim.MemberSeed{FirstName: "Owner"})
+	st.AddMember(wixsim.MemberSeed{FirstName: "Ann", LoginEmail: "ann@example.com"})
+	// Warm up (consumers, connections, first groups).
+	for i := range 20 {
+		if _, _, err := h.run(messages.CmdProvisionGroup, fmt.Sprintf("warm-%d", i), provisionBody(site, fmt.Sprintf("warm %d", i), "ann@example.com"), time.Minute); err != nil {
+			return nil, err
+		}
+	}
+	before := h.app.Sim.TotalCalls(site)
+	writesBefore, err := h.streamWrites()
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	ps := make([]*pending, n)
+	cpu := startCPU()
+	start := time.Now()
+	for i := range n {
+		body := provisionBody(site, fmt.Sprintf("ovh %05d", i), "ann@example.com")
+		b, _ := json.Marshal(body)
+		size += len(b) + len(`,"id":"ovh-00000"`)
+		if ps[i], err = h.send(messages.CmdProvisionGroup, fmt.Sprintf("ovh-%05d", i), body); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.flushAsync(); err != nil {
+		return nil, err
+	}
+	if err := waitAll(ps, 10*time.Minute); err != nil {
+		return nil, err
+	}
+	var last time.Time
+	for _, p := range ps {
+		if p.Done.At.After(last) {
+			last = p.Done.At
+		}
+	}
+	procS := last.Sub(start).Seconds()
+	procCPU := cpu.Stop()
+	calls := h.app.Sim.TotalCalls(site) - before
+	writesAfter, err := h.streamWrites()
+	if err != nil {
+		return nil, err
+	}
+	size /= n
+	logf("  processor: %d provision_group in %.2fs (%.0f/s), %d Wix calls", n, procS, float64(n)/procS, calls)
+
+	rawS, err := rawJetStream(h, n, size)
+	if err != nil {
+		return nil, err
+	}
+	logf("  raw JetStream: %d msgs of %d B in %.2fs (%.0f/s)", n, size, rawS, float64(n)/rawS)
+	row := OverheadRow{Command: "provision_group (1 person, new group)", N: n, MsgBytes: size, Concurrency: conc,
+		WixCallsEach: calls / int64(n), LedgerWritesEach: float64(writesAfter[0]-writesBefore[0]) / float64(n),
+		EventWritesEach: float64(writesAfter[1]-writesBefore[1]) / float64(n), CPU: procCPU, ProcessorS: procS, ProcessorPerS: float64(n) / procS, RawS: rawS, RawPerS: float64(n) / rawS}
+	row.Ratio = row.ProcessorPerS / row.RawPerS
+	return []OverheadRow{row}, nil
+}
+
+// streamWrites returns the last sequences of the ledger's KV stream and of
+// the events stream (every write takes a sequence).
+func (h *harness) streamWrites() ([2]uint64, error) {
+	var out [2]uint64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, name := range []string{"KV_" + broker.LedgerBucket, h.subj.EventStream()} {
+		s, err := h.js.Stream(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return out, err
+		}
+		out[i] = info.State.LastSeq
+	}
+	return out, nil
+}
+
+// rawJetStream publishes n messages of size bytes to a file stream on the
+// processor's embedded server while a durable pull consumer consumes and
+// acks them; it returns the seconds from the first publish to the last ack.
+func rawJetStream(h *harness, n, size int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := h.js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"benchraw.>"},
+		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = h.js.DeleteStream(context.Background(), "BENCH_RAW") }()
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxAckPending: 128, FilterSubject: "benchraw.>"})
+	if err != nil {
+		return 0, err
+	}
+	var acked atomic.Int64
+	done := make(chan struct{})
+	var once sync.Once
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if acked.Add(1) == int64(n) {
+			once.Do(func() { close(done) })
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Stop()
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	start := time.Now()
+	for i := range n {
+		if _, err := h.js.PublishAsync(fmt.Sprintf("benchraw.m%d", i%8), payload); err != nil {
+			return 0, err
+		}
+	}
+	if err := h.flushAsync(); err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("raw: %d of %d acked", acked.Load(), n)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// LatencyRow is scenario 4.
+type LatencyRow struct {
+	WixLatencyMS float64 `json:"wixLatencyMs"`
+	InFlight     int     `json:"inFlight"`
+	N            int     `json:"n"`
+	WixCalls     int     `json:"wixCallsPerCommand"`
+	P50          float64 `json:"p50Ms"`
+	P95          float64 `json:"p95Ms"`
+	P99          float64 `json:"p99Ms"`
+	Mean         float64 `json:"meanMs"`
+	PerS         float64 `json:"commandsPerSecond"`
+	CPU          CPUUse  `json:"cpu"`
+}
+
+// scenarioLatency: publish → completion event of a small ProvisionGroup
+// (1 person, 4 Wix calls), Wix latency 0 and 50 ms, 1 and 64 in flight.
+func scenarioLatency(quick bool, logf func(string, ...any)) ([]LatencyRow, error) {
+	h, err := startApp(appOpts{Args: []string{"--concurrency", "64"}})
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	const site = "latency"
+	st := h.app.Sim.Site(site)
+	st.AddMember(wixsim.MemberSeed{FirstName: "Owner"})
+	st.AddMember(wixsim.MemberSeed{FirstName: "Ann", LoginEmail: "ann@example.com"})
+	type cfg struct {
+		lat      time.Duration
+		inflight int
+		n        int
+	}
+	cfgs := []cfg{{0, 1, 1000}, {0, 64, 3000}, {50 * time.Millisecond, 1, 50}, {50 * time.Millisecond, 64, 1000}}
+	if quick {
+		cfgs = []cfg{{0, 1, 200}, {0, 64, 300}, {50 * time.Millisecond, 1, 15}, {50 * time.Millisecond, 64, 200}}
+	}
+	var rows []LatencyRow
+	seq := 0
+	for _, c := range cfgs {
+		h.app.Sim.SetFaults(wixsim.Faults{Latency: c.lat})
+		var mu sync.Mutex
+		var lats []time.Duration
+		var firstErr error
+		warm := min(c.inflight*2, 20)
+		jobs := make(chan bool, c.n+warm)
+		for i := range c.n + warm {
+			jobs <- i >= warm
+		}
+		close(jobs)
+		var nextID atomic.Int64
+		nextID.Store(int64(seq))
+		cpu := startCPU()
+		start := time.Now()
+		var wg sync.WaitGroup
+		var measuredStart time.Time
+		for range c.inflight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for rec := range jobs {
+					id := fmt.Sprintf("lat-%d", nextID.Add(1))
+					_, d, err := h.run(messages.CmdProvisionGroup, id, provisionBody(site, "lat "+id, "ann@example.com"), 2*time.Minute)
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					if rec {
+						if measuredStart.IsZero() {
+							measuredStart = time.Now().Add(-d)
+						}
+						lats = append(lats, d)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		use := cpu.Stop()
+		seq = int(nextID.Load())
+		if firstErr != nil {
+			return rows, firstErr
+		}
+		elapsed := time.Since(measuredStart)
+		if measuredStart.IsZero() {
+			elapsed = time.Since(start)
+		}
+		var sum time.Duration
+		for _, d := range lats {
+			sum += d
+		}
+		r := LatencyRow{CPU: use, WixLatencyMS: ms(c.lat), InFlight: c.inflight, N: len(lats), WixCalls: 4,
+			P50: ms(percentile(lats, 50)), P95: ms(percentile(lats, 95)), P99: ms(percentile(lats, 99)),
+			Mean: ms(sum / time.Duration(len(lats))), PerS: float64(len(lats)) / elapsed.Seconds()}
+		rows = append(rows, r)
+		logf("  wix %3.0fms, %2d in flight: p50 %.1fms p95 %.1fms p99 %.1fms (%d, %.0f/s)", r.WixLatencyMS, r.InFlight, r.P50, r.P95, r.P99, r.N, r.PerS)
+	}
+	h.app.Sim.SetFaults(wixsim.Faults{})
+	return rows, nil
+}
