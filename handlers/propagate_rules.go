@@ -66,7 +66,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 	if err != nil {
 		return nil, err
 	}
-	ctx, prog, err := newProgress(ctx, h.ledger, cmd.Type, cmd.ID)
+	ctx, prog, err := newProgress(ctx, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 	if err != nil {
 		return nil, err
 	}
-	ctx, prog, err := newProgress(ctx, h.ledger, cmd.Type, cmd.ID)
+	ctx, prog, err := newProgress(ctx, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,11 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
 )
 
@@ -26,27 +28,47 @@ type progress struct {
 	steps   *ledger.Steps
 	counter *wix.CallCounter
 	base    int64
+	// fresh: no earlier attempt left checkpoints, so only steps saved by
+	// this attempt (in saved) can exist, and loads need no ledger read.
+	fresh bool
+	saved map[string][]byte
 }
 
 const callsStep = "wix-calls"
 
 // newProgress loads the command's call count and returns ctx counting this
 // attempt's calls.
-func newProgress(ctx context.Context, l *ledger.Ledger, commandType, commandID string) (context.Context, *progress, error) {
-	p := &progress{steps: l.Steps(commandType, commandID), counter: &wix.CallCounter{}}
-	if _, err := p.steps.Load(ctx, callsStep, &p.base); err != nil {
-		return nil, nil, err
+func newProgress(ctx context.Context, l *ledger.Ledger, cmd *runtime.Command) (context.Context, *progress, error) {
+	p := &progress{steps: l.Steps(cmd.Type, cmd.ID), counter: &wix.CallCounter{}, fresh: cmd.Fresh, saved: map[string][]byte{}}
+	if !p.fresh {
+		if _, err := p.steps.Load(ctx, callsStep, &p.base); err != nil {
+			return nil, nil, err
+		}
 	}
 	return wix.WithCallCounter(ctx, p.counter), p, nil
 }
 
 func (p *progress) load(ctx context.Context, step string, v any) (bool, error) {
+	if p.fresh {
+		b, ok := p.saved[step]
+		if !ok {
+			return false, nil
+		}
+		return true, json.Unmarshal(b, v)
+	}
 	return p.steps.Load(ctx, step, v)
 }
 
 func (p *progress) save(ctx context.Context, step string, v any) error {
 	if err := p.steps.Save(ctx, step, v); err != nil {
 		return err
+	}
+	if p.fresh {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		p.saved[step] = b
 	}
 	return p.steps.Save(ctx, callsStep, p.calls())
 }

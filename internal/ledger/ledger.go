@@ -159,6 +159,17 @@ func (l *Ledger) Update(ctx context.Context, commandType, commandID string, fn f
 	return r, nil
 }
 
+// Save stores rec as the command's record (a write without the read that
+// Update does, for a caller that already holds the current record).
+func (l *Ledger) Save(ctx context.Context, rec *Record) error {
+	now := l.now().UTC()
+	if rec.StartedAt.IsZero() {
+		rec.StartedAt = now
+	}
+	rec.UpdatedAt = now
+	return l.Put(ctx, RecordKey(rec.CommandType, rec.CommandID), rec)
+}
+
 // Steps is the checkpoint store of one command: handlers save what they
 // have done under step names and read it back after a redelivery.
 type Steps struct {

@@ -59,6 +59,9 @@ type Command struct {
 	Payload messages.Command
 	// Raw is the body as received.
 	Raw []byte
+	// Fresh is true when no earlier attempt of this command left anything in
+	// the ledger: handlers may skip reading checkpoints that cannot exist.
+	Fresh bool
 }
 
 // EventMeta returns the meta of an event caused by the command.
@@ -352,11 +355,14 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
 		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
 
-		if _, err := r.deps.Ledger.Update(ctx, t, info.CommandID, func(rec *ledger.Record) {
-			rec.Status = ledger.StatusProcessing
-			rec.Subject = msg.Metadata.Get(MetaSubject)
-			rec.Deliveries = delivery
-		}); err != nil {
+		fresh := rec == nil
+		if fresh {
+			rec = &ledger.Record{CommandType: t, CommandID: info.CommandID}
+		}
+		rec.Status = ledger.StatusProcessing
+		rec.Subject = msg.Metadata.Get(MetaSubject)
+		rec.Deliveries = delivery
+		if err := r.deps.Ledger.Save(ctx, rec); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
 		log.Info("handling command", zap.Int("delivery", delivery))
@@ -364,7 +370,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		evt, err := h.Handle(ctx, &Command{
 			Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
 			TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
-			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload,
+			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload, Fresh: fresh,
 		})
 		if err != nil {
 			return err
@@ -378,13 +384,12 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		}
 		// Record the outcome before publishing it: after a crash in between,
 		// the redelivery finds it and republishes the same event.
-		if _, err := r.deps.Ledger.Update(ctx, t, info.CommandID, func(rec *ledger.Record) {
-			rec.Status = ledger.StatusCompleted
-			rec.EventType = evt.EventType()
-			rec.EventID = evt.EventID()
-			rec.Event = json.RawMessage(wm.Payload)
-			rec.Reason = ""
-		}); err != nil {
+		rec.Status = ledger.StatusCompleted
+		rec.EventType = evt.EventType()
+		rec.EventID = evt.EventID()
+		rec.Event = json.RawMessage(wm.Payload)
+		rec.Reason = ""
+		if err := r.deps.Ledger.Save(ctx, rec); err != nil {
 			return fmt.Errorf("record outcome: %w", err)
 		}
 		if err := r.deps.Events.PublishMessage(evt.EventType(), wm); err != nil {
