@@ -130,7 +130,13 @@ func (cfg Config) withDefaults() Config {
 		cfg.RetryMaxInterval = DefaultRetryMaxInterval
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		// Go's default transport keeps 2 idle connections per host: with many
+		// calls in flight to the one Wix host, every other call would pay a
+		// new TCP and TLS handshake.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 256
+		t.MaxIdleConnsPerHost = 128
+		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
