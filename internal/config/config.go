@@ -143,7 +143,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.WixSimState, "wix-sim-state", "", "simulator: state file kept across restarts (default <data-dir>/wixsim.json)")
 	str(&c.PhoneRegion, "phone-region", "US", "default region for phone numbers without a country code")
 
-	fs.IntVar(&c.Concurrency, "concurrency", 4, "commands of each type handled at once (env "+envName("concurrency")+")")
+	fs.IntVar(&c.Concurrency, "concurrency", 16, "commands of each type handled at once; a command waiting for its site's rate limit holds a slot, so serving many sites wants more (env "+envName("concurrency")+")")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "consumer ack wait; work in progress is kept alive (env "+envName("ack-wait")+")")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 10, "deliveries of a command before it is dead-lettered (env "+envName("max-deliver")+")")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", time.Hour, "longest a command may run (env "+envName("handler-timeout")+")")
