@@ -106,7 +106,7 @@ func TestDefaultRunEndToEnd(t *testing.T) {
 	// The counter is bumped right after the event is out: await it.
 	var metrics string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, metrics = get(t, "http://"+a.AdminAddr+"/metrics"); strings.Contains(metrics, `type="generate_report"} 1`) {
+		if _, metrics = get(t, "http://"+a.AdminAddr+"/metrics"); strings.Contains(metrics, `groupflow_commands_total{outcome="completed",type="generate_report"} 1`) {
 			break
 		}
 	}
