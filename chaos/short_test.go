@@ -55,8 +55,7 @@ func TestChaosStartFailureIsClean(t *testing.T) {
 		t.Fatalf("groupflow did not exit by itself: %v", exitErr)
 	}
 	if gf.logCount("panic:") > 0 {
-		t.Skip("known bug (reported): a start error panics with a nil dereference in the deferred cleanup of " +
-			"internal/app.Start (return nil, err sets the named result a to nil before a.close() runs)")
+		t.Errorf("a start error panics instead of exiting with a message")
 	}
 	if gf.logCount("start failed") == 0 {
 		t.Errorf("no \"start failed\" message; exit %v", exitErr)

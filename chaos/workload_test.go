@@ -468,30 +468,17 @@ func countTypes(cmds []*command) string {
 	return strings.Join(parts, ",")
 }
 
-// knownStuckBug is the signature of the reported bug: a ledger read (a KV
-// get, i.e. a JetStream API request) made with a context without deadline
-// waits forever when its reply is lost to a broker or leader failure.
-const knownStuckBug = "known bug (reported): a ledger KV get sent while the stream leader died never returns " +
-	"(internal/ledger.(*Ledger).Get passes the handler context, which has no deadline but the 1 h handler timeout, " +
-	"to kv.Get; the JetStream API request waits for a reply that was lost), so the command hangs for an hour"
-
 // conclude verifies a run and reports its figures. Commands left without an
-// outcome are diagnosed with a goroutine dump of the processor; when every
-// one of them is stuck in a ledger read (knownStuckBug) and nothing else is
-// wrong, the test is skipped with that reason instead of failing.
+// outcome are diagnosed with a goroutine dump of the processor, then fail the
+// test like any loss.
 func conclude(t *testing.T, gf *groupflow, js jetstream.JetStream, sim *wixSim, cmds []*command, got int, fig func(verdict) figures) {
 	t.Helper()
 	v := verify(t, js, sim, cmds)
 	f := fig(v)
 	f.completed, f.deadLetter, f.lost, f.duplicated = v.completed, v.deadLettered, v.lost, v.duplicated
 	if got < len(cmds) && v.duplicated == 0 && v.lost == len(cmds)-got {
-		if stuck, inLedger := dumpStuck(t, gf); stuck > 0 && stuck == inLedger {
-			for _, p := range v.problems {
-				t.Logf("problem: %s", p)
-			}
-			t.Logf("figures: %s", f)
-			fmt.Println(f.String())
-			t.Skipf("%s: %d commands stuck", knownStuckBug, len(cmds)-got)
+		if stuck, inLedger := dumpStuck(t, gf); stuck > 0 {
+			t.Logf("%d commands stuck, %d of them in a ledger read", stuck, inLedger)
 		}
 	}
 	logProblems(t, v)

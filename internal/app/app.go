@@ -94,10 +94,13 @@ func (s *simSites) Site(id string) (*wix.Site, error) {
 }
 
 // Start brings the processor up and runs it until Stop or ctx ends.
-func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
+func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
 	defer func() {
 		if err != nil {
+			if a.cancel != nil {
+				a.cancel()
+			}
 			a.close()
 		}
 	}()

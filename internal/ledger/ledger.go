@@ -27,12 +27,18 @@ const (
 
 // Ledger is a typed view of the ledger bucket.
 type Ledger struct {
-	kv  jetstream.KeyValue
-	now func() time.Time
+	kv      jetstream.KeyValue
+	now     func() time.Time
+	timeout time.Duration
 }
 
+// CallTimeout bounds one ledger read or write. A reply lost in a broker
+// failover must become a (transient, retried) error, not a wait as long as
+// the handler's own deadline while the message is kept alive.
+const CallTimeout = 10 * time.Second
+
 // New returns a Ledger over kv.
-func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv, now: time.Now} }
+func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv, now: time.Now, timeout: CallTimeout} }
 
 // Open binds to the named bucket.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Ledger, error) {
@@ -71,6 +77,8 @@ func Key(parts ...string) string {
 // Get decodes the value at key into v. It reports false when the key does not
 // exist.
 func (l *Ledger) Get(ctx context.Context, key string, v any) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	e, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
@@ -90,6 +98,8 @@ func (l *Ledger) Put(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("ledger encode %s: %w", key, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	if _, err := l.kv.Put(ctx, key, b); err != nil {
 		return fmt.Errorf("ledger put %s: %w", key, err)
 	}
@@ -98,6 +108,8 @@ func (l *Ledger) Put(ctx context.Context, key string, v any) error {
 
 // Delete removes key.
 func (l *Ledger) Delete(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	if err := l.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("ledger delete %s: %w", key, err)
 	}

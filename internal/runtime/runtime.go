@@ -204,6 +204,20 @@ func (r *Runtime) build() error {
 			Concurrency: reg.concurrency,
 		}
 	}
+	// The commands stream takes every groups.cmd.> subject, so a command of
+	// an unknown type would sit there unseen: one more consumer reads them
+	// all, acknowledges the known ones (their own consumers handle them) and
+	// dead-letters the rest.
+	topics[r.cfg.Subjects.Commands()] = Subscription{
+		Consumer: broker.ConsumerSpec{
+			Durable:       UnknownCommandsDurable,
+			FilterSubject: r.cfg.Subjects.Commands(),
+			AckWait:       r.cfg.AckWait,
+			MaxDeliver:    r.cfg.MaxDeliver,
+			MaxAckPending: 64,
+		},
+		Concurrency: 2,
+	}
 	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
 		Stream:   r.cfg.Subjects.CommandStream(),
 		Topics:   topics,
@@ -243,6 +257,7 @@ func (r *Runtime) build() error {
 	for t, reg := range r.handlers {
 		router.AddConsumerHandler("groupflow_"+t, r.cfg.Subjects.Command(t), sub, r.handle(reg.h))
 	}
+	router.AddConsumerHandler(UnknownCommandsDurable, r.cfg.Subjects.Commands(), sub, r.unknownCommands)
 	r.router = router
 	r.sub = sub
 	return nil
@@ -317,6 +332,20 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 		}()
 		return h(msg)
 	}
+}
+
+// UnknownCommandsDurable is the consumer that dead-letters commands of
+// unknown types.
+const UnknownCommandsDurable = "groupflow_unknown_commands"
+
+// unknownCommands acknowledges commands that a registered handler owns and
+// dead-letters (permanently) those no handler exists for.
+func (r *Runtime) unknownCommands(msg *message.Message) error {
+	t, ok := r.cfg.Subjects.CommandTypeOf(msg.Metadata.Get(MetaSubject))
+	if _, known := r.handlers[t]; ok && known {
+		return nil
+	}
+	return &messages.UnknownCommandError{CommandType: t}
 }
 
 // handle is the innermost handler: ledger check, decode, validate, work,

@@ -423,3 +423,28 @@ func TestCapturedDeadLetterIsAnnounced(t *testing.T) {
 		t.Errorf("ledger record = %+v, %v", rec, err)
 	}
 }
+
+func TestUnknownCommandTypeIsDeadLettered(t *testing.T) {
+	env := testenv.Start(t)
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), h)
+	w := env.Watch(env.Subjects.Events())
+	env.Publish("no_such_command", `{"id":"odd-1"}`)
+	env.Publish(messages.CmdGenerateReport, `{"id":"normal-1"}`)
+	got := map[string]string{}
+	for len(got) < 2 {
+		m := w.Next(20*time.Second, nil)
+		got[m.Header.Get(events.HeaderCommandID)] = m.Subject
+	}
+	if got["odd-1"] != env.Subjects.Event(messages.EvtCommandFailed) || got["normal-1"] != env.Subjects.Event(messages.EvtReportGenerated) {
+		t.Fatalf("events = %v", got)
+	}
+	dl := env.DeadLetters()
+	if len(dl) != 1 || dl[0].CommandID != "odd-1" || !strings.Contains(dl[0].Reason, "unknown command type") ||
+		dl[0].OriginalSubject != "groups.cmd.no_such_command" {
+		t.Fatalf("dead letters = %+v", dl)
+	}
+	if h.Calls("normal-1") != 1 {
+		t.Errorf("known command handled %d times", h.Calls("normal-1"))
+	}
+}
