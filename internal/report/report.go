@@ -70,6 +70,10 @@ func Store(ctx context.Context, js jetstream.JetStream, reportID string, htmlDat
 	if reportID == "" {
 		return messages.ReportObjects{}, errors.New("report: empty report id")
 	}
+	// Bounded: a reply lost in a broker failover must become a retried
+	// error, not a wait as long as the handler's deadline.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	store, err := js.ObjectStore(ctx, broker.ReportsBucket)
 	if err != nil {
 		return messages.ReportObjects{}, fmt.Errorf("open object store %s: %w", broker.ReportsBucket, err)
