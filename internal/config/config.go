@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -88,8 +89,21 @@ func (c Config) String() string {
 	c.WixAPIKey = redact(c.WixAPIKey)
 	c.WixAppSecret = redact(c.WixAppSecret)
 	c.AdminToken = redact(c.AdminToken)
+	c.NATSURL = redactURLs(c.NATSURL)
 	type plain Config
 	return fmt.Sprintf("%+v", plain(c))
+}
+
+// redactURLs hides the user info (user:password@) of each URL in a
+// comma-separated list.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // envName is the environment variable of a flag: GROUPFLOW_ + upper snake.

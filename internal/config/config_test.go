@@ -40,6 +40,12 @@ func TestParse(t *testing.T) {
 					t.Error("String() leaks the API key")
 				}
 			}},
+		{name: "nats url password is not printed", args: []string{"--nats-url", "nats://gf:s3cret@a:4222,nats://b:4222"},
+			check: func(t *testing.T, c *Config) {
+				if strings.Contains(c.String(), "s3cret") {
+					t.Errorf("String() leaks the NATS password: %s", c.String())
+				}
+			}},
 		{name: "external nats defaults to 3 replicas", args: []string{"--nats-url", "nats://a:4222,nats://b:4222"},
 			check: func(t *testing.T, c *Config) {
 				if c.Embedded() || c.Replicas != 3 {

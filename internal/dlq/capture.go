@@ -127,9 +127,20 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	if adv.Stream == "" {
 		adv.Stream = c.subjects.CommandStream()
 	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	stored, err := c.CaptureSeq(hctx, adv)
+	// Retried: the advisory is a core NATS message, sent once.
+	var stored *Entry
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if stored, err = c.CaptureSeq(hctx, adv); err == nil || hctx.Err() != nil {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * time.Second):
+		case <-hctx.Done():
+		}
+	}
 	log := c.log.With(zap.String("consumer", adv.Consumer), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
 	switch {
 	case err != nil:
@@ -162,17 +173,23 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	}
 	// Already dead-lettered by the runtime? Such an entry was stored after
 	// the command was published, on the command type's DLQ subject.
+	// The search is bounded and best effort: when it cannot finish, the
+	// entry is stored anyway — a duplicate dead letter is harmless (replay
+	// is idempotent), a lost command is not. The advisory is not sent again.
 	var dup bool
 	errFound := errors.New("found")
-	err = c.store.Each(ctx, Filter{CommandType: cmdType, Since: orig.Time.Add(-time.Second)}, false, func(e *Entry) error {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = c.store.Each(sctx, Filter{CommandType: cmdType, Since: orig.Time.Add(-time.Second)}, false, func(e *Entry) error {
 		if e.OriginalSeq == adv.StreamSeq && (e.OriginalSubject == "" || e.OriginalSubject == orig.Subject) {
 			dup = true
 			return errFound
 		}
 		return nil
 	})
+	cancel()
 	if err != nil && !errors.Is(err, errFound) {
-		return nil, fmt.Errorf("search the DLQ: %w", err)
+		c.log.Warn("could not search the DLQ for an earlier dead letter; storing one anyway",
+			zap.Uint64("stream_seq", adv.StreamSeq), zap.Error(err))
 	}
 	if dup {
 		return nil, nil

@@ -123,6 +123,9 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		log.Warn("command_failed event not published", zap.Error(err))
 	}
 	if _, err := r.deps.Ledger.Update(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, func(rec *ledger.Record) {
+		if rec.Status == ledger.StatusCompleted {
+			return // a completed command stays completed (and answered from the ledger)
+		}
 		rec.Status = ledger.StatusDeadLettered
 		rec.Reason = entry.Reason
 	}); err != nil {

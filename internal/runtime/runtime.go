@@ -338,11 +338,13 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 // unknown types.
 const UnknownCommandsDurable = "groupflow_unknown_commands"
 
-// unknownCommands acknowledges commands that a registered handler owns and
-// dead-letters (permanently) those no handler exists for.
+// unknownCommands acknowledges commands of the types the contract defines
+// (their own consumers handle them) and dead-letters (permanently) the rest.
 func (r *Runtime) unknownCommands(msg *message.Message) error {
+	// Known to the contract, not to this instance's handler map: during a
+	// rolling deploy another instance may serve a type this one lacks.
 	t, ok := r.cfg.Subjects.CommandTypeOf(msg.Metadata.Get(MetaSubject))
-	if _, known := r.handlers[t]; ok && known {
+	if ok && messages.IsCommandType(t) {
 		return nil
 	}
 	return &messages.UnknownCommandError{CommandType: t}
