@@ -113,6 +113,12 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 	}); err != nil {
 		return fmt.Errorf("provision kv %s: %w", LedgerBucket, err)
 	}
+	// Ledger reads must see the latest write: with direct gets a lagging
+	// replica of an R3 bucket could answer "not found" for a checkpoint that
+	// exists. Reads go through the stream leader instead.
+	if err := disableDirectGet(ctx, js, "KV_"+LedgerBucket); err != nil {
+		return fmt.Errorf("provision kv %s: %w", LedgerBucket, err)
+	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      ReportsBucket,
 		Description: "groupflow rendered reports (HTML, CSV, JSON)",
@@ -122,6 +128,21 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("provision object store %s: %w", ReportsBucket, err)
 	}
 	return nil
+}
+
+// disableDirectGet turns off direct gets on a stream (idempotent).
+func disableDirectGet(ctx context.Context, js jetstream.JetStream, stream string) error {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return nil
+	}
+	cfg.AllowDirect = false
+	_, err = js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // Check reports whether every stream exists; /readyz uses it.

@@ -182,6 +182,28 @@ func (l *Ledger) Save(ctx context.Context, rec *Record) error {
 	return l.Put(ctx, RecordKey(rec.CommandType, rec.CommandID), rec)
 }
 
+// Create stores rec only if the command has no record yet, atomically. It
+// reports false when a record exists: the way to tell, without trusting a
+// possibly stale read, that no earlier attempt of the command ever started.
+func (l *Ledger) Create(ctx context.Context, rec *Record) (bool, error) {
+	now := l.now().UTC()
+	rec.StartedAt, rec.UpdatedAt = now, now
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("ledger encode: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	key := RecordKey(rec.CommandType, rec.CommandID)
+	if _, err := l.kv.Create(ctx, key, b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return false, nil
+		}
+		return false, fmt.Errorf("ledger create %s: %w", key, err)
+	}
+	return true, nil
+}
+
 // Steps is the checkpoint store of one command: handlers save what they
 // have done under step names and read it back after a redelivery.
 type Steps struct {

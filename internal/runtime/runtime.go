@@ -386,15 +386,28 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
 		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
 
-		fresh := rec == nil
-		if fresh {
-			rec = &ledger.Record{CommandType: t, CommandID: info.CommandID}
+		// Fresh (no earlier attempt, so no checkpoints to read) is decided by
+		// an atomic create, not by the read above, which could be stale.
+		fresh := false
+		if rec == nil {
+			rec = &ledger.Record{CommandType: t, CommandID: info.CommandID, Status: ledger.StatusProcessing,
+				Subject: msg.Metadata.Get(MetaSubject), Deliveries: delivery}
+			if fresh, err = r.deps.Ledger.Create(ctx, rec); err != nil {
+				return fmt.Errorf("record start: %w", err)
+			}
+			if !fresh {
+				if rec, err = r.deps.Ledger.Record(ctx, t, info.CommandID); err != nil || rec == nil {
+					return fmt.Errorf("record start: reread: %v", err)
+				}
+			}
 		}
-		rec.Status = ledger.StatusProcessing
-		rec.Subject = msg.Metadata.Get(MetaSubject)
-		rec.Deliveries = delivery
-		if err := r.deps.Ledger.Save(ctx, rec); err != nil {
-			return fmt.Errorf("record start: %w", err)
+		if !fresh {
+			rec.Status = ledger.StatusProcessing
+			rec.Subject = msg.Metadata.Get(MetaSubject)
+			rec.Deliveries = delivery
+			if err := r.deps.Ledger.Save(ctx, rec); err != nil {
+				return fmt.Errorf("record start: %w", err)
+			}
 		}
 		log.Info("handling command", zap.Int("delivery", delivery))
 
