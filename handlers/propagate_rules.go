@@ -122,7 +122,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 					if d.Empty() {
 						o.Outcome = messages.OutcomeUnchanged
 					}
-				case failure.IsPermanent(err):
+				case itemRefused(err):
 					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 				default:
 					return nil, fmt.Errorf("list rules of group %s: %w", t.ID, err)
@@ -132,7 +132,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				switch {
 				case err == nil:
 					o.Outcome = messages.OutcomeUpdated
-				case failure.IsPermanent(err):
+				case itemRefused(err):
 					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 				default:
 					return nil, fmt.Errorf("replace rules of group %s: %w", t.ID, err)

@@ -159,7 +159,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		}
 		if !found {
 			if _, err := site.AddGroupMembers(ctx, g.ID, chunk); err != nil {
-				if !failure.IsPermanent(err) {
+				if !itemRefused(err) {
 					return nil, fmt.Errorf("add members batch %d: %w", k, err)
 				}
 				log.Warn("add members batch refused", zap.Int("batch", k), zap.Error(err))
@@ -203,7 +203,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			}
 			if !found {
 				if err := site.RemoveGroupMembers(ctx, g.ID, chunk); err != nil {
-					if !failure.IsPermanent(err) {
+					if !itemRefused(err) {
 						return nil, fmt.Errorf("remove members batch %d: %w", k, err)
 					}
 					// Not fatal: tomorrow's sync tries again.

@@ -88,7 +88,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 			switch {
 			case err == nil:
 				o = messages.GroupOutcome{GroupID: id, Outcome: messages.OutcomeUpdated, Questions: len(got)}
-			case failure.IsPermanent(err):
+			case itemRefused(err):
 				o = messages.GroupOutcome{GroupID: id, Outcome: messages.OutcomeFailed, Reason: groupFailure(err)}
 			default:
 				return nil, fmt.Errorf("replace questions of group %s: %w", id, err)

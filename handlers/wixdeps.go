@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -87,3 +88,13 @@ func (p *progress) failed(ctx context.Context, err *error) {
 
 // calls returns the Wix calls of the command so far.
 func (p *progress) calls() int64 { return p.base + p.counter.Load() }
+
+// itemRefused reports whether Wix refused one item of a command for good
+// (a 4xx about that group, batch or target, 403 included: permissions can
+// differ per group), so the refusal may be recorded as that item's outcome.
+// A 401 concerns the whole site's credentials, not the item — a key being
+// rotated, say — so it fails the attempt instead of being recorded, and a
+// replay once the credentials are fixed tries the item again.
+func itemRefused(err error) bool {
+	return failure.IsPermanent(err) && wix.StatusOf(err) != 401
+}

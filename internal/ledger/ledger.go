@@ -136,6 +136,9 @@ type Record struct {
 	FirstFailure time.Time `json:"firstFailure,omitzero"`
 	LastFailure  time.Time `json:"lastFailure,omitzero"`
 	LastError    string    `json:"lastError,omitempty"`
+	// Failures counts failed attempts (each after its in-process retries);
+	// deliveries cut short by a shutdown or a crash are not failures.
+	Failures int `json:"failures,omitempty"`
 }
 
 // RecordKey is the key of a command's record.

@@ -51,12 +51,22 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			rec.LastFailure = now
 			rec.LastError = err.Error()
 			rec.Deliveries = delivery
+			rec.Failures++
 		})
 		if lerr != nil {
 			log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 		}
+		// Failed attempts count, not deliveries: a delivery given back by a
+		// shutdown is no failure. The consumer allows more deliveries than
+		// MaxDeliver failures (see consumerMaxDeliver); its own limit is the
+		// backstop when the ledger cannot be written.
+		failures := delivery
+		if rec != nil {
+			failures = rec.Failures
+		}
+		exhausted := failures >= r.cfg.MaxDeliver || delivery >= r.consumerMaxDeliver()
 
-		if !permanent && delivery < r.cfg.MaxDeliver {
+		if !permanent && !exhausted {
 			log.Warn("command failed transiently; it will be redelivered",
 				zap.Int("delivery", delivery), zap.Int("max_deliver", r.cfg.MaxDeliver),
 				zap.Duration("redelivery_in", r.cfg.NakDelay(delivery)), zap.Error(err))

@@ -188,6 +188,11 @@ func WatermillLogger(log *zap.Logger) watermill.LoggerAdapter {
 	)
 }
 
+// consumerMaxDeliver is the consumers' delivery limit: MaxDeliver failed
+// attempts dead-letter a command, and the extra deliveries absorb those
+// given back by shutdowns and crashes, which are no failures.
+func (r *Runtime) consumerMaxDeliver() int { return 2*r.cfg.MaxDeliver + 5 }
+
 // Build creates the router, its middleware and the consumers. Run calls it;
 // tests may call it to inspect the router.
 func (r *Runtime) build() error {
@@ -198,7 +203,7 @@ func (r *Runtime) build() error {
 				Durable:       broker.DurableName(t),
 				FilterSubject: r.cfg.Subjects.Command(t),
 				AckWait:       r.cfg.AckWait,
-				MaxDeliver:    r.cfg.MaxDeliver,
+				MaxDeliver:    r.consumerMaxDeliver(),
 				MaxAckPending: 2 * reg.concurrency,
 			},
 			Concurrency: reg.concurrency,
@@ -402,6 +407,11 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			}
 		}
 		if !fresh {
+			if rec.Status == ledger.StatusDeadLettered {
+				// A replay of a dead letter starts with a clean slate of
+				// failures (its checkpoints stay: the work resumes).
+				rec.Failures, rec.FirstFailure, rec.Reason = 0, time.Time{}, ""
+			}
 			rec.Status = ledger.StatusProcessing
 			rec.Subject = msg.Metadata.Get(MetaSubject)
 			rec.Deliveries = delivery

@@ -448,3 +448,30 @@ func TestUnknownCommandTypeIsDeadLettered(t *testing.T) {
 		t.Errorf("known command handled %d times", h.Calls("normal-1"))
 	}
 }
+
+func TestReplayAfterExhaustionGetsItsRetriesBack(t *testing.T) {
+	env := testenv.Start(t)
+	var healthy atomic.Bool
+	h := newReportHandler(func(_ context.Context, cmd *runtime.Command, attempt int) error {
+		if !healthy.Load() || attempt%2 == 1 { // after recovery: fails once more, then succeeds
+			return errors.New("wix 503")
+		}
+		return nil
+	})
+	cfg := fastConfig()
+	cfg.MaxDeliver = 2
+	env.StartRuntime(cfg, h)
+	w := env.Watch(env.Subjects.Events())
+	env.Publish(messages.CmdGenerateReport, `{"id":"flaky-replay"}`)
+	f := testenv.Decode[messages.CommandFailed](t, w.Next(30*time.Second, testenv.ForCommand("flaky-replay")))
+	if f.Kind != messages.FailureExhausted {
+		t.Fatalf("first run: %+v", f)
+	}
+	healthy.Store(true)
+	// A replay (what groupctl dlq replay publishes): same command, new message.
+	env.Publish(messages.CmdGenerateReport, `{"id":"flaky-replay"}`, "Nats-Msg-Id", "replay:1")
+	m := w.Next(30*time.Second, testenv.ForCommand("flaky-replay"))
+	if m.Subject != env.Subjects.Event(messages.EvtReportGenerated) {
+		t.Fatalf("replay ended with %s: %s (its failure count was not reset)", m.Subject, m.Data)
+	}
+}

@@ -202,6 +202,7 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 	}
 	ticker := time.NewTicker(keepAlive)
 	defer ticker.Stop()
+	lastAlive := time.Now()
 	for {
 		select {
 		case <-wm.Acked():
@@ -228,7 +229,17 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 		case <-ticker.C:
 			if err := m.InProgress(); err != nil {
 				s.log.Debug("keep-alive failed", zap.String("message_uuid", wm.UUID), zap.Error(err))
+				// Unheard for a whole AckWait, the server redelivers the
+				// message, maybe to another instance: stop working on it
+				// here so two instances do not run one command at once.
+				if time.Since(lastAlive) > spec.AckWait && spec.AckWait > 0 {
+					s.log.Warn("lost the message's lease (keep-alive failing for longer than AckWait); cancelling its work",
+						zap.String("message_uuid", wm.UUID), zap.Error(err))
+					cancel()
+				}
+				continue
 			}
+			lastAlive = time.Now()
 		}
 	}
 }
