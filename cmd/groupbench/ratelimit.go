@@ -194,7 +194,7 @@ func scenarioSites(quick bool, logf func(string, ...any)) (*SitesResult, error) 
 		conc   int
 		faults bool
 	}
-	vs := []variant{{64, true}, {64, false}, {4, true}, {4, false}}
+	vs := []variant{{64, true}, {64, false}, {16, true}, {16, false}} // 16: the default
 	if quick {
 		vs = vs[:1]
 	}
