@@ -32,88 +32,82 @@ func morePages(got, limit, next int, m PagingMetadata) bool {
 	return m.TooManyToCount || m.Total <= 0 || next < m.Total
 }
 
-// GroupMemberPages streams a group's members page by page (100 per page)
-// from startOffset. It stops after a short page, at Metadata.Total, on the
-// first error (yielded), or when the consumer stops.
-func (s *Site) GroupMemberPages(ctx context.Context, groupID string, startOffset int) iter.Seq2[*GroupMembersPage, error] {
-	return func(yield func(*GroupMembersPage, error) bool) {
-		off := max(startOffset, 0)
+// offsetPages streams offset-paged results from start: fetch gets one page
+// and returns it with its item count and paging metadata. It stops after a
+// short page, at the metadata's total, on the first error (yielded), or
+// when the consumer stops.
+func offsetPages[P any](start Paging, fetch func(Paging) (P, int, PagingMetadata, error)) iter.Seq2[P, error] {
+	return func(yield func(P, error) bool) {
+		p := start
 		for {
-			page, err := s.ListGroupMembers(ctx, groupID, Paging{Limit: MaxPageSize, Offset: off})
+			page, n, md, err := fetch(p)
 			if err != nil {
-				yield(nil, err)
+				var zero P
+				yield(zero, err)
 				return
 			}
 			if !yield(page, nil) {
 				return
 			}
-			off += len(page.Members)
-			if !morePages(len(page.Members), MaxPageSize, off, page.Metadata) {
+			p.Offset += n
+			if !morePages(n, p.Limit, p.Offset, md) {
 				return
 			}
 		}
 	}
+}
+
+// startPaging is where a query's page iteration starts: its offset, and its
+// limit when below the maximum page size.
+func startPaging(q *Paging) Paging {
+	p := Paging{Limit: MaxPageSize}
+	if q != nil {
+		p.Offset = max(q.Offset, 0)
+		if q.Limit > 0 && q.Limit < MaxPageSize {
+			p.Limit = q.Limit
+		}
+	}
+	return p
+}
+
+// GroupMemberPages streams a group's members page by page (100 per page)
+// from startOffset. It stops after a short page, at Metadata.Total, on the
+// first error (yielded), or when the consumer stops.
+func (s *Site) GroupMemberPages(ctx context.Context, groupID string, startOffset int) iter.Seq2[*GroupMembersPage, error] {
+	return offsetPages(Paging{Limit: MaxPageSize, Offset: max(startOffset, 0)}, func(p Paging) (*GroupMembersPage, int, PagingMetadata, error) {
+		page, err := s.ListGroupMembers(ctx, groupID, p)
+		if err != nil {
+			return nil, 0, PagingMetadata{}, err
+		}
+		return page, len(page.Members), page.Metadata, nil
+	})
 }
 
 // GroupPages streams the groups matching q page by page with QueryGroups.
 // Paging starts at q.Paging.Offset with q.Paging.Limit (default and max
 // 100); it stops as GroupMemberPages does.
 func (s *Site) GroupPages(ctx context.Context, q Query) iter.Seq2[*GroupsPage, error] {
-	return func(yield func(*GroupsPage, error) bool) {
-		p := Paging{Limit: MaxPageSize}
-		if q.Paging != nil {
-			p.Offset = max(q.Paging.Offset, 0)
-			if q.Paging.Limit > 0 && q.Paging.Limit < MaxPageSize {
-				p.Limit = q.Paging.Limit
-			}
+	return offsetPages(startPaging(q.Paging), func(p Paging) (*GroupsPage, int, PagingMetadata, error) {
+		pq := q
+		pq.Paging = &p
+		page, err := s.QueryGroups(ctx, pq)
+		if err != nil {
+			return nil, 0, PagingMetadata{}, err
 		}
-		for {
-			pq := q
-			pp := p
-			pq.Paging = &pp
-			page, err := s.QueryGroups(ctx, pq)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(page, nil) {
-				return
-			}
-			p.Offset += len(page.Groups)
-			if !morePages(len(page.Groups), p.Limit, p.Offset, page.Metadata) {
-				return
-			}
-		}
-	}
+		return page, len(page.Groups), page.Metadata, nil
+	})
 }
 
 // MemberPages streams the site members matching q page by page with
 // QueryMembers (same paging rules as GroupPages).
 func (s *Site) MemberPages(ctx context.Context, q MembersQuery) iter.Seq2[*MembersPage, error] {
-	return func(yield func(*MembersPage, error) bool) {
-		p := Paging{Limit: MaxPageSize}
-		if q.Paging != nil {
-			p.Offset = max(q.Paging.Offset, 0)
-			if q.Paging.Limit > 0 && q.Paging.Limit < MaxPageSize {
-				p.Limit = q.Paging.Limit
-			}
+	return offsetPages(startPaging(q.Paging), func(p Paging) (*MembersPage, int, PagingMetadata, error) {
+		pq := q
+		pq.Paging = &p
+		page, err := s.QueryMembers(ctx, pq)
+		if err != nil {
+			return nil, 0, PagingMetadata{}, err
 		}
-		for {
-			pq := q
-			pp := p
-			pq.Paging = &pp
-			page, err := s.QueryMembers(ctx, pq)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(page, nil) {
-				return
-			}
-			p.Offset += len(page.Members)
-			if !morePages(len(page.Members), p.Limit, p.Offset, page.Metadata) {
-				return
-			}
-		}
-	}
+		return page, len(page.Members), page.Metadata, nil
+	})
 }
