@@ -139,6 +139,59 @@ type Record struct {
 	// Failures counts failed attempts (each after its in-process retries);
 	// deliveries cut short by a shutdown or a crash are not failures.
 	Failures int `json:"failures,omitempty"`
+	// Owner is the processor instance working on the command, until
+	// LeaseUntil; the owner renews the lease while it works. Another instance
+	// that receives the command meanwhile leaves it alone.
+	Owner      string    `json:"owner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// OwnerSeq is the commands-stream sequence of the message the owner
+	// works on: another message with the same command id is a second copy.
+	OwnerSeq uint64 `json:"ownerSeq,omitempty"`
+}
+
+// ErrConflict is returned by UpdateRecord when the record changed since it
+// was read: another instance wrote it.
+var ErrConflict = errors.New("ledger: record changed concurrently")
+
+// RecordRev returns the command's record and its revision (nil, 0 when
+// there is none).
+func (l *Ledger) RecordRev(ctx context.Context, commandType, commandID string) (*Record, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	key := RecordKey(commandType, commandID)
+	e, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("ledger get %s: %w", key, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, 0, fmt.Errorf("ledger decode %s: %w", key, err)
+	}
+	return &r, e.Revision(), nil
+}
+
+// UpdateRecord stores rec if the record is still at revision rev, and
+// returns the new revision; ErrConflict when another writer came first.
+func (l *Ledger) UpdateRecord(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+	rec.UpdatedAt = l.now().UTC()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("ledger encode: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	key := RecordKey(rec.CommandType, rec.CommandID)
+	n, err := l.kv.Update(ctx, key, b, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger update %s: %w", key, err)
+	}
+	return n, nil
 }
 
 // RecordKey is the key of a command's record.
@@ -185,26 +238,28 @@ func (l *Ledger) Save(ctx context.Context, rec *Record) error {
 	return l.Put(ctx, RecordKey(rec.CommandType, rec.CommandID), rec)
 }
 
-// Create stores rec only if the command has no record yet, atomically. It
-// reports false when a record exists: the way to tell, without trusting a
-// possibly stale read, that no earlier attempt of the command ever started.
-func (l *Ledger) Create(ctx context.Context, rec *Record) (bool, error) {
+// Create stores rec only if the command has no record yet, atomically, and
+// returns its revision. It reports false when a record exists: the way to
+// tell, without trusting a possibly stale read, that no earlier attempt of
+// the command ever started.
+func (l *Ledger) Create(ctx context.Context, rec *Record) (uint64, bool, error) {
 	now := l.now().UTC()
 	rec.StartedAt, rec.UpdatedAt = now, now
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return false, fmt.Errorf("ledger encode: %w", err)
+		return 0, false, fmt.Errorf("ledger encode: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	key := RecordKey(rec.CommandType, rec.CommandID)
-	if _, err := l.kv.Create(ctx, key, b); err != nil {
+	rev, err := l.kv.Create(ctx, key, b)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return false, nil
+			return 0, false, nil
 		}
-		return false, fmt.Errorf("ledger create %s: %w", key, err)
+		return 0, false, fmt.Errorf("ledger create %s: %w", key, err)
 	}
-	return true, nil
+	return rev, true, nil
 }
 
 // Steps is the checkpoint store of one command: handlers save what they

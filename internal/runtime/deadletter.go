@@ -37,9 +37,23 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
 		permanent := failure.IsPermanent(err)
 
+		var held *leaseHeldError
+		if errors.As(err, &held) {
+			// Another instance works on it: not a failure of the command.
+			if held.duplicateCopy {
+				log.Info("second copy of a command that is running; acknowledged (the running copy publishes the outcome): "+held.Error(),
+					zap.Int("delivery", delivery))
+				return nil, nil
+			}
+			log.Info("command given back until its lease expires: "+held.Error(), zap.Int("delivery", delivery))
+			msg.Metadata.Set(MetaNakDelay, held.retryIn().String())
+			return nil, err
+		}
 		if !permanent && ctx.Err() != nil {
-			// Shutdown cancelled the work: not a failure of the command.
+			// Shutdown cancelled the work: not a failure of the command. Its
+			// lease is given up so that the next instance starts at once.
 			log.Info("command interrupted by shutdown; it will be redelivered and resume", zap.Error(err))
+			r.releaseLease(info.CommandType, info.CommandID)
 			return nil, err
 		}
 
@@ -52,6 +66,9 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			rec.LastError = err.Error()
 			rec.Deliveries = delivery
 			rec.Failures++
+			if rec.Owner == r.instance {
+				rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
+			}
 		})
 		if lerr != nil {
 			log.Warn("could not record the failure in the ledger", zap.Error(lerr))
@@ -112,6 +129,17 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
+// releaseLease gives up this instance's lease on a command (best effort).
+func (r *Runtime) releaseLease(commandType, commandID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = r.deps.Ledger.Update(ctx, commandType, commandID, func(rec *ledger.Record) {
+		if rec.Owner == r.instance {
+			rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
+		}
+	})
+}
+
 // announce publishes the command_failed event of a stored dead letter and
 // marks the command dead-lettered in the ledger.
 func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) {
@@ -129,9 +157,6 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		},
 		id: entry.MsgID(),
 	}
-	if err := r.deps.Events.Publish(ctx, failed); err != nil {
-		log.Warn("command_failed event not published", zap.Error(err))
-	}
 	if _, err := r.deps.Ledger.Update(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, func(rec *ledger.Record) {
 		if rec.Status == ledger.StatusCompleted {
 			return // a completed command stays completed (and answered from the ledger)
@@ -140,6 +165,11 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		rec.Reason = entry.Reason
 	}); err != nil {
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
+	}
+	// Recorded first, announced second: whoever reacts to the event (a
+	// replay, say) finds the ledger already saying dead-lettered.
+	if err := r.deps.Events.Publish(ctx, failed); err != nil {
+		log.Warn("command_failed event not published", zap.Error(err))
 	}
 }
 

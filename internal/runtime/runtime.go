@@ -8,11 +8,15 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -148,7 +152,11 @@ type Runtime struct {
 	handlers map[string]registration
 	router   *message.Router
 	sub      *Subscriber
-	metrics  *commandMetrics
+	// instance names this processor in command leases.
+	instance string
+	// active holds the commands this instance is working on.
+	active  sync.Map
+	metrics *commandMetrics
 }
 
 // New returns a runtime; register handlers, then Run it.
@@ -162,6 +170,7 @@ func New(cfg Config, deps Deps) *Runtime {
 		log:      deps.Logger,
 		handlers: map[string]registration{},
 		metrics:  newCommandMetrics(deps.Registerer),
+		instance: instanceID(),
 	}
 }
 
@@ -252,7 +261,8 @@ func (r *Runtime) build() error {
 			RandomizationFactor: 0.3,
 			ResetContextOnRetry: true,
 			ShouldRetry: func(p middleware.RetryParams) bool {
-				return !failure.IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
+				var held *leaseHeldError
+				return !failure.IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) && !errors.As(p.Err, &held)
 			},
 			Logger: wlog,
 		}.Middleware,
@@ -339,6 +349,104 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
+// instanceID names this process: host, pid and a random suffix.
+func instanceID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
+}
+
+// answerCompleted answers a command found completed in the ledger (a
+// redelivery after a lost ack, a replay, the same command sent again) with
+// its recorded event; done reports whether it did.
+func (r *Runtime) answerCompleted(ctx context.Context, rec *ledger.Record, start time.Time) (done bool, err error) {
+	if rec == nil || rec.Status != ledger.StatusCompleted || len(rec.Event) == 0 {
+		return false, nil
+	}
+	if err := r.deps.Events.Republish(ctx, rec.EventType, rec.Event); err != nil {
+		return true, err
+	}
+	trace.Logger(ctx, r.log).Info("command already completed; outcome event republished", zap.String("event_id", rec.EventID))
+	r.metrics.handled(rec.CommandType, "duplicate", time.Since(start))
+	return true, nil
+}
+
+// lease is how long a command's lease lasts without renewal: the consumers'
+// AckWait, after which the server would redeliver an unacknowledged command
+// anyway.
+func (r *Runtime) lease() time.Duration { return r.cfg.AckWait }
+
+// keepLease renews the command's lease in the ledger while the handler
+// works. If another instance took the record over, it cancels the work
+// (lost then reports true). stop ends the renewal and waits for it.
+func (r *Runtime) keepLease(ctx context.Context, rec *ledger.Record, rev uint64, log *zap.Logger) (work context.Context, lost func() bool, stop func()) {
+	work, cancel := context.WithCancel(ctx)
+	var wasLost atomic.Bool
+	done := make(chan struct{})
+	quit := make(chan struct{})
+	cp := *rec
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.lease() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-work.Done():
+				return
+			case <-t.C:
+				cp.LeaseUntil = time.Now().Add(r.lease())
+				n, err := r.deps.Ledger.UpdateRecord(context.WithoutCancel(work), &cp, rev)
+				switch {
+				case errors.Is(err, ledger.ErrConflict):
+					log.Warn("another instance took this command over; stopping work on it")
+					wasLost.Store(true)
+					cancel()
+					return
+				case err != nil:
+					log.Debug("lease renewal failed", zap.Error(err))
+				default:
+					rev = n
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() { close(quit); <-done; cancel() })
+	}
+	return work, wasLost.Load, stop
+}
+
+// leaseHeldError says another instance holds the command's lease: the
+// message is given back for later, and it is no failure of the command.
+type leaseHeldError struct {
+	owner string
+	until time.Time
+	// duplicateCopy: the held message is another message with the same
+	// command id (re-sent), not the one the owner works on. It is
+	// acknowledged: the running copy publishes the outcome, and if its
+	// owner dies, its own message is redelivered.
+	duplicateCopy bool
+}
+
+// retryIn is when the lease will have expired if not renewed.
+func (e *leaseHeldError) retryIn() time.Duration {
+	if e.until.IsZero() {
+		return time.Second
+	}
+	return max(time.Until(e.until), 0) + time.Second
+}
+
+func (e *leaseHeldError) Error() string {
+	if e.until.IsZero() {
+		return "command is being worked on by " + e.owner
+	}
+	return fmt.Sprintf("command is being worked on by %s (lease until %s)", e.owner, e.until.UTC().Format(time.RFC3339))
+}
+
 // UnknownCommandsDurable is the consumer that dead-letters commands of
 // unknown types.
 const UnknownCommandsDurable = "groupflow_unknown_commands"
@@ -365,19 +473,12 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		start := time.Now()
 		t := h.CommandType()
 
-		rec, err := r.deps.Ledger.Record(ctx, t, info.CommandID)
+		rec, rev, err := r.deps.Ledger.RecordRev(ctx, t, info.CommandID)
 		if err != nil {
 			return fmt.Errorf("read ledger: %w", err)
 		}
-		if rec != nil && rec.Status == ledger.StatusCompleted && len(rec.Event) > 0 {
-			// Done before (a redelivery after the ack was lost, a replay, or
-			// the same command sent again): answer with the same event.
-			if err := r.deps.Events.Republish(ctx, rec.EventType, rec.Event); err != nil {
-				return err
-			}
-			log.Info("command already completed; outcome event republished", zap.String("event_id", rec.EventID))
-			r.metrics.handled(t, "duplicate", time.Since(start))
-			return nil
+		if done, err := r.answerCompleted(ctx, rec, start); done || err != nil {
+			return err
 		}
 
 		cmd, err := messages.Decode(t, msg.Payload)
@@ -391,22 +492,36 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
 		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
 
-		// Fresh (no earlier attempt, so no checkpoints to read) is decided by
-		// an atomic create, not by the read above, which could be stale.
+		// One copy of a command at a time in this instance too.
+		activeKey := t + "\x00" + info.CommandID
+		if held, busy := r.active.LoadOrStore(activeKey, seq); busy {
+			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != seq}
+		}
+		defer r.active.Delete(activeKey)
+
+		// Take the command's lease. Fresh (no earlier attempt, so no
+		// checkpoints to read) is decided by an atomic create, not by the
+		// read above, which could be stale.
 		fresh := false
 		if rec == nil {
 			rec = &ledger.Record{CommandType: t, CommandID: info.CommandID, Status: ledger.StatusProcessing,
-				Subject: msg.Metadata.Get(MetaSubject), Deliveries: delivery}
-			if fresh, err = r.deps.Ledger.Create(ctx, rec); err != nil {
+				Subject: msg.Metadata.Get(MetaSubject), Deliveries: delivery, Owner: r.instance, LeaseUntil: time.Now().Add(r.lease()), OwnerSeq: seq}
+			if rev, fresh, err = r.deps.Ledger.Create(ctx, rec); err != nil {
 				return fmt.Errorf("record start: %w", err)
 			}
 			if !fresh {
-				if rec, err = r.deps.Ledger.Record(ctx, t, info.CommandID); err != nil || rec == nil {
+				if rec, rev, err = r.deps.Ledger.RecordRev(ctx, t, info.CommandID); err != nil || rec == nil {
 					return fmt.Errorf("record start: reread: %v", err)
+				}
+				if done, err := r.answerCompleted(ctx, rec, start); done || err != nil {
+					return err
 				}
 			}
 		}
 		if !fresh {
+			if rec.Status == ledger.StatusProcessing && rec.Owner != "" && rec.Owner != r.instance && time.Now().Before(rec.LeaseUntil) {
+				return &leaseHeldError{owner: rec.Owner, until: rec.LeaseUntil, duplicateCopy: rec.OwnerSeq != 0 && rec.OwnerSeq != seq}
+			}
 			if rec.Status == ledger.StatusDeadLettered {
 				// A replay of a dead letter starts with a clean slate of
 				// failures (its checkpoints stay: the work resumes).
@@ -415,17 +530,26 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			rec.Status = ledger.StatusProcessing
 			rec.Subject = msg.Metadata.Get(MetaSubject)
 			rec.Deliveries = delivery
-			if err := r.deps.Ledger.Save(ctx, rec); err != nil {
+			rec.Owner, rec.LeaseUntil, rec.OwnerSeq = r.instance, time.Now().Add(r.lease()), seq
+			if rev, err = r.deps.Ledger.UpdateRecord(ctx, rec, rev); err != nil {
+				if errors.Is(err, ledger.ErrConflict) {
+					return &leaseHeldError{owner: "another instance"}
+				}
 				return fmt.Errorf("record start: %w", err)
 			}
 		}
 		log.Info("handling command", zap.Int("delivery", delivery))
 
-		evt, err := h.Handle(ctx, &Command{
+		workCtx, lost, stopLease := r.keepLease(ctx, rec, rev, log)
+		evt, err := h.Handle(workCtx, &Command{
 			Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
 			TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
 			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload, Fresh: fresh,
 		})
+		stopLease()
+		if lost() {
+			return &leaseHeldError{owner: "another instance (lease lost while working)"}
+		}
 		if err != nil {
 			return err
 		}
@@ -439,6 +563,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		// Record the outcome before publishing it: after a crash in between,
 		// the redelivery finds it and republishes the same event.
 		rec.Status = ledger.StatusCompleted
+		rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
 		rec.EventType = evt.EventType()
 		rec.EventID = evt.EventID()
 		rec.Event = json.RawMessage(wm.Payload)

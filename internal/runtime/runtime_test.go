@@ -475,3 +475,70 @@ func TestReplayAfterExhaustionGetsItsRetriesBack(t *testing.T) {
 		t.Fatalf("replay ended with %s: %s (its failure count was not reset)", m.Subject, m.Data)
 	}
 }
+
+// TestOneCommandRunsOnOneInstanceAtATime: the same command id arriving
+// twice (re-sent after the commands stream's duplicate window) while the
+// first copy still runs is held off by the first one's lease and
+// acknowledged: the work happens once, the running copy's event answers
+// both.
+func TestOneCommandRunsOnOneInstanceAtATime(t *testing.T) {
+	env := testenv.Start(t)
+	release := make(chan struct{})
+	var running, maxRunning atomic.Int32
+	work := func(ctx context.Context, _ *runtime.Command, _ int) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := maxRunning.Load()
+			if n <= m || maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a, b := newReportHandler(work), newReportHandler(work)
+	cfg := fastConfig()
+	cfg.AckWait = 3 * time.Second // the lease is renewed every second while the work lasts
+	env.StartRuntime(cfg, a)
+	env.StartRuntime(cfg, b)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"twice"}`, "Nats-Msg-Id", "copy-1")
+	for a.Calls("twice")+b.Calls("twice") == 0 {
+		runtimeGosched()
+	}
+	env.Publish(messages.CmdGenerateReport, `{"id":"twice"}`, "Nats-Msg-Id", "copy-2")
+	// Longer than the lease: the holder must keep renewing it.
+	time.Sleep(2 * cfg.AckWait)
+	close(release)
+	w.Next(30*time.Second, testenv.ForCommand("twice"))
+	// The second copy was acknowledged, not left to be redelivered forever.
+	cons, err := env.JS.Consumer(context.Background(), env.Subjects.CommandStream(), "groupflow_generate_report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := cons.Info(context.Background())
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copies still pending: %+v", info)
+		}
+	}
+	if got := a.Calls("twice") + b.Calls("twice"); got != 1 {
+		t.Fatalf("handler ran %d times for one command", got)
+	}
+	if maxRunning.Load() != 1 {
+		t.Fatalf("%d copies ran at once", maxRunning.Load())
+	}
+	if n := len(env.Events(messages.EvtReportGenerated)); n != 1 {
+		t.Fatalf("stored %d events", n)
+	}
+}
+
+func runtimeGosched() { time.Sleep(time.Millisecond) }

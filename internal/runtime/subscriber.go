@@ -25,6 +25,9 @@ const (
 	MetaStreamSeq = "_gf_stream_seq"
 	MetaStream    = "_gf_stream"
 	MetaPublished = "_gf_published"
+	// MetaNakDelay, set by a handler before it fails, overrides the
+	// redelivery delay (a Go duration).
+	MetaNakDelay = "_gf_nak_delay"
 )
 
 // Subscription says how to consume one topic (a command subject).
@@ -217,6 +220,9 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 			return
 		case <-wm.Nacked():
 			delay := s.cfg.NakDelay(int(md.NumDelivered))
+			if d, err := time.ParseDuration(wm.Metadata.Get(MetaNakDelay)); err == nil && d > 0 {
+				delay = d
+			}
 			select {
 			case <-s.closing:
 				delay = max(delay, s.shutdownNakDelay())
