@@ -58,15 +58,7 @@ type target struct {
 
 // Handle implements runtime.Handler.
 func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
-	c, ok := cmd.Payload.(*messages.PropagateRules)
-	if !ok {
-		return nil, failure.Permanent(fmt.Errorf("propagate_rules: unexpected payload %T", cmd.Payload))
-	}
-	site, err := h.sites.Site(cmd.SiteID)
-	if err != nil {
-		return nil, err
-	}
-	ctx, prog, err := newProgress(ctx, h.ledger, cmd)
+	c, site, ctx, prog, err := begin[*messages.PropagateRules](ctx, h.sites, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}

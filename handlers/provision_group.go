@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -94,15 +93,7 @@ type batchStep struct {
 
 // Handle implements runtime.Handler.
 func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
-	c, ok := cmd.Payload.(*messages.ProvisionGroup)
-	if !ok {
-		return nil, failure.Permanent(fmt.Errorf("provision_group: unexpected payload %T", cmd.Payload))
-	}
-	site, err := h.sites.Site(cmd.SiteID)
-	if err != nil {
-		return nil, err
-	}
-	ctx, prog, err := newProgress(ctx, h.ledger, cmd)
+	c, site, ctx, prog, err := begin[*messages.ProvisionGroup](ctx, h.sites, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}

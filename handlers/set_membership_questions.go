@@ -56,22 +56,14 @@ func checkQuestions(qs []messages.Question) error {
 
 // Handle implements runtime.Handler.
 func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
-	c, ok := cmd.Payload.(*messages.SetMembershipQuestions)
-	if !ok {
-		return nil, failure.Permanent(fmt.Errorf("set_membership_questions: unexpected payload %T", cmd.Payload))
-	}
-	if err := checkQuestions(c.Questions); err != nil {
-		return nil, failure.Permanent(fmt.Errorf("invalid set_membership_questions: %w", err))
-	}
-	site, err := h.sites.Site(cmd.SiteID)
-	if err != nil {
-		return nil, err
-	}
-	ctx, prog, err := newProgress(ctx, h.ledger, cmd)
+	c, site, ctx, prog, err := begin[*messages.SetMembershipQuestions](ctx, h.sites, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}
 	defer prog.failed(ctx, &err)
+	if err := checkQuestions(c.Questions); err != nil {
+		return nil, failure.Permanent(fmt.Errorf("invalid set_membership_questions: %w", err))
+	}
 	qs := toWixQuestions(c.Questions)
 	out := make([]messages.GroupOutcome, 0, len(c.GroupIDs))
 	var errs []error

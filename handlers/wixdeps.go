@@ -4,12 +4,14 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
+	"groupflow/messages"
 )
 
 // Sites resolves a command's site id to its Wix client. *wix.Client
@@ -97,4 +99,19 @@ func (p *progress) calls() int64 { return p.base + p.counter.Load() }
 // replay once the credentials are fixed tries the item again.
 func itemRefused(err error) bool {
 	return failure.IsPermanent(err) && wix.StatusOf(err) != 401
+}
+
+// begin starts a checkpointed handler run: the command's typed payload, its
+// site's Wix client, and its progress (with ctx counting this attempt's Wix
+// calls). Callers defer prog.failed(ctx, &err).
+func begin[C messages.Command](ctx context.Context, sites Sites, l *ledger.Ledger, cmd *runtime.Command) (c C, site *wix.Site, _ context.Context, prog *progress, err error) {
+	c, ok := cmd.Payload.(C)
+	if !ok {
+		return c, nil, nil, nil, failure.Permanent(fmt.Errorf("%s: unexpected payload %T", cmd.Type, cmd.Payload))
+	}
+	if site, err = sites.Site(cmd.SiteID); err != nil {
+		return c, nil, nil, nil, err
+	}
+	ctx, prog, err = newProgress(ctx, l, cmd)
+	return c, site, ctx, prog, err
 }
