@@ -159,7 +159,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "commands of each type handled at once; a command waiting for its site's rate limit holds a slot, so serving many sites wants more (env "+envName("concurrency")+")")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "consumer ack wait; work in progress is kept alive (env "+envName("ack-wait")+")")
-	fs.IntVar(&c.MaxDeliver, "max-deliver", 10, "deliveries of a command before it is dead-lettered (env "+envName("max-deliver")+")")
+	fs.IntVar(&c.MaxDeliver, "max-deliver", 10, "failed attempts of a command before it is dead-lettered (env "+envName("max-deliver")+")")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", time.Hour, "longest a command may run (env "+envName("handler-timeout")+")")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long shutdown waits for in-flight commands (env "+envName("shutdown-grace")+")")
 
