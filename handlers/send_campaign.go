@@ -140,6 +140,10 @@ type campaignState struct {
 	Batch      *campaignBatch      `json:"batch,omitempty"`
 	Totals     campaignTotals      `json:"totals"`
 	Calls      int64               `json:"calls"`
+	// Recent holds the member ids of the last page read (single group):
+	// members who join the group during the campaign shift the offset
+	// pages, so a member of one page may come again at the top of the next.
+	Recent []string `json:"recent,omitempty"`
 }
 
 type campaignRun struct {
@@ -259,7 +263,16 @@ func (r *campaignRun) next(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	recent := make(map[string]bool, len(r.st.Recent))
+	for _, id := range r.st.Recent {
+		recent[id] = true
+	}
+	r.st.Recent = r.st.Recent[:0]
 	for _, cand := range page {
+		r.st.Recent = append(r.st.Recent, cand.ID)
+		if recent[cand.ID] {
+			continue // read on the previous page, pushed down by new joiners
+		}
 		r.st.Totals.Seen++
 		if r.match != nil && !r.match.selected(cand.K) {
 			r.st.Totals.NotMatched++
