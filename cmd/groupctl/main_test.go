@@ -277,6 +277,11 @@ func TestEventsTailAndWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	// The stand-in's subscription must reach the server before groupctl
+	// publishes on its own connection.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	out = mustGroupctl(t, env, "send", "report", "--id", "rep-1", "--wait", "--timeout", "20s")
 	if !strings.HasPrefix(out, "rep-1\n") || !strings.Contains(out, "report_generated") || !strings.Contains(out, `"totalGroups": 7`) {
 		t.Fatalf("wait:\n%s", out)
