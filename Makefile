@@ -55,6 +55,8 @@ fuzz: ## fuzz command decoding and validation for FUZZTIME (default 10s)
 
 bench: $(NATS_SERVER) ## the benchmark suite (< 10 min): Markdown table on stdout, bench/results.json
 	$(GO) run ./cmd/groupbench
+	$(GO) test -run '^$$' -bench 'SharedLimiter3Instances' -benchtime 1x ./internal/ratelimit
+	$(GO) test -run '^$$' -bench 'LimiterUtilisation' -benchtime 3000x ./internal/wixcontract
 
 bench-quick: ## the benchmark suite at small sizes (< 1 min)
 	BENCH_QUICK=1 $(GO) run ./cmd/groupbench

