@@ -386,6 +386,20 @@ type queryBody struct {
 	} `json:"query"`
 }
 
+// parseQuery decodes a {query: {filter, sort, paging}} body, resolves its
+// paging (defLimit, maxLimit) and compiles its filter against spec: the
+// preamble shared by the query endpoints.
+func parseQuery(r *http.Request, spec fieldSpec, defLimit, maxLimit int) (req queryBody, limit, offset int, p pred, e *apiError) {
+	if e = decodeBody(r, &req); e != nil {
+		return req, 0, 0, nil, e
+	}
+	if limit, offset, e = req.Query.Paging.resolve("query.paging.", defLimit, maxLimit); e != nil {
+		return req, 0, 0, nil, e
+	}
+	p, e = compileFilter(req.Query.Filter, spec)
+	return req, limit, offset, p, e
+}
+
 var groupFilterSpec = fieldSpec{
 	ops:     map[string][]string{"name": {"$eq", "$ne", "$in", "$startsWith", "$exists", "$hasSome"}},
 	aliases: map[string]string{"title": "name"},
@@ -395,15 +409,7 @@ var groupFilterSpec = fieldSpec{
 // queryGroups: filter on title/name; sort on title/name, createdDate,
 // membersCount, recentActivityDate/lastActivityDate.
 func queryGroups(st *Site, r *http.Request) (any, *apiError) {
-	var req queryBody
-	if e := decodeBody(r, &req); e != nil {
-		return nil, e
-	}
-	limit, offset, e := req.Query.Paging.resolve("query.paging.", 100, 100)
-	if e != nil {
-		return nil, e
-	}
-	pred, e := compileFilter(req.Query.Filter, groupFilterSpec)
+	req, limit, offset, pred, e := parseQuery(r, groupFilterSpec, 100, 100)
 	if e != nil {
 		return nil, e
 	}
@@ -591,17 +597,9 @@ var groupMemberFilterSpec = fieldSpec{
 // queryGroupMembers: filter on role (e.g. {"role": {"$eq": "ADMIN"}}, also
 // {"role.value": ...}) and memberId; sort on role, joinedDate (alias joinedOn).
 func queryGroupMembers(st *Site, r *http.Request) (any, *apiError) {
-	var req queryBody
-	if e := decodeBody(r, &req); e != nil {
-		return nil, e
-	}
-	limit, offset, e := req.Query.Paging.resolve("query.paging.", 100, 100)
-	if e != nil {
-		return nil, e
-	}
 	spec := groupMemberFilterSpec
 	spec.aliases = map[string]string{"role.value": "role"}
-	pred, e := compileFilter(req.Query.Filter, spec)
+	req, limit, offset, pred, e := parseQuery(r, spec, 100, 100)
 	if e != nil {
 		return nil, e
 	}

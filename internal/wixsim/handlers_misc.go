@@ -390,15 +390,7 @@ func contactJSON(c *Contact) map[string]any {
 // queryContacts: POST /contacts/v4/contacts/query {query{filter, paging}};
 // limit ≤ 1000, default 50 (Contacts' own limits); creation order.
 func queryContacts(st *Site, r *http.Request) (any, *apiError) {
-	var req queryBody
-	if e := decodeBody(r, &req); e != nil {
-		return nil, e
-	}
-	limit, offset, e := req.Query.Paging.resolve("query.paging.", 50, 1000)
-	if e != nil {
-		return nil, e
-	}
-	p, e := compileFilter(req.Query.Filter, contactFilterSpec)
+	_, limit, offset, p, e := parseQuery(r, contactFilterSpec, 50, 1000)
 	if e != nil {
 		return nil, e
 	}
