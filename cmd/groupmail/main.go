@@ -32,6 +32,7 @@ import (
 
 	"groupflow/internal/admin"
 	"groupflow/internal/broker"
+	"groupflow/internal/config"
 	"groupflow/internal/events"
 	"groupflow/internal/mailer"
 	"groupflow/internal/runtime"
@@ -139,22 +140,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (*options, 
 	}
 
 	// The environment first; the command line overrides it.
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("env %s: %w", envName(f.Name), err))
-			}
-		}
-	})
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseWithEnv(fs, args, getenv, func(name string) []string { return []string{envName(name)} }); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "smtp-password" {

@@ -94,6 +94,33 @@ func (c Config) String() string {
 	return fmt.Sprintf("%+v", plain(c))
 }
 
+// ParseWithEnv sets each flag of fs from the first non-empty environment
+// variable envNames gives for it, then parses args, which override the
+// environment; extra arguments are an error. groupflow and groupmail share it.
+func ParseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, envNames func(flagName string) []string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		for _, n := range envNames(f.Name) {
+			if v := getenv(n); v != "" {
+				if err := f.Value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s=%q: %w", n, v, err))
+				}
+				break
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return nil
+}
+
 // redactURLs hides the user info (user:password@) of each URL in a
 // comma-separated list.
 func redactURLs(list string) string {
@@ -171,37 +198,16 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 		fs.PrintDefaults()
 	}
 
-	// Environment first, then the command line overrides it.
-	var envErrs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		names := []string{envName(f.Name)}
-		switch f.Name {
-		case "site-id":
-			names = append(names, "WIX_SITE_ID")
-		case "wix-base-url":
-			names = append(names, "WIX_BASE_URL")
-		case "wix-app-id":
-			names = append(names, "WIX_APP_ID")
-		case "wix-instance-id":
-			names = append(names, "WIX_INSTANCE_ID")
+	aliases := map[string]string{"site-id": "WIX_SITE_ID", "wix-base-url": "WIX_BASE_URL",
+		"wix-app-id": "WIX_APP_ID", "wix-instance-id": "WIX_INSTANCE_ID"}
+	if err := ParseWithEnv(fs, args, getenv, func(flagName string) []string {
+		names := []string{envName(flagName)}
+		if a, ok := aliases[flagName]; ok {
+			names = append(names, a)
 		}
-		for _, n := range names {
-			if v := getenv(n); v != "" {
-				if err := f.Value.Set(v); err != nil {
-					envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", n, v, err))
-				}
-				break
-			}
-		}
-	})
-	if err := errors.Join(envErrs...); err != nil {
+		return names
+	}); err != nil {
 		return nil, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	c.WixAPIKey = getenv("WIX_API_KEY")
 	c.WixAppSecret = getenv("WIX_APP_SECRET")
