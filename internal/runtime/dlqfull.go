@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,33 +9,15 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"groupflow/internal/dlq"
 )
 
-// jsStoreFailed is JetStream's error code for a message a stream refused to
-// store: with DiscardNew, "maximum messages exceeded", "maximum bytes
-// exceeded" or "maximum messages per subject exceeded" (JSStreamStoreFailedF).
-const jsStoreFailed jetstream.ErrorCode = 10077
-
-// IsDLQFull reports whether err is a publish refused because the stream is
-// at its size or message limit (discard new).
-func IsDLQFull(err error) bool {
-	if err == nil {
-		return false
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed {
-		return true
-	}
-	// Watermill's publisher may flatten the error to its text.
-	msg := err.Error()
-	return strings.Contains(msg, "maximum messages exceeded") || strings.Contains(msg, "maximum bytes exceeded") ||
-		strings.Contains(msg, "maximum messages per subject exceeded")
-}
+// IsDLQFull reports whether err is a publish refused because the DLQ is at
+// its size or message limit (discard new); see dlq.IsFull.
+func IsDLQFull(err error) bool { return dlq.IsFull(err) }
 
 // dlqGate tracks the topics whose dead letters the DLQ cannot take. While a
 // topic is in it, its consumer fetches nothing (the subscriber asks paused)

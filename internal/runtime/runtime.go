@@ -248,8 +248,8 @@ func (r *Runtime) build() error {
 		Concurrency: 2,
 	}
 	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
-		Stream:   r.cfg.Subjects.CommandStream(),
-		Topics:   topics,
+		Stream:        r.cfg.Subjects.CommandStream(),
+		Topics:        topics,
 		NakDelay:      r.cfg.NakDelay,
 		Grace:         r.cfg.ShutdownGrace,
 		Paused:        r.dlqGate.paused,
