@@ -351,7 +351,7 @@ func startWixSim(t testing.TB, dir string, o simOpts) *wixSim {
 	_, bin := binaries(t)
 	port := freePort(t)
 	args := []string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--members", fmt.Sprint(o.members),
-		"--groups", fmt.Sprint(o.groups), "--rate-per-minute", fmt.Sprint(o.ratePerMinute), "--seed-demo=false", "--seed", "8"}
+		"--groups", fmt.Sprint(o.groups), "--rate-per-minute", fmt.Sprint(o.ratePerMinute), "--seed-demo=false", "--seed", "8", "--sites", chaosSite}
 	s := &wixSim{proc: newProc(t, dir, "wixsim", bin, args, nil), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	s.start()
 	if !waitFor(60*time.Second, 50*time.Millisecond, func() bool { return httpOK(s.url + "/_sim/health") }) {

@@ -165,7 +165,7 @@ func scenarioMemory(quick bool, logf func(string, ...any)) ([]MemoryRow, error) 
 	simURL := fmt.Sprintf("http://127.0.0.1:%d", simPort)
 	sim, err := startChild(filepath.Join(dir, "wixsim.log"), filepath.Join(dir, "wixsim"), nil,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", simPort), "--members", itoa(m), "--groups", "-1",
-		"--rate-per-minute", "0", "--seed-demo=false")
+		"--rate-per-minute", "0", "--seed-demo=false", "--sites", benchSite)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func scenarioMemory(quick bool, logf func(string, ...any)) ([]MemoryRow, error) 
 
 	// Seed through the Wix REST API itself: list the members, create the
 	// big group and add everyone to it (100 a call).
-	const site = "bench-site"
+	const site = benchSite
 	t0 = time.Now()
 	cl := wix.New(wix.Config{BaseURL: simURL, RequestsPerMinute: 1e9, Burst: 1000})
 	if err := cl.AddSite(site, wix.Credentials{APIKey: "bench"}); err != nil {
@@ -268,6 +268,9 @@ func scenarioMemory(quick bool, logf func(string, ...any)) ([]MemoryRow, error) 
 }
 
 var memRun int
+
+// benchSite is the one site the memory bench's simulator serves.
+const benchSite = "bench-site"
 
 func memoryRun(dir, simURL, site, job, cmdType string, body map[string]any, external bool, natsServer string) (*MemoryRow, error) {
 	memRun++

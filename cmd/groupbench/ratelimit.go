@@ -258,6 +258,7 @@ func sitesRun(quick bool, conc int, faults bool, logf func(string, ...any)) (*Si
 			d.limit = 13
 		}
 		defs = append(defs, d)
+		sim.AddSite(d.id) // the simulator serves only the sites it is told about
 		fmt.Fprintf(&yaml, "  - siteId: %s\n    apiKeyEnv: BENCH_KEY\n    ratePerMinute: %g\n", d.id, d.limit*60)
 	}
 	dir, err := tempDir("groupbench-sites-")

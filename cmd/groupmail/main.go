@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -78,6 +79,7 @@ type options struct {
 
 	HTTPListen          string
 	LogLevel, LogFormat string
+	MemoryLimit         int64 // Go soft memory limit in bytes (0: GOMEMLIMIT or none)
 
 	passwordOnCommandLine bool
 }
@@ -134,6 +136,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (*options, 
 	str(&o.HTTPListen, "http-listen", "127.0.0.1:8081", "admin HTTP: /healthz /readyz /metrics")
 	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error (email addresses are logged at debug only)")
 	str(&o.LogFormat, "log-format", "console", "console or json")
+	fs.Var(config.SizeValue(&o.MemoryLimit), "memory-limit", "Go soft memory limit, e.g. 256MiB (0: GOMEMLIMIT if set, else none) (env "+envName("memory-limit")+")")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "groupmail: sends one email per groups.evt.member_selected event.\n\nUsage: groupmail [flags]\n\nSecrets: GROUPMAIL_SMTP_PASSWORD.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -184,6 +187,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	if lim := config.ApplyMemoryLimit(o.MemoryLimit); lim != math.MaxInt64 {
+		log.Info("memory limit", zap.Int64("bytes", lim))
+	}
 	if o.passwordOnCommandLine {
 		log.Warn("the SMTP password was given on the command line, where other users may see it; use GROUPMAIL_SMTP_PASSWORD")
 	}

@@ -3,7 +3,12 @@
 //
 //	wixsim --listen 127.0.0.1:8090 --members 1000 --groups 50 --seed 1 \
 //	       --rate-per-minute 200 --burst 0 --retry-after --token-ttl 4h \
-//	       --state-file PATH --latency 0 --jitter 0 --error-rate 500=0.1
+//	       --state-file PATH --latency 0 --jitter 0 --error-rate 500=0.1 \
+//	       --sites demo-site,5f1c3a52-7d1e-4c1b-9a0e-000000000001
+//
+// Only the sites of --sites (and of the state file, and those added with
+// PUT /_sim/sites/{site}) are served; any other wix-site-id gets 403
+// PERMISSION_DENIED, as Wix answers a key without access to the site.
 //
 // Every flag can also come from the environment as WIXSIM_<FLAG> (dashes
 // become underscores, e.g. WIXSIM_RATE_PER_MINUTE=12000); flags win.
@@ -56,8 +61,13 @@ func (e errorRates) Set(v string) error {
 	return nil
 }
 
+// DefaultSites are the sites served without --sites: the README's demo site
+// and wixsim.DemoSiteID.
+var DefaultSites = "demo-site," + wixsim.DemoSiteID
+
 type config struct {
 	listen  string
+	sites   string
 	opts    wixsim.Options
 	faults  wixsim.Faults
 	debug   bool
@@ -84,7 +94,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.Var(rates, "error-rate", "injected error rate CODE=PROB (repeatable or comma-separated)")
 	fs.Int64Var(&c.faults.Seed, "fault-seed", 1, "seed of the fault injection")
 	fs.BoolVar(&c.debug, "debug", false, "log every request")
-	fs.BoolVar(&c.demoHit, "seed-demo", true, "seed the demo site at start")
+	fs.BoolVar(&c.demoHit, "seed-demo", true, "seed the served sites at start (else on first use)")
+	fs.StringVar(&c.sites, "sites", DefaultSites, "comma-separated site ids served; other sites are refused (403)")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "WIXSIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -106,6 +117,11 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if len(rates) > 0 {
 		c.faults.ErrorRates = rates
+	}
+	for _, id := range strings.Split(c.sites, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			c.opts.Sites = append(c.opts.Sites, id)
+		}
 	}
 	return c, nil
 }
@@ -129,9 +145,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	sim := wixsim.New(c.opts)
 	sim.SetFaults(c.faults)
 	if c.demoHit {
-		t0 := time.Now()
-		sim.Site(wixsim.DemoSiteID)
-		log.Info("seeded demo site", zap.String("site", wixsim.DemoSiteID), zap.Duration("took", time.Since(t0)))
+		for _, id := range c.opts.Sites {
+			t0 := time.Now()
+			sim.Site(id)
+			log.Info("seeded site", zap.String("site", id), zap.Duration("took", time.Since(t0)))
+		}
 	}
 	url, err := sim.Start(c.listen)
 	if err != nil {
@@ -140,8 +158,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	log.Info("wixsim listening", zap.String("url", url), zap.Float64("ratePerMinute", c.opts.RatePerMinute),
 		zap.Int("members", c.opts.Members), zap.Int("groups", c.opts.Groups), zap.Int64("seed", c.opts.Seed))
 	fmt.Fprintf(out, "wixsim listening on %s\n", url)
-	fmt.Fprintf(out, "demo site: curl -s -H 'Authorization: any-key' -H 'wix-site-id: %s' %s/social-groups-proxy/groups/v2/groups?limit=5\n", wixsim.DemoSiteID, url)
-	fmt.Fprintf(out, "control:   %s/_sim/calls?site=%s  (any site id works; each is seeded on first use)\n", url, wixsim.DemoSiteID)
+	first := "demo-site"
+	if len(c.opts.Sites) > 0 {
+		first = c.opts.Sites[0]
+	}
+	fmt.Fprintf(out, "sites:     %s (others answer 403; add one with curl -X PUT %s/_sim/sites/<id>)\n", strings.Join(c.opts.Sites, ", "), url)
+	fmt.Fprintf(out, "demo site: curl -s -H 'Authorization: any-key' -H 'wix-site-id: %s' %s/social-groups-proxy/groups/v2/groups?limit=5\n", first, url)
+	fmt.Fprintf(out, "control:   %s/_sim/calls?site=%s\n", url, first)
 	if ready != nil {
 		ready(url)
 	}

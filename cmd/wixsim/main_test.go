@@ -17,6 +17,9 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(c.opts.Sites) != 2 || c.opts.Sites[0] != "demo-site" {
+		t.Fatalf("default sites %v", c.opts.Sites)
+	}
 	if c.opts.Members != 20 || c.opts.RatePerMinute != 12000 || !c.opts.RetryAfter || c.opts.TokenTTL != time.Hour ||
 		c.faults.Latency != 5*time.Millisecond || c.faults.ErrorRates[500] != 0.1 || c.faults.ErrorRates[503] != 0.05 || c.listen != "127.0.0.1:8090" {
 		t.Fatalf("config %+v faults %+v", c.opts, c.faults)
@@ -35,7 +38,7 @@ func TestRunServesAndSavesOnShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	var out bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--members", "20", "--groups", "3", "--state-file", state},
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--members", "20", "--groups", "3", "--state-file", state, "--sites", "s1"},
 			func(string) string { return "" }, &out, func(u string) { urls <- u })
 	}()
 	var url string
@@ -50,6 +53,11 @@ func TestRunServesAndSavesOnShutdown(t *testing.T) {
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("request: %v %v", err, res)
+	}
+	res.Body.Close()
+	req.Header.Set("wix-site-id", "not-configured")
+	if res, err = http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("unknown site: %v %v, want 403", err, res)
 	}
 	res.Body.Close()
 	cancel()

@@ -89,6 +89,21 @@ func BrokerReady(nc *nats.Conn, js jetstream.JetStream, streams ...string) Ready
 	}
 }
 
+// AllReady is ready when every check is; it answers the first failure.
+func AllReady(checks ...ReadyCheck) ReadyCheck {
+	return func(ctx context.Context) error {
+		for _, c := range checks {
+			if c == nil {
+				continue
+			}
+			if err := c(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // NewRegistry returns a registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
@@ -109,6 +124,14 @@ type BrokerCollector struct {
 	ackPending *prometheus.Desc
 	redeliv    *prometheus.Desc
 	up         *prometheus.Desc
+
+	// stream usage against its limits (see WithStreams)
+	streams     []string
+	stBytes     *prometheus.Desc
+	stMaxBytes  *prometheus.Desc
+	stMsgs      *prometheus.Desc
+	stMaxMsgs   *prometheus.Desc
+	stFullRatio *prometheus.Desc
 }
 
 // NewBrokerCollector collects for the given streams and consumer names.
@@ -120,7 +143,50 @@ func NewBrokerCollector(js jetstream.JetStream, cmdStream, dlqStream string, con
 		ackPending: prometheus.NewDesc("groupflow_consumer_ack_pending", "Commands delivered and in work, by consumer.", []string{"consumer"}, nil),
 		redeliv:    prometheus.NewDesc("groupflow_consumer_redelivered", "Commands being redelivered, by consumer.", []string{"consumer"}, nil),
 		up:         prometheus.NewDesc("groupflow_broker_up", "1 when JetStream answered the last scrape.", nil, nil),
+		streams:    []string{cmdStream, dlqStream},
+		stBytes:    prometheus.NewDesc("groupflow_stream_bytes", "Bytes stored in the stream.", []string{"stream"}, nil),
+		stMaxBytes: prometheus.NewDesc("groupflow_stream_max_bytes", "The stream's size limit in bytes (-1: none).", []string{"stream"}, nil),
+		stMsgs:     prometheus.NewDesc("groupflow_stream_messages", "Messages stored in the stream.", []string{"stream"}, nil),
+		stMaxMsgs:  prometheus.NewDesc("groupflow_stream_max_messages", "The stream's message limit (-1: none).", []string{"stream"}, nil),
+		stFullRatio: prometheus.NewDesc("groupflow_stream_usage_ratio",
+			"Fill of the stream against its tightest limit (bytes or messages), 0 to 1; at 1 new messages are refused.", []string{"stream"}, nil),
 	}
+}
+
+// WithStreams adds streams whose usage is reported (the commands and DLQ
+// streams always are).
+func (c *BrokerCollector) WithStreams(names ...string) *BrokerCollector {
+	c.streams = append(c.streams, names...)
+	return c
+}
+
+// collectStream reports one stream's usage; false when JetStream did not
+// answer.
+func (c *BrokerCollector) collectStream(ctx context.Context, ch chan<- prometheus.Metric, name string) bool {
+	s, err := c.js.Stream(ctx, name)
+	if err != nil {
+		return false
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return false
+	}
+	g := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+	}
+	g(c.stBytes, float64(info.State.Bytes))
+	g(c.stMaxBytes, float64(info.Config.MaxBytes))
+	g(c.stMsgs, float64(info.State.Msgs))
+	g(c.stMaxMsgs, float64(info.Config.MaxMsgs))
+	ratio := 0.0
+	if info.Config.MaxBytes > 0 {
+		ratio = float64(info.State.Bytes) / float64(info.Config.MaxBytes)
+	}
+	if info.Config.MaxMsgs > 0 {
+		ratio = max(ratio, float64(info.State.Msgs)/float64(info.Config.MaxMsgs))
+	}
+	g(c.stFullRatio, min(ratio, 1))
+	return true
 }
 
 // Describe implements prometheus.Collector.
@@ -130,6 +196,11 @@ func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ackPending
 	ch <- c.redeliv
 	ch <- c.up
+	ch <- c.stBytes
+	ch <- c.stMaxBytes
+	ch <- c.stMsgs
+	ch <- c.stMaxMsgs
+	ch <- c.stFullRatio
 }
 
 // Collect implements prometheus.Collector.
@@ -145,6 +216,11 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	} else {
 		up = 0
+	}
+	for _, name := range c.streams {
+		if !c.collectStream(ctx, ch, name) {
+			up = 0
+		}
 	}
 	for _, name := range c.consumers {
 		cons, err := c.js.Consumer(ctx, c.cmdStream, name)

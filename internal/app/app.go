@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -96,6 +97,9 @@ func (s *simSites) Site(id string) (*wix.Site, error) {
 // Start brings the processor up and runs it until Stop or ctx ends.
 func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
+	if lim := config.ApplyMemoryLimit(cfg.MemoryLimit); lim != math.MaxInt64 {
+		log.Info("memory limit", zap.Int64("bytes", lim), zap.Int64("in_flight_bytes", cfg.InFlightBytes))
+	}
 	defer func() {
 		if err != nil {
 			if a.cancel != nil {
@@ -143,7 +147,8 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	if err != nil {
 		return nil, err
 	}
-	topo := broker.Topology{Subjects: subjects, Replicas: cfg.Replicas, EventDuplicates: cfg.EventDupWin}
+	topo := broker.Topology{Subjects: subjects, Replicas: cfg.Replicas, EventDuplicates: cfg.EventDupWin,
+		CommandMaxBytes: cfg.CommandsMaxBytes, EventMaxBytes: cfg.EventsMaxBytes, DLQMaxBytes: cfg.DLQMaxBytes, DLQMaxMsgs: cfg.DLQMaxMsgs}
 	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := provisionWithRetry(pctx, topo, js, log); err != nil {
@@ -169,7 +174,8 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	var sites Sites
 	if cfg.Simulated() {
-		sim := wixsim.New(wixsim.Options{Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
+		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
+			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
 			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
 		url, err := sim.Start(cfg.WixSimListen)
 		if err != nil {
@@ -203,7 +209,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		Registry: reg, DLQ: store, Subjects: subjects}
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
-		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace,
+		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
 	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Logger: log, Registerer: reg})
 	var consumers []string
 	for _, h := range buildHandlers(deps) {
@@ -214,7 +220,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		return nil, err
 	}
 	a.rt = rt
-	reg.MustRegister(admin.NewBrokerCollector(js, subjects.CommandStream(), subjects.DLQStream(), consumers))
+	reg.MustRegister(admin.NewBrokerCollector(js, subjects.CommandStream(), subjects.DLQStream(), consumers).WithStreams(subjects.EventStream()))
 
 	// Safety net: commands that ran out of deliveries outside the router.
 	capture := dlq.NewCapture(subNC, js, subjects, log.Named("dlq-capture"))
@@ -225,7 +231,14 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 
 	// Admin HTTP.
-	a.admin = admin.New(cfg.HTTPListen, admin.BrokerReady(subNC, js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()), reg, log)
+	a.admin = admin.New(cfg.HTTPListen, admin.AllReady(
+		admin.BrokerReady(subNC, js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()),
+		rt.DLQReady, func(context.Context) error {
+			if n := capture.Waiting(); n > 0 {
+				return fmt.Errorf("DLQ full: %d exhausted command(s) wait in the commands stream to be captured; purge or replay dead letters", n)
+			}
+			return nil
+		}), reg, log)
 	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
 	a.admin.Handle("/dlq", dlqHTTP)
 	a.admin.Handle("/dlq/", dlqHTTP)

@@ -31,10 +31,27 @@ type Topology struct {
 	// because event ids are deterministic: a republished event inside the
 	// window is stored once.
 	EventDuplicates time.Duration
-	// CommandMaxAge, EventMaxAge and DLQMaxAge bound how long messages are kept
-	// (0 = forever).
-	CommandMaxAge, EventMaxAge, DLQMaxAge time.Duration
+	// CommandMaxAge and EventMaxAge bound how long messages are kept. The DLQ
+	// has no age limit: a dead letter leaves it only by replay or purge.
+	CommandMaxAge, EventMaxAge time.Duration
+	// CommandMaxBytes, EventMaxBytes and DLQMaxBytes bound each stream's
+	// size (defaults DefaultCommandMaxBytes, DefaultEventMaxBytes,
+	// DefaultDLQMaxBytes). Every stream discards new messages when full, so
+	// nothing stored is ever trimmed silently: a producer's publish fails
+	// (commands), a completion is retried (events), a dead letter waits in
+	// its stream while consumption of its type pauses (DLQ).
+	CommandMaxBytes, EventMaxBytes, DLQMaxBytes int64
+	// DLQMaxMsgs bounds the DLQ's message count (0 = no count limit).
+	DLQMaxMsgs int64
 }
+
+// Default stream sizes. The embedded server's file store must have room for
+// their sum (2.5 GiB by default).
+const (
+	DefaultCommandMaxBytes int64 = 1 << 30
+	DefaultEventMaxBytes   int64 = 1 << 30
+	DefaultDLQMaxBytes     int64 = 512 << 20
+)
 
 // WithDefaults fills unset fields with the single-machine defaults.
 func (t Topology) WithDefaults() Topology {
@@ -52,6 +69,15 @@ func (t Topology) WithDefaults() Topology {
 	}
 	if t.EventMaxAge <= 0 {
 		t.EventMaxAge = 7 * 24 * time.Hour
+	}
+	if t.CommandMaxBytes <= 0 {
+		t.CommandMaxBytes = DefaultCommandMaxBytes
+	}
+	if t.EventMaxBytes <= 0 {
+		t.EventMaxBytes = DefaultEventMaxBytes
+	}
+	if t.DLQMaxBytes <= 0 {
+		t.DLQMaxBytes = DefaultDLQMaxBytes
 	}
 	return t
 }
@@ -71,6 +97,10 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			Replicas:    t.Replicas,
 			Duplicates:  t.CommandDuplicates,
 			MaxAge:      t.CommandMaxAge,
+			MaxBytes:    t.CommandMaxBytes,
+			MaxMsgs:     -1,
+			// Full: the producer's publish fails; no stored command is dropped.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        s.EventStream(),
@@ -81,6 +111,12 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			Replicas:    t.Replicas,
 			Duplicates:  t.EventDuplicates,
 			MaxAge:      t.EventMaxAge,
+			MaxBytes:    t.EventMaxBytes,
+			MaxMsgs:     -1,
+			// Full: publishing a completion fails and its command is retried
+			// (answered from the ledger, no Wix work redone) rather than
+			// deleting older events a consumer (the mailer) may not have read.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        s.DLQStream(),
@@ -90,9 +126,21 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    t.Replicas,
 			Duplicates:  2 * time.Minute,
-			MaxAge:      t.DLQMaxAge,
+			MaxAge:      0, // never trimmed by age
+			MaxBytes:    t.DLQMaxBytes,
+			MaxMsgs:     dlqMaxMsgs(t.DLQMaxMsgs),
+			// Full: the dead letter is refused; the runtime keeps the command
+			// in its stream and pauses its type until there is room.
+			Discard: jetstream.DiscardNew,
 		},
 	}
+}
+
+func dlqMaxMsgs(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // Provision creates or updates the streams, the ledger bucket and the reports

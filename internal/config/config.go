@@ -67,6 +67,15 @@ type Config struct {
 	// Logs.
 	LogLevel  string
 	LogFormat string
+
+	// Bounds (memory, in-flight bytes, stream sizes, simulator sites).
+	MemoryLimit      int64    // bytes; 0 = GOMEMLIMIT or none
+	InFlightBytes    int64    // command bodies in work at once
+	CommandsMaxBytes int64    // GROUPS_COMMANDS size limit
+	EventsMaxBytes   int64    // GROUPS_EVENTS size limit
+	DLQMaxBytes      int64    // GROUPS_DLQ size limit
+	DLQMaxMsgs       int64    // GROUPS_DLQ message limit (0 = none)
+	WixSimSites      []string // sites the embedded simulator serves
 }
 
 // Simulated reports whether groupflow runs the embedded Wix simulator: no
@@ -190,6 +199,20 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", time.Hour, "longest a command may run (env "+envName("handler-timeout")+")")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "how long shutdown waits for in-flight commands (env "+envName("shutdown-grace")+")")
 
+	// Bounds.
+	c.InFlightBytes, c.CommandsMaxBytes, c.EventsMaxBytes, c.DLQMaxBytes = 64<<20, 1<<30, 1<<30, 512<<20
+	size := func(p *int64, name, usage string) {
+		fs.Var(SizeValue(p), name, usage+" (env "+envName(name)+")")
+	}
+	size(&c.MemoryLimit, "memory-limit", "Go soft memory limit, e.g. 512MiB (0: GOMEMLIMIT if set, else none)")
+	size(&c.InFlightBytes, "in-flight-bytes", "command bodies in work at once across all types; a command that does not fit waits")
+	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream; when full, producers' publishes fail (discard new)")
+	size(&c.EventsMaxBytes, "events-max-bytes", "size limit of the events stream; when full, completions wait and are retried (discard new)")
+	size(&c.DLQMaxBytes, "dlq-max-bytes", "size limit of the DLQ stream (no age limit); when full, the affected command types pause")
+	fs.Int64Var(&c.DLQMaxMsgs, "dlq-max-msgs", 0, "message limit of the DLQ stream (0: none) (env "+envName("dlq-max-msgs")+")")
+	var simSites string
+	str(&simSites, "wix-sim-sites", "demo-site", "simulator: comma-separated site ids it serves besides --site-id; other sites are refused (403)")
+
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "console", "console or json")
 
@@ -221,6 +244,11 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	}
 	if c.SiteID == "" && c.Simulated() {
 		c.SiteID = "demo-site"
+	}
+	for _, id := range strings.Split(simSites, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			c.WixSimSites = append(c.WixSimSites, id)
+		}
 	}
 	if c.WixSimState == "" {
 		c.WixSimState = c.DataDir + "/wixsim.json"

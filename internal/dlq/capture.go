@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +58,11 @@ type Capture struct {
 	subjects messages.Subjects
 	log      *zap.Logger
 	store    *Store
+
+	// FullRetry is how often a capture the full DLQ refused is retried
+	// (default 5s).
+	FullRetry time.Duration
+	waiting   atomic.Int64
 
 	mu   sync.Mutex
 	sub  *nats.Subscription
@@ -142,6 +149,10 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 		}
 	}
 	log := c.log.With(zap.String("consumer", adv.Consumer), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
+	if IsFull(err) {
+		c.holdWhileFull(ctx, adv, log)
+		return
+	}
 	switch {
 	case err != nil:
 		log.Error("command exhausted its deliveries and could not be dead-lettered", zap.Error(err))
@@ -257,4 +268,74 @@ func commandIDOf(m *jetstream.RawStreamMsg, stream string) string {
 	}
 	// The runtime names it after the stream it was read from.
 	return stream + "-" + strconv.FormatUint(m.Sequence, 10)
+}
+
+// jsStoreFailed is JetStream's error code for a message a stream refused to
+// store: with DiscardNew, "maximum messages exceeded", "maximum bytes
+// exceeded" or "maximum messages per subject exceeded".
+const jsStoreFailed jetstream.ErrorCode = 10077
+
+// IsFull reports whether err is a publish the DLQ refused because it is at
+// its size or message limit (discard new).
+func IsFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed {
+		return true
+	}
+	// Watermill's publisher may flatten the error to its text.
+	msg := err.Error()
+	return strings.Contains(msg, "maximum messages exceeded") || strings.Contains(msg, "maximum bytes exceeded") ||
+		strings.Contains(msg, "maximum messages per subject exceeded")
+}
+
+// Waiting returns how many exhausted commands wait for room in the full DLQ.
+func (c *Capture) Waiting() int64 { return c.waiting.Load() }
+
+// holdWhileFull keeps retrying a capture the full DLQ refused, in its own
+// goroutine (the advisory loop must keep reading), until it is stored or the
+// capture stops: the command stays in the commands stream meanwhile and is
+// never given up. It logs once when it starts waiting.
+func (c *Capture) holdWhileFull(ctx context.Context, adv MaxDeliveriesAdvisory, log *zap.Logger) {
+	every := c.FullRetry
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	log.Error("DLQ full: an exhausted command waits in the commands stream until the DLQ has room; purge or replay dead letters")
+	c.waiting.Add(1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.waiting.Add(-1)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			stored, err := c.CaptureSeq(hctx, adv)
+			if err == nil {
+				if stored != nil {
+					log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ once it had room",
+						zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
+					if c.OnCaptured != nil {
+						c.OnCaptured(hctx, stored)
+					}
+				}
+				cancel()
+				return
+			}
+			cancel()
+			if !IsFull(err) {
+				log.Warn("capture while the DLQ was full failed; retrying", zap.Error(err))
+			}
+		}
+	}()
 }

@@ -116,7 +116,11 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			entry.CommandType = "unknown"
 		}
 		dlqSubject := r.cfg.Subjects.DLQ(entry.CommandType)
-		if perr := r.deps.Publisher.Publish(dlqSubject, entry.Message()); perr != nil {
+		perr := r.deps.Publisher.Publish(dlqSubject, entry.Message())
+		if IsDLQFull(perr) {
+			perr = r.holdForDLQ(ctx, msg, dlqSubject, entry, log)
+		}
+		if perr != nil {
 			// Not stored: keep the message (nack) rather than lose it.
 			log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
 			return nil, fmt.Errorf("dead-letter: %w", perr)

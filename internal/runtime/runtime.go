@@ -95,6 +95,12 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// NakDelay gives the redelivery delay after a failed delivery.
 	NakDelay func(delivery int) time.Duration
+	// DLQPollInterval is how often a dead letter refused by the full DLQ is
+	// offered again (default 5s); meanwhile its type's consumption pauses.
+	DLQPollInterval time.Duration
+	// InFlightBytes bounds the command bodies in work at once across all
+	// consumers (default DefaultInFlightBytes).
+	InFlightBytes int64
 }
 
 func (c Config) withDefaults() Config {
@@ -123,6 +129,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NakDelay == nil {
 		c.NakDelay = DefaultNakDelay
+	}
+	if c.DLQPollInterval <= 0 {
+		c.DLQPollInterval = 5 * time.Second
+	}
+	if c.InFlightBytes <= 0 {
+		c.InFlightBytes = DefaultInFlightBytes
 	}
 	return c
 }
@@ -157,6 +169,8 @@ type Runtime struct {
 	// active holds the commands this instance is working on.
 	active  sync.Map
 	metrics *commandMetrics
+	// dlqGate pauses the topics whose dead letters wait for DLQ room.
+	dlqGate *dlqGate
 }
 
 // New returns a runtime; register handlers, then Run it.
@@ -170,6 +184,7 @@ func New(cfg Config, deps Deps) *Runtime {
 		log:      deps.Logger,
 		handlers: map[string]registration{},
 		metrics:  newCommandMetrics(deps.Registerer),
+		dlqGate:  newDLQGate(deps.Registerer),
 		instance: instanceID(),
 	}
 }
@@ -233,10 +248,12 @@ func (r *Runtime) build() error {
 		Concurrency: 2,
 	}
 	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
-		Stream:   r.cfg.Subjects.CommandStream(),
-		Topics:   topics,
-		NakDelay: r.cfg.NakDelay,
-		Grace:    r.cfg.ShutdownGrace,
+		Stream:        r.cfg.Subjects.CommandStream(),
+		Topics:        topics,
+		NakDelay:      r.cfg.NakDelay,
+		Grace:         r.cfg.ShutdownGrace,
+		Paused:        r.dlqGate.paused,
+		InFlightBytes: r.cfg.InFlightBytes,
 	}, r.log.Named("subscriber"))
 
 	wlog := WatermillLogger(r.log)

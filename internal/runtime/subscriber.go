@@ -28,7 +28,12 @@ const (
 	// MetaNakDelay, set by a handler before it fails, overrides the
 	// redelivery delay (a Go duration).
 	MetaNakDelay = "_gf_nak_delay"
+	// MetaTopic is the subscription (topic) the message came from.
+	MetaTopic = "_gf_topic"
 )
+
+// DefaultInFlightBytes bounds the command bodies in work at once (64 MiB).
+const DefaultInFlightBytes int64 = 64 << 20
 
 // Subscription says how to consume one topic (a command subject).
 type Subscription struct {
@@ -52,6 +57,15 @@ type SubscriberConfig struct {
 	// cancels their contexts (default 25s). Cancelled work is nacked and
 	// resumes from its ledger checkpoint on redelivery.
 	Grace time.Duration
+	// Paused, when set and true for a topic, stops fetching that topic's
+	// messages (the DLQ cannot take its dead letters); polled every
+	// FetchWait at most.
+	Paused func(topic string) bool
+	// InFlightBytes bounds the bodies of all messages handed to the router
+	// and not yet acked or nacked (default DefaultInFlightBytes). A message
+	// that does not fit waits, kept alive, before it is handed over; one
+	// larger than the bound waits until nothing else is in flight.
+	InFlightBytes int64
 }
 
 // Subscriber is a Watermill message.Subscriber over JetStream pull
@@ -70,6 +84,7 @@ type Subscriber struct {
 	abort     context.CancelFunc
 	closeOnce sync.Once
 	workers   sync.WaitGroup
+	inFlight  *byteSem
 }
 
 // NewSubscriber returns a subscriber on js.
@@ -86,8 +101,12 @@ func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig, log *zap.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if cfg.InFlightBytes <= 0 {
+		cfg.InFlightBytes = DefaultInFlightBytes
+	}
 	abortCtx, abort := context.WithCancel(context.Background())
-	return &Subscriber{js: js, cfg: cfg, log: log, closing: make(chan struct{}), abortCtx: abortCtx, abort: abort}
+	return &Subscriber{js: js, cfg: cfg, log: log, closing: make(chan struct{}), abortCtx: abortCtx, abort: abort,
+		inFlight: newByteSem(cfg.InFlightBytes)}
 }
 
 // DefaultNakDelay backs off from 1s, doubling per delivery, up to 2 minutes.
@@ -119,7 +138,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		go func() {
 			defer wg.Done()
 			defer s.workers.Done()
-			s.work(ctx, cons, sub.Consumer, out)
+			s.work(ctx, topic, cons, sub.Consumer, out)
 		}()
 	}
 	go func() {
@@ -140,9 +159,17 @@ func (s *Subscriber) stopped(ctx context.Context) bool {
 	}
 }
 
-func (s *Subscriber) work(ctx context.Context, cons jetstream.Consumer, spec broker.ConsumerSpec, out chan<- *message.Message) {
+func (s *Subscriber) work(ctx context.Context, topic string, cons jetstream.Consumer, spec broker.ConsumerSpec, out chan<- *message.Message) {
 	failures := 0
 	for !s.stopped(ctx) {
+		if s.cfg.Paused != nil && s.cfg.Paused(topic) {
+			select {
+			case <-time.After(min(s.cfg.FetchWait, 100*time.Millisecond)):
+			case <-s.closing:
+			case <-ctx.Done():
+			}
+			continue
+		}
 		m, err := cons.Next(jetstream.FetchMaxWait(s.cfg.FetchWait))
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
@@ -161,13 +188,13 @@ func (s *Subscriber) work(ctx context.Context, cons jetstream.Consumer, spec bro
 			continue
 		}
 		failures = 0
-		s.deliver(m, spec, out)
+		s.deliver(m, topic, spec, out)
 	}
 }
 
 // deliver hands one message to the router and waits for its ack or nack,
 // keeping it alive meanwhile.
-func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan<- *message.Message) {
+func (s *Subscriber) deliver(m jetstream.Msg, topic string, spec broker.ConsumerSpec, out chan<- *message.Message) {
 	md, err := m.Metadata()
 	if err != nil {
 		s.log.Error("message without metadata; terminating it", zap.String("subject", m.Subject()), zap.Error(err))
@@ -185,6 +212,20 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 	wm.Metadata.Set(MetaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	wm.Metadata.Set(MetaStream, md.Stream)
 	wm.Metadata.Set(MetaPublished, md.Timestamp.UTC().Format(time.RFC3339Nano))
+	wm.Metadata.Set(MetaTopic, topic)
+
+	keepAlive := spec.AckWait / 3
+	if keepAlive <= 0 {
+		keepAlive = 10 * time.Second
+	}
+	// Bounded in-flight bytes: wait for room (keeping the message alive),
+	// release once it is acked or nacked.
+	size := int64(len(m.Data()))
+	if !s.inFlight.acquire(size, s.closing, keepAlive, func() { _ = m.InProgress() }) {
+		_ = m.NakWithDelay(s.shutdownNakDelay())
+		return
+	}
+	defer s.inFlight.release(size)
 
 	// The handler's context survives Close (graceful shutdown lets it finish)
 	// and is cancelled only when the grace period runs out.
@@ -199,10 +240,6 @@ func (s *Subscriber) deliver(m jetstream.Msg, spec broker.ConsumerSpec, out chan
 		return
 	}
 
-	keepAlive := spec.AckWait / 3
-	if keepAlive <= 0 {
-		keepAlive = 10 * time.Second
-	}
 	ticker := time.NewTicker(keepAlive)
 	defer ticker.Stop()
 	lastAlive := time.Now()

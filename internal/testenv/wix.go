@@ -23,11 +23,16 @@ func (w *WixEnv) Site() *wixsim.Site { return w.Sim.Site(w.SiteID) }
 // Calls returns how many requests the simulator served for the test site.
 func (w *WixEnv) Calls() int64 { return w.Sim.TotalCalls(w.SiteID) }
 
+// TestSiteID is the site StartWix's simulator serves and its client uses.
+const TestSiteID = "test-site"
+
 // StartWix starts a simulator (unlimited rate unless opts sets one; seeded
 // by opts: Members/Groups -1 give an empty site the test fills itself) and a
-// real client for site "test-site" with fast retries.
+// real client for site TestSiteID with fast retries. The simulator serves
+// TestSiteID and the sites of opts.Sites only.
 func StartWix(t testing.TB, opts wixsim.Options) *WixEnv {
 	t.Helper()
+	opts.Sites = append(append([]string{}, opts.Sites...), TestSiteID)
 	sim := wixsim.New(opts)
 	url, err := sim.Start("127.0.0.1:0")
 	if err != nil {
@@ -42,7 +47,7 @@ func StartWix(t testing.TB, opts wixsim.Options) *WixEnv {
 		RetryMaxInterval:     50 * time.Millisecond,
 		Timeout:              10 * time.Second,
 	})
-	const site = "test-site"
+	const site = TestSiteID
 	if err := c.AddSite(site, wix.Credentials{APIKey: "test-key"}); err != nil {
 		t.Fatal(err)
 	}

@@ -290,7 +290,7 @@ func TestSiteIsolation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpt{})
 	c := ctx(t)
-	if err := e.client.AddSite("contract-site-b", wix.Credentials{APIKey: apiKey}); err != nil {
+	if err := e.client.AddSite(siteB, wix.Credentials{APIKey: apiKey}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := e.client.Site("contract-site-b")

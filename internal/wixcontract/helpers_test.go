@@ -20,6 +20,7 @@ import (
 
 const (
 	siteA  = "contract-site-a"
+	siteB  = "contract-site-b"
 	apiKey = "contract-test-key"
 )
 
@@ -113,6 +114,8 @@ func newEnv(t testing.TB, o envOpt) *env {
 	if o.sim.Groups == 0 {
 		o.sim.Groups = 3
 	}
+	// the simulator serves only the sites it is told about
+	o.sim.Sites = append(append([]string{}, o.sim.Sites...), siteA, siteB)
 	sim := wixsim.New(o.sim)
 	url, err := sim.Start("127.0.0.1:0")
 	if err != nil {

@@ -586,7 +586,7 @@ func e2e(t *testing.T, s *Server) string {
 }
 
 func TestControlEndpoints(t *testing.T) {
-	e := newEnv(t, Options{})
+	e := newEnv(t, Options{Sites: []string{testSite}}) // + empty-site, added by its reset below
 	e.ok("GET", G+"/groups", nil)
 	e.ok("POST", G+"/groups/query", map[string]any{})
 	e.call("GET", G+"/groups/nope", nil)

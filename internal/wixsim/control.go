@@ -7,6 +7,9 @@ import (
 	"strconv"
 )
 
+// maxSiteIDLen bounds the site ids the control endpoint adds.
+const maxSiteIDLen = 200
+
 // controlMux serves the /_sim/ endpoints: no auth, no rate limit, not counted.
 //
 //	GET  /_sim/health
@@ -19,8 +22,9 @@ import (
 //	GET  /_sim/ratelimit              {perMinute, burst, retryAfter}
 //	PUT  /_sim/ratelimit              same body
 //	GET  /_sim/sites                  site ids
-//	GET  /_sim/sites/{site}/groups    group summary
-//	POST /_sim/sites/{site}/reset?members=&groups=
+//	PUT  /_sim/sites/{site}           serve this site from now on (seeded on first use)
+//	GET  /_sim/sites/{site}/groups    group summary (404 for a site not served)
+//	POST /_sim/sites/{site}/reset?members=&groups=  (adds the site if not served)
 //	POST /_sim/save                   write the state file
 func (s *Server) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
@@ -106,9 +110,23 @@ func (s *Server) controlMux() *http.ServeMux {
 		slices.Sort(ids)
 		ok(w, map[string]any{"sites": ids})
 	})
+	mux.HandleFunc("PUT /_sim/sites/{site}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("site")
+		if id == "" || len(id) > maxSiteIDLen {
+			bad(w, "site id must be 1 to 200 characters")
+			return
+		}
+		s.AddSite(id)
+		ok(w, map[string]any{"site": id})
+	})
 	mux.HandleFunc("GET /_sim/sites/{site}/groups", func(w http.ResponseWriter, r *http.Request) {
+		e := s.lookup(r.PathValue("site"))
+		if e == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "site not served: add it with PUT /_sim/sites/{site}", "details": map[string]any{}})
+			return
+		}
 		var out []any
-		for _, g := range s.Site(r.PathValue("site")).Groups() {
+		for _, g := range e.site.Groups() {
 			out = append(out, map[string]any{"id": g.ID, "name": g.Name, "slug": g.Slug, "privacyStatus": g.PrivacyStatus,
 				"membersCount": g.MembersCount, "lastActivityDate": wixTime(g.LastActivityDate)})
 		}

@@ -54,6 +54,10 @@ func newEnv(t *testing.T, opts Options) *env {
 	if opts.Groups == 0 {
 		opts.Groups = 10
 	}
+	if opts.Sites == nil {
+		// the sites the package's tests name; any other is refused
+		opts.Sites = []string{testSite, "site-b", "site-z", "site-1", "site-2"}
+	}
 	s := New(opts)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {

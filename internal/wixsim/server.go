@@ -52,6 +52,12 @@ type Options struct {
 	// Now is the clock (default time.Now). Tests pass a fake clock to expire
 	// tokens and freeze the rate limiter without sleeping.
 	Now func() time.Time
+	// Sites are the site ids served (each seeded on first use), besides those
+	// of the StateFile and those added with AddSite, Site or
+	// PUT /_sim/sites/{site}. A request for any other site is refused with
+	// 403 PERMISSION_DENIED and creates nothing, so unknown ids cannot grow
+	// the simulator's memory.
+	Sites []string
 }
 
 // siteEntry is a site plus its rate limiter and statistics.
@@ -129,6 +135,11 @@ func New(opts Options) *Server {
 		closing: make(chan struct{}),
 	}
 	s.perMinute, s.burst, s.retryAfter = opts.RatePerMinute, opts.Burst, opts.RetryAfter
+	for _, id := range opts.Sites {
+		if id = strings.TrimSpace(id); id != "" {
+			s.AddSite(id)
+		}
+	}
 	s.faults.Store(&faultState{})
 	if opts.StateFile != "" {
 		if err := s.load(opts.StateFile); err != nil {
@@ -198,7 +209,42 @@ func (s *Server) Close() error {
 	return err
 }
 
+// AddSite makes the simulator serve siteID (seeded on first use; a no-op for
+// a site it already serves).
+func (s *Server) AddSite(siteID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sites[siteID]; !ok {
+		s.sites[siteID] = &siteEntry{calls: map[string]int64{}, limiter: s.newLimiterLocked()}
+	}
+}
+
+// lookup returns the entry of a site the simulator serves (configured, added
+// or in the state file), seeding it on first use, or nil for any other site:
+// a request naming an unknown site creates nothing.
+func (s *Server) lookup(siteID string) *siteEntry {
+	s.mu.Lock()
+	_, known := s.sites[siteID]
+	_, saved := s.loaded[siteID]
+	s.mu.Unlock()
+	if !known && !saved {
+		return nil
+	}
+	return s.entry(siteID)
+}
+
+// unknownSite is the answer to a request for a site the simulator does not
+// serve. Wix documents 403 Forbidden for a site-level call whose wix-site-id
+// is missing or not owned by the API key's account ("site-level calls only
+// work with API keys that belong to the account that owns the site"); the
+// exact body and applicationError code are UNCONFIRMED.
+func unknownSite() *apiError {
+	return appError(http.StatusForbidden, "PERMISSION_DENIED", "the API key has no access to the site named by wix-site-id")
+}
+
 // entry returns the site entry, creating and seeding the site on first use.
+// Only explicit configuration (AddSite, Site, the state file) reaches it for
+// a new site; requests go through lookup.
 func (s *Server) entry(siteID string) *siteEntry {
 	s.mu.Lock()
 	e, ok := s.sites[siteID]
@@ -226,8 +272,17 @@ func (s *Server) entry(siteID string) *siteEntry {
 	return e
 }
 
-// Site returns the site with the given id, creating and seeding it on first use.
+// Site returns the site with the given id, adding it (see AddSite) and
+// seeding it on first use. It is the Go API of tests and tools configuring
+// their sites; HTTP requests never create a site.
 func (s *Server) Site(siteID string) *Site { return s.entry(siteID).site }
+
+// SiteCount returns how many sites the simulator holds.
+func (s *Server) SiteCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sites)
+}
 
 // SiteIDs returns the ids of the sites created so far.
 func (s *Server) SiteIDs() []string {
@@ -463,7 +518,13 @@ func (s *Server) serve(op string, h apiHandler, w http.ResponseWriter, r *http.R
 		logDone(aerr.status)
 		return
 	}
-	e := s.entry(siteID)
+	e := s.lookup(siteID)
+	if e == nil {
+		aerr := unknownSite()
+		writeJSON(w, aerr.status, aerr.body)
+		logDone(aerr.status)
+		return
+	}
 	if ok, wait := s.allow(e); !ok {
 		s.throttle(w, wait)
 		l.Status = http.StatusTooManyRequests
