@@ -50,8 +50,7 @@ type ProvisionGroup struct {
 	cfg    ProvisionConfig
 	log    *zap.Logger
 	// hook, in tests, runs at named points ("created", "add.<k>",
-	// "remove.<k>") and may
-	// fail the attempt there.
+	// "remove.<k>") and may fail the attempt there.
 	hook func(ctx context.Context, point string) error
 }
 
