@@ -84,18 +84,20 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
 			}
 			rules = fromWixRules(got)
+			if len(rules) > messages.MaxRules {
+				return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
+			}
+			if len(rules) == 0 && !c.AllowEmpty {
+				// Replacing with nothing clears every target: only on
+				// request. A dry run is refused too, as the same command
+				// without dryRun would be. Nothing is checkpointed, so a
+				// replay once the source has rules reads them.
+				return nil, failure.Permanent(fmt.Errorf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", c.SourceGroupID))
+			}
 			if err := prog.save(ctx, "source", rules); err != nil {
 				return nil, err
 			}
 		}
-	}
-	if len(rules) > messages.MaxRules {
-		return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
-	}
-	if len(rules) == 0 && !c.AllowEmpty {
-		// Replacing with nothing clears every target: only on request. A dry
-		// run is refused too, as the same command without dryRun would be.
-		return nil, failure.Permanent(fmt.Errorf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", c.SourceGroupID))
 	}
 
 	targets, err := h.targets(ctx, site, prog, c)

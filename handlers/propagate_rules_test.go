@@ -210,4 +210,16 @@ func TestPropagateRulesEmptySource(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("the refused command, replayed once the source has rules, propagates them", func(t *testing.T) {
+		// The refusal checkpoints nothing: a replay (same command id, its
+		// checkpoints kept) reads the source again.
+		st.SetRules(src.ID, rules)
+		m := e.send(messages.CmdPropagateRules, "empty-refused-false", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}}, "Nats-Msg-Id", "replay-1")
+		ev := expect[messages.RulesPropagated](t, e, m, messages.EvtRulesPropagated)
+		if ev.Rules != 1 || ev.Updated != 2 {
+			t.Fatalf("event %+v", ev)
+		}
+		unchanged(t)
+	})
 }
