@@ -27,6 +27,11 @@ import (
 // and lists each target's rules to diff them: 1 List Rules per target
 // instead of the replace.
 //
+// A source group with no rules would clear every target: without
+// AllowEmpty the command fails (permanent) after the List Rules of the
+// source, before the targets are listed, read or written. RulesPropagated
+// counts Updated in a real run and WouldUpdate in a dry run.
+//
 // A target Wix refuses (4xx) is reported failed and the others go on; a
 // transient failure that outlasts the client's retries fails the attempt
 // and the redelivery skips the targets done (checkpointed per target). The
@@ -79,13 +84,20 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
 			}
 			rules = fromWixRules(got)
+			if len(rules) > messages.MaxRules {
+				return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
+			}
+			if len(rules) == 0 && !c.AllowEmpty {
+				// Replacing with nothing clears every target: only on
+				// request. A dry run is refused too, as the same command
+				// without dryRun would be. Nothing is checkpointed, so a
+				// replay once the source has rules reads them.
+				return nil, failure.Permanent(fmt.Errorf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", c.SourceGroupID))
+			}
 			if err := prog.save(ctx, "source", rules); err != nil {
 				return nil, err
 			}
 		}
-	}
-	if len(rules) > messages.MaxRules {
-		return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
 	}
 
 	targets, err := h.targets(ctx, site, prog, c)
@@ -135,8 +147,10 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			}
 		}
 		switch o.Outcome {
-		case messages.OutcomeUpdated, messages.OutcomeWouldUpdate:
+		case messages.OutcomeUpdated:
 			evt.Updated++
+		case messages.OutcomeWouldUpdate:
+			evt.WouldUpdate++
 		case messages.OutcomeFailed:
 			evt.Failed++
 		}
@@ -144,7 +158,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 	}
 	evt.WixCalls = prog.calls()
 	h.log.Info("rules propagated", zap.String("command_id", cmd.ID), zap.Bool("dry_run", c.DryRun),
-		zap.Int("targets", len(targets)), zap.Int("failed", evt.Failed), zap.Int64("wix_calls", evt.WixCalls))
+		zap.Int("targets", len(targets)), zap.Int("updated", evt.Updated), zap.Int("would_update", evt.WouldUpdate), zap.Int("failed", evt.Failed), zap.Int64("wix_calls", evt.WixCalls))
 	return evt, nil
 }
 

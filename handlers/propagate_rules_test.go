@@ -52,7 +52,9 @@ func TestPropagateRules(t *testing.T) {
 		slices.SortFunc(got, func(x, y messages.TargetOutcome) int {
 			return strings.Compare(strings.ToLower(x.Name), strings.ToLower(y.Name))
 		})
-		if !reflect.DeepEqual(got, want) || !ev.DryRun || ev.Updated != 1 || ev.Rules != 2 {
+		// Nothing is updated in a dry run: the one target that would change
+		// is counted in wouldUpdate.
+		if !reflect.DeepEqual(got, want) || !ev.DryRun || ev.Updated != 0 || ev.WouldUpdate != 1 || ev.Rules != 2 {
 			t.Fatalf("event %+v", ev)
 		}
 		// 1 source + 1 query page + 1 List Rules per target.
@@ -145,5 +147,79 @@ func TestPropagateRules(t *testing.T) {
 		if string(first.Data) != string(second.Data) || e.Wix.Calls() != 0 {
 			t.Fatalf("calls %d\n%s\n%s", e.Wix.Calls(), first.Data, second.Data)
 		}
+	})
+}
+
+// TestPropagateRulesEmptySource: a source group with no rules would clear
+// every target's rules; that takes "allowEmpty": true, and without it the
+// command is refused after the one read of the source, before any target is
+// read or written. A dry run is refused the same way (it predicts the real
+// run).
+func TestPropagateRulesEmptySource(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	src := st.AddGroup("Empty Source", "")
+	rules := []wixsim.Rule{{Title: "Be kind", Description: "Always"}}
+	a, b := st.AddGroup("Target A", ""), st.AddGroup("Target B", "")
+	st.SetRules(a.ID, rules)
+	st.SetRules(b.ID, rules)
+	e.start(NewPropagateRules(e.Sites, e.Ledger, e.Log))
+	targets := map[string]any{"groupIds": []string{a.ID, b.ID}}
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		for _, id := range []string{a.ID, b.ID} {
+			if got := st.Rules(id); !reflect.DeepEqual(got, rules) {
+				t.Fatalf("rules of %s: %+v", id, got)
+			}
+		}
+	}
+
+	for _, dry := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refused without allowEmpty, dryRun=%v", dry), func(t *testing.T) {
+			e.Wix.Sim.ResetCalls()
+			id := fmt.Sprint("empty-refused-", dry)
+			m := e.send(messages.CmdPropagateRules, id, map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}, "dryRun": dry})
+			expectFailed(t, e, m, id, messages.FailurePermanent,
+				fmt.Sprintf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", src.ID))
+			// Only the source was read: no target listed, read or written.
+			if e.writes() != 0 || e.Wix.Calls() != 1 || e.calls(wix.OpRulesList) != 1 {
+				t.Fatalf("writes %d, calls %v", e.writes(), e.Wix.Sim.Calls(e.Wix.SiteID))
+			}
+			unchanged(t)
+		})
+	}
+
+	t.Run("dry run with allowEmpty: would clear, writes nothing", func(t *testing.T) {
+		e.Wix.Sim.ResetCalls()
+		ev := expect[messages.RulesPropagated](t, e, e.send(messages.CmdPropagateRules, "empty-dry", map[string]any{"sourceGroupId": src.ID, "targets": targets, "allowEmpty": true, "dryRun": true}), messages.EvtRulesPropagated)
+		if ev.Updated != 0 || ev.WouldUpdate != 2 || ev.Rules != 0 || e.writes() != 0 {
+			t.Fatalf("event %+v, writes %d", ev, e.writes())
+		}
+		unchanged(t)
+	})
+
+	t.Run("allowEmpty clears the targets", func(t *testing.T) {
+		e.Wix.Sim.ResetCalls()
+		ev := expect[messages.RulesPropagated](t, e, e.send(messages.CmdPropagateRules, "empty-allowed", map[string]any{"sourceGroupId": src.ID, "targets": targets, "allowEmpty": true}), messages.EvtRulesPropagated)
+		if ev.Updated != 2 || ev.WouldUpdate != 0 || ev.Rules != 0 || ev.Failed != 0 || e.calls(wix.OpRulesReplace) != 2 {
+			t.Fatalf("event %+v, calls %v", ev, e.Wix.Sim.Calls(e.Wix.SiteID))
+		}
+		for _, id := range []string{a.ID, b.ID} {
+			if got := st.Rules(id); len(got) != 0 {
+				t.Fatalf("rules of %s not cleared: %+v", id, got)
+			}
+		}
+	})
+
+	t.Run("the refused command, replayed once the source has rules, propagates them", func(t *testing.T) {
+		// The refusal checkpoints nothing: a replay (same command id, its
+		// checkpoints kept) reads the source again.
+		st.SetRules(src.ID, rules)
+		m := e.send(messages.CmdPropagateRules, "empty-refused-false", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}}, "Nats-Msg-Id", "replay-1")
+		ev := expect[messages.RulesPropagated](t, e, m, messages.EvtRulesPropagated)
+		if ev.Rules != 1 || ev.Updated != 2 {
+			t.Fatalf("event %+v", ev)
+		}
+		unchanged(t)
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -30,6 +31,13 @@ type ProvisionConfig struct {
 // sync mode, adds ⌈members/100⌉ List Group Members and, in sync mode,
 // ⌈removed/100⌉ Remove Group Members.
 //
+// Sync guard: a sync that would remove someone while no row resolved to a
+// member, or remove more than half of the group's members (admins counted,
+// never removed), is refused (permanent) before any member is added or
+// removed, unless AllowMassRemoval. A new group holds only its creator, so
+// there is no one to remove. An empty sync roster is refused earlier, by
+// Validate.
+//
 // Idempotency: every step is checkpointed in the ledger (the group id, or
 // the intent to create it; each resolution batch; each page of the group's
 // members; each add and remove batch; questions; rules). A redelivery
@@ -41,8 +49,8 @@ type ProvisionGroup struct {
 	ledger *ledger.Ledger
 	cfg    ProvisionConfig
 	log    *zap.Logger
-	// hook, in tests, runs at named points ("created", "add.<k>") and may
-	// fail the attempt there.
+	// hook, in tests, runs at named points ("created", "add.<k>",
+	// "remove.<k>") and may fail the attempt there.
 	hook func(ctx context.Context, point string) error
 }
 
@@ -134,6 +142,16 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		}
 	}
 
+	// In sync mode, who goes is decided here, from the member list taken
+	// before any write, and checked before the first add or remove.
+	var toRemove []string
+	if c.Membership == messages.MembershipSync {
+		toRemove = syncRemovals(current, ids)
+		if err := h.guardSync(ctx, prog, c, len(current), len(toRemove), len(ids)); err != nil {
+			return nil, err
+		}
+	}
+
 	rowOf := make(map[string]int, len(ids))
 	for i, r := range rows {
 		if r.MemberID != "" {
@@ -175,16 +193,6 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 
 	var removed []string
 	if c.Membership == messages.MembershipSync {
-		keep := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			keep[id] = true
-		}
-		var toRemove []string
-		for _, m := range current {
-			if !m.Admin && !keep[m.ID] {
-				toRemove = append(toRemove, m.ID)
-			}
-		}
 		for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
 			step := "remove." + strconv.Itoa(k)
 			var b batchStep
@@ -202,6 +210,9 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 					b.Failed = errorDetail(err)
 				}
 				if err := prog.save(ctx, step, b); err != nil {
+					return nil, err
+				}
+				if err := h.at(ctx, step); err != nil {
 					return nil, err
 				}
 			}
@@ -251,6 +262,58 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		NotAdded:       sortedOutcomes(notAdded),
 		WixCalls:       prog.calls(),
 	}, nil
+}
+
+// syncRemovals returns the members a sync removes: the group's members
+// (current) that are not admins and not among the roster's resolved member
+// ids (keep). Unresolved rows have no id, so they keep no one.
+func syncRemovals(current []groupMember, keep []string) []string {
+	kept := make(map[string]bool, len(keep))
+	for _, id := range keep {
+		kept[id] = true
+	}
+	var out []string
+	for _, m := range current {
+		if !m.Admin && !kept[m.ID] {
+			out = append(out, m.ID)
+		}
+	}
+	return out
+}
+
+// syncGuard is the "sync.guard" checkpoint: the mass-removal check passed
+// for these counts, so a redelivery goes on with the removals already
+// decided instead of deciding again.
+type syncGuard struct {
+	Members  int `json:"members"`
+	ToRemove int `json:"toRemove"`
+	Resolved int `json:"resolved"`
+}
+
+// guardSync refuses (permanent) a sync that removes someone while no row of
+// the roster resolved to a member, or that removes more than half of the
+// group's members (admins counted), unless c.AllowMassRemoval. It runs
+// before the first add or remove; a pass is checkpointed, so a resumed run
+// is never refused halfway.
+func (h *ProvisionGroup) guardSync(ctx context.Context, prog *progress, c *messages.ProvisionGroup, members, toRemove, resolved int) error {
+	const step = "sync.guard"
+	if c.AllowMassRemoval || toRemove == 0 {
+		return nil
+	}
+	var g syncGuard
+	if found, err := prog.load(ctx, step, &g); err != nil || found {
+		return err
+	}
+	limit := members / 2
+	switch {
+	case resolved == 0:
+		return failure.Permanent(fmt.Errorf("sync would remove %d of the group's %d members and no row of the roster resolved to a member (0 of %d rows); send allowMassRemoval:true to allow it",
+			toRemove, members, len(c.People)))
+	case toRemove > limit:
+		return failure.Permanent(fmt.Errorf("sync would remove %d of the group's %d members, more than half (at most %d without allowMassRemoval; %d of %d rows resolved to members); send allowMassRemoval:true to allow it",
+			toRemove, members, limit, resolved, len(c.People)))
+	}
+	return prog.save(ctx, step, syncGuard{Members: members, ToRemove: toRemove, Resolved: resolved})
 }
 
 // once runs fn unless step is checkpointed, then checkpoints it.

@@ -256,8 +256,10 @@ func TestProvisionReuseSyncAndDuplicateName(t *testing.T) {
 			wantGroups:  1,
 		},
 		{
-			name:       "sync removes non-roster members, never admins",
-			body:       map[string]any{"people": roster(1, 4), "membership": "sync"},
+			name: "sync removes non-roster members, never admins",
+			// 3 of the 5 members go: more than half, so the command says so
+			// (TestProvisionSyncMassRemovalGuard covers the refusal).
+			body:       map[string]any{"people": roster(1, 4), "membership": "sync", "allowMassRemoval": true},
 			wantReused: true, wantAdded: 1, wantAlready: 1,
 			wantRemoved: []string{ms[2].ID, ms[3].ID, coAdmin.ID},
 			wantMembers: []string{admin.ID, ms[1].ID, ms[4].ID},
@@ -482,4 +484,162 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestProvisionSyncMassRemovalGuard: a sync that would remove more than half
+// of a group's members, or that keeps no one while removing someone, is
+// refused (permanent, dead-lettered) before any member is added or removed,
+// unless the command says "allowMassRemoval": true. Unresolved rows do not
+// count as members to keep; admins are never removed and count as members.
+func TestProvisionSyncMassRemovalGuard(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	seed := func(prefix string, n int) []wixsim.Member {
+		out := make([]wixsim.Member, n)
+		for i := range n {
+			out[i] = st.AddMember(wixsim.MemberSeed{FirstName: prefix, LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("%s%d@example.com", prefix, i)})
+		}
+		return out
+	}
+	idsOf := func(ms []wixsim.Member) []string {
+		out := make([]string, len(ms))
+		for i, m := range ms {
+			out[i] = m.ID
+		}
+		return out
+	}
+	roster := func(ms ...wixsim.Member) []messages.Person {
+		var p []messages.Person
+		for _, m := range ms {
+			p = append(p, messages.Person{Email: m.LoginEmail})
+		}
+		return p
+	}
+	// The group: 5,000 members (an admin and 4,999 others) and a
+	// sync roster of one newcomer.
+	big := seed("big", 5000)
+	newcomer := st.AddMember(wixsim.MemberSeed{FirstName: "New", LoginEmail: "newcomer@example.com"})
+	bigGroup := st.AddGroup("Big Group", "", idsOf(big)...)
+	e.start(provisionHandler(e))
+
+	t.Run("roster of one against 5,000 members: refused, nothing written", func(t *testing.T) {
+		e.Wix.Sim.ResetCalls()
+		m := e.send(messages.CmdProvisionGroup, "mass-1", map[string]any{"group": map[string]any{"name": "Big Group"}, "membership": "sync", "people": roster(newcomer)})
+		expectFailed(t, e, m, "mass-1", messages.FailurePermanent,
+			"sync would remove 4999 of the group's 5000 members, more than half (at most 2500 without allowMassRemoval; 1 of 1 rows resolved to members); send allowMassRemoval:true to allow it")
+		if w := e.writes(); w != 0 {
+			t.Fatalf("%d writes: %v", w, e.Wix.Sim.Calls(e.Wix.SiteID))
+		}
+		if n := len(st.GroupMemberIDs(bigGroup.ID)); n != 5000 {
+			t.Fatalf("group has %d members, want 5000", n)
+		}
+	})
+
+	t.Run("with allowMassRemoval: removes them, never the admin", func(t *testing.T) {
+		ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "mass-2", map[string]any{"group": map[string]any{"name": "Big Group"}, "membership": "sync", "people": roster(newcomer), "allowMassRemoval": true}))
+		if ev.Added != 1 || len(ev.Removed) != 4999 || ev.GroupID != bigGroup.ID {
+			t.Fatalf("added %d, removed %d, group %s", ev.Added, len(ev.Removed), ev.GroupID)
+		}
+		sameSet(t, "members", st.GroupMemberIDs(bigGroup.ID), []string{big[0].ID, newcomer.ID})
+	})
+
+	// A group of 10: an admin and 9 others.
+	ten := seed("ten", 10)
+	unknown := func(n int) []messages.Person {
+		var p []messages.Person
+		for i := range n {
+			p = append(p, messages.Person{Email: fmt.Sprintf("nobody%d@example.org", i)})
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		people  []messages.Person
+		removed int    // when accepted
+		reason  string // when refused
+	}{
+		{name: "removing fewer than half: done", people: roster(ten[1:6]...), removed: 4},
+		{name: "removing exactly half: done", people: roster(ten[1:5]...), removed: 5},
+		{name: "removing more than half: refused", people: roster(ten[1:4]...),
+			reason: "sync would remove 6 of the group's 10 members, more than half (at most 5 without allowMassRemoval; 3 of 3 rows resolved to members)"},
+		{name: "unresolved rows are not kept: refused", people: append(roster(ten[1:4]...), unknown(6)...),
+			reason: "sync would remove 6 of the group's 10 members, more than half (at most 5 without allowMassRemoval; 3 of 9 rows resolved to members)"},
+		{name: "no row resolves: refused", people: unknown(3),
+			reason: "sync would remove 9 of the group's 10 members and no row of the roster resolved to a member (0 of 3 rows)"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprint("Ten ", i)
+			g := st.AddGroup(name, "", idsOf(ten)...)
+			e.Wix.Sim.ResetCalls()
+			id := fmt.Sprint("ten-", i)
+			m := e.send(messages.CmdProvisionGroup, id, map[string]any{"group": map[string]any{"name": name}, "membership": "sync", "people": tt.people})
+			if tt.reason != "" {
+				expectFailed(t, e, m, id, messages.FailurePermanent, tt.reason)
+				if w := e.writes(); w != 0 || len(st.GroupMemberIDs(g.ID)) != 10 {
+					t.Fatalf("%d writes, %d members", w, len(st.GroupMemberIDs(g.ID)))
+				}
+				return
+			}
+			ev := provisioned(t, e, m)
+			if len(ev.Removed) != tt.removed || len(st.GroupMemberIDs(g.ID)) != 10-tt.removed {
+				t.Fatalf("removed %d, want %d; %d members left", len(ev.Removed), tt.removed, len(st.GroupMemberIDs(g.ID)))
+			}
+		})
+	}
+
+	t.Run("a new group has no one to remove", func(t *testing.T) {
+		ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "new-sync", map[string]any{"group": map[string]any{"name": "Brand New"}, "membership": "sync", "people": unknown(2)}))
+		if ev.Reused || len(ev.Removed) != 0 || len(ev.NotAdded) != 2 {
+			t.Fatalf("event %+v", ev)
+		}
+	})
+
+	t.Run("empty roster: invalid, no Wix call", func(t *testing.T) {
+		e.Wix.Sim.ResetCalls()
+		m := e.send(messages.CmdProvisionGroup, "empty-sync", map[string]any{"group": map[string]any{"name": "Big Group"}, "membership": "sync", "people": []messages.Person{}})
+		expectFailed(t, e, m, "empty-sync", messages.FailureInvalid, "allowMassRemoval:true")
+		if n := e.Wix.Calls(); n != 0 {
+			t.Fatalf("%d Wix calls", n)
+		}
+	})
+}
+
+// TestProvisionSyncResumesAfterPartialRemoval: an attempt that fails after
+// the first remove batch is resumed by the redelivery (the guard's decision
+// is checkpointed with the member list taken before the first write): every
+// batch is sent once and the outcome is the one of an uninterrupted run.
+func TestProvisionSyncResumesAfterPartialRemoval(t *testing.T) {
+	e := newWF(t)
+	var ms []wixsim.Member
+	for i := range 401 {
+		ms = append(ms, e.Site.AddMember(wixsim.MemberSeed{FirstName: "R", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("r%d@example.com", i)}))
+	}
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	g := e.Site.AddGroup("Resume Sync", "", ids...) // ms[0] is the admin
+	var failed atomic.Bool
+	h := provisionHandler(e)
+	h.hook = func(_ context.Context, point string) error {
+		if point == "remove.0" && failed.CompareAndSwap(false, true) {
+			return errors.New("simulated crash after the first remove batch")
+		}
+		return nil
+	}
+	e.start(h)
+	// Keep 201 of 401 (the admin + 200): remove 200, at most half.
+	var people []messages.Person
+	for _, m := range ms[:201] {
+		people = append(people, messages.Person{Email: m.LoginEmail})
+	}
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "resume-sync", map[string]any{"group": map[string]any{"name": "Resume Sync"}, "membership": "sync", "people": people}))
+	if !failed.Load() || len(ev.Removed) != 200 || ev.AlreadyMembers != 201 {
+		t.Fatalf("crashed %v, event removed %d already %d", failed.Load(), len(ev.Removed), ev.AlreadyMembers)
+	}
+	sameSet(t, "members", e.Site.GroupMemberIDs(g.ID), ids[:201])
+	if n := e.calls(wix.OpGroupMembersRemove); n != 2 {
+		t.Fatalf("%d remove calls, want 2 (none redone)", n)
+	}
 }

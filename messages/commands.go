@@ -51,7 +51,9 @@ const (
 	// MembershipAdd adds the people to the group and removes no one (the default).
 	MembershipAdd = "add"
 	// MembershipSync makes the group's members exactly the people given
-	// (members not listed are removed; see GroupProvisioned.Removed).
+	// (members not listed are removed, admins never; see
+	// GroupProvisioned.Removed). A sync that would remove more than half of
+	// the group's members is refused unless ProvisionGroup.AllowMassRemoval.
 	MembershipSync = "sync"
 
 	// AudienceAll selects every subscribed member of the groups (the default).
@@ -95,6 +97,14 @@ type ProvisionGroup struct {
 	AllowDuplicateName bool `json:"allowDuplicateName,omitempty"`
 	// CreatorID is the Wix member id to create the group as; empty means the site owner.
 	CreatorID string `json:"creatorId,omitempty"`
+	// AllowMassRemoval (sync only) lets a sync remove every member but the
+	// admins. Without it a sync is refused, before any write to the group's
+	// members, when People is empty (Validate: invalid), when no row
+	// resolves to a member while someone would be removed, or when it would
+	// remove more than half of the group's current members, admins counted
+	// (kind permanent; nothing is added or removed). Unresolved rows never
+	// count as members to keep.
+	AllowMassRemoval bool `json:"allowMassRemoval,omitempty"`
 }
 
 // GroupSpec describes a group.
@@ -145,6 +155,14 @@ func (c *ProvisionGroup) Validate() error {
 		f.add("people", "at most %d entries", MaxPeople)
 	}
 	f.oneOf("membership", c.Membership, true, MembershipAdd, MembershipSync)
+	switch {
+	case c.AllowMassRemoval && c.Membership != MembershipSync:
+		f.add("allowMassRemoval", "only allowed with membership sync")
+	case c.Membership == MembershipSync && len(c.People) == 0 && !c.AllowMassRemoval:
+		// An empty sync roster removes every member but the admins: a typo or
+		// a lost attachment must not do that.
+		f.add("people", "required with membership sync (an empty roster removes every member but the admins; send allowMassRemoval:true for that)")
+	}
 	f.questions("questions", c.Questions)
 	f.rules("rules", c.Rules)
 	return f.err(CmdProvisionGroup)
@@ -301,6 +319,11 @@ type PropagateRules struct {
 	Targets Targets `json:"targets"`
 	// DryRun computes the diffs (RulesPropagated outcome "would_update") without writing.
 	DryRun bool `json:"dryRun,omitempty"`
+	// AllowEmpty lets an empty rule set read from SourceGroupID replace the
+	// targets' rules, i.e. clear them. Without it a source group with no
+	// rules fails the command (kind permanent) before any target is touched.
+	// Only allowed when the rules come from the source (Rules empty).
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
 }
 
 // Rule is a group rule. Rules are identified by title.
@@ -333,6 +356,9 @@ func (c *PropagateRules) Validate() error {
 		f.add("sourceGroupId", "required unless rules are given")
 	}
 	f.rules("rules", c.Rules)
+	if c.AllowEmpty && len(c.Rules) > 0 {
+		f.add("allowEmpty", "only allowed when the rules come from sourceGroupId")
+	}
 	t := c.Targets
 	n := 0
 	if t.All {

@@ -322,8 +322,11 @@ type RulesPropagated struct {
 	Rules int `json:"rules"`
 	// Targets has one outcome per target group.
 	Targets []TargetOutcome `json:"targets,omitempty"`
-	// Updated counts targets updated (or that would be, in a dry run).
+	// Updated counts targets updated; 0 in a dry run.
 	Updated int `json:"updated"`
+	// WouldUpdate counts, in a dry run, targets whose rules would change
+	// (outcome "would_update"); 0 otherwise.
+	WouldUpdate int `json:"wouldUpdate"`
 	// Failed counts targets that failed.
 	Failed int `json:"failed"`
 	// WixCalls counts the Wix API calls the command made.

@@ -48,6 +48,11 @@ func mixedCycle(st *wixsim.Site, site, prefix string, k int) []cmdSpec {
 		return out
 	}
 	id := func(kind string) string { return fmt.Sprintf("%s-%s-%d", prefix, kind, k) }
+	// The rules source needs rules: an empty source is refused without
+	// allowEmpty (it would clear the targets).
+	if len(st.Rules(groups[1].ID)) == 0 {
+		st.SetRules(groups[1].ID, []wixsim.Rule{{Title: "Be kind", Description: "Always."}, {Title: "No spam"}})
+	}
 	return []cmdSpec{
 		{messages.CmdSendCampaign, id("camp"), map[string]any{"siteId": site, "campaignId": id("camp"), "groupIds": []string{groups[0].ID}}},
 		{messages.CmdProvisionGroup, id("prov"), map[string]any{"siteId": site, "group": map[string]any{"name": id("prov")}, "people": people}},

@@ -151,7 +151,7 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 			fmt.Fprintf(&b, " %s:%s", g.GroupID, g.Outcome)
 		}
 	case *messages.RulesPropagated:
-		fmt.Fprintf(&b, " source=%s dry_run=%t rules=%d targets=%d updated=%d failed=%d", ev.SourceGroupID, ev.DryRun, ev.Rules, len(ev.Targets), ev.Updated, ev.Failed)
+		fmt.Fprintf(&b, " source=%s dry_run=%t rules=%d targets=%d updated=%d would_update=%d failed=%d", ev.SourceGroupID, ev.DryRun, ev.Rules, len(ev.Targets), ev.Updated, ev.WouldUpdate, ev.Failed)
 	case *messages.ReportGenerated:
 		fmt.Fprintf(&b, " groups=%d top=%d idle=%d html=%s", ev.TotalGroups, len(ev.Top), len(ev.Idle), ev.Objects.HTML)
 	case *messages.CommandFailed:

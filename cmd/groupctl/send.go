@@ -57,17 +57,22 @@ func (a *app) sendCmd() *cobra.Command {
 
 func (a *app) sendProvisionCmd(o *sendOpts) *cobra.Command {
 	var name, rosterPath, privacy, description, creator string
-	var sync, strict, allowDup bool
+	var sync, strict, allowDup, massRemoval bool
 	c := &cobra.Command{
 		Use:   "provision --name NAME --roster roster.csv",
 		Short: "Create (or reuse) a group and add the people of a CSV roster",
 		Long: `Reads a CSV roster whose header row names the columns (email, phone,
 contactId, name, first name, last name; any order, extra columns ignored),
 reports the rows it cannot use with their line numbers, and sends a
-provision_group command with the others.`,
+provision_group command with the others.
+
+With --sync, members not in the roster are removed (admins never). A sync
+that would remove more than half of the group's members, or that keeps no
+one (an empty roster, or no row found), is refused before anyone is added
+or removed, unless --allow-mass-removal is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cmd := &messages.ProvisionGroup{Group: messages.GroupSpec{Name: name, Description: description, PrivacyStatus: strings.ToUpper(privacy)}, CreatorID: creator, AllowDuplicateName: allowDup}
+			cmd := &messages.ProvisionGroup{Group: messages.GroupSpec{Name: name, Description: description, PrivacyStatus: strings.ToUpper(privacy)}, CreatorID: creator, AllowDuplicateName: allowDup, AllowMassRemoval: massRemoval}
 			if sync {
 				cmd.Membership = messages.MembershipSync
 			}
@@ -101,6 +106,7 @@ provision_group command with the others.`,
 	f.StringVar(&creator, "creator", "", "Wix member id to create the group as")
 	f.BoolVar(&sync, "sync", false, "make the members exactly the roster (removes members not listed)")
 	f.BoolVar(&allowDup, "allow-duplicate-name", false, "create a new group even if one has this name")
+	f.BoolVar(&massRemoval, "allow-mass-removal", false, "with --sync: allow removing more than half of the members, or everyone but the admins")
 	f.BoolVar(&strict, "strict", false, "refuse to send when the roster has bad rows")
 	_ = c.MarkFlagRequired("name")
 	return c
@@ -174,13 +180,16 @@ func (a *app) sendQuestionsCmd(o *sendOpts) *cobra.Command {
 func (a *app) sendRulesCmd(o *sendOpts) *cobra.Command {
 	var source, prefix string
 	var groups []string
-	var all, dry bool
+	var all, dry, allowEmpty bool
 	c := &cobra.Command{
 		Use:   "rules --source GROUP_ID (--all | --group ID... | --prefix NAME_PREFIX)",
 		Short: "Copy the rules of a group to other groups",
-		Args:  cobra.NoArgs,
+		Long: `Makes the rules of every target equal to the source group's rules.
+A source group with no rules would clear the targets' rules: that is
+refused unless --allow-empty is given.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cmd := &messages.PropagateRules{SourceGroupID: source, DryRun: dry,
+			cmd := &messages.PropagateRules{SourceGroupID: source, DryRun: dry, AllowEmpty: allowEmpty,
 				Targets: messages.Targets{All: all, GroupIDs: groups, NamePrefix: prefix}}
 			return a.sendTyped(c.Context(), o, cmd)
 		},
@@ -191,6 +200,7 @@ func (a *app) sendRulesCmd(o *sendOpts) *cobra.Command {
 	f.StringSliceVar(&groups, "group", nil, "target group id (repeat or comma-separate)")
 	f.StringVar(&prefix, "prefix", "", "target the groups whose name starts with this")
 	f.BoolVar(&dry, "dry-run", false, "compute the diffs without writing")
+	f.BoolVar(&allowEmpty, "allow-empty", false, "let a source with no rules clear the targets' rules")
 	_ = c.MarkFlagRequired("source")
 	c.MarkFlagsMutuallyExclusive("all", "group", "prefix")
 	c.MarkFlagsOneRequired("all", "group", "prefix")
