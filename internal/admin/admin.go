@@ -5,9 +5,12 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,10 +19,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"groupflow/internal/netsafe"
 )
 
 // ReadyCheck returns nil when the processor can do its work.
 type ReadyCheck func(ctx context.Context) error
+
+// Limits of the admin HTTP server: a client must send its headers within
+// ReadHeaderTimeout and its whole request within ReadTimeout, and read the
+// answer within WriteTimeout (a full DLQ listing included); an idle
+// keep-alive connection is closed after IdleTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
 
 // Server is the admin HTTP server.
 type Server struct {
@@ -28,6 +45,11 @@ type Server struct {
 	ln   net.Listener
 	log  *zap.Logger
 	addr string
+
+	// protected is set by Protect: handlers mounted with Handle need token.
+	protected    bool
+	token        string
+	allowNoToken bool
 }
 
 // New builds the server; ready is consulted by /readyz, gatherer by /metrics.
@@ -50,14 +72,60 @@ func New(addr string, ready ReadyCheck, gatherer prometheus.Gatherer, log *zap.L
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return &Server{mux: mux, log: log, addr: addr,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+			WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}}
 }
 
-// Handle mounts h on pattern (e.g. "/dlq" and "/dlq/").
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// Protect declares that the handlers mounted with Handle read sensitive data
+// or change state (the DLQ API). From then on they answer 401 without
+// "Authorization: Bearer <token>" when token is set, and Start refuses a
+// listener beyond loopback without a token unless allowNoToken (an insecure
+// opt-out that Start logs loudly). /healthz, /readyz and /metrics stay open.
+// Call it before Handle and Start.
+func (s *Server) Protect(token string, allowNoToken bool) {
+	s.protected, s.token, s.allowNoToken = true, token, allowNoToken
+}
+
+// Handle mounts h on pattern (e.g. "/dlq" and "/dlq/"), behind the token of
+// Protect if one was given.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	if s.protected && s.token != "" {
+		h = requireBearer(s.token, h)
+	}
+	s.mux.Handle(pattern, h)
+}
+
+// requireBearer serves h only to requests with "Authorization: Bearer
+// <token>", compared in constant time (of hashes, so the length leaks
+// nothing either).
+func requireBearer(token string, h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="groupflow"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Start listens and serves in the background; it returns the bound address.
+// A protected server (see Protect) without a token refuses to listen beyond
+// loopback.
 func (s *Server) Start() (string, error) {
+	if s.protected {
+		if err := netsafe.CheckAdminExposure(s.addr, s.token, s.allowNoToken); err != nil {
+			return "", err
+		}
+		if s.token == "" && !netsafe.IsLoopbackAddr(s.addr) {
+			s.log.Warn("INSECURE: the admin API (dead letters with personal data, replay, purge) listens beyond loopback WITHOUT A TOKEN "+
+				"(--admin-insecure-no-token); anyone reaching the port can use it. Set GROUPFLOW_ADMIN_TOKEN.",
+				zap.String("addr", s.addr))
+		}
+	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return "", err
