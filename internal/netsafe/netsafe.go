@@ -43,11 +43,14 @@ func IsLoopbackAddr(addr string) bool {
 
 // RedactURL returns raw with the password of its user info replaced by
 // "xxxxx"; a user info without a password (nats://TOKEN@host) is a token and
-// is replaced as a whole. Anything that does not parse as a URL with a host
-// is returned unchanged.
+// is replaced as a whole. A string that does not parse as a URL gets the
+// same treatment textually (scheme://user:xxxxx@...).
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		return redactInline(raw)
+	}
+	if u.User == nil {
 		return raw
 	}
 	if _, ok := u.User.Password(); ok {

@@ -32,6 +32,9 @@ func TestRedact(t *testing.T) {
 	if got := RedactURLs("nats://ops:pw@a:4222, nats://tok123@b:4222,nats://c:4222"); strings.Contains(got, "pw@") || strings.Contains(got, "tok123") || !strings.Contains(got, "nats://c:4222") {
 		t.Errorf("RedactURLs = %q", got)
 	}
+	if got := RedactURL("nats://ops:pw@host:bad"); strings.Contains(got, "pw") {
+		t.Errorf("RedactURL of an unparsable URL = %q", got)
+	}
 	msg := `connect to nats://ops:s3cret@127.0.0.1:1: nats: no servers; parse "nats://tok987@x:1"`
 	got := RedactText(msg, "nats://ops:s3cret@127.0.0.1:1")
 	for _, secret := range []string{"s3cret", "tok987"} {
