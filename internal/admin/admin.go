@@ -46,9 +46,10 @@ type Server struct {
 	log  *zap.Logger
 	addr string
 
-	// protected is set by Protect: handlers mounted with Handle need token.
+	// protected is set by Protect: handlers mounted with Handle need the
+	// token whose hash is tokenSum (nil: no token).
 	protected    bool
-	token        string
+	tokenSum     *[sha256.Size]byte
 	allowNoToken bool
 }
 
@@ -77,39 +78,39 @@ func New(addr string, ready ReadyCheck, gatherer prometheus.Gatherer, log *zap.L
 }
 
 // Protect declares that the handlers mounted with Handle read sensitive data
-// or change state (the DLQ API). From then on they answer 401 without
+// or change state (the DLQ API). They then answer 401 without
 // "Authorization: Bearer <token>" when token is set, and Start refuses a
 // listener beyond loopback without a token unless allowNoToken (an insecure
 // opt-out that Start logs loudly). /healthz, /readyz and /metrics stay open.
-// Call it before Handle and Start.
+// Call it before Start (before or after Handle).
 func (s *Server) Protect(token string, allowNoToken bool) {
-	s.protected, s.token, s.allowNoToken = true, token, allowNoToken
+	s.protected, s.allowNoToken = true, allowNoToken
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		s.tokenSum = &sum
+	}
 }
 
 // Handle mounts h on pattern (e.g. "/dlq" and "/dlq/"), behind the token of
 // Protect if one was given.
 func (s *Server) Handle(pattern string, h http.Handler) {
-	if s.protected && s.token != "" {
-		h = requireBearer(s.token, h)
-	}
-	s.mux.Handle(pattern, h)
-}
-
-// requireBearer serves h only to requests with "Authorization: Bearer
-// <token>", compared in constant time (of hashes, so the length leaks
-// nothing either).
-func requireBearer(token string, h http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.tokenSum != nil && !bearerMatches(r, s.tokenSum) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="groupflow"`)
 			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)
-	})
+	}))
+}
+
+// bearerMatches reports whether r carries "Authorization: Bearer <token>"
+// for the token hashed in want, compared in constant time (of hashes, so
+// the length leaks nothing either).
+func bearerMatches(r *http.Request, want *[sha256.Size]byte) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && ok
 }
 
 // Start listens and serves in the background; it returns the bound address.
@@ -117,10 +118,11 @@ func requireBearer(token string, h http.Handler) http.Handler {
 // loopback.
 func (s *Server) Start() (string, error) {
 	if s.protected {
-		if err := netsafe.CheckAdminExposure(s.addr, s.token, s.allowNoToken); err != nil {
+		hasToken := s.tokenSum != nil
+		if err := netsafe.CheckAdminExposure(s.addr, hasToken, s.allowNoToken); err != nil {
 			return "", err
 		}
-		if s.token == "" && !netsafe.IsLoopbackAddr(s.addr) {
+		if !hasToken && !netsafe.IsLoopbackAddr(s.addr) {
 			s.log.Warn("INSECURE: the admin API (dead letters with personal data, replay, purge) listens beyond loopback WITHOUT A TOKEN "+
 				"(--admin-insecure-no-token); anyone reaching the port can use it. Set GROUPFLOW_ADMIN_TOKEN.",
 				zap.String("addr", s.addr))

@@ -99,8 +99,10 @@ func TestNonLoopbackWithoutTokenRefusesToStart(t *testing.T) {
 // one; /healthz stays open for probes.
 func TestProtectedHandlersNeedTheToken(t *testing.T) {
 	srv := newTestServer("127.0.0.1:0")
-	srv.Protect("s3cret-token", false)
+	// Mounted before and after Protect: both are behind the token.
 	srv.Handle("/dlq/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("entries")) }))
+	srv.Protect("s3cret-token", false)
+	srv.Handle("/dlq2", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("entries")) }))
 	addr, err := srv.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +129,8 @@ func TestProtectedHandlersNeedTheToken(t *testing.T) {
 		{"POST", "/dlq/replay", "", 401},
 		{"POST", "/dlq/purge", "Bearer s3cret-tokenX", 401},
 		{"GET", "/dlq/", "Bearer s3cret-token", 200},
+		{"GET", "/dlq2", "", 401},
+		{"GET", "/dlq2", "Bearer s3cret-token", 200},
 		{"GET", "/healthz", "", 200},
 	} {
 		if got := do(c.method, c.path, c.auth); got != c.want {

@@ -236,7 +236,7 @@ func (c *Config) validate() error {
 	if c.WixAppID != "" && c.SiteID == "" {
 		c.SiteID = c.WixInstanceID
 	}
-	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken, c.AdminInsecureNoToken); err != nil {
+	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
 		errs = append(errs, err)
 	}
 	if c.WixBaseURL != "" && !c.Simulated() {

@@ -129,8 +129,8 @@ var ErrOpenAdmin = errors.New("admin API open beyond loopback")
 // endpoints can read dead letters or change state may run without a token
 // only on loopback (see IsLoopbackAddr), or with the explicit, insecure
 // opt-out allowNoToken. The refusal is one line.
-func CheckAdminExposure(addr, token string, allowNoToken bool) error {
-	if token != "" || allowNoToken || IsLoopbackAddr(addr) {
+func CheckAdminExposure(addr string, hasToken, allowNoToken bool) error {
+	if hasToken || allowNoToken || IsLoopbackAddr(addr) {
 		return nil
 	}
 	return fmt.Errorf("%w: admin HTTP on %q is not loopback-only and GROUPFLOW_ADMIN_TOKEN is empty: "+
