@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"groupflow/internal/broker"
 	"groupflow/messages"
 )
 
@@ -105,7 +106,10 @@ func (a *app) connect() (jetstream.JetStream, error) {
 	}
 	nc, err := nats.Connect(a.natsURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", a.natsURL, err)
+		// One line, without the URL's password or token; a refusal names
+		// the server's reason and the user.
+		return nil, broker.DescribeConnectError(broker.ConnConfig{URL: a.natsURL, CredsFile: a.creds, NKeyFile: a.nkey,
+			TLSCert: a.tlsCert}, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

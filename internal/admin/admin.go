@@ -5,9 +5,12 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,10 +19,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"groupflow/internal/netsafe"
 )
 
 // ReadyCheck returns nil when the processor can do its work.
 type ReadyCheck func(ctx context.Context) error
+
+// Limits of the admin HTTP server: a client must send its headers within
+// ReadHeaderTimeout and its whole request within ReadTimeout, and read the
+// answer within WriteTimeout (a full DLQ listing included); an idle
+// keep-alive connection is closed after IdleTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
 
 // Server is the admin HTTP server.
 type Server struct {
@@ -28,6 +45,12 @@ type Server struct {
 	ln   net.Listener
 	log  *zap.Logger
 	addr string
+
+	// protected is set by Protect: handlers mounted with Handle need the
+	// token whose hash is tokenSum (nil: no token).
+	protected    bool
+	tokenSum     *[sha256.Size]byte
+	allowNoToken bool
 }
 
 // New builds the server; ready is consulted by /readyz, gatherer by /metrics.
@@ -50,14 +73,61 @@ func New(addr string, ready ReadyCheck, gatherer prometheus.Gatherer, log *zap.L
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return &Server{mux: mux, log: log, addr: addr,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+			WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}}
 }
 
-// Handle mounts h on pattern (e.g. "/dlq" and "/dlq/").
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// Protect declares that the handlers mounted with Handle read sensitive data
+// or change state (the DLQ API). They then answer 401 without
+// "Authorization: Bearer <token>" when token is set, and Start refuses a
+// listener beyond loopback without a token unless allowNoToken (an insecure
+// opt-out that Start logs loudly). /healthz, /readyz and /metrics stay open.
+// Call it before Start (before or after Handle).
+func (s *Server) Protect(token string, allowNoToken bool) {
+	s.protected, s.allowNoToken = true, allowNoToken
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		s.tokenSum = &sum
+	}
+}
+
+// Handle mounts h on pattern (e.g. "/dlq" and "/dlq/"), behind the token of
+// Protect if one was given.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.tokenSum != nil && !bearerMatches(r, s.tokenSum) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="groupflow"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// bearerMatches reports whether r carries "Authorization: Bearer <token>"
+// for the token hashed in want, compared in constant time (of hashes, so
+// the length leaks nothing either).
+func bearerMatches(r *http.Request, want *[sha256.Size]byte) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && ok
+}
 
 // Start listens and serves in the background; it returns the bound address.
+// A protected server (see Protect) without a token refuses to listen beyond
+// loopback.
 func (s *Server) Start() (string, error) {
+	if s.protected {
+		hasToken := s.tokenSum != nil
+		if err := netsafe.CheckAdminExposure(s.addr, hasToken, s.allowNoToken); err != nil {
+			return "", err
+		}
+		if !hasToken && !netsafe.IsLoopbackAddr(s.addr) {
+			s.log.Warn("INSECURE: the admin API (dead letters with personal data, replay, purge) listens beyond loopback WITHOUT A TOKEN "+
+				"(--admin-insecure-no-token); anyone reaching the port can use it. Set GROUPFLOW_ADMIN_TOKEN.",
+				zap.String("addr", s.addr))
+		}
+	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return "", err

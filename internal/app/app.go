@@ -163,7 +163,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	reg := admin.NewRegistry()
 	wixCfg := wix.Config{BaseURL: cfg.WixBaseURL, RequestsPerMinute: cfg.WixRatePerMinute,
 		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx,
-		Logger: log.Named("wix"), Registerer: reg}
+		AllowInsecureHTTP: cfg.WixAllowInsecureHTTP, Logger: log.Named("wix"), Registerer: reg}
 	// Each site's Wix budget is shared by every instance through JetStream:
 	// instances with work split the site's rate between them, and the share
 	// of one that stops comes back to the others within seconds.
@@ -239,6 +239,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 			}
 			return nil
 		}), reg, log)
+	a.admin.Protect(cfg.AdminToken, cfg.AdminInsecureNoToken)
 	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
 	a.admin.Handle("/dlq", dlqHTTP)
 	a.admin.Handle("/dlq/", dlqHTTP)

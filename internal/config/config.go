@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"groupflow/internal/netsafe"
+	"groupflow/internal/wix"
 )
 
 // Config is the processor's configuration.
@@ -36,26 +38,31 @@ type Config struct {
 	// Admin HTTP.
 	HTTPListen string
 	AdminToken string // env GROUPFLOW_ADMIN_TOKEN only
+	// AdminInsecureNoToken lets the admin API listen beyond loopback without
+	// a token (logged loudly); without it such a listener is refused.
+	AdminInsecureNoToken bool
 
 	// Wix.
-	SiteID            string
-	WixBaseURL        string
-	WixAPIKey         string // env WIX_API_KEY only
-	WixAppID          string
-	WixAppSecret      string // env WIX_APP_SECRET only
-	WixInstanceID     string
-	WixSitesFile      string
-	WixRatePerMinute  float64
-	SharedRateLimit   bool
-	WixSimListen      string
-	WixSimMembers     int
-	WixSimGroups      int
-	WixSimSeed        int64
-	WixSimRatePerMin  float64
-	WixSimState       string
-	PhoneRegion       string
-	GroupsPrefix      string
-	GroupMembersPrefx string
+	SiteID     string
+	WixBaseURL string
+	// WixAllowInsecureHTTP accepts an http:// base URL beyond loopback.
+	WixAllowInsecureHTTP bool
+	WixAPIKey            string // env WIX_API_KEY only
+	WixAppID             string
+	WixAppSecret         string // env WIX_APP_SECRET only
+	WixInstanceID        string
+	WixSitesFile         string
+	WixRatePerMinute     float64
+	SharedRateLimit      bool
+	WixSimListen         string
+	WixSimMembers        int
+	WixSimGroups         int
+	WixSimSeed           int64
+	WixSimRatePerMin     float64
+	WixSimState          string
+	PhoneRegion          string
+	GroupsPrefix         string
+	GroupMembersPrefx    string
 
 	// Runtime.
 	Concurrency    int
@@ -98,7 +105,7 @@ func (c Config) String() string {
 	c.WixAPIKey = redact(c.WixAPIKey)
 	c.WixAppSecret = redact(c.WixAppSecret)
 	c.AdminToken = redact(c.AdminToken)
-	c.NATSURL = redactURLs(c.NATSURL)
+	c.NATSURL = netsafe.RedactURLs(c.NATSURL)
 	type plain Config
 	return fmt.Sprintf("%+v", plain(c))
 }
@@ -128,18 +135,6 @@ func ParseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, e
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return nil
-}
-
-// redactURLs hides the user info (user:password@) of each URL in a
-// comma-separated list.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // envName is the environment variable of a flag: GROUPFLOW_ + upper snake.
@@ -174,10 +169,12 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.DurationVar(&c.EventDupWin, "event-dup-window", time.Hour, "duplicate window of the events stream (env "+envName("event-dup-window")+")")
 	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, "embedded server: largest message in MiB (a 10,000-person roster is about 1 MiB) (env "+envName("max-payload-mb")+")")
 
-	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "admin HTTP: /healthz /readyz /metrics /dlq")
+	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "admin HTTP: /healthz /readyz /metrics /dlq; beyond loopback it needs GROUPFLOW_ADMIN_TOKEN")
+	fs.BoolVar(&c.AdminInsecureNoToken, "admin-insecure-no-token", false, "INSECURE: let the admin API (dead letters, replay, purge) listen beyond loopback without GROUPFLOW_ADMIN_TOKEN (env "+envName("admin-insecure-no-token")+")")
 
 	str(&c.SiteID, "site-id", "", "default Wix site of commands without siteId (default demo-site with the simulator)", "WIX_SITE_ID")
 	str(&c.WixBaseURL, "wix-base-url", "", "Wix API base URL (default https://www.wixapis.com, or the embedded simulator)", "WIX_BASE_URL")
+	fs.BoolVar(&c.WixAllowInsecureHTTP, "wix-allow-insecure-http", false, "accept a plain http:// --wix-base-url on a host other than loopback (a simulator on a private network) (env "+envName("wix-allow-insecure-http")+")")
 	str(&c.WixAppID, "wix-app-id", "", "Wix app id for OAuth client credentials (secret from WIX_APP_SECRET)", "WIX_APP_ID")
 	str(&c.WixInstanceID, "wix-instance-id", "", "Wix app instance id (the site's installation) for OAuth", "WIX_INSTANCE_ID")
 	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
@@ -266,6 +263,14 @@ func (c *Config) validate() error {
 	}
 	if c.WixAppID != "" && c.SiteID == "" {
 		c.SiteID = c.WixInstanceID
+	}
+	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WixBaseURL != "" && !c.Simulated() {
+		if err := wix.ValidateBaseURL(c.WixBaseURL, c.WixAllowInsecureHTTP); err != nil {
+			errs = append(errs, fmt.Errorf("--wix-base-url: %w", err))
+		}
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))

@@ -84,3 +84,66 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminTokenRule: an admin listener beyond loopback needs
+// GROUPFLOW_ADMIN_TOKEN or the explicit insecure opt-out; loopback does not.
+func TestAdminTokenRule(t *testing.T) {
+	tests := []struct {
+		listen string
+		token  string
+		optOut bool
+		ok     bool
+	}{
+		{"127.0.0.1:8080", "", false, true},
+		{"127.0.0.2:8080", "", false, true},
+		{"localhost:8080", "", false, true},
+		{"[::1]:8080", "", false, true},
+		{"0.0.0.0:8080", "", false, false},
+		{":8080", "", false, false},
+		{"[::]:8080", "", false, false},
+		{"10.0.0.7:8080", "", false, false},
+		{"admin.internal:8080", "", false, false},
+		{"0.0.0.0:8080", "tok", false, true},
+		{":8080", "tok", false, true},
+		{"0.0.0.0:8080", "", true, true},
+		{"127.0.0.1:8080", "tok", true, true},
+	}
+	for _, tt := range tests {
+		args := []string{"--http-listen", tt.listen}
+		if tt.optOut {
+			args = append(args, "--admin-insecure-no-token")
+		}
+		c, err := Parse(args, env(map[string]string{"GROUPFLOW_ADMIN_TOKEN": tt.token}), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("listen %s token %q opt-out %v: err = %v, want ok %v", tt.listen, tt.token, tt.optOut, err, tt.ok)
+			continue
+		}
+		if err != nil && (strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "GROUPFLOW_ADMIN_TOKEN")) {
+			t.Errorf("refusal %q: want one line naming GROUPFLOW_ADMIN_TOKEN", err)
+		}
+		if err == nil && c.AdminInsecureNoToken != tt.optOut {
+			t.Errorf("AdminInsecureNoToken = %v", c.AdminInsecureNoToken)
+		}
+	}
+}
+
+// TestWixBaseURLRule: a plain-http Wix base URL beyond loopback is refused
+// at start unless --wix-allow-insecure-http is given.
+func TestWixBaseURLRule(t *testing.T) {
+	key := map[string]string{"WIX_API_KEY": "k", "WIX_SITE_ID": "s"}
+	for _, tt := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--wix-base-url", "https://www.wixapis.com"}, true},
+		{[]string{"--wix-base-url", "http://127.0.0.1:8090"}, true},
+		{[]string{"--wix-base-url", "http://wixsim:8090"}, false},
+		{[]string{"--wix-base-url", "http://wixsim:8090", "--wix-allow-insecure-http"}, true},
+		{[]string{"--wix-base-url", "https://u:p@www.wixapis.com"}, false},
+	} {
+		_, err := Parse(tt.args, env(key), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%v: err = %v, want ok %v", tt.args, err, tt.ok)
+		}
+	}
+}

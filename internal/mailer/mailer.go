@@ -606,13 +606,13 @@ const (
 
 func (m *Mailer) build(ev *messages.MemberSelected, eventID, msgID string, r *Rendered, unsub string) (*mail.Msg, error) {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
-	if err := msg.FromFormat(m.from.Name, m.from.Address); err != nil {
-		return nil, fmt.Errorf("from address: %w", err)
+	// Structured, not "name" <addr> text: a From name with quotes stays intact.
+	msg.FromMailAddress(m.from)
+	to, err := recipient(ev.FirstName, ev.LastName, ev.Email)
+	if err != nil {
+		return nil, permanentf(ReasonRecipient, "member %s: %v", ev.MemberID, err)
 	}
-	name := oneLine(strings.TrimSpace(ev.FirstName + " " + ev.LastName))
-	if err := msg.AddToFormat(name, ev.Email); err != nil {
-		return nil, permanentf(ReasonRecipient, "member %s: the recipient address is not valid", ev.MemberID)
-	}
+	msg.AddToMailAddress(to)
 	msg.Subject(r.Subject)
 	msg.SetMessageIDWithValue(msgID)
 	msg.SetDate()

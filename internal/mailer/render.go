@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	"unicode"
+	"unicode/utf8"
 
 	"groupflow/messages"
 )
@@ -222,6 +225,46 @@ func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeUR
 
 // oneLine folds a rendered subject to one line (no header injection).
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// maxDisplayName bounds a recipient's display name, in bytes.
+const maxDisplayName = 256
+
+// errRecipient is the reason of a refused recipient address.
+var errRecipient = errors.New("the recipient address is not valid")
+
+// recipient builds a member's To address as a structured address, never as
+// text to be parsed: the display name may hold anything printable (quotes,
+// commas, backslashes, non-ASCII letters; net/mail quotes or RFC 2047-encodes
+// it when the header is written), with control characters (CR, LF, NUL...)
+// turned to spaces and runs of spaces collapsed, so a name can never start a
+// header of its own; the address must be a bare addr-spec (no display name,
+// no list, no control character), else errRecipient.
+func recipient(firstName, lastName, email string) (*netmail.Address, error) {
+	for _, r := range email {
+		if r < 0x21 || r == 0x7f || r == ',' || r == '<' || r == '>' {
+			return nil, errRecipient
+		}
+	}
+	a, err := netmail.ParseAddress(email)
+	if err != nil || a.Name != "" || a.Address != email {
+		return nil, errRecipient
+	}
+	name := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, firstName+" "+lastName)
+	name = oneLine(name)
+	if len(name) > maxDisplayName {
+		cut := maxDisplayName
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut]
+	}
+	return &netmail.Address{Name: name, Address: a.Address}, nil
+}
 
 // UnsubscribeTemplate renders the List-Unsubscribe URL. Its data are the
 // query-escaped EventID, CampaignID, MemberID and ContactID, so

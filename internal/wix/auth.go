@@ -149,6 +149,9 @@ const (
 
 // request performs POST /oauth2/token once.
 func (a *oauthAuth) request(ctx context.Context) (string, time.Time, error) {
+	if a.c.baseErr != nil {
+		return "", time.Time{}, fmt.Errorf("wix oauth token: %w", a.c.baseErr)
+	}
 	body, err := json.Marshal(tokenRequest{
 		ClientID: a.creds.AppID, ClientSecret: a.creds.AppSecret,
 		InstanceID: a.creds.InstanceID, GrantType: "client_credentials",
@@ -170,6 +173,11 @@ func (a *oauthAuth) request(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("wix oauth token (POST %s): %w", oauthTokenPath, err)
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp.StatusCode) {
+		// The body named the client secret: it must not travel further.
+		a.c.metrics.request(a.site, opOAuthToken, statusLabel(resp.StatusCode), time.Since(start))
+		return "", time.Time{}, redirectError(resp, opOAuthToken, http.MethodPost, oauthTokenPath)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	a.c.metrics.request(a.site, opOAuthToken, statusLabel(resp.StatusCode), time.Since(start))
 	if err != nil {

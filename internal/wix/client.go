@@ -33,7 +33,9 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
 	"groupflow/internal/failure"
+	"groupflow/internal/netsafe"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -92,7 +94,36 @@ type Config struct {
 	// NewLimiter, if set, makes the limiter of each site added with AddSite
 	// (default NewAdaptiveLimiter(RequestsPerMinute, Burst)).
 	NewLimiter func(siteID string) Limiter
+	// AllowInsecureHTTP accepts an http:// BaseURL on a host other than
+	// loopback (e.g. a simulator on a container network). Without it such a
+	// base URL fails every call (see ValidateBaseURL).
+	AllowInsecureHTTP bool
 }
+
+// ValidateBaseURL checks a Wix base URL: https://host[:port][/path], or
+// http:// on a loopback host (localhost, 127.0.0.0/8, ::1) or with
+// allowInsecureHTTP; no user info, query or fragment. The error wraps
+// ErrInvalidInput and never repeats user info.
+func ValidateBaseURL(raw string, allowInsecureHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return invalid("wix base URL does not parse")
+	}
+	switch {
+	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return invalid("wix base URL %q: want https://host", u.Redacted())
+	case u.User != nil:
+		return invalid("wix base URL of host %q carries user info: give credentials through WIX_API_KEY or OAuth", u.Host)
+	case u.RawQuery != "" || u.Fragment != "":
+		return invalid("wix base URL %q: no query or fragment allowed", u.Scheme+"://"+u.Host+u.Path)
+	case u.Scheme == "http" && !allowInsecureHTTP && !netsafe.IsLoopbackHost(u.Hostname()):
+		return invalid("wix base URL %q is plain http on a non-loopback host (credentials would travel unencrypted): use https, or allow it explicitly (--wix-allow-insecure-http)", u.String())
+	}
+	return nil
+}
+
+// noRedirect makes an http.Client return a 3xx answer instead of following it.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func (cfg Config) withDefaults() Config {
 	def := func(s *string, d string) {
@@ -138,6 +169,11 @@ func (cfg Config) withDefaults() Config {
 		t.MaxIdleConnsPerHost = 128
 		cfg.HTTPClient = &http.Client{Transport: t}
 	}
+	// Never follow a redirect, not even with a caller's client: it would
+	// re-send the credentials to the host Location names.
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = noRedirect
+	cfg.HTTPClient = &hc
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -149,6 +185,9 @@ type Client struct {
 	cfg     Config
 	log     *zap.Logger
 	metrics *metrics
+	// baseErr is the ValidateBaseURL verdict; when set, every call fails
+	// with it before sending anything.
+	baseErr error
 
 	// Test hooks.
 	now   func() time.Time
@@ -165,6 +204,7 @@ func New(cfg Config) *Client {
 		cfg:     cfg,
 		log:     cfg.Logger.Named("wix"),
 		metrics: newMetrics(cfg.Registerer),
+		baseErr: ValidateBaseURL(cfg.BaseURL, cfg.AllowInsecureHTTP),
 		now:     time.Now,
 		sleep:   sleepCtx,
 		sites:   map[string]*Site{},
@@ -339,6 +379,9 @@ func (s *Site) do(ctx context.Context, c call) error {
 
 // attempt sends one HTTP request.
 func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, err error) {
+	if s.c.baseErr != nil {
+		return "", fmt.Errorf("wix %s: %w", c.op, s.c.baseErr)
+	}
 	waitStart := time.Now()
 	if err := s.limiter.Wait(ctx); err != nil {
 		return "", fmt.Errorf("wix %s: %w: %w", c.op, errLimiterWait, err)
@@ -376,6 +419,10 @@ func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, er
 		return "", fmt.Errorf("wix %s (%s %s): %w", c.op, c.method, c.path, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp.StatusCode) {
+		s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), time.Since(start))
+		return tok, redirectError(resp, c.op, c.method, c.path)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	dur := time.Since(start)
 	s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), dur)

@@ -226,3 +226,50 @@ func notSent(err error) bool {
 	var de *net.DNSError
 	return errors.As(err, &de)
 }
+
+// RedirectError is a 3xx answer. The client never follows a redirect: it
+// would re-send the API key, the OAuth token or the app secret to whatever
+// host the answer names. It is permanent (the base URL is wrong) and names
+// the status and the Location host only, never a path, query or credential.
+type RedirectError struct {
+	// Op, Method and Path name the endpoint called (path without query).
+	Op, Method, Path string
+	// Status is the HTTP status (301, 302, 303, 307, 308, ...).
+	Status int
+	// LocationHost is the host (and port) the answer redirects to, "" if
+	// the answer had no usable Location.
+	LocationHost string
+}
+
+// Error explains the refused redirect.
+func (e *RedirectError) Error() string {
+	to := "without a usable Location"
+	if e.LocationHost != "" {
+		to = fmt.Sprintf("to host %q", e.LocationHost)
+	}
+	return fmt.Sprintf("wix %s (%s %s): answered %d %s, a redirect %s; redirects are not followed "+
+		"(they would re-send the credentials): check the Wix base URL", e.Op, e.Method, e.Path,
+		e.Status, http.StatusText(e.Status), to)
+}
+
+// Permanent reports true: the same request gets the same redirect.
+func (e *RedirectError) Permanent() bool { return true }
+
+// maxLocationHost bounds the host quoted from a Location header.
+const maxLocationHost = 100
+
+// redirectError builds the RedirectError of a 3xx response to req.
+func redirectError(resp *http.Response, op, method, path string) *RedirectError {
+	e := &RedirectError{Op: op, Method: method, Path: path, Status: resp.StatusCode}
+	if loc, err := resp.Location(); err == nil {
+		e.LocationHost = loc.Host
+		if len(e.LocationHost) > maxLocationHost {
+			e.LocationHost = e.LocationHost[:maxLocationHost] + "..."
+		}
+	}
+	return e
+}
+
+// isRedirect reports whether status is a 3xx answer, none of which the
+// client accepts.
+func isRedirect(status int) bool { return status >= 300 && status <= 399 }
