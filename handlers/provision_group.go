@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -19,6 +21,13 @@ type ProvisionConfig struct {
 	// DefaultRegion is the ISO 3166 region used to parse phone numbers
 	// without a country code (default "US").
 	DefaultRegion string
+	// CreateSettle bounds how long a redelivered command whose Create Group
+	// outcome is unknown polls Query Groups for the group before creating
+	// it again: Query Groups may show a new group only after a delay
+	// (default 5s; negative: do not wait).
+	CreateSettle time.Duration
+	// SettlePoll is the interval of those polls (default 1s).
+	SettlePoll time.Duration
 }
 
 // ProvisionGroup handles provision_group: find the group by exact name (or
@@ -59,6 +68,12 @@ func NewProvisionGroup(sites Sites, l *ledger.Ledger, cfg ProvisionConfig, log *
 	if cfg.DefaultRegion == "" {
 		cfg.DefaultRegion = "US"
 	}
+	if cfg.CreateSettle == 0 {
+		cfg.CreateSettle = 5 * time.Second
+	}
+	if cfg.SettlePoll <= 0 {
+		cfg.SettlePoll = time.Second
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -97,7 +112,29 @@ type groupMember struct {
 // batchStep is the checkpoint of one add or remove batch.
 type batchStep struct {
 	Failed string `json:"failed,omitempty"`
+	// Invited lists the ids of an add batch that Wix left out of its answer:
+	// site members with a private profile get an invitation, not membership.
+	Invited []string `json:"invited,omitempty"`
 }
+
+// invitedKey is the ledger key of the ids invited to a group by any command
+// and not seen as members since, so that sync neither re-invites them every
+// run nor counts them as missing.
+func invitedKey(siteID, groupID string) string {
+	return ledger.Key("provision", "invited", siteID, groupID)
+}
+
+// requestKey is the ledger key of the pending group request for a group
+// name on a site, so that a re-sent command neither makes a second request
+// nor misses the group once approved.
+func requestKey(siteID, name string) string {
+	return ledger.Key("provision", "grouprequest", siteID, name)
+}
+
+// errPending carries a pending group request out of group().
+type errPending struct{ requestID string }
+
+func (e *errPending) Error() string { return "group creation pending approval: request " + e.requestID }
 
 // Handle implements runtime.Handler.
 func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
@@ -108,7 +145,18 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 	defer prog.failed(ctx, &err)
 	log := h.log.With(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))
 
-	g, err := h.group(ctx, site, prog, c)
+	g, err := h.group(ctx, site, prog, c, cmd.SiteID)
+	var pend *errPending
+	if errors.As(err, &pend) {
+		log.Info("group creation pending approval", zap.String("group_request_id", pend.requestID))
+		return &messages.GroupProvisioned{
+			EventMeta:      cmd.EventMeta(),
+			Name:           c.Group.Name,
+			Status:         messages.ProvisionPendingApproval,
+			GroupRequestID: pend.requestID,
+			WixCalls:       prog.calls(),
+		}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +180,24 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 	for _, m := range current {
 		isMember[m.ID] = true
 	}
+	// Invitations sent earlier and not accepted yet: not re-sent, not missing.
+	var invitedBefore []string
+	if _, err := h.ledger.Get(ctx, invitedKey(cmd.SiteID, g.ID), &invitedBefore); err != nil {
+		return nil, fmt.Errorf("load invitations: %w", err)
+	}
+	wasInvited := make(map[string]bool, len(invitedBefore))
+	for _, id := range invitedBefore {
+		wasInvited[id] = true
+	}
 	var toAdd []string
-	already := 0
+	already, invited := 0, 0
 	for _, id := range ids {
-		if isMember[id] {
+		switch {
+		case isMember[id]:
 			already++
-		} else {
+		case wasInvited[id]:
+			invited++
+		default:
 			toAdd = append(toAdd, id)
 		}
 	}
@@ -159,6 +219,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		}
 	}
 	added := 0
+	var newlyInvited []string
 	for k, chunk := range wix.Chunk(toAdd, wix.MaxMemberIDsPerAdd) {
 		step := "add." + strconv.Itoa(k)
 		var b batchStep
@@ -167,12 +228,15 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			return nil, err
 		}
 		if !found {
-			if _, err := site.AddGroupMembers(ctx, g.ID, chunk); err != nil {
+			answer, err := site.AddGroupMembers(ctx, g.ID, chunk)
+			if err != nil {
 				if !itemRefused(err) {
 					return nil, fmt.Errorf("add members batch %d: %w", k, err)
 				}
 				log.Warn("add members batch refused", zap.Int("batch", k), zap.Error(err))
 				b.Failed = errorDetail(err)
+			} else {
+				b.Invited = notAnswered(chunk, answer)
 			}
 			if err := prog.save(ctx, step, b); err != nil {
 				return nil, err
@@ -188,7 +252,12 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			}
 			continue
 		}
-		added += len(chunk)
+		added += len(chunk) - len(b.Invited)
+		invited += len(b.Invited)
+		newlyInvited = append(newlyInvited, b.Invited...)
+	}
+	if err := h.saveInvited(ctx, cmd.SiteID, g.ID, invitedBefore, newlyInvited, isMember); err != nil {
+		return nil, err
 	}
 
 	var removed []string
@@ -248,7 +317,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: r.Reason, Detail: r.Detail, Candidates: r.Candidates})
 	}
 	log.Info("group provisioned", zap.String("group_id", g.ID), zap.Bool("reused", g.Reused),
-		zap.Int("added", added), zap.Int("already", already), zap.Int("removed", len(removed)),
+		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
 		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", prog.calls()))
 	return &messages.GroupProvisioned{
 		EventMeta:      cmd.EventMeta(),
@@ -257,6 +326,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		Name:           c.Group.Name,
 		Reused:         g.Reused,
 		Added:          added,
+		Invited:        invited,
 		AlreadyMembers: already,
 		Removed:        removed,
 		NotAdded:       sortedOutcomes(notAdded),
@@ -329,7 +399,13 @@ func once(ctx context.Context, prog *progress, step string, fn func() error) err
 }
 
 // group finds or creates the group, at most once per command.
-func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progress, c *messages.ProvisionGroup) (groupStep, error) {
+//
+// On a site that requires approval of groups created by members, the create
+// becomes a group request: group returns *errPending with its id and
+// remembers it per site and name (requestKey). A later command for the same
+// name finds the request: still pending, *errPending again (no second
+// request); approved, its group; rejected, a permanent error.
+func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progress, c *messages.ProvisionGroup, siteID string) (groupStep, error) {
 	const step = "group"
 	var g groupStep
 	if _, err := prog.load(ctx, step, &g); err != nil {
@@ -344,14 +420,42 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 	}
 	if g.Creating {
 		// A create was sent and its outcome is unknown: a group of that name
-		// that did not exist before is ours.
-		for _, x := range same {
-			if !hasString(g.Existing, x.ID) {
-				g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}
-				return g, prog.save(ctx, step, g)
+		// that did not exist before is ours. Query Groups may show it only
+		// after a delay, so poll for up to CreateSettle before creating again.
+		deadline := time.Now().Add(h.cfg.CreateSettle)
+		for {
+			for _, x := range same {
+				if !hasString(g.Existing, x.ID) {
+					g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}
+					return g, prog.save(ctx, step, g)
+				}
+			}
+			if r, err := h.requestNamed(ctx, site, c.Group.Name); err != nil {
+				return g, err
+			} else if r != nil && r.Status == wix.RequestPending {
+				return g, h.rememberRequest(ctx, siteID, c.Group.Name, r.ID)
+			}
+			if !time.Now().Before(deadline) {
+				break
+			}
+			if err := h.at(ctx, "settle.wait"); err != nil {
+				return g, err
+			}
+			select {
+			case <-ctx.Done():
+				return g, ctx.Err()
+			case <-time.After(h.cfg.SettlePoll):
+			}
+			if same, err = groupsNamed(ctx, site, c.Group.Name); err != nil {
+				return g, err
 			}
 		}
 	} else {
+		if len(same) == 0 {
+			if found, err := h.pendingRequest(ctx, site, prog, siteID, c.Group.Name, &g); err != nil || found {
+				return g, err
+			}
+		}
 		if len(same) > 0 && !c.AllowDuplicateName {
 			x := same[0]
 			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true}
@@ -372,6 +476,20 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 		Teaser:        c.Group.Teaser,
 		MemberTitle:   c.Group.MemberTitle,
 	}, c.CreatorID)
+	var pe *wix.PendingGroupError
+	if errors.As(err, &pe) {
+		id := pe.RequestID
+		if id == "" {
+			r, err := h.requestNamed(ctx, site, c.Group.Name)
+			if err != nil {
+				return g, err
+			}
+			if r != nil {
+				id = r.ID
+			}
+		}
+		return g, h.rememberRequest(ctx, siteID, c.Group.Name, id)
+	}
 	if err != nil {
 		return g, fmt.Errorf("create group: %w", err)
 	}
@@ -384,6 +502,126 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 	}
 	g = groupStep{ID: created.ID, Slug: created.Slug, OwnerID: owner}
 	return g, prog.save(ctx, step, g)
+}
+
+// pendingRequest looks up the group request remembered for name. Still
+// pending: *errPending. Approved: g is its group (checkpointed), found is
+// true. Rejected or canceled: a permanent error (the remembered request is
+// forgotten, so a later command asks again). Unknown: forgotten, not found.
+func (h *ProvisionGroup) pendingRequest(ctx context.Context, site *wix.Site, prog *progress, siteID, name string, g *groupStep) (found bool, err error) {
+	var id string
+	ok, err := h.ledger.Get(ctx, requestKey(siteID, name), &id)
+	if err != nil || !ok {
+		return false, err
+	}
+	r, err := h.requestByID(ctx, site, id)
+	if err != nil {
+		return false, err
+	}
+	if r != nil && r.Status == wix.RequestPending {
+		return true, &errPending{requestID: r.ID}
+	}
+	if err := h.ledger.Delete(ctx, requestKey(siteID, name)); err != nil {
+		return false, err
+	}
+	switch {
+	case r == nil:
+		return false, nil
+	case r.Status == wix.RequestApproved && r.Group.ID != "":
+		*g = groupStep{ID: r.Group.ID, Slug: r.Group.Slug, OwnerID: r.Group.OwnerID}
+		return true, prog.save(ctx, "group", *g)
+	case r.Status == wix.RequestApproved:
+		return false, nil // approved, group id not in the request: Query Groups will find it
+	default:
+		return true, failure.Permanent(fmt.Errorf("group request %s for %q was %s: %s", r.ID, name, r.Status, r.RequestDetails.RejectionReason))
+	}
+}
+
+// rememberRequest stores the pending request id for name and returns the
+// *errPending that reports it.
+func (h *ProvisionGroup) rememberRequest(ctx context.Context, siteID, name, id string) error {
+	if err := h.ledger.Put(ctx, requestKey(siteID, name), id); err != nil {
+		return fmt.Errorf("remember group request: %w", err)
+	}
+	return &errPending{requestID: id}
+}
+
+// maxRequestPages bounds the List Group Requests pages read to find one.
+const maxRequestPages = 10
+
+// findRequest returns the newest group request for which match is true, or
+// nil. A site where List Group Requests is refused (4xx) has none to find.
+func (h *ProvisionGroup) findRequest(ctx context.Context, site *wix.Site, match func(*wix.GroupRequest) bool) (*wix.GroupRequest, error) {
+	for k := 0; k < maxRequestPages; k++ {
+		page, err := site.ListGroupRequests(ctx, wix.Paging{Limit: wix.MaxPageSize, Offset: k * wix.MaxPageSize})
+		if err != nil {
+			if itemRefused(err) {
+				h.log.Debug("list group requests refused", zap.Error(err))
+				return nil, nil
+			}
+			return nil, fmt.Errorf("list group requests: %w", err)
+		}
+		for i := range page.GroupRequests {
+			if match(&page.GroupRequests[i]) {
+				return &page.GroupRequests[i], nil
+			}
+		}
+		if len(page.GroupRequests) < wix.MaxPageSize {
+			break
+		}
+	}
+	return nil, nil
+}
+
+func (h *ProvisionGroup) requestByID(ctx context.Context, site *wix.Site, id string) (*wix.GroupRequest, error) {
+	if id == "" {
+		return nil, nil
+	}
+	return h.findRequest(ctx, site, func(r *wix.GroupRequest) bool { return r.ID == id })
+}
+
+// requestNamed returns the newest pending group request for name, or nil.
+func (h *ProvisionGroup) requestNamed(ctx context.Context, site *wix.Site, name string) (*wix.GroupRequest, error) {
+	return h.findRequest(ctx, site, func(r *wix.GroupRequest) bool {
+		return r.Status == wix.RequestPending && r.Group.Name == name
+	})
+}
+
+// notAnswered returns the ids of sent missing from Add Group Members'
+// answer: site members with a private profile, who were invited instead.
+func notAnswered(sent []string, answer []wix.GroupMember) []string {
+	in := make(map[string]bool, len(answer))
+	for _, m := range answer {
+		in[m.MemberID] = true
+	}
+	var out []string
+	for _, id := range sent {
+		if !in[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// saveInvited stores the ids invited to the group and not members yet.
+func (h *ProvisionGroup) saveInvited(ctx context.Context, siteID, groupID string, before, now []string, isMember map[string]bool) error {
+	if len(before) == 0 && len(now) == 0 {
+		return nil
+	}
+	keep := make([]string, 0, len(before)+len(now))
+	seen := make(map[string]bool, len(before)+len(now))
+	for _, list := range [][]string{before, now} {
+		for _, id := range list {
+			if !isMember[id] && !seen[id] {
+				seen[id] = true
+				keep = append(keep, id)
+			}
+		}
+	}
+	if err := h.ledger.Put(ctx, invitedKey(siteID, groupID), keep); err != nil {
+		return fmt.Errorf("save invitations: %w", err)
+	}
+	return nil
 }
 
 // groupsNamed returns the groups named exactly name, oldest first (Query

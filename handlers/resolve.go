@@ -23,7 +23,7 @@ import (
 // Calls, for e distinct emails, c distinct contact ids, p distinct phones
 // matching q contacts, and k distinct names on a site of M members:
 //   - emails: ⌈e/100⌉ Query Members {"loginEmail": {"$in": [...]}};
-//   - phones: ⌈p/100⌉ Contacts queries {"info.phones.phone": {"$in": [E.164...]}}
+//   - phones: ⌈p/100⌉ Contacts queries {"info.phones.e164Phone": {"$in": [E.164...]}}
 //     (phone is not filterable in Members), and the contacts found join the
 //     contact-id batches;
 //   - contact ids: ⌈(c+q)/100⌉ Query Members {"contactId": {"$in": [...]}};
@@ -308,7 +308,9 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 		want[p] = true
 	}
 	out := make(map[string][]string, len(phones))
-	filter := map[string]any{"info.phones.phone": map[string]any{"$in": phones}}
+	// info.phones.phone holds the number as entered; the E.164 form is the
+	// separate filterable field info.phones.e164Phone (internal/wix/README.md).
+	filter := map[string]any{wix.FieldContactE164Phone: map[string]any{"$in": phones}}
 	for offset := 0; ; {
 		page, err := r.site.QueryContacts(ctx, wix.Query{Filter: filter, Paging: &wix.Paging{Limit: wix.MaxPageSize, Offset: offset}})
 		if err != nil {

@@ -148,8 +148,18 @@ type GroupProvisioned struct {
 	Name string `json:"name"`
 	// Reused is true when an existing group with that name was used.
 	Reused bool `json:"reused"`
+	// Status is "" when the group exists, or ProvisionPendingApproval when
+	// Wix made the create a group request awaiting the site's approval:
+	// then GroupID is empty, GroupRequestID is set and no one was added.
+	// Re-send the command with a new id once the request is approved.
+	Status string `json:"status,omitempty"`
+	// GroupRequestID is the id of the pending group request.
+	GroupRequestID string `json:"groupRequestId,omitempty"`
 	// Added counts people made members by this command.
 	Added int `json:"added"`
+	// Invited counts people with a private profile whom Wix invited instead
+	// of adding (now or by an earlier command) and who have not joined yet.
+	Invited int `json:"invited"`
 	// AlreadyMembers counts people who were members already.
 	AlreadyMembers int `json:"alreadyMembers"`
 	// Removed lists the member ids removed (membership "sync" only).
@@ -159,6 +169,10 @@ type GroupProvisioned struct {
 	// WixCalls counts the Wix API calls the command made.
 	WixCalls int64 `json:"wixCalls"`
 }
+
+// ProvisionPendingApproval is GroupProvisioned.Status when the group is a
+// pending group request.
+const ProvisionPendingApproval = "pending_approval"
 
 // RowOutcome says why one row of ProvisionGroup.People was not added.
 type RowOutcome struct {

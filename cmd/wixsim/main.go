@@ -93,6 +93,11 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.DurationVar(&c.faults.Jitter, "jitter", 0, "random extra latency in [0, jitter)")
 	fs.Var(rates, "error-rate", "injected error rate CODE=PROB (repeatable or comma-separated)")
 	fs.Int64Var(&c.faults.Seed, "fault-seed", 1, "seed of the fault injection")
+	fs.StringVar(&c.opts.Modes.GroupCreation, "group-creation", wixsim.GroupCreationAllMembers,
+		"who creates groups without approval: ALL_MEMBERS, MEMBERS_WITH_APPROVAL (Wix's default) or ADMINS")
+	fs.BoolVar(&c.opts.Modes.LegacyFieldNames, "legacy-field-names", false, "answer groups with title/privacyLevel/recentActivityDate")
+	fs.DurationVar(&c.opts.Modes.QueryGroupsLag, "query-groups-lag", 0, "new groups appear in Query/List Groups only after this delay")
+	fs.IntVar(&c.opts.Modes.TooManyToCountOver, "too-many-to-count-over", 0, "omit metadata.total and set tooManyToCount above this total (0: never)")
 	fs.BoolVar(&c.debug, "debug", false, "log every request")
 	fs.BoolVar(&c.demoHit, "seed-demo", true, "seed the served sites at start (else on first use)")
 	fs.StringVar(&c.sites, "sites", DefaultSites, "comma-separated site ids served; other sites are refused (403)")
@@ -114,6 +119,11 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			fs.PrintDefaults()
 		}
 		return nil, err
+	}
+	switch c.opts.Modes.GroupCreation {
+	case wixsim.GroupCreationAllMembers, wixsim.GroupCreationWithApproval, wixsim.GroupCreationAdminsOnly:
+	default:
+		return nil, fmt.Errorf("-group-creation %q: want ALL_MEMBERS, MEMBERS_WITH_APPROVAL or ADMINS", c.opts.Modes.GroupCreation)
 	}
 	if len(rates) > 0 {
 		c.faults.ErrorRates = rates

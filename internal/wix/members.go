@@ -107,8 +107,13 @@ type contactsQueryBody struct {
 	Query Query `json:"query"`
 }
 
+// FieldContactE164Phone is the Contacts v4 filter field holding a contact's
+// phones in E.164 form. info.phones.phone holds them as entered ("(212)
+// 555-0142") and matches only that text.
+const FieldContactE164Phone = "info.phones.e164Phone"
+
 // QueryContacts queries contacts (POST /contacts/v4/contacts/query), e.g.
-// {"info.phones.phone": {"$in": [...]}} to resolve phones, and flattens them.
+// {FieldContactE164Phone: {"$in": [...]}} to resolve phones, and flattens them.
 func (s *Site) QueryContacts(ctx context.Context, q Query) (*ContactsPage, error) {
 	if err := checkPaging(q.Paging); err != nil {
 		return nil, fmt.Errorf("query contacts: %w", err)

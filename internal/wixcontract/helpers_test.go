@@ -277,6 +277,19 @@ func (e *env) memberIDs(site string) []string {
 	return ids
 }
 
+// publicMemberIDs is memberIDs without the members with a private profile
+// (Add Group Members makes public members members at once; private ones
+// are only invited).
+func (e *env) publicMemberIDs(site string) []string {
+	var ids []string
+	for _, m := range e.sim.Site(site).Members() {
+		if m.PrivacyStatus != "PRIVATE" {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
 func repeat(s string, n int) []string {
 	out := make([]string, n)
 	for i := range out {

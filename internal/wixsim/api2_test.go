@@ -266,8 +266,13 @@ func TestContactsQuery(t *testing.T) {
 		want   []string
 	}{
 		{"formatted phone", map[string]any{"info.phones.phone": "+1 212-555-0142"}, []string{zoe.ContactID}},
-		{"e164 phone", map[string]any{"info.phones.phone": map[string]any{"$in": []any{"+14155550101", "+442079460123"}}}, []string{jose.ContactID, lead}},
-		{"primary phone", map[string]any{"primaryInfo.phone": map[string]any{"$eq": "+12125550142"}}, []string{zoe.ContactID}},
+		// info.phones.phone holds the phone as entered: its E.164 form is
+		// info.phones.e164Phone, and matches only there (Contacts v4 filters).
+		{"e164 phone", map[string]any{"info.phones.e164Phone": map[string]any{"$in": []any{"+14155550101", "+442079460123"}}}, []string{jose.ContactID, lead}},
+		{"e164 on phone field", map[string]any{"info.phones.phone": map[string]any{"$in": []any{"+12125550142", "+442079460123"}}}, nil},
+		{"entered on e164 field", map[string]any{"info.phones.e164Phone": "+1 212-555-0142"}, nil},
+		{"primary phone", map[string]any{"primaryInfo.phone": map[string]any{"$eq": "+1 212-555-0142"}}, []string{zoe.ContactID}},
+		{"primary phone e164", map[string]any{"primaryInfo.phone": map[string]any{"$eq": "+12125550142"}}, nil},
 		{"email any", map[string]any{"info.emails.email": "ZOE@work.example"}, []string{zoe.ContactID}},
 		{"primary email", map[string]any{"primaryInfo.email": "zoe@work.example"}, nil},
 		{"id", map[string]any{"id": map[string]any{"$in": []any{lead}}}, []string{lead}},

@@ -313,14 +313,18 @@ var contactOps = []string{"$eq", "$in", "$startsWith"}
 
 var contactFilterSpec = fieldSpec{
 	ops: map[string][]string{
-		"id": {"$eq", "$in"}, "info.phones.phone": contactOps, "primaryInfo.phone": contactOps,
+		"id": {"$eq", "$in"}, "info.phones.phone": contactOps, "info.phones.e164Phone": contactOps,
+		"primaryInfo.phone": contactOps,
 		"info.emails.email": contactOps, "primaryInfo.email": contactOps,
 	},
 	fold:   map[string]bool{"info.emails.email": true, "primaryInfo.email": true},
 	prefix: "query.filter.",
 }
 
-// contactGetter: phone fields match both the phone as entered and its E.164 form.
+// contactGetter: like Wix, info.phones.phone and primaryInfo.phone hold the
+// phone as entered (e.g. "(212) 555-0142") and match only that text; the
+// E.164 form is the separate field info.phones.e164Phone (Contacts v4
+// "Supported Filters, Sorting, and Search"; see internal/wix/README.md).
 func contactGetter(c *Contact) getter {
 	return func(f string) []string {
 		switch f {
@@ -339,12 +343,20 @@ func contactGetter(c *Contact) getter {
 		case "info.phones.phone":
 			var out []string
 			for _, p := range c.Phones {
-				out = append(out, p.Phone, p.E164Phone)
+				out = append(out, p.Phone)
+			}
+			return out
+		case "info.phones.e164Phone":
+			var out []string
+			for _, p := range c.Phones {
+				if p.E164Phone != "" {
+					out = append(out, p.E164Phone)
+				}
 			}
 			return out
 		case "primaryInfo.phone":
 			if len(c.Phones) > 0 {
-				return []string{c.Phones[0].Phone, c.Phones[0].E164Phone}
+				return one(c.Phones[0].Phone)
 			}
 		}
 		return nil

@@ -144,6 +144,7 @@ type group struct {
 	answers   []*MemberAnswers // in the order answers were first recorded
 	answerIdx map[string]*MemberAnswers
 	rules     []Rule
+	invited   map[string]time.Time // pending invitations (private site members)
 	seq       int
 }
 

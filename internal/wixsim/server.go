@@ -49,6 +49,9 @@ type Options struct {
 	// StateFile, when set, is loaded at start if it exists, and written by
 	// Save and Close.
 	StateFile string
+	// Modes are the optional live-site behaviours of every site (default:
+	// all off); Site.SetModes changes one site's.
+	Modes Modes
 	// Now is the clock (default time.Now). Tests pass a fake clock to expire
 	// tokens and freeze the rate limiter without sleeping.
 	Now func() time.Time
@@ -258,6 +261,7 @@ func (s *Server) entry(siteID string) *siteEntry {
 	e.once.Do(func() {
 		st := newSite(siteID, s.opts.Seed, s.now)
 		st.mu.Lock()
+		st.modes = s.opts.Modes
 		if snap != nil {
 			st.restoreLocked(snap)
 		} else {

@@ -41,6 +41,8 @@ type Site struct {
 	groupBySlug     map[string]*group
 	ownerID         string
 	seq             int
+	modes           Modes
+	requests        []*GroupRequest // group requests, oldest first
 }
 
 func newSite(id string, seed int64, now func() time.Time) *Site {
@@ -79,6 +81,7 @@ func (st *Site) wipe() {
 	st.groupBySlug = map[string]*group{}
 	st.ownerID = ""
 	st.seq = 0
+	st.requests = nil
 }
 
 // ID returns the site id.
@@ -590,6 +593,50 @@ func (st *Site) AddToGroup(groupID string, ids ...string) {
 	if g, ok := st.groupByID[groupID]; ok {
 		st.addGroupMembersLocked(g, ids, st.now())
 	}
+}
+
+// inviteLocked records an invitation of memberID to g (callers hold st.mu).
+func (st *Site) inviteLocked(g *group, memberID string, at time.Time) {
+	if g.invited == nil {
+		g.invited = map[string]time.Time{}
+	}
+	if _, ok := g.invited[memberID]; !ok {
+		g.invited[memberID] = at
+	}
+}
+
+// Invited returns the ids of the members invited to a group who have not
+// accepted yet, sorted.
+func (st *Site) Invited(groupID string) []string {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	g, ok := st.groupByID[groupID]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for id := range g.invited {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AcceptInvitation makes an invited member join the group (as a member who
+// accepted the invitation would); it reports whether there was an invitation.
+func (st *Site) AcceptInvitation(groupID, memberID string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	g, ok := st.groupByID[groupID]
+	if !ok {
+		return false
+	}
+	if _, ok := g.invited[memberID]; !ok {
+		return false
+	}
+	delete(g.invited, memberID)
+	st.joinLocked(g, memberID, "MEMBER", st.now())
+	return true
 }
 
 // RemoveFromGroup removes members from a group.
