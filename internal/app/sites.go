@@ -21,6 +21,10 @@ import (
 //	    instanceId: 3c4d...
 //	    appSecretEnv: WIX_APP_SECRET
 //	    ratePerMinute: 200
+//	    # optional: a group admin member's Wix OAuth refresh token, for
+//	    # membership questions, rules and answers (internal/wix/AUTH.md)
+//	    memberRefreshTokenEnv: WIX_MEMBER_REFRESH_TOKEN_SCHOOL
+//	    memberClientId: 7e...
 type SitesFile struct {
 	Sites []SiteEntry `yaml:"sites"`
 }
@@ -33,6 +37,11 @@ type SiteEntry struct {
 	InstanceID    string  `yaml:"instanceId"`
 	AppSecretEnv  string  `yaml:"appSecretEnv"`
 	RatePerMinute float64 `yaml:"ratePerMinute"`
+	// MemberRefreshTokenEnv names the variable holding a refresh token of a
+	// site member who is a group admin; MemberClientID is the client id of
+	// the Wix OAuth app that issued it.
+	MemberRefreshTokenEnv string `yaml:"memberRefreshTokenEnv"`
+	MemberClientID        string `yaml:"memberClientId"`
 }
 
 // addSites registers the sites of cfg on c: the sites file, then the single
@@ -58,6 +67,13 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 			if s.AppSecretEnv != "" {
 				creds.AppSecret = getenv(s.AppSecretEnv)
 			}
+			creds.MemberClientID = s.MemberClientID
+			if s.MemberRefreshTokenEnv != "" {
+				creds.MemberRefreshToken = getenv(s.MemberRefreshTokenEnv)
+				if creds.MemberRefreshToken == "" {
+					return fmt.Errorf("sites file entry %d (%s): environment variable %s is empty", i, s.SiteID, s.MemberRefreshTokenEnv)
+				}
+			}
 			if s.SiteID == "" {
 				return fmt.Errorf("sites file entry %d: siteId is required", i)
 			}
@@ -72,11 +88,14 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 			}
 		}
 	}
+	member := wix.Credentials{MemberRefreshToken: cfg.WixMemberRefreshToken, MemberClientID: cfg.WixMemberClientID}
 	switch {
 	case cfg.WixAPIKey != "":
-		return c.AddSite(cfg.SiteID, wix.Credentials{APIKey: cfg.WixAPIKey})
+		member.APIKey = cfg.WixAPIKey
+		return c.AddSite(cfg.SiteID, member)
 	case cfg.WixAppID != "":
-		return c.AddSite(cfg.SiteID, wix.Credentials{AppID: cfg.WixAppID, AppSecret: cfg.WixAppSecret, InstanceID: cfg.WixInstanceID})
+		member.AppID, member.AppSecret, member.InstanceID = cfg.WixAppID, cfg.WixAppSecret, cfg.WixInstanceID
+		return c.AddSite(cfg.SiteID, member)
 	}
 	return nil
 }

@@ -92,14 +92,15 @@ type Server struct {
 	mu         sync.Mutex
 	sites      map[string]*siteEntry
 	tokens     map[string]tokenInfo
-	// Member auth (auth.go).
-	refreshTokens map[string]memberGrant
-	memberTokens  map[string]memberGrant
-	authStrict    atomic.Bool
 	perMinute  float64
 	burst      int
 	retryAfter bool
 	loaded     map[string]*siteSnapshot // from StateFile, consumed on first use
+
+	// Member auth (auth.go).
+	refreshTokens map[string]memberGrant
+	memberTokens  map[string]memberGrant
+	authStrict    atomic.Bool
 
 	faults   atomic.Pointer[faultState]
 	handler  http.Handler
