@@ -29,10 +29,11 @@ import (
 
 const opMemberToken = "oauth.memberToken"
 
-// MemberCredentialHint says how to configure a member credential; it ends
-// every reason of an AuthRefusedError for a site without one.
-const MemberCredentialHint = "set memberRefreshTokenEnv and memberClientId for the site in the sites file " +
-	"(single site: WIX_MEMBER_REFRESH_TOKEN and WIX_MEMBER_CLIENT_ID), a refresh token of a site member who is a group admin"
+// MemberCredentialHint says how to configure a member credential for site;
+// it ends the reason of every refusal that a member credential would fix.
+func MemberCredentialHint(site string) string {
+	return "set sites[" + site + "].memberRefreshTokenEnv and memberClientId (one site: WIX_MEMBER_REFRESH_TOKEN and WIX_MEMBER_CLIENT_ID)"
+}
 
 // memberCred holds a site's member refresh token, replaced when Wix rotates it.
 type memberCred struct {
@@ -152,8 +153,8 @@ type memberTokenError struct {
 }
 
 func (e *memberTokenError) Error() string {
-	return fmt.Sprintf("Wix refused the member refresh token of site %s (%d %s): issue a new refresh token for a group admin; %s",
-		e.site, e.err.Status, e.err.Code, MemberCredentialHint)
+	return fmt.Sprintf("Wix refused the member refresh token of site %s (%d %s): issue a new one for a group admin and %s",
+		e.site, e.err.Status, e.err.Code, MemberCredentialHint(e.site))
 }
 func (e *memberTokenError) Unwrap() error   { return e.err }
 func (e *memberTokenError) Permanent() bool { return e.err.Permanent() }
@@ -187,9 +188,9 @@ func (e *AuthRefusedError) NeedsMemberCredential() bool { return e.Credential !=
 func (e *AuthRefusedError) Error() string {
 	head := fmt.Sprintf("Wix refused %s for site %s with the %s (%d %s)", e.Endpoint, e.Site, e.Credential, e.Err.Status, e.Err.Code)
 	if e.NeedsMemberCredential() {
-		return head + ": membership questions, rules and answers need a group admin member's credential; " + MemberCredentialHint
+		return head + ": these endpoints need a group admin member's credential; " + MemberCredentialHint(e.Site)
 	}
-	return head + fmt.Sprintf(": the member must be an admin of group %s (make them a group admin, or use another admin's refresh token)", e.GroupID)
+	return head + fmt.Sprintf(": the member must be an admin of group %s", e.GroupID)
 }
 func (e *AuthRefusedError) Unwrap() error   { return e.Err }
 func (e *AuthRefusedError) Permanent() bool { return true }

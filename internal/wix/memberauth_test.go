@@ -189,7 +189,7 @@ func TestMemberEndpointRefusedNamesCredential(t *testing.T) {
 	if !errors.As(err, &ae) || !failure.IsPermanent(err) || !ae.NeedsMemberCredential() {
 		t.Fatalf("err %v (%T), want a permanent AuthRefusedError", err, err)
 	}
-	want := "Wix refused List Rules for site " + testSite + " with the API key (403 PERMISSION_DENIED): membership questions, rules and answers need a group admin member's credential; set memberRefreshTokenEnv and memberClientId"
+	want := "Wix refused List Rules for site " + testSite + " with the API key (403 PERMISSION_DENIED): these endpoints need a group admin member's credential; set sites[" + testSite + "].memberRefreshTokenEnv and memberClientId"
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("reason %q\nwant it to contain %q", err, want)
 	}
