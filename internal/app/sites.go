@@ -1,13 +1,16 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"os"
 
+	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/config"
 	"groupflow/internal/wix"
+	"groupflow/internal/wixcheck"
 )
 
 // SitesFile lists several Wix sites and where their secrets are. Secrets
@@ -98,4 +101,42 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 		return c.AddSite(cfg.SiteID, member)
 	}
 	return nil
+}
+
+// NewWixClient builds a Wix client for the sites cfg configures: the sites
+// file and the single site from the environment, or, without credentials,
+// the embedded simulator at --wix-base-url (default http://<wix-sim-listen>)
+// with site cfg.SiteID. Each site gets a local limiter at
+// cfg.WixRatePerMinute. groupctl wix check uses it; the processor builds
+// its own client with shared limiters.
+func NewWixClient(cfg *config.Config, getenv func(string) string, log *zap.Logger) (*wix.Client, error) {
+	base := cfg.WixBaseURL
+	if cfg.Simulated() && base == "" {
+		base = "http://" + cfg.WixSimListen
+	}
+	c := wix.New(wix.Config{BaseURL: base, RequestsPerMinute: cfg.WixRatePerMinute,
+		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, Logger: log})
+	if cfg.Simulated() {
+		return c, c.AddSite(cfg.SiteID, wix.Credentials{APIKey: "simulator"})
+	}
+	local := func(_ string, perMinute float64) wix.Limiter { return wix.NewAdaptiveLimiter(perMinute, 5) }
+	if err := addSites(c, cfg, getenv, local); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// preflight checks every site of c (see package wixcheck) and logs one line
+// per flow and site. It makes one read per endpoint and site.
+func preflight(ctx context.Context, c *wix.Client, log *zap.Logger) {
+	for _, id := range c.SiteIDs() {
+		site, err := c.Site(id)
+		if err != nil {
+			continue
+		}
+		wixcheck.Log(log, id, wixcheck.Check(ctx, site))
+		if ctx.Err() != nil {
+			return
+		}
+	}
 }
