@@ -425,13 +425,14 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 		GrantType2   string `json:"grantType"`
 		ClientID2    string `json:"clientId"`
 		RefreshToken string `json:"refreshToken"`
+		RefreshSnake string `json:"refresh_token"`
 	}
 	if e := decodeBody(r, &req); e != nil {
 		writeJSON(w, e.status, e.body)
 		return
 	}
 	if req.GrantType == "refresh_token" || req.GrantType2 == "refresh_token" {
-		s.refreshGrant(w, firstNonEmpty(req.ClientID2, req.ClientID), req.RefreshToken)
+		s.refreshGrant(w, firstNonEmpty(req.ClientID2, req.ClientID), firstNonEmpty(req.RefreshToken, req.RefreshSnake))
 		return
 	}
 	var e *apiError
