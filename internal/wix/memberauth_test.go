@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"groupflow/internal/failure"
+	"groupflow/internal/wixsim"
 )
 
 const (
@@ -226,5 +228,46 @@ func TestMemberCredentialValidation(t *testing.T) {
 	s, _ := c.Site("s")
 	if !s.HasMemberCredential() {
 		t.Fatal("member credential not kept")
+	}
+}
+
+// Against the simulator in strict mode, with rotating refresh tokens and a
+// 30s member token: the renewal near expiry is one request shared by 8
+// concurrent callers (a second exchange would present the retired refresh
+// token and be refused), and admin writes go through.
+func TestMemberCredentialAgainstStrictSimulator(t *testing.T) {
+	clock := newFakeClock()
+	sim := wixsim.New(wixsim.Options{Members: 3, Groups: 1, AuthStrict: true, RotateRefreshTokens: true,
+		MemberTokenTTL: 30 * time.Second, Now: clock.Now})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	st := sim.Site(testSite)
+	g := st.AddGroup("Strict", "PUBLIC", st.OwnerID())
+	rt := sim.IssueMemberRefreshToken(testSite, st.OwnerID(), testClientID)
+	s := memberSite(t, srv.URL, clock, zap.NewNop(), Credentials{APIKey: testKey, MemberRefreshToken: rt, MemberClientID: testClientID})
+	ctx := context.Background()
+	if _, err := s.ReplaceRules(ctx, g.ID, []GroupRule{{Title: "Be kind", Description: "x"}}); err != nil {
+		t.Fatalf("replace rules: %v", err)
+	}
+	clock.Advance(20 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, err := s.ListRules(ctx, g.ID); errs <- err }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent list rules after renewal: %v", err)
+		}
+	}
+	clock.Advance(40 * time.Second) // past the first renewal's expiry too
+	if _, err := s.ListMembershipQuestions(ctx, g.ID); err != nil {
+		t.Fatalf("after a second renewal: %v", err)
+	}
+	if n := sim.Calls(testSite)[OpRulesList]; n != 8 {
+		t.Fatalf("%d rules.list calls, want 8", n)
 	}
 }
