@@ -111,9 +111,8 @@ func TestStrictAuthPropagateRules(t *testing.T) {
 
 func TestStrictAuthProvisionWithQuestionsAndRules(t *testing.T) {
 	e := newWF(t)
-	owner := strictSite(t, e.Wix)
+	owner := strictSite(t, e.Wix) // creator, so admin, of the groups provisioned with the API key
 	p := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Pat", LastName: "Roe", LoginEmail: "pat@example.com"})
-	_ = owner
 	e.start(provisionHandler(e))
 	body := func(name string) map[string]any {
 		return map[string]any{"group": map[string]any{"name": name}, "people": []messages.Person{{Email: p.LoginEmail}},
@@ -122,7 +121,7 @@ func TestStrictAuthProvisionWithQuestionsAndRules(t *testing.T) {
 	m := e.send(messages.CmdProvisionGroup, "pg-1", body("Strict Provision"))
 	expectFailed(t, e, m, "pg-1", messages.FailurePermanent, refusedReason(e.Wix.SiteID, "Create Or Replace All Membership Questions"))
 
-	withMember(t, e.Wix, e.Site.OwnerID())
+	withMember(t, e.Wix, owner)
 	m = e.send(messages.CmdProvisionGroup, "pg-2", body("Strict Provision 2"))
 	ev := provisioned(t, e, m)
 	if len(e.Site.Questions(ev.GroupID)) != 1 || len(e.Site.Rules(ev.GroupID)) != 1 {
