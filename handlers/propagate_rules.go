@@ -126,6 +126,8 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 					if d.Empty() {
 						o.Outcome = messages.OutcomeUnchanged
 					}
+				case needsMemberCredential(err):
+					return nil, failure.Permanent(err)
 				case itemRefused(err):
 					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 				default:
@@ -136,6 +138,8 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				switch {
 				case err == nil:
 					o.Outcome = messages.OutcomeUpdated
+				case needsMemberCredential(err):
+					return nil, failure.Permanent(err)
 				case itemRefused(err):
 					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 				default:

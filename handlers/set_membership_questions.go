@@ -80,6 +80,8 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 			switch {
 			case err == nil:
 				o = messages.GroupOutcome{GroupID: id, Outcome: messages.OutcomeUpdated, Questions: len(got)}
+			case needsMemberCredential(err):
+				return nil, failure.Permanent(err)
 			case itemRefused(err):
 				o = messages.GroupOutcome{GroupID: id, Outcome: messages.OutcomeFailed, Reason: groupFailure(err)}
 			default:
@@ -107,6 +109,9 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 func groupFailure(err error) string {
 	if wix.IsNotFound(err) {
 		return "group not found"
+	}
+	if r, ok := authRefusal(err); ok {
+		return r
 	}
 	return errorDetail(err)
 }

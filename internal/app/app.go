@@ -173,6 +173,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return a.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
 	var sites Sites
+	var realWix *wix.Client // for the startup preflight
 	if cfg.Simulated() {
 		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
 			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
@@ -192,7 +193,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		if err := addSites(client, cfg, getenv, a.siteLimiter); err != nil {
 			return nil, err
 		}
-		sites = client
+		sites, realWix = client, client
 		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
 			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
 	}
@@ -253,6 +254,9 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	runCtx, runCancel := context.WithCancel(ctx)
 	a.cancel = runCancel
 	go func() { a.runDone <- rt.Run(runCtx) }()
+	if realWix != nil && cfg.WixPreflight {
+		go preflight(runCtx, realWix, log.Named("preflight"))
+	}
 	select {
 	case <-rt.Running():
 	case err := <-a.runDone:

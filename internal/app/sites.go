@@ -1,13 +1,16 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"os"
 
+	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/config"
 	"groupflow/internal/wix"
+	"groupflow/internal/wixcheck"
 )
 
 // SitesFile lists several Wix sites and where their secrets are. Secrets
@@ -21,6 +24,10 @@ import (
 //	    instanceId: 3c4d...
 //	    appSecretEnv: WIX_APP_SECRET
 //	    ratePerMinute: 200
+//	    # optional: a group admin member's Wix OAuth refresh token, for
+//	    # membership questions, rules and answers (internal/wix/AUTH.md)
+//	    memberRefreshTokenEnv: WIX_MEMBER_REFRESH_TOKEN_SCHOOL
+//	    memberClientId: 7e...
 type SitesFile struct {
 	Sites []SiteEntry `yaml:"sites"`
 }
@@ -33,6 +40,11 @@ type SiteEntry struct {
 	InstanceID    string  `yaml:"instanceId"`
 	AppSecretEnv  string  `yaml:"appSecretEnv"`
 	RatePerMinute float64 `yaml:"ratePerMinute"`
+	// MemberRefreshTokenEnv names the variable holding a refresh token of a
+	// site member who is a group admin; MemberClientID is the client id of
+	// the Wix OAuth app that issued it.
+	MemberRefreshTokenEnv string `yaml:"memberRefreshTokenEnv"`
+	MemberClientID        string `yaml:"memberClientId"`
 }
 
 // addSites registers the sites of cfg on c: the sites file, then the single
@@ -58,6 +70,13 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 			if s.AppSecretEnv != "" {
 				creds.AppSecret = getenv(s.AppSecretEnv)
 			}
+			creds.MemberClientID = s.MemberClientID
+			if s.MemberRefreshTokenEnv != "" {
+				creds.MemberRefreshToken = getenv(s.MemberRefreshTokenEnv)
+				if creds.MemberRefreshToken == "" {
+					return fmt.Errorf("sites file entry %d (%s): environment variable %s is empty", i, s.SiteID, s.MemberRefreshTokenEnv)
+				}
+			}
 			if s.SiteID == "" {
 				return fmt.Errorf("sites file entry %d: siteId is required", i)
 			}
@@ -72,11 +91,52 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 			}
 		}
 	}
+	member := wix.Credentials{MemberRefreshToken: cfg.WixMemberRefreshToken, MemberClientID: cfg.WixMemberClientID}
 	switch {
 	case cfg.WixAPIKey != "":
-		return c.AddSite(cfg.SiteID, wix.Credentials{APIKey: cfg.WixAPIKey})
+		member.APIKey = cfg.WixAPIKey
+		return c.AddSite(cfg.SiteID, member)
 	case cfg.WixAppID != "":
-		return c.AddSite(cfg.SiteID, wix.Credentials{AppID: cfg.WixAppID, AppSecret: cfg.WixAppSecret, InstanceID: cfg.WixInstanceID})
+		member.AppID, member.AppSecret, member.InstanceID = cfg.WixAppID, cfg.WixAppSecret, cfg.WixInstanceID
+		return c.AddSite(cfg.SiteID, member)
 	}
 	return nil
+}
+
+// NewWixClient builds a Wix client for the sites cfg configures: the sites
+// file and the single site from the environment, or, without credentials,
+// the embedded simulator at --wix-base-url (default http://<wix-sim-listen>)
+// with site cfg.SiteID. Each site gets a local limiter at
+// cfg.WixRatePerMinute. groupctl wix check uses it; the processor builds
+// its own client with shared limiters.
+func NewWixClient(cfg *config.Config, getenv func(string) string, log *zap.Logger) (*wix.Client, error) {
+	base := cfg.WixBaseURL
+	if cfg.Simulated() && base == "" {
+		base = "http://" + cfg.WixSimListen
+	}
+	c := wix.New(wix.Config{BaseURL: base, RequestsPerMinute: cfg.WixRatePerMinute,
+		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, Logger: log})
+	if cfg.Simulated() {
+		return c, c.AddSite(cfg.SiteID, wix.Credentials{APIKey: "simulator"})
+	}
+	local := func(_ string, perMinute float64) wix.Limiter { return wix.NewAdaptiveLimiter(perMinute, 5) }
+	if err := addSites(c, cfg, getenv, local); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// preflight checks every site of c (see package wixcheck) and logs one line
+// per flow and site. It makes one read per endpoint and site.
+func preflight(ctx context.Context, c *wix.Client, log *zap.Logger) {
+	for _, id := range c.SiteIDs() {
+		site, err := c.Site(id)
+		if err != nil {
+			continue
+		}
+		wixcheck.Log(log, id, wixcheck.Check(ctx, site))
+		if ctx.Err() != nil {
+			return
+		}
+	}
 }

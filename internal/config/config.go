@@ -64,6 +64,11 @@ type Config struct {
 	GroupsPrefix         string
 	GroupMembersPrefx    string
 
+	// Member credential of the single site (see internal/wix/AUTH.md).
+	WixMemberRefreshToken string // env WIX_MEMBER_REFRESH_TOKEN only
+	WixMemberClientID     string
+	WixPreflight          bool
+
 	// Runtime.
 	Concurrency    int
 	AckWait        time.Duration
@@ -104,6 +109,7 @@ func (c Config) String() string {
 	}
 	c.WixAPIKey = redact(c.WixAPIKey)
 	c.WixAppSecret = redact(c.WixAppSecret)
+	c.WixMemberRefreshToken = redact(c.WixMemberRefreshToken)
 	c.AdminToken = redact(c.AdminToken)
 	c.NATSURL = netsafe.RedactURLs(c.NATSURL)
 	type plain Config
@@ -177,6 +183,8 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.WixAllowInsecureHTTP, "wix-allow-insecure-http", false, "accept a plain http:// --wix-base-url on a host other than loopback (a simulator on a private network) (env "+envName("wix-allow-insecure-http")+")")
 	str(&c.WixAppID, "wix-app-id", "", "Wix app id for OAuth client credentials (secret from WIX_APP_SECRET)", "WIX_APP_ID")
 	str(&c.WixInstanceID, "wix-instance-id", "", "Wix app instance id (the site's installation) for OAuth", "WIX_INSTANCE_ID")
+	str(&c.WixMemberClientID, "wix-member-client-id", "", "client id of the Wix OAuth app that issued WIX_MEMBER_REFRESH_TOKEN (a group admin member's credential for membership questions, rules and answers)", "WIX_MEMBER_CLIENT_ID")
+	fs.BoolVar(&c.WixPreflight, "wix-preflight", true, "at startup, check with one read per endpoint which flows each real Wix site's credentials allow, and log one line per flow (env "+envName("wix-preflight")+")")
 	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
 	fs.Float64Var(&c.WixRatePerMinute, "wix-rate-per-minute", 200, "Wix requests per minute per site (env "+envName("wix-rate-per-minute")+")")
 	fs.BoolVar(&c.SharedRateLimit, "wix-shared-limit", true, "share each site's Wix rate between all groupflow instances through JetStream KV (env "+envName("wix-shared-limit")+")")
@@ -214,12 +222,12 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.LogFormat, "log-format", "console", "console or json")
 
 	fs.Usage = func() {
-		fmt.Fprintf(usageOut, "groupflow: automates Wix Groups from commands on NATS JetStream.\n\nUsage: groupflow [flags]\n\nSecrets come from the environment only: WIX_API_KEY, WIX_APP_SECRET, GROUPFLOW_ADMIN_TOKEN.\nWithout Wix credentials the embedded Wix simulator is used.\n\nFlags:\n")
+		fmt.Fprintf(usageOut, "groupflow: automates Wix Groups from commands on NATS JetStream.\n\nUsage: groupflow [flags]\n\nSecrets come from the environment only: WIX_API_KEY, WIX_APP_SECRET, WIX_MEMBER_REFRESH_TOKEN, GROUPFLOW_ADMIN_TOKEN.\nWithout Wix credentials the embedded Wix simulator is used.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 
 	aliases := map[string]string{"site-id": "WIX_SITE_ID", "wix-base-url": "WIX_BASE_URL",
-		"wix-app-id": "WIX_APP_ID", "wix-instance-id": "WIX_INSTANCE_ID"}
+		"wix-app-id": "WIX_APP_ID", "wix-instance-id": "WIX_INSTANCE_ID", "wix-member-client-id": "WIX_MEMBER_CLIENT_ID"}
 	if err := ParseWithEnv(fs, args, getenv, func(flagName string) []string {
 		names := []string{envName(flagName)}
 		if a, ok := aliases[flagName]; ok {
@@ -231,6 +239,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	}
 	c.WixAPIKey = getenv("WIX_API_KEY")
 	c.WixAppSecret = getenv("WIX_APP_SECRET")
+	c.WixMemberRefreshToken = getenv("WIX_MEMBER_REFRESH_TOKEN")
 	c.AdminToken = getenv("GROUPFLOW_ADMIN_TOKEN")
 
 	if c.Replicas == 0 {
@@ -260,6 +269,9 @@ func (c *Config) validate() error {
 	}
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
+	}
+	if (c.WixMemberRefreshToken == "") != (c.WixMemberClientID == "") {
+		errs = append(errs, errors.New("a member credential needs both WIX_MEMBER_REFRESH_TOKEN and WIX_MEMBER_CLIENT_ID (--wix-member-client-id)"))
 	}
 	if c.WixAppID != "" && c.SiteID == "" {
 		c.SiteID = c.WixInstanceID

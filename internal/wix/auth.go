@@ -46,6 +46,9 @@ type oauthAuth struct {
 	c     *Client
 	creds Credentials
 	site  string
+	// exchange, if set, replaces the client-credentials request (member
+	// OAuth uses a refresh token instead; see memberauth.go).
+	exchange func(ctx context.Context) (string, time.Time, error)
 
 	mu       sync.Mutex
 	tok      string
@@ -111,7 +114,11 @@ func (a *oauthAuth) token(ctx context.Context) (string, error) {
 func (a *oauthAuth) fetch(ctx context.Context, f *tokenFetch) {
 	ctx, cancel := context.WithTimeout(ctx, a.c.cfg.Timeout)
 	defer cancel()
-	f.tok, f.expiry, f.err = a.request(ctx)
+	if a.exchange != nil {
+		f.tok, f.expiry, f.err = a.exchange(ctx)
+	} else {
+		f.tok, f.expiry, f.err = a.request(ctx)
+	}
 
 	a.mu.Lock()
 	if f.err == nil {

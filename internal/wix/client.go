@@ -257,7 +257,7 @@ func (c *Client) addSite(siteID string, creds Credentials, l Limiter) error {
 			l = newAdaptiveLimiter(c.cfg.RequestsPerMinute, c.cfg.Burst, time.Now)
 		}
 	}
-	s := &Site{c: c, id: siteID, limiter: l}
+	s := &Site{c: c, id: siteID, limiter: l, member: newMemberAuth(c, siteID, creds)}
 	if creds.oauth() {
 		s.auth = &oauthAuth{c: c, creds: creds, site: siteID}
 	} else {
@@ -297,6 +297,9 @@ type Site struct {
 	id      string
 	auth    authenticator
 	limiter Limiter
+	// member authenticates the calls that need a site member (a group
+	// admin); nil without a member credential. See memberauth.go.
+	member authenticator
 }
 
 // ID returns the site ID.
@@ -316,6 +319,10 @@ type call struct {
 	// unsafeRetry marks non-idempotent calls (create): they are retried only
 	// when the request surely did not reach Wix (429, connection refused).
 	unsafeRetry bool
+	// member marks the endpoints that need visitor or member
+	// authentication (questions, rules, answers): they use the site's
+	// member credential when it has one.
+	member bool
 }
 
 // do runs c with limiter waits, auth, retries and accounting.
@@ -345,7 +352,7 @@ func (s *Site) do(ctx context.Context, c call) error {
 		}
 		var ae *APIError
 		isAPI := errors.As(err, &ae)
-		if isAPI && ae.Status == http.StatusUnauthorized && !refreshed && tok != "" && s.auth.invalidate(tok) {
+		if isAPI && ae.Status == http.StatusUnauthorized && !refreshed && tok != "" && s.authFor(c).invalidate(tok) {
 			// The cached OAuth token was revoked or expired early: fetch a
 			// new one and try once more, outside the retry budget.
 			refreshed = true
@@ -406,7 +413,7 @@ func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, er
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	tok, err = s.auth.apply(actx, req, s.id)
+	tok, err = s.authFor(c).apply(actx, req, s.id)
 	if err != nil {
 		return "", fmt.Errorf("wix %s: auth: %w", c.op, err)
 	}

@@ -23,7 +23,7 @@ func (s *Site) ListMembershipQuestions(ctx context.Context, groupID string) ([]M
 		return nil, fmt.Errorf("list membership questions: %w", err)
 	}
 	var out questionsEnvelope
-	if err := s.do(ctx, call{op: OpQuestionsList, method: http.MethodGet, path: s.questionsPath(groupID), out: &out}); err != nil {
+	if err := s.doMember(ctx, call{op: OpQuestionsList, method: http.MethodGet, path: s.questionsPath(groupID), out: &out}, groupID); err != nil {
 		return nil, fmt.Errorf("list membership questions of %s: %w", groupID, err)
 	}
 	return out.Questions, nil
@@ -49,8 +49,8 @@ func (s *Site) ReplaceMembershipQuestions(ctx context.Context, groupID string, q
 		qs = []MembershipQuestion{}
 	}
 	var out questionsEnvelope
-	err := s.do(ctx, call{op: OpQuestionsReplace, method: http.MethodPut, path: s.questionsPath(groupID),
-		body: questionsEnvelope{Questions: qs}, out: &out})
+	err := s.doMember(ctx, call{op: OpQuestionsReplace, method: http.MethodPut, path: s.questionsPath(groupID),
+		body: questionsEnvelope{Questions: qs}, out: &out}, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("replace membership questions of %s: %w", groupID, err)
 	}
@@ -79,8 +79,8 @@ func (s *Site) ListAnswers(ctx context.Context, groupID string, memberIDs []stri
 		body.Paging = &p
 	}
 	var out AnswersPage
-	err := s.do(ctx, call{op: OpQuestionsAnswers, method: http.MethodPost, path: s.questionsPath(groupID) + "/answers",
-		body: body, out: &out})
+	err := s.doMember(ctx, call{op: OpQuestionsAnswers, method: http.MethodPost, path: s.questionsPath(groupID) + "/answers",
+		body: body, out: &out}, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("list answers of %s: %w", groupID, err)
 	}
@@ -102,7 +102,7 @@ func (s *Site) ListRules(ctx context.Context, groupID string) ([]GroupRule, erro
 		return nil, fmt.Errorf("list rules: %w", err)
 	}
 	var out rulesEnvelope
-	if err := s.do(ctx, call{op: OpRulesList, method: http.MethodGet, path: s.rulesPath(groupID), out: &out}); err != nil {
+	if err := s.doMember(ctx, call{op: OpRulesList, method: http.MethodGet, path: s.rulesPath(groupID), out: &out}, groupID); err != nil {
 		return nil, fmt.Errorf("list rules of %s: %w", groupID, err)
 	}
 	return out.Rules, nil
@@ -121,8 +121,8 @@ func (s *Site) ReplaceRules(ctx context.Context, groupID string, rules []GroupRu
 		rules = []GroupRule{}
 	}
 	var out rulesEnvelope
-	err := s.do(ctx, call{op: OpRulesReplace, method: http.MethodPut, path: s.rulesPath(groupID),
-		body: rulesEnvelope{Rules: rules}, out: &out})
+	err := s.doMember(ctx, call{op: OpRulesReplace, method: http.MethodPut, path: s.rulesPath(groupID),
+		body: rulesEnvelope{Rules: rules}, out: &out}, groupID)
 	if err != nil {
 		return nil, fmt.Errorf("replace rules of %s: %w", groupID, err)
 	}

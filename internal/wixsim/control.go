@@ -26,6 +26,8 @@ const maxSiteIDLen = 200
 //	GET  /_sim/sites/{site}/groups    group summary (404 for a site not served)
 //	POST /_sim/sites/{site}/reset?members=&groups=  (adds the site if not served)
 //	POST /_sim/save                   write the state file
+//	POST /_sim/member-refresh-token   {site, memberId?, clientId} → {refreshToken} (memberId default: the site owner)
+//	PUT  /_sim/auth                   {strict: bool} member authentication mode (auth.go)
 func (s *Server) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, v any) { writeJSON(w, http.StatusOK, v) }
@@ -36,6 +38,8 @@ func (s *Server) controlMux() *http.ServeMux {
 	siteStats := func(id string) map[string]any {
 		return map[string]any{"site": id, "calls": s.Calls(id), "total": s.TotalCalls(id), "throttled": s.Throttled(id)}
 	}
+	mux.HandleFunc("POST /_sim/member-refresh-token", s.memberRefreshTokenControl)
+	mux.HandleFunc("PUT /_sim/auth", s.authControl)
 	mux.HandleFunc("GET /_sim/health", func(w http.ResponseWriter, r *http.Request) { ok(w, map[string]any{"ok": true}) })
 	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
 		if id := r.URL.Query().Get("site"); id != "" {

@@ -433,9 +433,18 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 		ClientSecret string `json:"client_secret"`
 		InstanceID   string `json:"instance_id"`
 		GrantType    string `json:"grant_type"`
+		// Refresh-token grant of member OAuth (auth.go), camelCase as documented.
+		GrantType2   string `json:"grantType"`
+		ClientID2    string `json:"clientId"`
+		RefreshToken string `json:"refreshToken"`
+		RefreshSnake string `json:"refresh_token"`
 	}
 	if e := decodeBody(r, &req); e != nil {
 		writeJSON(w, e.status, e.body)
+		return
+	}
+	if req.GrantType == "refresh_token" || req.GrantType2 == "refresh_token" {
+		s.refreshGrant(w, firstNonEmpty(req.ClientID2, req.ClientID), firstNonEmpty(req.RefreshToken, req.RefreshSnake))
 		return
 	}
 	var e *apiError

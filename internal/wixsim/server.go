@@ -44,6 +44,14 @@ type Options struct {
 	RetryAfter bool
 	// TokenTTL is the lifetime of OAuth access tokens (default 4h, like Wix).
 	TokenTTL time.Duration
+	// AuthStrict refuses API keys and app tokens on the endpoints that
+	// need member authentication (see auth.go); default off.
+	AuthStrict bool
+	// MemberTokenTTL is the lifetime of member access tokens (default 4h).
+	MemberTokenTTL time.Duration
+	// RotateRefreshTokens makes every refresh-token grant answer with a new
+	// refresh token and retire the old one (whether Wix does is unconfirmed).
+	RotateRefreshTokens bool
 	// Logger receives request logs at debug level (default: no logging).
 	Logger *zap.Logger
 	// StateFile, when set, is loaded at start if it exists, and written by
@@ -98,6 +106,11 @@ type Server struct {
 	retryAfter bool
 	loaded     map[string]*siteSnapshot // from StateFile, consumed on first use
 
+	// Member auth (auth.go).
+	refreshTokens map[string]memberGrant
+	memberTokens  map[string]memberGrant
+	authStrict    atomic.Bool
+
 	faults   atomic.Pointer[faultState]
 	handler  http.Handler
 	api      *http.ServeMux
@@ -123,6 +136,9 @@ func New(opts Options) *Server {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 4 * time.Hour
 	}
+	if opts.MemberTokenTTL <= 0 {
+		opts.MemberTokenTTL = 4 * time.Hour
+	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -136,7 +152,11 @@ func New(opts Options) *Server {
 		sites:   map[string]*siteEntry{},
 		tokens:  map[string]tokenInfo{},
 		closing: make(chan struct{}),
+
+		refreshTokens: map[string]memberGrant{},
+		memberTokens:  map[string]memberGrant{},
 	}
+	s.authStrict.Store(opts.AuthStrict)
 	s.perMinute, s.burst, s.retryAfter = opts.RatePerMinute, opts.Burst, opts.RetryAfter
 	for _, id := range opts.Sites {
 		if id = strings.TrimSpace(id); id != "" {
@@ -516,7 +536,7 @@ func (s *Server) serve(op string, h apiHandler, w http.ResponseWriter, r *http.R
 		s.log.Debug("wixsim request", zap.String("op", op), zap.String("method", r.Method),
 			zap.String("path", r.URL.Path), zap.Int("status", status))
 	}
-	siteID, aerr := s.authenticate(r)
+	siteID, id, aerr := s.identify(r)
 	if aerr != nil {
 		writeJSON(w, aerr.status, aerr.body)
 		logDone(aerr.status)
@@ -551,7 +571,10 @@ func (s *Server) serve(op string, h apiHandler, w http.ResponseWriter, r *http.R
 		logDone(status)
 		return
 	}
-	v, herr := h(e.site, r)
+	v, herr := any(nil), s.authorize(op, e.site, id, r)
+	if herr == nil {
+		v, herr = h(e.site, r)
+	}
 	if herr != nil {
 		writeJSON(w, herr.status, herr.body)
 		l.Status = herr.status
