@@ -52,3 +52,12 @@ func TestNoInputExceedsLimits(t *testing.T) {
 		t.Error("safe ids must keep readable object names")
 	}
 }
+
+// TestDigestKeepsMailerKeys: the mailer's claim keys were the SHA-256 hex
+// of the event id before they moved here; in-flight claims must match.
+func TestDigestKeepsMailerKeys(t *testing.T) {
+	const want = "1e94121cb5f337f07967409439e66ea07b005d9a7ecbf1a490eaffc602a3ae3c"
+	if got := Digest("member_selected:spring:m1"); got != want {
+		t.Fatalf("Digest = %q, want %q", got, want)
+	}
+}
