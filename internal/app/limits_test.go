@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"groupflow/internal/app"
 	"groupflow/internal/dlq"
 	"groupflow/messages"
 )
@@ -241,5 +242,38 @@ func TestHugeIDAndCorrelationDeadLetteredAndAnnounced(t *testing.T) {
 	// and created its group).
 	if got := a.Sim.TotalCalls("demo-site") - callsBefore; got != int64(report.WixCalls) {
 		t.Errorf("%d Wix calls, the valid report made %d: the invalid commands called Wix (%v)", got, report.WixCalls, a.Sim.Calls("demo-site"))
+	}
+}
+
+// TestClosedConnectionFailsHealthAndRun (issue 12 item 1): a connection
+// closed for good used to leave /healthz "ok" while /readyz said CLOSED, so
+// a liveness probe never restarted the processor. /healthz must now fail
+// with the reason, and Run must return an error (the exit path to a
+// non-zero status).
+func TestClosedConnectionFailsHealthAndRun(t *testing.T) {
+	a := startApp(t)
+	if code, body := get(t, "http://"+a.AdminAddr+"/healthz"); code != 200 {
+		t.Fatalf("/healthz before = %d %s", code, body)
+	}
+	app.CloseConsumerConn(a)
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code, body = get(t, "http://"+a.AdminAddr+"/healthz"); code != 200 {
+			break
+		}
+	}
+	if code != 503 || !strings.Contains(body, "closed for good") {
+		t.Fatalf("/healthz after the connection closed = %d %q, want 503 with the reason", code, body)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(context.Background()) }()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "closed for good") {
+			t.Fatalf("Run = %v, want the closed connection", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after the connection closed for good")
 	}
 }
