@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,7 +165,7 @@ func TestProvisionCallBudget(t *testing.T) {
 			}
 			e.Wix.Sim.ResetCalls()
 			start := time.Now()
-			ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "budget-"+name, body))
+			ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "budget-"+strings.ReplaceAll(name, " ", "-"), body))
 			t.Logf("n=%d (%s, %d unknown): %d Wix calls in %s", tt.n, tt.by, tt.unknown, ev.WixCalls, time.Since(start).Round(time.Millisecond))
 			if ev.WixCalls != want || e.Wix.Calls() != want {
 				t.Fatalf("wixCalls %d, simulator %d, want %d: %v", ev.WixCalls, e.Wix.Calls(), want, e.Wix.Sim.Calls(e.Wix.SiteID))

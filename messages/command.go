@@ -2,6 +2,8 @@ package messages
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,13 +18,34 @@ const MaxCommandBytes = 8 << 20
 // the JSON body.
 type CommandMeta struct {
 	// ID identifies the command and makes its completion event idempotent. It
-	// comes from the body's "id", else the Nats-Msg-Id header, else the
-	// runtime generates one. It is not required in the body.
+	// comes from the body's "id", else the Groupflow-Command-Id or
+	// Nats-Msg-Id header, else the runtime generates one. It is not required
+	// in the body. At most MaxIDLen characters, no whitespace or control
+	// characters (see IDProblem), wherever it comes from: a command with an
+	// invalid id is dead-lettered as invalid under InvalidCommandID(id).
 	ID string `json:"id,omitempty"`
-	// SiteID names the Wix site to act on; empty means the service's default site.
+	// SiteID names the Wix site to act on; empty means the service's default
+	// site. At most MaxSiteIDLen characters of SiteIDChars (see SiteIDProblem).
 	SiteID string `json:"siteId,omitempty"`
-	// CorrelationID is an opaque producer value echoed on every resulting event.
+	// CorrelationID is an opaque producer value echoed on every resulting
+	// event; it comes from the body, else the correlation header, else it is
+	// the command id. At most MaxCorrelationIDLen characters, no control
+	// characters (see CorrelationIDProblem); an invalid one is replaced by
+	// the command id on the command_failed event that reports it.
 	CorrelationID string `json:"correlationId,omitempty"`
+}
+
+// InvalidCommandIDPrefix starts the ids InvalidCommandID derives.
+const InvalidCommandIDPrefix = "invalid-"
+
+// InvalidCommandID derives the id under which a command whose own id is
+// invalid (see IDProblem) is dead-lettered and announced: "invalid-" and 24
+// hex digits of the SHA-256 of id. The same id always gives the same
+// derived id, so redeliveries and copies of the command share one ledger
+// record.
+func InvalidCommandID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return InvalidCommandIDPrefix + hex.EncodeToString(sum[:12])
 }
 
 // Meta returns m itself, so that every command exposes its metadata for the

@@ -7,7 +7,11 @@ import (
 	"strings"
 )
 
-// Limits enforced by Validate.
+// Limits enforced by Validate. Free-text fields must be valid UTF-8 without
+// control characters (descriptions may hold line feeds and tabs); ids must
+// hold no whitespace either. Strings that end up in NATS subjects, KV keys,
+// object names or headers (ids, site ids, correlation ids) are bounded so
+// that no command can exceed a NATS limit.
 const (
 	// MaxPeople bounds ProvisionGroup.People.
 	MaxPeople = 10000
@@ -15,6 +19,10 @@ const (
 	MaxGroupNameLen = 100
 	// MaxGroupDescriptionLen bounds GroupSpec.Description, in characters.
 	MaxGroupDescriptionLen = 5000
+	// MaxGroupTeaserLen bounds GroupSpec.Teaser, in characters (Wix's limit).
+	MaxGroupTeaserLen = 1000
+	// MaxMemberTitleLen bounds GroupSpec.MemberTitle, in characters (Wix's limit).
+	MaxMemberTitleLen = 1000
 	// MaxQuestions bounds the membership questions of a group.
 	MaxQuestions = 50
 	// MaxQuestionLen bounds Question.Text, in characters.
@@ -27,8 +35,16 @@ const (
 	MaxRuleDescriptionLen = 5000
 	// MaxGroupIDs bounds every list of group ids in a command.
 	MaxGroupIDs = 100
-	// MaxIDLen bounds ids given in commands (campaign ids, group ids), in characters.
+	// MaxIDLen bounds ids given in commands, in characters: the command's
+	// own id (CommandMeta.ID, from the body or the Nats-Msg-Id /
+	// Groupflow-Command-Id header), campaign ids and group ids. Ids must not
+	// contain whitespace or control characters.
 	MaxIDLen = 200
+	// MaxCorrelationIDLen bounds CommandMeta.CorrelationID (from the body or
+	// the correlation header), in characters; no control characters.
+	MaxCorrelationIDLen = 200
+	// MaxSiteIDLen bounds CommandMeta.SiteID, in bytes, all of SiteIDChars.
+	MaxSiteIDLen = 100
 	// MaxKeywords bounds Audience.Keywords.
 	MaxKeywords = 100
 	// MaxKeywordLen bounds each keyword, in characters.
@@ -109,15 +125,19 @@ type ProvisionGroup struct {
 
 // GroupSpec describes a group.
 type GroupSpec struct {
-	// Name is required, 1..MaxGroupNameLen characters; groups are matched by name.
+	// Name is required, 1..MaxGroupNameLen characters; groups are matched by
+	// name. Like every one-line text field, it must be valid UTF-8 without
+	// control characters.
 	Name string `json:"name"`
-	// Description is optional.
+	// Description is optional, at most MaxGroupDescriptionLen characters;
+	// it may hold line feeds and tabs, no other control characters.
 	Description string `json:"description,omitempty"`
 	// PrivacyStatus is PrivacyPublic (default), PrivacyPrivate or PrivacySecret.
 	PrivacyStatus string `json:"privacyStatus,omitempty"`
-	// Teaser is a short tagline, optional.
+	// Teaser is a short tagline, optional, at most MaxGroupTeaserLen characters.
 	Teaser string `json:"teaser,omitempty"`
-	// MemberTitle is what members are called ("Members", "Yogis"), optional.
+	// MemberTitle is what members are called ("Members", "Yogis"), optional,
+	// at most MaxMemberTitleLen characters.
 	MemberTitle string `json:"memberTitle,omitempty"`
 }
 
@@ -148,8 +168,11 @@ func nilIfEmpty[T any](s []T) []T {
 // Validate implements Command. Individual people are not validated here (see Person.Problem).
 func (c *ProvisionGroup) Validate() error {
 	var f fieldErrs
+	f.meta(c.CommandMeta)
 	f.text("group.name", c.Group.Name, MaxGroupNameLen)
-	f.optText("group.description", c.Group.Description, MaxGroupDescriptionLen)
+	f.optLongText("group.description", c.Group.Description, MaxGroupDescriptionLen)
+	f.optText("group.teaser", c.Group.Teaser, MaxGroupTeaserLen)
+	f.optText("group.memberTitle", c.Group.MemberTitle, MaxMemberTitleLen)
 	f.oneOf("group.privacyStatus", c.Group.PrivacyStatus, true, PrivacyPublic, PrivacyPrivate, PrivacySecret)
 	if len(c.People) > MaxPeople {
 		f.add("people", "at most %d entries", MaxPeople)
@@ -223,13 +246,12 @@ func (c *SendCampaign) applyDefaults() {
 // Validate implements Command.
 func (c *SendCampaign) Validate() error {
 	var f fieldErrs
+	f.meta(c.CommandMeta)
 	switch {
 	case c.CampaignID == "":
 		f.add("campaignId", "required")
-	case runes(c.CampaignID) > MaxIDLen:
-		f.add("campaignId", "at most %d characters", MaxIDLen)
-	case hasSpace(c.CampaignID):
-		f.add("campaignId", "must not contain whitespace")
+	case IDProblem(c.CampaignID) != "":
+		f.add("campaignId", "%s", IDProblem(c.CampaignID))
 	}
 	f.ids("groupIds", c.GroupIDs, MaxGroupIDs)
 	a := c.Audience
@@ -295,6 +317,7 @@ func (*SetMembershipQuestions) CommandType() string { return CmdSetMembershipQue
 // error, so that a typo cannot remove every question; send [] for that.
 func (c *SetMembershipQuestions) Validate() error {
 	var f fieldErrs
+	f.meta(c.CommandMeta)
 	f.ids("groupIds", c.GroupIDs, MaxGroupIDs)
 	if c.Questions == nil {
 		f.add("questions", "required")
@@ -352,6 +375,7 @@ func (c *PropagateRules) applyDefaults() { c.Rules = nilIfEmpty(c.Rules) }
 // Validate implements Command.
 func (c *PropagateRules) Validate() error {
 	var f fieldErrs
+	f.meta(c.CommandMeta)
 	if blank(c.SourceGroupID) && len(c.Rules) == 0 {
 		f.add("sourceGroupId", "required unless rules are given")
 	}
@@ -419,6 +443,7 @@ func (c *GenerateReport) applyDefaults() {
 // Validate implements Command.
 func (c *GenerateReport) Validate() error {
 	var f fieldErrs
+	f.meta(c.CommandMeta)
 	if c.Top < 0 || c.Top > MaxReportRows {
 		f.add("top", "must be between 0 and %d", MaxReportRows)
 	}

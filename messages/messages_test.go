@@ -129,6 +129,26 @@ func validationCases() []validationCase {
 		{"too many rules", CmdProvisionGroup, `{"group":{"name":"G"},"rules":[` + many(101, func(i int) string { return `{"title":"r` + itoa(i) + `"}` }) + `]}`, "rules", "at most 100"},
 		{"duplicate rule", CmdProvisionGroup, `{"group":{"name":"G"},"rules":[{"title":"A"},{"title":"A "}]}`, "rules[1].title", "duplicate of rules[0].title"},
 
+		// Strings that become NATS subjects, keys, object names or headers are bounded (issue 12).
+		{"id too long", CmdGenerateReport, `{"id":"` + strings.Repeat("i", 3100) + `"}`, "id", "at most 200 characters"},
+		{"id space", CmdGenerateReport, `{"id":"a b"}`, "id", "whitespace"},
+		{"id control", CmdGenerateReport, `{"id":"a\u0007b"}`, "id", "control characters"},
+		{"site too long", CmdGenerateReport, `{"siteId":"` + strings.Repeat("s", 5000) + `"}`, "siteId", "at most 100 characters"},
+		{"site chars", CmdProvisionGroup, `{"siteId":"a/b","group":{"name":"G"}}`, "siteId", "[A-Za-z0-9._-]"},
+		{"correlation too long", CmdSendCampaign, `{"correlationId":"` + long(201) + `","campaignId":"c","groupIds":["g"]}`, "correlationId", "at most 200 characters"},
+		{"correlation control", CmdSetMembershipQuestions, `{"correlationId":"a\u0000","groupIds":["g"],"questions":[]}`, "correlationId", "control characters"},
+		{"meta on propagate", CmdPropagateRules, `{"id":"` + strings.Repeat("p", 201) + `","sourceGroupId":"s","targets":{"all":true}}`, "id", "at most 200"},
+		// Control characters in free text (issue 12 item 9).
+		{"name control", CmdProvisionGroup, `{"group":{"name":"G\u001b[31m"}}`, "group.name", "control characters"},
+		{"description control", CmdProvisionGroup, `{"group":{"name":"G","description":"a\u0000"}}`, "group.description", "control characters"},
+		{"teaser control", CmdProvisionGroup, `{"group":{"name":"G","teaser":"t\u0085"}}`, "group.teaser", "control characters"},
+		{"teaser long", CmdProvisionGroup, `{"group":{"name":"G","teaser":"` + long(1001) + `"}}`, "group.teaser", "at most 1000"},
+		{"member title control", CmdProvisionGroup, `{"group":{"name":"G","memberTitle":"m\n"}}`, "group.memberTitle", "control characters"},
+		{"question control", CmdProvisionGroup, `{"group":{"name":"G"},"questions":[{"text":"q\u0008"}]}`, "questions[0].text", "control characters"},
+		{"rule title control", CmdProvisionGroup, `{"group":{"name":"G"},"rules":[{"title":"r\u007f"}]}`, "rules[0].title", "control characters"},
+		{"rule description control", CmdProvisionGroup, `{"group":{"name":"G"},"rules":[{"title":"r","description":"d\u0001"}]}`, "rules[0].description", "control characters"},
+		{"group id control", CmdSendCampaign, `{"campaignId":"c","groupIds":["g\u0000"]}`, "groupIds[0]", "control characters"},
+
 		{"campaign missing", CmdSendCampaign, `{"groupIds":["g"]}`, "campaignId", "required"},
 		{"campaign space", CmdSendCampaign, `{"campaignId":"a b","groupIds":["g"]}`, "campaignId", "whitespace"},
 		{"campaign long", CmdSendCampaign, `{"campaignId":"` + strings.Repeat("c", 201) + `","groupIds":["g"]}`, "campaignId", "at most 200"},
@@ -493,6 +513,12 @@ func TestPerson(t *testing.T) {
 		{Person{Phone: "+1 555 0100", Name: "Ann"}, KindPhone, "", "(phone)"},
 		// only the identifier used is checked
 		{Person{ContactID: "c", Email: "junk"}, KindContactID, "", "(contactId)"},
+		// control characters and invalid UTF-8 (issue 12 item 9)
+		{Person{Name: "Ann\x1b[2J"}, KindName, ProblemMalformedName, "(name)"},
+		{Person{FirstName: "Ann", LastName: "L\xffee"}, KindName, ProblemMalformedName, "(name)"},
+		{Person{Email: "a\x07@example.com"}, KindEmail, ProblemMalformedEmail, "(email)"},
+		{Person{ContactID: "c\x00"}, KindContactID, ProblemMalformedContactID, "(contactId)"},
+		{Person{Name: "Zoë O'Brien-Łukasz"}, KindName, "", "(name)"},
 	}
 	for _, tt := range tests {
 		if got := tt.p.Kind(); got != tt.kind {
@@ -524,5 +550,42 @@ func TestPerson(t *testing.T) {
 	// A row's problem is not a command error.
 	if _, err := Decode(CmdProvisionGroup, []byte(`{"group":{"name":"G"},"people":[{},{"email":"x"}]}`)); err != nil {
 		t.Fatalf("per-person problems failed the command: %v", err)
+	}
+}
+
+// TestMetaLimits: the limits of the metadata hold wherever the values come
+// from, and the derived id of an invalid one is itself a valid, stable id.
+func TestMetaLimits(t *testing.T) {
+	ok := CommandMeta{ID: strings.Repeat("i", MaxIDLen), SiteID: strings.Repeat("s", MaxSiteIDLen-4) + ".a_-", CorrelationID: strings.Repeat("é", MaxCorrelationIDLen)}
+	if p := ok.Problems(); len(p) != 0 {
+		t.Fatalf("limits themselves rejected: %v", p)
+	}
+	bad := CommandMeta{ID: strings.Repeat("i", 70000), SiteID: "a b", CorrelationID: strings.Repeat("c", 70000)}
+	err := ValidateMeta(CmdProvisionGroup, bad)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !ve.Permanent() {
+		t.Fatalf("ValidateMeta = %v", err)
+	}
+	for field, want := range map[string]string{"id": "at most 200 characters", "siteId": "[A-Za-z0-9._-]", "correlationId": "at most 200 characters"} {
+		if msg, _ := ve.Field(field); !strings.Contains(msg, want) {
+			t.Errorf("%s: %q, want %q", field, msg, want)
+		}
+	}
+	if len(err.Error()) > 1000 {
+		t.Errorf("error repeats the oversized values: %d bytes", len(err.Error()))
+	}
+	if IDProblem("a\xffb") == "" || CorrelationIDProblem("x\xff") == "" {
+		t.Error("invalid UTF-8 accepted")
+	}
+	d := InvalidCommandID(bad.ID)
+	if d != InvalidCommandID(bad.ID) || d == InvalidCommandID(bad.ID+"x") || IDProblem(d) != "" || !strings.HasPrefix(d, InvalidCommandIDPrefix) {
+		t.Errorf("InvalidCommandID = %q", d)
+	}
+	// Go callers building a command by hand get the same checks.
+	if err := (&GenerateReport{CommandMeta: CommandMeta{ID: "x\xff"}, Top: 1, Idle: 1}).Validate(); err == nil {
+		t.Error("invalid UTF-8 id accepted by Validate")
+	}
+	if err := (&ProvisionGroup{Group: GroupSpec{Name: "G\xff"}}).Validate(); err == nil {
+		t.Error("invalid UTF-8 group name accepted by Validate")
 	}
 }

@@ -64,17 +64,33 @@ const (
 	ProblemNoIdentifier   = "no email, phone, contactId or name"
 	ProblemMalformedEmail = "malformed email"
 	ProblemMalformedPhone = "malformed phone"
+	// ProblemMalformedName: a row matched by name whose name, first name
+	// or last name holds control characters or invalid UTF-8.
+	ProblemMalformedName = "malformed name (control characters or invalid UTF-8)"
+	// ProblemMalformedContactID: a contactId that is not a valid id (see IDProblem).
+	ProblemMalformedContactID = "malformed contactId"
 )
 
 // Problem returns "" when the row can be used, else why not
-// (ProblemNoIdentifier, ProblemMalformedEmail, ProblemMalformedPhone). Only
-// the identifier chosen by Kind is checked. A row with a problem does not
+// (ProblemNoIdentifier, ProblemMalformedContactID, ProblemMalformedEmail,
+// ProblemMalformedPhone, ProblemMalformedName). Only the identifier chosen
+// by Kind is checked. A row with a problem does not
 // fail the command: it is reported with ReasonInvalid and the problem as
 // RowOutcome.Detail.
 func (p Person) Problem() string {
 	switch p.Kind() {
 	case "":
 		return ProblemNoIdentifier
+	case KindContactID:
+		if IDProblem(strings.TrimSpace(p.ContactID)) != "" {
+			return ProblemMalformedContactID
+		}
+	case KindName:
+		for _, n := range []string{p.Name, p.FirstName, p.LastName} {
+			if textProblem(n, false) != "" {
+				return ProblemMalformedName
+			}
+		}
 	case KindEmail:
 		if !ValidEmail(p.Email) {
 			return ProblemMalformedEmail
@@ -107,11 +123,12 @@ func (p Person) Display() string {
 func (p Person) DisplayRow(row int) string { return fmt.Sprintf("row %d %s", row, p.Display()) }
 
 // ValidEmail reports whether s looks like a deliverable address: one '@',
-// a non-empty local part, a dotted domain, no whitespace, at most 254 bytes.
+// a non-empty local part, a dotted domain, no whitespace or control
+// characters, valid UTF-8, at most 254 bytes.
 // It is deliberately loose; the mail server has the last word.
 func ValidEmail(s string) bool {
 	s = strings.TrimSpace(s)
-	if len(s) > 254 || strings.IndexFunc(s, unicode.IsSpace) >= 0 || strings.ContainsAny(s, "<>,;\"") {
+	if len(s) > 254 || strings.IndexFunc(s, unicode.IsSpace) >= 0 || strings.ContainsAny(s, "<>,;\"") || textProblem(s, false) != "" {
 		return false
 	}
 	local, domain, ok := strings.Cut(s, "@")

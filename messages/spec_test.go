@@ -3,9 +3,11 @@ package messages
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -424,5 +426,33 @@ func TestSpecAcceptsEvents(t *testing.T) {
 		if !seen[et] {
 			t.Errorf("no sample for %s", et)
 		}
+	}
+}
+
+// TestSpecLimitsMatchConstants: the limits the spec documents for strings
+// that become subjects, keys, object names or headers are the constants
+// Validate enforces (one source of truth, the spec follows it).
+func TestSpecLimitsMatchConstants(t *testing.T) {
+	s := loadSpec(t)
+	for ptr, want := range map[string]int{
+		"components/schemas/CommandId":                             MaxIDLen,
+		"components/schemas/SiteId":                                MaxSiteIDLen,
+		"components/schemas/CorrelationId":                         MaxCorrelationIDLen,
+		"components/schemas/CommandHeaders/properties/Nats-Msg-Id": MaxIDLen,
+		"components/schemas/GroupSpec/properties/teaser":           MaxGroupTeaserLen,
+		"components/schemas/GroupSpec/properties/memberTitle":      MaxMemberTitleLen,
+		"components/schemas/SendCampaign/properties/campaignId":    MaxIDLen,
+	} {
+		if got := fmt.Sprint(s.at(t, ptr)["maxLength"]); got != strconv.Itoa(want) {
+			t.Errorf("%s: maxLength %s, want %d", ptr, got, want)
+		}
+	}
+	// At the limit is valid in both.
+	body := `{"id":"` + strings.Repeat("i", MaxIDLen) + `","siteId":"` + strings.Repeat("s", MaxSiteIDLen) + `","correlationId":"` + strings.Repeat("é", MaxCorrelationIDLen) + `"}`
+	if err := validateJSON(t, s.schema(t, "components/schemas/GenerateReport"), []byte(body)); err != nil {
+		t.Errorf("spec rejects values at the limits: %v", err)
+	}
+	if _, err := Decode(CmdGenerateReport, []byte(body)); err != nil {
+		t.Errorf("Decode rejects values at the limits: %v", err)
 	}
 }

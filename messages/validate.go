@@ -25,20 +25,144 @@ func blank(s string) bool { return strings.TrimSpace(s) == "" }
 
 func runes(s string) int { return utf8.RuneCountInString(s) }
 
-// text checks a required free-text field of 1..max characters (not only whitespace).
+// Messages of the character checks (FieldError.Message).
+const (
+	msgInvalidUTF8    = "not valid UTF-8"
+	msgControlChars   = "must not contain control characters"
+	msgIDChars        = "must not contain whitespace or control characters"
+	msgSiteIDChars    = "only letters, digits, '.', '_' and '-' (" + SiteIDChars + ")"
+	msgAtMostChars    = "at most %d characters"
+	msgAtMostSiteChar = "at most %d characters of " + SiteIDChars
+)
+
+// SiteIDChars describes the characters a site id may hold, as a regular
+// expression character class.
+const SiteIDChars = "[A-Za-z0-9._-]"
+
+// hasControl reports whether s holds a control character (Unicode Cc: C0,
+// DEL, C1). When multiline, line feed, carriage return and tab are allowed.
+func hasControl(s string, multiline bool) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		if multiline && (r == '\n' || r == '\r' || r == '\t') {
+			return false
+		}
+		return unicode.IsControl(r)
+	}) >= 0
+}
+
+// textProblem returns what is wrong with the characters of a free-text
+// value, or "".
+func textProblem(s string, multiline bool) string {
+	switch {
+	case !utf8.ValidString(s):
+		return msgInvalidUTF8
+	case hasControl(s, multiline):
+		return msgControlChars
+	}
+	return ""
+}
+
+// IDProblem returns "" when id may be used as an id (CommandMeta.ID, a
+// campaign id, a group id), else what is wrong with it: invalid UTF-8, more
+// than MaxIDLen characters, whitespace or control characters. Whether an id
+// is required is the caller's business: "" has no problem here.
+func IDProblem(id string) string {
+	switch {
+	case !utf8.ValidString(id):
+		return msgInvalidUTF8
+	case runes(id) > MaxIDLen:
+		return fmt.Sprintf(msgAtMostChars, MaxIDLen)
+	case hasSpace(id) || hasControl(id, false):
+		return msgIDChars
+	}
+	return ""
+}
+
+// CorrelationIDProblem returns "" when s may be used as
+// CommandMeta.CorrelationID, else what is wrong with it: invalid UTF-8,
+// more than MaxCorrelationIDLen characters, or control characters.
+func CorrelationIDProblem(s string) string {
+	if p := textProblem(s, false); p != "" {
+		return p
+	}
+	if runes(s) > MaxCorrelationIDLen {
+		return fmt.Sprintf(msgAtMostChars, MaxCorrelationIDLen)
+	}
+	return ""
+}
+
+// SiteIDProblem returns "" when s may be used as CommandMeta.SiteID ("" is
+// the default site), else what is wrong with it: more than MaxSiteIDLen
+// characters, or a character outside SiteIDChars.
+func SiteIDProblem(s string) string {
+	if len(s) > MaxSiteIDLen {
+		return fmt.Sprintf(msgAtMostSiteChar, MaxSiteIDLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '.' || c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return msgSiteIDChars
+		}
+	}
+	return ""
+}
+
+// Problems lists what is wrong with the metadata: the field paths are
+// "id", "siteId" and "correlationId", the messages name the limit broken.
+// Empty fields are valid (the runtime fills them in).
+func (m CommandMeta) Problems() []FieldError {
+	var f fieldErrs
+	f.meta(m)
+	return f
+}
+
+// ValidateMeta checks the metadata of a command of type commandType as
+// Validate does, and returns nil or a *ValidationError. The runtime calls it
+// on the id, site and correlation id it resolved (from the body or the
+// headers) before anything else touches them.
+func ValidateMeta(commandType string, m CommandMeta) error {
+	return fieldErrs(m.Problems()).err(commandType)
+}
+
+// meta checks the CommandMeta fields every command carries.
+func (f *fieldErrs) meta(m CommandMeta) {
+	if p := IDProblem(m.ID); p != "" {
+		f.add("id", "%s", p)
+	}
+	if p := SiteIDProblem(m.SiteID); p != "" {
+		f.add("siteId", "%s", p)
+	}
+	if p := CorrelationIDProblem(m.CorrelationID); p != "" {
+		f.add("correlationId", "%s", p)
+	}
+}
+
+// text checks a required one-line free-text field of 1..max characters
+// (not only whitespace, no control characters, valid UTF-8).
 func (f *fieldErrs) text(field, s string, max int) {
 	switch {
 	case blank(s):
 		f.add(field, "required")
-	case runes(s) > max:
-		f.add(field, "at most %d characters", max)
+	default:
+		f.optText(field, s, max)
 	}
 }
 
-// optText checks an optional free-text field of at most max characters.
-func (f *fieldErrs) optText(field, s string, max int) {
+// optText checks an optional one-line free-text field of at most max
+// characters (no control characters, valid UTF-8).
+func (f *fieldErrs) optText(field, s string, max int) { f.checkText(field, s, max, false) }
+
+// optLongText checks an optional multi-line free-text field of at most max
+// characters: as optText, but line feeds, carriage returns and tabs are allowed.
+func (f *fieldErrs) optLongText(field, s string, max int) { f.checkText(field, s, max, true) }
+
+func (f *fieldErrs) checkText(field, s string, max int, multiline bool) {
+	if p := textProblem(s, multiline); p != "" {
+		f.add(field, "%s", p)
+		return
+	}
 	if runes(s) > max {
-		f.add(field, "at most %d characters", max)
+		f.add(field, msgAtMostChars, max)
 	}
 }
 
@@ -67,10 +191,8 @@ func (f *fieldErrs) ids(field string, ids []string, max int) {
 		switch j, dup := seen[id]; {
 		case blank(id):
 			f.add(p, "empty")
-		case runes(id) > MaxIDLen:
-			f.add(p, "at most %d characters", MaxIDLen)
-		case hasSpace(id):
-			f.add(p, "must not contain whitespace")
+		case IDProblem(id) != "":
+			f.add(p, "%s", IDProblem(id))
 		case dup:
 			f.add(p, "duplicate of %s[%d]", field, j)
 		default:
@@ -102,7 +224,7 @@ func (f *fieldErrs) rules(field string, rs []Rule) {
 	for i, r := range rs {
 		p := fmt.Sprintf("%s[%d]", field, i)
 		f.text(p+".title", r.Title, MaxRuleTitleLen)
-		f.optText(p+".description", r.Description, MaxRuleDescriptionLen)
+		f.optLongText(p+".description", r.Description, MaxRuleDescriptionLen)
 		key := strings.TrimSpace(r.Title)
 		if key == "" {
 			continue

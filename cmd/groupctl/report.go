@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/report"
+	"groupflow/messages"
 )
 
 func (a *app) reportCmd() *cobra.Command {
@@ -42,8 +44,8 @@ func (a *app) reportCmd() *cobra.Command {
 	return c
 }
 
-// loadReport reads "<id>.<format>" from the reports object store (the
-// naming of internal/report).
+// loadReport reads a report file from the reports object store, named as
+// internal/report names it (report.ObjectName).
 func (a *app) loadReport(ctx context.Context, id, format string) ([]byte, error) {
 	format = strings.ToLower(strings.TrimSpace(format))
 	switch format {
@@ -59,7 +61,10 @@ func (a *app) loadReport(ctx context.Context, id, format string) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", broker.ReportsBucket, err)
 	}
-	b, err := store.GetBytes(ctx, id+"."+format)
+	b, err := store.GetBytes(ctx, report.ObjectName(id, format))
+	if errors.Is(err, jetstream.ErrObjectNotFound) && report.ObjectName(id, format) != id+"."+format && len(id) <= messages.MaxIDLen {
+		b, err = store.GetBytes(ctx, id+"."+format) // stored before ids were escaped
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("no report %s.%s in %s (groupctl status %s tells whether it was generated)", id, format, broker.ReportsBucket, id)
 	}

@@ -50,10 +50,20 @@ func run(args []string) int {
 		log.Error("start failed", zap.Error(err))
 		return 1
 	}
-	<-ctx.Done()
-	log.Info("shutting down: finishing in-flight commands", zap.Duration("grace", cfg.ShutdownGrace))
-	if err := a.Stop(); err != nil {
-		log.Error("shutdown", zap.Error(err))
+	// Run returns at a signal (graceful shutdown) or, with an error, when
+	// a NATS connection is closed for good: exiting non-zero lets the
+	// supervisor (systemd, Kubernetes) restart the processor.
+	ran := make(chan struct{})
+	defer close(ran)
+	go func() {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: finishing in-flight commands", zap.Duration("grace", cfg.ShutdownGrace))
+		case <-ran:
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped with an error", zap.Error(err))
 		return 1
 	}
 	log.Info("stopped")

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -225,6 +226,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 	defer func() { _ = pub.Close() }()
+	// Both connections reconnect forever; one closed all the same cannot
+	// come back: /healthz fails and run returns an error (exit status 1)
+	// so that the supervisor restarts groupmail. Registered after the
+	// connections' deferred closes, Stopping runs before them.
+	watch := admin.WatchConns(nc, pubConn)
+	defer watch.Stopping()
+	if testHookConnected != nil {
+		testHookConnected(nc)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -258,6 +268,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 		return m.Ready(ctx)
 	}, reg, log)
+	srv.SetLive(watch.Live)
 	addr, err := srv.Start()
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", o.HTTPListen, err)
@@ -282,10 +293,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-watch.Closed():
+			return watch.Err()
 		case <-time.After(2 * time.Second):
 		}
 	}
 	close(prepared)
+
+	// The mailer runs until ctx is done or a connection is closed for good.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	go func() {
+		select {
+		case <-watch.Closed():
+			log.Error("groupmail cannot go on; stopping so that it is restarted", zap.Error(watch.Err()))
+			cancelRun()
+		case <-runCtx.Done():
+		}
+	}()
 
 	// SIGHUP reloads the templates; a second SIGINT/SIGTERM during the
 	// graceful shutdown aborts at once (in-flight events are redelivered).
@@ -316,7 +341,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 	}()
 
-	err = m.Run(ctx)
+	err = m.Run(runCtx)
 	log.Info("groupmail stopped", zap.Any("stats", m.Stats()))
+	if closed := watch.Err(); closed != nil {
+		return errors.Join(closed, err)
+	}
 	return err
 }
+
+// testHookConnected, when set by a test, receives the consumer connection
+// once it is open.
+var testHookConnected func(nc *nats.Conn)

@@ -171,3 +171,51 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal("run did not stop")
 	}
 }
+
+// TestRunExitsWhenConnectionClosedForGood (issue 12 item 1): a NATS
+// connection closed for good (nats.go never reconnects it) used to leave
+// groupmail up with /healthz "ok" and nothing to do. /healthz must fail
+// with the reason and run must return an error (exit status 1).
+func TestRunExitsWhenConnectionClosedForGood(t *testing.T) {
+	e := testenv.Start(t, testenv.Quiet())
+	mp := mailpittest.Start(t, 0)
+	conns := make(chan *nats.Conn, 1)
+	testHookConnected = func(nc *nats.Conn) { conns <- nc }
+	t.Cleanup(func() { testHookConnected = nil })
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", mailpittest.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{
+			"--nats-url", e.Server.URL, "--http-listen", httpAddr, "--log-level", "error",
+			"--templates", filepath.Join("..", "..", "deploy", "templates"),
+			"--smtp-port", fmt.Sprint(mp.SMTPPort), "--smtp-auth", "none",
+		}, env(map[string]string{"GROUPMAIL_FROM": "Acme <news@acme.example>"}), io.Discard)
+	}()
+	var nc *nats.Conn
+	select {
+	case nc = <-conns:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no connection after 20s")
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) { // polling readiness
+		if code, _ := httpGet("http://" + httpAddr + "/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready after 20s")
+		}
+	}
+	nc.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed for good") {
+			t.Fatalf("run = %v, want the closed connection", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not return after the connection closed for good")
+	}
+}

@@ -1,5 +1,5 @@
 // Package admin serves groupflow's operator endpoints: /healthz (the process
-// is up), /readyz (the broker is connected and the streams exist), /metrics
+// is up and can still work: see SetLive), /readyz (the broker is connected and the streams exist), /metrics
 // (Prometheus), and whatever the processor mounts (the DLQ API).
 package admin
 
@@ -8,9 +8,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +41,10 @@ const (
 	MaxHeaderBytes    = 64 << 10
 )
 
+// LiveCheck returns nil while the process can still do its work; an error
+// (its reason) makes /healthz fail, so a liveness probe restarts the process.
+type LiveCheck func() error
+
 // Server is the admin HTTP server.
 type Server struct {
 	mux  *http.ServeMux
@@ -51,13 +58,22 @@ type Server struct {
 	protected    bool
 	tokenSum     *[sha256.Size]byte
 	allowNoToken bool
+	live         atomic.Pointer[LiveCheck]
 }
 
 // New builds the server; ready is consulted by /readyz, gatherer by /metrics.
 func New(addr string, ready ReadyCheck, gatherer prometheus.Gatherer, log *zap.Logger) *Server {
 	mux := http.NewServeMux()
+	s := &Server{mux: mux, log: log, addr: addr}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if check := s.live.Load(); check != nil {
+			if err := (*check)(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("unhealthy: " + err.Error() + "\n"))
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -72,10 +88,14 @@ func New(addr string, ready ReadyCheck, gatherer prometheus.Gatherer, log *zap.L
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	return &Server{mux: mux, log: log, addr: addr,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-			WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
+	return s
 }
+
+// SetLive makes /healthz answer 503 "unhealthy: <reason>" whenever check
+// returns an error (e.g. ConnWatch.Live); without it /healthz is always ok.
+func (s *Server) SetLive(check LiveCheck) { s.live.Store(&check) }
 
 // Protect declares that the handlers mounted with Handle read sensitive data
 // or change state (the DLQ API). They then answer 401 without
@@ -173,6 +193,84 @@ func AllReady(checks ...ReadyCheck) ReadyCheck {
 		return nil
 	}
 }
+
+// ConnWatch watches NATS connections that reconnect forever (see
+// broker.Connect): one that is closed all the same (the server refused a
+// protocol line, e.g. "maximum control line exceeded", or nats.go gave up)
+// is closed for good, and nothing in the process can bring it back. Closed
+// then fires so the process exits non-zero and its supervisor restarts it,
+// and Live fails /healthz until it has.
+type ConnWatch struct {
+	conns    []*nats.Conn
+	closed   chan struct{}
+	once     sync.Once
+	err      atomic.Pointer[error]
+	stopping atomic.Bool
+}
+
+// WatchConns adds to the closed handler of each connection (the one set
+// before still runs first) and returns the watch. Call Stopping before closing or draining them on
+// purpose.
+func WatchConns(conns ...*nats.Conn) *ConnWatch {
+	w := &ConnWatch{conns: conns, closed: make(chan struct{})}
+	for _, nc := range conns {
+		prev := nc.ClosedHandler() // e.g. broker.Connect's, which logs the cause
+		nc.SetClosedHandler(func(c *nats.Conn) {
+			if prev != nil {
+				prev(c)
+			}
+			w.check()
+		})
+		if nc.IsClosed() {
+			w.check()
+		}
+	}
+	return w
+}
+
+// check records the first connection found closed, unless stopping.
+func (w *ConnWatch) check() error {
+	if p := w.err.Load(); p != nil {
+		return *p
+	}
+	if w.stopping.Load() {
+		return nil
+	}
+	for _, nc := range w.conns {
+		if !nc.IsClosed() {
+			continue
+		}
+		reason := "no error reported"
+		if last := nc.LastError(); last != nil {
+			reason = last.Error()
+		}
+		err := fmt.Errorf("nats connection %q closed for good (%s); the process must be restarted", nc.Opts.Name, reason)
+		if w.err.CompareAndSwap(nil, &err) {
+			w.once.Do(func() { close(w.closed) })
+		}
+		return *w.err.Load()
+	}
+	return nil
+}
+
+// Closed is closed once a watched connection is closed for good (not
+// after Stopping).
+func (w *ConnWatch) Closed() <-chan struct{} { return w.closed }
+
+// Err says which connection closed and why, or nil.
+func (w *ConnWatch) Err() error {
+	if p := w.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Live is a LiveCheck: it fails once a watched connection is closed for good.
+func (w *ConnWatch) Live() error { return w.check() }
+
+// Stopping tells the watch that the connections are about to be closed on
+// purpose (shutdown): their closing is no failure.
+func (w *ConnWatch) Stopping() { w.stopping.Store(true) }
 
 // NewRegistry returns a registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {

@@ -41,6 +41,8 @@ type App struct {
 	rt       *runtime.Runtime
 	rates    *ratelimit.Group
 	capture  *dlq.Capture
+	// watch notices a NATS connection closed for good (see Run).
+	watch *admin.ConnWatch
 
 	// NATSURL is the broker's client URL; AdminAddr the admin HTTP address;
 	// WixURL the Wix base URL in use (the simulator's when simulated).
@@ -143,6 +145,9 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	if err != nil {
 		return nil, err
 	}
+	// Both connections reconnect forever; one closed all the same cannot
+	// come back: /healthz fails and Run returns (see Run).
+	a.watch = admin.WatchConns(subNC, pubNC)
 	js, err := jetstream.New(subNC)
 	if err != nil {
 		return nil, err
@@ -241,6 +246,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 			return nil
 		}), reg, log)
 	a.admin.Protect(cfg.AdminToken, cfg.AdminInsecureNoToken)
+	a.admin.SetLive(a.watch.Live)
 	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
 	a.admin.Handle("/dlq", dlqHTTP)
 	a.admin.Handle("/dlq/", dlqHTTP)
@@ -298,6 +304,29 @@ func provisionWithRetry(ctx context.Context, topo broker.Topology, js jetstream.
 	}
 }
 
+// Run keeps the processor running until ctx is done, then stops it
+// gracefully and returns Stop's error. It returns early, with an error,
+// when a NATS connection is closed for good (nats.go never reconnects it:
+// the process must exit non-zero so that its supervisor restarts it) or
+// when the runtime stops by itself; it stops the app first in both cases.
+func (a *App) Run(ctx context.Context) error {
+	var failed error
+	select {
+	case <-ctx.Done():
+		return a.Stop()
+	case <-a.watch.Closed():
+		failed = a.watch.Err()
+	case err := <-a.runDone:
+		a.runDone <- err
+		failed = fmt.Errorf("runtime stopped by itself: %v", err)
+	}
+	a.log.Error("groupflow cannot go on; stopping so that it is restarted", zap.Error(failed))
+	if err := a.Stop(); err != nil {
+		return errors.Join(failed, err)
+	}
+	return failed
+}
+
 // Wait blocks until the runtime stops and returns its error.
 func (a *App) Wait() error {
 	err := <-a.runDone
@@ -319,6 +348,9 @@ func (a *App) Stop() error {
 }
 
 func (a *App) close() {
+	if a.watch != nil {
+		a.watch.Stopping() // closing the connections below is no failure
+	}
 	if a.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.admin.Shutdown(ctx)

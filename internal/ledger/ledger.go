@@ -7,15 +7,14 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/natsname"
 )
 
 // Status of a command in the ledger.
@@ -49,30 +48,13 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Ledger, 
 	return New(kv), nil
 }
 
-// KeyPart makes s safe as one token of a KV key. Tokens made only of
-// [A-Za-z0-9_-] (and at most 64 long) are kept as they are, so keys stay
-// readable in `nats kv ls`; anything else becomes "h" + a SHA-256 prefix.
-func KeyPart(s string) string {
-	ok := s != "" && len(s) <= 64
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = c == '_' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-	}
-	if ok {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return "h" + hex.EncodeToString(sum[:12])
-}
+// KeyPart makes s safe as one token of a KV key: natsname.Token (tokens
+// of [A-Za-z0-9_-], at most 64 long, are kept as they are, so keys stay
+// readable in `nats kv ls`; anything else becomes "h" + a SHA-256 prefix).
+func KeyPart(s string) string { return natsname.Token(s) }
 
-// Key joins parts into a KV key, escaping each with KeyPart.
-func Key(parts ...string) string {
-	out := make([]string, len(parts))
-	for i, p := range parts {
-		out[i] = KeyPart(p)
-	}
-	return strings.Join(out, ".")
-}
+// Key joins parts into a KV key, escaping each with KeyPart (natsname.Key).
+func Key(parts ...string) string { return natsname.Key(parts...) }
 
 // Get decodes the value at key into v. It reports false when the key does not
 // exist.

@@ -2,14 +2,14 @@ package mailer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/natsname"
 )
 
 // DefaultBucket is the JetStream KV bucket of send records.
@@ -79,11 +79,9 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 }
 
 // Key is the KV key of an event id: event ids may hold characters KV keys
-// do not allow, so the key is the SHA-256 of the id, in hex.
-func Key(eventID string) string {
-	h := sha256.Sum256([]byte(eventID))
-	return hex.EncodeToString(h[:])
-}
+// do not allow and have no length bound of their own, so the key is
+// natsname.Digest of the id (its SHA-256 in hex, 64 characters).
+func Key(eventID string) string { return natsname.Digest(eventID) }
 
 // Entry is a record with its revision and the server's time of that
 // revision (used to age claims, so instance clocks need not agree with each

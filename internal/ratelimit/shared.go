@@ -54,6 +54,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"groupflow/internal/natsname"
 	"groupflow/internal/wix"
 )
 
@@ -152,63 +153,6 @@ func (o Options) withDefaults() Options {
 // they share perMinute with the given safety factor (n < 1 counts as 1).
 func Share(perMinute, safety float64, n int) float64 {
 	return perMinute * safety / float64(max(n, 1))
-}
-
-// EscapeKey turns s into one KV key token: ASCII letters, digits, '-' and '_'
-// are kept, every other byte becomes "=XX" (upper-case hex). The result
-// matches [-_=a-zA-Z0-9]+ and UnescapeKey reverses it. "" becomes "=".
-func EscapeKey(s string) string {
-	if s == "" {
-		return "="
-	}
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('=')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
-}
-
-// UnescapeKey reverses EscapeKey.
-func UnescapeKey(k string) (string, error) {
-	if k == "=" {
-		return "", nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(k); i++ {
-		if k[i] != '=' {
-			b.WriteByte(k[i])
-			continue
-		}
-		if i+2 >= len(k) {
-			return "", fmt.Errorf("ratelimit: bad escape in key %q", k)
-		}
-		hi, ok1 := unhex(k[i+1])
-		lo, ok2 := unhex(k[i+2])
-		if !ok1 || !ok2 {
-			return "", fmt.Errorf("ratelimit: bad escape in key %q", k)
-		}
-		b.WriteByte(hi<<4 | lo)
-		i += 2
-	}
-	return b.String(), nil
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // DefaultInstanceID returns an id unique to this process: host name, pid and
@@ -325,11 +269,14 @@ func newShared(ctx context.Context, kv jetstream.KeyValue, siteID, instanceID st
 	if perMinute <= 0 {
 		perMinute = wix.DefaultRequestsPerMinute
 	}
-	prefix := "site." + EscapeKey(siteID) + "."
+	// Keys are made of natsname tokens: readable for plain ids, hashed
+	// otherwise, so no site or instance id can make a key (a subject) longer
+	// than NATS allows.
+	prefix := "site." + natsname.Token(siteID) + "."
 	s := &Shared{
 		site: siteID, instance: instanceID, perMinute: perMinute, opts: opts,
 		log: opts.Logger.With(zap.String("site", siteID), zap.String("instance", instanceID)),
-		kv:  kv, prefix: prefix, key: prefix + "i." + EscapeKey(instanceID), pauseKey: prefix + "pause",
+		kv:  kv, prefix: prefix, key: prefix + "i." + natsname.Token(instanceID), pauseKey: prefix + "pause",
 		slot: make(chan struct{}, 1), wake: make(chan struct{}, 1), bcast: make(chan time.Duration, 1),
 		peers: map[string]time.Time{}, done: make(chan struct{}),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"groupflow/internal/natsname"
 	"groupflow/internal/testenv"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
@@ -413,5 +415,43 @@ func TestSharedFallbackWhenBrokerLost(t *testing.T) {
 	}
 	if a, ok := l.(*wix.AdaptiveLimiter); !ok || a.Rate() != Share(600, DefaultSafety, DefaultFallbackInstances) {
 		t.Fatalf("fallback limiter %T", l)
+	}
+}
+
+// TestSharedHostileSiteIDKeepsConnection (issue 12 item 1): the KV keys of
+// a site's limiter were "site.<siteId>...", so a 5,000-character site id
+// made a subject longer than the server's control line and the server
+// closed the connection. Any site or instance id now gives bounded keys,
+// and two such limiters still see each other.
+func TestSharedHostileSiteIDKeepsConnection(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	nc, js := newJS(t, env)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	site := strings.Repeat("s", 5000)
+	a := NewGroup(ctx, js, strings.Repeat("host.", 1000)+"1", Options{})
+	b := NewGroup(ctx, js, "i-2", Options{})
+	defer a.Close()
+	defer b.Close()
+	sa, err := a.Shared(site, 600)
+	if err != nil {
+		t.Fatalf("shared limiter of a long site id: %v", err)
+	}
+	sb, err := b.Shared(site, 600)
+	if err != nil {
+		t.Fatalf("second instance: %v", err)
+	}
+	// Demand makes an instance count (heartbeat).
+	waitFor(t, 10*time.Second, "two instances", func() bool {
+		_ = sa.Wait(ctx)
+		_ = sb.Wait(ctx)
+		_, n := sa.Rate()
+		return n == 2
+	})
+	if !nc.IsConnected() {
+		t.Fatalf("connection %s", nc.Status())
+	}
+	if len(sa.key) > 3*(natsname.MaxToken+1) || len(sa.prefix) > 2*(natsname.MaxToken+1) {
+		t.Errorf("keys not bounded: %d, %d bytes", len(sa.key), len(sa.prefix))
 	}
 }

@@ -3,45 +3,32 @@ package ratelimit
 import (
 	"math"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"groupflow/internal/natsname"
 )
 
-func TestEscapeKey(t *testing.T) {
-	valid := regexp.MustCompile(`^[-_=a-zA-Z0-9]+$`)
-	cases := map[string]string{
-		"":                                     "=",
-		"abc-XYZ_09":                           "abc-XYZ_09",
-		"5f1c3a52-7d1e-4c1b-9a0e-000000000001": "5f1c3a52-7d1e-4c1b-9a0e-000000000001",
-		"a.b":                                  "a=2Eb",
-		"a=b":                                  "a=3Db",
-		"a/b c*>":                              "a=2Fb=20c=2A=3E",
-		"é":                                    "=C3=A9",
-	}
-	for in, want := range cases {
-		got := EscapeKey(in)
-		if got != want {
-			t.Errorf("EscapeKey(%q) = %q, want %q", in, got, want)
-		}
-		if !valid.MatchString(got) {
-			t.Errorf("EscapeKey(%q) = %q: not one key token", in, got)
-		}
-		back, err := UnescapeKey(got)
-		if err != nil || back != in {
-			t.Errorf("UnescapeKey(%q) = %q, %v; want %q", got, back, err, in)
+// TestKeyTokens: a limiter's keys are natsname tokens, so plain site and
+// instance ids stay readable in `nats kv ls` and no id can make a key NATS
+// refuses. (Keys were once reversibly escaped with EscapeKey, which let a
+// long id through unbounded; nothing read ids back from keys.)
+func TestKeyTokens(t *testing.T) {
+	valid := regexp.MustCompile(`^site\.[-_a-zA-Z0-9]{1,64}\.i\.[-_a-zA-Z0-9]{1,64}$`)
+	for _, c := range []struct{ site, instance string }{
+		{"demo-site", "host-12-ab"}, {"a.b", "h.o.s.t"}, {strings.Repeat("s", 5000), "x y>*"}, {"é", "\x00"},
+	} {
+		key := "site." + natsname.Token(c.site) + ".i." + natsname.Token(c.instance)
+		if !valid.MatchString(key) {
+			t.Errorf("key of %.20q/%.20q = %q", c.site, c.instance, key)
 		}
 	}
-	// Distinct ids never collide.
-	if EscapeKey("a.b") == EscapeKey("a_b") || EscapeKey("a=2Eb") == EscapeKey("a.b") {
-		t.Error("escaping collides")
-	}
-	for _, bad := range []string{"a=", "a=2", "a=zz", "=2e"} {
-		if _, err := UnescapeKey(bad); err == nil {
-			t.Errorf("UnescapeKey(%q): no error", bad)
-		}
+	if natsname.Token("demo-site") != "demo-site" {
+		t.Error("plain site id not kept readable")
 	}
 }
 

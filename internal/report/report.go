@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/natsname"
 	"groupflow/messages"
 )
 
@@ -32,8 +33,25 @@ const (
 // ErrNotFound is returned (wrapped) by Load when the report object does not exist.
 var ErrNotFound = errors.New("report not found")
 
-// ObjectName returns the object name of a report file: "<reportID>.<format>".
-func ObjectName(reportID, format string) string { return reportID + "." + format }
+// ObjectName returns the object name of a report file:
+// natsname.ObjectName(reportID, format), i.e. "<reportID>.<format>" when
+// the id is a safe token ([A-Za-z0-9_-], at most 64 long), else
+// "h<hash of the id>.<format>". Object names become part of NATS subjects:
+// an id as it came would let a long one close the connection.
+func ObjectName(reportID, format string) string { return natsname.ObjectName(reportID, format) }
+
+// legacyObjectName is the name reports were stored under before ObjectName
+// escaped ids ("<reportID>.<format>"); Load falls back to it when it is
+// short enough to be looked up safely.
+func legacyObjectName(reportID, format string) (string, bool) {
+	n := reportID + "." + format
+	return n, n != ObjectName(reportID, format) && len(n) <= maxLegacyName
+}
+
+// maxLegacyName bounds a legacy object name Load looks up: ids were never
+// longer than messages.MaxIDLen once validated, and the meta subject is
+// the name in base64 (4/3 longer).
+const maxLegacyName = messages.MaxIDLen + 8
 
 // Objects returns the object names of a report's three files.
 func Objects(reportID string) messages.ReportObjects {
@@ -87,12 +105,20 @@ func Store(ctx context.Context, js jetstream.JetStream, reportID string, htmlDat
 		{objs.CSV, "text/csv; charset=utf-8", csvData},
 		{objs.JSON, "application/json", jsonData},
 	} {
-		meta := jetstream.ObjectMeta{Name: f.name, Description: "groupflow report " + reportID, Headers: map[string][]string{"Content-Type": {f.ctype}}}
+		meta := jetstream.ObjectMeta{Name: f.name, Description: "groupflow report " + describeID(reportID), Headers: map[string][]string{"Content-Type": {f.ctype}}}
 		if _, err := store.Put(ctx, meta, bytes.NewReader(f.data)); err != nil {
 			return messages.ReportObjects{}, fmt.Errorf("store %s: %w", f.name, err)
 		}
 	}
 	return objs, nil
+}
+
+// describeID is the report id for the object's description, bounded.
+func describeID(id string) string {
+	if r := []rune(id); len(r) > messages.MaxIDLen {
+		return string(r[:messages.MaxIDLen]) + "…"
+	}
+	return id
 }
 
 // Load returns one stored file of a report; format is html, csv or json.
@@ -108,6 +134,9 @@ func Load(ctx context.Context, js jetstream.JetStream, reportID, format string) 
 		return nil, fmt.Errorf("open object store %s: %w", broker.ReportsBucket, err)
 	}
 	b, err := store.GetBytes(ctx, ObjectName(reportID, format))
+	if legacy, ok := legacyObjectName(reportID, format); ok && errors.Is(err, jetstream.ErrObjectNotFound) {
+		b, err = store.GetBytes(ctx, legacy)
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, ObjectName(reportID, format))
 	}

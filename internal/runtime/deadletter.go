@@ -187,6 +187,17 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 		corr = peekString(entry.Body, "correlationId")
 	}
 	site := firstNonEmpty(peekString(entry.Body, "siteId"), r.cfg.DefaultSiteID)
+	// Held to the contract's limits as commands are (see checkMeta), so
+	// that the event and the ledger key can be written.
+	if messages.IDProblem(entry.CommandID) != "" {
+		entry.CommandID = messages.InvalidCommandID(entry.CommandID)
+	}
+	if messages.CorrelationIDProblem(corr) != "" {
+		corr = ""
+	}
+	if messages.SiteIDProblem(site) != "" {
+		site = r.cfg.DefaultSiteID
+	}
 	r.announce(trace.With(ctx, trace.Info{CommandType: entry.CommandType, CommandID: entry.CommandID, CorrelationID: firstNonEmpty(corr, entry.CommandID), SiteID: site}), entry, firstNonEmpty(corr, entry.CommandID), site)
 }
 

@@ -333,7 +333,8 @@ func (r *Runtime) Prepare() error {
 }
 
 // correlation puts the command's identity in the message context for logs,
-// events and the ledger.
+// events and the ledger, after checking it against the contract's limits
+// (see checkMeta).
 func (r *Runtime) correlation(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		subject := msg.Metadata.Get(MetaSubject)
@@ -346,9 +347,55 @@ func (r *Runtime) correlation(h message.HandlerFunc) message.HandlerFunc {
 			SiteID:        firstNonEmpty(peekString(body, "siteId"), r.cfg.DefaultSiteID),
 			TraceParent:   msg.Metadata.Get(events.HeaderTraceParent),
 		}
-		msg.SetContext(trace.With(msg.Context(), info))
+		ctx := msg.Context()
+		if err := r.checkMeta(t, &info, body); err != nil {
+			// The command fails validation in handle, before any ledger
+			// access; until then (and in its dead letter and command_failed
+			// event) it goes by ids that are safe to use.
+			msg.UUID = info.CommandID
+			ctx = context.WithValue(ctx, invalidMetaKey{}, err)
+		}
+		msg.SetContext(trace.With(ctx, info))
 		return h(msg)
 	}
+}
+
+// invalidMetaKey keys, in a message's context, the *messages.ValidationError
+// of a command whose id, site or correlation id breaks the contract's limits.
+type invalidMetaKey struct{}
+
+// invalidMeta returns the error correlation found in the command's metadata, or nil.
+func invalidMeta(ctx context.Context) error {
+	err, _ := ctx.Value(invalidMetaKey{}).(error)
+	return err
+}
+
+// checkMeta validates the id, site and correlation id the runtime resolved
+// for a command (from its body or its headers: see commandID and
+// correlation) against the contract's limits (messages.ValidateMeta). When
+// one is invalid it returns the validation error, naming the field and its
+// limit, and replaces the offending values in info with safe ones, so that
+// the dead letter, its headers, the ledger record and the command_failed
+// event can still be written: an invalid command id becomes
+// messages.InvalidCommandID(id), an invalid correlation id the command id,
+// an invalid site the default site.
+func (r *Runtime) checkMeta(commandType string, info *trace.Info, body []byte) error {
+	site := peekString(body, "siteId")
+	err := messages.ValidateMeta(firstNonEmpty(commandType, "unknown"), messages.CommandMeta{
+		ID: info.CommandID, SiteID: site, CorrelationID: info.CorrelationID})
+	if err == nil {
+		return nil
+	}
+	if messages.IDProblem(info.CommandID) != "" {
+		info.CommandID = messages.InvalidCommandID(info.CommandID)
+	}
+	if messages.CorrelationIDProblem(info.CorrelationID) != "" {
+		info.CorrelationID = info.CommandID
+	}
+	if messages.SiteIDProblem(site) != "" {
+		info.SiteID = r.cfg.DefaultSiteID
+	}
+	return err
 }
 
 // recoverer turns a handler panic into a permanent error: a panic is a bug
@@ -490,6 +537,12 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		start := time.Now()
 		t := h.CommandType()
 
+		// An id, site or correlation id over the contract's limits could make
+		// a ledger key, subject or header NATS refuses: it is dead-lettered
+		// before the ledger or Wix are touched.
+		if err := invalidMeta(ctx); err != nil {
+			return err // permanent: dead-lettered by the middleware
+		}
 		rec, rev, err := r.deps.Ledger.RecordRev(ctx, t, info.CommandID)
 		if err != nil {
 			return fmt.Errorf("read ledger: %w", err)

@@ -300,7 +300,9 @@ func (s *Subscriber) shutdownNakDelay() time.Duration { return s.cfg.FetchWait +
 
 // commandID picks the command's id: the body's "id", else the
 // Groupflow-Command-Id header, else the Nats-Msg-Id header, else an id
-// derived from the stream sequence (stable across redeliveries).
+// derived from the stream sequence (stable across redeliveries). Whatever
+// its source, the id is held to the contract's limits (messages.IDProblem)
+// by the correlation middleware before anything uses it.
 func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
 	if id := peekString(m.Data(), "id"); id != "" {
 		return id

@@ -1,0 +1,63 @@
+package natsname
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestTokenKeepsLedgerKeys: the ledger's keys were made with this very
+// algorithm before it moved here; existing ledgers must stay readable.
+func TestTokenKeepsLedgerKeys(t *testing.T) {
+	golden := map[string]string{
+		"":                      "he3b0c44298fc1c149afbf4c8",
+		"abc-XYZ_09":            "abc-XYZ_09",
+		"a.b":                   "h2e7336dc8eba87ef472df568",
+		"é":                     "h4a99557e4033c3539de2eb65",
+		strings.Repeat("x", 64): strings.Repeat("x", 64),
+		strings.Repeat("x", 65): "h9537c5fdf120482f7d58d25e",
+	}
+	for in, want := range golden {
+		if got := Token(in); got != want {
+			t.Errorf("Token(%.20q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := Key("cmd", "provision_group", "a.b", "record"); got != "cmd.provision_group.h2e7336dc8eba87ef472df568.record" {
+		t.Errorf("Key = %q", got)
+	}
+}
+
+// TestNoInputExceedsLimits: hostile inputs (huge, separators, wildcards,
+// control characters, invalid UTF-8) always give a short token of the KV
+// key alphabet.
+func TestNoInputExceedsLimits(t *testing.T) {
+	token := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	for _, in := range []string{strings.Repeat("i", 3100), strings.Repeat("s", 5000), strings.Repeat("é", 70000),
+		"a.b", "a b", "*", ">", "a.>", "x\x00y", "\r\nPUB x 1", "\xff\xfe", "$O.reports"} {
+		got := Token(in)
+		if !token.MatchString(got) {
+			t.Errorf("Token(%.20q) = %q", in, got)
+		}
+		if n := ObjectName(in, "html"); len(n) > MaxToken+5 || !strings.HasSuffix(n, ".html") {
+			t.Errorf("ObjectName(%.20q) = %q", in, n)
+		}
+		if d := Digest(in); len(d) != 64 || !token.MatchString(d) {
+			t.Errorf("Digest(%.20q) = %q", in, d)
+		}
+	}
+	if Token("a.b") == Token("a_b") || Token("a") == Token("b") {
+		t.Error("distinct inputs collide")
+	}
+	if ObjectName("r-e2e", "csv") != "r-e2e.csv" {
+		t.Error("safe ids must keep readable object names")
+	}
+}
+
+// TestDigestKeepsMailerKeys: the mailer's claim keys were the SHA-256 hex
+// of the event id before they moved here; in-flight claims must match.
+func TestDigestKeepsMailerKeys(t *testing.T) {
+	const want = "1e94121cb5f337f07967409439e66ea07b005d9a7ecbf1a490eaffc602a3ae3c"
+	if got := Digest("member_selected:spring:m1"); got != want {
+		t.Fatalf("Digest = %q, want %q", got, want)
+	}
+}
