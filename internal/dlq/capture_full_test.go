@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"groupflow/internal/dlq"
 	"groupflow/internal/testenv"
@@ -141,5 +144,92 @@ func TestCaptureWaitsWhileDLQFull(t *testing.T) {
 	defer mu.Unlock()
 	if len(announced) != 1 || announced[0].Seq != e.Seq || announced[0].CommandID != "report-full" {
 		t.Fatalf("announced %d: %+v (stored seq %d)", len(announced), announced, e.Seq)
+	}
+}
+
+// TestCaptureFullThenTransientErrorKeepsWaiting: the full DLQ refuses a
+// capture, then storing fails for another (transient) reason — here the DLQ
+// stream briefly stops listening on its subjects → the command is still held,
+// not given up after the advisory's few retries: Waiting reports it, and once
+// the DLQ is back and purged it is stored and announced exactly once.
+func TestCaptureFullThenTransientErrorKeepsWaiting(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	dlqStream := limitDLQ(t, env, 1)
+	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
+		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
+	// An attempt to store the capture is a publish on this subject.
+	attempts, err := env.NC.SubscribeSync(env.Subjects.DLQ(messages.CmdGenerateReport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var announced []*dlq.Entry
+	obs, logs := observer.New(zap.WarnLevel)
+	capture := dlq.NewCapture(env.Conn(), env.JS, env.Subjects, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
+	capture.FullRetry = 50 * time.Millisecond
+	capture.OnCaptured = func(_ context.Context, e *dlq.Entry) {
+		mu.Lock()
+		defer mu.Unlock()
+		announced = append(announced, e)
+	}
+	if err := capture.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+
+	ack := env.Publish(messages.CmdGenerateReport, `{"id":"report-blip"}`)
+	exhaust(t, env, ctx, "groupflow_generate_report", messages.CmdGenerateReport)
+
+	// The first attempt meets the full DLQ; then the DLQ becomes unreachable.
+	if _, err := attempts.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("no capture attempt: %v", err)
+	}
+	// (Unsubscribed first: a listener would answer nothing and stall the
+	// publish instead of letting it fail with no responders.)
+	if err := attempts.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := dlqStream.CachedInfo().Config
+	parked := cfg
+	parked.Subjects = []string{"groupflow-test.parked-dlq"}
+	if _, err := env.JS.UpdateStream(ctx, parked); err != nil {
+		t.Fatal(err)
+	}
+
+	awaitCond(t, 30*time.Second, "capture gave up instead of waiting", func() bool { return capture.Waiting() == 1 })
+	// A retry met the unreachable DLQ and the capture is still held.
+	awaitCond(t, 30*time.Second, "no retry met the unreachable DLQ", func() bool {
+		return logs.FilterMessage("capture while the DLQ was full failed; retrying").Len() > 0
+	})
+	if n := capture.Waiting(); n != 1 {
+		t.Fatalf("waiting %d after a failed retry, want 1", n)
+	}
+	// The DLQ is back (still full), then purged.
+	if _, err := env.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlqStream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, 30*time.Second, "capture still waiting after the DLQ was purged", func() bool { return capture.Waiting() == 0 })
+	if err := capture.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	dls := env.DeadLetters()
+	if len(dls) != 1 || dls[0].CommandID != "report-blip" || dls[0].OriginalSeq != ack.Sequence || dls[0].Kind != messages.FailureExhausted {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(announced) != 1 || announced[0].Seq != dls[0].Seq {
+		t.Fatalf("announced %d: %+v (stored seq %d)", len(announced), announced, dls[0].Seq)
 	}
 }
