@@ -136,11 +136,14 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	// Retried: the advisory is a core NATS message, sent once.
+	// Retried: the advisory is a core NATS message, sent once. A full DLQ
+	// ends the retries at once: from then on the capture is held (counted
+	// by Waiting, retried whatever the error) instead of being given up
+	// after these few attempts when a later one fails another way.
 	var stored *Entry
 	var err error
 	for attempt := 1; attempt <= 5; attempt++ {
-		if stored, err = c.CaptureSeq(hctx, adv); err == nil || hctx.Err() != nil {
+		if stored, err = c.CaptureSeq(hctx, adv); err == nil || IsFull(err) || hctx.Err() != nil {
 			break
 		}
 		select {
@@ -297,7 +300,8 @@ func (c *Capture) Waiting() int64 { return c.waiting.Load() }
 // holdWhileFull keeps retrying a capture the full DLQ refused, in its own
 // goroutine (the advisory loop must keep reading), until it is stored or the
 // capture stops: the command stays in the commands stream meanwhile and is
-// never given up. It logs once when it starts waiting.
+// never given up, whatever error a retry meets (the DLQ still full, or
+// briefly unreachable). It logs once when it starts waiting.
 func (c *Capture) holdWhileFull(ctx context.Context, adv MaxDeliveriesAdvisory, log *zap.Logger) {
 	every := c.FullRetry
 	if every <= 0 {
