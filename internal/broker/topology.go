@@ -18,6 +18,9 @@ const (
 	LedgerBucket = "GROUPFLOW_LEDGER"
 	// ReportsBucket is the Object Store bucket of rendered reports.
 	ReportsBucket = "GROUPFLOW_REPORTS"
+	// OutcomesBucket is the Object Store bucket of the full bodies of
+	// completion events too large for one message (messages.Truncation).
+	OutcomesBucket = messages.OutcomesBucket
 )
 
 // Topology describes the streams and buckets groupflow needs.
@@ -34,6 +37,9 @@ type Topology struct {
 	// CommandMaxAge, EventMaxAge and DLQMaxAge bound how long messages are kept
 	// (0 = forever).
 	CommandMaxAge, EventMaxAge, DLQMaxAge time.Duration
+	// OutcomesMaxAge bounds how long full outcomes are kept (0 = forever,
+	// like the ledger records whose truncated events point at them).
+	OutcomesMaxAge time.Duration
 }
 
 // WithDefaults fills unset fields with the single-machine defaults.
@@ -96,7 +102,7 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 }
 
 // Provision creates or updates the streams, the ledger bucket and the reports
-// object store. It is idempotent: every processor instance runs it at start.
+// and outcomes object stores. It is idempotent: every processor instance runs it at start.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 	t = t.WithDefaults()
 	for _, cfg := range t.StreamConfigs() {
@@ -126,6 +132,15 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 		Replicas:    t.Replicas,
 	}); err != nil {
 		return fmt.Errorf("provision object store %s: %w", ReportsBucket, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      OutcomesBucket,
+		Description: "groupflow full outcomes of completion events truncated to fit in one message",
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		TTL:         t.OutcomesMaxAge,
+	}); err != nil {
+		return fmt.Errorf("provision object store %s: %w", OutcomesBucket, err)
 	}
 	return nil
 }
