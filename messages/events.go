@@ -566,7 +566,8 @@ type Truncatable interface {
 	// Lists returns the event's truncatable lists, always in the same order.
 	Lists() []List
 	// KeepFirst returns a copy of the event that keeps the first keep[i]
-	// entries of Lists()[i] (all of them when keep[i] >= Len), with every
+	// entries of Lists()[i] (keep has one count per list; all entries are
+	// kept when keep[i] >= Len), with every
 	// <list>Total set to the list's full length, Truncated set and Full =
 	// full. The receiver is not modified; truncating a truncated event again
 	// keeps the totals of the first truncation.
