@@ -295,15 +295,17 @@ func TestAccountsPermissions(t *testing.T) {
 			}
 			_ = w.Stop()
 		}
-		obs, err := gf.js.ObjectStore(ctx, broker.ReportsBucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := obs.PutBytes(ctx, "report-1.csv", bytes.Repeat([]byte("a,b\n"), 100_000)); err != nil {
-			t.Fatalf("object put: %v", err)
-		}
-		if b, err := obs.GetBytes(ctx, "report-1.csv"); err != nil || len(b) != 400_000 {
-			t.Fatalf("object get: %d bytes, %v", len(b), err)
+		for _, bucket := range []string{broker.ReportsBucket, broker.OutcomesBucket} {
+			obs, err := gf.js.ObjectStore(ctx, bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := obs.PutBytes(ctx, "report-1.csv", bytes.Repeat([]byte("a,b\n"), 100_000)); err != nil {
+				t.Fatalf("object put %s: %v", bucket, err)
+			}
+			if b, err := obs.GetBytes(ctx, "report-1.csv"); err != nil || len(b) != 400_000 {
+				t.Fatalf("object get %s: %d bytes, %v", bucket, len(b), err)
+			}
 		}
 		adv, err := gf.nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.GROUPS_COMMANDS.>")
 		if err != nil {

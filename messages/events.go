@@ -140,6 +140,8 @@ const (
 // Its EventID derives from the command id.
 type GroupProvisioned struct {
 	EventMeta
+	// Truncated and Full: see Truncation (lists NotAdded and Removed).
+	Truncation
 	// GroupID is the Wix group id.
 	GroupID string `json:"groupId"`
 	// Slug is the group's URL slug.
@@ -164,8 +166,12 @@ type GroupProvisioned struct {
 	AlreadyMembers int `json:"alreadyMembers"`
 	// Removed lists the member ids removed (membership "sync" only).
 	Removed []string `json:"removed,omitempty"`
+	// RemovedTotal, in a truncated event, is the full length of Removed.
+	RemovedTotal int `json:"removedTotal,omitempty"`
 	// NotAdded lists the rows that were not made members, and why.
 	NotAdded []RowOutcome `json:"notAdded,omitempty"`
+	// NotAddedTotal, in a truncated event, is the full length of NotAdded.
+	NotAddedTotal int `json:"notAddedTotal,omitempty"`
 	// WixCalls counts the Wix API calls the command made.
 	WixCalls int64 `json:"wixCalls"`
 }
@@ -296,8 +302,12 @@ const (
 // SetMembershipQuestions command. Its EventID derives from the command id.
 type MembershipQuestionsSet struct {
 	EventMeta
+	// Truncated and Full: see Truncation (list Groups).
+	Truncation
 	// Groups has one outcome per requested group, in request order.
 	Groups []GroupOutcome `json:"groups,omitempty"`
+	// GroupsTotal, in a truncated event, is the full length of Groups.
+	GroupsTotal int `json:"groupsTotal,omitempty"`
 	// WixCalls counts the Wix API calls the command made.
 	WixCalls int64 `json:"wixCalls"`
 }
@@ -328,6 +338,8 @@ func (e *MembershipQuestionsSet) EventID() string {
 // Its EventID derives from the command id.
 type RulesPropagated struct {
 	EventMeta
+	// Truncated and Full: see Truncation (list Targets).
+	Truncation
 	// SourceGroupID echoes PropagateRules.SourceGroupID.
 	SourceGroupID string `json:"sourceGroupId,omitempty"`
 	// DryRun echoes PropagateRules.DryRun.
@@ -336,6 +348,8 @@ type RulesPropagated struct {
 	Rules int `json:"rules"`
 	// Targets has one outcome per target group.
 	Targets []TargetOutcome `json:"targets,omitempty"`
+	// TargetsTotal, in a truncated event, is the full length of Targets.
+	TargetsTotal int `json:"targetsTotal,omitempty"`
 	// Updated counts targets updated; 0 in a dry run.
 	Updated int `json:"updated"`
 	// WouldUpdate counts, in a dry run, targets whose rules would change
@@ -373,14 +387,21 @@ func (e *RulesPropagated) EventID() string { return EventID(EvtRulesPropagated, 
 // Its EventID derives from the command id.
 type ReportGenerated struct {
 	EventMeta
+	// Truncated and Full: see Truncation (lists Top and Idle; the stored
+	// report files in Objects always hold every row).
+	Truncation
 	// GeneratedAt is when the data was read.
 	GeneratedAt time.Time `json:"generatedAt"`
 	// TotalGroups counts the site's groups.
 	TotalGroups int `json:"totalGroups"`
 	// Top lists the largest groups, largest first.
 	Top []GroupStat `json:"top,omitempty"`
+	// TopTotal, in a truncated event, is the full length of Top.
+	TopTotal int `json:"topTotal,omitempty"`
 	// Idle lists the least recently active groups, least active first.
 	Idle []IdleGroup `json:"idle,omitempty"`
+	// IdleTotal, in a truncated event, is the full length of Idle.
+	IdleTotal int `json:"idleTotal,omitempty"`
 	// IdleDays echoes GenerateReport.IdleDays.
 	IdleDays int `json:"idleDays"`
 	// Objects names the stored report files.
@@ -507,3 +528,134 @@ func (*EmailFailed) EventType() string { return EvtEmailFailed }
 
 // EventID returns EventID(EvtEmailFailed, "", SourceEventID).
 func (e *EmailFailed) EventID() string { return EventID(EvtEmailFailed, "", e.SourceEventID) }
+
+// ---------------------------------------------------------------- truncated outcomes
+
+// OutcomesBucket is the JetStream Object Store bucket holding the full body
+// of every completion event that had to be truncated (see Truncation).
+const OutcomesBucket = "GROUPFLOW_OUTCOMES"
+
+// OutcomeRef names a stored object: the full, untruncated body of an event.
+type OutcomeRef struct {
+	// Bucket is the Object Store bucket (OutcomesBucket).
+	Bucket string `json:"bucket"`
+	// Object is the object's name in Bucket.
+	Object string `json:"object"`
+}
+
+// Truncation is embedded in every completion event with lists that have no
+// useful bound (Truncatable). A completion is always exactly one event: when
+// its encoding would not fit in one NATS message (the broker's max_payload,
+// less headers and the ledger record that keeps it), groupflow stores the
+// full event JSON in the OutcomesBucket object store first, then publishes
+// the event with each such list cut to its first entries, Truncated set, the
+// list's full length in its <list>Total field, and Full naming the object.
+// An event that fits is never truncated: Truncated is false, Full and every
+// <list>Total are absent.
+type Truncation struct {
+	// Truncated is true when lists of the event were cut to fit in one message.
+	Truncated bool `json:"truncated,omitempty"`
+	// Full names the object holding the full event (when Truncated).
+	Full *OutcomeRef `json:"full,omitempty"`
+}
+
+// IsTruncated reports whether the event's lists were cut (see Truncation).
+func (t *Truncation) IsTruncated() bool { return t.Truncated }
+
+// List is one truncatable list of an event, as Truncatable.Lists returns it.
+type List struct {
+	// Field is the list's JSON name ("notAdded").
+	Field string
+	// Len is the list's length.
+	Len int
+	// Item returns entry i (0 <= i < Len), to measure its encoding.
+	Item func(i int) any
+}
+
+// Truncatable is implemented by the completion events whose lists may not fit
+// in one message: GroupProvisioned (notAdded, removed), RulesPropagated
+// (targets), MembershipQuestionsSet (groups), ReportGenerated (top, idle).
+// The other events are bounded by the limits Validate enforces.
+type Truncatable interface {
+	Event
+	// IsTruncated reports whether the event is already truncated.
+	IsTruncated() bool
+	// Lists returns the event's truncatable lists, always in the same order.
+	Lists() []List
+	// KeepFirst returns a copy of the event that keeps the first keep[i]
+	// entries of Lists()[i] (keep has one count per list; all entries are
+	// kept when keep[i] >= Len), with every
+	// <list>Total set to the list's full length, Truncated set and Full =
+	// full. The receiver is not modified; truncating a truncated event again
+	// keeps the totals of the first truncation.
+	KeepFirst(keep []int, full OutcomeRef) Truncatable
+}
+
+// listOf describes s as a List.
+func listOf[T any](field string, s []T) List {
+	return List{Field: field, Len: len(s), Item: func(i int) any { return s[i] }}
+}
+
+// keepFirst returns the first n entries of s (nil when none is kept).
+func keepFirst[T any](s []T, n int) []T {
+	if n <= 0 || len(s) == 0 {
+		return nil
+	}
+	return s[:min(n, len(s))]
+}
+
+// total is a list's full length: its length, or the total recorded by an
+// earlier truncation.
+func total(recorded, length int) int { return max(recorded, length) }
+
+func truncation(full OutcomeRef) Truncation { return Truncation{Truncated: true, Full: &full} }
+
+// Lists implements Truncatable: notAdded, removed.
+func (e *GroupProvisioned) Lists() []List {
+	return []List{listOf("notAdded", e.NotAdded), listOf("removed", e.Removed)}
+}
+
+// KeepFirst implements Truncatable.
+func (e *GroupProvisioned) KeepFirst(keep []int, full OutcomeRef) Truncatable {
+	c := *e
+	c.NotAddedTotal, c.NotAdded = total(e.NotAddedTotal, len(e.NotAdded)), keepFirst(e.NotAdded, keep[0])
+	c.RemovedTotal, c.Removed = total(e.RemovedTotal, len(e.Removed)), keepFirst(e.Removed, keep[1])
+	c.Truncation = truncation(full)
+	return &c
+}
+
+// Lists implements Truncatable: groups.
+func (e *MembershipQuestionsSet) Lists() []List { return []List{listOf("groups", e.Groups)} }
+
+// KeepFirst implements Truncatable.
+func (e *MembershipQuestionsSet) KeepFirst(keep []int, full OutcomeRef) Truncatable {
+	c := *e
+	c.GroupsTotal, c.Groups = total(e.GroupsTotal, len(e.Groups)), keepFirst(e.Groups, keep[0])
+	c.Truncation = truncation(full)
+	return &c
+}
+
+// Lists implements Truncatable: targets.
+func (e *RulesPropagated) Lists() []List { return []List{listOf("targets", e.Targets)} }
+
+// KeepFirst implements Truncatable.
+func (e *RulesPropagated) KeepFirst(keep []int, full OutcomeRef) Truncatable {
+	c := *e
+	c.TargetsTotal, c.Targets = total(e.TargetsTotal, len(e.Targets)), keepFirst(e.Targets, keep[0])
+	c.Truncation = truncation(full)
+	return &c
+}
+
+// Lists implements Truncatable: top, idle.
+func (e *ReportGenerated) Lists() []List {
+	return []List{listOf("top", e.Top), listOf("idle", e.Idle)}
+}
+
+// KeepFirst implements Truncatable.
+func (e *ReportGenerated) KeepFirst(keep []int, full OutcomeRef) Truncatable {
+	c := *e
+	c.TopTotal, c.Top = total(e.TopTotal, len(e.Top)), keepFirst(e.Top, keep[0])
+	c.IdleTotal, c.Idle = total(e.IdleTotal, len(e.Idle)), keepFirst(e.Idle, keep[1])
+	c.Truncation = truncation(full)
+	return &c
+}

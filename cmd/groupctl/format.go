@@ -161,8 +161,21 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 	case *messages.EmailFailed:
 		fmt.Fprintf(&b, " campaign=%s member=%s permanent=%t reason=%q", ev.CampaignID, ev.MemberID, ev.Permanent, truncate(ev.Reason, 160))
 	}
+	if note := truncationNote(body); note != "" {
+		b.WriteString(" " + note)
+	}
 	if meta.CorrelationID != "" && meta.CorrelationID != meta.CommandID {
 		fmt.Fprintf(&b, " corr=%s", meta.CorrelationID)
 	}
 	return b.String()
+}
+
+// truncationNote says where the full outcome of a truncated event is
+// (messages.Truncation), or "" for an event that is whole.
+func truncationNote(body []byte) string {
+	var t messages.Truncation
+	if json.Unmarshal(body, &t) != nil || !t.Truncated || t.Full == nil {
+		return ""
+	}
+	return fmt.Sprintf("(truncated, full outcome in %s/%s)", t.Full.Bucket, t.Full.Object)
 }

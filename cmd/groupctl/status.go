@@ -160,6 +160,9 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	}
 	if rec != nil && rec.Status == ledger.StatusCompleted && len(rec.Event) > 0 {
 		a.outf("outcome (%s):\n%s\n", rec.EventType, pretty(rec.Event))
+		if note := truncationNote(rec.Event); note != "" {
+			a.outf("%s\n", note)
+		}
 	}
 	if len(dead) > 0 {
 		a.outf("replay with: groupctl dlq replay %d\n", dead[len(dead)-1].Seq)

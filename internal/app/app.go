@@ -163,6 +163,10 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	if err != nil {
 		return nil, err
 	}
+	outcomes, err := events.OpenOutcomes(pctx, js, broker.OutcomesBucket)
+	if err != nil {
+		return nil, err
+	}
 
 	// Wix.
 	reg := admin.NewRegistry()
@@ -216,7 +220,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
-	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Logger: log, Registerer: reg})
+	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Outcomes: outcomes, Logger: log, Registerer: reg})
 	var consumers []string
 	for _, h := range buildHandlers(deps) {
 		rt.Register(h, cfg.Concurrency)

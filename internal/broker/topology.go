@@ -18,6 +18,9 @@ const (
 	LedgerBucket = "GROUPFLOW_LEDGER"
 	// ReportsBucket is the Object Store bucket of rendered reports.
 	ReportsBucket = "GROUPFLOW_REPORTS"
+	// OutcomesBucket is the Object Store bucket of the full bodies of
+	// completion events too large for one message (messages.Truncation).
+	OutcomesBucket = messages.OutcomesBucket
 )
 
 // Topology describes the streams and buckets groupflow needs.
@@ -43,6 +46,9 @@ type Topology struct {
 	CommandMaxBytes, EventMaxBytes, DLQMaxBytes int64
 	// DLQMaxMsgs bounds the DLQ's message count (0 = no count limit).
 	DLQMaxMsgs int64
+	// OutcomesMaxAge bounds how long full outcomes are kept (0 = forever,
+	// like the ledger records whose truncated events point at them).
+	OutcomesMaxAge time.Duration
 }
 
 // Default stream sizes. The embedded server's file store must have room for
@@ -144,7 +150,7 @@ func dlqMaxMsgs(n int64) int64 {
 }
 
 // Provision creates or updates the streams, the ledger bucket and the reports
-// object store. It is idempotent: every processor instance runs it at start.
+// and outcomes object stores. It is idempotent: every processor instance runs it at start.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 	t = t.WithDefaults()
 	for _, cfg := range t.StreamConfigs() {
@@ -174,6 +180,15 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 		Replicas:    t.Replicas,
 	}); err != nil {
 		return fmt.Errorf("provision object store %s: %w", ReportsBucket, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      OutcomesBucket,
+		Description: "groupflow full outcomes of completion events truncated to fit in one message",
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		TTL:         t.OutcomesMaxAge,
+	}); err != nil {
+		return fmt.Errorf("provision object store %s: %w", OutcomesBucket, err)
 	}
 	return nil
 }

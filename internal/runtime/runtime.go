@@ -9,7 +9,6 @@ package runtime
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,6 +100,11 @@ type Config struct {
 	// InFlightBytes bounds the command bodies in work at once across all
 	// consumers (default DefaultInFlightBytes).
 	InFlightBytes int64
+	// MaxPayload is the largest message, headers included, that completion
+	// events and their ledger records must fit in (default: the max_payload
+	// the server announces; a smaller value suits a stream or bucket with a
+	// lower message size limit).
+	MaxPayload int64
 }
 
 func (c Config) withDefaults() Config {
@@ -146,7 +150,10 @@ type Deps struct {
 	Publisher message.Publisher
 	Events    *events.Publisher
 	Ledger    *ledger.Ledger
-	Logger    *zap.Logger
+	// Outcomes stores the full bodies of completion events truncated to fit
+	// in one message; nil makes an oversized outcome a permanent failure.
+	Outcomes *events.Outcomes
+	Logger   *zap.Logger
 	// Registerer receives router and command metrics; nil disables them.
 	Registerer prometheus.Registerer
 }
@@ -555,6 +562,9 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		if err != nil {
 			return err // permanent: dead-lettered by the middleware
 		}
+		if err := r.checkEchoSize(t, cmd); err != nil {
+			return err // permanent (invalid), before any work
+		}
 		meta := cmd.Meta()
 		meta.ID = info.CommandID
 		meta.SiteID = info.SiteID
@@ -626,18 +636,13 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		if evt == nil {
 			return failure.Permanent(errors.New("handler returned no completion event"))
 		}
-		wm, err := r.deps.Events.Message(ctx, evt)
+		// The event, truncated if it would not fit in one message.
+		wm, evt, err := r.completion(ctx, rec, evt)
 		if err != nil {
-			return failure.Permanent(err)
+			return err
 		}
 		// Record the outcome before publishing it: after a crash in between,
 		// the redelivery finds it and republishes the same event.
-		rec.Status = ledger.StatusCompleted
-		rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
-		rec.EventType = evt.EventType()
-		rec.EventID = evt.EventID()
-		rec.Event = json.RawMessage(wm.Payload)
-		rec.Reason = ""
 		if err := r.deps.Ledger.Save(ctx, rec); err != nil {
 			return fmt.Errorf("record outcome: %w", err)
 		}

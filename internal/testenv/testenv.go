@@ -42,12 +42,17 @@ type Env struct {
 type Option func(*options)
 
 type options struct {
-	dataDir  string
-	quietLog bool
+	dataDir    string
+	quietLog   bool
+	maxPayload int32
 }
 
 // WithDataDir reuses a data directory (to restart a server on the same store).
 func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
+
+// WithMaxPayload sets the server's max_payload (default
+// broker.DefaultMaxPayload).
+func WithMaxPayload(n int32) Option { return func(o *options) { o.maxPayload = n } }
 
 // Quiet silences logs below warnings.
 func Quiet() Option { return func(o *options) { o.quietLog = true } }
@@ -64,7 +69,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		o.dataDir = t.TempDir()
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ns, err := broker.StartEmbedded(broker.EmbeddedConfig{DataDir: o.dataDir, Listen: "127.0.0.1:0"}, nil)
+	ns, err := broker.StartEmbedded(broker.EmbeddedConfig{DataDir: o.dataDir, Listen: "127.0.0.1:0", MaxPayload: o.maxPayload}, nil)
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
@@ -89,6 +94,18 @@ func Start(t testing.TB, opts ...Option) *Env {
 		t.Fatal(err)
 	}
 	return &Env{T: t, Server: ns, DataDir: o.dataDir, NC: nc, JS: js, Subjects: subj, Ledger: l, Log: log}
+}
+
+// Outcomes opens the outcomes object store (full bodies of truncated events).
+func (e *Env) Outcomes() *events.Outcomes {
+	e.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o, err := events.OpenOutcomes(ctx, e.JS, broker.OutcomesBucket)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return o
 }
 
 // Conn opens another connection to the server, closed with the test.
@@ -145,7 +162,7 @@ func (e *Env) StartRuntime(cfg runtime.Config, handlers ...runtime.Handler) *Run
 	if cfg.DefaultSiteID == "" {
 		cfg.DefaultSiteID = "test-site"
 	}
-	rt := runtime.New(cfg, runtime.Deps{JS: e.JS, Publisher: pub, Events: evts, Ledger: e.Ledger, Logger: e.Log})
+	rt := runtime.New(cfg, runtime.Deps{JS: e.JS, Publisher: pub, Events: evts, Ledger: e.Ledger, Outcomes: e.Outcomes(), Logger: e.Log})
 	for _, h := range handlers {
 		rt.Register(h, 4)
 	}
