@@ -107,9 +107,9 @@ func writeJSONLine(w io.Writer, b []byte) {
 	var out bytes.Buffer
 	if json.Compact(&out, b) != nil {
 		out.Reset()
-		out.Write(bytes.ReplaceAll(b, []byte("\n"), []byte(" ")))
+		out.Write(b)
 	}
-	fmt.Fprintf(w, "%s\n", out.Bytes())
+	fmt.Fprintf(w, "%s\n", jsonSafe(out.String()))
 }
 
 func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }

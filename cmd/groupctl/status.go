@@ -117,7 +117,7 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	}
 
 	if rec == nil && len(cmds) == 0 && len(evts) == 0 && len(dead) == 0 {
-		return fmt.Errorf("no command %s: not in the ledger, the commands stream, the events or the DLQ", id)
+		return fmt.Errorf("no command %s: not in the ledger, the commands stream, the events or the DLQ", safe(id))
 	}
 	t := cmdType
 	if rec != nil {
@@ -132,34 +132,34 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	case len(cmds) > 0:
 		status = "pending (not picked up yet)"
 	}
-	a.outf("command:  %s\n", id)
+	a.outf("command:  %s\n", safe(id))
 	if t != "" {
-		a.outf("type:     %s\n", t)
+		a.outf("type:     %s\n", safe(t))
 	}
-	a.outf("status:   %s\n", status)
+	a.outf("status:   %s\n", safe(status))
 	if rec != nil {
 		a.outf("started:  %s\nupdated:  %s\n", rec.StartedAt.Format(time.RFC3339), rec.UpdatedAt.Format(time.RFC3339))
 		if rec.Deliveries > 0 {
 			a.outf("deliveries: %d\n", rec.Deliveries)
 		}
 		if rec.LastError != "" {
-			a.outf("last error: %s (at %s)\n", rec.LastError, rec.LastFailure.Format(time.RFC3339))
+			a.outf("last error: %s (at %s)\n", safe(rec.LastError), rec.LastFailure.Format(time.RFC3339))
 		}
 		if rec.Reason != "" {
-			a.outf("reason:   %s\n", rec.Reason)
+			a.outf("reason:   %s\n", safe(rec.Reason))
 		}
 	}
 	for _, c := range cmds {
-		a.outf("published: %s seq %d at %s\n", c.subject, c.seq, c.at.UTC().Format(time.RFC3339))
+		a.outf("published: %s seq %d at %s\n", safe(c.subject), c.seq, c.at.UTC().Format(time.RFC3339))
 	}
 	for _, e := range evts {
-		a.outf("event:    %s (events seq %d at %s)\n", e.Type, e.Seq, e.Time.UTC().Format(time.RFC3339))
+		a.outf("event:    %s (events seq %d at %s)\n", safe(e.Type), e.Seq, e.Time.UTC().Format(time.RFC3339))
 	}
 	for _, e := range dead {
-		a.outf("dead letter: seq %d, %s, %d deliveries, %s ago: %s\n", e.Seq, e.Kind, e.Deliveries, age(a.now().Sub(e.Stored)), e.Reason)
+		a.outf("dead letter: seq %d, %s, %d deliveries, %s ago: %s\n", e.Seq, e.Kind, e.Deliveries, age(a.now().Sub(e.Stored)), safe(e.Reason))
 	}
 	if rec != nil && rec.Status == ledger.StatusCompleted && len(rec.Event) > 0 {
-		a.outf("outcome (%s):\n%s\n", rec.EventType, pretty(rec.Event))
+		a.outf("outcome (%s):\n%s\n", safe(rec.EventType), pretty(rec.Event))
 	}
 	if len(dead) > 0 {
 		a.outf("replay with: groupctl dlq replay %d\n", dead[len(dead)-1].Seq)
