@@ -61,6 +61,14 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	if err != nil {
 		return err
 	}
+	// A refused grant ends status at once, with the server's reason.
+	ctx, stop := a.permissionGuard(ctx)
+	defer stop()
+	return guardErr(ctx, a.lookUp(ctx, js, id, cmdType))
+}
+
+// lookUp finds and prints what happened to command id (of cmdType, or any).
+func (a *app) lookUp(ctx context.Context, js jetstream.JetStream, id, cmdType string) error {
 	subj := a.subjects()
 	types := messages.CommandTypes()
 	if cmdType != "" {
@@ -70,7 +78,10 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	// The ledger.
 	var rec *ledger.Record
 	if l, err := ledger.Open(ctx, js, broker.LedgerBucket); err != nil {
-		a.errf("warning: %v\n", err)
+		if err := guardErr(ctx, nil); err != nil {
+			return err
+		}
+		a.errf("warning: %v\n", safe(err.Error()))
 	} else {
 		for _, t := range types {
 			if rec, err = l.Record(ctx, t, id); err != nil {
