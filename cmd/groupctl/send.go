@@ -396,8 +396,16 @@ func outcomeConsumer(ctx context.Context, js jetstream.JetStream, subj messages.
 	if want != "" {
 		filters = append(filters, subj.Event(want))
 	}
+	// From the sequence after the stream's last message now, not
+	// DeliverNew: an ordered consumer is recreated on its first fetch, and
+	// DeliverNew would then skip what arrived in between.
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", subj.EventStream(), err)
+	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: 30 * time.Second,
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: info.State.LastSeq + 1, InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("follow events: %w", err)
