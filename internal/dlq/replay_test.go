@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,34 @@ func TestForgedDeadLetterIsNotReplayed(t *testing.T) {
 	}
 	if len(env.DeadLetters()) != 3 {
 		t.Errorf("refused entries must stay in the DLQ")
+	}
+}
+
+// TestReplayTargetUsesConfiguredPrefix: the replay target and its headers
+// follow the deployment's subject prefix and the runtime's header names.
+func TestReplayTargetUsesConfiguredPrefix(t *testing.T) {
+	subj := messages.Subjects{Prefix: "acme.prod"}
+	store := dlq.NewStore(nil, subj)
+	for _, c := range []struct {
+		subject, original, want string
+	}{
+		{"acme.prod.dlq.generate_report", "", "acme.prod.cmd.generate_report"},
+		{"acme.prod.dlq.generate_report", "acme.prod.cmd.generate_report", "acme.prod.cmd.generate_report"},
+		{"acme.prod.dlq.generate_report", "groups.cmd.generate_report", ""},
+		{"groups.dlq.generate_report", "", ""},
+		{"acme.prod.dlq.member_selected", "acme.prod.evt.member_selected", ""},
+		{"acme.prod.dlq.no_such_type", "acme.prod.cmd.no_such_type", ""},
+		{"acme.prod.dlq.unknown", "acme.prod.cmd.unknown", ""},
+	} {
+		got, err := store.ReplayTarget(&dlq.Entry{Subject: c.subject, OriginalSubject: c.original})
+		if got != c.want || (c.want == "") != errors.Is(err, dlq.ErrRefused) {
+			t.Errorf("%s (original %q): %q, %v; want %q", c.subject, c.original, got, err, c.want)
+		}
+	}
+	m := store.ReplayMsg(&dlq.Entry{Seq: 9, CommandID: "c-1", Headers: map[string]string{"Nats-Expected-Stream": "X", "traceparent": "00-a-b-01"}},
+		"acme.prod.cmd.generate_report")
+	if m.Header.Get(runtime.HeaderCommandID) != "c-1" || m.Header.Get("Nats-Expected-Stream") != "" || m.Header.Get("traceparent") == "" ||
+		!strings.Contains(m.Header.Get(nats.MsgIdHdr), subj.DLQStream()) {
+		t.Errorf("replay headers %v", m.Header)
 	}
 }
