@@ -200,7 +200,12 @@ original body, headers and command id (the ledger keeps Wix side effects
 idempotent), and removes it from the DLQ only once the commands stream has
 acknowledged the republish. Interrupting a replay loses nothing: an entry is
 either still in the DLQ or replayed (at worst both, and replaying it again
-is harmless).`,
+is harmless).
+
+An entry on groups.dlq.<T> is replayed only to groups.cmd.<T>, T a command
+type: an entry whose headers name another subject or type (forged), and the
+dead letters of events (the mailer's), are refused, reported and left in the
+DLQ (dlq ls marks them REFUSED, dlq show says why).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			f, err := a.filter(s, args)
 			if err != nil {
