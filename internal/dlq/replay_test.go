@@ -107,15 +107,17 @@ func TestReplayedInvalidCommandIsBackInTheDLQEveryTime(t *testing.T) {
 	}
 }
 
-// TestDeadLetterOfHugeHeadersIsStored: a command with ~60 KB of custom
+// TestDeadLetterOfHugeHeadersIsStored: a command with ~64 KB of custom
 // headers is still dead-lettered (the copied headers are bounded, with a note).
 func TestDeadLetterOfHugeHeadersIsStored(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	env.StartRuntime(runtimeConfig(), okHandler{})
 	failed := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
 	hdr := []string{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-	for i := 0; i < 60; i++ {
-		hdr = append(hdr, "X-Custom-"+strings.Repeat("h", 3)+string(rune('a'+i%26))+string(rune('a'+i/26)), strings.Repeat("v", 1000))
+	// ~64 KB of headers: the command itself is storable (just), a copy with
+	// the DLQ's own headers added would not be.
+	for i := 0; i < 64; i++ {
+		hdr = append(hdr, "X-Custom-"+strings.Repeat("h", 3)+string(rune('a'+i%26))+string(rune('a'+i/26)), strings.Repeat("v", 995))
 	}
 	env.Publish(messages.CmdGenerateReport, `{"id":"fat-headers","top":-1}`, hdr...)
 	failed.Next(30*time.Second, testenv.ForCommand("fat-headers"))
