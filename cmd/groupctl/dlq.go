@@ -115,7 +115,11 @@ func (a *app) writeTable(entries []*dlq.Entry, wide bool) {
 	for _, e := range entries {
 		r := reason(e.Reason, wide)
 		if e.Refused != "" {
-			r = "REFUSED (not replayable: see dlq show) " + r
+			mark := "REFUSED (headers do not match the DLQ subject: see dlq show) "
+			if t, ok := a.subjects().DLQTypeOf(e.Subject); ok && messages.IsEventType(t) {
+				mark = "EVENT (not replayable) "
+			}
+			r = mark + r
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Seq, safe(e.CommandType), safe(truncate(e.CommandID, 80)), safe(r), e.Deliveries, age(now.Sub(e.Stored)))
 	}

@@ -82,3 +82,46 @@ func TestDLQOutputEscapesControlBytes(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestDLQLsMarksRefusedEntries: dlq ls marks a forged entry (headers naming
+// another command than its DLQ subject) and an event's dead letter, and
+// replay --all refuses both and runs nothing.
+func TestDLQLsMarksRefusedEntries(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx := context.Background()
+	for _, h := range []map[string]string{
+		{dlq.HeaderOriginalSubject: env.Subjects.Command(messages.CmdProvisionGroup), dlq.HeaderCommandID: "forged-1", dlq.HeaderReason: "wix: 503"},
+		{dlq.HeaderOriginalSubject: env.Subjects.Event(messages.EvtMemberSelected), dlq.HeaderCommandID: "evt-1", dlq.HeaderReason: "smtp: 550"},
+	} {
+		m := nats.NewMsg(env.Subjects.DLQ(messages.EvtMemberSelected))
+		m.Data = []byte(`{"id":"x"}`)
+		for k, v := range h {
+			m.Header.Set(k, v)
+		}
+		if _, err := env.JS.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := nats.NewMsg(env.Subjects.DLQ(messages.CmdGenerateReport))
+	m.Data = []byte(`{"id":"forged-2"}`)
+	m.Header.Set(dlq.HeaderOriginalSubject, env.Subjects.Command(messages.CmdProvisionGroup))
+	m.Header.Set(dlq.HeaderReason, "boom")
+	if _, err := env.JS.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	out := mustGroupctl(t, env, "dlq", "ls")
+	if strings.Count(out, "REFUSED") != 1 || strings.Count(out, "EVENT (not replayable)") != 2 {
+		t.Fatalf("ls:\n%s", out)
+	}
+	out, errOut, err := groupctl(t, env, "", "dlq", "replay", "--all")
+	if err != nil || !strings.HasPrefix(out, "replayed 0, skipped 3") || !strings.Contains(out, "refused 3") || strings.Count(errOut, "REFUSED") != 3 {
+		t.Fatalf("replay: %v\n%s\n%s", err, out, errOut)
+	}
+	if n := len(env.Read(env.Subjects.CommandStream(), env.Subjects.Commands())); n != 0 {
+		t.Fatalf("%d commands published", n)
+	}
+	show := mustGroupctl(t, env, "dlq", "show", "3")
+	if !strings.Contains(show, "REFUSED:") || !strings.Contains(show, "groups.dlq.generate_report") {
+		t.Fatalf("show:\n%s", show)
+	}
+}
