@@ -30,6 +30,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/dlq"
 	"groupflow/messages"
 )
 
@@ -232,6 +233,33 @@ func (c *client) expectViolation(t *testing.T, op, subject string) {
 			t.Fatalf("%s: no permissions violation for %s %q", c.nc.Opts.Name, op, subject)
 		}
 	}
+}
+
+// streamMsgs is the number of messages stream holds (read as c).
+func streamMsgs(t *testing.T, c *client, stream string) uint64 {
+	t.Helper()
+	st, err := c.js.Stream(ctxT(t, 5*time.Second), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().State.Msgs
+}
+
+// buildGroupctl builds cmd/groupctl into a temp dir (skipped without a go
+// toolchain on PATH).
+func buildGroupctl(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not on PATH: cannot build groupctl")
+	}
+	out := filepath.Join(t.TempDir(), "groupctl")
+	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/groupctl")
+	cmd.Dir = repoRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build groupctl: %v\n%s", err, b)
+	}
+	return out
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -542,6 +570,125 @@ func TestAccountsPermissions(t *testing.T) {
 		if err := ops.js.DeleteStream(ctxT(t, time.Second), subj.CommandStream()); err == nil {
 			t.Fatal("ops deleted the commands stream")
 		}
+	})
+
+	t.Run("producer and mailer may not publish other dead letters", func(t *testing.T) {
+		producer.drainErrs()
+		mailer.drainErrs()
+		for _, s := range []string{subj.DLQ("provision_group"), subj.DLQ("member_selected")} {
+			if _, err := producer.js.Publish(ctxT(t, time.Second), s, []byte(`{}`)); err == nil {
+				t.Fatalf("producer published dead letter %s", s)
+			}
+			producer.expectViolation(t, "Publish", s)
+		}
+		for _, s := range []string{subj.DLQ("provision_group"), subj.DLQ("generate_report"), subj.DLQ("email_sent")} {
+			if _, err := mailer.js.Publish(ctxT(t, time.Second), s, []byte(`{}`)); err == nil {
+				t.Fatalf("mailer published dead letter %s", s)
+			}
+			mailer.expectViolation(t, "Publish", s)
+		}
+	})
+
+	t.Run("a forged dead letter published with the mailer's credentials is refused by replay", func(t *testing.T) {
+		ops.drainErrs() // refusals the subtests above provoked
+		ctx := ctxT(t, 15*time.Second)
+		m := nats.NewMsg(subj.DLQ("member_selected"))
+		m.Data = []byte(`{"id":"forged-1","membership":"sync","people":[{"email":"a@example.com"}]}`)
+		m.Header.Set(dlq.HeaderOriginalSubject, subj.Command("provision_group"))
+		m.Header.Set(dlq.HeaderCommandType, "provision_group")
+		m.Header.Set(dlq.HeaderCommandID, "forged-1")
+		m.Header.Set(dlq.HeaderReason, "wix: 503")
+		ack, err := mailer.js.PublishMsg(ctx, m)
+		if err != nil {
+			t.Fatalf("mailer publish on its DLQ subject: %v", err)
+		}
+		before := streamMsgs(t, gf, subj.CommandStream())
+		store := dlq.NewStore(ops.js, subj)
+		res, err := store.Replay(ctx, dlq.Filter{All: true}, dlq.ReplayOptions{})
+		if err != nil {
+			t.Fatalf("ops replay: %v", err)
+		}
+		refused := false
+		for _, re := range res.Errors {
+			refused = refused || (re.Seq == ack.Sequence && re.Refused)
+		}
+		if res.Replayed != 0 || res.Refused != res.Selected || !refused {
+			t.Fatalf("replay of a forged entry: %+v", res)
+		}
+		if after := streamMsgs(t, gf, subj.CommandStream()); after != before {
+			t.Fatalf("commands stream grew from %d to %d: the forged entry ran", before, after)
+		}
+		e, err := store.Get(ctx, ack.Sequence)
+		if err != nil || e.Refused == "" {
+			t.Fatalf("ops get: %v, refused %q", err, e.Refused)
+		}
+		if _, err := store.Purge(ctx, dlq.Filter{CommandType: "member_selected"}); err != nil {
+			t.Fatalf("ops purge: %v", err)
+		}
+		ops.noAsyncErrors(t)
+	})
+
+	t.Run("ops runs groupctl status, events tail and send --wait", func(t *testing.T) {
+		bin := buildGroupctl(t)
+		opsURL := fmt.Sprintf("nats://ops:%s@127.0.0.1:%d", pw["ops"], port)
+		groupctl := func(args ...string) string {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, append([]string{"--nats-url", opsURL, "--inbox-prefix", "_INBOX_ops"}, args...)...)
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("groupctl %s as ops: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out.String(), errOut.String())
+			}
+			return out.String()
+		}
+		// A stand-in processor answers generate_report commands.
+		sub, err := gf.nc.Subscribe(subj.Command("generate_report"), func(m *nats.Msg) {
+			e := nats.NewMsg(subj.Event("report_generated"))
+			e.Header.Set("Groupflow-Command-Id", m.Header.Get(nats.MsgIdHdr))
+			e.Data = []byte(`{"commandId":"` + m.Header.Get(nats.MsgIdHdr) + `","totalGroups":7}`)
+			_, _ = gf.js.PublishMsg(context.Background(), e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := gf.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if out := groupctl("send", "report", "--id", "ops-rep-1", "--wait", "--timeout", "30s"); !strings.Contains(out, "report_generated") {
+			t.Fatalf("send --wait: %s", out)
+		}
+		if out := groupctl("status", "ops-rep-1", "--type", "generate_report"); !strings.Contains(out, "report_generated") {
+			t.Fatalf("status: %s", out)
+		}
+		if out := groupctl("events", "tail", "--since", "1h", "--type", "report_generated", "--count", "1"); !strings.Contains(out, "ops-rep-1") {
+			t.Fatalf("events tail: %s", out)
+		}
+		groupctl("dlq", "ls")
+	})
+
+	t.Run("ops may not use or change the processor's and the mailer's consumers", func(t *testing.T) {
+		ops.drainErrs()
+		short := func() context.Context { return ctxT(t, time.Second) }
+		if _, err := ops.js.CreateOrUpdateConsumer(short(), subj.EventStream(), jetstream.ConsumerConfig{Durable: "groupmail", FilterSubject: subj.Events()}); err == nil {
+			t.Fatal("ops changed the mailer's consumer")
+		}
+		if err := ops.js.DeleteConsumer(short(), subj.EventStream(), "groupmail"); err == nil {
+			t.Fatal("ops deleted the mailer's consumer")
+		}
+		if err := ops.js.DeleteConsumer(short(), subj.CommandStream(), "groupflow_provision_group"); err == nil {
+			t.Fatal("ops deleted the processor's consumer")
+		}
+		cons, err := ops.js.Consumer(ctxT(t, 5*time.Second), subj.CommandStream(), "groupflow_provision_group")
+		if err != nil {
+			t.Fatalf("ops consumer info: %v", err)
+		}
+		if _, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
+			t.Fatal("ops pulled from the processor's consumer")
+		}
+		ops.expectViolation(t, "Publish", "$JS.API.CONSUMER.MSG.NEXT.GROUPS_COMMANDS.groupflow_provision_group")
 	})
 
 	t.Run("wrong password is refused", func(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -93,9 +92,7 @@ func (a *app) dlqLsCmd() *cobra.Command {
 				if entries == nil {
 					entries = []*dlq.Entry{}
 				}
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return writeJSON(a.stdout, entries)
 			}
 			a.writeTable(entries, wide)
 			return nil
@@ -116,7 +113,15 @@ func (a *app) writeTable(entries []*dlq.Entry, wide bool) {
 	fmt.Fprintln(tw, "SEQ\tTYPE\tCOMMAND-ID\tREASON\tDELIVERIES\tAGE")
 	now := a.now()
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Seq, e.CommandType, e.CommandID, reason(e.Reason, wide), e.Deliveries, age(now.Sub(e.Stored)))
+		r := reason(e.Reason, wide)
+		if e.Refused != "" {
+			mark := "REFUSED (headers do not match the DLQ subject: see dlq show) "
+			if t, ok := a.subjects().DLQTypeOf(e.Subject); ok && messages.IsEventType(t) {
+				mark = "EVENT (not replayable) "
+			}
+			r = mark + r
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Seq, safe(e.CommandType), safe(truncate(e.CommandID, 80)), safe(r), e.Deliveries, age(now.Sub(e.Stored)))
 	}
 	_ = tw.Flush()
 }
@@ -141,9 +146,7 @@ func (a *app) dlqShowCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(e.WithBody())
+				return writeJSON(a.stdout, e.WithBody())
 			}
 			a.showEntry(e)
 			return nil
@@ -155,12 +158,16 @@ func (a *app) dlqShowCmd() *cobra.Command {
 
 func (a *app) showEntry(e *dlq.Entry) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%s\n", safe(k), safe(fmt.Sprint(v))) }
 	row("seq", e.Seq)
 	row("stored", fmt.Sprintf("%s (%s ago)", e.Stored.UTC().Format(time.RFC3339), age(a.now().Sub(e.Stored))))
 	row("command type", e.CommandType)
 	row("command id", e.CommandID)
 	row("kind", e.Kind)
+	if e.Refused != "" {
+		row("REFUSED", e.Refused)
+	}
+	row("dlq subject", e.Subject)
 	row("reason", e.Reason)
 	for _, f := range e.Fields {
 		row("  field", f.String())
@@ -171,6 +178,9 @@ func (a *app) showEntry(e *dlq.Entry) {
 	row("deliveries", e.Deliveries)
 	row("first failure", e.FirstFailure.UTC().Format(time.RFC3339Nano))
 	row("last failure", e.LastFailure.UTC().Format(time.RFC3339Nano))
+	if e.HeadersDropped != "" {
+		row("headers dropped", e.HeadersDropped)
+	}
 	keys := make([]string, 0, len(e.Headers))
 	for k := range e.Headers {
 		keys = append(keys, k)
@@ -194,7 +204,12 @@ original body, headers and command id (the ledger keeps Wix side effects
 idempotent), and removes it from the DLQ only once the commands stream has
 acknowledged the republish. Interrupting a replay loses nothing: an entry is
 either still in the DLQ or replayed (at worst both, and replaying it again
-is harmless).`,
+is harmless).
+
+An entry on groups.dlq.<T> is replayed only to groups.cmd.<T>, T a command
+type: an entry whose headers name another subject or type (forged), and the
+dead letters of events (the mailer's), are refused, reported and left in the
+DLQ (dlq ls marks them REFUSED, dlq show says why).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			f, err := a.filter(s, args)
 			if err != nil {
@@ -228,8 +243,15 @@ is harmless).`,
 				verb = "would replay"
 			}
 			a.outf("%s %d, skipped %d, failed %d (of %d selected)\n", verb, res.Replayed, res.Skipped, res.Failed, res.Selected)
+			if res.Refused > 0 {
+				a.outf("refused %d: not replayable from their DLQ subject (forged or an event's dead letter); they stay in the DLQ\n", res.Refused)
+			}
 			for _, e := range res.Errors {
-				a.errf("  seq %d (%s): %s\n", e.Seq, e.CommandID, e.Error)
+				mark := ""
+				if e.Refused {
+					mark = "REFUSED "
+				}
+				a.errf("  seq %d (%s): %s%s\n", e.Seq, safe(truncate(e.CommandID, 80)), mark, safe(e.Error))
 			}
 			if err != nil {
 				return fmt.Errorf("replay stopped: %w (the entries not replayed are still in the DLQ)", err)

@@ -62,6 +62,16 @@ func (a *app) tail(ctx context.Context, types []string, sinceStr string, asJSON 
 	if err != nil {
 		return err
 	}
+	// A refused grant ends tail at once, with the server's reason.
+	ctx, stop := a.permissionGuard(ctx)
+	defer stop()
+	err = a.follow(ctx, js, subj, filters, since, asJSON, count)
+	return guardErr(ctx, err)
+}
+
+// follow prints the events on filters from since (or from now on) until
+// count events were printed (count <= 0: until ctx ends).
+func (a *app) follow(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, filters []string, since time.Time, asJSON bool, count int) error {
 	st, err := js.Stream(ctx, subj.EventStream())
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", subj.EventStream(), err)
@@ -78,10 +88,13 @@ func (a *app) tail(ctx context.Context, types []string, sinceStr string, asJSON 
 	printed := 0
 	for count <= 0 || printed < count {
 		m, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted: a normal end of tail
+		if ctx.Err() != nil {
+			if gerr := guardErr(ctx, nil); gerr != nil {
+				return gerr
 			}
+			return nil // interrupted: a normal end of tail
+		}
+		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
 				continue
 			}
@@ -107,9 +120,9 @@ func writeJSONLine(w io.Writer, b []byte) {
 	var out bytes.Buffer
 	if json.Compact(&out, b) != nil {
 		out.Reset()
-		out.Write(bytes.ReplaceAll(b, []byte("\n"), []byte(" ")))
+		out.Write(b)
 	}
-	fmt.Fprintf(w, "%s\n", out.Bytes())
+	fmt.Fprintf(w, "%s\n", jsonSafe(out.String()))
 }
 
 func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }

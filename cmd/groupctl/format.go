@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -66,13 +68,14 @@ func truncateMiddle(s string, n int) string {
 	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }
 
-// pretty indents JSON; anything else is returned as is.
+// pretty indents JSON; anything else is returned as is. Either way control
+// characters are escaped (safeBlock): bodies come from producers.
 func pretty(b []byte) string {
 	var out bytes.Buffer
 	if json.Indent(&out, b, "", "  ") == nil {
-		return out.String()
+		return safeBlock(out.String())
 	}
-	return string(b)
+	return safeBlock(string(b))
 }
 
 // scanStream calls fn for what stream holds on filter (from since, if set)
@@ -130,7 +133,7 @@ func scanStream(ctx context.Context, js jetstream.JetStream, stream, filter stri
 func eventLine(eventType string, at time.Time, body []byte) string {
 	e, err := messages.DecodeEvent(eventType, body)
 	if err != nil {
-		return fmt.Sprintf("%s %-26s %s", at.UTC().Format(time.RFC3339), eventType, truncate(string(body), 200))
+		return safe(fmt.Sprintf("%s %-26s %s", at.UTC().Format(time.RFC3339), eventType, truncate(string(body), 200)))
 	}
 	meta := e.Meta()
 	var b strings.Builder
@@ -167,6 +170,41 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 	if meta.CorrelationID != "" && meta.CorrelationID != meta.CommandID {
 		fmt.Fprintf(&b, " corr=%s", meta.CorrelationID)
 	}
+	return safe(b.String())
+}
+
+// safe renders untrusted text (ids, reasons, headers, bodies written by
+// producers) for a terminal on one line: control characters (C0, DEL, C1),
+// bidirectional overrides and invalid UTF-8 are shown as Go escapes
+// (\x1b, \n, \u009b, \u202e), so no escape sequence reaches the terminal.
+func safe(s string) string { return escape(s, false) }
+
+// safeBlock is safe for multi-line text: newlines are kept (a "\r\n" too,
+// as "\n"), everything else is escaped like safe does.
+func safeBlock(s string) string { return escape(s, true) }
+
+func escape(s string, keepNewlines bool) string {
+	if !needsEscape(s, keepNewlines) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keepNewlines && r == '\n':
+			b.WriteByte('\n')
+		case keepNewlines && r == '\r' && strings.HasPrefix(s[i+size:], "\n"):
+			// dropped: the "\n" that follows ends the line
+		case unsafeRune(r):
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u009b'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
 	return b.String()
 }
 
@@ -177,5 +215,60 @@ func truncationNote(body []byte) string {
 	if json.Unmarshal(body, &t) != nil || !t.Truncated || t.Full == nil {
 		return ""
 	}
-	return fmt.Sprintf("(truncated, full outcome in %s/%s)", t.Full.Bucket, t.Full.Object)
+	return safe(fmt.Sprintf("(truncated, full outcome in %s/%s)", t.Full.Bucket, t.Full.Object))
+}
+
+func needsEscape(s string, keepNewlines bool) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if unsafeRune(r) && !(keepNewlines && r == '\n') {
+			return true
+		}
+	}
+	return false
+}
+
+// unsafeRune reports runes a terminal interprets rather than prints.
+func unsafeRune(r rune) bool {
+	switch {
+	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+		return true // bidirectional controls
+	}
+	return false
+}
+
+// jsonSafe escapes, inside JSON text, the runes a terminal interprets that
+// encoding/json leaves raw (DEL, C1 controls, bidirectional overrides) as
+// \uXXXX, which keeps the JSON valid and equal in meaning; text that is not
+// valid JSON gets safe.
+func jsonSafe(s string) string {
+	if !json.Valid([]byte(s)) {
+		return safe(s)
+	}
+	if !needsEscape(s, true) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeRune(r) && r != '\n' && r != '\t' && r != '\r' {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// writeJSON writes v as indented JSON, terminal-safe (jsonSafe).
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", jsonSafe(string(b)))
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"groupflow/internal/events"
@@ -308,17 +309,18 @@ func (a *app) publish(ctx context.Context, o *sendOpts, t string, body []byte, i
 		return err
 	}
 	subj := a.subjects()
-	var evts chan *nats.Msg
+	want := completionEvent[t]
+	var evts jetstream.Consumer
 	if o.wait {
-		// Subscribe before publishing: a fast processor must not beat us.
-		evts = make(chan *nats.Msg, 4096)
-		sub, err := a.nc.ChanSubscribe(subj.Events(), evts)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-		if err := a.nc.Flush(); err != nil {
-			return err
+		// A refused grant ends the wait at once, with the server's reason.
+		var stop func()
+		ctx, stop = a.permissionGuard(ctx)
+		defer stop()
+		// Follow the outcome events from before publishing: a fast processor
+		// must not beat us. An ordered consumer on the events stream (what
+		// the ops grants allow), not a subscription to every event.
+		if evts, err = outcomeConsumer(ctx, js, subj, want); err != nil {
+			return guardErr(ctx, err)
 		}
 	}
 	m := nats.NewMsg(subj.Command(t))
@@ -326,7 +328,7 @@ func (a *app) publish(ctx context.Context, o *sendOpts, t string, body []byte, i
 	m.Header.Set(nats.MsgIdHdr, id)
 	ack, err := js.PublishMsg(ctx, m)
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", m.Subject, err)
+		return fmt.Errorf("publish %s: %w", m.Subject, guardErr(ctx, err))
 	}
 	a.outf("%s\n", id)
 	if ack.Duplicate {
@@ -337,12 +339,11 @@ func (a *app) publish(ctx context.Context, o *sendOpts, t string, body []byte, i
 	if !o.wait {
 		return nil
 	}
-	want := completionEvent[t]
 	if ack.Duplicate {
 		// The original may be done already: its outcome is in the stream.
 		found, err := findEvents(ctx, js, subj, id)
 		if err != nil {
-			return err
+			return guardErr(ctx, err)
 		}
 		for _, e := range found {
 			if e.Type != want && e.Type != messages.EvtCommandFailed {
@@ -363,23 +364,63 @@ func (a *app) publish(ctx context.Context, o *sendOpts, t string, body []byte, i
 	wctx, cancel := timeoutCtx(ctx, o.timeout)
 	defer cancel()
 	for {
-		select {
-		case ev := <-evts:
-			if ev.Header.Get(events.HeaderCommandID) != id {
-				continue
+		ev, err := evts.Next(jetstream.FetchMaxWait(time.Second))
+		if werr := wctx.Err(); werr != nil {
+			if gerr := guardErr(ctx, nil); gerr != nil {
+				return gerr
 			}
-			et, _ := subj.EventTypeOf(ev.Subject)
-			if et != want && et != messages.EvtCommandFailed {
-				continue
-			}
-			return a.printOutcome(et, time.Now(), ev.Data, id, t)
-		case <-wctx.Done():
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return fmt.Errorf("no outcome for %s within %s (groupctl status %s tells where it is)", id, o.timeout, id)
 		}
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
+			return fmt.Errorf("follow events: %w", err)
+		}
+		if ev.Headers().Get(events.HeaderCommandID) != id {
+			continue
+		}
+		et, _ := subj.EventTypeOf(ev.Subject())
+		if et != want && et != messages.EvtCommandFailed {
+			continue
+		}
+		at := time.Now()
+		if md, err := ev.Metadata(); err == nil {
+			at = md.Timestamp
+		}
+		return a.printOutcome(et, at, ev.Data(), id, t)
 	}
+}
+
+// outcomeConsumer follows, from now on, the events that can end a command
+// whose completion event is want: want itself and command_failed.
+func outcomeConsumer(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, want string) (jetstream.Consumer, error) {
+	st, err := js.Stream(ctx, subj.EventStream())
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", subj.EventStream(), err)
+	}
+	filters := []string{subj.Event(messages.EvtCommandFailed)}
+	if want != "" {
+		filters = append(filters, subj.Event(want))
+	}
+	// From the sequence after the stream's last message now, not
+	// DeliverNew: an ordered consumer is recreated on its first fetch, and
+	// DeliverNew would then skip what arrived in between.
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", subj.EventStream(), err)
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: info.State.LastSeq + 1, InactiveThreshold: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow events: %w", err)
+	}
+	return cons, nil
 }
 
 // printOutcome prints a command's outcome event; command_failed is an error.

@@ -61,6 +61,14 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	if err != nil {
 		return err
 	}
+	// A refused grant ends status at once, with the server's reason.
+	ctx, stop := a.permissionGuard(ctx)
+	defer stop()
+	return guardErr(ctx, a.lookUp(ctx, js, id, cmdType))
+}
+
+// lookUp finds and prints what happened to command id (of cmdType, or any).
+func (a *app) lookUp(ctx context.Context, js jetstream.JetStream, id, cmdType string) error {
 	subj := a.subjects()
 	types := messages.CommandTypes()
 	if cmdType != "" {
@@ -70,7 +78,10 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	// The ledger.
 	var rec *ledger.Record
 	if l, err := ledger.Open(ctx, js, broker.LedgerBucket); err != nil {
-		a.errf("warning: %v\n", err)
+		if err := guardErr(ctx, nil); err != nil {
+			return err
+		}
+		a.errf("warning: %v\n", safe(err.Error()))
 	} else {
 		for _, t := range types {
 			if rec, err = l.Record(ctx, t, id); err != nil {
@@ -117,7 +128,7 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	}
 
 	if rec == nil && len(cmds) == 0 && len(evts) == 0 && len(dead) == 0 {
-		return fmt.Errorf("no command %s: not in the ledger, the commands stream, the events or the DLQ", id)
+		return fmt.Errorf("no command %s: not in the ledger, the commands stream, the events or the DLQ", safe(id))
 	}
 	t := cmdType
 	if rec != nil {
@@ -132,34 +143,34 @@ func (a *app) status(ctx context.Context, id, cmdType string) error {
 	case len(cmds) > 0:
 		status = "pending (not picked up yet)"
 	}
-	a.outf("command:  %s\n", id)
+	a.outf("command:  %s\n", safe(id))
 	if t != "" {
-		a.outf("type:     %s\n", t)
+		a.outf("type:     %s\n", safe(t))
 	}
-	a.outf("status:   %s\n", status)
+	a.outf("status:   %s\n", safe(status))
 	if rec != nil {
 		a.outf("started:  %s\nupdated:  %s\n", rec.StartedAt.Format(time.RFC3339), rec.UpdatedAt.Format(time.RFC3339))
 		if rec.Deliveries > 0 {
 			a.outf("deliveries: %d\n", rec.Deliveries)
 		}
 		if rec.LastError != "" {
-			a.outf("last error: %s (at %s)\n", rec.LastError, rec.LastFailure.Format(time.RFC3339))
+			a.outf("last error: %s (at %s)\n", safe(rec.LastError), rec.LastFailure.Format(time.RFC3339))
 		}
 		if rec.Reason != "" {
-			a.outf("reason:   %s\n", rec.Reason)
+			a.outf("reason:   %s\n", safe(rec.Reason))
 		}
 	}
 	for _, c := range cmds {
-		a.outf("published: %s seq %d at %s\n", c.subject, c.seq, c.at.UTC().Format(time.RFC3339))
+		a.outf("published: %s seq %d at %s\n", safe(c.subject), c.seq, c.at.UTC().Format(time.RFC3339))
 	}
 	for _, e := range evts {
-		a.outf("event:    %s (events seq %d at %s)\n", e.Type, e.Seq, e.Time.UTC().Format(time.RFC3339))
+		a.outf("event:    %s (events seq %d at %s)\n", safe(e.Type), e.Seq, e.Time.UTC().Format(time.RFC3339))
 	}
 	for _, e := range dead {
-		a.outf("dead letter: seq %d, %s, %d deliveries, %s ago: %s\n", e.Seq, e.Kind, e.Deliveries, age(a.now().Sub(e.Stored)), e.Reason)
+		a.outf("dead letter: seq %d, %s, %d deliveries, %s ago: %s\n", e.Seq, e.Kind, e.Deliveries, age(a.now().Sub(e.Stored)), safe(e.Reason))
 	}
 	if rec != nil && rec.Status == ledger.StatusCompleted && len(rec.Event) > 0 {
-		a.outf("outcome (%s):\n%s\n", rec.EventType, pretty(rec.Event))
+		a.outf("outcome (%s):\n%s\n", safe(rec.EventType), pretty(rec.Event))
 		if note := truncationNote(rec.Event); note != "" {
 			a.outf("%s\n", note)
 		}

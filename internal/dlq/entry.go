@@ -5,11 +5,15 @@
 package dlq
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
@@ -51,6 +55,13 @@ type Entry struct {
 	LastFailure     time.Time             `json:"lastFailure"`
 	// Headers are the original command's headers (secrets removed).
 	Headers map[string]string `json:"headers,omitempty"`
+	// HeadersDropped says which original headers were left out for size.
+	HeadersDropped string `json:"headersDropped,omitempty"`
+	// Subject is the DLQ subject the entry is stored on (empty before).
+	Subject string `json:"subject,omitempty"`
+	// Refused, when set, says why the entry is not replayed (see
+	// Store.ReplayTarget): set by the Store's reads.
+	Refused string `json:"refused,omitempty"`
 	// Body is the original command body, untouched.
 	Body []byte `json:"-"`
 }
@@ -59,7 +70,32 @@ type Entry struct {
 // retried dead-lettering is stored once while a replayed command that fails
 // again gets an entry of its own.
 func (e *Entry) MsgID() string {
-	return fmt.Sprintf("dlq:%s:%d:%s", e.OriginalSubject, e.OriginalSeq, e.CommandID)
+	id := fmt.Sprintf("dlq:%s:%d:%s", e.OriginalSubject, e.OriginalSeq, e.CommandID)
+	if len(id) > maxMsgID {
+		// Still one per original message, and short enough for a header.
+		sum := sha256.Sum256([]byte(id))
+		id = "dlq:" + hex.EncodeToString(sum[:])
+	}
+	return id
+}
+
+// maxMsgID bounds MsgID; a longer one is replaced by its hash.
+const maxMsgID = 256
+
+// maxHeaderValue bounds the DLQ's own header values (ids, subjects) and
+// maxFields the JSON of the field errors: with MaxCopiedHeaderBytes and
+// maxReason this keeps a dead letter's headers well under JetStream's 64 KiB.
+const (
+	maxHeaderValue = 1 << 10
+	maxFields      = 8 << 10
+)
+
+// clip cuts a DLQ header value to maxHeaderValue bytes.
+func clip(v string) string {
+	if len(v) <= maxHeaderValue {
+		return v
+	}
+	return truncateUTF8(v, maxHeaderValue-len("…")) + "…"
 }
 
 // maxReason bounds the reason header (NATS headers are not meant for essays).
@@ -74,23 +110,26 @@ func (e *Entry) Message() *message.Message {
 	}
 	reason := strings.ReplaceAll(e.Reason, "\n", " ")
 	if len(reason) > maxReason {
-		reason = reason[:maxReason] + "…"
+		reason = truncateUTF8(reason, maxReason) + "…"
 	}
 	m.Metadata.Set(HeaderReason, reason)
-	m.Metadata.Set(HeaderKind, e.Kind)
-	m.Metadata.Set(HeaderOriginalSubject, e.OriginalSubject)
+	m.Metadata.Set(HeaderKind, clip(e.Kind))
+	m.Metadata.Set(HeaderOriginalSubject, clip(e.OriginalSubject))
 	if e.OriginalSeq > 0 {
 		m.Metadata.Set(HeaderOriginalSeq, strconv.FormatUint(e.OriginalSeq, 10))
 	}
-	m.Metadata.Set(HeaderHandler, e.Handler)
+	m.Metadata.Set(HeaderHandler, clip(e.Handler))
 	m.Metadata.Set(HeaderDeliveries, strconv.Itoa(e.Deliveries))
 	m.Metadata.Set(HeaderFirstFailure, e.FirstFailure.UTC().Format(time.RFC3339Nano))
 	m.Metadata.Set(HeaderLastFailure, e.LastFailure.UTC().Format(time.RFC3339Nano))
-	m.Metadata.Set(HeaderCommandID, e.CommandID)
-	m.Metadata.Set(HeaderCommandType, e.CommandType)
-	if len(e.Fields) > 0 {
-		b, _ := json.Marshal(e.Fields)
-		m.Metadata.Set(HeaderFields, string(b))
+	m.Metadata.Set(HeaderCommandID, clip(e.CommandID))
+	m.Metadata.Set(HeaderCommandType, clip(e.CommandType))
+	for n := len(e.Fields); n > 0; n /= 2 {
+		// As many field errors as fit (the reason names them all).
+		if b, _ := json.Marshal(e.Fields[:n]); len(b) <= maxFields {
+			m.Metadata.Set(HeaderFields, string(b))
+			break
+		}
 	}
 	return m
 }
@@ -111,6 +150,7 @@ func Parse(seq uint64, stored time.Time, h nats.Header, body []byte) *Entry {
 	if f := h.Get(HeaderFields); f != "" {
 		_ = json.Unmarshal([]byte(f), &e.Fields)
 	}
+	e.HeadersDropped = h.Get(HeaderHeadersDropped)
 	for k, vs := range h {
 		if strings.HasPrefix(k, "Groupflow-Dlq-") || k == nats.MsgIdHdr || len(vs) == 0 {
 			continue
@@ -120,21 +160,135 @@ func Parse(seq uint64, stored time.Time, h nats.Header, body []byte) *Entry {
 	return e
 }
 
-// OriginalHeaders filters a command's headers for keeping in a dead letter:
-// transport and internal keys are dropped, and so is anything that looks
-// like a credential.
+// Bounds of the original headers a dead letter keeps. JetStream refuses a
+// message whose headers exceed 64 KiB, and a producer may send up to that
+// much: the copy is bounded so that the dead letter, with its own headers,
+// is always storable.
+const (
+	// MaxCopiedHeaderBytes bounds the copied headers' names and values together.
+	MaxCopiedHeaderBytes = 16 << 10
+	// MaxCopiedHeaderValue bounds one copied value; a longer one is cut.
+	MaxCopiedHeaderValue = 1 << 10
+	// maxCopiedHeaderName bounds one copied name; a longer one is dropped.
+	maxCopiedHeaderName = 128
+)
+
+// HeaderHeadersDropped notes which original headers a dead letter left out
+// or cut for size.
+const HeaderHeadersDropped = "Groupflow-Dlq-Headers-Dropped"
+
+// keptHeaders are copied whatever the credential filter says.
+var keptHeaders = map[string]bool{
+	"traceparent": true, "tracestate": true,
+	"groupflow-correlation-id": true, "groupflow-command-id": true,
+}
+
+// credentialWords mark a header name as a possible credential (compared with
+// the name lower-cased and '_' read as '-').
+var credentialWords = []string{
+	"auth", "token", "secret", "key", "pass", "pwd", "cookie", "session",
+	"credential", "signature", "jwt", "bearer", "csrf", "xsrf", "nonce", "otp", "seed",
+}
+
+// credentialValue reports whether a value looks like a credential whatever
+// its header's name: an HTTP authorization scheme followed by a value.
+func credentialValue(v string) bool {
+	lv := strings.ToLower(strings.TrimSpace(v))
+	for _, scheme := range []string{"bearer ", "basic ", "digest ", "token ", "negotiate "} {
+		if strings.HasPrefix(lv, scheme) {
+			return true
+		}
+	}
+	return false
+}
+
+// CopyableHeader reports whether an original header may travel from one
+// publish to another (into a dead letter, or from a dead letter into its
+// replay). Refused: every Nats-* header (the server interprets them:
+// Nats-Expected-*, Nats-Msg-Id, Nats-Rollup, Nats-TTL, Nats-Schedule*, …),
+// groupflow's DLQ and replay headers, Watermill's internal ("_") keys, and
+// anything whose name or value looks like a credential. Names compare
+// case-insensitively, '_' read as '-'; traceparent, tracestate and the
+// command and correlation id headers are always kept.
+func CopyableHeader(name, value string) bool {
+	n := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "_", "-")
+	switch {
+	case n == "", strings.HasPrefix(name, "_"):
+		return false
+	case keptHeaders[n]:
+		return true
+	case strings.HasPrefix(n, "nats-"), strings.HasPrefix(n, "groupflow-dlq-"),
+		n == strings.ToLower(HeaderReplayOf):
+		return false
+	case credentialValue(value):
+		return false
+	}
+	compact := strings.ReplaceAll(n, "-", "")
+	for _, w := range credentialWords {
+		if strings.Contains(n, w) || strings.Contains(compact, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// OriginalHeaders filters a message's headers for copying into another
+// publish: a dead letter (runtime, capture, mailer) or the replay of one.
+// It keeps what CopyableHeader allows, cuts values to MaxCopiedHeaderValue
+// and keeps at most MaxCopiedHeaderBytes (traceparent and the id headers
+// first, then by name); when it cut or left out anything for size it adds
+// HeaderHeadersDropped saying what.
 func OriginalHeaders(meta map[string]string) map[string]string {
-	out := map[string]string{}
+	names := make([]string, 0, len(meta))
 	for k, v := range meta {
-		lk := strings.ToLower(k)
-		switch {
-		case strings.HasPrefix(k, "_"), k == nats.MsgIdHdr, strings.HasPrefix(k, "Groupflow-Dlq-"):
-			continue
-		case strings.Contains(lk, "authorization"), strings.Contains(lk, "token"), strings.Contains(lk, "secret"),
-			strings.Contains(lk, "password"), strings.Contains(lk, "api-key"), strings.Contains(lk, "apikey"):
+		if CopyableHeader(k, v) {
+			names = append(names, k)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		ka, kb := keptHeaders[strings.ToLower(a)], keptHeaders[strings.ToLower(b)]
+		if ka != kb {
+			if ka {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	out := map[string]string{}
+	budget := MaxCopiedHeaderBytes
+	var dropped, cut int
+	for _, k := range names {
+		v := meta[k]
+		if len(k) > maxCopiedHeaderName {
+			dropped++
 			continue
 		}
+		if len(v) > MaxCopiedHeaderValue {
+			v = truncateUTF8(v, MaxCopiedHeaderValue-len("…")) + "…"
+			cut++
+		}
+		if len(k)+len(v) > budget {
+			dropped++
+			continue
+		}
+		budget -= len(k) + len(v)
 		out[k] = v
 	}
+	if dropped > 0 || cut > 0 {
+		out[HeaderHeadersDropped] = fmt.Sprintf("%d original header(s) left out and %d cut to %d bytes (copied headers are limited to %d bytes)",
+			dropped, cut, MaxCopiedHeaderValue, MaxCopiedHeaderBytes)
+	}
 	return out
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

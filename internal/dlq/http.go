@@ -60,7 +60,8 @@ type PurgeResponse struct {
 //
 //	GET  /dlq             list (query: command, since = RFC 3339 or duration, reason)
 //	GET  /dlq/{seq}       one entry, body included
-//	POST /dlq/replay      ActionRequest → ReplayResult
+//	POST /dlq/replay      ActionRequest → ReplayResult (409 when every
+//	                      entry selected was refused, see Store.ReplayTarget)
 //	POST /dlq/purge       ActionRequest → PurgeResponse
 //
 // When token is not empty every request needs "Authorization: Bearer <token>".
@@ -171,8 +172,13 @@ func (h *httpHandler) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("dlq replay", zap.Bool("dry_run", dry), zap.Int("replayed", res.Replayed),
-		zap.Int("skipped", res.Skipped), zap.Int("failed", res.Failed))
-	writeJSON(w, http.StatusOK, res)
+		zap.Int("skipped", res.Skipped), zap.Int("refused", res.Refused), zap.Int("failed", res.Failed))
+	status := http.StatusOK
+	if res.Refused > 0 && res.Replayed == 0 && res.Failed == 0 {
+		// Nothing selected may be replayed: say so with the refusals.
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, res)
 }
 
 func (h *httpHandler) purge(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,6 +47,8 @@ type ReplayError struct {
 	Seq       uint64 `json:"seq"`
 	CommandID string `json:"commandId,omitempty"`
 	Error     string `json:"error"`
+	// Refused is set when replay refused the entry (see Store.ReplayTarget).
+	Refused bool `json:"refused,omitempty"`
 }
 
 // ReplayResult counts what Replay did.
@@ -58,9 +59,13 @@ type ReplayResult struct {
 	// Replayed counts entries republished and acknowledged (in a dry run:
 	// that would be).
 	Replayed int `json:"replayed"`
-	// Skipped counts entries left alone: gone meanwhile, or without an
-	// original command subject to replay to (see Errors).
+	// Skipped counts entries left alone: gone meanwhile, or refused (see
+	// Errors).
 	Skipped int `json:"skipped"`
+	// Refused counts the skipped entries that replay refused: their DLQ
+	// subject does not allow the command their headers name, or they are an
+	// event's dead letter (see Store.ReplayTarget). They stay in the DLQ.
+	Refused int `json:"refused"`
 	// Failed counts entries whose republish failed; they stay in the DLQ.
 	Failed int `json:"failed"`
 	// Errors says why entries were skipped or failed, or why a replayed
@@ -114,9 +119,11 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 		*counter++
 		res.Errors = append(res.Errors, ReplayError{Seq: e.Seq, CommandID: e.CommandID, Error: fmt.Sprintf(format, args...)})
 	}
-	subject, err := s.replaySubject(head)
+	subject, err := s.ReplayTarget(head)
 	if err != nil {
 		fail(&res.Skipped, head, "%v", err)
+		res.Refused++
+		res.Errors[len(res.Errors)-1].Refused = true
 		return nil
 	}
 	if dryRun {
@@ -133,6 +140,13 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 			return ctx.Err()
 		}
 		fail(&res.Failed, head, "read: %v", err)
+		return nil
+	}
+	if subject, err = s.ReplayTarget(e); err != nil {
+		// Changed since it was listed (the sequence now holds another entry).
+		fail(&res.Skipped, e, "%v", err)
+		res.Refused++
+		res.Errors[len(res.Errors)-1].Refused = true
 		return nil
 	}
 	msg := s.ReplayMsg(e, subject)
@@ -156,29 +170,50 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 	return nil
 }
 
-// replaySubject is the command subject an entry is replayed to.
-func (s *Store) replaySubject(e *Entry) (string, error) {
-	if e.OriginalSubject != "" {
-		if _, ok := s.subjects.CommandTypeOf(e.OriginalSubject); ok {
-			return e.OriginalSubject, nil
+// ErrRefused marks a dead letter that replay refuses: its DLQ subject and
+// its headers do not agree on a command of the contract.
+var ErrRefused = errors.New("replay refused")
+
+// ReplayTarget is the only command subject entry e may be replayed to:
+// groups.cmd.<T> for the entry stored on groups.dlq.<T>, T a command type
+// of the contract. The DLQ subject decides, since publishing on it is what
+// the broker's permissions restrict (the mailer may publish only
+// groups.dlq.member_selected); the headers are the publisher's word and
+// must agree with it: an original subject or command type naming another
+// command (a forged entry) is refused, and so is the dead letter of an
+// event (the mailer's, on groups.dlq.member_selected): replaying an event
+// would deliver it to every consumer of the events stream, so such entries
+// are for inspection and purge only. A refusal wraps ErrRefused.
+func (s *Store) ReplayTarget(e *Entry) (string, error) {
+	t, ok := s.subjects.DLQTypeOf(e.Subject)
+	if !ok {
+		return "", fmt.Errorf("%w: DLQ subject %q is not under %q", ErrRefused, e.Subject, s.subjects.DLQs())
+	}
+	if !messages.IsCommandType(t) {
+		if messages.IsEventType(t) {
+			return "", fmt.Errorf("%w: dead letter of event %s (not a command): inspect and purge it, it is not replayed", ErrRefused, t)
 		}
-		return "", fmt.Errorf("original subject %q is not a command subject under %q", e.OriginalSubject, s.subjects.Commands())
+		return "", fmt.Errorf("%w: %s is not a command type of the contract", ErrRefused, t)
 	}
-	if messages.IsCommandType(e.CommandType) {
-		return s.subjects.Command(e.CommandType), nil
+	want := s.subjects.Command(t)
+	if e.OriginalSubject != "" && e.OriginalSubject != want {
+		return "", fmt.Errorf("%w: stored on %s but its original subject says %q (only %s may be replayed from there)",
+			ErrRefused, e.Subject, e.OriginalSubject, want)
 	}
-	return "", errors.New("no original subject and no known command type")
+	if e.CommandType != "" && e.CommandType != t {
+		return "", fmt.Errorf("%w: stored on %s but its command type says %q", ErrRefused, e.Subject, e.CommandType)
+	}
+	return want, nil
 }
 
 // ReplayMsg builds the republished message of entry e (body included).
 func (s *Store) ReplayMsg(e *Entry, subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = e.Body
-	for k, v := range e.Headers {
-		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Groupflow-Dlq-") {
-			continue
+	for k, v := range OriginalHeaders(e.Headers) {
+		if k != HeaderHeadersDropped {
+			m.Header.Set(k, v)
 		}
-		m.Header.Set(k, v)
 	}
 	if e.CommandID != "" {
 		m.Header.Set(HeaderReplayCommandID, e.CommandID)

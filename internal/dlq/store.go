@@ -104,14 +104,19 @@ func (s *Store) get(ctx context.Context, st jetstream.Stream, seq uint64) (*Entr
 	return e, nil
 }
 
-// fill completes an entry from its DLQ subject when headers lack the type.
+// fill completes an entry from its DLQ subject: the subject itself, the
+// command type when headers lack it, and whether replay refuses it.
 func (s *Store) fill(e *Entry, subject string) {
+	e.Subject = subject
 	if e.CommandType == "" {
 		if t, ok := s.subjects.DLQTypeOf(subject); ok {
 			e.CommandType = t
 		}
 	}
 	delete(e.Headers, "Nats-Msg-Size") // added by headers-only consumers
+	if _, err := s.ReplayTarget(e); err != nil {
+		e.Refused = err.Error()
+	}
 }
 
 // List returns the matching dead letters in stream order, without their
