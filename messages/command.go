@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxCommandBytes bounds the size of a command body accepted by Decode.
@@ -89,7 +90,8 @@ type defaulter interface{ applyDefaults() }
 //
 // Errors, all permanent (Permanent() == true, retrying cannot help):
 //   - *UnknownCommandError when commandType is not a known command type;
-//   - *DecodeError when body is not a JSON object of the right shape;
+//   - *DecodeError when body is not valid UTF-8, or not a JSON object of the
+//     right shape;
 //   - *ValidationError when a field is invalid (see FieldError paths).
 //
 // Unknown JSON fields are ignored, so producers may send newer fields to an
@@ -111,6 +113,10 @@ func Decode(commandType string, body []byte) (Command, error) {
 		return nil, &DecodeError{CommandType: commandType, Offset: int64(len(body) - len(trimmed)), Expected: "object",
 			Got: jsonKind(trimmed[0]), Err: errors.New("body is not a JSON object")}
 	}
+	if bad := invalidUTF8At(body); bad >= 0 {
+		// encoding/json would silently turn the bytes into U+FFFD.
+		return nil, &DecodeError{CommandType: commandType, Offset: int64(bad), Err: errors.New("body is not valid UTF-8")}
+	}
 	if err := json.Unmarshal(body, cmd); err != nil {
 		return nil, newDecodeError(commandType, err)
 	}
@@ -121,6 +127,22 @@ func Decode(commandType string, body []byte) (Command, error) {
 		return nil, err
 	}
 	return cmd, nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of valid UTF-8, or -1.
+func invalidUTF8At(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 func jsonKind(b byte) string {
