@@ -274,3 +274,11 @@ func tryStreamInfo(js jetstream.JetStream, name string) (*jetstream.StreamInfo, 
 	}
 	return s.Info(ctx)
 }
+
+// 6. Hostile producer (issue 12): every hostile case, the fuzz corpus at
+// every command subject, 200 unknown sites, a burst of 20 near-limit
+// bodies, an outcome larger than the payload limit, a forged dead letter and
+// three replays of the whole DLQ.
+func TestChaosHostileProducer(t *testing.T) {
+	runHostile(t, hostileOpts{name: "hostile", unknownSites: 200, bigBodies: 20, bigRoster: true, corpus: true, replays: 3})
+}

@@ -565,6 +565,10 @@ type gfOpts struct {
 	ackWait     time.Duration
 	maxDeliver  int
 	ratePerMin  float64
+	// maxPayloadMB sets the embedded broker's payload limit.
+	maxPayloadMB int
+	// env is added to (and overrides) the processor's environment.
+	env []string
 }
 
 func newGroupflow(t testing.TB, dir string, sim *wixSim, o gfOpts) *groupflow {
@@ -600,7 +604,10 @@ func newGroupflow(t testing.TB, dir string, sim *wixSim, o gfOpts) *groupflow {
 	if o.ratePerMin > 0 {
 		args = append(args, "--wix-rate-per-minute", fmt.Sprint(o.ratePerMin))
 	}
-	env := []string{"WIX_API_KEY=chaos-key", "WIX_SITE_ID=" + chaosSite}
+	if o.maxPayloadMB > 0 {
+		args = append(args, "--max-payload-mb", fmt.Sprint(o.maxPayloadMB))
+	}
+	env := append([]string{"WIX_API_KEY=chaos-key", "WIX_SITE_ID=" + chaosSite}, o.env...)
 	g.proc = newProc(t, dir, "groupflow", bin, args, env)
 	return g
 }

@@ -61,3 +61,14 @@ func TestChaosStartFailureIsClean(t *testing.T) {
 		t.Errorf("no \"start failed\" message; exit %v", exitErr)
 	}
 }
+
+// TestChaosShortHostileProducer: every hostile case of issue 12 once, with
+// a valid command after each, a forged dead letter and two replays of the
+// whole DLQ (the long version adds the fuzz corpus, unknown sites, large
+// bodies and an outcome over the payload limit).
+func TestChaosShortHostileProducer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	runHostile(t, hostileOpts{name: "short/hostile", unknownSites: 3, bigBodies: 2, replays: 2})
+}
