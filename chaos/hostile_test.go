@@ -218,7 +218,7 @@ func hostileCases(w *world, big simGroup, emptySrc string, o hostileOpts) []*hos
 			"group": map[string]any{"name": big.Name}, "membership": "sync", "people": []any{map[string]any{"email": member.LoginEmail}}}),
 			want: wantDLQ, kind: messages.FailurePermanent},
 		{name: "sync-empty-roster", typ: messages.CmdProvisionGroup, body: mustJSON(map[string]any{"id": "hostile-sync-empty",
-			"group": map[string]any{"name": big.Name}, "membership": "sync"}), want: wantDLQ, kind: messages.FailurePermanent},
+			"group": map[string]any{"name": big.Name}, "membership": "sync"}), want: wantDLQ, kind: inv, field: "people"},
 		// Plain garbage.
 		{name: "empty-body", typ: messages.CmdProvisionGroup, body: nil, want: wantDLQ, kind: messages.FailureMalformed},
 		{name: "json-array", typ: messages.CmdSetMembershipQuestions, body: []byte(`[1,2,3]`), want: wantDLQ, kind: messages.FailureMalformed},
