@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,24 +186,7 @@ func runPoison(t *testing.T, o poisonOpts) {
 	}
 
 	// /healthz every 100 ms throughout.
-	var probes, probeFails atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			probes.Add(1)
-			if !httpOK(gf.httpURL + "/healthz") {
-				probeFails.Add(1)
-			}
-		}
-	}()
+	probes, probeFails, stopProbes := probeHealth(gf.httpURL + "/healthz")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -219,8 +200,7 @@ func runPoison(t *testing.T, o poisonOpts) {
 			t.Fatalf("groupflow exited: %v", err)
 		}
 	})
-	close(stop)
-	wg.Wait()
+	stopProbes()
 	if crashed, err := gf.crashed(); crashed || !gf.running() {
 		t.Fatalf("groupflow is down: %v", err)
 	}
