@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -81,9 +80,11 @@ func binaries(t testing.TB) (groupflow, wixsim string) {
 		if buildErr != nil {
 			return
 		}
+		// go test puts its own GOROOT/bin first on the test's PATH.
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			buildErr = fmt.Errorf("find the go command: %w", err)
+			return
 		}
 		cmd := exec.Command(goBin, "build", "-o", buildDir+string(os.PathSeparator), "./cmd/groupflow", "./cmd/wixsim")
 		cmd.Dir = repoRoot()
@@ -259,9 +260,6 @@ func (p *proc) signal(sig syscall.Signal, wait time.Duration) {
 
 // kill is kill -9, waiting for the exit.
 func (p *proc) kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
-
-// stop is a graceful SIGTERM (then SIGKILL after wait).
-func (p *proc) stop(wait time.Duration) { p.signal(syscall.SIGTERM, wait) }
 
 func (p *proc) pid() int {
 	p.mu.Lock()

@@ -119,8 +119,7 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 		*counter++
 		res.Errors = append(res.Errors, ReplayError{Seq: e.Seq, CommandID: e.CommandID, Error: fmt.Sprintf(format, args...)})
 	}
-	subject, err := s.ReplayTarget(head)
-	if err != nil {
+	if _, err := s.ReplayTarget(head); err != nil {
 		fail(&res.Skipped, head, "%v", err)
 		res.Refused++
 		res.Errors[len(res.Errors)-1].Refused = true
@@ -142,7 +141,8 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 		fail(&res.Failed, head, "read: %v", err)
 		return nil
 	}
-	if subject, err = s.ReplayTarget(e); err != nil {
+	subject, err := s.ReplayTarget(e)
+	if err != nil {
 		// Changed since it was listed (the sequence now holds another entry).
 		fail(&res.Skipped, e, "%v", err)
 		res.Refused++

@@ -35,7 +35,6 @@ type oauthWix struct {
 	expiresIn int
 	gate      chan struct{} // if set, token requests wait for it
 	valid     func(tok string) bool
-	badToken  string // body check failures
 }
 
 func newOAuthWix(t *testing.T, expiresIn int, valid func(tok string) bool) *oauthWix {

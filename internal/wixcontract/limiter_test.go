@@ -2,6 +2,7 @@ package wixcontract_test
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,55 +76,63 @@ func drive(ctx context.Context, s *wix.Site, n, conc int) int64 {
 	return failed.Load()
 }
 
-// TestLimiterAtScaledRate drives 1,000 calls through one site's limiter,
-// set to the simulator's scaled rate, from 16 goroutines. All calls must
-// succeed, and after the limiter's first adaptation (its first 429 episode,
-// if any) the simulator must answer no more 429s. Timing is not asserted.
-func TestLimiterAtScaledRate(t *testing.T) {
-	e, lim := scaledEnv(t)
+// TestLimiterSlowsOn429AndResumes checks what a 429 does to a site's
+// limiter, with nothing that depends on scheduling: the simulator is
+// unlimited except for one injected 429, so exactly one 429 is answered
+// however slow the machine is. That 429 must reach the limiter (one
+// adaptation), lower its rate by one step, and pause the site: the call that
+// drew it succeeds on a retry sent only after the pause (at least a second;
+// a lower bound, which load cannot break). Afterwards the site resumes:
+// 200 concurrent calls all succeed and the simulator answers no further
+// 429. How close the limiter gets to the real limit, and whether 429s
+// continue after the first adaptation at full speed, are timing outcomes:
+// BenchmarkLimiterUtilisation reports them (make bench). The rate's
+// recovery after quiet periods is tested with a fake clock in
+// internal/wix (TestAdaptiveLimiterRateAdapts).
+func TestLimiterSlowsOn429AndResumes(t *testing.T) {
+	lim := &episodeLimiter{AdaptiveLimiter: wix.NewAdaptiveLimiter(scaledPerMinute, scaledBurst).(*wix.AdaptiveLimiter)}
+	e := newEnv(t, envOpt{cfg: wix.Config{RequestsPerMinute: scaledPerMinute, Burst: scaledBurst, MaxRetries: 3,
+		NewLimiter: func(string) wix.Limiter { return lim }}})
 	c := ctx(t)
-	const total = 1000
+	e.sim.SetFaults(wixsim.Faults{Burst429: 1})
 
-	// Warm-up: batches of 100 until the limiter has adapted once (at most
-	// 500 calls; with enough slack it may never need to).
-	done := 0
-	for done < 500 {
-		if failed := drive(c, e.site, 100, concurrency); failed > 0 {
-			t.Fatalf("%d warm-up calls failed", failed)
-		}
-		done += 100
-		if _, ep := lim.counts(); ep > 0 {
-			break
-		}
+	start := time.Now()
+	if _, err := e.site.ListGroups(c, wix.Paging{Limit: 1}); err != nil {
+		t.Fatalf("call that drew the 429: %v", err)
 	}
-	_, warmEpisodes := lim.counts()
-	throttledBefore := e.sim.Throttled(siteA)
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("call returned %v after its 429: the retry did not wait out the limiter's pause (>= 1s)", el)
+	}
+	if got := e.sim.Throttled(siteA); got != 1 {
+		t.Fatalf("simulator answered %d 429s, want the 1 injected", got)
+	}
+	if th, ep := lim.counts(); th != 1 || ep != 1 {
+		t.Fatalf("limiter heard %d 429s and adapted %d times, want 1 and 1", th, ep)
+	}
+	if r, want := lim.Rate(), 0.9*scaledPerMinute; math.Abs(r-want) > 1e-6 {
+		t.Fatalf("limiter rate after the 429 = %.1f/min, want %.1f (one step down from %d)", r, want, scaledPerMinute)
+	}
 
-	if failed := drive(c, e.site, total-done, concurrency); failed > 0 {
-		t.Fatalf("%d calls failed", failed)
+	if failed := drive(c, e.site, 200, concurrency); failed > 0 {
+		t.Fatalf("%d of 200 calls after the pause failed", failed)
 	}
-	throttledAfter := e.sim.Throttled(siteA)
-	throttles, episodes := lim.counts()
-	t.Logf("warm-up %d calls, 429s %d (warm-up) + %d (after), adaptations %d, limiter rate %.0f/min",
-		done, throttledBefore, throttledAfter-throttledBefore, episodes, lim.Rate())
-
-	if got := e.sim.TotalCalls(siteA); got < total {
-		t.Fatalf("simulator served %d calls, want at least %d", got, total)
+	if got := e.sim.Throttled(siteA); got != 1 {
+		t.Fatalf("simulator answered %d 429s in all, want only the injected one", got)
 	}
-	if int64(throttles) != throttledAfter {
-		t.Fatalf("simulator answered %d 429s but the limiter heard of %d", throttledAfter, throttles)
+	if got := e.sim.TotalCalls(siteA); got < 201 {
+		t.Fatalf("simulator served %d calls, want at least 201", got)
 	}
-	if episodes > 1 {
-		t.Fatalf("limiter adapted %d times: 429s continued after the first adaptation", episodes)
-	}
-	if warmEpisodes == 1 && throttledAfter != throttledBefore {
-		t.Fatalf("%d 429s after the first adaptation", throttledAfter-throttledBefore)
+	if th, ep := lim.counts(); th != 1 || ep != 1 {
+		t.Fatalf("after resuming the limiter heard %d 429s and adapted %d times, want 1 and 1", th, ep)
 	}
 }
 
 // BenchmarkLimiterUtilisation reports the achieved call rate through one
 // site's limiter as a fraction of the simulator's scaled limit
-// ("utilisation"), the 429s drawn and the limiter's adaptations. Run with
+// ("utilisation"), the 429s drawn and the limiter's adaptations (more than
+// one means 429s continued after the first adaptation). These depend on
+// the machine's load, which is why they are measured here and not asserted
+// in a test. Run with
 // e.g. -benchtime=3000x; note that every adaptation pauses the site for at
 // least a second, which weighs heavily at this scale.
 func BenchmarkLimiterUtilisation(b *testing.B) {

@@ -1,0 +1,149 @@
+// Package testutil holds test helpers that import nothing of groupflow, so
+// that every package's tests can use them without an import cycle: a loopback
+// port for a child process with a retry on a lost bind race, and a manual
+// clock. (internal/testenv, which starts a broker and a runtime, builds on
+// the packages under test and cannot be imported by them.)
+package testutil
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ErrAddrInUse marks a start that failed because a port it was given was
+// taken meanwhile; WithPorts retries such a start with new ports.
+var ErrAddrInUse = errors.New("address already in use")
+
+// BindFailed reports whether a process's output says that it could not bind
+// its listen address: nats-server, groupflow and wixsim all log the
+// operating system's "address already in use".
+func BindFailed(output string) bool {
+	return strings.Contains(strings.ToLower(output), "address already in use")
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago. Another process may take one before the caller binds it, so it is
+// only for a child process that needs its port on the command line, and
+// only through WithPorts, which retries when that race is lost. In-process
+// servers listen on 127.0.0.1:0 instead and report their address.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var open []net.Listener
+	defer func() {
+		for _, l := range open {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("pick a free port: %v", err)
+		}
+		open = append(open, l) // held until all are picked: n distinct ports
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// BindAttempts is how often WithPorts tries a start.
+const BindAttempts = 5
+
+// WithPorts picks n free loopback ports and calls start with them. When
+// start fails with an error wrapping ErrAddrInUse (another process took a
+// port between the pick and the child's bind), start must have stopped
+// what it started; WithPorts picks new ports and calls it again, up to
+// BindAttempts times. Any other error fails the test. It returns the ports
+// of the start that succeeded.
+func WithPorts(t testing.TB, n int, start func(ports []int) error) []int {
+	t.Helper()
+	var err error
+	for attempt := 1; attempt <= BindAttempts; attempt++ {
+		ports := FreePorts(t, n)
+		if err = start(ports); err == nil {
+			return ports
+		}
+		if !errors.Is(err, ErrAddrInUse) {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: ports %v: %v; retrying with new ports", attempt, ports, err)
+	}
+	t.Fatalf("no start in %d attempts: %v", BindAttempts, err)
+	return nil
+}
+
+// AwaitStart waits until ready reports true (the child is serving) or
+// exited is closed (the child stopped). An exit whose output (read by
+// output) shows a failed bind is ErrAddrInUse; another exit, or no
+// readiness within timeout, is an error naming what.
+func AwaitStart(name string, timeout time.Duration, exited <-chan struct{}, output func() string, ready func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-exited:
+			if out := output(); BindFailed(out) {
+				return fmt.Errorf("%s: %w", name, ErrAddrInUse)
+			}
+			return fmt.Errorf("%s exited at start:\n%s", name, output())
+		default:
+		}
+		if ready() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %v", name, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Dialable reports whether something accepts TCP connections on addr.
+func Dialable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// Clock is a manually advanced clock, safe for concurrent use; its Now
+// fits every Now func() time.Time option.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock at start (the zero time: 2026-11-26 12:00 UTC).
+func NewClock(start time.Time) *Clock {
+	if start.IsZero() {
+		start = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	}
+	return &Clock{t: start}
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
