@@ -5,6 +5,8 @@
 package deploy_test
 
 import (
+	"groupflow/internal/testutil"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -102,8 +104,21 @@ func (l *lockedBuffer) String() string {
 }
 
 // startServer runs nats-server with args in dir and stops it (SIGTERM, then
-// SIGKILL) when the test ends. Its output is logged if the test fails.
+// SIGKILL) when the test ends. Its output is logged if the test fails. A
+// start that fails is fatal; startServerOn is the one to retry.
 func startServer(t *testing.T, name, dir string, env []string, args ...string) {
+	t.Helper()
+	if _, err := startServerOn(t, name, dir, env, "", args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startServerOn starts nats-server like startServer and, when addr is not
+// empty, waits until it accepts connections there. A server that exits
+// because its port was taken meanwhile returns an error wrapping
+// testutil.ErrAddrInUse (testutil.WithPorts then retries with new ports).
+// stop ends the server at once (it also ends when the test does).
+func startServerOn(t *testing.T, name, dir string, env []string, addr string, args ...string) (stop func(), err error) {
 	t.Helper()
 	cmd := exec.Command(natsServerBin(t), args...)
 	cmd.Dir = dir
@@ -111,22 +126,36 @@ func startServer(t *testing.T, name, dir string, env []string, args ...string) {
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nats-server %s: %v", name, err)
+		return nil, fmt.Errorf("start nats-server %s: %v", name, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		stop()
 		if t.Failed() {
 			t.Logf("nats-server %s output:\n%s", name, out.String())
 		}
 	})
+	if addr != "" {
+		if err := testutil.AwaitStart("nats-server "+name, 60*time.Second, done, out.String,
+			func() bool { return testutil.Dialable(addr) }); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
 }
 
 func randomPassword(t *testing.T) string {
@@ -273,7 +302,6 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 func TestAccountsPermissions(t *testing.T) {
 	root := repoRoot(t)
-	port, mport := freePort(t), freePort(t)
 	pw := map[string]string{}
 	var env []string
 	for _, u := range []string{"producer", "mailer", "groupflow", "ops"} {
@@ -283,9 +311,13 @@ func TestAccountsPermissions(t *testing.T) {
 	// The real deploy/nats/server.conf (which includes accounts.conf), with
 	// the ports overridden on the command line; its relative store_dir lands
 	// in the working directory, a temp dir.
-	startServer(t, "accounts", t.TempDir(), env,
-		"-c", filepath.Join(root, "deploy", "nats", "server.conf"),
-		"-p", fmt.Sprint(port), "-m", fmt.Sprint(mport))
+	ports := testutil.WithPorts(t, 2, func(p []int) error {
+		_, err := startServerOn(t, "accounts", t.TempDir(), env, fmt.Sprintf("127.0.0.1:%d", p[0]),
+			"-c", filepath.Join(root, "deploy", "nats", "server.conf"),
+			"-p", fmt.Sprint(p[0]), "-m", fmt.Sprint(p[1]))
+		return err
+	})
+	port := ports[0]
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 
 	gf := connect(t, url, "groupflow", pw["groupflow"])
@@ -884,6 +916,7 @@ func TestClusterStarts(t *testing.T) {
 	// the first R3 placement can take tens of seconds.
 	ctx := ctxT(t, 120*time.Second)
 	var st jetstream.Stream
+	var lastErr error
 	for {
 		// Fails until the nodes have met and elected a meta leader.
 		st, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -892,10 +925,11 @@ func TestClusterStarts(t *testing.T) {
 		if err == nil || ctx.Err() != nil {
 			break
 		}
+		lastErr = err
 		time.Sleep(250 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("create R3 stream: %v", err)
+		t.Fatalf("create R3 stream: %v (last error %v)", err, lastErr)
 	}
 	big := bytes.Repeat([]byte("x"), 6<<20) // a large roster fits max_payload 8MB
 	for i := range 5 {
