@@ -106,3 +106,27 @@ func TestProvisionLostCreateResponseQueryLag(t *testing.T) {
 		t.Fatalf("%d groups, %d creates, event %+v", len(gs), e.calls(wix.OpGroupsCreate), ev)
 	}
 }
+
+// A 404 from List Group Requests (wrong base URL or prefix) is an error, not
+// "no request": otherwise each re-send of a pending command forgets the
+// remembered request and makes a second one on a live site.
+func TestProvisionGroupRequests404IsAnError(t *testing.T) {
+	e := newWF(t)
+	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
+	creator := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Creator", LoginEmail: "c@example.com"})
+	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval})
+	e.start(provisionHandler(e))
+	body := map[string]any{"group": map[string]any{"name": "Needs Approval"}, "creatorId": creator.ID,
+		"people": []messages.Person{{Email: creator.LoginEmail}}}
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "p404-1", body))
+	if ev.Status != messages.ProvisionPendingApproval || len(e.Site.GroupRequests()) != 1 {
+		t.Fatalf("event %+v", ev)
+	}
+	e.Wix.Sim.SetFaults(wixsim.Faults{ErrorRates: map[int]float64{404: 1}, Ops: []string{wix.OpGroupRequestsList}})
+	defer e.Wix.Sim.SetFaults(wixsim.Faults{})
+	m := e.send(messages.CmdProvisionGroup, "p404-2", body)
+	if n := len(e.Site.GroupRequests()); n != 1 {
+		t.Fatalf("re-send made %d group requests", n)
+	}
+	expectFailed(t, e, m, "p404-2", messages.FailurePermanent, "group-requests-prefix")
+}

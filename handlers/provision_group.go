@@ -550,11 +550,17 @@ func (h *ProvisionGroup) rememberRequest(ctx context.Context, siteID, name, id s
 const maxRequestPages = 10
 
 // findRequest returns the newest group request for which match is true, or
-// nil. A site where List Group Requests is refused (4xx) has none to find.
+// nil. A site where List Group Requests is refused (4xx other than 404) has
+// none to find. A 404 means the collection endpoint was not found (wrong
+// base URL or --wix-group-requests-prefix): a permanent error, never "no
+// request", or each re-send of a pending command would make another request.
 func (h *ProvisionGroup) findRequest(ctx context.Context, site *wix.Site, match func(*wix.GroupRequest) bool) (*wix.GroupRequest, error) {
 	for k := 0; k < maxRequestPages; k++ {
 		page, err := site.ListGroupRequests(ctx, wix.Paging{Limit: wix.MaxPageSize, Offset: k * wix.MaxPageSize})
 		if err != nil {
+			if wix.IsNotFound(err) {
+				return nil, failure.Permanent(fmt.Errorf("list group requests: endpoint not found, check --wix-base-url and --wix-group-requests-prefix: %w", err))
+			}
 			if itemRefused(err) {
 				h.log.Debug("list group requests refused", zap.Error(err))
 				return nil, nil

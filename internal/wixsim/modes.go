@@ -201,12 +201,27 @@ func (st *Site) GroupRequests() []GroupRequest {
 	return out
 }
 
-const groupRequestsPrefix = "/social-groups-proxy/group-requests/v2/group-requests"
+// groupRequestsPaths are the Group Requests collection at the REST docs' URL
+// (https://dev.wix.com/docs/rest/api-reference/wix-groups/create-requests:
+// POST https://www.wixapis.com/social-groups/v2/group-requests/approve) and
+// at the SDK's (@wix/auto_sdk_groups_group-requests@1.0.20
+// build/cjs/index.typings.js: srcPath /_api/social-groups-proxy/group-requests,
+// protoPath /v2/group-requests).
+var groupRequestsPaths = []string{"/social-groups/v2/group-requests", "/_api/social-groups-proxy/group-requests/v2/group-requests"}
+
+// suffixed returns each of paths with suffix appended.
+func suffixed(paths []string, suffix string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p + suffix
+	}
+	return out
+}
 
 func (s *Server) groupRequestRoutes() {
-	s.handle("GET", "groupRequests.list", listGroupRequests, groupRequestsPrefix)
-	s.handle("POST", "groupRequests.approve", approveGroupRequests, groupRequestsPrefix+"/approve")
-	s.handle("POST", "groupRequests.reject", rejectGroupRequests, groupRequestsPrefix+"/reject")
+	s.handle("GET", "groupRequests.list", listGroupRequests, groupRequestsPaths...)
+	s.handle("POST", "groupRequests.approve", approveGroupRequests, suffixed(groupRequestsPaths, "/approve")...)
+	s.handle("POST", "groupRequests.reject", rejectGroupRequests, suffixed(groupRequestsPaths, "/reject")...)
 }
 
 // listGroupRequests: GET ?limit&offset (limit ≤ 100), newest first.
