@@ -48,11 +48,19 @@ func TestProvisionPrivateMembersInvited(t *testing.T) {
 // while pending makes no second request; after approval a re-send picks
 // the group up (issue 13 item 4).
 func TestProvisionPendingApproval(t *testing.T) {
+	// Each answer shape Create Group may have for a pending create (the SDK's
+	// group-only answer is the simulator's default).
+	for _, mode := range []string{wixsim.PendingAnswerGroupOnly, wixsim.PendingAnswerWithRequest, wixsim.PendingAnswerRequestID} {
+		t.Run("answer="+mode, func(t *testing.T) { testProvisionPendingApproval(t, mode) })
+	}
+}
+
+func testProvisionPendingApproval(t *testing.T, mode string) {
 	e := newWF(t)
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
 	creator := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Creator", LoginEmail: "c@example.com"})
 	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
-	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval})
+	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval, PendingAnswer: mode})
 	e.start(provisionHandler(e))
 	body := map[string]any{"group": map[string]any{"name": "Needs Approval", "description": "Plain words."},
 		"creatorId": creator.ID, "people": []messages.Person{{Email: m.LoginEmail}}}
