@@ -48,11 +48,19 @@ func TestProvisionPrivateMembersInvited(t *testing.T) {
 // while pending makes no second request; after approval a re-send picks
 // the group up (issue 13 item 4).
 func TestProvisionPendingApproval(t *testing.T) {
+	// Each answer shape Create Group may have for a pending create (the SDK's
+	// group-only answer is the simulator's default).
+	for _, mode := range []string{wixsim.PendingAnswerGroupOnly, wixsim.PendingAnswerWithRequest, wixsim.PendingAnswerRequestID} {
+		t.Run("answer="+mode, func(t *testing.T) { testProvisionPendingApproval(t, mode) })
+	}
+}
+
+func testProvisionPendingApproval(t *testing.T, mode string) {
 	e := newWF(t)
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
 	creator := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Creator", LoginEmail: "c@example.com"})
 	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
-	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval})
+	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval, PendingAnswer: mode})
 	e.start(provisionHandler(e))
 	body := map[string]any{"group": map[string]any{"name": "Needs Approval", "description": "Plain words."},
 		"creatorId": creator.ID, "people": []messages.Person{{Email: m.LoginEmail}}}
@@ -105,4 +113,28 @@ func TestProvisionLostCreateResponseQueryLag(t *testing.T) {
 	if len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 {
 		t.Fatalf("%d groups, %d creates, event %+v", len(gs), e.calls(wix.OpGroupsCreate), ev)
 	}
+}
+
+// A 404 from List Group Requests (wrong base URL or prefix) is an error, not
+// "no request": otherwise each re-send of a pending command forgets the
+// remembered request and makes a second one on a live site.
+func TestProvisionGroupRequests404IsAnError(t *testing.T) {
+	e := newWF(t)
+	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
+	creator := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Creator", LoginEmail: "c@example.com"})
+	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval})
+	e.start(provisionHandler(e))
+	body := map[string]any{"group": map[string]any{"name": "Needs Approval"}, "creatorId": creator.ID,
+		"people": []messages.Person{{Email: creator.LoginEmail}}}
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "p404-1", body))
+	if ev.Status != messages.ProvisionPendingApproval || len(e.Site.GroupRequests()) != 1 {
+		t.Fatalf("event %+v", ev)
+	}
+	e.Wix.Sim.SetFaults(wixsim.Faults{ErrorRates: map[int]float64{404: 1}, Ops: []string{wix.OpGroupRequestsList}})
+	defer e.Wix.Sim.SetFaults(wixsim.Faults{})
+	m := e.send(messages.CmdProvisionGroup, "p404-2", body)
+	if n := len(e.Site.GroupRequests()); n != 1 {
+		t.Fatalf("re-send made %d group requests", n)
+	}
+	expectFailed(t, e, m, "p404-2", messages.FailurePermanent, "group-requests-prefix")
 }

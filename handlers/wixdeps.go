@@ -4,6 +4,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -96,8 +97,14 @@ func (p *progress) calls() int64 { return p.base + p.counter.Load() }
 // differ per group), so the refusal may be recorded as that item's outcome.
 // A 401 concerns the whole site's credentials, not the item — a key being
 // rotated, say — so it fails the attempt instead of being recorded, and a
-// replay once the credentials are fixed tries the item again.
+// replay once the credentials are fixed tries the item again. The exception
+// is an *wix.AuthRefusedError made with a member credential: whether 401 or
+// 403, it says the member is not an admin of that group, so it is the item's.
 func itemRefused(err error) bool {
+	var ar *wix.AuthRefusedError
+	if errors.As(err, &ar) && !ar.NeedsMemberCredential() {
+		return true
+	}
 	return failure.IsPermanent(err) && wix.StatusOf(err) != 401
 }
 

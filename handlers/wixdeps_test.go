@@ -2,12 +2,14 @@ package handlers
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"groupflow/internal/failure"
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
 	"groupflow/internal/wix"
@@ -120,3 +122,21 @@ func (e *wfEnv) writes() int64 {
 func (e *wfEnv) calls(op string) int64 { return e.Wix.Sim.Calls(e.Wix.SiteID)[op] }
 
 var jsonMarshal = json.Marshal
+
+// A 401 refusal of a member endpoint under a member credential concerns that
+// group (the member is not its admin), so it is an item outcome; a bare 401
+// (the site's credentials) and a refusal that needs a member credential are not.
+func TestItemRefusedMember401(t *testing.T) {
+	ae := &wix.APIError{Op: wix.OpRulesReplace, Status: 401, Code: "UNAUTHENTICATED"}
+	member := fmt.Errorf("replace rules: %w", &wix.AuthRefusedError{Site: "s", GroupID: "g", Endpoint: "Create Or Replace All Rules", Credential: "member credential", Err: ae})
+	if !itemRefused(member) {
+		t.Error("401 under a member credential must be refused per group")
+	}
+	if itemRefused(fmt.Errorf("x: %w", failure.Permanent(ae))) {
+		t.Error("a bare 401 must fail the attempt")
+	}
+	apiKey := &wix.AuthRefusedError{Site: "s", GroupID: "g", Credential: "API key", Err: ae}
+	if itemRefused(apiKey) {
+		t.Error("a 401 with the API key is about the site's credentials")
+	}
+}

@@ -26,8 +26,8 @@ func TestWixCheck(t *testing.T) {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), []string{"wix", "check"}, strings.NewReader(""), &out, &errOut)
 		calls := w.Sim.Calls(w.SiteID)
-		if len(calls) != 9 {
-			t.Errorf("endpoints read: %v, want 9", calls)
+		if len(calls) != 10 {
+			t.Errorf("endpoints read: %v, want 10 (groupRequests.list included)", calls)
 		}
 		for op, n := range calls {
 			if n != 1 {

@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	// Wix.
 	reg := admin.NewRegistry()
 	wixCfg := wix.Config{BaseURL: cfg.WixBaseURL, RequestsPerMinute: cfg.WixRatePerMinute,
-		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx,
+		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, GroupRequestsPrefix: cfg.GroupRequestsPrefix,
 		AllowInsecureHTTP: cfg.WixAllowInsecureHTTP, Logger: log.Named("wix"), Registerer: reg}
 	// Each site's Wix budget is shared by every instance through JetStream:
 	// instances with work split the site's rate between them, and the share

@@ -115,7 +115,7 @@ func NewWixClient(cfg *config.Config, getenv func(string) string, log *zap.Logge
 		base = "http://" + cfg.WixSimListen
 	}
 	c := wix.New(wix.Config{BaseURL: base, RequestsPerMinute: cfg.WixRatePerMinute,
-		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, Logger: log})
+		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, GroupRequestsPrefix: cfg.GroupRequestsPrefix, Logger: log})
 	if cfg.Simulated() {
 		return c, c.AddSite(cfg.SiteID, wix.Credentials{APIKey: "simulator"})
 	}

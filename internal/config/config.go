@@ -63,6 +63,7 @@ type Config struct {
 	PhoneRegion          string
 	GroupsPrefix         string
 	GroupMembersPrefx    string
+	GroupRequestsPrefix  string
 
 	// Member credential of the single site (see internal/wix/AUTH.md).
 	WixMemberRefreshToken string // env WIX_MEMBER_REFRESH_TOKEN only
@@ -190,6 +191,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.SharedRateLimit, "wix-shared-limit", true, "share each site's Wix rate between all groupflow instances through JetStream KV (env "+envName("wix-shared-limit")+")")
 	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
 	str(&c.GroupMembersPrefx, "wix-group-members-prefix", "", "path prefix of the Group Members API (default /social-groups-proxy/members/v2)")
+	str(&c.GroupRequestsPrefix, "wix-group-requests-prefix", "", "path prefix of the Group Requests API (default /social-groups/v2, the REST docs' URL; the SDK uses /_api/social-groups-proxy/group-requests/v2)")
 	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "listener of the embedded Wix simulator (used when no Wix credentials are set)")
 	fs.IntVar(&c.WixSimMembers, "wix-sim-members", 1000, "simulator: seeded site members (env "+envName("wix-sim-members")+")")
 	fs.IntVar(&c.WixSimGroups, "wix-sim-groups", 50, "simulator: seeded groups (env "+envName("wix-sim-groups")+")")

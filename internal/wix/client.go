@@ -45,6 +45,7 @@ const (
 	DefaultGroupMembersPrefix   = "/social-groups-proxy/members/v2"
 	DefaultQuestionsPrefix      = "/social-groups-proxy/questions/v2"
 	DefaultRulesPrefix          = "/social-groups/v2"
+	DefaultGroupRequestsPrefix  = "/social-groups/v2"
 	LegacyGroupsPrefix          = "/social-groups/v2" // older published spec, same sub-paths
 	LegacyGroupMembersPrefix    = "/social-groups/v2"
 	DefaultRequestsPerMinute    = 200.0
@@ -70,6 +71,11 @@ type Config struct {
 	QuestionsPrefix string
 	// RulesPrefix, default "/social-groups/v2".
 	RulesPrefix string
+	// GroupRequestsPrefix, default "/social-groups/v2": the REST docs' URL
+	// (https://www.wixapis.com/social-groups/v2/group-requests); the SDK
+	// calls "/_api/social-groups-proxy/group-requests/v2". Unconfirmed on a
+	// live site.
+	GroupRequestsPrefix string
 	// RequestsPerMinute per site for the default limiter, default 200.
 	RequestsPerMinute float64
 	// Burst of the default limiter, default 5.
@@ -136,8 +142,9 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.GroupMembersPrefix, DefaultGroupMembersPrefix)
 	def(&cfg.QuestionsPrefix, DefaultQuestionsPrefix)
 	def(&cfg.RulesPrefix, DefaultRulesPrefix)
+	def(&cfg.GroupRequestsPrefix, DefaultGroupRequestsPrefix)
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	for _, p := range []*string{&cfg.GroupsPrefix, &cfg.GroupMembersPrefix, &cfg.QuestionsPrefix, &cfg.RulesPrefix} {
+	for _, p := range []*string{&cfg.GroupsPrefix, &cfg.GroupMembersPrefix, &cfg.QuestionsPrefix, &cfg.RulesPrefix, &cfg.GroupRequestsPrefix} {
 		*p = "/" + strings.Trim(*p, "/")
 	}
 	if cfg.RequestsPerMinute <= 0 {

@@ -146,10 +146,13 @@ func (e *PendingGroupError) Error() string {
 	return fmt.Sprintf("group %q is pending approval as group request %s (the site requires approval of groups created by members)", e.Name, e.RequestID)
 }
 
-// groupRequestsPath is the Group Requests collection
-// (@wix/auto_sdk_groups_group-requests: /v2/group-requests under the
-// social-groups-proxy/group-requests mapping).
-const groupRequestsPath = "/social-groups-proxy/group-requests/v2/group-requests"
+// groupRequestsPath is the Group Requests collection under
+// Config.GroupRequestsPrefix. REST docs
+// (https://dev.wix.com/docs/rest/api-reference/wix-groups/create-requests):
+// POST https://www.wixapis.com/social-groups/v2/group-requests/approve; the
+// SDK (@wix/auto_sdk_groups_group-requests@1.0.20 build/cjs/index.typings.js)
+// maps protoPath /v2/group-requests under /_api/social-groups-proxy/group-requests.
+const groupRequestsPath = "/group-requests"
 
 // OpGroupRequestsList is the operation name of List Group Requests.
 const OpGroupRequestsList = "groupRequests.list"
@@ -167,7 +170,7 @@ func (s *Site) ListGroupRequests(ctx context.Context, p Paging) (*GroupRequestsP
 		return nil, fmt.Errorf("list group requests: %w", err)
 	}
 	var out GroupRequestsPage
-	err := s.do(ctx, call{op: OpGroupRequestsList, method: http.MethodGet, path: groupRequestsPath, query: pagingQuery(p), out: &out})
+	err := s.do(ctx, call{op: OpGroupRequestsList, method: http.MethodGet, path: s.c.cfg.GroupRequestsPrefix + groupRequestsPath, query: pagingQuery(p), out: &out})
 	if err != nil {
 		return nil, fmt.Errorf("list group requests: %w", err)
 	}

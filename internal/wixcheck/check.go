@@ -40,7 +40,7 @@ type Flow struct {
 
 // Flows lists groupflow's workflows in output order.
 var Flows = []Flow{
-	{Name: "provision", Probes: []string{wix.OpGroupsQuery, wix.OpMembersQuery, wix.OpContactsQuery, wix.OpGroupMembersList},
+	{Name: "provision", Probes: []string{wix.OpGroupsQuery, wix.OpMembersQuery, wix.OpContactsQuery, wix.OpGroupMembersList, wix.OpGroupRequestsList},
 		Writes: []string{wix.OpGroupsCreate, wix.OpGroupMembersAdd, wix.OpGroupMembersRemove},
 		Note:   "a provision command with questions or rules also needs the questions or rules flow"},
 	{Name: "campaign", Probes: []string{wix.OpGroupMembersList, wix.OpMembersQuery, wix.OpSubscriptionsQuery}},
@@ -51,8 +51,26 @@ var Flows = []Flow{
 }
 
 // placeholderGroup is probed when the site has no group: a 404 still shows
-// that the credential was accepted.
+// that the credential was accepted. A 404 from any other probe (a
+// collection endpoint, or a real group's) is a failure.
 const placeholderGroup = "00000000-0000-4000-8000-000000000000"
+
+// groupScoped are the probes that read one group: with no group on the
+// site they use placeholderGroup, and only then is their 404 accepted.
+var groupScoped = map[string]bool{wix.OpGroupMembersList: true, wix.OpQuestionsList: true, wix.OpQuestionsAnswers: true, wix.OpRulesList: true}
+
+// notFoundError is a 404 from a probe that names no (placeholder) group: the
+// endpoint itself was not found.
+type notFoundError struct {
+	op  string
+	err error
+}
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("%s: endpoint not found: check --wix-base-url or the path prefixes (%v)", e.op, e.err)
+}
+
+func (e *notFoundError) Unwrap() error { return e.err }
 
 // Result is the verdict of one flow.
 type Result struct {
@@ -78,9 +96,14 @@ func Check(ctx context.Context, site *wix.Site) []Result {
 		if err, done := errs[op]; done {
 			return err
 		}
+		placeholder := groupID == "" && groupScoped[op]
 		err := run(ctx, site, op, &groupID)
 		if wix.IsNotFound(err) {
-			err = nil // the endpoint answered past authentication
+			if placeholder {
+				err = nil // the endpoint answered past authentication
+			} else {
+				err = &notFoundError{op: op, err: err}
+			}
 		}
 		errs[op] = err
 		return err
@@ -133,6 +156,8 @@ func run(ctx context.Context, site *wix.Site, op string, groupID *string) error 
 		_, err = site.ListAnswers(ctx, gid, nil, *one)
 	case wix.OpRulesList:
 		_, err = site.ListRules(ctx, gid)
+	case wix.OpGroupRequestsList:
+		_, err = site.ListGroupRequests(ctx, *one)
 	default:
 		err = fmt.Errorf("no probe for %s", op)
 	}
@@ -141,6 +166,10 @@ func run(ctx context.Context, site *wix.Site, op string, groupID *string) error 
 
 // explain turns a failed probe into a reason that says what to configure.
 func explain(op string, err error, site *wix.Site) string {
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		return nf.Error()
+	}
 	var ar *wix.AuthRefusedError
 	if errors.As(err, &ar) {
 		return ar.Error()

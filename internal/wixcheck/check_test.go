@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"groupflow/internal/testenv"
 	"groupflow/internal/wix"
@@ -13,7 +14,7 @@ import (
 
 // probedOps are the reads the preflight makes, each exactly once.
 var probedOps = []string{wix.OpGroupsQuery, wix.OpGroupsList, wix.OpMembersQuery, wix.OpContactsQuery,
-	wix.OpGroupMembersList, wix.OpSubscriptionsQuery, wix.OpQuestionsList, wix.OpQuestionsAnswers, wix.OpRulesList}
+	wix.OpGroupMembersList, wix.OpSubscriptionsQuery, wix.OpQuestionsList, wix.OpQuestionsAnswers, wix.OpRulesList, wix.OpGroupRequestsList}
 
 func checkOnce(t *testing.T, w *testenv.WixEnv) ([]Result, string) {
 	t.Helper()
@@ -112,4 +113,29 @@ func TestPreflightAuthModes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A 404 is accepted only from a probe of a placeholder group id; a 404 from
+// a collection endpoint means a wrong base URL or path prefix and fails the
+// flow.
+func TestPreflightCollection404Fails(t *testing.T) {
+	w := testenv.StartWix(t, wixsim.Options{Members: 5, Groups: -1}) // no group: placeholder probes answer 404
+	c := wix.New(wix.Config{BaseURL: w.URL, GroupRequestsPrefix: "/no-such/v2", RequestsPerMinute: 1e6, Burst: 1000,
+		RetryInitialInterval: time.Millisecond, RetryMaxInterval: time.Millisecond})
+	if err := c.AddSite(w.SiteID, wix.Credentials{APIKey: "test-key"}); err != nil {
+		t.Fatal(err)
+	}
+	site, _ := c.Site(w.SiteID)
+	rs := Check(context.Background(), site)
+	var b bytes.Buffer
+	Format(&b, w.SiteID, rs)
+	for _, r := range rs {
+		if r.Flow == "provision" {
+			if r.OK || !strings.Contains(r.Reason, "endpoint not found: check --wix-base-url or the path prefixes") {
+				t.Errorf("provision ok=%v reason %q\n%s", r.OK, r.Reason, b.String())
+			}
+		} else if !r.OK {
+			t.Errorf("%s fails (placeholder 404s must pass):\n%s", r.Flow, b.String())
+		}
+	}
 }

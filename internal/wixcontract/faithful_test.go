@@ -34,7 +34,9 @@ func TestLegacyGroupFieldNames(t *testing.T) {
 // (issue 13 item 4).
 func TestCreateGroupPendingApproval(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpt{sim: wixsim.Options{Members: 3, Groups: -1, Modes: wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval}}})
+	// The answer carries the request (PendingAnswerWithRequest); the SDK's
+	// group-only default is covered by the handlers' pending-approval tests.
+	e := newEnv(t, envOpt{sim: wixsim.Options{Members: 3, Groups: -1, Modes: wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval, PendingAnswer: wixsim.PendingAnswerWithRequest}}})
 	c := ctx(t)
 	ids := e.memberIDs(siteA)
 	g, err := e.site.CreateGroup(c, wix.Group{Name: "Asked"}, ids[1])

@@ -220,7 +220,15 @@ func createGroup(st *Site, r *http.Request) (any, *apiError) {
 		gq := &GroupRequest{ID: st.newID(), Status: "PENDING", Group: g, CreatorID: req.CreatorID, Created: st.now()}
 		st.requests = append(st.requests, gq)
 		out := st.groupRequestJSON(gq)
-		return map[string]any{"group": out["group"], "groupRequest": out}, nil
+		switch st.modes.PendingAnswer {
+		case PendingAnswerWithRequest:
+			return map[string]any{"group": out["group"], "groupRequest": out}, nil
+		case PendingAnswerRequestID:
+			gj := out["group"].(map[string]any)
+			gj["id"] = gq.ID
+			return map[string]any{"group": gj}, nil
+		}
+		return map[string]any{"group": out["group"]}, nil
 	}
 	gr := st.createGroupLocked(g, req.CreatorID, st.now())
 	return map[string]any{"group": st.groupOut(&gr.Group)}, nil

@@ -23,6 +23,21 @@ const (
 	GroupCreationAdminsOnly = "ADMINS"
 )
 
+// Answers of Create Group when the create became a group request. Wix's
+// wire shape is unconfirmed: the SDK documents CreateGroupResponse as
+// { group?: Group } only (@wix/auto_sdk_groups_groups@1.0.19
+// build/cjs/index.typings.d.ts), and the Velo listGroupRequests example
+// shows a request _id equal to its group's _id.
+const (
+	// PendingAnswerGroupOnly (the default): {"group": {...}} without an id.
+	PendingAnswerGroupOnly = ""
+	// PendingAnswerWithRequest adds "groupRequest": {id, status, group}.
+	PendingAnswerWithRequest = "WITH_REQUEST"
+	// PendingAnswerRequestID answers {"group": {...}} whose id is the
+	// request's id, which is not (yet) a group: Get Group answers 404.
+	PendingAnswerRequestID = "REQUEST_ID"
+)
+
 // Modes are optional behaviours of the simulator that model a live site more
 // closely but would change `make run`. The zero value keeps them all off.
 // The behaviours that are simply correct (phones, contentType, invitations
@@ -31,6 +46,9 @@ type Modes struct {
 	// GroupCreation is the site's group creation setting: one of the
 	// GroupCreation* constants ("" = GroupCreationAllMembers).
 	GroupCreation string
+	// PendingAnswer is how Create Group answers when the create became a
+	// group request: one of the PendingAnswer* constants.
+	PendingAnswer string
 	// LegacyFieldNames answers groups with the legacy names title,
 	// privacyLevel and recentActivityDate instead of name, privacyStatus and
 	// lastActivityDate, so that the client's fallbacks are exercised.
@@ -201,12 +219,27 @@ func (st *Site) GroupRequests() []GroupRequest {
 	return out
 }
 
-const groupRequestsPrefix = "/social-groups-proxy/group-requests/v2/group-requests"
+// groupRequestsPaths are the Group Requests collection at the REST docs' URL
+// (https://dev.wix.com/docs/rest/api-reference/wix-groups/create-requests:
+// POST https://www.wixapis.com/social-groups/v2/group-requests/approve) and
+// at the SDK's (@wix/auto_sdk_groups_group-requests@1.0.20
+// build/cjs/index.typings.js: srcPath /_api/social-groups-proxy/group-requests,
+// protoPath /v2/group-requests).
+var groupRequestsPaths = []string{"/social-groups/v2/group-requests", "/_api/social-groups-proxy/group-requests/v2/group-requests"}
+
+// suffixed returns each of paths with suffix appended.
+func suffixed(paths []string, suffix string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p + suffix
+	}
+	return out
+}
 
 func (s *Server) groupRequestRoutes() {
-	s.handle("GET", "groupRequests.list", listGroupRequests, groupRequestsPrefix)
-	s.handle("POST", "groupRequests.approve", approveGroupRequests, groupRequestsPrefix+"/approve")
-	s.handle("POST", "groupRequests.reject", rejectGroupRequests, groupRequestsPrefix+"/reject")
+	s.handle("GET", "groupRequests.list", listGroupRequests, groupRequestsPaths...)
+	s.handle("POST", "groupRequests.approve", approveGroupRequests, suffixed(groupRequestsPaths, "/approve")...)
+	s.handle("POST", "groupRequests.reject", rejectGroupRequests, suffixed(groupRequestsPaths, "/reject")...)
 }
 
 // listGroupRequests: GET ?limit&offset (limit ≤ 100), newest first.
