@@ -189,7 +189,7 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 	site := firstNonEmpty(peekString(entry.Body, "siteId"), r.cfg.DefaultSiteID)
 	// Held to the contract's limits as commands are (see checkMeta), so
 	// that the event and the ledger key can be written.
-	if messages.IDProblem(entry.CommandID) != "" {
+	if messages.CommandIDProblem(entry.CommandID) != "" {
 		entry.CommandID = messages.InvalidCommandID(entry.CommandID)
 	}
 	if messages.CorrelationIDProblem(corr) != "" {

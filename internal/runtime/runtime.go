@@ -393,7 +393,7 @@ func (r *Runtime) checkMeta(commandType string, info *trace.Info, body []byte) e
 	if err == nil {
 		return nil
 	}
-	if messages.IDProblem(info.CommandID) != "" {
+	if messages.CommandIDProblem(info.CommandID) != "" {
 		info.CommandID = messages.InvalidCommandID(info.CommandID)
 	}
 	if messages.CorrelationIDProblem(info.CorrelationID) != "" {
