@@ -22,8 +22,9 @@ type CommandMeta struct {
 	// comes from the body's "id", else the Groupflow-Command-Id or
 	// Nats-Msg-Id header, else the runtime generates one. It is not required
 	// in the body. At most MaxIDLen characters, no whitespace or control
-	// characters (see IDProblem), wherever it comes from: a command with an
-	// invalid id is dead-lettered as invalid under InvalidCommandID(id).
+	// characters (see IDProblem), not starting with InvalidCommandIDPrefix
+	// (reserved, see CommandIDProblem), wherever it comes from: a command
+	// with an invalid id is dead-lettered as invalid under InvalidCommandID(id).
 	ID string `json:"id,omitempty"`
 	// SiteID names the Wix site to act on; empty means the service's default
 	// site. At most MaxSiteIDLen characters of SiteIDChars (see SiteIDProblem).
@@ -36,6 +37,13 @@ type CommandMeta struct {
 	CorrelationID string `json:"correlationId,omitempty"`
 }
 
+// UnknownCommandType names, in dead letters (their DLQ subject is
+// Subjects.DLQ(UnknownCommandType)), command_failed events, the ledger and
+// metrics, every command whose type is not one of the contract: the raw
+// type, which can be as long as a subject, is only quoted (clipped) in the
+// reason. It is not a command type, so its dead letters are never replayed.
+const UnknownCommandType = "unknown"
+
 // InvalidCommandIDPrefix starts the ids InvalidCommandID derives.
 const InvalidCommandIDPrefix = "invalid-"
 
@@ -43,10 +51,25 @@ const InvalidCommandIDPrefix = "invalid-"
 // invalid (see IDProblem) is dead-lettered and announced: "invalid-" and 24
 // hex digits of the SHA-256 of id. The same id always gives the same
 // derived id, so redeliveries and copies of the command share one ledger
-// record.
+// record. An id that already has the derived form is returned unchanged,
+// so a replayed dead letter keeps the id it was stored under.
 func InvalidCommandID(id string) string {
+	if isDerivedID(id) {
+		return id
+	}
 	sum := sha256.Sum256([]byte(id))
 	return InvalidCommandIDPrefix + hex.EncodeToString(sum[:12])
+}
+
+// isDerivedID reports whether id has the form InvalidCommandID gives:
+// InvalidCommandIDPrefix and 24 lower-case hex digits.
+func isDerivedID(id string) bool {
+	h, ok := strings.CutPrefix(id, InvalidCommandIDPrefix)
+	if !ok || len(h) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
 }
 
 // Meta returns m itself, so that every command exposes its metadata for the
@@ -169,8 +192,10 @@ type UnknownCommandError struct {
 }
 
 // Error implements error.
+// The type is quoted clipped to 200 characters: it comes from a subject
+// token of any length.
 func (e *UnknownCommandError) Error() string {
-	return fmt.Sprintf("unknown command type %q (known: %s)", e.CommandType, strings.Join(commandTypes, ", "))
+	return fmt.Sprintf("unknown command type %.200q (known: %s)", e.CommandType, strings.Join(commandTypes, ", "))
 }
 
 // Permanent reports true: an unknown command is dead-lettered at once.

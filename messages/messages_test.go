@@ -589,3 +589,29 @@ func TestMetaLimits(t *testing.T) {
 		t.Error("invalid UTF-8 group name accepted by Validate")
 	}
 }
+
+// TestDerivedIDsAreReserved (review of issue 12): InvalidCommandID("bad id")
+// used to be a valid command id, so a producer could send it first; the
+// dead letter of "bad id" then announced and updated the completed command.
+// Command ids starting with InvalidCommandIDPrefix are reserved; a derived
+// id stays itself when derived again (a replayed dead letter keeps its id).
+func TestDerivedIDsAreReserved(t *testing.T) {
+	derived := InvalidCommandID("bad id")
+	if p := CommandIDProblem(derived); p == "" {
+		t.Errorf("CommandIDProblem(%q) = \"\", want the reserved prefix refused", derived)
+	}
+	err := ValidateMeta(CmdGenerateReport, CommandMeta{ID: derived})
+	var verr *ValidationError
+	if !errors.As(err, &verr) || len(verr.Fields) != 1 || verr.Fields[0].Field != "id" || !strings.Contains(verr.Fields[0].Message, InvalidCommandIDPrefix) {
+		t.Errorf("ValidateMeta(id %q) = %v, want id invalid naming the reserved prefix", derived, err)
+	}
+	if again := InvalidCommandID(derived); again != derived {
+		t.Errorf("InvalidCommandID(%q) = %q, want it unchanged", derived, again)
+	}
+	if got := InvalidCommandID("invalid-x"); got == "invalid-x" || CommandIDProblem(got) == "" {
+		t.Errorf("InvalidCommandID(\"invalid-x\") = %q", got)
+	}
+	if p := CommandIDProblem("cmd-invalid-1"); p != "" {
+		t.Errorf("CommandIDProblem(cmd-invalid-1) = %q", p)
+	}
+}

@@ -126,7 +126,7 @@ func ValidateMeta(commandType string, m CommandMeta) error {
 
 // meta checks the CommandMeta fields every command carries.
 func (f *fieldErrs) meta(m CommandMeta) {
-	if p := IDProblem(m.ID); p != "" {
+	if p := CommandIDProblem(m.ID); p != "" {
 		f.add("id", "%s", p)
 	}
 	if p := SiteIDProblem(m.SiteID); p != "" {
@@ -236,3 +236,21 @@ func (f *fieldErrs) rules(field string, rs []Rule) {
 		}
 	}
 }
+
+// CommandIDProblem is IDProblem for a command's own id (CommandMeta.ID),
+// which may in addition not start with InvalidCommandIDPrefix: that prefix
+// is reserved for the ids derived from invalid ones (InvalidCommandID), so
+// that no producer's command shares the id, the ledger record or the
+// command_failed event of another command's dead letter.
+func CommandIDProblem(id string) string {
+	if p := IDProblem(id); p != "" {
+		return p
+	}
+	if strings.HasPrefix(id, InvalidCommandIDPrefix) {
+		return fmt.Sprintf(msgReservedPrefix, InvalidCommandIDPrefix)
+	}
+	return ""
+}
+
+// msgReservedPrefix is CommandIDProblem's message for a reserved prefix.
+const msgReservedPrefix = "must not start with %q (reserved for ids derived from invalid ones)"

@@ -179,6 +179,19 @@ func BrokerReady(nc *nats.Conn, js jetstream.JetStream, streams ...string) Ready
 	}
 }
 
+// ConnsReady is ready while every connection in conns is connected; it
+// names the first that is not (e.g. the publisher's, closed for good).
+func ConnsReady(conns ...*nats.Conn) ReadyCheck {
+	return func(context.Context) error {
+		for _, nc := range conns {
+			if !nc.IsConnected() {
+				return errors.New("nats connection " + nc.Opts.Name + " not connected: " + nc.Status().String())
+			}
+		}
+		return nil
+	}
+}
+
 // AllReady is ready when every check is; it answers the first failure.
 func AllReady(checks ...ReadyCheck) ReadyCheck {
 	return func(ctx context.Context) error {

@@ -242,6 +242,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 
 	// Admin HTTP.
 	a.admin = admin.New(cfg.HTTPListen, admin.AllReady(
+		admin.ConnsReady(subNC, pubNC),
 		admin.BrokerReady(subNC, js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()),
 		rt.DLQReady, func(context.Context) error {
 			if n := capture.Waiting(); n > 0 {

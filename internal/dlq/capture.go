@@ -182,8 +182,8 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 		return nil, fmt.Errorf("read %s seq %d: %w", adv.Stream, adv.StreamSeq, err)
 	}
 	cmdType, ok := c.subjects.CommandTypeOf(orig.Subject)
-	if !ok || cmdType == "" {
-		cmdType = "unknown"
+	if !ok || !messages.IsCommandType(cmdType) {
+		cmdType = messages.UnknownCommandType // never a subject made of an unbounded token
 	}
 	// Already dead-lettered by the runtime? Such an entry was stored after
 	// the command was published, on the command type's DLQ subject.

@@ -40,14 +40,32 @@ func Safe(s string) bool {
 // Token makes s safe as one token of a subject, KV key or object name.
 // Tokens that are Safe are kept as they are, so names stay readable in
 // `nats kv ls` and `nats obj ls`; anything else (empty, too long, other
-// characters) becomes "h" + 24 hex digits of its SHA-256. The ledger's keys
-// have always been made this way, so they keep their bytes.
+// characters) becomes "h" + 24 hex digits of its SHA-256. So does a Safe s
+// that has that very form ("h" + 24 lower-case hex digits): a hashed token
+// never equals a verbatim one, so two inputs never share a token (a ledger
+// key). The ledger's keys have always been made this way for every other
+// input, so they keep their bytes.
 func Token(s string) string {
-	if Safe(s) {
+	if Safe(s) && !looksHashed(s) {
 		return s
 	}
 	sum := sha256.Sum256([]byte(s))
 	return hashPrefix + hex.EncodeToString(sum[:hashLen])
+}
+
+// looksHashed reports whether s has the form of a hashed token: hashPrefix
+// and 2*hashLen lower-case hex digits.
+func looksHashed(s string) bool {
+	h, ok := strings.CutPrefix(s, hashPrefix)
+	if !ok || len(h) != 2*hashLen {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
+			return false
+		}
+	}
+	return true
 }
 
 // Key joins parts into a dotted KV key or subject, each made a token by

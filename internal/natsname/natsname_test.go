@@ -61,3 +61,25 @@ func TestDigestKeepsMailerKeys(t *testing.T) {
 		t.Fatalf("Digest = %q, want %q", got, want)
 	}
 }
+
+// TestHashedTokenNeverVerbatim (review of issue 12): Token("class.yoga.2026")
+// is "h63016d6136e56cd4fe3ede80", which used to be kept verbatim as the token
+// of the id "h63016d6136e56cd4fe3ede80" itself: two commands shared one
+// ledger record. An input that looks like a hashed token is hashed too.
+func TestHashedTokenNeverVerbatim(t *testing.T) {
+	for _, in := range []string{"class.yoga.2026", "a.b", "", strings.Repeat("x", 65)} {
+		h := Token(in)
+		if Token(h) == h {
+			t.Errorf("Token(%q) = %q, and Token(%q) is the same token", in, h, h)
+		}
+		if Token(h) == Token(in) {
+			t.Errorf("Token(%q) == Token(%q)", h, in)
+		}
+	}
+	// Near misses stay verbatim (readable keys for every other id).
+	for _, in := range []string{"h63016d6136e56cd4fe3ede8", "h63016d6136e56cd4fe3ede800", "H63016d6136e56cd4fe3ede80", "h63016d6136e56cd4fe3ede8g", "hello"} {
+		if Token(in) != in {
+			t.Errorf("Token(%q) = %q, want it verbatim", in, Token(in))
+		}
+	}
+}

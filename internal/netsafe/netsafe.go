@@ -44,11 +44,19 @@ func IsLoopbackAddr(addr string) bool {
 // RedactURL returns raw with the password of its user info replaced by
 // "xxxxx"; a user info without a password (nats://TOKEN@host) is a token and
 // is replaced as a whole. A string that does not parse as a URL gets the
-// same treatment textually (scheme://user:xxxxx@...).
+// same treatment textually (scheme://user:xxxxx@...), and so does one
+// without a scheme ("user:pw@host:port", which nats.go accepts).
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return redactInline(raw)
+	if err != nil || !strings.Contains(raw, "://") {
+		prefix, user, rest, ok := splitUserinfo(raw)
+		if !ok {
+			return raw
+		}
+		if name, _, ok := strings.Cut(user, ":"); ok {
+			return prefix + name + ":xxxxx" + rest
+		}
+		return prefix + "xxxxx" + rest
 	}
 	if u.User == nil {
 		return raw
@@ -79,18 +87,38 @@ func RedactURLs(list string) string {
 func RedactText(s string, lists ...string) string {
 	for _, list := range lists {
 		for _, p := range strings.Split(list, ",") {
-			u, err := url.Parse(strings.TrimSpace(p))
-			if err != nil || u.User == nil {
+			// Textually, so that URLs net/url refuses (and its error
+			// quoting them) are redacted too.
+			_, user, _, ok := splitUserinfo(strings.TrimSpace(p))
+			if !ok {
 				continue
 			}
-			if pw, ok := u.User.Password(); ok && pw != "" {
+			if name, pw, ok := strings.Cut(user, ":"); ok && pw != "" {
 				s = strings.ReplaceAll(s, pw, "xxxxx")
-			} else if name := u.User.Username(); name != "" {
+				if u, err := url.PathUnescape(pw); err == nil && u != pw {
+					s = strings.ReplaceAll(s, u, "xxxxx")
+				}
+			} else if name != "" && !ok {
 				s = strings.ReplaceAll(s, name, "xxxxx")
 			}
 		}
 	}
 	return redactInline(s)
+}
+
+// splitUserinfo splits one URL (parsable or not, with or without a scheme)
+// textually into the scheme prefix ("nats://" or ""), the user info before
+// its last '@', and the rest from that '@' on; ok is false without an '@'.
+func splitUserinfo(raw string) (prefix, user, rest string, ok bool) {
+	body := raw
+	if i := strings.Index(raw, "://"); i >= 0 {
+		prefix, body = raw[:i+3], raw[i+3:]
+	}
+	at := strings.LastIndex(body, "@")
+	if at <= 0 {
+		return "", "", "", false
+	}
+	return prefix, body[:at], body[at:], true
 }
 
 // redactInline rewrites each "scheme://userinfo@" in s.

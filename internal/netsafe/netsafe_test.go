@@ -1,6 +1,8 @@
 package netsafe
 
 import (
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -44,5 +46,26 @@ func TestRedact(t *testing.T) {
 	}
 	if !strings.Contains(got, "ops:xxxxx@127.0.0.1:1") {
 		t.Errorf("RedactText lost the user or host: %s", got)
+	}
+}
+
+// TestRedactOddURLForms (review of issue 12, item 4): a URL without a scheme
+// (nats.go accepts "ops:s3cret@host:port") and an unparsable one (a space in
+// the password) used to reach groupctl's output with their password, in our
+// message and in net/url's parse error.
+func TestRedactOddURLForms(t *testing.T) {
+	for _, raw := range []string{"ops:s3cret@127.0.0.1:1", "tls://ops:s3c ret@127.0.0.1:1", "nats://ops:s3c ret@h:1,nats://b:1", "s3cret@127.0.0.1:1"} {
+		secret := "s3c"
+		if got := RedactURLs(raw); strings.Contains(got, secret) {
+			t.Errorf("RedactURLs(%q) = %q", raw, got)
+		}
+		_, perr := url.Parse(strings.Split(raw, ",")[0])
+		msg := fmt.Sprintf("connect to %s: %v", raw, perr)
+		if got := RedactText(msg, raw); strings.Contains(got, secret) {
+			t.Errorf("RedactText(%q) = %q", msg, got)
+		}
+	}
+	if got := RedactURL("ops:s3cret@127.0.0.1:1"); got != "ops:xxxxx@127.0.0.1:1" {
+		t.Errorf("RedactURL without a scheme = %q", got)
 	}
 }

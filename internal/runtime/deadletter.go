@@ -59,6 +59,9 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 
 		now := time.Now().UTC()
 		rec, lerr := r.deps.Ledger.Update(context.WithoutCancel(ctx), info.CommandType, info.CommandID, func(rec *ledger.Record) {
+			if rec.CommandID != info.CommandID || rec.Status == ledger.StatusCompleted {
+				return // another command's record, or a completed one: never changed by a failure
+			}
 			if rec.FirstFailure.IsZero() {
 				rec.FirstFailure = now
 			}
@@ -112,8 +115,8 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			Headers:         dlq.OriginalHeaders(msg.Metadata),
 			Body:            msg.Payload,
 		}
-		if info.CommandType == "" {
-			entry.CommandType = "unknown"
+		if !messages.IsCommandType(entry.CommandType) {
+			entry.CommandType = messages.UnknownCommandType
 		}
 		dlqSubject := r.cfg.Subjects.DLQ(entry.CommandType)
 		perr := r.deps.Publisher.Publish(dlqSubject, entry.Message())
@@ -162,8 +165,8 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		id: entry.MsgID(),
 	}
 	if _, err := r.deps.Ledger.Update(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, func(rec *ledger.Record) {
-		if rec.Status == ledger.StatusCompleted {
-			return // a completed command stays completed (and answered from the ledger)
+		if rec.Status == ledger.StatusCompleted || rec.CommandID != entry.CommandID {
+			return // a completed command stays completed (and answered from the ledger); another's record is not ours
 		}
 		rec.Status = ledger.StatusDeadLettered
 		rec.Reason = entry.Reason
@@ -189,7 +192,7 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 	site := firstNonEmpty(peekString(entry.Body, "siteId"), r.cfg.DefaultSiteID)
 	// Held to the contract's limits as commands are (see checkMeta), so
 	// that the event and the ledger key can be written.
-	if messages.IDProblem(entry.CommandID) != "" {
+	if messages.CommandIDProblem(entry.CommandID) != "" {
 		entry.CommandID = messages.InvalidCommandID(entry.CommandID)
 	}
 	if messages.CorrelationIDProblem(corr) != "" {

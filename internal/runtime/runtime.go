@@ -346,6 +346,11 @@ func (r *Runtime) correlation(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		subject := msg.Metadata.Get(MetaSubject)
 		t, _ := r.cfg.Subjects.CommandTypeOf(subject)
+		if !messages.IsCommandType(t) {
+			// Any subject token, up to the control line: never put it in a
+			// subject, metric label or header (the reason quotes it clipped).
+			t = messages.UnknownCommandType
+		}
 		body := msg.Payload
 		info := trace.Info{
 			CommandType:   t,
@@ -393,7 +398,7 @@ func (r *Runtime) checkMeta(commandType string, info *trace.Info, body []byte) e
 	if err == nil {
 		return nil
 	}
-	if messages.IDProblem(info.CommandID) != "" {
+	if messages.CommandIDProblem(info.CommandID) != "" {
 		info.CommandID = messages.InvalidCommandID(info.CommandID)
 	}
 	if messages.CorrelationIDProblem(info.CorrelationID) != "" {
@@ -434,6 +439,11 @@ func instanceID() string {
 func (r *Runtime) answerCompleted(ctx context.Context, rec *ledger.Record, start time.Time) (done bool, err error) {
 	if rec == nil || rec.Status != ledger.StatusCompleted || len(rec.Event) == 0 {
 		return false, nil
+	}
+	if info := trace.From(ctx); rec.CommandID != info.CommandID || rec.CommandType != info.CommandType {
+		// Two commands share a ledger key (natsname makes that impossible):
+		// never answer one with the other's outcome.
+		return true, failure.Permanent(fmt.Errorf("ledger key collision: the record under this command's key is %s %q's", rec.CommandType, rec.CommandID))
 	}
 	if err := r.deps.Events.Republish(ctx, rec.EventType, rec.Event); err != nil {
 		return true, err
