@@ -256,13 +256,7 @@ func TestClosedConnectionFailsHealthAndRun(t *testing.T) {
 		t.Fatalf("/healthz before = %d %s", code, body)
 	}
 	app.CloseConsumerConn(a)
-	var code int
-	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if code, body = get(t, "http://"+a.AdminAddr+"/healthz"); code != 200 {
-			break
-		}
-	}
+	code, body := awaitNot200(t, "http://"+a.AdminAddr+"/healthz", 10*time.Second)
 	if code != 503 || !strings.Contains(body, "closed for good") {
 		t.Fatalf("/healthz after the connection closed = %d %q, want 503 with the reason", code, body)
 	}
@@ -276,4 +270,18 @@ func TestClosedConnectionFailsHealthAndRun(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return after the connection closed for good")
 	}
+}
+
+// awaitNot200 polls url until it answers something other than 200, or
+// timeout; it returns the last answer.
+func awaitNot200(t *testing.T, url string, timeout time.Duration) (int, string) {
+	t.Helper()
+	var code int
+	var body string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code, body = get(t, url); code != 200 {
+			break
+		}
+	}
+	return code, body
 }

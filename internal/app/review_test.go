@@ -104,13 +104,7 @@ func TestReadyzChecksPublisherConnection(t *testing.T) {
 		t.Fatalf("/readyz before = %d %s", code, body)
 	}
 	app.ClosePublisherConn(a)
-	var code int
-	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if code, body = get(t, "http://"+a.AdminAddr+"/readyz"); code != 200 {
-			break
-		}
-	}
+	code, body := awaitNot200(t, "http://"+a.AdminAddr+"/readyz", 10*time.Second)
 	if code != 503 || !strings.Contains(body, "CLOSED") {
 		t.Fatalf("/readyz with the publisher connection closed = %d %q, want 503 naming it", code, body)
 	}
