@@ -134,6 +134,16 @@ func (p paging) resolve(prefix string, def, max int) (limit, offset int, e *apiE
 	return limit, offset, nil
 }
 
+// queryPage reads the limit (default and maximum 100) and offset of a GET
+// list endpoint from ?limit&offset or ?paging.limit&paging.offset.
+func queryPage(r *http.Request) (limit, offset int, e *apiError) {
+	p, prefix, e := pagingFromQuery(r, "", "paging.")
+	if e != nil {
+		return 0, 0, e
+	}
+	return p.resolve(prefix, 100, 100)
+}
+
 // pagingFromQuery reads limit/offset (or paging.limit/paging.offset) from the URL.
 func pagingFromQuery(r *http.Request, names ...string) (paging, string, *apiError) {
 	q := r.URL.Query()

@@ -400,11 +400,7 @@ func pageGroups(st *Site, pred pred, specs []sortSpec, limit, offset int) map[st
 // listGroups: GET ?limit&offset, default sort createdDate DESC, limit ≤ 100.
 // An admin API key sees SECRET groups too.
 func listGroups(st *Site, r *http.Request) (any, *apiError) {
-	p, prefix, e := pagingFromQuery(r, "", "paging.")
-	if e != nil {
-		return nil, e
-	}
-	limit, offset, e := p.resolve(prefix, 100, 100)
+	limit, offset, e := queryPage(r)
 	if e != nil {
 		return nil, e
 	}
@@ -625,11 +621,7 @@ func pageEntries(g *group, keep func(*GroupMember) bool, specs []sortSpec, limit
 
 // listGroupMembers: GET ?limit&offset (limit ≤ 100, default 100), joinedDate DESC.
 func listGroupMembers(st *Site, r *http.Request) (any, *apiError) {
-	p, prefix, e := pagingFromQuery(r, "", "paging.")
-	if e != nil {
-		return nil, e
-	}
-	limit, offset, e := p.resolve(prefix, 100, 100)
+	limit, offset, e := queryPage(r)
 	if e != nil {
 		return nil, e
 	}
@@ -682,11 +674,7 @@ func queryGroupMembers(st *Site, r *http.Request) (any, *apiError) {
 
 // listMemberships: the groups a site member belongs to.
 func listMemberships(st *Site, r *http.Request) (any, *apiError) {
-	p, prefix, e := pagingFromQuery(r, "", "paging.")
-	if e != nil {
-		return nil, e
-	}
-	limit, offset, e := p.resolve(prefix, 100, 100)
+	limit, offset, e := queryPage(r)
 	if e != nil {
 		return nil, e
 	}

@@ -244,11 +244,7 @@ func (s *Server) groupRequestRoutes() {
 
 // listGroupRequests: GET ?limit&offset (limit ≤ 100), newest first.
 func listGroupRequests(st *Site, r *http.Request) (any, *apiError) {
-	p, prefix, e := pagingFromQuery(r, "", "paging.")
-	if e != nil {
-		return nil, e
-	}
-	limit, offset, e := p.resolve(prefix, 100, 100)
+	limit, offset, e := queryPage(r)
 	if e != nil {
 		return nil, e
 	}
