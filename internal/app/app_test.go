@@ -62,12 +62,7 @@ func TestDefaultRunEndToEnd(t *testing.T) {
 		t.Fatalf("/healthz = %d", code)
 	}
 
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var names []string
@@ -126,17 +121,28 @@ func TestDefaultRunEndToEnd(t *testing.T) {
 // limit never half-arrives; the producer gets a clear error at once.
 func TestOversizedCommandRefusedAtPublish(t *testing.T) {
 	a := startApp(t, "--max-payload-mb", "1")
+	_, js := connectClient(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := `{"id":"huge","group":{"name":"x"},"people":[` + strings.Repeat(`{"email":"someone@example.com"},`, 40000) + `{"email":"last@example.com"}]}`
+	_, err := js.Publish(ctx, "groups.cmd.provision_group", []byte(big))
+	if err == nil || !strings.Contains(err.Error(), "maximum payload exceeded") {
+		t.Fatalf("publish of %d bytes: err = %v, want maximum payload exceeded", len(big), err)
+	}
+}
+
+// connectClient connects a test client (a producer or consumer) to the
+// app's NATS server; the connection closes when the test ends.
+func connectClient(t *testing.T, a *app.App) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	nc, err := nats.Connect(a.NATSURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	big := `{"id":"huge","group":{"name":"x"},"people":[` + strings.Repeat(`{"email":"someone@example.com"},`, 40000) + `{"email":"last@example.com"}]}`
-	_, err = js.Publish(ctx, "groups.cmd.provision_group", []byte(big))
-	if err == nil || !strings.Contains(err.Error(), "maximum payload exceeded") {
-		t.Fatalf("publish of %d bytes: err = %v, want maximum payload exceeded", len(big), err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return nc, js
 }

@@ -56,12 +56,7 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []*dlq.Entry {
 // limit, and a valid command published after them must still complete.
 func TestOversizedIDAndSiteDeadLetteredProcessorSurvives(t *testing.T) {
 	a := startApp(t)
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -129,12 +124,7 @@ func TestOversizedIDAndSiteDeadLetteredProcessorSurvives(t *testing.T) {
 // Nats-Msg-Id header (no id in the body) is held to the same limit.
 func TestHugeIDAndCorrelationDeadLetteredAndAnnounced(t *testing.T) {
 	a := startApp(t)
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	failed, err := nc.SubscribeSync("groups.evt.command_failed")

@@ -23,12 +23,7 @@ import (
 func TestOversizedOutcomeIsOneTruncatedEvent(t *testing.T) {
 	const limit = 1 << 20
 	a := startApp(t, "--max-payload-mb", "1", "--max-deliver", "2")
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

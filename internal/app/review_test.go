@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/app"
 	"groupflow/internal/ledger"
@@ -48,12 +47,7 @@ func eventOf(subject, id string) func(*nats.Msg) bool {
 // processor must keep going.
 func TestLongUnknownTypeDeadLetteredOnUnknown(t *testing.T) {
 	a := startApp(t)
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	evts, _ := nc.SubscribeSync("groups.evt.>")
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -116,12 +110,7 @@ func TestReadyzChecksPublisherConnection(t *testing.T) {
 // event and never ran.
 func TestLedgerKeyCollisionBothRun(t *testing.T) {
 	a := startApp(t)
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	evts, _ := nc.SubscribeSync("groups.evt.>")
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -142,12 +131,7 @@ func TestLedgerKeyCollisionBothRun(t *testing.T) {
 // collision, and the record is left as it was.
 func TestForeignLedgerRecordIsACollision(t *testing.T) {
 	a := startApp(t)
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	evts, _ := nc.SubscribeSync("groups.evt.>")
@@ -200,12 +184,7 @@ func TestForeignLedgerRecordIsACollision(t *testing.T) {
 // reserved prefix is now refused, so neither command completes under it.
 func TestDerivedIDRefusedAndCompletedUntouched(t *testing.T) {
 	a := startApp(t)
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := connectClient(t, a)
 	evts, _ := nc.SubscribeSync("groups.evt.>")
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
