@@ -96,10 +96,25 @@ func (s *simSites) Site(id string) (*wix.Site, error) {
 	return s.c.Site(id)
 }
 
+// Options are StartWith's hooks for benchmarks; the zero value is what
+// Start uses.
+type Options struct {
+	// SimTransport, when set and the embedded simulator is in use, serves
+	// the simulator without a socket: the Wix client sends its requests
+	// through SimTransport(the simulator's handler), and nothing listens on
+	// --wix-sim-listen. The client still refuses redirects.
+	SimTransport func(http.Handler) http.RoundTripper
+}
+
 // Start brings the processor up and runs it until Stop or ctx ends. Its
 // steps, in order: broker, streams and buckets, Wix, runtime, dead-letter
 // capture, admin HTTP, run; a failing step undoes the earlier ones.
-func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (_ *App, err error) {
+func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (*App, error) {
+	return StartWith(ctx, cfg, getenv, log, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger, opts Options) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
 	if lim := config.ApplyMemoryLimit(cfg.MemoryLimit); lim != math.MaxInt64 {
 		log.Info("memory limit", zap.Int64("bytes", lim), zap.Int64("in_flight_bytes", cfg.InFlightBytes))
@@ -112,7 +127,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 			a.close()
 		}
 	}()
-	s := &startup{App: a, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix}}
+	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix}}
 	for _, step := range []func(context.Context) error{s.broker, s.streams, s.wix, s.runtime, s.capture, s.adminHTTP, s.run} {
 		if err := step(ctx); err != nil {
 			return nil, err
@@ -124,6 +139,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 // startup carries what Start's steps make to the steps after them.
 type startup struct {
 	*App
+	opts         Options
 	getenv       func(string) string
 	subjects     messages.Subjects
 	subNC, pubNC *nats.Conn
@@ -218,14 +234,21 @@ func (s *startup) wix(ctx context.Context) error {
 		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
 			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
 			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
-		url, err := sim.Start(cfg.WixSimListen)
-		if err != nil {
-			return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
-		}
 		s.sim, s.Sim = sim, sim
-		wixCfg.BaseURL = url
+		if s.opts.SimTransport != nil {
+			// No request leaves the process: plain http to a name that
+			// resolves nowhere is safe.
+			wixCfg.BaseURL, wixCfg.AllowInsecureHTTP = "http://wixsim.in-memory", true
+			wixCfg.HTTPClient = &http.Client{Transport: s.opts.SimTransport(sim.Handler())}
+		} else {
+			url, err := sim.Start(cfg.WixSimListen)
+			if err != nil {
+				return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
+			}
+			wixCfg.BaseURL = url
+		}
 		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
-			zap.String("simulator", url), zap.String("default_site", cfg.SiteID))
+			zap.String("simulator", wixCfg.BaseURL), zap.String("default_site", cfg.SiteID))
 		s.sites = &simSites{c: wix.New(wixCfg)}
 	} else {
 		client := wix.New(wixCfg)
