@@ -25,6 +25,7 @@ import (
 	"groupflow/internal/ledger"
 	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
@@ -73,27 +74,6 @@ type Deps struct {
 // Sites resolves a site id to its Wix client.
 type Sites interface {
 	Site(siteID string) (*wix.Site, error)
-}
-
-// simSites adds simulator sites on first use: every site id is a seeded site.
-type simSites struct {
-	c  *wix.Client
-	mu sync.Mutex
-}
-
-func (s *simSites) Site(id string) (*wix.Site, error) {
-	if site, err := s.c.Site(id); err == nil {
-		return site, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if site, err := s.c.Site(id); err == nil {
-		return site, nil
-	}
-	if err := s.c.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
-		return nil, err
-	}
-	return s.c.Site(id)
 }
 
 // Start brings the processor up and runs it until Stop or ctx ends.
@@ -184,9 +164,16 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	var sites Sites
 	var realWix *wix.Client // for the startup preflight
 	if cfg.Simulated() {
-		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
+		simSites := append([]string{cfg.SiteID}, cfg.WixSimSites...)
+		simOpts := wixsim.Options{Sites: simSites, MaxSites: cfg.WixMaxSites,
 			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
-			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
+			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")}
+		if cfg.WixSimSitesPattern != "" {
+			if simOpts.SitesPattern, err = sitematch.Parse(cfg.WixSimSitesPattern); err != nil {
+				return nil, fmt.Errorf("--wix-sim-sites-pattern: %w", err)
+			}
+		}
+		sim := wixsim.New(simOpts)
 		url, err := sim.Start(cfg.WixSimListen)
 		if err != nil {
 			return nil, fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
@@ -195,16 +182,30 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		wixCfg.BaseURL = url
 		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
 			zap.String("simulator", url), zap.String("default_site", cfg.SiteID))
+		// The simulator's listed sites, then any other site on demand
+		// (bounded by --wix-max-sites, released when idle).
 		client := wix.New(wixCfg)
-		sites = &simSites{c: client}
+		for _, id := range simSites {
+			if err := client.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
+				return nil, err
+			}
+		}
+		if err := useAccount(client, cfg, "simulator"); err != nil {
+			return nil, err
+		}
+		sites = client
 	} else {
 		client := wix.New(wixCfg)
 		if err := addSites(client, cfg, getenv, a.siteLimiter); err != nil {
 			return nil, err
 		}
+		if err := useAccount(client, cfg, cfg.WixAPIKey); err != nil {
+			return nil, err
+		}
 		sites, realWix = client, client
 		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
-			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
+			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID),
+			zap.String("account_sites", cfg.WixAccountSites), zap.Int("max_account_sites", cfg.WixMaxSites))
 	}
 	a.WixURL = firstNonEmpty(wixCfg.BaseURL, wix.DefaultBaseURL)
 
