@@ -19,13 +19,7 @@ import (
 func TestKVOpsPerActiveSite(t *testing.T) {
 	for _, n := range []int{1, 10, 1000} {
 		t.Run(fmt.Sprintf("%d sites", n), func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			g, err := newDrivenGroup(ctx, newFakeKV(), "inst-a", Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
+			g := startDriven(t)
 			var waiting []*siteState
 			for i := range n {
 				s, err := g.Shared(fmt.Sprintf("5f1c3a52-7d1e-4c1b-9a0e-%012d", i), 200)
@@ -90,13 +84,8 @@ func TestKVOpsPerActiveSite(t *testing.T) {
 // its next call (a new state, listed again), and two limiters of one site
 // share one state.
 func TestEvictedSiteComesBack(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g, err := newDrivenGroup(ctx, newFakeKV(), "inst-a", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := startDriven(t)
+	ctx := context.Background()
 	a, _ := g.Shared("site-x", 200)
 	b, _ := g.Shared("site-x", 200)
 	if err := a.Wait(ctx); err != nil {
@@ -126,4 +115,18 @@ func TestEvictedSiteComesBack(t *testing.T) {
 	if !listed {
 		t.Fatal("site not listed again after eviction")
 	}
+}
+
+// startDriven starts a driven group on an in-memory bucket, closed when the
+// test ends.
+func startDriven(t *testing.T) *drivenGroup {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := newDrivenGroup(ctx, newFakeKV(), "inst-a", Options{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(); cancel() })
+	return g
 }

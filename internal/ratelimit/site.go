@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"groupflow/internal/wix"
 )
 
 // stateLocked returns the state of s's site, making it if needed.
@@ -94,19 +96,9 @@ func (g *Group) paused(st *siteState) bool {
 }
 
 func (g *Group) waitPause(ctx context.Context, st *siteState) error {
-	for {
+	return wix.WaitPause(ctx, func() time.Duration {
 		g.mu.Lock()
-		d := time.Until(st.pausedUntil)
-		g.mu.Unlock()
-		if d <= 0 {
-			return ctx.Err()
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+		defer g.mu.Unlock()
+		return time.Until(st.pausedUntil)
+	})
 }
