@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	var realWix *wix.Client // for the startup preflight
 	if cfg.Simulated() {
 		simSites := append([]string{cfg.SiteID}, cfg.WixSimSites...)
-		simOpts := wixsim.Options{Sites: simSites, MaxSites: cfg.WixMaxSites,
+		simOpts := wixsim.Options{Sites: simSites, MaxSites: cfg.WixMaxSites + len(simSites),
 			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
 			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")}
 		if cfg.WixSimSitesPattern != "" {

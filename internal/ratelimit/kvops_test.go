@@ -130,3 +130,59 @@ func startDriven(t *testing.T) *drivenGroup {
 	t.Cleanup(func() { _ = g.Close(); cancel() })
 	return g
 }
+
+// TestListsCountPerSite: two instances on one bucket divide only the sites
+// both have demand for; a site one of them no longer calls, and every site
+// of one that crashed, come back whole to the other.
+func TestListsCountPerSite(t *testing.T) {
+	kv := newFakeKV()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mk := func(id string) *drivenGroup {
+		g, err := newDrivenGroup(ctx, kv, id, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = g.Close() })
+		return g
+	}
+	a, b := mk("a"), mk("b")
+	share := func(g *drivenGroup, site string) int {
+		s, _ := g.Shared(site, 200)
+		_, n := s.Rate()
+		return n
+	}
+	busy := func(g *drivenGroup, site string) *siteState {
+		s, _ := g.Shared(site, 200)
+		return g.begin(s)
+	}
+	a1, _, b1 := busy(a, "s1"), busy(a, "s2"), busy(b, "s1")
+	a.tick()
+	b.tick()
+	a.tick() // a hears b's list (and its own)
+	waitFor(t, 5*time.Second, "a to see b's list", func() bool { return share(a, "s1") == 2 })
+	if n := share(a, "s2"); n != 1 {
+		t.Errorf("a: s2 divided by %d, want 1 (b does not call it)", n)
+	}
+	waitFor(t, 5*time.Second, "b to see a's list", func() bool { return share(b, "s1") == 2 })
+
+	// b's calls of s1 are served: b drops s1 from its list after DemandWindow.
+	b.end(b1)
+	for range int(b.opts.DemandWindow/b.opts.Heartbeat) + 2 {
+		b.tick()
+	}
+	waitFor(t, 5*time.Second, "a to see s1 whole", func() bool { return share(a, "s1") == 1 })
+
+	// b calls s1 again, then crashes: a takes s1 back after StaleAfter.
+	busy(b, "s1")
+	b.tick()
+	waitFor(t, 5*time.Second, "a to see b again", func() bool { return share(a, "s1") == 2 })
+	b.crash()
+	for range int(a.opts.StaleAfter/a.opts.Heartbeat) + 1 {
+		a.tick()
+	}
+	if n := share(a, "s1"); n != 1 {
+		t.Errorf("after b's crash and StaleAfter: s1 divided by %d, want 1", n)
+	}
+	a.end(a1)
+}

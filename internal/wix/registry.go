@@ -117,7 +117,7 @@ func (c *Client) accountSite(acc *account, siteID string) (*Site, error) {
 		return s, nil
 	}
 	if len(acc.sites) >= acc.cfg.MaxSites || now.Sub(acc.lastSweep) > acc.cfg.IdleAfter/4 {
-		acc.sweepLocked(now)
+		acc.sweepLocked(now, c.metrics)
 	}
 	if len(acc.sites) >= acc.cfg.MaxSites {
 		return nil, fmt.Errorf("site %q: %d account sites already in use, the maximum (--wix-max-sites %d); a site is released after %v unused: %w",
@@ -131,13 +131,14 @@ func (c *Client) accountSite(acc *account, siteID string) (*Site, error) {
 }
 
 // sweepLocked releases the account sites unused for IdleAfter with no call
-// in progress.
-func (acc *account) sweepLocked(now time.Time) {
+// in progress, and their metric series.
+func (acc *account) sweepLocked(now time.Time, m *metrics) {
 	acc.lastSweep = now
 	for id, s := range acc.sites {
 		if s.inflight.Load() == 0 && now.Sub(time.Unix(0, s.lastUsed.Load())) > acc.cfg.IdleAfter {
 			s.evicted.Store(true)
 			delete(acc.sites, id)
+			m.forget(id)
 		}
 	}
 }

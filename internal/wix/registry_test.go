@@ -3,10 +3,14 @@ package wix
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"groupflow/internal/failure"
 	"groupflow/internal/sitematch"
@@ -22,7 +26,7 @@ func newAccountClient(t *testing.T, max int) (*Client, *fakeWix, *fakeClock) {
 		replyJSON(w, 200, []byte(`{"groups":[]}`))
 	})
 	clock := newFakeClock()
-	c := New(Config{BaseURL: f.srv.URL, RequestsPerMinute: 60000})
+	c := New(Config{BaseURL: f.srv.URL, RequestsPerMinute: 60000, Registerer: prometheus.NewRegistry()})
 	c.now = clock.Now
 	if err := c.UseAccount(AccountSites{APIKey: accountKey, Allow: sitematch.MustParse("acct-*"), MaxSites: max, IdleAfter: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -130,6 +134,38 @@ func TestAccountSitesMaxAndEviction(t *testing.T) {
 	if a.limiterNow() != a2.limiter {
 		t.Error("the released Site of a does not use the current limiter of a")
 	}
+	series := make(chan prometheus.Metric, 100)
+	c.metrics.requests.Collect(series)
+	close(series)
+	if n := len(series); n != 0 {
+		t.Errorf("%d request series left after a's release, want 0", n)
+	}
 	listOnce(t, a)
 	_ = cs
+}
+
+// BenchmarkAccountSiteMemory reports the heap bytes one account site costs
+// in the registry (its Site, auth and default limiter), with 1,000 sites.
+func BenchmarkAccountSiteMemory(b *testing.B) {
+	const sites = 1000
+	var per float64
+	for range b.N {
+		c := New(Config{BaseURL: "https://127.0.0.1:1"})
+		if err := c.UseAccount(AccountSites{APIKey: accountKey, Allow: sitematch.MustParse("*"), MaxSites: sites}); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		for i := range sites {
+			if _, err := c.Site(fmt.Sprintf("5f1c3a52-7d1e-4c1b-9a0e-%012d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		per += float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / sites
+		runtime.KeepAlive(c)
+	}
+	b.ReportMetric(per/float64(b.N), "heap_bytes/site")
 }
