@@ -46,9 +46,11 @@ type Group struct {
 	echoSeq  uint64                // of the last list of ours heard back
 	lastList time.Time             // last list put
 	lastKick time.Time
-	peers    map[string]*peer // other instances, by token
-	h        health
-	crashed  bool // tests: stop without giving the shares back
+	// kickArmed: a kick is due when the gap between list writes ends.
+	kickArmed bool
+	peers     map[string]*peer // other instances, by token
+	h         health
+	crashed   bool // tests: stop without giving the shares back
 
 	kick     chan struct{}
 	bcast    chan pauseReq

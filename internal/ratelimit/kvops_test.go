@@ -186,3 +186,21 @@ func TestListsCountPerSite(t *testing.T) {
 	}
 	a.end(a1)
 }
+
+// TestJoinsWrittenBeforeTheHeartbeat: a site that gets demand just after
+// another one's list was written is listed when the short gap between list
+// writes ends, not at the next heartbeat (it runs at the conservative share
+// until then). The clock does not move: no heartbeat happens.
+func TestJoinsWrittenBeforeTheHeartbeat(t *testing.T) {
+	g := startDriven(t)
+	s1, _ := g.Shared("s1", 200)
+	s2, _ := g.Shared("s2", 200)
+	g.begin(s1)
+	waitFor(t, 5*time.Second, "s1's list", func() bool { return g.KVOps().PutSites == 1 })
+	g.begin(s2)
+	waitFor(t, 5*time.Second, "s2's list without a heartbeat", func() bool { return g.KVOps().PutSites == 2 })
+	waitFor(t, 5*time.Second, "s2 confirmed", func() bool { _, n := s2.Rate(); return n == 1 })
+	if o := g.KVOps(); o.PutLive != 0 {
+		t.Errorf("heartbeats without a tick: %+v", o)
+	}
+}

@@ -135,6 +135,18 @@ func (g *Group) publish(ctx context.Context, kicked bool) {
 		return
 	}
 	if kicked && (!g.dirty || !g.urgent && now.Sub(g.lastKick) < g.opts.Heartbeat/5) {
+		if g.dirty && !g.kickArmed {
+			// Joins within the gap: write them when it ends, not at the
+			// next heartbeat (a joining site runs at the conservative share
+			// until its list comes back).
+			g.kickArmed = true
+			time.AfterFunc(g.opts.Heartbeat/5-now.Sub(g.lastKick), func() {
+				g.mu.Lock()
+				g.kickArmed, g.urgent = false, true
+				g.mu.Unlock()
+				g.signal()
+			})
+		}
 		g.mu.Unlock()
 		return
 	}
