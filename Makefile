@@ -27,7 +27,7 @@ all: build
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-build: ## build groupflow, groupctl, groupmail, wixsim and groupbench into ./bin
+build: ## build groupflow, groupctl, groupmail, wixsim, groupbench and mailview into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator
@@ -82,8 +82,8 @@ bench-quick: ## the benchmark suite at small sizes (< 1 min)
 chaos: $(NATS_SERVER) ## the fault suite: kill -9, Wix storms, broker restart, cluster node loss, poison
 	$(GO) test -tags chaos -count=1 -timeout 30m -v -run . ./chaos/
 
-demo: $(MAILPIT) ## groupflow + groupmail + Mailpit on loopback; sends a campaign (Mailpit UI on :8025)
-	$(GO) build -o $(BIN)/ ./cmd/groupflow ./cmd/groupmail ./cmd/groupctl ./cmd/wixsim
+demo: $(MAILPIT) ## groupflow + groupmail + Mailpit on loopback; sends a campaign (mails at :8026, console at :8080)
+	$(GO) build -o $(BIN)/ ./cmd/groupflow ./cmd/groupmail ./cmd/groupctl ./cmd/wixsim ./cmd/mailview
 	./deploy/demo.sh
 
 # staticcheck runs with the chaos tag: those files only add to package chaos,

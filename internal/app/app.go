@@ -182,7 +182,8 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return a.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
 	var sites Sites
-	var realWix *wix.Client // for the startup preflight
+	var realWix *wix.Client   // for the startup preflight
+	var wixClient *wix.Client // for the console's limiter view
 	if cfg.Simulated() {
 		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
 			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
@@ -196,13 +197,13 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
 			zap.String("simulator", url), zap.String("default_site", cfg.SiteID))
 		client := wix.New(wixCfg)
-		sites = &simSites{c: client}
+		sites, wixClient = &simSites{c: client}, client
 	} else {
 		client := wix.New(wixCfg)
 		if err := addSites(client, cfg, getenv, a.siteLimiter); err != nil {
 			return nil, err
 		}
-		sites, realWix = client, client
+		sites, realWix, wixClient = client, client, client
 		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
 			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
 	}
@@ -255,6 +256,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
 	a.admin.Handle("/dlq", dlqHTTP)
 	a.admin.Handle("/dlq/", dlqHTTP)
+	a.admin.MountConsole(consoleSources(rt, led, store, js, subjects, wixClient))
 	addr, err := a.admin.Start()
 	if err != nil {
 		return nil, fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
