@@ -69,7 +69,7 @@ type Outcome struct {
 	Kind, Reason string
 }
 
-// OutcomeLister lists the last n events, newest first.
+// OutcomeLister lists the last n completion and failure events, newest first.
 type OutcomeLister interface {
 	Recent(ctx context.Context, n int) ([]Outcome, error)
 }
@@ -113,6 +113,18 @@ func NewEventLog(js jetstream.JetStream, subjects messages.Subjects) *EventLog {
 // maxRecent bounds one Recent read.
 const maxRecent = 500
 
+// completions maps the events that complete a command (and command_failed)
+// to the command type they complete; other events (member_selected,
+// email_*) are not outcomes.
+var completions = map[string]string{
+	messages.EvtGroupProvisioned:       messages.CmdProvisionGroup,
+	messages.EvtCampaignCompleted:      messages.CmdSendCampaign,
+	messages.EvtMembershipQuestionsSet: messages.CmdSetMembershipQuestions,
+	messages.EvtRulesPropagated:        messages.CmdPropagateRules,
+	messages.EvtReportGenerated:        messages.CmdGenerateReport,
+	messages.EvtCommandFailed:          "",
+}
+
 // eventBody is what the console reads of an event's body.
 type eventBody struct {
 	messages.EventMeta
@@ -121,8 +133,10 @@ type eventBody struct {
 	Reason      string `json:"reason"`
 }
 
-// Recent returns the last n (at most 500) events, newest first: one stream
-// info and one ordered-consumer fetch.
+// Recent returns the last n (at most 500) completion and command_failed
+// events, newest first. It reads the stream's tail in growing windows (4n,
+// 64n, then 1024n sequences) until it has n: a campaign's member_selected
+// events between two completions cost reads, bounded by the last window.
 func (l *EventLog) Recent(ctx context.Context, n int) ([]Outcome, error) {
 	n = min(max(n, 1), maxRecent)
 	st, err := l.js.Stream(ctx, l.subjects.EventStream())
@@ -133,30 +147,57 @@ func (l *EventLog) Recent(ctx context.Context, n int) ([]Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events stream info: %w", err)
 	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return nil, nil
 	}
-	start := info.State.FirstSeq
-	if info.State.LastSeq >= uint64(n) && info.State.LastSeq-uint64(n)+1 > start {
-		start = info.State.LastSeq - uint64(n) + 1
+	var filters []string
+	for t := range completions {
+		filters = append(filters, l.subjects.Event(t))
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(l.Wait))
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
+	slices.Sort(filters)
 	var out []Outcome
-	for msg := range batch.Messages() {
-		out = append(out, l.outcome(msg))
-		if md, err := msg.Metadata(); err == nil && md.Sequence.Stream >= info.State.LastSeq {
+	for _, w := range []uint64{4, 64, 1024} {
+		start := first
+		if span := w * uint64(n); last >= span && last-span+1 > first {
+			start = last - span + 1
+		}
+		if out, err = l.read(ctx, st, filters, start, n); err != nil || len(out) >= n || start == first {
 			break
 		}
 	}
 	slices.Reverse(out)
+	return out, err
+}
+
+// read returns the last n matching events from start on, oldest first,
+// through an ephemeral consumer whose pending count says how many to fetch
+// (so no fetch waits for messages that will not come).
+func (l *EventLog) read(ctx context.Context, st jetstream.Stream, filters []string, start uint64, n int) ([]Outcome, error) {
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubjects: filters, AckPolicy: jetstream.AckNonePolicy,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start, MemoryStorage: true, InactiveThreshold: time.Minute})
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer func() { _ = st.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
+	var out []Outcome
+	for pending := cons.CachedInfo().NumPending; pending > 0; {
+		batch, err := cons.Fetch(int(min(pending, maxRecent)), jetstream.FetchMaxWait(l.Wait))
+		if err != nil {
+			return out, fmt.Errorf("read events: %w", err)
+		}
+		got := uint64(0)
+		for msg := range batch.Messages() {
+			got++
+			if out = append(out, l.outcome(msg)); len(out) > n {
+				out = out[1:]
+			}
+		}
+		if got == 0 {
+			break
+		}
+		pending -= min(got, pending)
+	}
 	return out, nil
 }
 
@@ -173,6 +214,7 @@ func (l *EventLog) outcome(msg jetstream.Msg) Outcome {
 		if !b.OccurredAt.IsZero() {
 			o.OccurredAt = b.OccurredAt
 		}
+		o.CommandType = completions[o.EventType]
 		if o.EventType == messages.EvtCommandFailed {
 			o.Failed, o.CommandType, o.Kind, o.Reason = true, b.CommandType, b.Kind, b.Reason
 		}

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -211,5 +212,32 @@ func TestConsoleAuthCSRFAndEscaping(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+consoleToken)
 	if code, body, _ := newClient(t, ce.url).do(req); code != 200 || !strings.Contains(body, "No dead letter") {
 		t.Fatalf("bearer: %d\n%s", code, body)
+	}
+}
+
+// TestEventLogRecent: the recent outcomes are the last completions and
+// failures, newest first, found behind many events that are not outcomes.
+func TestEventLogRecent(t *testing.T) {
+	ce := startConsole(t, "")
+	for i := range 6 {
+		ce.event(t, messages.EvtReportGenerated, fmt.Sprintf(`{"commandId":"report-%d"}`, i))
+	}
+	ce.event(t, messages.EvtCommandFailed, `{"commandId":"bad-1","commandType":"provision_group","kind":"invalid","reason":"people: required"}`)
+	for i := range 300 {
+		ce.event(t, messages.EvtMemberSelected, fmt.Sprintf(`{"commandId":"camp","memberId":"m%d"}`, i))
+	}
+	got, err := admin.NewEventLog(ce.env.JS, ce.env.Subjects).Recent(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, o := range got {
+		ids = append(ids, o.CommandType+"/"+o.CommandID)
+	}
+	if strings.Join(ids, ",") != "provision_group/bad-1,generate_report/report-5,generate_report/report-4" || !got[0].Failed || got[0].Reason != "people: required" {
+		t.Fatalf("recent = %v %+v", ids, got)
+	}
+	if all, err := admin.NewEventLog(ce.env.JS, ce.env.Subjects).Recent(context.Background(), 50); err != nil || len(all) != 7 {
+		t.Fatalf("recent 50: %d outcomes, %v", len(all), err)
 	}
 }
