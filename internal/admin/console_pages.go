@@ -233,14 +233,22 @@ func (c *console) confirmed(w http.ResponseWriter, r *http.Request, sess *sessio
 	return false
 }
 
-func (c *console) dlqReplay(w http.ResponseWriter, r *http.Request, sess *session) {
+// confirmedEntry reads the path's dead letter and returns it once the action
+// (verb: "replay" or "purge") is confirmed; question is a format for the
+// entry's sequence, command type and id.
+func (c *console) confirmedEntry(w http.ResponseWriter, r *http.Request, sess *session, verb, question string) (*dlq.Entry, bool) {
 	e, ok := c.entry(w, r, sess)
 	if !ok {
-		return
+		return nil, false
 	}
-	if !c.confirmed(w, r, sess, confirmData{Action: fmt.Sprintf("/console/dlq/%d/replay", e.Seq),
-		Question: fmt.Sprintf("Replay dead letter #%d (%s %s) to its command subject?", e.Seq, e.CommandType, e.CommandID),
-		Button:   "Replay", Back: fmt.Sprintf("/console/dlq/%d", e.Seq)}) {
+	return e, c.confirmed(w, r, sess, confirmData{Action: fmt.Sprintf("/console/dlq/%d/%s", e.Seq, verb),
+		Question: fmt.Sprintf(question, e.Seq, e.CommandType, e.CommandID),
+		Button:   strings.ToUpper(verb[:1]) + verb[1:], Back: fmt.Sprintf("/console/dlq/%d", e.Seq)})
+}
+
+func (c *console) dlqReplay(w http.ResponseWriter, r *http.Request, sess *session) {
+	e, ok := c.confirmedEntry(w, r, sess, "replay", "Replay dead letter #%d (%s %s) to its command subject?")
+	if !ok {
 		return
 	}
 	ctx, cancel := c.ctx(r)
@@ -260,13 +268,8 @@ func (c *console) dlqReplay(w http.ResponseWriter, r *http.Request, sess *sessio
 }
 
 func (c *console) dlqPurgeOne(w http.ResponseWriter, r *http.Request, sess *session) {
-	e, ok := c.entry(w, r, sess)
+	e, ok := c.confirmedEntry(w, r, sess, "purge", "Purge dead letter #%d (%s %s)? It is deleted for good.")
 	if !ok {
-		return
-	}
-	if !c.confirmed(w, r, sess, confirmData{Action: fmt.Sprintf("/console/dlq/%d/purge", e.Seq),
-		Question: fmt.Sprintf("Purge dead letter #%d (%s %s)? It is deleted for good.", e.Seq, e.CommandType, e.CommandID),
-		Button:   "Purge", Back: fmt.Sprintf("/console/dlq/%d", e.Seq)}) {
 		return
 	}
 	ctx, cancel := c.ctx(r)

@@ -43,12 +43,17 @@ type Address struct {
 	Address string `json:"Address"`
 }
 
-// Summary is one mail of Mailpit's list.
-type Summary struct {
+// Header is what a mail's list entry and full view share.
+type Header struct {
 	ID      string    `json:"ID"`
 	From    Address   `json:"From"`
 	To      []Address `json:"To"`
 	Subject string    `json:"Subject"`
+}
+
+// Summary is one mail of Mailpit's list.
+type Summary struct {
+	Header
 	Created time.Time `json:"Created"`
 	Snippet string    `json:"Snippet"`
 	Size    int64     `json:"Size"`
@@ -56,13 +61,10 @@ type Summary struct {
 
 // Message is one mail with its parts.
 type Message struct {
-	ID      string    `json:"ID"`
-	From    Address   `json:"From"`
-	To      []Address `json:"To"`
-	Subject string    `json:"Subject"`
-	Date    time.Time `json:"Date"`
-	Text    string    `json:"Text"`
-	HTML    string    `json:"HTML"`
+	Header
+	Date time.Time `json:"Date"`
+	Text string    `json:"Text"`
+	HTML string    `json:"HTML"`
 }
 
 // Handler serves the viewer: / (the inbox, ?start= pages), /message?id=
