@@ -6,12 +6,14 @@ import (
 	"errors"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"groupflow/internal/dlq"
 )
@@ -36,12 +38,15 @@ type console struct {
 	pages map[string]*template.Template
 	log   *zap.Logger
 	now   func() time.Time
+	// logins bounds sign-in attempts (a token guesser gets 429s).
+	logins *rate.Limiter
 }
 
 // MountConsole serves the ops console at /console/ (and redirects / there).
 // Call it before Start.
 func (s *Server) MountConsole(src ConsoleSources) {
-	c := &console{s: s, src: src, sess: newSessions(), pages: parsePages(), log: s.log.Named("console"), now: time.Now}
+	c := &console{s: s, src: src, sess: newSessions(), pages: parsePages(), log: s.log.Named("console"), now: time.Now,
+		logins: rate.NewLimiter(rate.Every(6*time.Second), 10)}
 	toConsole := func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusFound) }
 	s.mux.HandleFunc("GET /{$}", toConsole)
 	s.mux.HandleFunc("GET /console", toConsole)
@@ -82,6 +87,12 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		sess := c.sess.get(r)
 		tokenSet := c.s.tokenSum != nil
+		if !tokenSet && !loopbackHost(r.Host) {
+			// Without a token the console trusts loopback only; a page of
+			// another name resolving to 127.0.0.1 (DNS rebinding) is refused.
+			http.Error(w, "the console without an admin token answers only to localhost, 127.0.0.1 or [::1]", http.StatusForbidden)
+			return
+		}
 		switch {
 		case sess != nil:
 		case tokenSet && bearerMatches(r, c.s.tokenSum):
@@ -123,6 +134,10 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if c.s.tokenSum == nil {
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		return
+	}
+	if !c.logins.Allow() {
+		http.Error(w, "too many sign-in attempts: wait a minute", http.StatusTooManyRequests)
 		return
 	}
 	if !tokenMatches(strings.TrimSpace(r.PostFormValue("token")), c.s.tokenSum) {
@@ -169,6 +184,19 @@ func (c *console) fail(w http.ResponseWriter, sess *session, status int, what st
 	p := c.page(sess, "Error", "", nil)
 	p.Error = what + ": " + err.Error()
 	c.render(w, status, "error", p)
+}
+
+// loopbackHost reports whether a Host header names the loopback interface.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func seqParam(r *http.Request) (uint64, error) {

@@ -241,3 +241,41 @@ func TestEventLogRecent(t *testing.T) {
 		t.Fatalf("recent 50: %d outcomes, %v", len(all), err)
 	}
 }
+
+// TestConsoleWithoutToken: on loopback without a token the console opens a
+// session (for its CSRF token) by itself, refuses other host names (DNS
+// rebinding) and still wants the CSRF token on posts.
+func TestConsoleWithoutToken(t *testing.T) {
+	ce := startConsole(t, "")
+	ce.deadLetter(t, hostileLetter())
+	c := newClient(t, ce.url)
+	code, page := c.get("/console/dlq")
+	if code != 200 || !strings.Contains(page, "prov-") {
+		t.Fatalf("dlq page: %d\n%s", code, page)
+	}
+	if code, _ := c.post("/console/dlq/1/purge", url.Values{"confirmed": {"1"}}); code != http.StatusForbidden {
+		t.Fatalf("purge without CSRF token: %d", code)
+	}
+	req, _ := http.NewRequest("GET", ce.url+"/console/", nil)
+	req.Host = "attacker.example:8080"
+	if code, _, _ := c.do(req); code != http.StatusForbidden {
+		t.Fatalf("foreign Host: %d", code)
+	}
+	if code, body := c.post("/console/dlq/1/purge", url.Values{"csrf": {csrfOf(t, page)}, "confirmed": {"1"}}); code != 200 || !strings.Contains(body, "#1 purged") {
+		t.Fatalf("purge: %d\n%s", code, body)
+	}
+}
+
+// TestConsoleLoginAttemptsBounded: a token guesser is cut off with 429s.
+func TestConsoleLoginAttemptsBounded(t *testing.T) {
+	ce := startConsole(t, consoleToken)
+	c := newClient(t, ce.url)
+	codes := map[int]int{}
+	for range 15 {
+		code, _ := c.post("/console/login", url.Values{"token": {"guess"}})
+		codes[code]++
+	}
+	if codes[http.StatusUnauthorized] != 10 || codes[http.StatusTooManyRequests] != 5 {
+		t.Fatalf("15 wrong sign-ins: %v, want 10 refused then 5 throttled", codes)
+	}
+}
