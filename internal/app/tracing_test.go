@@ -24,7 +24,8 @@ import (
 // carries the command span's traceparent.
 func TestTracingOfARosterCommand(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	ended := endOf{name: "command provision_group", ch: make(chan struct{}, 1)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSpanProcessor(ended))
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev); _ = tp.Shutdown(context.Background()) })
@@ -57,6 +58,12 @@ func TestTracingOfARosterCommand(t *testing.T) {
 		t.Fatalf("event: %v %s", err, m.Data)
 	}
 
+	// The event is published inside the command's span: await its end.
+	select {
+	case <-ended.ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command span did not end")
+	}
 	var cmd sdktrace.ReadOnlySpan
 	spans := exp.GetSpans().Snapshots()
 	for _, s := range spans {
@@ -105,3 +112,22 @@ func attrMap(s sdktrace.ReadOnlySpan) map[string]string {
 	}
 	return m
 }
+
+// endOf signals on ch when a span named name ends (after the exporter saw it:
+// processors run in registration order).
+type endOf struct {
+	name string
+	ch   chan struct{}
+}
+
+func (e endOf) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e endOf) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.Name() == e.name {
+		select {
+		case e.ch <- struct{}{}:
+		default:
+		}
+	}
+}
+func (e endOf) Shutdown(context.Context) error   { return nil }
+func (e endOf) ForceFlush(context.Context) error { return nil }
