@@ -52,6 +52,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	browsertest.Screenshot(ctx, t, "console-overview")
+	// The overview refreshes its live sections in place (console.js).
+	ce.event(t, messages.EvtReportGenerated, `{"commandId":"live-report","siteId":"demo-site"}`)
+	browsertest.Do(ctx, t, "await the live refresh of the recent outcomes",
+		chromedp.WaitVisible(chromedp.Search(`//section[@id="recent"]//a[contains(., "live-report")]`)))
 
 	browsertest.Do(ctx, t, "open the DLQ",
 		chromedp.Click(chromedp.CSS(`a[href="/console/dlq"]`)),
