@@ -129,6 +129,7 @@ type startup struct {
 	reg          *prometheus.Registry
 	sites        Sites
 	realWix      *wix.Client // for the startup preflight; nil when simulated
+	wixClient    *wix.Client // the Wix client, for the console's limiter view
 	store        *dlq.Store
 	consumers    []string
 }
@@ -263,7 +264,7 @@ func (s *startup) simWix(wixCfg *wix.Config) error {
 	if err := useAccount(client, cfg, "simulator"); err != nil {
 		return err
 	}
-	s.sites = client
+	s.sites, s.wixClient = client, client
 	return nil
 }
 
@@ -278,7 +279,7 @@ func (s *startup) realWixClient(wixCfg wix.Config) error {
 	if err := useAccount(client, cfg, cfg.WixAPIKey); err != nil {
 		return err
 	}
-	s.sites, s.realWix = client, client
+	s.sites, s.realWix, s.wixClient = client, client, client
 	s.log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
 		zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID),
 		zap.String("account_sites", cfg.WixAccountSites), zap.Int("max_account_sites", cfg.WixMaxSites))
@@ -338,6 +339,7 @@ func (s *startup) adminHTTP(context.Context) error {
 	dlqHTTP := dlq.NewHTTPHandler(s.store, cfg.AdminToken, log.Named("dlq-http"))
 	s.admin.Handle("/dlq", dlqHTTP)
 	s.admin.Handle("/dlq/", dlqHTTP)
+	s.admin.MountConsole(consoleSources(s.rt, s.led, s.store, s.js, s.subjects, s.wixClient))
 	addr, err := s.admin.Start()
 	if err != nil {
 		return fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)

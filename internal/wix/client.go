@@ -321,6 +321,7 @@ type Site struct {
 	// member authenticates the calls that need a site member (a group
 	// admin); nil without a member credential. See memberauth.go.
 	member authenticator
+	stats  siteStats
 
 	// Account sites (registry.go): made on demand, released when idle.
 	onDemand bool
@@ -391,6 +392,7 @@ func (s *Site) do(ctx context.Context, c call) error {
 			continue
 		}
 		if isAPI && ae.Throttled() {
+			s.stats.throttled.Add(1)
 			s.c.metrics.throttle(s.id)
 			lim.Throttled(ae.RetryAfter)
 		}
@@ -419,11 +421,17 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 	if s.c.baseErr != nil {
 		return "", fmt.Errorf("wix %s: %w", c.op, s.c.baseErr)
 	}
+	ctx, span := s.startSpan(ctx, c)
+	defer func() { span.end(err) }()
 	waitStart := time.Now()
-	if err := lim.Wait(ctx); err != nil {
+	s.stats.waiting.Add(1)
+	err = lim.Wait(ctx)
+	s.stats.waiting.Add(-1)
+	span.wait = time.Since(waitStart)
+	if err != nil {
 		return "", fmt.Errorf("wix %s: %w: %w", c.op, errLimiterWait, err)
 	}
-	s.c.metrics.waited(time.Since(waitStart))
+	s.c.metrics.waited(span.wait)
 
 	actx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
 	defer cancel()
@@ -449,6 +457,7 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 	}
 
 	callCounterFrom(ctx).Add(1)
+	s.stats.calls.Add(1)
 	start := time.Now()
 	resp, err := s.c.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -456,6 +465,7 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 		return "", fmt.Errorf("wix %s (%s %s): %w", c.op, c.method, c.path, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	span.status = resp.StatusCode
 	if isRedirect(resp.StatusCode) {
 		s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), time.Since(start))
 		return tok, redirectError(resp, c.op, c.method, c.path)
