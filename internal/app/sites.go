@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/config"
+	"groupflow/internal/report"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixcheck"
 )
@@ -45,6 +46,38 @@ type SiteEntry struct {
 	// the Wix OAuth app that issued it.
 	MemberRefreshTokenEnv string `yaml:"memberRefreshTokenEnv"`
 	MemberClientID        string `yaml:"memberClientId"`
+	// For reports: the site's name, public URL (groups link to
+	// <url>/group/<slug>), IANA time zone and report recipients (mailed
+	// by groupmail).
+	Name             string   `yaml:"name"`
+	URL              string   `yaml:"url"`
+	TimeZone         string   `yaml:"timeZone"`
+	ReportRecipients []string `yaml:"reportRecipients"`
+}
+
+// ReportProfiles reads the report profiles (name, url, timeZone,
+// reportRecipients) of the sites file, validated (report.CheckProfile);
+// no file, no profiles.
+func ReportProfiles(file string) (report.Profiles, error) {
+	profiles := map[string]report.Profile{}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("sites file: %w", err)
+		}
+		var f SitesFile
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("sites file %s: %w", file, err)
+		}
+		for _, s := range f.Sites {
+			p := report.Profile{Name: s.Name, URL: s.URL, TimeZone: s.TimeZone, Recipients: s.ReportRecipients}
+			if err := report.CheckProfile(p); err != nil {
+				return nil, fmt.Errorf("sites file entry %s: %w", s.SiteID, err)
+			}
+			profiles[s.SiteID] = p
+		}
+	}
+	return func(id string) report.Profile { return profiles[id] }, nil
 }
 
 // addSites registers the sites of cfg on c: the sites file, then the single

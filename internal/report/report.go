@@ -147,4 +147,3 @@ func Load(ctx context.Context, js jetstream.JetStream, reportID, format string) 
 	}
 	return b, nil
 }
-

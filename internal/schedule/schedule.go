@@ -22,7 +22,8 @@
 // server repeats (e.g. after a leader change) keeps its id.
 //
 // Republishing a schedule's subject replaces it (the server makes every
-// schedule a per-subject roll-up); Remove purges the subject.
+// schedule a per-subject roll-up); Remove replaces it with a roll-up
+// tombstone that expires after a minute.
 package schedule
 
 import (
@@ -224,12 +225,18 @@ func Remove(ctx context.Context, js jetstream.JetStream, subj messages.Subjects,
 		return false, fmt.Errorf("remove schedule: %w", err)
 	}
 	s := subj.Schedule(kind + "." + name)
-	if _, err := st.GetLastMsgForSubject(ctx, s); errors.Is(err, jetstream.ErrMsgNotFound) {
+	if m, err := st.GetLastMsgForSubject(ctx, s); errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && m.Header.Get(HeaderSchedule) == "") {
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("remove schedule: %w", err)
 	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSubject(s)); err != nil {
+	// A roll-up on the subject replaces the schedule (no purge grant
+	// needed: publishing on Schedules() is the ops role's); the tombstone
+	// itself expires after a minute.
+	msg := nats.NewMsg(s)
+	msg.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	msg.Header.Set(HeaderTTL, "60s")
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(subj.CommandStream())); err != nil {
 		return false, fmt.Errorf("remove schedule: %w", err)
 	}
 	return true, nil
