@@ -1014,6 +1014,46 @@ func TestClusterStarts(t *testing.T) {
 		}
 	}
 	t.Logf("3-node cluster up, R3 stream created and written in %v (leader %s)", time.Since(start).Round(time.Millisecond), info.Cluster.Leader)
+	clusterSchedules(ctx, t, js)
+}
+
+// clusterSchedules: the processor's provisioning updates the R3 commands
+// stream made above (an older config) in place, keeping its messages, and a
+// schedule on it fires on the cluster, each fire with its own command id.
+func clusterSchedules(ctx context.Context, t *testing.T, js jetstream.JetStream) {
+	subj := messages.Subjects{}
+	if err := (broker.Topology{Subjects: subj, Replicas: 3}).Provision(ctx, js); err != nil {
+		t.Fatalf("provision R3: %v", err)
+	}
+	st, err := js.Stream(ctx, subj.CommandStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := st.CachedInfo(); !info.Config.AllowMsgSchedules || info.State.Msgs != 5 || info.Config.Replicas != 3 {
+		t.Fatalf("after provision: schedules %v, %d messages, R%d", info.Config.AllowMsgSchedules, info.State.Msgs, info.Config.Replicas)
+	}
+	oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj.Command(messages.CmdGenerateReport)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := schedule.Create(ctx, js, subj, schedule.Spec{Kind: "report", Name: "r3", Every: time.Second, Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("schedule on R3: %v", err)
+	}
+	ids := map[string]bool{}
+	for len(ids) < 2 {
+		m, err := oc.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("no fire on the cluster: %v", err)
+		}
+		id := schedule.FiredID(m.Headers())
+		if id == "" || ids[id] {
+			t.Fatalf("fire %d: id %q (seen %v)", len(ids), id, ids)
+		}
+		ids[id] = true
+	}
+	if ok, err := schedule.Remove(ctx, js, subj, "report", "r3"); err != nil || !ok {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
 }
 
 // ---------------------------------------------------------------------------
