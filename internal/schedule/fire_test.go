@@ -3,6 +3,7 @@ package schedule_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/handlers"
 	"groupflow/internal/mailer"
@@ -133,4 +135,32 @@ func attachments(t *testing.T, api, id string) []attachment {
 		t.Fatal(err)
 	}
 	return m.Attachments
+}
+
+// TestScheduleOnCommandSubjectIsDeleted: permissions cannot stop a
+// producer from adding Nats-Schedule to a command it may publish; the
+// runtime's catch-all consumer deletes such a schedule, which stops it.
+func TestScheduleOnCommandSubjectIsDeleted(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	wx := testenv.StartWix(t, wixsim.Options{Members: 5, Groups: 2})
+	env.StartRuntime(runtime.Config{AckWait: 5 * time.Second, MaxDeliver: 5, Retries: -1, ShutdownGrace: 5 * time.Second},
+		handlers.NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log))
+	ack := env.Publish(messages.CmdGenerateReport, `{}`,
+		schedule.HeaderSchedule, "@every 1h", schedule.HeaderTarget, env.Subjects.Command(messages.CmdGenerateReport+"_x"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := env.JS.Stream(ctx, env.Subjects.CommandStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := st.GetMsg(ctx, ack.Sequence)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the schedule on %s is still stored: %v", env.Subjects.Command(messages.CmdGenerateReport), err)
+		}
+		time.Sleep(20 * time.Millisecond) // no event tells a message was deleted
+	}
 }
