@@ -64,6 +64,7 @@ type htmlData struct {
 	Growth                 []growthBar
 	ChartW, ChartH, Center int
 	LabelW                 int
+	GrowthCut              bool // more groups changed than the chart shows
 	IdleFilter             bool
 }
 
@@ -135,6 +136,7 @@ func (d *htmlData) growth(r *messages.ReportGenerated) {
 		}
 	}
 	slices.SortStableFunc(changed, func(a, b messages.ReportGroup) int { return cmp.Compare(abs(b.MemberChange), abs(a.MemberChange)) })
+	d.GrowthCut = len(changed) > maxGrowth
 	changed = changed[:min(len(changed), maxGrowth)]
 	peak := 1
 	for _, g := range changed {
@@ -176,6 +178,15 @@ var funcs = template.FuncMap{
 	"inc":    func(i int) int { return i + 1 },
 	"signed": func(n int) string { return fmt.Sprintf("%+d", n) },
 	"add":    func(a, b int) int { return a + b },
+	"flagLabel": func(kind string) string {
+		switch kind {
+		case messages.FlagLargeIdle:
+			return "large, idle"
+		case messages.FlagNeverActive:
+			return "never active"
+		}
+		return kind
+	},
 }
 
 // The page is well-formed XHTML-compatible markup (every element closed)

@@ -26,6 +26,8 @@ a{color:var(--accent)}
 .bar-up{fill:var(--up)}.bar-down{fill:var(--down)}.axis{stroke:var(--muted)}
 .label{font-size:12px;fill:var(--ink)}.count{font-size:12px;fill:var(--muted)}
 footer{margin-top:2rem;color:var(--muted);font-size:.8rem}
+svg{max-width:100%;height:auto}
+@media (max-width:600px){body{margin:1rem auto}th,td{padding:.3rem .3rem}#groups th:nth-child(2),#groups td:nth-child(2),#groups th:nth-child(3),#groups td:nth-child(3){display:none}}
 @media print{
   @page{size:A4;margin:14mm}
   body{margin:0;max-width:none;font-size:10pt}
@@ -54,12 +56,12 @@ footer{margin-top:2rem;color:var(--muted);font-size:.8rem}
 {{if .R.Flags}}<table id="flags">
 <thead><tr><th>Group</th><th class="num">Members</th><th class="num">Days idle</th><th>Why</th><th>Suggested action</th></tr></thead>
 <tbody>
-{{range .R.Flags}}<tr><td>{{.Name}}</td><td class="num">{{.MembersCount}}</td><td class="num">{{.IdleDays}}</td><td><span class="flag">{{.Kind}}</span></td><td>{{.Action}}</td></tr>
+{{range .R.Flags}}<tr><td>{{.Name}}</td><td class="num">{{.MembersCount}}</td><td class="num">{{.IdleDays}}</td><td><span class="flag">{{flagLabel .Kind}}</span></td><td>{{.Action}}</td></tr>
 {{end}}</tbody>
 </table>{{else}}<p>Nothing needs attention.</p>{{end}}
 
 {{if .R.AllGroups}}<h2>What changed</h2>
-{{with .R.Changes}}{{if $.Growth}}<p>Member change per group since the previous report ({{len $.Growth}} largest changes).</p>
+{{with .R.Changes}}{{if $.Growth}}<p>Member change per group since the previous report{{if $.GrowthCut}} (the {{len $.Growth}} largest changes){{end}}.</p>
 <svg xmlns="http://www.w3.org/2000/svg" id="growth-chart" width="{{$.ChartW}}" height="{{$.ChartH}}" viewBox="0 0 {{$.ChartW}} {{$.ChartH}}" role="img" aria-label="Member change per group since the previous report">
 <line class="axis" x1="{{$.Center}}" x2="{{$.Center}}" y1="0" y2="{{$.ChartH}}"/>
 {{range $.Growth}}<g class="row"><text class="label" x="{{$.LabelW}}" dx="-8" y="{{.TextY}}" text-anchor="end">{{.Name}}</text><rect class="{{if .Up}}bar-up{{else}}bar-down{{end}}" x="{{.X}}" y="{{.Y}}" width="{{.Width}}" height="20"><title>{{.Name}}: {{.Label}}</title></rect><text class="count" x="{{if .Up}}{{add .X .Width}}{{else}}{{.X}}{{end}}" dx="{{if .Up}}4{{else}}-4{{end}}" y="{{.TextY}}" text-anchor="{{if .Up}}start{{else}}end{{end}}">{{.Label}}</text></g>
@@ -72,7 +74,7 @@ footer{margin-top:2rem;color:var(--muted);font-size:.8rem}
 <table id="groups">
 <thead><tr><th>Group</th><th>Privacy</th><th>Created</th><th>Last activity</th><th class="num">Members</th><th class="num">Change</th></tr></thead>
 <tbody>
-{{range .Groups}}<tr><td>{{if .Link}}<a href="{{.Link}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}{{if .New}} <span class="flag">new</span>{{end}}{{if .Flag}} <span class="flag">{{.Flag}}</span>{{end}}</td><td>{{.Privacy}}</td><td>{{.Created}}</td><td>{{.Last}}</td><td class="num">{{.MembersCount}}</td><td class="num {{if lt .MemberChange 0}}down{{else if gt .MemberChange 0}}up{{end}}">{{if $.R.Changes}}{{if .New}}new{{else}}{{signed .MemberChange}}{{end}}{{end}}</td></tr>
+{{range .Groups}}<tr><td>{{if .Link}}<a href="{{.Link}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}{{if .New}} <span class="flag">new</span>{{end}}{{if .Flag}} <span class="flag">{{flagLabel .Flag}}</span>{{end}}</td><td>{{.Privacy}}</td><td>{{.Created}}</td><td>{{.Last}}</td><td class="num">{{.MembersCount}}</td><td class="num {{if lt .MemberChange 0}}down{{else if gt .MemberChange 0}}up{{end}}">{{if $.R.Changes}}{{if .New}}new{{else if .MemberChange}}{{signed .MemberChange}}{{else}}0{{end}}{{end}}</td></tr>
 {{end}}</tbody>
 </table>
 {{end}}

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"groupflow/internal/runtime"
 	"groupflow/internal/schedule"
 	"groupflow/internal/testenv"
+	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -63,6 +67,37 @@ func TestEveryFiresReportsThatAreMailedOnce(t *testing.T) {
 	// Between the fires: a new group of three members.
 	members := wx.Site().Members()
 	wx.Site().AddGroup("Chess club", "", members[0].ID, members[1].ID, members[2].ID)
+	grow, shrink := first.Groups[len(first.Groups)-1], first.Groups[0] // smallest gains 4, largest loses 2
+	site, err := wx.Client.Site(wx.SiteID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := site.ListGroupMembers(sctx, grow.GroupID, wix.Paging{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var join []string
+	for _, m := range members[3:] {
+		if len(join) < 4 && !slices.ContainsFunc(in.Members, func(g wix.GroupMember) bool { return g.MemberID == m.ID }) {
+			join = append(join, m.ID)
+		}
+	}
+	if _, err := site.AddGroupMembers(sctx, grow.GroupID, join); err != nil {
+		t.Fatal(err)
+	}
+	gm, err := site.ListGroupMembers(sctx, shrink.GroupID, wix.Paging{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leave []string
+	for _, m := range gm.Members {
+		if m.Role != "ADMIN" && len(leave) < 2 {
+			leave = append(leave, m.MemberID)
+		}
+	}
+	if err := site.RemoveGroupMembers(sctx, shrink.GroupID, leave); err != nil {
+		t.Fatal(err)
+	}
 	var second messages.ReportGenerated
 	for second.CommandID == "" || second.CommandID == first.CommandID {
 		second = testenv.Decode[messages.ReportGenerated](t, w.Next(30*time.Second, any))
@@ -80,8 +115,15 @@ func TestEveryFiresReportsThatAreMailedOnce(t *testing.T) {
 		t.Errorf("first report has changes: %+v", first.Changes)
 	}
 	ch := second.Changes
-	if ch == nil || ch.PreviousReportID != first.CommandID || ch.AddedTotal != 1 || ch.Added[0].Name != "Chess club" || ch.MemberChange != 3 {
+	if ch == nil || ch.PreviousReportID != first.CommandID || ch.AddedTotal != 1 || ch.Added[0].Name != "Chess club" || ch.MemberChange != 3+4-2 {
 		t.Fatalf("second report's changes: %+v", ch)
+	}
+	change := map[string]int{}
+	for _, g := range second.Groups {
+		change[g.GroupID] = g.MemberChange
+	}
+	if change[grow.GroupID] != 4 || change[shrink.GroupID] != -2 {
+		t.Errorf("member change of %s %d (want +4), of %s %d (want -2)", grow.Name, change[grow.GroupID], shrink.Name, change[shrink.GroupID])
 	}
 
 	// Exactly one mail per report, HTML body and CSV attached.
@@ -117,6 +159,19 @@ func TestEveryFiresReportsThatAreMailedOnce(t *testing.T) {
 		if len(att) != 1 || !strings.HasSuffix(att[0].FileName, ".csv") || !strings.HasPrefix(att[0].ContentType, "text/csv") {
 			t.Errorf("attachments %+v", att)
 		}
+		t.Run("screenshots", func(t *testing.T) {
+			page, err := report.Load(sctx, env.JS, second.CommandID, report.FormatHTML)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "report.html")
+			if err := os.WriteFile(file, page, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			shoot(t, "file://"+file, `document.getElementById("growth-chart") !== null`, 1100, "report-page.png")
+			// The HTML body as Mailpit received it, at a phone's width.
+			shoot(t, mp.API+"/view/"+s.ID+".html", `document.getElementById("growth-chart") !== null`, 420, "report-mail.png")
+		})
 	}
 }
 
