@@ -10,7 +10,7 @@ import (
 // buildHandlers returns one handler per command type.
 func buildHandlers(d Deps) []runtime.Handler {
 	log := d.Logger.Named("handlers")
-	profiles, err := ReportProfiles(d.Config.WixSitesFile)
+	profiles, err := ReportProfiles(d.Config)
 	if err != nil {
 		log.Error("report profiles of the sites file ignored (reports show site ids, UTC, no links, no mail)", zap.Error(err))
 	}

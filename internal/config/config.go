@@ -15,6 +15,7 @@ import (
 
 	"groupflow/internal/netsafe"
 	"groupflow/internal/wix"
+	"groupflow/messages"
 )
 
 // Config is the processor's configuration.
@@ -43,8 +44,12 @@ type Config struct {
 	AdminInsecureNoToken bool
 
 	// Wix.
-	SiteID     string
-	WixBaseURL string
+	SiteID string
+	// SiteName, SiteURL, SiteTimeZone and ReportRecipients describe the
+	// default site (--site-id) for reports; sites of --wix-sites-file give
+	// theirs in the file.
+	SiteName, SiteURL, SiteTimeZone, ReportRecipients string
+	WixBaseURL                                        string
 	// WixAllowInsecureHTTP accepts an http:// base URL beyond loopback.
 	WixAllowInsecureHTTP bool
 	WixAPIKey            string // env WIX_API_KEY only
@@ -180,6 +185,10 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.AdminInsecureNoToken, "admin-insecure-no-token", false, "INSECURE: let the admin API (dead letters, replay, purge) listen beyond loopback without GROUPFLOW_ADMIN_TOKEN (env "+envName("admin-insecure-no-token")+")")
 
 	str(&c.SiteID, "site-id", "", "default Wix site of commands without siteId (default demo-site with the simulator)", "WIX_SITE_ID")
+	str(&c.SiteName, "site-name", "", "name of the default site in its reports")
+	str(&c.SiteURL, "site-url", "", "public URL of the default site: reports link each group to <url>/group/<slug>")
+	str(&c.SiteTimeZone, "site-time-zone", "", "IANA time zone of the default site's reports, e.g. Europe/Berlin (default UTC)")
+	str(&c.ReportRecipients, "report-recipients", "", "comma-separated addresses groupmail mails the default site's reports to")
 	str(&c.WixBaseURL, "wix-base-url", "", "Wix API base URL (default https://www.wixapis.com, or the embedded simulator)", "WIX_BASE_URL")
 	fs.BoolVar(&c.WixAllowInsecureHTTP, "wix-allow-insecure-http", false, "accept a plain http:// --wix-base-url on a host other than loopback (a simulator on a private network) (env "+envName("wix-allow-insecure-http")+")")
 	str(&c.WixAppID, "wix-app-id", "", "Wix app id for OAuth client credentials (secret from WIX_APP_SECRET)", "WIX_APP_ID")
@@ -271,6 +280,14 @@ func (c *Config) validate() error {
 	}
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
+	}
+	if p := messages.TimeZoneProblem(c.SiteTimeZone); p != "" {
+		errs = append(errs, fmt.Errorf("--site-time-zone %q %s", c.SiteTimeZone, p))
+	}
+	for _, r := range strings.Split(c.ReportRecipients, ",") {
+		if r = strings.TrimSpace(r); r != "" && !messages.ValidEmail(r) {
+			errs = append(errs, fmt.Errorf("--report-recipients: %q is not an email address", r))
+		}
 	}
 	if (c.WixMemberRefreshToken == "") != (c.WixMemberClientID == "") {
 		errs = append(errs, errors.New("a member credential needs both WIX_MEMBER_REFRESH_TOKEN and WIX_MEMBER_CLIENT_ID (--wix-member-client-id)"))
