@@ -42,3 +42,22 @@ func TestScheduleReportCampaignLsRm(t *testing.T) {
 		t.Fatalf("after rm:\n%s", out)
 	}
 }
+
+// TestSendReportForPeople: send report carries --all-groups, --tz and the
+// flag thresholds into the command; a bad zone is refused before sending.
+func TestSendReportForPeople(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	mustGroupctl(t, env, "send", "report", "--id", "rep-p", "--all-groups", "--tz", "Europe/Berlin", "--large", "50", "--small", "2")
+	msgs := env.Read(env.Subjects.CommandStream(), env.Subjects.Command("generate_report"))
+	if len(msgs) != 1 {
+		t.Fatalf("%d commands", len(msgs))
+	}
+	for _, want := range []string{`"allGroups":true`, `"timeZone":"Europe/Berlin"`, `"largeGroup":50`, `"smallGroup":2`} {
+		if !strings.Contains(string(msgs[0].Data), want) {
+			t.Errorf("command %s lacks %s", msgs[0].Data, want)
+		}
+	}
+	if _, _, err := groupctl(t, env, "", "send", "report", "--tz", "Mars/Olympus"); err == nil {
+		t.Error("an unknown zone was sent")
+	}
+}

@@ -127,6 +127,9 @@ func (m *Mailer) mailReport(ctx context.Context, body []byte, log *zap.Logger) (
 	if err != nil {
 		return 2 * time.Second, err
 	}
+	if err := m.waitRate(ctx); err != nil { // the same send rate as member mails
+		return time.Second, err
+	}
 	claim := Record{Status: StatusSending, EventID: id, MessageID: msgID, Owner: m.cfg.Instance, Claims: claims, At: time.Now().UTC()}
 	if rev, err = m.store.Write(ctx, id, claim, rev); err != nil {
 		return time.Second, err
