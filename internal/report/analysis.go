@@ -95,9 +95,12 @@ func Flag(groups []messages.ReportGroup, now time.Time, th Thresholds) []message
 	var out []messages.ReportFlag
 	for _, g := range groups {
 		days := IdleDaysSince(now, g.LastActivity, g.CreatedDate)
+		if neverActive(g) {
+			days = IdleDaysSince(now, time.Time{}, g.CreatedDate)
+		}
 		f := messages.ReportFlag{GroupID: g.GroupID, Name: g.Name, MembersCount: g.MembersCount, IdleDays: days}
 		switch {
-		case g.LastActivity.IsZero() && !g.CreatedDate.IsZero() && days >= 7:
+		case neverActive(g) && days >= 7:
 			f.Kind = messages.FlagNeverActive
 			f.Action = fmt.Sprintf("Created %d days ago and never used: post a welcome message, or delete the group.", days)
 		case g.MembersCount >= th.LargeGroup && days >= th.IdleDays:
@@ -112,6 +115,15 @@ func Flag(groups []messages.ReportGroup, now time.Time, th Thresholds) []message
 		out = append(out, f)
 	}
 	return out
+}
+
+// neverActive: a group whose last activity is unknown or its creation
+// (Wix sets lastActivityDate when a group is created).
+func neverActive(g messages.ReportGroup) bool {
+	if g.CreatedDate.IsZero() {
+		return false
+	}
+	return g.LastActivity.IsZero() || !g.LastActivity.After(g.CreatedDate.Add(time.Minute))
 }
 
 // Compare sets MemberChange and New on groups from the previous report's

@@ -54,6 +54,10 @@ func TestCompareAndFlag(t *testing.T) {
 			t.Errorf("flag %+v, want %s", f, want[f.GroupID])
 		}
 	}
+	// Activity at creation only (what Wix records for a new group) is none.
+	if f := Flag([]messages.ReportGroup{{GroupID: "x", MembersCount: 5, CreatedDate: at.AddDate(0, 0, -9), LastActivity: at.AddDate(0, 0, -9).Add(time.Second)}}, at, ThresholdsOf(&messages.GenerateReport{})); len(f) != 1 || f[0].Kind != messages.FlagNeverActive || f[0].IdleDays != 9 {
+		t.Errorf("activity at creation: %+v", f)
+	}
 	// A group created today with no activity yet is small, not "never active".
 	if f := Flag([]messages.ReportGroup{{GroupID: "x", MembersCount: 1, CreatedDate: at.Add(-time.Hour)}}, at, ThresholdsOf(&messages.GenerateReport{})); len(f) != 1 || f[0].Kind != messages.FlagSmall {
 		t.Errorf("young group: %+v", f)
