@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/config"
+	"groupflow/internal/report"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixcheck"
@@ -46,6 +48,55 @@ type SiteEntry struct {
 	// the Wix OAuth app that issued it.
 	MemberRefreshTokenEnv string `yaml:"memberRefreshTokenEnv"`
 	MemberClientID        string `yaml:"memberClientId"`
+	// For reports: the site's name, public URL (groups link to
+	// <url>/group/<slug>), IANA time zone and report recipients (mailed
+	// by groupmail).
+	Name             string   `yaml:"name"`
+	URL              string   `yaml:"url"`
+	TimeZone         string   `yaml:"timeZone"`
+	ReportRecipients []string `yaml:"reportRecipients"`
+}
+
+// ReportProfiles gives the sites' report profiles: the default site's
+// from --site-name, --site-url, --site-time-zone and --report-recipients,
+// then the sites file's (name, url, timeZone, reportRecipients), each
+// validated (report.CheckProfile).
+func ReportProfiles(cfg *config.Config) (report.Profiles, error) {
+	profiles := map[string]report.Profile{}
+	if p := (report.Profile{Name: cfg.SiteName, URL: cfg.SiteURL, TimeZone: cfg.SiteTimeZone, Recipients: splitList(cfg.ReportRecipients)}); p.Name != "" || p.URL != "" || p.TimeZone != "" || len(p.Recipients) > 0 {
+		if err := report.CheckProfile(p); err != nil {
+			return nil, fmt.Errorf("site %s: %w", cfg.SiteID, err)
+		}
+		profiles[cfg.SiteID] = p
+	}
+	if cfg.WixSitesFile != "" {
+		b, err := os.ReadFile(cfg.WixSitesFile)
+		if err != nil {
+			return nil, fmt.Errorf("sites file: %w", err)
+		}
+		var f SitesFile
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("sites file %s: %w", cfg.WixSitesFile, err)
+		}
+		for _, s := range f.Sites {
+			p := report.Profile{Name: s.Name, URL: s.URL, TimeZone: s.TimeZone, Recipients: s.ReportRecipients}
+			if err := report.CheckProfile(p); err != nil {
+				return nil, fmt.Errorf("sites file entry %s: %w", s.SiteID, err)
+			}
+			profiles[s.SiteID] = p
+		}
+	}
+	return func(id string) report.Profile { return profiles[id] }, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // addSites registers the sites of cfg on c: the sites file, then the single

@@ -16,6 +16,7 @@ import (
 	"groupflow/internal/netsafe"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
+	"groupflow/messages"
 )
 
 // Config is the processor's configuration.
@@ -44,8 +45,12 @@ type Config struct {
 	AdminInsecureNoToken bool
 
 	// Wix.
-	SiteID     string
-	WixBaseURL string
+	SiteID string
+	// SiteName, SiteURL, SiteTimeZone and ReportRecipients describe the
+	// default site (--site-id) for reports; sites of --wix-sites-file give
+	// theirs in the file.
+	SiteName, SiteURL, SiteTimeZone, ReportRecipients string
+	WixBaseURL                                        string
 	// WixAllowInsecureHTTP accepts an http:// base URL beyond loopback.
 	WixAllowInsecureHTTP bool
 	WixAPIKey            string // env WIX_API_KEY only
@@ -191,6 +196,10 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.AdminInsecureNoToken, "admin-insecure-no-token", false, "INSECURE: let the admin API (dead letters, replay, purge) listen beyond loopback without GROUPFLOW_ADMIN_TOKEN (env "+envName("admin-insecure-no-token")+")")
 
 	str(&c.SiteID, "site-id", "", "default Wix site of commands without siteId (default demo-site with the simulator)", "WIX_SITE_ID")
+	str(&c.SiteName, "site-name", "", "name of the default site in its reports")
+	str(&c.SiteURL, "site-url", "", "public URL of the default site: reports link each group to <url>/group/<slug>")
+	str(&c.SiteTimeZone, "site-time-zone", "", "IANA time zone of the default site's reports, e.g. Europe/Berlin (default UTC)")
+	str(&c.ReportRecipients, "report-recipients", "", "comma-separated addresses groupmail mails the default site's reports to")
 	str(&c.WixBaseURL, "wix-base-url", "", "Wix API base URL (default https://www.wixapis.com, or the embedded simulator)", "WIX_BASE_URL")
 	fs.BoolVar(&c.WixAllowInsecureHTTP, "wix-allow-insecure-http", false, "accept a plain http:// --wix-base-url on a host other than loopback (a simulator on a private network) (env "+envName("wix-allow-insecure-http")+")")
 	str(&c.WixAppID, "wix-app-id", "", "Wix app id for OAuth client credentials (secret from WIX_APP_SECRET)", "WIX_APP_ID")
@@ -227,7 +236,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	}
 	size(&c.MemoryLimit, "memory-limit", "Go soft memory limit, e.g. 512MiB (0: GOMEMLIMIT if set, else none)")
 	size(&c.InFlightBytes, "in-flight-bytes", "command bodies in work at once across all types; a command that does not fit waits")
-	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream; when full, producers' publishes fail (discard new)")
+	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream (commands and schedules); when full, its oldest messages are dropped (discard old: nats-server refuses message schedules with discard new), so give it room for the max age of commands and alert on groupflow_stream_bytes")
 	size(&c.EventsMaxBytes, "events-max-bytes", "size limit of the events stream; when full, completions wait and are retried (discard new)")
 	size(&c.DLQMaxBytes, "dlq-max-bytes", "size limit of the DLQ stream (no age limit); when full, the affected command types pause")
 	fs.Int64Var(&c.DLQMaxMsgs, "dlq-max-msgs", 0, "message limit of the DLQ stream (0: none) (env "+envName("dlq-max-msgs")+")")
@@ -287,6 +296,14 @@ func (c *Config) validate() error {
 	errs = append(errs, c.validateAccount()...)
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
+	}
+	if p := messages.TimeZoneProblem(c.SiteTimeZone); p != "" {
+		errs = append(errs, fmt.Errorf("--site-time-zone %q %s", c.SiteTimeZone, p))
+	}
+	for _, r := range strings.Split(c.ReportRecipients, ",") {
+		if r = strings.TrimSpace(r); r != "" && !messages.ValidEmail(r) {
+			errs = append(errs, fmt.Errorf("--report-recipients: %q is not an email address", r))
+		}
 	}
 	if (c.WixMemberRefreshToken == "") != (c.WixMemberClientID == "") {
 		errs = append(errs, errors.New("a member credential needs both WIX_MEMBER_REFRESH_TOKEN and WIX_MEMBER_CLIENT_ID (--wix-member-client-id)"))

@@ -77,6 +77,8 @@ func TestParse(t *testing.T) {
 		{name: "bad env value", env: map[string]string{"GROUPFLOW_MAX_DELIVER": "many"}, wantErr: "GROUPFLOW_MAX_DELIVER"},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "log-format"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "unknown site time zone", args: []string{"--site-time-zone", "Mars/Olympus"}, wantErr: "--site-time-zone"},
+		{name: "bad report recipient", env: map[string]string{"GROUPFLOW_REPORT_RECIPIENTS": "head@acme.example, nope"}, wantErr: `"nope" is not an email`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"groupflow/internal/schedule"
 	"groupflow/messages"
 )
 
@@ -253,7 +254,8 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 }
 
 // commandIDOf picks a command's id like the runtime does: the body's "id",
-// else Groupflow-Command-Id, else Nats-Msg-Id, else "<stream>-<seq>".
+// else Groupflow-Command-Id, else schedule.FiredID, else Nats-Msg-Id, else
+// "<stream>-<seq>".
 func commandIDOf(m *jetstream.RawStreamMsg, stream string) string {
 	var body struct {
 		ID any `json:"id"`
@@ -264,6 +266,9 @@ func commandIDOf(m *jetstream.RawStreamMsg, stream string) string {
 		}
 	}
 	if id := m.Header.Get(HeaderReplayCommandID); id != "" {
+		return id
+	}
+	if id := schedule.FiredID(m.Header); id != "" {
 		return id
 	}
 	if id := m.Header.Get(nats.MsgIdHdr); id != "" {

@@ -535,6 +535,9 @@ const UnknownCommandsDurable = "groupflow_unknown_commands"
 // unknownCommands acknowledges commands of the types the contract defines
 // (their own consumers handle them) and dead-letters (permanently) the rest.
 func (r *Runtime) unknownCommands(msg *message.Message) error {
+	if isSchedule(msg) {
+		return r.deleteSchedule(msg) // schedules.go
+	}
 	// Known to the contract, not to this instance's handler map: during a
 	// rolling deploy another instance may serve a type this one lacks.
 	t, ok := r.cfg.Subjects.CommandTypeOf(msg.Metadata.Get(MetaSubject))

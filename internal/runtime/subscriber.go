@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/schedule"
 )
 
 // Metadata keys the subscriber sets on every Watermill message, besides the
@@ -299,7 +300,8 @@ const HeaderCommandID = "Groupflow-Command-Id"
 func (s *Subscriber) shutdownNakDelay() time.Duration { return s.cfg.FetchWait + 2*time.Second }
 
 // commandID picks the command's id: the body's "id", else the
-// Groupflow-Command-Id header, else the Nats-Msg-Id header, else an id
+// Groupflow-Command-Id header, else schedule.FiredID (a fired schedule),
+// else the Nats-Msg-Id header, else an id
 // derived from the stream sequence (stable across redeliveries). Whatever
 // its source, the id is held to the contract's limits (messages.IDProblem)
 // by the correlation middleware before anything uses it.
@@ -308,6 +310,9 @@ func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
 		return id
 	}
 	if id := m.Headers().Get(HeaderCommandID); id != "" {
+		return id
+	}
+	if id := schedule.FiredID(m.Headers()); id != "" { // fired by a JetStream message schedule
 		return id
 	}
 	if id := m.Headers().Get(nats.MsgIdHdr); id != "" {
