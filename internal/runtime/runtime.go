@@ -170,7 +170,7 @@ type Runtime struct {
 	log      *zap.Logger
 	handlers map[string]registration
 	router   *message.Router
-	sub      *Subscriber
+	sub      *Source
 	// instance names this processor in command leases.
 	instance string
 	// active holds the commands this instance is working on.
@@ -254,7 +254,7 @@ func (r *Runtime) build() error {
 		},
 		Concurrency: 2,
 	}
-	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
+	sub := NewSource(r.deps.JS, SourceConfig{
 		Stream:        r.cfg.Subjects.CommandStream(),
 		Topics:        topics,
 		NakDelay:      r.cfg.NakDelay,
