@@ -10,8 +10,9 @@ const (
 	// HeaderNatsMsgID is the JetStream de-duplication id; it is the command
 	// id when the body has no "id" and no HeaderCommandID is set.
 	HeaderNatsMsgID = "Nats-Msg-Id"
-	// HeaderTraceparent carries the W3C trace context.
+	// HeaderTraceparent and HeaderTracestate carry the W3C trace context.
 	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
 	// HeaderCommandID carries a command's id when the body has none and the
 	// Nats-Msg-Id cannot be reused: a dead letter replayed within the
 	// commands stream's duplicate window keeps its original id this way.
@@ -61,6 +62,7 @@ const (
 	HeaderDLQCommandID       = "Groupflow-Dlq-Command-Id"       // the command id
 	HeaderDLQCommandType     = "Groupflow-Dlq-Command-Type"     // the command type
 	HeaderDLQFields          = "Groupflow-Dlq-Fields"           // JSON array of FieldError (FailureInvalid)
+	HeaderDLQHeadersDropped  = "Groupflow-Dlq-Headers-Dropped"  // original headers left out or cut for size
 )
 
 // HeaderGetter reads one header value (nats.Header, http.Header).

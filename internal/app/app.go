@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"groupflow/internal/admin"
@@ -23,6 +22,7 @@ import (
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -35,7 +35,6 @@ type App struct {
 	cfg      *config.Config
 	log      *zap.Logger
 	embedded *broker.Embedded
-	sim      *wixsim.Server
 	conns    []*nats.Conn
 	admin    *admin.Server
 	rt       *runtime.Runtime
@@ -58,16 +57,12 @@ type App struct {
 
 // Deps are what handlers are built from.
 type Deps struct {
-	Config    *config.Config
-	Sites     Sites
-	Ledger    *ledger.Ledger
-	Events    *events.Publisher
-	JS        jetstream.JetStream
-	Logger    *zap.Logger
-	Registry  prometheus.Registerer
-	DLQ       *dlq.Store
-	Subjects  messages.Subjects
-	WixClient *wix.Client
+	Config *config.Config
+	Sites  Sites
+	Ledger *ledger.Ledger
+	Events *events.Publisher
+	JS     jetstream.JetStream
+	Logger *zap.Logger
 }
 
 // Sites resolves a site id to its Wix client.
@@ -168,7 +163,8 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		return nil, err
 	}
 
-	// Wix.
+	// Wix. One name for this process in rate-limit shares and command leases.
+	instance := natsname.InstanceID()
 	reg := admin.NewRegistry()
 	wixCfg := wix.Config{BaseURL: cfg.WixBaseURL, RequestsPerMinute: cfg.WixRatePerMinute,
 		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, GroupRequestsPrefix: cfg.GroupRequestsPrefix,
@@ -177,7 +173,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	// instances with work split the site's rate between them, and the share
 	// of one that stops comes back to the others within seconds.
 	if cfg.SharedRateLimit {
-		a.rates = ratelimit.NewGroup(ctx, js, ratelimit.DefaultInstanceID(), ratelimit.Options{
+		a.rates = ratelimit.NewGroup(ctx, js, instance, ratelimit.Options{
 			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: reg})
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return a.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
@@ -191,7 +187,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 		if err != nil {
 			return nil, fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
 		}
-		a.sim, a.Sim = sim, sim
+		a.Sim = sim
 		wixCfg.BaseURL = url
 		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
 			zap.String("simulator", url), zap.String("default_site", cfg.SiteID))
@@ -215,11 +211,11 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	}
 	evts := events.NewPublisher(wpub, subjects, "groupflow")
 	store := dlq.NewStore(js, subjects)
-	deps := Deps{Config: cfg, Sites: sites, Ledger: led, Events: evts, JS: js, Logger: log,
-		Registry: reg, DLQ: store, Subjects: subjects}
+	deps := Deps{Config: cfg, Sites: sites, Ledger: led, Events: evts, JS: js, Logger: log}
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
+		Instance: instance,
 	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Outcomes: outcomes, Logger: log, Registerer: reg})
 	var consumers []string
 	for _, h := range buildHandlers(deps) {
@@ -370,8 +366,8 @@ func (a *App) close() {
 	for i := len(a.conns) - 1; i >= 0; i-- {
 		_ = a.conns[i].Drain()
 	}
-	if a.sim != nil {
-		if err := a.sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if a.Sim != nil {
+		if err := a.Sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("wix simulator close", zap.Error(err))
 		}
 	}

@@ -2,7 +2,6 @@ package mailer
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -24,6 +23,9 @@ import (
 
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
+	"groupflow/internal/failure"
+	"groupflow/internal/natsname"
+	"groupflow/internal/runtime"
 	"groupflow/messages"
 )
 
@@ -69,7 +71,7 @@ type Config struct {
 	SendAttempts           int
 	RetryInitial, RetryMax time.Duration
 	// NakDelay gives the redelivery delay after the n-th delivery failed
-	// transiently (default 2s doubling up to 5m).
+	// transiently (default runtime.DefaultNakDelay, groupflow's own).
 	NakDelay func(delivery int) time.Duration
 	// FetchWait bounds one pull request (default 1s).
 	FetchWait time.Duration
@@ -116,14 +118,6 @@ type Mailer struct {
 	// abortCtx is cancelled by Abort, or when the shutdown grace is over.
 	abortCtx context.Context
 	abort    context.CancelFunc
-}
-
-// DefaultNakDelay backs off from 2s, doubling per delivery, up to 5 minutes.
-func DefaultNakDelay(delivery int) time.Duration {
-	if delivery < 1 {
-		delivery = 1
-	}
-	return min(2*time.Second<<min(delivery-1, 10), 5*time.Minute)
 }
 
 // New checks cfg and builds a mailer; Prepare then Run it.
@@ -182,7 +176,7 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 		cfg.RetryMax = 10 * time.Second
 	}
 	if cfg.NakDelay == nil {
-		cfg.NakDelay = DefaultNakDelay
+		cfg.NakDelay = runtime.DefaultNakDelay
 	}
 	if cfg.FetchWait <= 0 {
 		cfg.FetchWait = time.Second
@@ -194,10 +188,7 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 		cfg.Source = "groupmail"
 	}
 	if cfg.Instance == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		cfg.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+		cfg.Instance = natsname.InstanceID()
 	}
 	log := deps.Logger
 	if log == nil {
@@ -366,6 +357,8 @@ type delivery struct {
 	eventID string
 	prev    *Entry // the record read at the start
 	log     *zap.Logger
+	// msgID is the email's Message-ID, template its template (once rendered).
+	msgID, template string
 }
 
 func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
@@ -422,14 +415,39 @@ func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// process runs the exactly-once protocol for one delivery (see the package doc).
+// process runs the exactly-once protocol for one delivery (see the package
+// doc), step by step; each step either lets the delivery go on or decides
+// its outcome.
 func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
 	d.log = m.log.With(zap.String("subject", d.msg.Subject()), zap.Uint64("stream_seq", d.md.Sequence.Stream), zap.Int("delivery", d.n))
+	if out, next := m.identify(ctx, d); !next {
+		return out
+	}
+	if out, next := m.checkRecord(ctx, d); !next { // 1. already sent?
+		return out
+	}
+	email, out, next := m.render(ctx, d) // 2. render
+	if !next {
+		return out
+	}
+	// Wait for the send rate before claiming, so the claim is young.
+	if err := m.waitRate(ctx); err != nil {
+		return abandon()
+	}
+	claim, rev, out, next := m.claim(ctx, d) // 3. claim
+	if !next {
+		return out
+	}
+	return m.sendAndRecord(ctx, d, email, claim, rev) // 4. send, 5. record
+}
+
+// identify decodes the event and names the delivery by its event id.
+func (m *Mailer) identify(ctx context.Context, d *delivery) (outcome, bool) {
 	ev, err := decodeMemberSelected(d.msg.Data())
 	if err != nil {
 		d.eventID = fallbackID(d.msg, d.md)
 		d.log = d.log.With(zap.String("event_id", d.eventID))
-		return m.fail(ctx, d, &PermanentError{Reason: ReasonMalformed, Err: err})
+		return m.fail(ctx, d, &PermanentError{Reason: ReasonMalformed, Err: err}), false
 	}
 	d.ev = ev
 	d.eventID = ev.EventID()
@@ -437,100 +455,112 @@ func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
 	if ce := d.msg.Headers().Get(messages.HeaderCEID); ce != "" && ce != d.eventID {
 		d.log.Warn("ce-id differs from the payload's event id; keying on the payload", zap.String("ce_id", ce))
 	}
+	return outcome{}, true
+}
 
-	// 1. Already sent?
+// checkRecord reads the event's send record: "sent" is answered without
+// sending, a fresh "sending" claim of another delivery is waited for, a
+// stale one is taken over.
+func (m *Mailer) checkRecord(ctx context.Context, d *delivery) (outcome, bool) {
 	prev, err := m.store.Get(ctx, d.eventID)
 	if err != nil {
-		return m.transient(ctx, d, err)
+		return m.transient(ctx, d, err), false
 	}
 	d.prev = prev
-	if prev != nil {
-		switch prev.Status {
-		case StatusSent:
-			m.metrics.incDuplicate()
-			d.log.Info("already sent; acknowledged without sending", zap.String("message_id", prev.MessageID))
-			m.announceSent(ctx, d, prev.Record)
-			return ack()
-		case StatusSending:
-			age := time.Since(prev.Stored)
-			if age < m.cfg.ClaimTimeout {
-				if d.last {
-					return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner))
-				}
-				wait := m.cfg.ClaimTimeout - age + time.Second
-				d.log.Info("claimed by another delivery; looking again later", zap.String("owner", prev.Owner), zap.Duration("retry_in", wait))
-				return nak(wait)
-			}
-			d.log.Warn("taking over a stale claim: the previous sender stopped before recording its result; the email may be sent twice (same Message-ID)",
-				zap.String("owner", prev.Owner), zap.Duration("age", age))
-		}
+	if prev == nil {
+		return outcome{}, true
 	}
+	switch prev.Status {
+	case StatusSent:
+		m.metrics.incDuplicate()
+		d.log.Info("already sent; acknowledged without sending", zap.String("message_id", prev.MessageID))
+		m.announceSent(ctx, d, prev.Record)
+		return ack(), false
+	case StatusSending:
+		age := time.Since(prev.Stored)
+		if age < m.cfg.ClaimTimeout {
+			if d.last {
+				return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner)), false
+			}
+			wait := m.cfg.ClaimTimeout - age + time.Second
+			d.log.Info("claimed by another delivery; looking again later", zap.String("owner", prev.Owner), zap.Duration("retry_in", wait))
+			return nak(wait), false
+		}
+		d.log.Warn("taking over a stale claim: the previous sender stopped before recording its result; the email may be sent twice (same Message-ID)",
+			zap.String("owner", prev.Owner), zap.Duration("age", age))
+	}
+	return outcome{}, true
+}
 
-	// 2. Render.
-	if !messages.ValidEmail(d.ev.Email) {
-		return m.fail(ctx, d, permanentf(ReasonRecipient, "member %s has no deliverable email address", ev.MemberID))
+// render builds the email; a template or address problem is permanent.
+func (m *Mailer) render(ctx context.Context, d *delivery) (*mail.Msg, outcome, bool) {
+	ev := d.ev
+	if !messages.ValidEmail(ev.Email) {
+		return nil, m.fail(ctx, d, permanentf(ReasonRecipient, "member %s has no deliverable email address", ev.MemberID)), false
 	}
 	content, err := ParseContent(ev.Content)
 	if err != nil {
-		return m.fail(ctx, d, err)
+		return nil, m.fail(ctx, d, err), false
 	}
 	unsub, err := m.unsub.Render(ev)
 	if err != nil {
-		return m.fail(ctx, d, &PermanentError{Reason: ReasonTemplate, Err: err})
+		return nil, m.fail(ctx, d, &PermanentError{Reason: ReasonTemplate, Err: err}), false
 	}
 	r, err := m.renderer.Render(ev, content, unsub)
 	if err != nil {
-		if IsPermanent(err) {
-			return m.fail(ctx, d, err)
+		if failure.IsPermanent(err) {
+			return nil, m.fail(ctx, d, err), false
 		}
-		return m.transient(ctx, d, err)
+		return nil, m.transient(ctx, d, err), false
 	}
-	msgID := MessageID(d.eventID, m.domain)
-	email, err := m.build(ev, d.eventID, msgID, r, unsub)
+	d.msgID, d.template = MessageID(d.eventID, m.domain), content.TemplateID
+	email, err := m.build(ev, d.eventID, d.msgID, r, unsub)
 	if err != nil {
-		return m.fail(ctx, d, err)
+		return nil, m.fail(ctx, d, err), false
 	}
 	if ce := d.log.Check(zap.DebugLevel, "rendered"); ce != nil {
-		ce.Write(zap.String("to", ev.Email), zap.String("template", content.TemplateID), zap.String("message_id", msgID))
+		ce.Write(zap.String("to", ev.Email), zap.String("template", d.template), zap.String("message_id", d.msgID))
 	}
+	return email, outcome{}, true
+}
 
-	// Wait for the send rate before claiming, so the claim is young.
-	if err := m.waitRate(ctx); err != nil {
-		return abandon()
-	}
-
-	// 3. Claim.
+// claim writes the "sending" claim at the record's revision; losing the
+// race to another delivery naks (or dead-letters on the last delivery).
+func (m *Mailer) claim(ctx context.Context, d *delivery) (Record, uint64, outcome, bool) {
 	claim := Record{
-		Status: StatusSending, EventID: d.eventID, CampaignID: ev.CampaignID, MemberID: ev.MemberID,
-		MessageID: msgID, Owner: m.cfg.Instance, Claims: 1, At: time.Now().UTC(),
+		Status: StatusSending, EventID: d.eventID, CampaignID: d.ev.CampaignID, MemberID: d.ev.MemberID,
+		MessageID: d.msgID, Owner: m.cfg.Instance, Claims: 1, At: time.Now().UTC(),
 	}
 	var rev uint64
-	if prev != nil {
-		claim.Claims = prev.Claims + 1
-		rev = prev.Revision
+	if d.prev != nil {
+		claim.Claims = d.prev.Claims + 1
+		rev = d.prev.Revision
 	}
-	rev, err = m.store.Write(ctx, d.eventID, claim, rev)
+	rev, err := m.store.Write(ctx, d.eventID, claim, rev)
 	if errors.Is(err, ErrConflict) {
 		if d.last {
-			return m.fail(ctx, d, fmt.Errorf("%w: another delivery claimed it at the same time", errClaimHeld))
+			return claim, 0, m.fail(ctx, d, fmt.Errorf("%w: another delivery claimed it at the same time", errClaimHeld)), false
 		}
 		d.log.Info("another delivery claimed the event first; looking again later")
-		return nak(time.Second)
+		return claim, 0, nak(time.Second), false
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return abandon()
+			return claim, 0, abandon(), false
 		}
-		return m.transient(ctx, d, err)
+		return claim, 0, m.transient(ctx, d, err), false
 	}
+	return claim, rev, outcome{}, true
+}
 
-	// 4. Send.
-	rev, err = m.send(ctx, d, email, claim, rev)
+// sendAndRecord sends the email under the claim, then records "sent" and
+// announces it, or releases the claim after a failed send.
+func (m *Mailer) sendAndRecord(ctx context.Context, d *delivery, email *mail.Msg, claim Record, rev uint64) outcome {
+	rev, err := m.send(ctx, d, email, claim, rev)
 	if err == nil {
-		// 5. Record, announce, ack.
 		m.recordSent(ctx, d, claim, rev)
 		m.metrics.incSent()
-		d.log.Info("email sent", zap.String("message_id", msgID), zap.String("template", content.TemplateID))
+		d.log.Info("email sent", zap.String("message_id", d.msgID), zap.String("template", d.template))
 		if ctx.Err() != nil {
 			return abandon() // aborted: the redelivery is answered from the record
 		}
@@ -547,7 +577,7 @@ func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
 	// Nothing was sent (or the server did not say it accepted it): release
 	// the claim so a redelivery or a replay may claim it at once.
 	m.release(ctx, d, claim, rev, err)
-	if IsPermanent(err) {
+	if failure.IsPermanent(err) {
 		return m.fail(ctx, d, err)
 	}
 	if ctx.Err() != nil {
@@ -804,7 +834,7 @@ func (m *Mailer) transient(ctx context.Context, d *delivery, err error) outcome 
 // fail dead-letters the event and publishes email_failed; err is permanent
 // or the last delivery's transient error.
 func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
-	permanent := IsPermanent(err)
+	permanent := failure.IsPermanent(err)
 	reason := ReasonExhausted
 	kind := messages.FailureExhausted
 	switch {

@@ -8,11 +8,9 @@ package runtime
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,6 +28,7 @@ import (
 	"groupflow/internal/events"
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/trace"
 	"groupflow/messages"
 )
@@ -105,6 +104,9 @@ type Config struct {
 	// the server announces; a smaller value suits a stream or bucket with a
 	// lower message size limit).
 	MaxPayload int64
+	// Instance names this process in command leases (default
+	// natsname.InstanceID(); the app passes the id it uses everywhere).
+	Instance string
 }
 
 func (c Config) withDefaults() Config {
@@ -139,6 +141,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InFlightBytes <= 0 {
 		c.InFlightBytes = DefaultInFlightBytes
+	}
+	if c.Instance == "" {
+		c.Instance = natsname.InstanceID()
 	}
 	return c
 }
@@ -185,14 +190,15 @@ func New(cfg Config, deps Deps) *Runtime {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
+	cfg = cfg.withDefaults()
 	return &Runtime{
-		cfg:      cfg.withDefaults(),
+		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
 		handlers: map[string]registration{},
 		metrics:  newCommandMetrics(deps.Registerer),
 		dlqGate:  newDLQGate(deps.Registerer),
-		instance: instanceID(),
+		instance: cfg.Instance,
 	}
 }
 
@@ -423,14 +429,6 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 		}()
 		return h(msg)
 	}
-}
-
-// instanceID names this process: host, pid and a random suffix.
-func instanceID() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
 }
 
 // answerCompleted answers a command found completed in the ledger (a
