@@ -8,19 +8,20 @@ import (
 	"fmt"
 	netmail "net/mail"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"groupflow/internal/broker"
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/failure"
@@ -113,7 +114,6 @@ type Mailer struct {
 	metrics  *metrics
 
 	store *Store
-	cons  jetstream.Consumer
 
 	// abortCtx is cancelled by Abort, or when the shutdown grace is over.
 	abortCtx context.Context
@@ -217,15 +217,13 @@ func (m *Mailer) Renderer() *Renderer { return m.renderer }
 // Stats returns the counters since New.
 func (m *Mailer) Stats() Stats { return m.metrics.stats() }
 
-// ConsumerConfig is the durable consumer the mailer creates: only
+// consumerSpec is the durable consumer the mailer reads: only
 // member_selected events of GROUPS_EVENTS (not its own email_* events).
-func (m *Mailer) ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+func (m *Mailer) consumerSpec() broker.ConsumerSpec {
+	return broker.ConsumerSpec{
 		Durable:       m.cfg.Durable,
 		Description:   "groupmail: sends one email per member_selected event",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtMemberSelected),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       m.cfg.AckWait,
 		MaxDeliver:    m.cfg.MaxDeliver,
 		MaxAckPending: 2 * m.cfg.Concurrency,
@@ -239,20 +237,19 @@ func (m *Mailer) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cons, err := m.deps.JS.CreateOrUpdateConsumer(ctx, m.cfg.Subjects.EventStream(), m.ConsumerConfig())
-	if err != nil {
-		return fmt.Errorf("consumer %s on %s: %w", m.cfg.Durable, m.cfg.Subjects.EventStream(), err)
+	if _, err := broker.EnsureConsumer(ctx, m.deps.JS, m.cfg.Subjects.EventStream(), m.consumerSpec()); err != nil {
+		return err
 	}
-	m.store, m.cons = st, cons
+	m.store = st
 	return nil
 }
 
 // Ready reports whether the consumer and the bucket answer (for /readyz).
 func (m *Mailer) Ready(ctx context.Context) error {
-	if m.cons == nil {
+	if m.store == nil {
 		return errors.New("not prepared")
 	}
-	if _, err := m.cons.Info(ctx); err != nil {
+	if _, err := m.deps.JS.Consumer(ctx, m.cfg.Subjects.EventStream(), m.cfg.Durable); err != nil {
 		return fmt.Errorf("consumer %s: %w", m.cfg.Durable, err)
 	}
 	if _, err := m.deps.JS.KeyValue(ctx, m.store.Bucket()); err != nil {
@@ -270,65 +267,47 @@ func (m *Mailer) Ready(ctx context.Context) error {
 func (m *Mailer) Abort() { m.abort() }
 
 // Run handles events until ctx is cancelled, then stops fetching and waits
-// up to ShutdownGrace for in-flight events (see Config.ShutdownGrace).
+// up to ShutdownGrace for in-flight events (see Config.ShutdownGrace). It
+// runs on groupflow's consumer runtime (runtime.Source): fetch, keep-alive,
+// ack and nak with a delay.
 func (m *Mailer) Run(ctx context.Context) error {
-	if m.cons == nil {
+	if m.store == nil {
 		if err := m.Prepare(ctx); err != nil {
 			return err
 		}
 	}
 	abortCtx, abort := m.abortCtx, m.abort
 	defer abort()
-	var wg sync.WaitGroup
-	for range m.cfg.Concurrency {
-		wg.Go(func() { m.work(ctx, abortCtx) })
+	topic := m.cfg.Subjects.Event(messages.EvtMemberSelected)
+	src := runtime.NewSource(m.deps.JS, runtime.SourceConfig{
+		Stream:    m.cfg.Subjects.EventStream(),
+		Topics:    map[string]runtime.Subscription{topic: {Consumer: m.consumerSpec(), Concurrency: m.cfg.Concurrency}},
+		NakDelay:  m.cfg.NakDelay,
+		FetchWait: m.cfg.FetchWait,
+		Grace:     max(m.cfg.ShutdownGrace, time.Millisecond),
+	}, m.log.Named("source"))
+	out, err := src.Subscribe(ctx, topic)
+	if err != nil {
+		return err
 	}
-	m.log.Info("groupmail running", zap.String("consumer", m.cfg.Durable),
-		zap.String("subject", m.cfg.Subjects.Event(messages.EvtMemberSelected)),
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for wm := range out {
+			wg.Go(func() { m.handle(abortCtx, wm) })
+		}
+	})
+	m.log.Info("groupmail running", zap.String("consumer", m.cfg.Durable), zap.String("subject", topic),
 		zap.Int("concurrency", m.cfg.Concurrency), zap.Float64("rate", m.cfg.Rate),
 		zap.String("bucket", m.store.Bucket()), zap.String("instance", m.cfg.Instance))
 	<-ctx.Done()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	if m.cfg.ShutdownGrace < 0 {
 		abort()
-	} else {
-		select {
-		case <-done:
-		case <-time.After(m.cfg.ShutdownGrace):
-			m.log.Warn("shutdown grace period over; abandoning in-flight events (they are redelivered)")
-			abort()
-		}
 	}
-	<-done
+	// After the grace period the Source cancels the messages' contexts:
+	// handle then abandons what is not sending yet.
+	_ = src.Close()
+	wg.Wait()
 	return nil
-}
-
-func (m *Mailer) work(stop, abortCtx context.Context) {
-	failures := 0
-	for stop.Err() == nil {
-		msg, err := m.cons.Next(jetstream.FetchMaxWait(m.cfg.FetchWait))
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-				failures = 0
-				continue
-			}
-			failures++
-			if failures == 1 || failures%30 == 0 {
-				m.log.Warn("fetch failed; retrying", zap.String("consumer", m.cfg.Durable), zap.Error(err))
-			}
-			select {
-			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)):
-			case <-stop.Done():
-			}
-			continue
-		}
-		failures = 0
-		if abortCtx.Err() != nil {
-			return // crashed: leave it unacknowledged
-		}
-		m.handle(abortCtx, msg)
-	}
 }
 
 // outcome is what happens to a delivery.
@@ -349,10 +328,11 @@ func abandon() outcome            { return outcome{kind: doAbandon} }
 
 // delivery is one message being handled.
 type delivery struct {
-	msg     jetstream.Msg
-	md      *jetstream.MsgMetadata
-	n       int  // delivery count
-	last    bool // n >= MaxDeliver
+	msg     *message.Message // from the Source: headers and delivery metadata
+	subject string
+	seq     uint64 // stream sequence
+	n       int    // delivery count
+	last    bool   // n >= MaxDeliver
 	ev      *messages.MemberSelected
 	eventID string
 	prev    *Entry // the record read at the start
@@ -361,57 +341,30 @@ type delivery struct {
 	msgID, template string
 }
 
-func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
-	md, err := msg.Metadata()
-	if err != nil {
-		m.log.Error("message without metadata; terminating it", zap.String("subject", msg.Subject()), zap.Error(err))
-		_ = msg.Term()
-		return
-	}
+// handle runs one message handed over by the Source and answers it: ack,
+// nak with a delay, or abandon (left unacknowledged, as a crash would).
+func (m *Mailer) handle(abortCtx context.Context, wm *message.Message) {
 	m.metrics.inFlight.Inc()
 	defer m.metrics.inFlight.Dec()
+	ctx, cancel := context.WithCancel(abortCtx)
+	defer cancel()
+	defer context.AfterFunc(wm.Context(), cancel)() // the shutdown grace is over
 
-	// Keep the message alive while it is handled.
-	stopKeep := make(chan struct{})
-	var keepWG sync.WaitGroup
-	keepWG.Go(func() {
-		t := time.NewTicker(max(m.cfg.AckWait/3, 100*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-stopKeep:
-				return
-			case <-ctx.Done():
-				return // crashed: stop keeping it alive
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	})
-	d := &delivery{msg: msg, md: md, n: int(md.NumDelivered)}
+	d := &delivery{msg: wm, subject: wm.Metadata.Get(runtime.MetaSubject)}
+	d.seq, _ = strconv.ParseUint(wm.Metadata.Get(runtime.MetaStreamSeq), 10, 64)
+	d.n, _ = strconv.Atoi(wm.Metadata.Get(runtime.MetaDelivery))
 	d.last = d.n >= m.cfg.MaxDeliver
 	out := m.process(ctx, d)
-	close(stopKeep)
-	keepWG.Wait()
-
-	log := d.log
-	if log == nil {
-		log = m.log
-	}
 	switch out.kind {
 	case doAck:
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err := msg.DoubleAck(actx)
-		cancel()
-		if err != nil {
-			log.Warn("ack not confirmed; a redelivery is answered from the send record", zap.Error(err))
-		}
+		wm.Ack()
 	case doNak:
-		if err := msg.NakWithDelay(out.delay); err != nil {
-			log.Warn("nak failed; the server redelivers after the ack wait", zap.Error(err))
-		}
+		wm.Metadata.Set(runtime.MetaNakDelay, out.delay.String())
+		wm.Nack()
 	case doAbandon:
-		log.Info("event abandoned by shutdown; it will be redelivered")
+		d.log.Info("event abandoned by shutdown; it will be redelivered")
+		wm.Metadata.Set(runtime.MetaAbandon, "true")
+		wm.Nack()
 	}
 }
 
@@ -419,7 +372,7 @@ func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
 // doc), step by step; each step either lets the delivery go on or decides
 // its outcome.
 func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
-	d.log = m.log.With(zap.String("subject", d.msg.Subject()), zap.Uint64("stream_seq", d.md.Sequence.Stream), zap.Int("delivery", d.n))
+	d.log = m.log.With(zap.String("subject", d.subject), zap.Uint64("stream_seq", d.seq), zap.Int("delivery", d.n))
 	if out, next := m.identify(ctx, d); !next {
 		return out
 	}
@@ -443,16 +396,16 @@ func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
 
 // identify decodes the event and names the delivery by its event id.
 func (m *Mailer) identify(ctx context.Context, d *delivery) (outcome, bool) {
-	ev, err := decodeMemberSelected(d.msg.Data())
+	ev, err := decodeMemberSelected(d.msg.Payload)
 	if err != nil {
-		d.eventID = fallbackID(d.msg, d.md)
+		d.eventID = fallbackID(d.msg)
 		d.log = d.log.With(zap.String("event_id", d.eventID))
 		return m.fail(ctx, d, &PermanentError{Reason: ReasonMalformed, Err: err}), false
 	}
 	d.ev = ev
 	d.eventID = ev.EventID()
 	d.log = d.log.With(zap.String("event_id", d.eventID), zap.String("campaign_id", ev.CampaignID), zap.String("member_id", ev.MemberID))
-	if ce := d.msg.Headers().Get(messages.HeaderCEID); ce != "" && ce != d.eventID {
+	if ce := d.msg.Metadata.Get(messages.HeaderCEID); ce != "" && ce != d.eventID {
 		d.log.Warn("ce-id differs from the payload's event id; keying on the payload", zap.String("ce_id", ce))
 	}
 	return outcome{}, true
@@ -607,15 +560,16 @@ func decodeMemberSelected(body []byte) (*messages.MemberSelected, error) {
 }
 
 // fallbackID names an undecodable event: its ce-id, else Nats-Msg-Id, else
-// stream and sequence.
-func fallbackID(msg jetstream.Msg, md *jetstream.MsgMetadata) string {
-	if id := msg.Headers().Get(messages.HeaderCEID); id != "" {
+// stream and sequence (not messages.CommandIDOf: an event's
+// Groupflow-Command-Id names the command that caused it).
+func fallbackID(msg *message.Message) string {
+	if id := msg.Metadata.Get(messages.HeaderCEID); id != "" {
 		return id
 	}
-	if id := msg.Headers().Get(nats.MsgIdHdr); id != "" {
+	if id := msg.Metadata.Get(messages.HeaderNatsMsgID); id != "" {
 		return id
 	}
-	return fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
+	return msg.Metadata.Get(runtime.MetaStream) + "-" + msg.Metadata.Get(runtime.MetaStreamSeq)
 }
 
 // MessageID is the Message-ID (without angle brackets) of the email of an
@@ -857,25 +811,19 @@ func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
 	if d.prev != nil && d.prev.Status == StatusFailed && !d.prev.At.IsZero() && !permanent {
 		first = d.prev.At
 	}
-	hdr := make(map[string]string, len(d.msg.Headers()))
-	for k, vs := range d.msg.Headers() {
-		if len(vs) > 0 {
-			hdr[k] = vs[0]
-		}
-	}
 	entry := &dlq.Entry{
 		CommandType:     messages.EvtMemberSelected,
 		CommandID:       d.eventID,
 		Kind:            kind,
 		Reason:          text,
-		OriginalSubject: d.msg.Subject(),
-		OriginalSeq:     d.md.Sequence.Stream,
+		OriginalSubject: d.subject,
+		OriginalSeq:     d.seq,
 		Handler:         m.cfg.Durable,
 		Deliveries:      d.n,
 		FirstFailure:    first,
 		LastFailure:     now,
-		Headers:         dlq.OriginalHeaders(hdr),
-		Body:            d.msg.Data(),
+		Headers:         dlq.OriginalHeaders(d.msg.Metadata),
+		Body:            d.msg.Payload,
 	}
 	subject := m.cfg.Subjects.DLQ(messages.EvtMemberSelected)
 	if perr := m.deps.Publisher.Publish(subject, entry.Message()); perr != nil {

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,17 +196,44 @@ func TestSourceCloseNaksWaitingMessages(t *testing.T) {
 	}
 }
 
-func awaitAck(t *testing.T, acks <-chan string, prefix string) {
+// awaitAck waits for an ack whose body starts with prefix ("+ACK",
+// "-NAK") and returns the ones seen before it.
+func awaitAck(t *testing.T, acks <-chan string, prefix string) (before []string) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case a := <-acks:
 			if strings.HasPrefix(a, prefix) {
-				return
+				return before
 			}
+			before = append(before, a)
 		case <-timeout:
 			t.Fatalf("no %s seen", prefix)
 		}
+	}
+}
+
+// A message its handler abandons (MetaAbandon, then Nack) is neither acked
+// nor nacked: the server redelivers it after AckWait, as after a crash.
+func TestSourceAbandonLeavesMessageUnacknowledged(t *testing.T) {
+	env, _, out := sourceEnv(t, nil, 500*time.Millisecond)
+	acks := make(chan string, 16)
+	sub, err := env.NC.Subscribe("$JS.ACK.>", func(m *nats.Msg) { acks <- string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	env.Publish(messages.CmdProvisionGroup, `{"id":"c-abandon"}`)
+	m := receive(t, out)
+	m.Metadata.Set(runtime.MetaAbandon, "true")
+	m.Nack()
+	m = receive(t, out) // redelivered after AckWait
+	if m.UUID != "c-abandon" || m.Metadata.Get(runtime.MetaDelivery) != "2" {
+		t.Fatalf("got %s delivery %s, want c-abandon delivery 2", m.UUID, m.Metadata.Get(runtime.MetaDelivery))
+	}
+	m.Ack()
+	if seen := awaitAck(t, acks, "+ACK"); slices.ContainsFunc(seen, func(a string) bool { return strings.HasPrefix(a, "-NAK") }) {
+		t.Fatalf("the abandoned message was nacked (acks %q)", seen)
 	}
 }

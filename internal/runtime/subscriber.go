@@ -32,6 +32,10 @@ const (
 	MetaNakDelay = "_gf_nak_delay"
 	// MetaTopic is the subscription (topic) the message came from.
 	MetaTopic = "_gf_topic"
+	// MetaAbandon, set (to any value) by a handler before it nacks, leaves
+	// the message unacknowledged, as a crash would: the server redelivers
+	// it after AckWait.
+	MetaAbandon = "_gf_abandon"
 )
 
 // Subscription says how to consume one topic (a command subject).
@@ -285,6 +289,9 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, a
 	case <-wm.Acked():
 		s.ack(m, wm)
 	case <-wm.Nacked():
+		if wm.Metadata.Get(MetaAbandon) != "" {
+			return // no nak: redelivered after AckWait
+		}
 		s.nak(m, wm, int(md.NumDelivered))
 	}
 }
