@@ -292,3 +292,52 @@ func truncateUTF8(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Delivery is the message a consumer gives up on, as the consumer runtime
+// (runtime.Source) hands it over: see runtime.DeliveryOf.
+type Delivery struct {
+	Subject    string            // the subject it was received on
+	Seq        uint64            // its sequence in its stream
+	Deliveries int               // delivery count
+	Headers    map[string]string // its headers (and the runtime's metadata, which is not copied)
+	Body       []byte
+}
+
+// Failure is why a consumer gives up on a delivery.
+type Failure struct {
+	CommandType, CommandID string // for an event: its type and id
+	Kind                   string // messages.Failure*
+	Reason                 string
+	Fields                 []messages.FieldError
+	Handler                string // the consumer that gave up
+	// FirstFailure and LastFailure default to now.
+	FirstFailure, LastFailure time.Time
+}
+
+// NewEntry builds the dead letter of d, the one way groupflow and groupmail
+// build theirs: the body untouched, the original headers copied within
+// bounds and without credentials (OriginalHeaders).
+func NewEntry(d Delivery, f Failure) *Entry {
+	now := time.Now().UTC()
+	if f.LastFailure.IsZero() {
+		f.LastFailure = now
+	}
+	if f.FirstFailure.IsZero() {
+		f.FirstFailure = f.LastFailure
+	}
+	return &Entry{
+		CommandType:     f.CommandType,
+		CommandID:       f.CommandID,
+		Kind:            f.Kind,
+		Reason:          f.Reason,
+		Fields:          f.Fields,
+		OriginalSubject: d.Subject,
+		OriginalSeq:     d.Seq,
+		Handler:         f.Handler,
+		Deliveries:      d.Deliveries,
+		FirstFailure:    f.FirstFailure,
+		LastFailure:     f.LastFailure,
+		Headers:         OriginalHeaders(d.Headers),
+		Body:            d.Body,
+	}
+}

@@ -120,6 +120,40 @@ type Mailer struct {
 	abort    context.CancelFunc
 }
 
+// positive sets *v to def unless it is positive.
+func positive[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// withDefaults fills in the defaults the Config fields note.
+func (c Config) withDefaults() Config {
+	positive(&c.Burst, 1)
+	positive(&c.Concurrency, 4)
+	positive(&c.MaxDeliver, 10)
+	positive(&c.AckWait, 30*time.Second)
+	positive(&c.ClaimTimeout, 5*time.Minute)
+	positive(&c.SendTimeout, 60*time.Second)
+	positive(&c.SendAttempts, 3)
+	positive(&c.RetryInitial, 500*time.Millisecond)
+	positive(&c.RetryMax, 10*time.Second)
+	positive(&c.FetchWait, time.Second)
+	if c.NakDelay == nil {
+		c.NakDelay = runtime.DefaultNakDelay
+	}
+	if c.ShutdownGrace == 0 { // negative: abandon at once
+		c.ShutdownGrace = 20 * time.Second
+	}
+	if c.Source == "" {
+		c.Source = "groupmail"
+	}
+	if c.Instance == "" {
+		c.Instance = natsname.InstanceID()
+	}
+	return c
+}
+
 // New checks cfg and builds a mailer; Prepare then Run it.
 func New(cfg Config, deps Deps) (*Mailer, error) {
 	if deps.JS == nil || deps.Publisher == nil || deps.Sender == nil {
@@ -148,48 +182,7 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = 1
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
-	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = 10
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
-	}
-	if cfg.ClaimTimeout <= 0 {
-		cfg.ClaimTimeout = 5 * time.Minute
-	}
-	if cfg.SendTimeout <= 0 {
-		cfg.SendTimeout = 60 * time.Second
-	}
-	if cfg.SendAttempts <= 0 {
-		cfg.SendAttempts = 3
-	}
-	if cfg.RetryInitial <= 0 {
-		cfg.RetryInitial = 500 * time.Millisecond
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 10 * time.Second
-	}
-	if cfg.NakDelay == nil {
-		cfg.NakDelay = runtime.DefaultNakDelay
-	}
-	if cfg.FetchWait <= 0 {
-		cfg.FetchWait = time.Second
-	}
-	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = 20 * time.Second
-	}
-	if cfg.Source == "" {
-		cfg.Source = "groupmail"
-	}
-	if cfg.Instance == "" {
-		cfg.Instance = natsname.InstanceID()
-	}
+	cfg = cfg.withDefaults()
 	log := deps.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -811,20 +804,8 @@ func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
 	if d.prev != nil && d.prev.Status == StatusFailed && !d.prev.At.IsZero() && !permanent {
 		first = d.prev.At
 	}
-	entry := &dlq.Entry{
-		CommandType:     messages.EvtMemberSelected,
-		CommandID:       d.eventID,
-		Kind:            kind,
-		Reason:          text,
-		OriginalSubject: d.subject,
-		OriginalSeq:     d.seq,
-		Handler:         m.cfg.Durable,
-		Deliveries:      d.n,
-		FirstFailure:    first,
-		LastFailure:     now,
-		Headers:         dlq.OriginalHeaders(d.msg.Metadata),
-		Body:            d.msg.Payload,
-	}
+	entry := dlq.NewEntry(runtime.DeliveryOf(d.msg), dlq.Failure{CommandType: messages.EvtMemberSelected, CommandID: d.eventID,
+		Kind: kind, Reason: text, Handler: m.cfg.Durable, FirstFailure: first, LastFailure: now})
 	subject := m.cfg.Subjects.DLQ(messages.EvtMemberSelected)
 	if perr := m.deps.Publisher.Publish(subject, entry.Message()); perr != nil {
 		// Not stored: keep the event (nak) rather than lose it.

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/dlq"
 	"groupflow/messages"
 )
 
@@ -424,4 +425,12 @@ func (s *Source) Close() error {
 // the correlation middleware before anything uses it.
 func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
 	return messages.CommandIDOf(m.Data(), m.Headers(), md.Stream, md.Sequence.Stream)
+}
+
+// DeliveryOf describes a message handed over by the Source for its dead
+// letter (dlq.NewEntry).
+func DeliveryOf(msg *message.Message) dlq.Delivery {
+	seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
+	n, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
+	return dlq.Delivery{Subject: msg.Metadata.Get(MetaSubject), Seq: seq, Deliveries: n, Headers: msg.Metadata, Body: msg.Payload}
 }
