@@ -8,12 +8,11 @@ import (
 	"fmt"
 	netmail "net/mail"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -261,8 +260,8 @@ func (m *Mailer) Abort() { m.abort() }
 
 // Run handles events until ctx is cancelled, then stops fetching and waits
 // up to ShutdownGrace for in-flight events (see Config.ShutdownGrace). It
-// runs on groupflow's consumer runtime (runtime.Source): fetch, keep-alive,
-// ack and nak with a delay.
+// runs on groupflow's consumer runtime: a Watermill router (panic recovery)
+// fed by a runtime.Source (fetch, keep-alive, ack, nak with a delay).
 func (m *Mailer) Run(ctx context.Context) error {
 	if m.store == nil {
 		if err := m.Prepare(ctx); err != nil {
@@ -279,28 +278,42 @@ func (m *Mailer) Run(ctx context.Context) error {
 		FetchWait: m.cfg.FetchWait,
 		Grace:     max(m.cfg.ShutdownGrace, time.Millisecond),
 	}, m.log.Named("source"))
-	out, err := src.Subscribe(ctx, topic)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: max(m.cfg.ShutdownGrace, 0) + 10*time.Second},
+		runtime.WatermillLogger(m.log))
 	if err != nil {
+		return fmt.Errorf("watermill router: %w", err)
+	}
+	router.AddMiddleware(middleware.Recoverer)
+	router.AddConsumerHandler(m.cfg.Durable, topic, src, m.handle(abortCtx))
+	// The router runs on its own context, as groupflow's: shutdown goes
+	// Source first (stop fetching, let in-flight work finish), router second.
+	done := make(chan error, 1)
+	go func() { done <- router.Run(context.Background()) }()
+	select {
+	case <-router.Running():
+	case err := <-done:
+		_ = src.Close()
 		return err
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for wm := range out {
-			wg.Go(func() { m.handle(abortCtx, wm) })
-		}
-	})
 	m.log.Info("groupmail running", zap.String("consumer", m.cfg.Durable), zap.String("subject", topic),
 		zap.Int("concurrency", m.cfg.Concurrency), zap.Float64("rate", m.cfg.Rate),
 		zap.String("bucket", m.store.Bucket()), zap.String("instance", m.cfg.Instance))
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		_ = src.Close()
+		return err
+	}
 	if m.cfg.ShutdownGrace < 0 {
 		abort()
 	}
 	// After the grace period the Source cancels the messages' contexts:
 	// handle then abandons what is not sending yet.
 	_ = src.Close()
-	wg.Wait()
-	return nil
+	if err := router.Close(); err != nil {
+		m.log.Warn("router close", zap.Error(err))
+	}
+	return <-done
 }
 
 // outcome is what happens to a delivery.
@@ -336,30 +349,37 @@ type delivery struct {
 
 // handle runs one message handed over by the Source and answers it: ack,
 // nak with a delay, or abandon (left unacknowledged, as a crash would).
-func (m *Mailer) handle(abortCtx context.Context, wm *message.Message) {
-	m.metrics.inFlight.Inc()
-	defer m.metrics.inFlight.Dec()
-	ctx, cancel := context.WithCancel(abortCtx)
-	defer cancel()
-	defer context.AfterFunc(wm.Context(), cancel)() // the shutdown grace is over
+//
+// It is the router's handler: nil acks; an error nacks, with the delay in
+// runtime.MetaNakDelay, or abandons (runtime.MetaAbandon).
+func (m *Mailer) handle(abortCtx context.Context) message.NoPublishHandlerFunc {
+	return func(wm *message.Message) error {
+		m.metrics.inFlight.Inc()
+		defer m.metrics.inFlight.Dec()
+		ctx, cancel := context.WithCancel(abortCtx)
+		defer cancel()
+		defer context.AfterFunc(wm.Context(), cancel)() // the shutdown grace is over
 
-	d := &delivery{msg: wm, subject: wm.Metadata.Get(runtime.MetaSubject)}
-	d.seq, _ = strconv.ParseUint(wm.Metadata.Get(runtime.MetaStreamSeq), 10, 64)
-	d.n, _ = strconv.Atoi(wm.Metadata.Get(runtime.MetaDelivery))
-	d.last = d.n >= m.cfg.MaxDeliver
-	out := m.process(ctx, d)
-	switch out.kind {
-	case doAck:
-		wm.Ack()
-	case doNak:
-		wm.Metadata.Set(runtime.MetaNakDelay, out.delay.String())
-		wm.Nack()
-	case doAbandon:
-		d.log.Info("event abandoned by shutdown; it will be redelivered")
-		wm.Metadata.Set(runtime.MetaAbandon, "true")
-		wm.Nack()
+		dl := runtime.DeliveryOf(wm)
+		d := &delivery{msg: wm, subject: dl.Subject, seq: dl.Seq, n: dl.Deliveries, last: dl.Deliveries >= m.cfg.MaxDeliver}
+		out := m.process(ctx, d)
+		switch out.kind {
+		case doNak:
+			wm.Metadata.Set(runtime.MetaNakDelay, out.delay.String())
+			return fmt.Errorf("%w in %s", errRedeliver, out.delay)
+		case doAbandon:
+			d.log.Info("event abandoned by shutdown; it will be redelivered")
+			wm.Metadata.Set(runtime.MetaAbandon, "true")
+			return errAbandoned
+		}
+		return nil
 	}
 }
+
+var (
+	errRedeliver = errors.New("event to be redelivered")
+	errAbandoned = errors.New("event abandoned by shutdown")
+)
 
 // process runs the exactly-once protocol for one delivery (see the package
 // doc), step by step; each step either lets the delivery go on or decides
