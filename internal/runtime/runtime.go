@@ -99,6 +99,9 @@ type Config struct {
 	// InFlightBytes bounds the command bodies in work at once across all
 	// consumers (default DefaultInFlightBytes).
 	InFlightBytes int64
+	// Admission decides when a fetched command enters the lifecycle (nil:
+	// NewFIFOAdmission bounded by InFlightBytes). See SourceConfig.
+	Admission Admission
 	// MaxPayload is the largest message, headers included, that completion
 	// events and their ledger records must fit in (default: the max_payload
 	// the server announces; a smaller value suits a stream or bucket with a
@@ -267,6 +270,7 @@ func (r *Runtime) build() error {
 		Grace:         r.cfg.ShutdownGrace,
 		Paused:        r.dlqGate.paused,
 		InFlightBytes: r.cfg.InFlightBytes,
+		Admission:     r.cfg.Admission,
 	}, r.log.Named("subscriber"))
 
 	wlog := WatermillLogger(r.log)

@@ -237,3 +237,24 @@ func TestSourceAbandonLeavesMessageUnacknowledged(t *testing.T) {
 		t.Fatalf("the abandoned message was nacked (acks %q)", seen)
 	}
 }
+
+// Config.Admission reaches the runtime's Source: a command whose site the
+// admission holds back does not reach its handler until admitted, while
+// another command of the same type runs.
+func TestRuntimeUsesConfiguredAdmission(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	gate := newGate()
+	h := newReportHandler(nil)
+	cfg := fastConfig()
+	cfg.Admission = gate
+	env.StartRuntime(cfg, h)
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"r-held","top":1,"siteId":"blocked"}`)
+	env.Publish(messages.CmdGenerateReport, `{"id":"r-free","top":1}`)
+	w.Next(20*time.Second, testenv.ForCommand("r-free"))
+	if h.Calls("r-held") != 0 {
+		t.Fatal("a command held by the admission reached its handler")
+	}
+	close(gate.open)
+	w.Next(20*time.Second, testenv.ForCommand("r-held"))
+}
