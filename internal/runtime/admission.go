@@ -83,29 +83,31 @@ func (a *FIFOAdmission) take(w int64) {
 
 // Admit implements Admission.
 func (a *FIFOAdmission) Admit(ctx context.Context, t Ticket) (func(), error) {
-	return a.queue(t)(ctx)
+	wait, _ := a.queue(t)
+	return wait(ctx)
 }
 
 // queuer is implemented by an Admission that can take a ticket's place in
 // line without blocking: the Source queues the tickets of a topic in fetch
 // order (calling Admit from one goroutine per message could reorder them),
-// then waits. The wait function must be called exactly once.
+// then waits. The wait function must be called exactly once; admitted
+// reports that the ticket was admitted at once (wait will not block).
 type queuer interface {
-	queue(t Ticket) (wait func(ctx context.Context) (release func(), err error))
+	queue(t Ticket) (wait func(ctx context.Context) (release func(), err error), admitted bool)
 }
 
-func (a *FIFOAdmission) queue(t Ticket) func(context.Context) (func(), error) {
+func (a *FIFOAdmission) queue(t Ticket) (func(context.Context) (func(), error), bool) {
 	w := a.weight(t.Bytes)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.waiters.Len() == 0 && a.fits(w) {
 		a.take(w)
 		rel := a.releaser(w)
-		return func(context.Context) (func(), error) { return rel, nil }
+		return func(context.Context) (func(), error) { return rel, nil }, true
 	}
 	wt := &admitWaiter{weight: w, granted: make(chan struct{})}
 	el := a.waiters.PushBack(wt)
-	return func(ctx context.Context) (func(), error) { return a.wait(ctx, wt, el) }
+	return func(ctx context.Context) (func(), error) { return a.wait(ctx, wt, el) }, false
 }
 
 // wait blocks until the queued waiter is granted, or gives its place up

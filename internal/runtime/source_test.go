@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -257,4 +258,21 @@ func TestRuntimeUsesConfiguredAdmission(t *testing.T) {
 	}
 	close(gate.open)
 	w.Next(20*time.Second, testenv.ForCommand("r-held"))
+}
+
+// A backlog larger than MaxAckPending drains: fetching resumes as acks
+// free room, in fetch order.
+func TestSourceDrainsBacklogBeyondMaxAckPending(t *testing.T) {
+	env, _, out := sourceEnv(t, nil, 30*time.Second)
+	const n = 25 // MaxAckPending is 10
+	for i := range n {
+		env.Publish(messages.CmdProvisionGroup, fmt.Sprintf(`{"id":"c-%02d"}`, i))
+	}
+	for i := range n {
+		m := receive(t, out)
+		if want := fmt.Sprintf("c-%02d", i); m.UUID != want {
+			t.Fatalf("message %d is %s, want %s", i, m.UUID, want)
+		}
+		m.Ack()
+	}
 }

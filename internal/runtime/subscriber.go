@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -152,7 +153,7 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	t := &topicRun{topic: topic, spec: sub.Consumer, cons: cons,
-		slots: make(chan struct{}, max(sub.Concurrency, 1)), out: make(chan *message.Message)}
+		slots: NewFIFOAdmission(max(sub.Concurrency, 1), math.MaxInt64), out: make(chan *message.Message)}
 	s.workers.Add(1)
 	go func() {
 		defer s.workers.Done()
@@ -168,7 +169,7 @@ type topicRun struct {
 	topic string
 	spec  broker.ConsumerSpec
 	cons  jetstream.Consumer
-	slots chan struct{} // handler slots: one token per message handed over
+	slots *FIFOAdmission // handler slots, taken in the order messages are admitted
 	out   chan *message.Message
 	held  sync.WaitGroup // messages fetched and not yet acked or nacked
 }
@@ -243,19 +244,24 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 	}
 	tk := Ticket{Topic: t.topic, Subject: m.Subject(), SiteID: peekString(m.Data(), "siteId"), Bytes: int64(len(m.Data()))}
 	admit := func(ctx context.Context) (func(), error) { return s.admit.Admit(ctx, tk) }
+	var slot func(context.Context) (func(), error)
 	if q, ok := s.admit.(queuer); ok {
-		admit = q.queue(tk) // in fetch order
+		var now bool
+		admit, now = q.queue(tk) // in fetch order
+		if now {
+			slot, _ = t.slots.queue(Ticket{}) // in fetch order too
+		}
 	}
 	t.held.Add(1)
 	go func() {
 		defer t.held.Done()
-		s.hold(t, m, md, admit)
+		s.hold(t, m, md, admit, slot)
 	}()
 }
 
 // hold carries one message from fetch to its ack or nack: admission, a
 // handler slot, the router, the outcome. It is kept alive throughout.
-func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, admit func(context.Context) (func(), error)) {
+func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, admit, slot func(context.Context) (func(), error)) {
 	// The handler's context survives Close (graceful shutdown lets it finish)
 	// and is cancelled only when the grace period runs out, or when the
 	// message's lease is lost.
@@ -270,13 +276,15 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, a
 		return
 	}
 	defer release()
-	select {
-	case t.slots <- struct{}{}:
-	case <-s.closing:
+	if slot == nil { // queued for a slot once admitted
+		slot, _ = t.slots.queue(Ticket{})
+	}
+	releaseSlot, err := slot(s.stopCtx)
+	if err != nil {
 		_ = m.NakWithDelay(s.shutdownNakDelay())
 		return
 	}
-	defer func() { <-t.slots }()
+	defer releaseSlot()
 
 	wm := toWatermill(m, md, t.topic)
 	wm.SetContext(msgCtx)
