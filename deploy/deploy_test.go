@@ -1054,7 +1054,7 @@ func clusterSchedules(ctx context.Context, t *testing.T, js jetstream.JetStream)
 		if err != nil {
 			t.Fatalf("no fire on the cluster: %v", err)
 		}
-		id := schedule.FiredID(m.Headers())
+		id := messages.FiredCommandID(m.Headers())
 		if id == "" || ids[id] {
 			t.Fatalf("fire %d: id %q (seen %v)", len(ids), id, ids)
 		}

@@ -23,6 +23,7 @@ import (
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
 	"groupflow/internal/sitematch"
@@ -36,7 +37,6 @@ type App struct {
 	cfg      *config.Config
 	log      *zap.Logger
 	embedded *broker.Embedded
-	sim      *wixsim.Server
 	conns    []*nats.Conn
 	admin    *admin.Server
 	rt       *runtime.Runtime
@@ -59,16 +59,12 @@ type App struct {
 
 // Deps are what handlers are built from.
 type Deps struct {
-	Config    *config.Config
-	Sites     Sites
-	Ledger    *ledger.Ledger
-	Events    *events.Publisher
-	JS        jetstream.JetStream
-	Logger    *zap.Logger
-	Registry  prometheus.Registerer
-	DLQ       *dlq.Store
-	Subjects  messages.Subjects
-	WixClient *wix.Client
+	Config *config.Config
+	Sites  Sites
+	Ledger *ledger.Ledger
+	Events *events.Publisher
+	JS     jetstream.JetStream
+	Logger *zap.Logger
 }
 
 // Sites resolves a site id to its Wix client.
@@ -107,7 +103,8 @@ func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) stri
 			a.close()
 		}
 	}()
-	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix}}
+	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix},
+		instance: natsname.InstanceID()}
 	for _, step := range []func(context.Context) error{s.broker, s.streams, s.wix, s.runtime, s.capture, s.adminHTTP, s.run} {
 		if err := step(ctx); err != nil {
 			return nil, err
@@ -132,6 +129,8 @@ type startup struct {
 	wixClient    *wix.Client // the Wix client, for the console's limiter view
 	store        *dlq.Store
 	consumers    []string
+	// instance names this process in rate-limit shares and command leases.
+	instance string
 }
 
 // broker starts the embedded broker (if configured) and connects to it:
@@ -207,7 +206,7 @@ func (s *startup) wix(ctx context.Context) error {
 	// Instances with work split the site's rate between them, and the share
 	// of one that stops comes back to the others within seconds.
 	if cfg.SharedRateLimit {
-		s.rates = ratelimit.NewGroup(ctx, s.js, ratelimit.DefaultInstanceID(), ratelimit.Options{
+		s.rates = ratelimit.NewGroup(ctx, s.js, s.instance, ratelimit.Options{
 			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: s.reg})
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return s.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
@@ -240,7 +239,7 @@ func (s *startup) simWix(wixCfg *wix.Config) error {
 		}
 	}
 	sim := wixsim.New(simOpts)
-	s.sim, s.Sim = sim, sim
+	s.Sim = sim
 	if s.opts.SimTransport != nil {
 		// No request leaves the process: plain http to a name that
 		// resolves nowhere is safe.
@@ -296,11 +295,11 @@ func (s *startup) runtime(context.Context) error {
 	}
 	evts := events.NewPublisher(wpub, subjects, "groupflow")
 	s.store = dlq.NewStore(s.js, subjects)
-	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log,
-		Registry: s.reg, DLQ: s.store, Subjects: subjects}
+	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log}
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
+		Instance: s.instance,
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
 	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
 		s.consumers = append(s.consumers, broker.DurableName(t))
@@ -460,8 +459,8 @@ func (a *App) close() {
 	for i := len(a.conns) - 1; i >= 0; i-- {
 		_ = a.conns[i].Drain()
 	}
-	if a.sim != nil {
-		if err := a.sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if a.Sim != nil {
+		if err := a.Sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("wix simulator close", zap.Error(err))
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
+	"groupflow/internal/failure"
 	"groupflow/internal/report"
 	"groupflow/messages"
 )
@@ -82,7 +83,7 @@ func (m *Mailer) RunReports(ctx context.Context) error {
 		switch {
 		case err == nil:
 			_ = msg.DoubleAck(ctx)
-		case IsPermanent(err) || (md != nil && int(md.NumDelivered) >= m.cfg.MaxDeliver):
+		case failure.IsPermanent(err) || (md != nil && int(md.NumDelivered) >= m.cfg.MaxDeliver):
 			log.Error("report not mailed", zap.Error(err))
 			_ = msg.Term()
 		default:

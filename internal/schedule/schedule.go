@@ -29,12 +29,10 @@ package schedule
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -50,12 +48,11 @@ const (
 	HeaderTimeZone   = "Nats-Schedule-Time-Zone"
 	HeaderTarget     = "Nats-Schedule-Target"
 	HeaderTTL        = "Nats-TTL"
-	HeaderScheduler  = "Nats-Scheduler"     // set by the server on each fire
-	HeaderNext       = "Nats-Schedule-Next" // set by the server on each fire
-	HeaderNonce      = "Groupflow-Schedule-Nonce"
+	HeaderScheduler  = messages.HeaderScheduler    // set by the server on each fire
+	HeaderNext       = messages.HeaderScheduleNext // set by the server on each fire
+	HeaderNonce      = messages.HeaderScheduleNonce
 	HeaderCreatedBy  = "Groupflow-Schedule-Created-By"
-	firedIDPrefix    = "sched-"
-	maxNameLen       = 64
+	maxNameLen       = messages.ScheduleNameMax
 	minEvery         = time.Second
 	maxScheduleBytes = 64 << 10
 )
@@ -66,7 +63,7 @@ var kinds = map[string]string{
 	"campaign": messages.CmdSendCampaign,
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+var nameRE = messages.ScheduleNameRE
 
 // Spec describes a schedule. Exactly one of At, Every, Cron is set.
 type Spec struct {
@@ -240,24 +237,6 @@ func Remove(ctx context.Context, js jetstream.JetStream, subj messages.Subjects,
 		return false, fmt.Errorf("remove schedule: %w", err)
 	}
 	return true, nil
-}
-
-// FiredID is the command id of a message the server fired from a
-// schedule: "sched-<name>-<24 hex digits of SHA-256(scheduler, nonce,
-// next)>", or "" when h is not a fired message's header (no
-// Nats-Scheduler). The same fire always gives the same id; two fires, or
-// two creations of a schedule with the same name, never do.
-func FiredID(h nats.Header) string {
-	scheduler := h.Get(HeaderScheduler)
-	if scheduler == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(scheduler + "\n" + h.Get(HeaderNonce) + "\n" + h.Get(HeaderNext)))
-	name := scheduler[strings.LastIndexByte(scheduler, '.')+1:]
-	if len(name) > maxNameLen || !nameRE.MatchString(name) {
-		name = "x"
-	}
-	return firedIDPrefix + name + "-" + hex.EncodeToString(sum[:12])
 }
 
 func nonce() string {

@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"groupflow/messages"
 	"strings"
 	"testing"
 	"time"
@@ -49,11 +50,11 @@ func TestFiredID(t *testing.T) {
 	h := func(scheduler, nonce, next string) nats.Header {
 		return nats.Header{HeaderScheduler: {scheduler}, HeaderNonce: {nonce}, HeaderNext: {next}}
 	}
-	a := FiredID(h("groups.schedule.report.weekly", "n1", "2026-12-14T07:00:00Z"))
+	a := messages.FiredCommandID(h("groups.schedule.report.weekly", "n1", "2026-12-14T07:00:00Z"))
 	if !strings.HasPrefix(a, "sched-weekly-") || len(a) != len("sched-weekly-")+24 {
 		t.Fatalf("id %q", a)
 	}
-	if a != FiredID(h("groups.schedule.report.weekly", "n1", "2026-12-14T07:00:00Z")) {
+	if a != messages.FiredCommandID(h("groups.schedule.report.weekly", "n1", "2026-12-14T07:00:00Z")) {
 		t.Error("the same fire gives another id")
 	}
 	for _, other := range []nats.Header{
@@ -61,11 +62,11 @@ func TestFiredID(t *testing.T) {
 		h("groups.schedule.report.weekly", "n2", "2026-12-14T07:00:00Z"), // schedule re-created
 		h("groups.schedule.campaign.weekly", "n1", "2026-12-14T07:00:00Z"),
 	} {
-		if FiredID(other) == a {
+		if messages.FiredCommandID(other) == a {
 			t.Errorf("%v gives the same id", other)
 		}
 	}
-	if FiredID(nats.Header{}) != "" || FiredID(nil) != "" {
+	if messages.FiredCommandID(nats.Header{}) != "" || messages.FiredCommandID(nats.Header(nil)) != "" {
 		t.Error("a message not fired by a schedule got a fired id")
 	}
 }
