@@ -81,7 +81,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				if wix.IsNotFound(err) {
 					return nil, failure.Permanent(fmt.Errorf("source group %s not found: %w", c.SourceGroupID, err))
 				}
-				return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
+				return nil, fmt.Errorf("source: %w", err) // the error names the call and the group
 			}
 			rules = fromWixRules(got)
 			if len(rules) > messages.MaxRules {

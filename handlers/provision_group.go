@@ -167,6 +167,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 	if err != nil {
 		return nil, err
 	}
+	runtime.ProgressFrom(ctx).Set(runtime.ProgressRowsResolved, int64(len(ids)))
 
 	// The group's members before this command added anyone.
 	var current []groupMember
@@ -220,6 +221,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		}
 	}
 	added := 0
+	expectAdds(ctx, len(toAdd))
 	var newlyInvited []string
 	for k, chunk := range wix.Chunk(toAdd, wix.MaxMemberIDsPerAdd) {
 		step := "add." + strconv.Itoa(k)
@@ -254,6 +256,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			continue
 		}
 		added += len(chunk) - len(b.Invited)
+		runtime.ProgressFrom(ctx).Set(runtime.ProgressRowsAdded, int64(added))
 		invited += len(b.Invited)
 		newlyInvited = append(newlyInvited, b.Invited...)
 	}

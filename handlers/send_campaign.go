@@ -210,6 +210,7 @@ func (r *campaignRun) calls() int64 { return r.base + r.counter.Load() }
 
 func (r *campaignRun) save(ctx context.Context) error {
 	r.st.Calls = r.calls()
+	r.reportProgress(ctx)
 	return r.steps.Save(ctx, campaignStateStep, &r.st)
 }
 
@@ -296,7 +297,7 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 	if r.match == nil {
 		p, err := r.site.ListGroupMembers(ctx, groupID, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
 		if err != nil {
-			return nil, false, fmt.Errorf("list members of group %s: %w", groupID, err)
+			return nil, false, err // names the call and the group
 		}
 		out = make([]campaignCandidate, 0, len(p.Members))
 		for _, m := range p.Members {
@@ -308,7 +309,7 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 	} else {
 		p, err := r.site.ListAnswers(ctx, groupID, nil, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
 		if err != nil {
-			return nil, false, fmt.Errorf("list answers of group %s: %w", groupID, err)
+			return nil, false, err // names the call and the group
 		}
 		out = make([]campaignCandidate, 0, len(p.MemberAnswers))
 		for _, ma := range p.MemberAnswers {
@@ -319,6 +320,7 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 		md, n = p.Metadata, len(p.MemberAnswers)
 	}
 	next := offset + n
+	expectCampaignCalls(ctx, md.Total, next)
 	more = n > 0 && n >= wix.MaxPageSize && (md.TooManyToCount || md.Total <= 0 || next < md.Total)
 	return out, more, nil
 }

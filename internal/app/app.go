@@ -220,6 +220,7 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
+		SiteRate: func(string) float64 { return cfg.WixRatePerMinute },
 	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Outcomes: outcomes, Logger: log, Registerer: reg})
 	var consumers []string
 	for _, h := range buildHandlers(deps) {
@@ -255,12 +256,15 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
 	a.admin.Handle("/dlq", dlqHTTP)
 	a.admin.Handle("/dlq/", dlqHTTP)
+	if err := a.serveOps(ctx, subNC, rt, sites, subjects); err != nil {
+		return nil, err
+	}
 	addr, err := a.admin.Start()
 	if err != nil {
 		return nil, fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
 	}
 	a.AdminAddr = addr
-	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq"}))
+	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq", "/api/commands", "/api/groups"}))
 
 	runCtx, runCancel := context.WithCancel(ctx)
 	a.cancel = runCancel

@@ -105,6 +105,9 @@ type Config struct {
 	// the server announces; a smaller value suits a stream or bucket with a
 	// lower message size limit).
 	MaxPayload int64
+	// SiteRate gives a site's Wix rate in calls a minute, for the ETA of
+	// progress snapshots (nil: no ETA).
+	SiteRate func(siteID string) float64
 }
 
 func (c Config) withDefaults() Config {
@@ -178,6 +181,8 @@ type Runtime struct {
 	metrics *commandMetrics
 	// dlqGate pauses the topics whose dead letters wait for DLQ room.
 	dlqGate *dlqGate
+	// progress holds the progress of the commands in work (ephemeral).
+	progress *ProgressRegistry
 }
 
 // New returns a runtime; register handlers, then Run it.
@@ -185,16 +190,24 @@ func New(cfg Config, deps Deps) *Runtime {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
+	id := instanceID()
 	return &Runtime{
+		progress: NewProgressRegistry(id, cfg.SiteRate),
 		cfg:      cfg.withDefaults(),
 		deps:     deps,
 		log:      deps.Logger,
 		handlers: map[string]registration{},
 		metrics:  newCommandMetrics(deps.Registerer),
 		dlqGate:  newDLQGate(deps.Registerer),
-		instance: instanceID(),
+		instance: id,
 	}
 }
+
+// Instance names this processor instance (in leases and progress answers).
+func (r *Runtime) Instance() string { return r.instance }
+
+// Progress returns the progress of the commands this instance works on.
+func (r *Runtime) Progress() *ProgressRegistry { return r.progress }
 
 // Register adds a handler that runs up to concurrency commands at once.
 func (r *Runtime) Register(h Handler, concurrency int) {
@@ -588,6 +601,8 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != seq}
 		}
 		defer r.active.Delete(activeKey)
+		prog := r.progress.Start(t, info.CommandID, info.SiteID)
+		defer r.progress.Finish(prog)
 
 		// Take the command's lease. Fresh (no earlier attempt, so no
 		// checkpoints to read) is decided by an atomic create, not by the
@@ -631,7 +646,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		log.Info("handling command", zap.Int("delivery", delivery))
 
 		workCtx, lost, stopLease := r.keepLease(ctx, rec, rev, log)
-		evt, err := h.Handle(workCtx, &Command{
+		evt, err := h.Handle(withProgress(workCtx, prog), &Command{
 			Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
 			TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
 			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload, Fresh: fresh,

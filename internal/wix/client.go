@@ -425,7 +425,7 @@ func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, er
 		return "", fmt.Errorf("wix %s: auth: %w", c.op, err)
 	}
 
-	callCounterFrom(ctx).Add(1)
+	countCall(ctx)
 	start := time.Now()
 	resp, err := s.c.cfg.HTTPClient.Do(req)
 	if err != nil {
