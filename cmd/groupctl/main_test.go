@@ -385,7 +385,7 @@ func TestStatusUnknownAndReport(t *testing.T) {
 	}
 }
 
-// TestInboxPrefix: with --inbox-prefix (or GROUPFLOW_INBOX_PREFIX) every
+// TestInboxPrefix: with --inbox-prefix (or GROUPCTL_INBOX_PREFIX) every
 // reply groupctl gets, here the chunks of a report, travels on that prefix
 // and none on the default _INBOX, so per-user inbox permissions
 // (deploy/nats/accounts.conf) can keep other users from reading them.
@@ -435,12 +435,12 @@ func TestInboxPrefix(t *testing.T) {
 	if !sawMarker(flagInbox) {
 		t.Error("--inbox-prefix _INBOX_ops: the report did not arrive on _INBOX_ops.>")
 	}
-	t.Setenv("GROUPFLOW_INBOX_PREFIX", "_INBOX_ops_env")
+	t.Setenv("GROUPCTL_INBOX_PREFIX", "_INBOX_ops_env")
 	if out := mustGroupctl(t, env, "report", "get", "rep-1", "--format", "csv"); !strings.Contains(out, marker) {
 		t.Fatalf("report: %q", out)
 	}
 	if !sawMarker(envInbox) {
-		t.Error("GROUPFLOW_INBOX_PREFIX=_INBOX_ops_env: the report did not arrive on _INBOX_ops_env.>")
+		t.Error("GROUPCTL_INBOX_PREFIX=_INBOX_ops_env: the report did not arrive on _INBOX_ops_env.>")
 	}
 	if sawMarker(defaultInbox) {
 		t.Error("with an inbox prefix, the report still travelled on _INBOX.>")

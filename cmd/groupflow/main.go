@@ -20,9 +20,13 @@ import (
 	"groupflow/internal/app"
 	"groupflow/internal/config"
 	"groupflow/internal/logging"
+	"groupflow/internal/version"
 )
 
 func main() {
+	if version.PrintIfAsked("groupflow", os.Args[1:], os.Stdout) {
+		return
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

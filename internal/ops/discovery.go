@@ -158,7 +158,7 @@ func (d *Discovery) annotate(ctx context.Context, site *wix.Site, g wix.Group, r
 	if req.WithQuestions {
 		qs, err := site.ListMembershipQuestions(ctx, g.ID)
 		if err != nil {
-			return item, false, fmt.Errorf("questions of group %s: %w", g.ID, err)
+			return item, false, err
 		}
 		n := len(qs)
 		item.Questions = &n
@@ -169,7 +169,7 @@ func (d *Discovery) annotate(ctx context.Context, site *wix.Site, g wix.Group, r
 	if req.WithRules {
 		rs, err := site.ListRules(ctx, g.ID)
 		if err != nil {
-			return item, false, fmt.Errorf("rules of group %s: %w", g.ID, err)
+			return item, false, err
 		}
 		n := len(rs)
 		item.Rules = &n
@@ -211,10 +211,10 @@ func (d *Discovery) Show(ctx context.Context, req ShowRequest) (*ShowReply, erro
 	}
 	det := &GroupDetail{Group: summary(*g), Description: g.Description}
 	if det.QuestionList, err = site.ListMembershipQuestions(ctx, g.ID); err != nil {
-		return nil, fmt.Errorf("questions of group %s: %w", g.ID, err)
+		return nil, err
 	}
 	if det.RuleList, err = site.ListRules(ctx, g.ID); err != nil {
-		return nil, fmt.Errorf("rules of group %s: %w", g.ID, err)
+		return nil, err
 	}
 	nq, nr := len(det.QuestionList), len(det.RuleList)
 	det.Questions, det.Rules = &nq, &nr
