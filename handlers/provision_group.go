@@ -318,7 +318,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			continue
 		}
 		p := c.People[i]
-		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: r.Reason, Detail: r.Detail, Candidates: r.Candidates})
+		notAdded = append(notAdded, messages.RowOutcome{Row: i + 1, Ref: p.Ref, Kind: p.Kind(), Reason: r.Reason, Detail: r.Detail, Candidates: r.Candidates})
 	}
 	log.Info("group provisioned", zap.String("group_id", g.ID), zap.Bool("reused", g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),

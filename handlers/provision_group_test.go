@@ -79,18 +79,18 @@ func TestProvisionMixedRoster(t *testing.T) {
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "mixed-1", body))
 
 	wantNotAdded := []messages.RowOutcome{
-		{Row: 5, Ref: "r5", Kind: "name", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: 2},
-		{Row: 6, Ref: "r6", Kind: "email", Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail},
-		{Row: 7, Ref: "r7", Kind: "email", Reason: messages.ReasonInvalid, Detail: messages.ProblemMalformedEmail},
-		{Row: 8, Ref: "r8", Kind: "phone", Reason: messages.ReasonInvalid, Detail: detailUnparsablePhone},
-		{Row: 9, Ref: "r9", Reason: messages.ReasonInvalid, Detail: messages.ProblemNoIdentifier},
-		{Row: 10, Ref: "r10", Kind: "contactId", Reason: messages.ReasonDuplicate, Detail: "same member as row 0"},
-		{Row: 11, Ref: "r11", Kind: "email", Reason: messages.ReasonDuplicate, Detail: "same member as row 0"},
-		{Row: 12, Ref: "r12", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember},
-		{Row: 13, Ref: "r13", Kind: "phone", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: 2},
-		{Row: 14, Ref: "r14", Kind: "name", Reason: messages.ReasonNotFound, Detail: detailNoMemberName},
-		{Row: 16, Ref: "r16", Kind: "contactId", Reason: messages.ReasonNotFound, Detail: detailNoMemberContact},
-		{Row: 17, Ref: "r17", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailNoContactPhone},
+		{Row: 6, Ref: "r5", Kind: "name", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: 2},
+		{Row: 7, Ref: "r6", Kind: "email", Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail},
+		{Row: 8, Ref: "r7", Kind: "email", Reason: messages.ReasonInvalid, Detail: messages.ProblemMalformedEmail},
+		{Row: 9, Ref: "r8", Kind: "phone", Reason: messages.ReasonInvalid, Detail: detailUnparsablePhone},
+		{Row: 10, Ref: "r9", Reason: messages.ReasonInvalid, Detail: messages.ProblemNoIdentifier},
+		{Row: 11, Ref: "r10", Kind: "contactId", Reason: messages.ReasonDuplicate, Detail: "same member as row 1"},
+		{Row: 12, Ref: "r11", Kind: "email", Reason: messages.ReasonDuplicate, Detail: "same member as row 1"},
+		{Row: 13, Ref: "r12", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember},
+		{Row: 14, Ref: "r13", Kind: "phone", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: 2},
+		{Row: 15, Ref: "r14", Kind: "name", Reason: messages.ReasonNotFound, Detail: detailNoMemberName},
+		{Row: 17, Ref: "r16", Kind: "contactId", Reason: messages.ReasonNotFound, Detail: detailNoMemberContact},
+		{Row: 18, Ref: "r17", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailNoContactPhone},
 	}
 	if !reflect.DeepEqual(ev.NotAdded, wantNotAdded) {
 		t.Errorf("notAdded:\n got %+v\nwant %+v", ev.NotAdded, wantNotAdded)

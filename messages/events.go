@@ -182,7 +182,9 @@ const ProvisionPendingApproval = "pending_approval"
 
 // RowOutcome says why one row of ProvisionGroup.People was not added.
 type RowOutcome struct {
-	// Row is the 0-based index of the row in ProvisionGroup.People.
+	// Row is the 1-based position of the row in ProvisionGroup.People (1 =
+	// the first person); Ref carries the roster file's line when groupctl
+	// read one (1-based, the header is line 1).
 	Row int `json:"row"`
 	// Ref echoes Person.Ref.
 	Ref string `json:"ref,omitempty"`

@@ -140,8 +140,12 @@ func TestDeadLetterToReplay(t *testing.T) {
 	}
 	st := mustGroupctl(t, env, "status", "prov-e2e", "--type", "provision_group")
 	t.Logf("status:\n%s", st)
-	if !strings.Contains(st, "status:   completed") || !strings.Contains(st, "event:    group_provisioned") || !strings.Contains(st, `"groupId"`) {
+	if !strings.Contains(st, "status:   completed") || !strings.Contains(st, "events:   command_failed ×1, group_provisioned ×1") || !strings.Contains(st, `"groupId"`) {
 		t.Fatalf("status:\n%s", st)
+	}
+	// --events lists them one by one.
+	if st := mustGroupctl(t, env, "status", "prov-e2e", "--events"); !strings.Contains(st, "event:    group_provisioned") || !strings.Contains(st, "event:    command_failed") {
+		t.Fatalf("status --events:\n%s", st)
 	}
 	if out, _, _ := groupctl(t, env, "", "dlq", "ls"); out != "" {
 		t.Fatalf("dlq ls after replay: %q", out)
