@@ -102,6 +102,8 @@ type groupStep struct {
 	Creating bool `json:"creating,omitempty"`
 	// Existing lists the groups of that name that existed before the create.
 	Existing []string `json:"existing,omitempty"`
+	// Differ lists a reused group's settings that differ from the command's.
+	Differ []messages.SettingDifference `json:"differ,omitempty"`
 }
 
 // groupMember is one entry of the group's member list checkpoint.
@@ -162,6 +164,10 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		return nil, err
 	}
 
+	settingsUpdated, err := updateSettings(ctx, site, prog, c, g)
+	if err != nil {
+		return nil, err
+	}
 	res := &resolver{site: site, prog: prog, region: h.cfg.DefaultRegion}
 	rows, ids, err := res.resolve(ctx, c.People)
 	if err != nil {
@@ -324,17 +330,19 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
 		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", prog.calls()))
 	return &messages.GroupProvisioned{
-		EventMeta:      cmd.EventMeta(),
-		GroupID:        g.ID,
-		Slug:           g.Slug,
-		Name:           c.Group.Name,
-		Reused:         g.Reused,
-		Added:          added,
-		Invited:        invited,
-		AlreadyMembers: already,
-		Removed:        removed,
-		NotAdded:       sortedOutcomes(notAdded),
-		WixCalls:       prog.calls(),
+		EventMeta:       cmd.EventMeta(),
+		GroupID:         g.ID,
+		Slug:            g.Slug,
+		Name:            c.Group.Name,
+		Reused:          g.Reused,
+		Added:           added,
+		Invited:         invited,
+		AlreadyMembers:  already,
+		Removed:         removed,
+		NotAdded:        sortedOutcomes(notAdded),
+		SettingsDiffer:  g.Differ,
+		SettingsUpdated: settingsUpdated,
+		WixCalls:        prog.calls(),
 	}, nil
 }
 
@@ -462,7 +470,7 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 		}
 		if len(same) > 0 && !c.AllowDuplicateName {
 			x := same[0]
-			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true}
+			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true, Differ: settingsDiffer(x, c.Group)}
 			return g, prog.save(ctx, step, g)
 		}
 		g = groupStep{Creating: true}

@@ -644,3 +644,45 @@ func TestProvisionSyncResumesAfterPartialRemoval(t *testing.T) {
 		t.Fatalf("%d remove calls, want 2 (none redone)", n)
 	}
 }
+
+// TestProvisionReusedGroupSettings: a reused group's differing privacy is
+// reported, and changed only when the command asks (updateSettings).
+func TestProvisionReusedGroupSettings(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	owner := st.AddMember(wixsim.MemberSeed{FirstName: "O", LastName: "W", LoginEmail: "owner@example.com"})
+	g := st.AddGroup("Yoga Friday", "PUBLIC", owner.ID)
+	e.start(provisionHandler(e))
+	body := map[string]any{"group": map[string]any{"name": "Yoga Friday", "privacyStatus": "PRIVATE"}}
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "settings-1", body))
+	want := []messages.SettingDifference{{Setting: "privacyStatus", Group: "PUBLIC", Command: "PRIVATE"}}
+	if !ev.Reused || ev.SettingsUpdated || !reflect.DeepEqual(ev.SettingsDiffer, want) {
+		t.Fatalf("without updateSettings: %+v", ev)
+	}
+	if got := groupPrivacy(t, st, g.ID); got != "PUBLIC" {
+		t.Fatalf("privacy changed to %s without updateSettings", got)
+	}
+	body["updateSettings"] = true
+	e.Wix.Sim.ResetCalls()
+	ev = provisioned(t, e, e.send(messages.CmdProvisionGroup, "settings-2", body))
+	if !ev.SettingsUpdated || !reflect.DeepEqual(ev.SettingsDiffer, want) || e.calls(wix.OpGroupsUpdate) != 1 {
+		t.Fatalf("with updateSettings: %+v (%d updates)", ev, e.calls(wix.OpGroupsUpdate))
+	}
+	if got := groupPrivacy(t, st, g.ID); got != "PRIVATE" {
+		t.Fatalf("privacy %s after updateSettings, want PRIVATE", got)
+	}
+	// Same settings: nothing to report, nothing updated.
+	ev = provisioned(t, e, e.send(messages.CmdProvisionGroup, "settings-3", body))
+	if len(ev.SettingsDiffer) != 0 || ev.SettingsUpdated {
+		t.Fatalf("same settings: %+v", ev)
+	}
+}
+
+func groupPrivacy(t *testing.T, st *wixsim.Site, id string) string {
+	t.Helper()
+	g, ok := st.Group(id)
+	if !ok {
+		t.Fatalf("no group %s", id)
+	}
+	return g.PrivacyStatus
+}

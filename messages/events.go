@@ -172,8 +172,23 @@ type GroupProvisioned struct {
 	NotAdded []RowOutcome `json:"notAdded,omitempty"`
 	// NotAddedTotal, in a truncated event, is the full length of NotAdded.
 	NotAddedTotal int `json:"notAddedTotal,omitempty"`
+	// SettingsDiffer lists the settings of a reused group that differ from
+	// the command's Group; SettingsUpdated says the command changed them
+	// (ProvisionGroup.UpdateSettings).
+	SettingsDiffer  []SettingDifference `json:"settingsDiffer,omitempty"`
+	SettingsUpdated bool                `json:"settingsUpdated,omitempty"`
 	// WixCalls counts the Wix API calls the command made.
 	WixCalls int64 `json:"wixCalls"`
+}
+
+// SettingDifference is one setting of a reused group that differs from the
+// command's: Group is the group's value (before any update), Command the
+// command's.
+type SettingDifference struct {
+	// Setting is "privacyStatus", "teaser" or "memberTitle".
+	Setting string `json:"setting"`
+	Group   string `json:"group"`
+	Command string `json:"command"`
 }
 
 // ProvisionPendingApproval is GroupProvisioned.Status when the group is a

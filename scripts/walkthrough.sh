@@ -54,10 +54,12 @@ Charlotte,Martinez,,,Yoga
 ,,MARIA.TANAKA@mail.example.com,,Yoga
 CSV
 step groupctl send provision --name "Yoga Monday" --roster "$data/roster.csv" --privacy PRIVATE --wait
+step groupctl send provision --name "Yoga Monday" --privacy PRIVATE --update-settings --wait
 step groupctl send campaign --campaign-id spring --group "$big" --content '{"templateId":"spring-offer"}' --wait
 step groupctl send campaign --campaign-id pilates --group "$big" --keywords 'pilates,"hot yoga"' --match any
 step groupctl send questions --group "${yoga:-$big}" --question "Which classes interest you?" --required-question "Do you have an injury we should know about?" --wait
-step groupctl send rules --source "$big" --prefix Yoga --dry-run --wait
+rules_src=$(groupctl groups ls --with-rules --limit 1 | awk 'NR==2 {print $1}')   # a source with rules
+step groupctl send rules --source "$rules_src" --prefix Yoga --dry-run --wait
 step groupctl events tail --type campaign_completed --since 1h --count 1
 cid=$(groupctl send campaign --campaign-id walk --group "$big")
 step groupctl status "$cid"

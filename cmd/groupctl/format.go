@@ -141,6 +141,13 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 	switch ev := e.(type) {
 	case *messages.GroupProvisioned:
 		fmt.Fprintf(&b, " group=%s name=%q reused=%t added=%d already=%d removed=%d not_added=%d", ev.GroupID, ev.Name, ev.Reused, ev.Added, ev.AlreadyMembers, len(ev.Removed), len(ev.NotAdded))
+		for _, d := range ev.SettingsDiffer {
+			verb := "differs"
+			if ev.SettingsUpdated {
+				verb = "updated"
+			}
+			fmt.Fprintf(&b, " %s_%s=%s->%s", d.Setting, verb, d.Group, d.Command)
+		}
 	case *messages.MemberSelected:
 		fmt.Fprintf(&b, " campaign=%s member=%s email=%s groups=%s", ev.CampaignID, ev.MemberID, ev.Email, strings.Join(ev.GroupIDs, ","))
 		if len(ev.MatchedKeywords) > 0 {

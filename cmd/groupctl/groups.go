@@ -67,7 +67,7 @@ have membership questions / rules, and cost one Wix call per group read.`, ops.D
 			_ = tw.Flush()
 			more := ""
 			if r.Truncated {
-				more = " (more exist: narrow with --prefix or raise --limit)"
+				more = " (stopped at --limit; more may exist: narrow with --prefix or raise --limit)"
 			}
 			a.errf("%d group(s) on site %s%s; %d Wix call(s)\n", len(r.Groups), safe(r.SiteID), more, r.WixCalls)
 			return nil

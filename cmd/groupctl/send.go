@@ -58,7 +58,7 @@ func (a *app) sendCmd() *cobra.Command {
 
 func (a *app) sendProvisionCmd(o *sendOpts) *cobra.Command {
 	var name, rosterPath, privacy, description, creator string
-	var sync, strict, allowDup, massRemoval bool
+	var sync, strict, allowDup, massRemoval, updateSettings bool
 	c := &cobra.Command{
 		Use:   "provision --name NAME --roster roster.csv",
 		Short: "Create (or reuse) a group and add the people of a CSV roster",
@@ -73,7 +73,7 @@ one (an empty roster, or no row found), is refused before anyone is added
 or removed, unless --allow-mass-removal is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cmd := &messages.ProvisionGroup{Group: messages.GroupSpec{Name: name, Description: description, PrivacyStatus: strings.ToUpper(privacy)}, CreatorID: creator, AllowDuplicateName: allowDup, AllowMassRemoval: massRemoval}
+			cmd := &messages.ProvisionGroup{Group: messages.GroupSpec{Name: name, Description: description, PrivacyStatus: strings.ToUpper(privacy)}, CreatorID: creator, AllowDuplicateName: allowDup, AllowMassRemoval: massRemoval, UpdateSettings: updateSettings}
 			if sync {
 				cmd.Membership = messages.MembershipSync
 			}
@@ -109,6 +109,7 @@ or removed, unless --allow-mass-removal is given.`,
 	f.BoolVar(&allowDup, "allow-duplicate-name", false, "create a new group even if one has this name")
 	f.BoolVar(&massRemoval, "allow-mass-removal", false, "with --sync: allow removing more than half of the members, or everyone but the admins")
 	f.BoolVar(&strict, "strict", false, "refuse to send when the roster has bad rows")
+	f.BoolVar(&updateSettings, "update-settings", false, "a reused group takes --privacy (and the other settings given) when its own differ; without it they are only reported")
 	_ = c.MarkFlagRequired("name")
 	return c
 }
