@@ -483,3 +483,32 @@ func TestCampaignCrashResumesWithoutDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// TestCampaignRepeatedReportsAlreadySelected: a campaign sent again (new
+// command id, same campaign id) inside the events stream's duplicate window
+// selects no one twice, and says so: alreadySelected, not selected.
+func TestCampaignRepeatedReportsAlreadySelected(t *testing.T) {
+	e := newCampaignEnv(t, nil)
+	ids := make([]string, 150)
+	for i := range ids {
+		ids[i] = e.member("R", fmt.Sprintf("r%d@example.com", i), wix.StatusSubscribed)
+	}
+	g := e.group("Repeat", ids...)
+	first, failed := e.run(map[string]any{"id": "rep-1", "campaignId": "rep", "groupIds": []string{g}})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if first.Selected != 150 || first.AlreadySelected != 0 {
+		t.Fatalf("first: selected %d already %d, want 150 and 0", first.Selected, first.AlreadySelected)
+	}
+	again, failed := e.run(map[string]any{"id": "rep-2", "campaignId": "rep", "groupIds": []string{g}})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if again.Selected != 0 || again.AlreadySelected != 150 || again.MembersSeen != 150 {
+		t.Fatalf("repeat: seen %d selected %d already %d, want 150, 0, 150", again.MembersSeen, again.Selected, again.AlreadySelected)
+	}
+	if got := len(e.selected("rep")); got != 150 {
+		t.Fatalf("%d member_selected events stored, want 150", got)
+	}
+}

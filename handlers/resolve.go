@@ -213,7 +213,7 @@ func (r *resolver) resolve(ctx context.Context, people []messages.Person) ([]row
 			continue
 		}
 		if j, dup := firstRow[res.MemberID]; dup {
-			*res = rowResult{Reason: messages.ReasonDuplicate, Detail: "same member as row " + strconv.Itoa(j+1)}
+			*res = rowResult{Reason: messages.ReasonDuplicate, Detail: duplicateDetail(j, people[j].Ref)}
 			continue
 		}
 		firstRow[res.MemberID] = i

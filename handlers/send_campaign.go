@@ -121,6 +121,7 @@ type campaignTotals struct {
 	Unsub      int            `json:"unsubscribed"`
 	NotMatched int            `json:"notMatched"`
 	NotSub     map[string]int `json:"notSubscribed,omitempty"`
+	Already    int            `json:"alreadySelected,omitempty"`
 }
 
 // campaignState is the checkpoint of a campaign, saved after every step.
@@ -158,6 +159,9 @@ type campaignRun struct {
 	match   *campaignMatcher
 	union   []campaignCandidate
 	log     *zap.Logger
+	// batchAlready counts the members of the batch in work that a repeated
+	// campaign's earlier command selected already.
+	batchAlready int
 }
 
 // Handle implements runtime.Handler.
@@ -193,12 +197,13 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messag
 		audience = messages.AudienceAll
 	}
 	return &messages.CampaignCompleted{
-		EventMeta:    cmd.EventMeta(),
-		CampaignID:   c.CampaignID,
-		GroupIDs:     c.GroupIDs,
-		AudienceType: audience,
-		MembersSeen:  t.Seen,
-		Selected:     t.Selected,
+		EventMeta:       cmd.EventMeta(),
+		CampaignID:      c.CampaignID,
+		GroupIDs:        c.GroupIDs,
+		AudienceType:    audience,
+		MembersSeen:     t.Seen,
+		Selected:        t.Selected,
+		AlreadySelected: t.Already,
 		Skipped: messages.Skipped{
 			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
 		},
@@ -508,6 +513,7 @@ func (r *campaignRun) resumeBatch(ctx context.Context) error {
 // batch as done.
 func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) error {
 	b := r.st.Batch
+	r.batchAlready = 0
 	for _, m := range b.Members {
 		if skip[m.ID] {
 			continue
@@ -521,7 +527,8 @@ func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) er
 			return err
 		}
 	}
-	r.st.Totals.Selected += len(b.Members)
+	r.st.Totals.Selected += len(b.Members) - r.batchAlready
+	r.st.Totals.Already += r.batchAlready
 	r.st.Batch = nil
 	return r.save(ctx)
 }
@@ -560,5 +567,5 @@ func (r *campaignRun) publish(ctx context.Context, m campaignRecipient) error {
 		out = append(out, '}')
 		msg.Payload = out
 	}
-	return r.h.pub.PublishMessage(messages.EvtMemberSelected, msg)
+	return r.publishSelected(ctx, msg)
 }

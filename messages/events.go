@@ -276,8 +276,13 @@ type CampaignCompleted struct {
 	AudienceType string `json:"audienceType"`
 	// MembersSeen counts distinct members of the groups.
 	MembersSeen int `json:"membersSeen"`
-	// Selected counts MemberSelected events published.
+	// Selected counts MemberSelected events published by this command.
 	Selected int `json:"selected"`
+	// AlreadySelected counts members an earlier command of the same
+	// campaign id selected (their member_selected event, with the same id,
+	// is in the events stream's duplicate window): not selected again.
+	// MembersSeen = Selected + AlreadySelected + the Skipped counts.
+	AlreadySelected int `json:"alreadySelected"`
 	// Skipped counts members not selected, by reason.
 	Skipped Skipped `json:"skipped"`
 	// WixCalls counts the Wix API calls the command made.

@@ -158,8 +158,8 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 		for _, n := range ev.Skipped.NotSubscribed {
 			notSub += n
 		}
-		// seen = selected + no_email + not_subscribed + unsubscribed + not_matched
-		fmt.Fprintf(&b, " campaign=%s audience=%s seen=%d selected=%d no_email=%d not_subscribed=%d unsubscribed=%d not_matched=%d", ev.CampaignID, ev.AudienceType, ev.MembersSeen, ev.Selected, ev.Skipped.NoEmail, notSub, ev.Skipped.Unsubscribed, ev.Skipped.NotMatched)
+		// seen = selected + already_selected + no_email + not_subscribed + unsubscribed + not_matched
+		fmt.Fprintf(&b, " campaign=%s audience=%s seen=%d selected=%d already_selected=%d no_email=%d not_subscribed=%d unsubscribed=%d not_matched=%d", ev.CampaignID, ev.AudienceType, ev.MembersSeen, ev.Selected, ev.AlreadySelected, ev.Skipped.NoEmail, notSub, ev.Skipped.Unsubscribed, ev.Skipped.NotMatched)
 	case *messages.MembershipQuestionsSet:
 		fmt.Fprintf(&b, " groups=%d", len(ev.Groups))
 		for _, g := range ev.Groups {

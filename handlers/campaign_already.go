@@ -1,0 +1,36 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"groupflow/internal/events"
+	"groupflow/messages"
+)
+
+// publishSelected publishes one member_selected event and tells whether
+// another command (a repeated campaign with the same campaign id) selected
+// this member already: the events stream then holds its event, with the same
+// id, inside the duplicate window, and keeps it instead of this one. A
+// duplicate of this command's own earlier attempt is no repeat. Cost: one
+// stream read per duplicate.
+func (r *campaignRun) publishSelected(ctx context.Context, msg *message.Message) error {
+	dup, err := r.h.pub.PublishAcked(ctx, r.h.js, messages.EvtMemberSelected, msg)
+	if err != nil || dup == 0 {
+		return err
+	}
+	st, err := r.h.js.Stream(ctx, r.h.pub.Subjects().EventStream())
+	if err != nil {
+		return fmt.Errorf("read the selected event kept by the stream: %w", err)
+	}
+	orig, err := st.GetMsg(ctx, dup)
+	if err != nil {
+		return fmt.Errorf("read the selected event kept by the stream (seq %d): %w", dup, err)
+	}
+	if orig.Header.Get(events.HeaderCommandID) != r.cmd.ID {
+		r.batchAlready++
+	}
+	return nil
+}
