@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -31,6 +32,25 @@ func (r *campaignRun) publishSelected(ctx context.Context, msg *message.Message)
 	}
 	if orig.Header.Get(events.HeaderCommandID) != r.cmd.ID {
 		r.batchAlready++
+	}
+	return nil
+}
+
+// noteNoAnswers records, for an interest campaign, a group whose answers
+// list is empty from the start when the group has no membership questions
+// (one List Membership Questions call, made only for such a group): the
+// completion event names it, so "seen=0" has its reason.
+func (r *campaignRun) noteNoAnswers(ctx context.Context, gi, offset, answers int) error {
+	if offset != 0 || answers != 0 {
+		return nil
+	}
+	groupID := r.c.GroupIDs[gi]
+	qs, err := r.site.ListMembershipQuestions(ctx, groupID)
+	if err != nil {
+		return err
+	}
+	if len(qs) == 0 && !slices.Contains(r.st.NoQuestions, groupID) {
+		r.st.NoQuestions = append(r.st.NoQuestions, groupID)
 	}
 	return nil
 }

@@ -512,3 +512,18 @@ func TestCampaignRepeatedReportsAlreadySelected(t *testing.T) {
 		t.Fatalf("%d member_selected events stored, want 150", got)
 	}
 }
+
+// TestInterestCampaignNamesGroupsWithoutQuestions: an interest campaign on
+// a group without membership questions says so instead of a bare seen=0.
+func TestInterestCampaignNamesGroupsWithoutQuestions(t *testing.T) {
+	e := newCampaignEnv(t, nil)
+	g := e.group("No Questions", e.member("N", "n1@example.com", wix.StatusSubscribed))
+	done, failed := e.run(map[string]any{"id": "noq-1", "campaignId": "noq", "groupIds": []string{g},
+		"audience": map[string]any{"type": "interest", "keywords": []string{"yoga"}}})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if done.MembersSeen != 0 || !slices.Equal(done.GroupsWithoutQuestions, []string{g}) {
+		t.Fatalf("completed %+v, want groupsWithoutQuestions [%s]", done, g)
+	}
+}

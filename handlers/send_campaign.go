@@ -145,6 +145,9 @@ type campaignState struct {
 	// members who join the group during the campaign shift the offset
 	// pages, so a member of one page may come again at the top of the next.
 	Recent []string `json:"recent,omitempty"`
+	// NoQuestions lists the groups of an interest campaign without
+	// membership questions (nothing to match).
+	NoQuestions []string `json:"noQuestions,omitempty"`
 }
 
 type campaignRun struct {
@@ -197,13 +200,14 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messag
 		audience = messages.AudienceAll
 	}
 	return &messages.CampaignCompleted{
-		EventMeta:       cmd.EventMeta(),
-		CampaignID:      c.CampaignID,
-		GroupIDs:        c.GroupIDs,
-		AudienceType:    audience,
-		MembersSeen:     t.Seen,
-		Selected:        t.Selected,
-		AlreadySelected: t.Already,
+		EventMeta:              cmd.EventMeta(),
+		CampaignID:             c.CampaignID,
+		GroupIDs:               c.GroupIDs,
+		AudienceType:           audience,
+		MembersSeen:            t.Seen,
+		Selected:               t.Selected,
+		AlreadySelected:        t.Already,
+		GroupsWithoutQuestions: r.st.NoQuestions,
 		Skipped: messages.Skipped{
 			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
 		},
@@ -323,6 +327,9 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 			}
 		}
 		md, n = p.Metadata, len(p.MemberAnswers)
+		if err := r.noteNoAnswers(ctx, gi, offset, n); err != nil {
+			return nil, false, err
+		}
 	}
 	next := offset + n
 	expectCampaignCalls(ctx, md.Total, next)

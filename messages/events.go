@@ -283,6 +283,9 @@ type CampaignCompleted struct {
 	// is in the events stream's duplicate window): not selected again.
 	// MembersSeen = Selected + AlreadySelected + the Skipped counts.
 	AlreadySelected int `json:"alreadySelected"`
+	// GroupsWithoutQuestions lists, for an interest audience, the groups
+	// with no membership questions: no answer there can match.
+	GroupsWithoutQuestions []string `json:"groupsWithoutQuestions,omitempty"`
 	// Skipped counts members not selected, by reason.
 	Skipped Skipped `json:"skipped"`
 	// WixCalls counts the Wix API calls the command made.

@@ -160,6 +160,9 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 		}
 		// seen = selected + already_selected + no_email + not_subscribed + unsubscribed + not_matched
 		fmt.Fprintf(&b, " campaign=%s audience=%s seen=%d selected=%d already_selected=%d no_email=%d not_subscribed=%d unsubscribed=%d not_matched=%d", ev.CampaignID, ev.AudienceType, ev.MembersSeen, ev.Selected, ev.AlreadySelected, ev.Skipped.NoEmail, notSub, ev.Skipped.Unsubscribed, ev.Skipped.NotMatched)
+		if len(ev.GroupsWithoutQuestions) > 0 {
+			fmt.Fprintf(&b, " groups_without_questions=%s", strings.Join(ev.GroupsWithoutQuestions, ","))
+		}
 	case *messages.MembershipQuestionsSet:
 		fmt.Fprintf(&b, " groups=%d", len(ev.Groups))
 		for _, g := range ev.Groups {
