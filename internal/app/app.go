@@ -141,6 +141,9 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 	if err != nil {
 		return nil, err
 	}
+	if err := awaitConnected(ctx, subNC, a.NATSURL, cfg.NATSStartTimeout); err != nil {
+		return nil, err
+	}
 	pubNC, err := connect("groupflow-publisher")
 	if err != nil {
 		return nil, err

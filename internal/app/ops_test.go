@@ -3,11 +3,18 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"groupflow/internal/app"
+	"groupflow/internal/config"
 	"groupflow/internal/ops"
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -99,5 +106,29 @@ func TestDiscoveryAndProgress(t *testing.T) {
 	}
 	if code, _ := get(t, "http://"+a.AdminAddr+"/api/commands/no-such"); code != 404 {
 		t.Fatalf("/api/commands/no-such = %d, want 404", code)
+	}
+}
+
+// TestUnreachableNATSFailsStartupInSeconds: an external NATS nobody answers
+// on ends the startup after --nats-start-timeout, naming it.
+func TestUnreachableNATSFailsStartupInSeconds(t *testing.T) {
+	port := testutil.FreePorts(t, 1)[0]
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	cfg, err := config.Parse([]string{"--nats-url", url, "--nats-start-timeout", "1s", "--http-listen", "127.0.0.1:0",
+		"--wix-sim-listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	a, err := app.Start(context.Background(), cfg, func(string) string { return "" }, zap.NewNop())
+	if err == nil {
+		_ = a.Stop()
+		t.Fatal("started without NATS")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("failed after %s", took)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "unreachable") || !strings.Contains(msg, url) || strings.Contains(msg, "\n") {
+		t.Fatalf("error %q: want one line naming the unreachable URL", msg)
 	}
 }
