@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,22 +111,13 @@ func (a *app) resolveConnection() error {
 	} else {
 		nc = &natsContext{}
 	}
-	a.natsURL = firstOf(a.natsURL, os.Getenv("GROUPCTL_NATS_URL"), nc.URL, os.Getenv("NATS_URL"), defaultNATSURL)
-	a.creds = firstOf(a.creds, nc.Creds)
-	a.nkey = firstOf(a.nkey, nc.NKey)
-	a.tlsCert, a.tlsKey, a.tlsCA = firstOf(a.tlsCert, nc.Cert), firstOf(a.tlsKey, nc.Key), firstOf(a.tlsCA, nc.CA)
-	a.inboxPrefix = firstOf(a.inboxPrefix, nc.InboxPrefix)
+	a.natsURL = cmp.Or(a.natsURL, os.Getenv("GROUPCTL_NATS_URL"), nc.URL, os.Getenv("NATS_URL"), defaultNATSURL)
+	a.creds = cmp.Or(a.creds, nc.Creds)
+	a.nkey = cmp.Or(a.nkey, nc.NKey)
+	a.tlsCert, a.tlsKey, a.tlsCA = cmp.Or(a.tlsCert, nc.Cert), cmp.Or(a.tlsKey, nc.Key), cmp.Or(a.tlsCA, nc.CA)
+	a.inboxPrefix = cmp.Or(a.inboxPrefix, nc.InboxPrefix)
 	a.user, a.password, a.token = nc.User, nc.Password, nc.Token
 	return nil
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func (a *app) subjects() messages.Subjects { return messages.Subjects{Prefix: a.prefix} }
