@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -90,5 +91,25 @@ func TestPrintEventsCountsByType(t *testing.T) {
 	a.printEvents(evts)
 	if got := b.String(); got != "events:   member_selected ×2, campaign_completed ×1 (--events lists them)\n" {
 		t.Fatalf("summary %q", got)
+	}
+}
+
+// TestWaitShowsABarOnATerminal: on a terminal the progress is a live bar.
+func TestWaitShowsABarOnATerminal(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	serveOps(t, env, env.StartRuntime(runtime.Config{}, &workingReport{ticks: 6, every: 500 * time.Millisecond}))
+	var stdout, stderr bytes.Buffer
+	a := newApp(strings.NewReader(""), &stdout, &stderr)
+	a.terminal = func(any) bool { return true }
+	defer a.close()
+	root := a.rootCmd()
+	root.SetArgs([]string{"--nats-url", env.Server.URL, "send", "report", "--id", "rep-bar", "--wait"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := root.ExecuteContext(ctx); err != nil || !strings.Contains(stdout.String(), "report_generated") {
+		t.Fatalf("--wait: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "rep-bar groupsDone=") || strings.Contains(stderr.String(), "progress: ") {
+		t.Fatalf("no bar (or plain lines) on a terminal:\n%q", stderr.String())
 	}
 }
