@@ -527,3 +527,19 @@ func TestInterestCampaignNamesGroupsWithoutQuestions(t *testing.T) {
 		t.Fatalf("completed %+v, want groupsWithoutQuestions [%s]", done, g)
 	}
 }
+
+// TestCampaignFailureReasonSaysItOnce: the reason of a failed group read
+// names the call and the group once ("list members of group X: list group
+// members of X: …" before).
+func TestCampaignFailureReasonSaysItOnce(t *testing.T) {
+	e := newCampaignEnv(t, nil)
+	const missing = "00000000-0000-4000-8000-00000000dead"
+	_, failed := e.run(map[string]any{"id": "missing-1", "campaignId": "missing", "groupIds": []string{missing}})
+	if failed == nil {
+		t.Fatal("a campaign on a missing group completed")
+	}
+	if strings.Count(failed.Reason, "list group members of") != 1 || strings.Contains(failed.Reason, "list members of group") {
+		t.Fatalf("reason repeats itself: %q", failed.Reason)
+	}
+	t.Logf("reason: %s", failed.Reason)
+}
