@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +29,10 @@ func (h *workingReport) Handle(ctx context.Context, cmd *runtime.Command) (messa
 	if h.stuck != nil {
 		select {
 		case <-h.stuck:
+			return nil, errors.New("test over")
 		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return nil, ctx.Err()
 	}
 	p.Total(runtime.ProgressGroupsDone, int64(h.ticks))
 	t := time.NewTicker(h.every)
@@ -111,5 +113,28 @@ func TestWaitShowsABarOnATerminal(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "rep-bar groupsDone=") || strings.Contains(stderr.String(), "progress: ") {
 		t.Fatalf("no bar (or plain lines) on a terminal:\n%q", stderr.String())
+	}
+}
+
+// TestStatusShowsProgressOfARunningCommand: status of a command in work
+// carries the progress the running instance reports.
+func TestStatusShowsProgressOfARunningCommand(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	stuck := make(chan struct{})
+	defer close(stuck)
+	serveOps(t, env, env.StartRuntime(runtime.Config{}, &workingReport{stuck: stuck}))
+	mustGroupctl(t, env, "send", "report", "--id", "rep-running")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := mustGroupctl(t, env, "status", "rep-running")
+		if strings.Contains(st, "status:   processing") {
+			if !strings.Contains(st, "progress: wixCalls=0 running") {
+				t.Fatalf("status of a running command:\n%s", st)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never processing:\n%s", st)
+		}
 	}
 }
