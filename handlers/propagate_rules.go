@@ -107,6 +107,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 
 	wixRules := toWixRules(rules)
 	evt := &messages.RulesPropagated{EventMeta: cmd.EventMeta(), SourceGroupID: c.SourceGroupID, DryRun: c.DryRun, Rules: len(rules)}
+	runtime.ProgressFrom(ctx).ExpectCalls(int64(len(targets))) // one call per target
 	for _, t := range targets {
 		step := "target." + t.ID
 		var o messages.TargetOutcome
@@ -131,7 +132,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				case itemRefused(err):
 					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 				default:
-					return nil, fmt.Errorf("list rules of group %s: %w", t.ID, err)
+					return nil, err // names the call and the group
 				}
 			} else {
 				_, err := site.ReplaceRules(ctx, t.ID, wixRules)
@@ -143,7 +144,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 				case itemRefused(err):
 					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 				default:
-					return nil, fmt.Errorf("replace rules of group %s: %w", t.ID, err)
+					return nil, err // names the call and the group
 				}
 			}
 			if err := prog.save(ctx, step, o); err != nil {

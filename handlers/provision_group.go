@@ -521,7 +521,7 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 			}
 			return g, h.rememberRequest(ctx, siteID, c.Group.Name, id)
 		} else if err != nil {
-			return g, fmt.Errorf("get created group %s: %w", created.ID, err)
+			return g, fmt.Errorf("created group: %w", err) // the error names the call and the group
 		}
 	}
 	if err := h.at(ctx, "created"); err != nil {
