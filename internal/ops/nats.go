@@ -24,6 +24,10 @@ const QueueGroup = "groupflow-ops"
 // RequestTimeout bounds the work of one discovery request.
 const RequestTimeout = 60 * time.Second
 
+// MaxDiscoveryInWork bounds the discovery requests one instance works on at
+// once; more are answered "busy" at once (each costs Wix calls).
+const MaxDiscoveryInWork = 4
+
 // ProgressRequest asks for the progress of command ID ("" = every command
 // the instance runs).
 type ProgressRequest struct {
@@ -43,6 +47,8 @@ type Server struct {
 	Subjects  messages.Subjects
 	Instance  string
 	Log       *zap.Logger
+
+	inWork chan struct{}
 }
 
 // Serve subscribes to the ops subjects on nc until the returned stop is
@@ -53,6 +59,7 @@ func (s *Server) Serve(ctx context.Context, nc *nats.Conn) (stop func(), err err
 	if s.Log == nil {
 		s.Log = zap.NewNop()
 	}
+	s.inWork = make(chan struct{}, MaxDiscoveryInWork)
 	var subs []*nats.Subscription
 	stop = func() {
 		for _, sub := range subs {
@@ -74,7 +81,7 @@ func (s *Server) Serve(ctx context.Context, nc *nats.Conn) (stop func(), err err
 			messages.OpsGroupsList: s.list, messages.OpsGroupsShow: s.show,
 		} {
 			subj := s.Subjects.Ops(name)
-			if err := add(nc.QueueSubscribe(subj, QueueGroup, func(m *nats.Msg) { go s.answer(ctx, m, h) })); err != nil {
+			if err := add(nc.QueueSubscribe(subj, QueueGroup, func(m *nats.Msg) { s.admit(ctx, m, h) })); err != nil {
 				stop()
 				return nil, fmt.Errorf("subscribe %s: %w", subj, err)
 			}
@@ -98,6 +105,20 @@ func (s *Server) answerProgress(m *nats.Msg) {
 // errorReply is the answer of a request that failed.
 type errorReply struct {
 	Error string `json:"error"`
+}
+
+// admit answers m in the background, or "busy" when MaxDiscoveryInWork
+// requests are in work already.
+func (s *Server) admit(ctx context.Context, m *nats.Msg, h func(context.Context, []byte) (any, error)) {
+	select {
+	case s.inWork <- struct{}{}:
+		go func() {
+			defer func() { <-s.inWork }()
+			s.answer(ctx, m, h)
+		}()
+	default:
+		s.reply(m, errorReply{Error: fmt.Sprintf("busy: %d discovery requests in work on this instance; retry shortly", MaxDiscoveryInWork)})
+	}
 }
 
 func (s *Server) answer(ctx context.Context, m *nats.Msg, h func(context.Context, []byte) (any, error)) {
