@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/schollz/progressbar/v3"
 
 	"groupflow/internal/events"
 	"groupflow/internal/runtime"
@@ -27,7 +27,7 @@ type waiter struct {
 	last     string // the last progress line shown
 	lastAt   time.Time
 	printed  time.Time
-	bar      *progressbar.ProgressBar
+	drawn    bool // a progress line is on the terminal
 	terminal bool
 }
 
@@ -56,31 +56,30 @@ func (w *waiter) poll(ctx context.Context) bool {
 	return moved
 }
 
+// barWidth is the width of the terminal progress bar, in cells.
+const barWidth = 24
+
+// showBar redraws the terminal's progress line: the counters, a bar of
+// the Wix calls against the budget (when the handler announced one), ETA.
 func (w *waiter) showBar(s runtime.ProgressSnapshot) {
-	max := int64(-1)
-	if s.WixCallsBudget > 0 {
-		max = s.WixCallsBudget
+	line := w.id + " " + countsShort(s)
+	if f := progressFraction(s); f >= 0 {
+		n := int(f * barWidth)
+		line += fmt.Sprintf("[%s%s] %d/%d wix calls", strings.Repeat("#", n), strings.Repeat("-", barWidth-n), s.WixCalls, s.WixCallsBudget)
+	} else {
+		line += fmt.Sprintf("%d wix calls", s.WixCalls)
 	}
-	if w.bar == nil || (max > 0 && w.bar.GetMax64() != max) {
-		if w.bar != nil {
-			_ = w.bar.Clear()
-		}
-		w.bar = progressbar.NewOptions64(max, progressbar.OptionSetWriter(w.a.stderr),
-			progressbar.OptionSetDescription("wix calls"), progressbar.OptionShowCount(),
-			progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetPredictTime(false))
-	}
-	eta := ""
 	if s.ETASeconds != nil {
-		eta = fmt.Sprintf(" eta %s", time.Duration(*s.ETASeconds)*time.Second)
+		line += fmt.Sprintf(" eta %s", time.Duration(*s.ETASeconds)*time.Second)
 	}
-	w.bar.Describe(safe(fmt.Sprintf("%s %s%s", w.id, countsShort(s), eta)))
-	_ = w.bar.Set64(s.WixCalls)
+	fmt.Fprintf(w.a.stderr, "\r\033[K%s", safe(line))
+	w.drawn = true
 }
 
 func (w *waiter) done() {
-	if w.bar != nil {
-		_ = w.bar.Clear()
+	if w.drawn {
+		fmt.Fprint(w.a.stderr, "\r\033[K")
+		w.drawn = false
 	}
 }
 
