@@ -20,23 +20,24 @@ import (
 // Config is the processor's configuration.
 type Config struct {
 	// Broker.
-	DataDir     string
-	NATSListen  string
-	NATSURL     string
-	NATSCreds   string
-	NATSNKey    string
-	NATSTLSCert string
-	NATSTLSKey  string
-	NATSTLSCA   string
-	NATSInbox   string
+	DataDir      string
+	NATSListen   string
+	NATSURL      string
+	NATSCreds    string
+	NATSNKey     string
+	NATSTLSCert  string
+	NATSTLSKey   string
+	NATSTLSCA    string
+	NATSInbox    string
+	Replicas     int
+	Prefix       string
+	SyncAlways   bool
+	EventDupWin  time.Duration
+	MaxPayloadMB int
+
 	// NATSStartTimeout bounds the wait for the first connection to an
 	// external NATS at startup (after it, NATS losses are waited out).
 	NATSStartTimeout time.Duration
-	Replicas         int
-	Prefix           string
-	SyncAlways       bool
-	EventDupWin      time.Duration
-	MaxPayloadMB     int
 
 	// Admin HTTP.
 	HTTPListen string
