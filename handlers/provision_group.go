@@ -330,19 +330,19 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
 		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", prog.calls()))
 	return &messages.GroupProvisioned{
-		EventMeta:       cmd.EventMeta(),
-		GroupID:         g.ID,
-		Slug:            g.Slug,
-		Name:            c.Group.Name,
-		Reused:          g.Reused,
-		Added:           added,
-		Invited:         invited,
-		AlreadyMembers:  already,
-		Removed:         removed,
-		NotAdded:        sortedOutcomes(notAdded),
-		SettingsDiffer:  g.Differ,
-		SettingsUpdated: settingsUpdated,
-		WixCalls:        prog.calls(),
+		EventMeta:      cmd.EventMeta(),
+		GroupID:        g.ID,
+		Slug:           g.Slug,
+		Name:           c.Group.Name,
+		Reused:         g.Reused,
+		Added:          added,
+		Invited:        invited,
+		AlreadyMembers: already,
+		Removed:        removed,
+		NotAdded:       sortedOutcomes(notAdded),
+		WixCalls:       prog.calls(),
+
+		SettingsDiffer: g.Differ, SettingsUpdated: settingsUpdated,
 	}, nil
 }
 

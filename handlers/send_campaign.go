@@ -200,14 +200,14 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messag
 		audience = messages.AudienceAll
 	}
 	return &messages.CampaignCompleted{
-		EventMeta:              cmd.EventMeta(),
-		CampaignID:             c.CampaignID,
-		GroupIDs:               c.GroupIDs,
-		AudienceType:           audience,
-		MembersSeen:            t.Seen,
-		Selected:               t.Selected,
-		AlreadySelected:        t.Already,
-		GroupsWithoutQuestions: r.st.NoQuestions,
+		EventMeta:    cmd.EventMeta(),
+		CampaignID:   c.CampaignID,
+		GroupIDs:     c.GroupIDs,
+		AudienceType: audience,
+		MembersSeen:  t.Seen,
+		Selected:     t.Selected,
+
+		AlreadySelected: t.Already, GroupsWithoutQuestions: r.st.NoQuestions,
 		Skipped: messages.Skipped{
 			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
 		},
