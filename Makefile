@@ -30,8 +30,10 @@ help: ## this list
 build: ## build groupflow, groupctl, groupmail, wixsim, groupbench and mailview into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator
-	$(GO) run ./cmd/groupflow
+# make run ARGS="--log-level debug --wix-sim-members 5000" passes flags to groupflow.
+ARGS ?=
+run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator (flags: ARGS="...")
+	$(GO) run ./cmd/groupflow $(ARGS)
 
 $(NATS_SERVER):
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
@@ -82,9 +84,18 @@ bench-quick: ## the benchmark suite at small sizes (< 1 min)
 chaos: $(NATS_SERVER) ## the fault suite: kill -9, Wix storms, broker restart, cluster node loss, poison
 	$(GO) test -tags chaos -count=1 -timeout 30m -v -run . ./chaos/
 
-demo: $(MAILPIT) ## groupflow + groupmail + Mailpit on loopback; sends a campaign (mails at :8026, console at :8080)
+# The demo's loopback ports: make demo NATS_PORT=14222 ADMIN_PORT=18080 ...
+SMTP_PORT ?= 1025
+MAILPIT_PORT ?= 8025
+NATS_PORT ?= 4222
+ADMIN_PORT ?= 8080
+WIXSIM_PORT ?= 8090
+GROUPMAIL_PORT ?= 8081
+MAILVIEW_PORT ?= 8026
+demo: $(MAILPIT) ## groupflow + groupmail + Mailpit + mailview on loopback; sends a campaign (ports: SMTP_PORT MAILPIT_PORT MAILVIEW_PORT NATS_PORT ADMIN_PORT WIXSIM_PORT GROUPMAIL_PORT)
 	$(GO) build -o $(BIN)/ ./cmd/groupflow ./cmd/groupmail ./cmd/groupctl ./cmd/wixsim ./cmd/mailview
-	./deploy/demo.sh
+	SMTP_PORT=$(SMTP_PORT) MAILPIT_PORT=$(MAILPIT_PORT) MAILVIEW_PORT=$(MAILVIEW_PORT) NATS_PORT=$(NATS_PORT) ADMIN_PORT=$(ADMIN_PORT) \
+	  WIXSIM_PORT=$(WIXSIM_PORT) GROUPMAIL_PORT=$(GROUPMAIL_PORT) ./deploy/demo.sh
 
 # staticcheck runs with the chaos tag: those files only add to package chaos,
 # so one pass sees every file (and what only the chaos suite uses is used).

@@ -102,6 +102,8 @@ type groupStep struct {
 	Creating bool `json:"creating,omitempty"`
 	// Existing lists the groups of that name that existed before the create.
 	Existing []string `json:"existing,omitempty"`
+	// Differ lists a reused group's settings that differ from the command's.
+	Differ []messages.SettingDifference `json:"differ,omitempty"`
 }
 
 // groupMember is one entry of the group's member list checkpoint.
@@ -156,10 +158,14 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		}
 		return nil, err
 	}
+	if r.settingsUpdated, err = updateSettings(ctx, site, prog, c, r.g); err != nil {
+		return nil, err
+	}
 	res := &resolver{site: site, prog: prog, region: h.cfg.DefaultRegion}
 	if r.rows, r.ids, err = res.resolve(ctx, c.People); err != nil {
 		return nil, err
 	}
+	runtime.ProgressFrom(ctx).Set(runtime.ProgressRowsResolved, int64(len(r.ids)))
 	plan, err := r.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -195,6 +201,8 @@ type provisionRun struct {
 	// rows holds one result per roster row; ids the members they resolved to.
 	rows []rowResult
 	ids  []string
+	// settingsUpdated: this command changed the reused group's settings.
+	settingsUpdated bool
 }
 
 // membershipPlan is what a command does to the group's members, decided
@@ -218,6 +226,8 @@ func (r *provisionRun) pending(pend *errPending) messages.Event {
 		Status:         messages.ProvisionPendingApproval,
 		GroupRequestID: pend.requestID,
 		WixCalls:       r.prog.calls(),
+
+		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
 
@@ -278,6 +288,7 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 			rowOf[row.MemberID] = i
 		}
 	}
+	expectAdds(ctx, len(toAdd))
 	for k, chunk := range wix.Chunk(toAdd, wix.MaxMemberIDsPerAdd) {
 		step := "add." + strconv.Itoa(k)
 		b, err := r.batch(ctx, step, func(b *batchStep) error {
@@ -303,6 +314,7 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 			continue
 		}
 		added += len(chunk) - len(b.Invited)
+		runtime.ProgressFrom(ctx).Set(runtime.ProgressRowsAdded, int64(added))
 		invited = append(invited, b.Invited...)
 	}
 	return added, invited, nil
@@ -384,7 +396,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 			continue
 		}
 		p := r.c.People[i]
-		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: row.Reason, Detail: row.Detail, Candidates: row.Candidates})
+		notAdded = append(notAdded, messages.RowOutcome{Row: i + 1, Ref: p.Ref, Kind: p.Kind(), Reason: row.Reason, Detail: row.Detail, Candidates: row.Candidates})
 	}
 	r.log.Info("group provisioned", zap.String("group_id", r.g.ID), zap.Bool("reused", r.g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
@@ -528,7 +540,7 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 		}
 		if len(same) > 0 && !c.AllowDuplicateName {
 			x := same[0]
-			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true}
+			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true, Differ: settingsDiffer(x, c.Group)}
 			return g, prog.save(ctx, step, g)
 		}
 		g = groupStep{Creating: true}
@@ -579,7 +591,7 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 			}
 			return g, h.rememberRequest(ctx, siteID, c.Group.Name, id)
 		} else if err != nil {
-			return g, fmt.Errorf("get created group %s: %w", created.ID, err)
+			return g, fmt.Errorf("created group: %w", err) // the error names the call and the group
 		}
 	}
 	if err := h.at(ctx, "created"); err != nil {

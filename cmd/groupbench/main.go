@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"groupflow/internal/version"
 )
 
 // Results is bench/results.json.
@@ -155,6 +157,9 @@ func removeTemp(d string) {
 }
 
 func main() {
+	if version.PrintIfAsked("groupbench", os.Args[1:], os.Stdout) {
+		return
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {

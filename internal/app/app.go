@@ -135,7 +135,7 @@ type startup struct {
 
 // broker starts the embedded broker (if configured) and connects to it:
 // one connection to consume, one to publish.
-func (s *startup) broker(context.Context) error {
+func (s *startup) broker(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
 	connCfg := broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
 		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
@@ -163,6 +163,9 @@ func (s *startup) broker(context.Context) error {
 	}
 	var err error
 	if s.subNC, err = connect("groupflow-consumer"); err != nil {
+		return err
+	}
+	if err := awaitConnected(ctx, s.subNC, s.NATSURL, s.cfg.NATSStartTimeout); err != nil {
 		return err
 	}
 	if s.pubNC, err = connect("groupflow-publisher"); err != nil {
@@ -300,6 +303,7 @@ func (s *startup) runtime(context.Context) error {
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
 		Instance: s.instance,
+		SiteRate: func(string) float64 { return cfg.WixRatePerMinute },
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
 	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
 		s.consumers = append(s.consumers, broker.DurableName(t))
@@ -322,7 +326,7 @@ func (s *startup) capture(ctx context.Context) error {
 }
 
 // adminHTTP starts the admin HTTP server: health, readiness, metrics, DLQ.
-func (s *startup) adminHTTP(context.Context) error {
+func (s *startup) adminHTTP(ctx context.Context) error {
 	cfg, log, subjects, capture := s.cfg, s.log, s.subjects, s.App.capture
 	s.admin = admin.New(cfg.HTTPListen, admin.AllReady(
 		admin.ConnsReady(s.subNC, s.pubNC),
@@ -339,12 +343,15 @@ func (s *startup) adminHTTP(context.Context) error {
 	s.admin.Handle("/dlq", dlqHTTP)
 	s.admin.Handle("/dlq/", dlqHTTP)
 	s.admin.MountConsole(consoleSources(s.rt, s.led, s.store, s.js, s.subjects, s.wixClient))
+	if err := s.serveOps(ctx, s.subNC, s.rt, s.sites, s.subjects); err != nil {
+		return err
+	}
 	addr, err := s.admin.Start()
 	if err != nil {
 		return fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
 	}
 	s.AdminAddr = addr
-	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq"}))
+	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq", "/console/", "/api/commands", "/api/groups"}))
 	return nil
 }
 

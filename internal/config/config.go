@@ -37,6 +37,10 @@ type Config struct {
 	EventDupWin  time.Duration
 	MaxPayloadMB int
 
+	// NATSStartTimeout bounds the wait for the first connection to an
+	// external NATS at startup (after it, NATS losses are waited out).
+	NATSStartTimeout time.Duration
+
 	// Admin HTTP.
 	HTTPListen string
 	AdminToken string // env GROUPFLOW_ADMIN_TOKEN only
@@ -189,6 +193,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of streams and buckets: 1 embedded, 3 on a cluster (default 1 embedded, 3 external) (env "+envName("replicas")+")")
 	str(&c.Prefix, "subject-prefix", "groups", "subject prefix: <prefix>.cmd.>, <prefix>.evt.>, <prefix>.dlq.>")
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "embedded server: fsync every write (no loss on power failure, slower) (env "+envName("sync-always")+")")
+	fs.DurationVar(&c.NATSStartTimeout, "nats-start-timeout", 15*time.Second, "startup fails when the external NATS is unreachable this long (env "+envName("nats-start-timeout")+")")
 	fs.DurationVar(&c.EventDupWin, "event-dup-window", time.Hour, "duplicate window of the events stream (env "+envName("event-dup-window")+")")
 	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, "embedded server: largest message in MiB (a 10,000-person roster is about 1 MiB) (env "+envName("max-payload-mb")+")")
 

@@ -108,6 +108,9 @@ type Config struct {
 	// Instance names this process in command leases (default
 	// natsname.InstanceID(); the app passes the id it uses everywhere).
 	Instance string
+	// SiteRate gives a site's Wix rate in calls a minute, for the ETA of
+	// progress snapshots (nil: no ETA).
+	SiteRate func(siteID string) float64
 }
 
 func (c Config) withDefaults() Config {
@@ -184,6 +187,8 @@ type Runtime struct {
 	metrics *commandMetrics
 	// dlqGate pauses the topics whose dead letters wait for DLQ room.
 	dlqGate *dlqGate
+	// progress holds the progress of the commands in work (ephemeral).
+	progress *ProgressRegistry
 }
 
 // New returns a runtime; register handlers, then Run it.
@@ -193,6 +198,7 @@ func New(cfg Config, deps Deps) *Runtime {
 	}
 	cfg = cfg.withDefaults()
 	return &Runtime{
+		progress: NewProgressRegistry(cfg.Instance, cfg.SiteRate),
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
@@ -202,6 +208,12 @@ func New(cfg Config, deps Deps) *Runtime {
 		instance: cfg.Instance,
 	}
 }
+
+// Instance names this processor instance (in leases and progress answers).
+func (r *Runtime) Instance() string { return r.instance }
+
+// Progress returns the progress of the commands this instance works on.
+func (r *Runtime) Progress() *ProgressRegistry { return r.progress }
 
 // Register adds a handler made by Adapt that runs up to concurrency
 // commands at once; the function Register does both steps.
@@ -593,6 +605,8 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != seq}
 		}
 		defer r.active.Delete(activeKey)
+		prog := r.progress.Start(t, info.CommandID, info.SiteID)
+		defer r.progress.Finish(prog)
 
 		// Take the command's lease. Fresh (no earlier attempt, so no
 		// checkpoints to read) is decided by an atomic create, not by the
@@ -636,7 +650,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		log.Info("handling command", zap.Int("delivery", delivery))
 
 		workCtx, lost, stopLease := r.keepLease(ctx, rec, rev, log)
-		evt, err := h.Handle(workCtx, &Command{
+		evt, err := h.Handle(withProgress(workCtx, prog), &Command{
 			Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
 			TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
 			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload, Fresh: fresh,

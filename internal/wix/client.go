@@ -456,7 +456,7 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 		return "", fmt.Errorf("wix %s: auth: %w", c.op, err)
 	}
 
-	callCounterFrom(ctx).Add(1)
+	countCall(ctx)
 	s.stats.calls.Add(1)
 	start := time.Now()
 	resp, err := s.c.cfg.HTTPClient.Do(req)
