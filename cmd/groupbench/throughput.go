@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,8 +21,9 @@ import (
 // OverheadRow is scenario 2, one row per way of answering Wix.
 type OverheadRow struct {
 	Command string `json:"command"`
-	// Wix says how the simulator answered: over HTTP on a loopback socket,
-	// or in memory (an http.RoundTripper calling its handler, no socket).
+	// Wix says how Wix was answered: by the simulator over HTTP on a
+	// loopback socket, or in memory (a canned http.RoundTripper stub, no
+	// socket, no simulator; see wixStub).
 	Wix          string `json:"wix"`
 	N            int    `json:"n"`
 	MsgBytes     int    `json:"msgBytes"`
@@ -98,12 +101,13 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 			return row, err
 		}
 	}
-	before := h.app.Sim.TotalCalls(site)
+	before := h.wixCalls(site)
 	seqsBefore, err := settledSeqs(h.js)
 	if err != nil {
 		return row, err
 	}
 	ps := make([]*pending, n)
+	stopProfile := profileCPU(wix == wixInMemory, logf)
 	cpu, cpu0 := startCPU(), processCPU()
 	start := time.Now()
 	for i := range n {
@@ -128,7 +132,8 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	}
 	row.ProcessorS = last.Sub(start).Seconds()
 	row.CPU, row.CPUMicrosEach = cpu.Stop(), micros(processCPU()-cpu0)/float64(n)
-	row.WixCallsEach = (h.app.Sim.TotalCalls(site) - before) / int64(n)
+	stopProfile()
+	row.WixCallsEach = (h.wixCalls(site) - before) / int64(n)
 	seqsAfter, err := settledSeqs(h.js)
 	if err != nil {
 		return row, err
@@ -152,6 +157,30 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	row.Ratio = row.ProcessorPerS / row.RawPerS
 	logf("  raw JetStream: %d msgs of %d B in %.2fs (%.0f/s, %.0f CPU-µs/msg); processor/raw %.3f", n, row.MsgBytes, row.RawS, row.RawPerS, row.RawCPUMicrosEach, row.Ratio)
 	return row, nil
+}
+
+// profileCPU starts a CPU profile into $BENCH_CPUPROFILE when on and the
+// variable is set; the returned function stops it.
+func profileCPU(on bool, logf func(string, ...any)) (stop func()) {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if !on || path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		logf("  cpu profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		logf("  cpu profile: %v", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		logf("  cpu profile of the processor phase in %s", path)
+	}
 }
 
 // processCPU returns the CPU time (user and system) this process has used.
