@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"groupflow/internal/wix"
@@ -49,5 +50,23 @@ func TestWixStubAnswersProvisionCalls(t *testing.T) {
 	}
 	if got := stub.calls.Load(); got != 6 {
 		t.Errorf("calls %d, want 6", got)
+	}
+}
+
+func TestAskedEmails(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"query":{"filter":{"loginEmail":{"$in":["a@x.com","b@y.org"]}}}}`: "a@x.com b@y.org",
+		`{"query":{"filter":{"loginEmail":{"$in":["a\u0040x.com"]}}}}`:      "a@x.com",
+		`{"query":{"filter":{"loginEmail":{"$in":[]}}}}`:                    "",
+	} {
+		got, ok := askedEmails([]byte(body))
+		if !ok || strings.Join(got, " ") != want {
+			t.Errorf("%s: %q %v, want %q", body, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`{}`, `{"query":{"filter":{"loginEmail":{"$in":[1]}}}}`, `{"loginEmail":{"$in":"a"}}`} {
+		if got, ok := askedEmails([]byte(bad)); ok {
+			t.Errorf("%s: %q accepted", bad, got)
+		}
 	}
 }
