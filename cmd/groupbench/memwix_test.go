@@ -32,7 +32,7 @@ func TestWixStubAnswersProvisionCalls(t *testing.T) {
 	ids := map[string]bool{}
 	for _, name := range []string{`g "1"`, "g 2"} {
 		g, err := site.CreateGroup(ctx, wix.Group{Name: name}, "")
-		if err != nil || g.Name != name || g.ID == "" || ids[g.ID] || g.OwnerID == "" {
+		if err != nil || g.Name != name || g.ID == "" || ids[g.ID] || g.OwnerID == "" || g.Slug == "" || g.PrivacyStatus != "PUBLIC" {
 			t.Fatalf("create %q: %v %+v", name, err, g)
 		}
 		ids[g.ID] = true
