@@ -10,6 +10,8 @@
 // bench/results.json and the same report as bench/results.md (quick:
 // bench/results-quick.json and .md; BENCH_OUT overrides the JSON path). BENCH_ONLY=1,3 runs only some scenarios;
 // BENCH_DEBUG=1 prints per-site call rates every 0.5 s in scenario 6.
+// BENCH_CPUPROFILE=file writes a CPU profile of scenario 2's in-memory
+// processor phase (go tool pprof file).
 // Processes it starts (scenario 5) are killed on exit, panic or signal.
 package main
 

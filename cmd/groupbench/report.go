@@ -111,7 +111,7 @@ func report(w io.Writer, r *Results) {
 		p("")
 	}
 	if len(r.Overhead) > 0 {
-		p("### 2. Processor overhead vs raw JetStream (same embedded server, unlimited zero-latency simulator, over HTTP and answered in memory)")
+		p("### 2. Processor overhead vs raw JetStream (same embedded server; Wix: unlimited zero-latency simulator over HTTP, and a canned in-memory stub)")
 		p("")
 		p("| command | Wix | N | bytes | concurrency | Wix calls each | writes/command | ledger writes each | events each | processor msgs/s | raw JetStream msgs/s | processor/raw | CPU-µs/command (raw: per msg) | CPU (bench cores / machine busy) |")
 		p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
