@@ -20,11 +20,13 @@ const progressEvery = 2 * time.Second
 
 // waiter follows one command's progress for --wait: it notices progress
 // (any counter or the Wix call count moving) and shows it, as a bar on a
-// terminal, else as a plain line whenever it changes (at most every 10 s).
+// terminal, else as a plain line whenever it changes (at most every 10 s,
+// and the last state seen once more when the wait ends, if it was not shown).
 type waiter struct {
 	a        *app
 	id       string
-	last     string // the last progress line shown
+	last     string // the key of the last progress polled
+	unshown  string // the last plain progress line polled and not printed
 	lastAt   time.Time
 	printed  time.Time
 	drawn    bool // a progress line is on the terminal
@@ -51,7 +53,9 @@ func (w *waiter) poll(ctx context.Context) bool {
 		w.showBar(s)
 	} else if moved && now.Sub(w.printed) >= 10*time.Second {
 		w.a.errf("progress: %s\n", progressLine(s, now))
-		w.printed = now
+		w.printed, w.unshown = now, ""
+	} else if moved {
+		w.unshown = progressLine(s, now)
 	}
 	return moved
 }
@@ -80,6 +84,10 @@ func (w *waiter) done() {
 	if w.drawn {
 		fmt.Fprint(w.a.stderr, "\r\033[K")
 		w.drawn = false
+	}
+	if w.unshown != "" {
+		w.a.errf("progress: %s\n", w.unshown)
+		w.unshown = ""
 	}
 }
 
