@@ -143,3 +143,11 @@ func reportMany(w io.Writer, r *Results) {
 		}
 	}
 }
+
+// concLabel names scenario 6's --concurrency (0: the default flags).
+func concLabel(conc int) string {
+	if conc == 0 {
+		return "default flags"
+	}
+	return fmt.Sprintf("concurrency %d per command type", conc)
+}
