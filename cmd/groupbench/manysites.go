@@ -162,6 +162,9 @@ func startMany(n int, logf func(string, ...any)) (*manyEnv, error) {
 	// Default flags but for where things are; the startup preflight (reads
 	// of every site's endpoints) is off so that the run measures commands.
 	e.flags = []string{"--wix-sites-file", sitesFile, "--wix-base-url", e.simURL, "--wix-preflight=false"}
+	// BENCH_MANY_ARGS adds groupflow flags, for comparisons (the targets
+	// are for the default flags).
+	e.flags = append(e.flags, strings.Fields(os.Getenv("BENCH_MANY_ARGS"))...)
 	args := append([]string{"--data-dir", filepath.Join(e.dir, "data"), "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--log-level", "warn"}, e.flags...)
 	e.gf, err = startChild(filepath.Join(e.dir, "groupflow.log"), filepath.Join(bin, "groupflow"), []string{"BENCH_KEY=bench"}, args...)
@@ -375,8 +378,9 @@ func manyRun(n, perSite, busyN int, window time.Duration, logf func(string, ...a
 	}
 	defer e.close()
 	pid := e.gf.cmd.Process.Pid
+	flags := strings.Join(append([]string{"--wix-sites-file SITES.yaml --wix-base-url SIMULATOR"}, e.flags[4:]...), " ")
 	res := &ManySitesRun{Sites: n, CommandsPerSite: perSite, LimitPerMin: manyLimitPerMin,
-		Flags: strings.Join(e.flags, " "), IdleRSSMiB: float64(procStatus(pid, "VmRSS")) / 1024}
+		Flags: flags, IdleRSSMiB: float64(procStatus(pid, "VmRSS")) / 1024}
 	busy := ""
 	if busyN > 0 {
 		busy, res.BusyQueued, res.BusyWindowS = e.sites[0], busyN, window.Seconds()
