@@ -109,9 +109,9 @@ func reportMany(w io.Writer, r *Results) {
 			continue
 		}
 		if m.Busy == nil {
-			p("\n## 8. %d sites at Wix's 200 calls/minute, one groupflow, default flags\n", m.Sites)
+			p("\n### 8. %d sites at Wix's 200 calls/minute, one groupflow, default flags\n", m.Sites)
 		} else {
-			p("\n## 9. The same with one site holding %d queued commands (%.0f s window)\n", m.BusyQueued, m.BusyWindowS)
+			p("\n### 9. The same with one site holding %d queued commands (%.0f s window)\n", m.BusyQueued, m.BusyWindowS)
 		}
 		p("Simulator in its own process; groupflow `%s` (the rest default); %d provision_group commands per site (%.2f Wix calls each), published up front round-robin over the sites%s.\n",
 			m.Flags, m.CommandsPerSite, m.CallsPerCommand, map[bool]string{true: ", after the busy site's backlog", false: ""}[m.Busy != nil])
@@ -131,7 +131,7 @@ func reportMany(w io.Writer, r *Results) {
 		p("\n</details>")
 	}
 	if c := r.Cost; c != nil {
-		p("\n## 10. Cost per active site\n")
+		p("\n### 10. Cost per active site\n")
 		p("From the %d-site run: **%.0f CPU-µs per Wix call** (groupflow and its embedded broker), **%.0f KiB per active site** (peak RSS above idle), **%.1f writes to the rate-limit KV bucket per site per minute**.\n",
 			c.Sites, c.CPUMicrosPerCall, c.BytesPerSite/1024, c.RateKVPerSiteMin)
 		p("Projection at 200 calls/minute per site, instances of %.0f cores (at 70 %%) and %.0f MiB: %.0f sites per instance (%s-bound).\n",
