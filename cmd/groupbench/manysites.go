@@ -215,24 +215,7 @@ func (e *manyEnv) rateKVSeq() uint64 {
 }
 
 // procCPU is the CPU time of a process, in seconds.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s)
-	if len(f) < 13 {
-		return 0
-	}
-	var u, st int64
-	fmt.Sscan(f[11], &u)
-	fmt.Sscan(f[12], &st)
-	return float64(u+st) / 100
-}
+func procCPU(pid int) float64 { return float64(statTicks(fmt.Sprintf("/proc/%d/stat", pid))) / 100 }
 
 // publishMany publishes per site the given number of two-call
 // provision_group commands (a new group, nobody to add), round-robin over
