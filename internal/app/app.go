@@ -25,6 +25,7 @@ import (
 	"groupflow/internal/ledger"
 	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
@@ -73,27 +74,6 @@ type Deps struct {
 // Sites resolves a site id to its Wix client.
 type Sites interface {
 	Site(siteID string) (*wix.Site, error)
-}
-
-// simSites adds simulator sites on first use: every site id is a seeded site.
-type simSites struct {
-	c  *wix.Client
-	mu sync.Mutex
-}
-
-func (s *simSites) Site(id string) (*wix.Site, error) {
-	if site, err := s.c.Site(id); err == nil {
-		return site, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if site, err := s.c.Site(id); err == nil {
-		return site, nil
-	}
-	if err := s.c.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
-		return nil, err
-	}
-	return s.c.Site(id)
 }
 
 // Options are StartWith's hooks for benchmarks; the zero value is what
@@ -149,6 +129,7 @@ type startup struct {
 	reg          *prometheus.Registry
 	sites        Sites
 	realWix      *wix.Client // for the startup preflight; nil when simulated
+	wixClient    *wix.Client // the Wix client, for the console's limiter view
 	store        *dlq.Store
 	consumers    []string
 }
@@ -230,36 +211,78 @@ func (s *startup) wix(ctx context.Context) error {
 			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: s.reg})
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return s.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
+	var err error
 	if cfg.Simulated() {
-		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
-			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
-			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
-		s.sim, s.Sim = sim, sim
-		if s.opts.SimTransport != nil {
-			// No request leaves the process: plain http to a name that
-			// resolves nowhere is safe.
-			wixCfg.BaseURL, wixCfg.AllowInsecureHTTP = "http://wixsim.in-memory", true
-			wixCfg.HTTPClient = &http.Client{Transport: s.opts.SimTransport(sim.Handler())}
-		} else {
-			url, err := sim.Start(cfg.WixSimListen)
-			if err != nil {
-				return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
-			}
-			wixCfg.BaseURL = url
-		}
-		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
-			zap.String("simulator", wixCfg.BaseURL), zap.String("default_site", cfg.SiteID))
-		s.sites = &simSites{c: wix.New(wixCfg)}
+		err = s.simWix(&wixCfg)
 	} else {
-		client := wix.New(wixCfg)
-		if err := addSites(client, cfg, s.getenv, s.siteLimiter); err != nil {
-			return err
-		}
-		s.sites, s.realWix = client, client
-		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
-			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
+		err = s.realWixClient(wixCfg)
+	}
+	if err != nil {
+		return err
 	}
 	s.WixURL = firstNonEmpty(wixCfg.BaseURL, wix.DefaultBaseURL)
+	return nil
+}
+
+// simWix starts the embedded simulator (on a socket, or in memory with
+// opts.SimTransport) and a client that serves its listed sites, then any
+// other site on demand (bounded by --wix-max-sites, released when idle).
+func (s *startup) simWix(wixCfg *wix.Config) error {
+	cfg, log := s.cfg, s.log
+	simSites := append([]string{cfg.SiteID}, cfg.WixSimSites...)
+	simOpts := wixsim.Options{Sites: simSites, MaxSites: cfg.WixMaxSites + len(simSites),
+		Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
+		RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")}
+	if cfg.WixSimSitesPattern != "" {
+		var err error
+		if simOpts.SitesPattern, err = sitematch.Parse(cfg.WixSimSitesPattern); err != nil {
+			return fmt.Errorf("--wix-sim-sites-pattern: %w", err)
+		}
+	}
+	sim := wixsim.New(simOpts)
+	s.sim, s.Sim = sim, sim
+	if s.opts.SimTransport != nil {
+		// No request leaves the process: plain http to a name that
+		// resolves nowhere is safe.
+		wixCfg.BaseURL, wixCfg.AllowInsecureHTTP = "http://wixsim.in-memory", true
+		wixCfg.HTTPClient = &http.Client{Transport: s.opts.SimTransport(sim.Handler())}
+	} else {
+		url, err := sim.Start(cfg.WixSimListen)
+		if err != nil {
+			return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
+		}
+		wixCfg.BaseURL = url
+	}
+	log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
+		zap.String("simulator", wixCfg.BaseURL), zap.String("default_site", cfg.SiteID))
+	client := wix.New(*wixCfg)
+	for _, id := range simSites {
+		if err := client.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
+			return err
+		}
+	}
+	if err := useAccount(client, cfg, "simulator"); err != nil {
+		return err
+	}
+	s.sites, s.wixClient = client, client
+	return nil
+}
+
+// realWixClient builds the client of the real Wix API with the configured
+// sites, and the account-key sites when --wix-account-sites is set.
+func (s *startup) realWixClient(wixCfg wix.Config) error {
+	cfg := s.cfg
+	client := wix.New(wixCfg)
+	if err := addSites(client, cfg, s.getenv, s.siteLimiter); err != nil {
+		return err
+	}
+	if err := useAccount(client, cfg, cfg.WixAPIKey); err != nil {
+		return err
+	}
+	s.sites, s.realWix, s.wixClient = client, client, client
+	s.log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
+		zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID),
+		zap.String("account_sites", cfg.WixAccountSites), zap.Int("max_account_sites", cfg.WixMaxSites))
 	return nil
 }
 
@@ -316,6 +339,7 @@ func (s *startup) adminHTTP(context.Context) error {
 	dlqHTTP := dlq.NewHTTPHandler(s.store, cfg.AdminToken, log.Named("dlq-http"))
 	s.admin.Handle("/dlq", dlqHTTP)
 	s.admin.Handle("/dlq/", dlqHTTP)
+	s.admin.MountConsole(consoleSources(s.rt, s.led, s.store, s.js, s.subjects, s.wixClient))
 	addr, err := s.admin.Start()
 	if err != nil {
 		return fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"groupflow/internal/netsafe"
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 )
 
@@ -52,18 +53,25 @@ type Config struct {
 	WixAppSecret         string // env WIX_APP_SECRET only
 	WixInstanceID        string
 	WixSitesFile         string
-	WixRatePerMinute     float64
-	SharedRateLimit      bool
-	WixSimListen         string
-	WixSimMembers        int
-	WixSimGroups         int
-	WixSimSeed           int64
-	WixSimRatePerMin     float64
-	WixSimState          string
-	PhoneRegion          string
-	GroupsPrefix         string
-	GroupMembersPrefx    string
-	GroupRequestsPrefix  string
+	// Account-key mode: WixAccountSites is an allowlist of site ids
+	// (package sitematch: comma-separated anchored globs) served with
+	// WIX_API_KEY as an account-level key without being listed, at most
+	// WixMaxSites at once, each released after WixSiteIdle unused.
+	WixAccountSites     string
+	WixMaxSites         int
+	WixSiteIdle         time.Duration
+	WixRatePerMinute    float64
+	SharedRateLimit     bool
+	WixSimListen        string
+	WixSimMembers       int
+	WixSimGroups        int
+	WixSimSeed          int64
+	WixSimRatePerMin    float64
+	WixSimState         string
+	PhoneRegion         string
+	GroupsPrefix        string
+	GroupMembersPrefx   string
+	GroupRequestsPrefix string
 
 	// Member credential of the single site (see internal/wix/AUTH.md).
 	WixMemberRefreshToken string // env WIX_MEMBER_REFRESH_TOKEN only
@@ -89,6 +97,9 @@ type Config struct {
 	DLQMaxBytes      int64    // GROUPS_DLQ size limit
 	DLQMaxMsgs       int64    // GROUPS_DLQ message limit (0 = none)
 	WixSimSites      []string // sites the embedded simulator serves
+	// WixSimSitesPattern: the embedded simulator also serves the sites it
+	// matches (package sitematch), at most WixMaxSites of them.
+	WixSimSitesPattern string
 }
 
 // Simulated reports whether groupflow runs the embedded Wix simulator: no
@@ -187,6 +198,9 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.WixMemberClientID, "wix-member-client-id", "", "client id of the Wix OAuth app that issued WIX_MEMBER_REFRESH_TOKEN (a group admin member's credential for membership questions, rules and answers)", "WIX_MEMBER_CLIENT_ID")
 	fs.BoolVar(&c.WixPreflight, "wix-preflight", true, "at startup, check with one read per endpoint which flows each real Wix site's credentials allow, and log one line per flow (env "+envName("wix-preflight")+")")
 	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
+	str(&c.WixAccountSites, "wix-account-sites", "", "opt-in account-key mode: WIX_API_KEY is an account-level key, and a site not listed is served if its id matches this allowlist (comma-separated globs, each matching the whole id; * any run of characters, ? one; e.g. '5f1c3a52-*'); with the simulator, the sites groupflow accepts (default all)")
+	fs.IntVar(&c.WixMaxSites, "wix-max-sites", 1000, "account-key mode: most unlisted sites served at once; a command for one more is dead-lettered with an error naming this limit (env "+envName("wix-max-sites")+")")
+	fs.DurationVar(&c.WixSiteIdle, "wix-site-idle", 10*time.Minute, "account-key mode: an unlisted site unused this long is released (its client and rate limiter are made again on its next command) (env "+envName("wix-site-idle")+")")
 	fs.Float64Var(&c.WixRatePerMinute, "wix-rate-per-minute", 200, "Wix requests per minute per site (env "+envName("wix-rate-per-minute")+")")
 	fs.BoolVar(&c.SharedRateLimit, "wix-shared-limit", true, "share each site's Wix rate between all groupflow instances through JetStream KV (env "+envName("wix-shared-limit")+")")
 	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
@@ -219,6 +233,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.Int64Var(&c.DLQMaxMsgs, "dlq-max-msgs", 0, "message limit of the DLQ stream (0: none) (env "+envName("dlq-max-msgs")+")")
 	var simSites string
 	str(&simSites, "wix-sim-sites", "demo-site", "simulator: comma-separated site ids it serves besides --site-id; other sites are refused (403)")
+	str(&c.WixSimSitesPattern, "wix-sim-sites-pattern", "", "simulator: also serve the site ids this allowlist matches (globs as --wix-account-sites), at most --wix-max-sites of them, e.g. 'bench-*'")
 
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "console", "console or json")
@@ -266,9 +281,10 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 
 func (c *Config) validate() error {
 	var errs []error
-	if c.WixAPIKey != "" && c.SiteID == "" {
-		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id)"))
+	if c.WixAPIKey != "" && c.SiteID == "" && c.WixAccountSites == "" {
+		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id), or allow sites with --wix-account-sites"))
 	}
+	errs = append(errs, c.validateAccount()...)
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
 	}
@@ -302,3 +318,29 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// validateAccount checks the account-key mode and the simulator's pattern.
+func (c *Config) validateAccount() []error {
+	var errs []error
+	for flagName, p := range map[string]string{"--wix-account-sites": c.WixAccountSites, "--wix-sim-sites-pattern": c.WixSimSitesPattern} {
+		if p == "" {
+			continue
+		}
+		if _, err := sitematch.Parse(p); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flagName, err))
+		}
+	}
+	if c.WixAccountSites != "" && !c.Simulated() && c.WixAPIKey == "" {
+		errs = append(errs, errors.New("--wix-account-sites needs WIX_API_KEY, an account-level API key (app OAuth tokens are per site)"))
+	}
+	if c.WixMaxSites < 1 || c.WixMaxSites > MaxWixSites {
+		errs = append(errs, fmt.Errorf("--wix-max-sites %d: want 1 to %d", c.WixMaxSites, MaxWixSites))
+	}
+	if c.WixSiteIdle < time.Minute {
+		errs = append(errs, fmt.Errorf("--wix-site-idle %v: want at least 1m", c.WixSiteIdle))
+	}
+	return errs
+}
+
+// MaxWixSites bounds --wix-max-sites.
+const MaxWixSites = 1_000_000

@@ -275,6 +275,7 @@ func (r *Runtime) build() error {
 	// sit outside Retry, or Retry never runs (watermill#645).
 	router.AddMiddleware(
 		r.correlation,
+		r.tracing,
 		r.deadLetter,
 		middleware.Retry{
 			MaxRetries:          r.cfg.Retries,
