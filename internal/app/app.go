@@ -23,6 +23,7 @@ import (
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
 	"groupflow/internal/sitematch"
@@ -107,7 +108,8 @@ func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) stri
 			a.close()
 		}
 	}()
-	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix}}
+	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix},
+		instance: natsname.InstanceID()}
 	for _, step := range []func(context.Context) error{s.broker, s.streams, s.wix, s.runtime, s.capture, s.adminHTTP, s.run} {
 		if err := step(ctx); err != nil {
 			return nil, err
@@ -132,6 +134,8 @@ type startup struct {
 	wixClient    *wix.Client // the Wix client, for the console's limiter view
 	store        *dlq.Store
 	consumers    []string
+	// instance names this process in rate-limit shares and command leases.
+	instance string
 }
 
 // broker starts the embedded broker (if configured) and connects to it:
@@ -207,7 +211,7 @@ func (s *startup) wix(ctx context.Context) error {
 	// Instances with work split the site's rate between them, and the share
 	// of one that stops comes back to the others within seconds.
 	if cfg.SharedRateLimit {
-		s.rates = ratelimit.NewGroup(ctx, s.js, ratelimit.DefaultInstanceID(), ratelimit.Options{
+		s.rates = ratelimit.NewGroup(ctx, s.js, s.instance, ratelimit.Options{
 			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: s.reg})
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return s.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
@@ -301,6 +305,7 @@ func (s *startup) runtime(context.Context) error {
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
+		Instance: s.instance,
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
 	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
 		s.consumers = append(s.consumers, broker.DurableName(t))

@@ -233,6 +233,9 @@ type ConsumerSpec struct {
 	// MaxAckPending bounds messages in flight; sized to the handler's
 	// concurrency so one instance cannot hog a backlog.
 	MaxAckPending int
+	// Description describes the consumer (default "groupflow handler for
+	// <FilterSubject>").
+	Description string
 }
 
 // DurableName is the consumer name of a command type's handler.
@@ -244,9 +247,12 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	if spec.Durable == "" || spec.FilterSubject == "" {
 		return nil, errors.New("consumer spec needs a durable name and a filter subject")
 	}
+	if spec.Description == "" {
+		spec.Description = "groupflow handler for " + spec.FilterSubject
+	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       spec.Durable,
-		Description:   "groupflow handler for " + spec.FilterSubject,
+		Description:   spec.Description,
 		FilterSubject: spec.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -20,18 +20,18 @@ import (
 	"groupflow/messages"
 )
 
-// Header names set on every event.
+// Header names set on every event (the contract's, from package messages).
 const (
-	HeaderSpecVersion   = "ce-specversion"
-	HeaderID            = "ce-id"
-	HeaderType          = "ce-type"
-	HeaderSource        = "ce-source"
-	HeaderTime          = "ce-time"
-	HeaderSubject       = "ce-subject"
-	HeaderContentType   = "content-type"
-	HeaderTraceParent   = "traceparent"
-	HeaderCommandID     = "Groupflow-Command-Id"
-	HeaderCorrelationID = "Groupflow-Correlation-Id"
+	HeaderSpecVersion   = messages.HeaderCESpecVersion
+	HeaderID            = messages.HeaderCEID
+	HeaderType          = messages.HeaderCEType
+	HeaderSource        = messages.HeaderCESource
+	HeaderTime          = messages.HeaderCETime
+	HeaderSubject       = messages.HeaderCESubject
+	HeaderContentType   = messages.HeaderContentType
+	HeaderTraceParent   = messages.HeaderTraceparent
+	HeaderCommandID     = messages.HeaderCommandID
+	HeaderCorrelationID = messages.HeaderCorrelationID
 )
 
 // TypePrefix prefixes ce-type: "groupflow.group_provisioned".

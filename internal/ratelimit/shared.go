@@ -76,7 +76,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +85,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"groupflow/internal/natsname"
 	"groupflow/internal/wix"
 )
 
@@ -196,15 +196,8 @@ func Share(perMinute, safety float64, n int) float64 {
 	return perMinute * safety / float64(max(n, 1))
 }
 
-// DefaultInstanceID returns an id unique to this process: host name, pid and
-// a random suffix.
-func DefaultInstanceID() string {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "groupflow"
-	}
-	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
-}
+// DefaultInstanceID returns an id unique to this process (natsname.InstanceID).
+func DefaultInstanceID() string { return natsname.InstanceID() }
 
 // EnsureBucket creates the bucket of opts if it does not exist and returns it.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.KeyValue, error) {

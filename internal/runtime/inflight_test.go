@@ -20,7 +20,7 @@ func TestActiveListsCommandsInWork(t *testing.T) {
 		<-release
 		return nil
 	})
-	rt := env.StartRuntime(fastConfig(), h)
+	rt := env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	ack := env.Publish(messages.CmdGenerateReport, `{"id":"in-work"}`)
 	select {

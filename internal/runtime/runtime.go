@@ -8,11 +8,9 @@ package runtime
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,6 +28,7 @@ import (
 	"groupflow/internal/events"
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/trace"
 	"groupflow/messages"
 )
@@ -98,11 +97,17 @@ type Config struct {
 	// InFlightBytes bounds the command bodies in work at once across all
 	// consumers (default DefaultInFlightBytes).
 	InFlightBytes int64
+	// Admission decides when a fetched command enters the lifecycle (nil:
+	// NewFIFOAdmission bounded by InFlightBytes). See SourceConfig.
+	Admission Admission
 	// MaxPayload is the largest message, headers included, that completion
 	// events and their ledger records must fit in (default: the max_payload
 	// the server announces; a smaller value suits a stream or bucket with a
 	// lower message size limit).
 	MaxPayload int64
+	// Instance names this process in command leases (default
+	// natsname.InstanceID(); the app passes the id it uses everywhere).
+	Instance string
 }
 
 func (c Config) withDefaults() Config {
@@ -138,6 +143,9 @@ func (c Config) withDefaults() Config {
 	if c.InFlightBytes <= 0 {
 		c.InFlightBytes = DefaultInFlightBytes
 	}
+	if c.Instance == "" {
+		c.Instance = natsname.InstanceID()
+	}
 	return c
 }
 
@@ -168,7 +176,7 @@ type Runtime struct {
 	log      *zap.Logger
 	handlers map[string]registration
 	router   *message.Router
-	sub      *Subscriber
+	sub      *Source
 	// instance names this processor in command leases.
 	instance string
 	// active holds the commands this instance is working on.
@@ -183,14 +191,15 @@ func New(cfg Config, deps Deps) *Runtime {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
+	cfg = cfg.withDefaults()
 	return &Runtime{
-		cfg:      cfg.withDefaults(),
+		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
 		handlers: map[string]registration{},
 		metrics:  newCommandMetrics(deps.Registerer),
 		dlqGate:  newDLQGate(deps.Registerer),
-		instance: instanceID(),
+		instance: cfg.Instance,
 	}
 }
 
@@ -253,13 +262,14 @@ func (r *Runtime) build() error {
 		},
 		Concurrency: 2,
 	}
-	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
+	sub := NewSource(r.deps.JS, SourceConfig{
 		Stream:        r.cfg.Subjects.CommandStream(),
 		Topics:        topics,
 		NakDelay:      r.cfg.NakDelay,
 		Grace:         r.cfg.ShutdownGrace,
 		Paused:        r.dlqGate.paused,
 		InFlightBytes: r.cfg.InFlightBytes,
+		Admission:     r.cfg.Admission,
 	}, r.log.Named("subscriber"))
 
 	wlog := WatermillLogger(r.log)
@@ -423,14 +433,6 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 		}()
 		return h(msg)
 	}
-}
-
-// instanceID names this process: host, pid and a random suffix.
-func instanceID() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
 }
 
 // answerCompleted answers a command found completed in the ledger (a

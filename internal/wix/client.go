@@ -1,6 +1,6 @@
 // Package wix is groupflow's production client for the Wix REST APIs it uses:
 // Groups, Group Members, Membership Questions, Group Rules, Members, Contacts
-// and Email Subscriptions (see /work/shared/reference/wix-rest-api.md).
+// and Email Subscriptions (see https://dev.wix.com/docs/rest).
 //
 // A Client holds many sites. Each Site has its own credentials (API key or
 // app OAuth) and its own rate Limiter (Wix allows about 200 requests per
