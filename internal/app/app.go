@@ -302,12 +302,14 @@ func (s *startup) runtime(context.Context) error {
 	s.store = dlq.NewStore(s.js, subjects)
 	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log,
 		Registry: s.reg, DLQ: s.store, Subjects: subjects}
+	adm := newAdmission(cfg, subjects)
+	adm.register(s.reg)
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
-		Instance: s.instance,
+		Instance: s.instance, Admission: adm,
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
-	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
+	for _, t := range registerHandlers(rt, deps, handlerSlots(cfg)) {
 		s.consumers = append(s.consumers, broker.DurableName(t))
 	}
 	if err := rt.Prepare(); err != nil {
@@ -371,7 +373,7 @@ func (s *startup) run(ctx context.Context) error {
 		return errors.New("router not running after 60s")
 	}
 	s.log.Info("groupflow processing", zap.String("commands", s.subjects.Commands()), zap.Int("handlers", len(s.consumers)),
-		zap.Int("concurrency", s.cfg.Concurrency))
+		zap.Int("max_in_flight", s.cfg.MaxInFlight), zap.Int("site_concurrency", s.cfg.SiteConcurrency), zap.Int("slots_per_type", handlerSlots(s.cfg)))
 	return nil
 }
 
