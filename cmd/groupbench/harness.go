@@ -377,8 +377,11 @@ type CPUUse struct {
 	MachineBusy float64 `json:"machineBusyFraction"`
 }
 
-func procTicks() int64 {
-	b, err := os.ReadFile("/proc/self/stat")
+func procTicks() int64 { return statTicks("/proc/self/stat") }
+
+// statTicks reads user + system CPU ticks from a /proc/<pid>/stat file.
+func statTicks(path string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

@@ -35,19 +35,22 @@ import (
 
 // Results is bench/results.json.
 type Results struct {
-	Machine  Machine           `json:"machine"`
-	Quick    bool              `json:"quick"`
-	Started  time.Time         `json:"started"`
-	TookS    float64           `json:"tookSeconds"`
-	Calls    []CallsRow        `json:"callsPerJob,omitempty"`
-	Overhead []OverheadRow     `json:"processorOverhead,omitempty"`
-	Util     *UtilResult       `json:"rateLimitUtilisation,omitempty"`
-	Latency  []LatencyRow      `json:"latency,omitempty"`
-	Memory   []MemoryRow       `json:"memory,omitempty"`
-	Sites    *SitesResult      `json:"severalSites,omitempty"`
-	Fairness *FairnessResult   `json:"fairness,omitempty"`
-	Targets  []Target          `json:"targets"`
-	Errors   map[string]string `json:"errors,omitempty"`
+	Machine   Machine           `json:"machine"`
+	Quick     bool              `json:"quick"`
+	Started   time.Time         `json:"started"`
+	TookS     float64           `json:"tookSeconds"`
+	Calls     []CallsRow        `json:"callsPerJob,omitempty"`
+	Overhead  []OverheadRow     `json:"processorOverhead,omitempty"`
+	Util      *UtilResult       `json:"rateLimitUtilisation,omitempty"`
+	Latency   []LatencyRow      `json:"latency,omitempty"`
+	Memory    []MemoryRow       `json:"memory,omitempty"`
+	Sites     *SitesResult      `json:"severalSites,omitempty"`
+	Fairness  *FairnessResult   `json:"fairness,omitempty"`
+	ManySites *ManySitesRun     `json:"manySites,omitempty"`
+	BusySite  *ManySitesRun     `json:"busySite,omitempty"`
+	Cost      *CostResult       `json:"costPerSite,omitempty"`
+	Targets   []Target          `json:"targets"`
+	Errors    map[string]string `json:"errors,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -248,6 +251,9 @@ func run(quick bool, only string, stdout, stderr io.Writer) (*Results, error) {
 		{5, "memory", func() (err error) { res.Memory, err = scenarioMemory(quick, logf); return }},
 		{6, "several sites", func() (err error) { res.Sites, err = scenarioSites(quick, logf); return }},
 		{7, "fairness", func() (err error) { res.Fairness, err = scenarioFairness(quick, logf); return }},
+		{8, "many sites", func() (err error) { res.ManySites, err = scenarioManySites(quick, logf); return }},
+		{9, "many sites, one busy", func() (err error) { res.BusySite, err = scenarioBusySite(quick, logf); return }},
+		{10, "cost per site", func() (err error) { res.Cost, err = scenarioCost(quick, res.ManySites, logf); return }},
 	}
 	var firstErr error
 	for _, s := range steps {
@@ -267,7 +273,8 @@ func run(quick bool, only string, stdout, stderr io.Writer) (*Results, error) {
 	}
 	res.TookS = time.Since(start).Seconds()
 	res.Machine.LoadAvgEnd = machine().LoadAvg
-	res.Targets = targets(res)
+	res.Targets = append(targets(res), manyTargets(res)...)
 	report(stdout, res)
+	reportMany(stdout, res)
 	return res, firstErr
 }

@@ -37,6 +37,7 @@ type App struct {
 	cfg      *config.Config
 	log      *zap.Logger
 	embedded *broker.Embedded
+	sim      *wixsim.Server
 	conns    []*nats.Conn
 	admin    *admin.Server
 	rt       *runtime.Runtime
@@ -59,12 +60,16 @@ type App struct {
 
 // Deps are what handlers are built from.
 type Deps struct {
-	Config *config.Config
-	Sites  Sites
-	Ledger *ledger.Ledger
-	Events *events.Publisher
-	JS     jetstream.JetStream
-	Logger *zap.Logger
+	Config    *config.Config
+	Sites     Sites
+	Ledger    *ledger.Ledger
+	Events    *events.Publisher
+	JS        jetstream.JetStream
+	Logger    *zap.Logger
+	Registry  prometheus.Registerer
+	DLQ       *dlq.Store
+	Subjects  messages.Subjects
+	WixClient *wix.Client
 }
 
 // Sites resolves a site id to its Wix client.
@@ -299,13 +304,15 @@ func (s *startup) runtime(context.Context) error {
 	evts := events.NewPublisher(wpub, subjects, "groupflow")
 	s.store = dlq.NewStore(s.js, subjects)
 	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log}
+	adm := newAdmission(cfg, subjects)
+	adm.register(s.reg)
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
-		Instance: s.instance,
+		Instance: s.instance, Admission: adm,
 		SiteRate: func(string) float64 { return cfg.WixRatePerMinute },
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
-	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
+	for _, t := range registerHandlers(rt, deps, handlerSlots(cfg)) {
 		s.consumers = append(s.consumers, broker.DurableName(t))
 	}
 	if err := rt.Prepare(); err != nil {
@@ -372,7 +379,7 @@ func (s *startup) run(ctx context.Context) error {
 		return errors.New("router not running after 60s")
 	}
 	s.log.Info("groupflow processing", zap.String("commands", s.subjects.Commands()), zap.Int("handlers", len(s.consumers)),
-		zap.Int("concurrency", s.cfg.Concurrency))
+		zap.Int("max_in_flight", s.cfg.MaxInFlight), zap.Int("site_concurrency", s.cfg.SiteConcurrency), zap.Int("slots_per_type", handlerSlots(s.cfg)))
 	return nil
 }
 
@@ -466,8 +473,8 @@ func (a *App) close() {
 	for i := len(a.conns) - 1; i >= 0; i-- {
 		_ = a.conns[i].Drain()
 	}
-	if a.Sim != nil {
-		if err := a.Sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if a.sim != nil {
+		if err := a.sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("wix simulator close", zap.Error(err))
 		}
 	}
