@@ -226,8 +226,6 @@ func (r *provisionRun) pending(pend *errPending) messages.Event {
 		Status:         messages.ProvisionPendingApproval,
 		GroupRequestID: pend.requestID,
 		WixCalls:       r.prog.calls(),
-
-		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
 
@@ -413,6 +411,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 		Removed:        removed,
 		NotAdded:       sortedOutcomes(notAdded),
 		WixCalls:       r.prog.calls(),
+		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
 
