@@ -20,7 +20,7 @@ export MAILPIT_BIN := $(MAILPIT)
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 10s
 
-.PHONY: screenshots all build run test test-short fuzz lint bench bench-quick chaos demo tools clean help chromium
+.PHONY: walkthrough screenshots all build run test test-short fuzz lint bench bench-quick chaos demo tools clean help chromium
 
 all: build
 
@@ -59,6 +59,9 @@ chromium: ## install Debian's chromium for the browser tests (apt-get, as root; 
 	{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
 	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; } || \
 		echo "apt-get install chromium failed: browser tests will skip; install with: apt-get install -y chromium"
+
+walkthrough: ## run the README's local walkthrough, as written, on a fresh clone of HEAD (scripts/walkthrough.sh)
+	./scripts/walkthrough.sh
 
 screenshots: $(NATS_SERVER) $(MAILPIT) chromium ## refresh docs/screenshots (the README's) from the browser tests
 	GROUPFLOW_WRITE_SCREENSHOTS=1 $(GO) test -count=1 -run 'InBrowser|TestEveryFires' ./internal/admin/ ./internal/mailview/ ./internal/schedule/
