@@ -105,6 +105,9 @@ type dlqListData struct {
 func (c *console) dlqFilter(v url.Values) (dlq.Filter, error) {
 	f := dlq.Filter{CommandType: strings.TrimSpace(v.Get("command")), ReasonContains: strings.TrimSpace(v.Get("reason")),
 		All: v.Get("all") == "1"}
+	if err := f.Check(); err != nil {
+		return f, err
+	}
 	if s := strings.TrimSpace(v.Get("since")); s != "" {
 		t, err := dlq.ParseSince(s, c.now())
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,6 +101,10 @@ type httpHandler struct {
 func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{CommandType: q.Get("command"), ReasonContains: q.Get("reason")}
+	if err := f.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	if s := q.Get("since"); s != "" {
 		t, err := ParseSince(s, time.Now())
 		if err != nil {
@@ -145,6 +150,11 @@ func (h *httpHandler) action(w http.ResponseWriter, r *http.Request) (Filter, bo
 		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
 		return Filter{}, false, false
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		// `{"all":true}=` is what a cross-site text/plain form post sends.
+		writeError(w, http.StatusBadRequest, errors.New("bad request body: data after the JSON object"))
+		return Filter{}, false, false
+	}
 	f := Filter{Seqs: req.Seqs, All: req.All, CommandType: req.Command, ReasonContains: req.ReasonContains}
 	if req.Since != "" {
 		t, err := ParseSince(req.Since, time.Now())
@@ -153,6 +163,10 @@ func (h *httpHandler) action(w http.ResponseWriter, r *http.Request) (Filter, bo
 			return Filter{}, false, false
 		}
 		f.Since = t
+	}
+	if err := f.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return Filter{}, false, false
 	}
 	if !f.selective() {
 		writeError(w, http.StatusBadRequest, ErrNoSelector)

@@ -120,3 +120,34 @@ func TestHTTP(t *testing.T) {
 }
 
 func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestHTTPRefusesHostileSelectors: a body with data after its JSON object
+// (`{"all":true}=`, what a cross-site text/plain form post sends) is refused,
+// and so is a command type that is a subject wildcard: "command": ">" made
+// the purge's subject filter every DLQ subject, purging everything without
+// "all".
+func TestHTTPRefusesHostileSelectors(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	store := dlq.NewStore(env.JS, env.Subjects)
+	srv := httptest.NewServer(dlq.NewHTTPHandler(store, "", nil))
+	defer srv.Close()
+	deadLetter(t, env, reportEntry(1))
+	for _, body := range []string{`{"all":true}=`, `{"command":">"}`, `{"command":"*"}`, `{"command":"a.b"}`, `{"command":"provision_group.>"}`} {
+		for _, path := range []string{"/dlq/purge", "/dlq/replay"} {
+			resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("POST %s %s: %d, want 400", path, body, resp.StatusCode)
+			}
+		}
+	}
+	if n, err := store.Purge(t.Context(), dlq.Filter{CommandType: ">"}); err == nil {
+		t.Errorf("Purge(command >) = %d, nil", n)
+	}
+	if entries, err := store.List(t.Context(), dlq.Filter{}); err != nil || len(entries) != 1 {
+		t.Fatalf("after the refused purges: %d entries, %v", len(entries), err)
+	}
+}
