@@ -44,6 +44,21 @@ func TestParse(t *testing.T) {
 		{name: "account-key mode needs an API key", args: []string{"--wix-account-sites", "s-*"},
 			env: map[string]string{"WIX_APP_ID": "a", "WIX_APP_SECRET": "b", "WIX_INSTANCE_ID": "c"}, wantErr: "needs WIX_API_KEY"},
 		{name: "account sites pattern refused", args: []string{"--wix-account-sites", "a,,b"}, env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites"},
+		{name: "account sites * refused without --wix-account-sites-any", args: []string{"--wix-account-sites", "site-a, *"},
+			env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites-any"},
+		{name: "account sites ?* refused without --wix-account-sites-any", args: []string{"--wix-account-sites", "?*"},
+			env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites-any"},
+		{name: "account sites * with --wix-account-sites-any", args: []string{"--wix-account-sites", "*", "--wix-account-sites-any"},
+			env: map[string]string{"WIX_API_KEY": "k"}, check: func(t *testing.T, c *Config) {
+				if !c.WixAccountSitesAny || c.WixAccountSites != "*" {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{name: "simulator accepts account sites *", args: []string{"--wix-account-sites", "*"}, check: func(t *testing.T, c *Config) {
+			if !c.Simulated() {
+				t.Errorf("got %+v", c)
+			}
+		}},
 		{name: "max sites bounded", args: []string{"--wix-max-sites", "0"}, wantErr: "--wix-max-sites 0"},
 		{name: "simulator sites pattern", args: []string{"--wix-sim-sites-pattern", "bench-*"}, check: func(t *testing.T, c *Config) {
 			if !c.Simulated() || c.WixSimSitesPattern != "bench-*" {
