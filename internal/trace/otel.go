@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -56,6 +57,35 @@ func Inject(ctx context.Context, headers map[string]string) bool {
 	return true
 }
 
+// MaxAttributeLen bounds a span attribute's value (in characters; the SDK
+// cuts longer ones) unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT or
+// OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT sets less. Fail clips a span's
+// status text to it too.
+const MaxAttributeLen = 1024
+
+// Fail records err on span as an exception event and marks it failed, the
+// message clipped to MaxAttributeLen bytes in both (the SDK bounds neither
+// an event's attributes nor the status text).
+func Fail(span oteltrace.Span, err error) {
+	msg := err.Error()
+	if len(msg) > MaxAttributeLen {
+		msg = strings.ToValidUTF8(msg[:MaxAttributeLen], "") + "…"
+	}
+	span.AddEvent("exception", oteltrace.WithAttributes(
+		attribute.String("exception.type", fmt.Sprintf("%T", err)), attribute.String("exception.message", msg)))
+	span.SetStatus(codes.Error, msg)
+}
+
+// spanLimits are the SDK's (from the OTEL_*_LIMIT variables) with attribute
+// values bounded by MaxAttributeLen.
+func spanLimits() sdktrace.SpanLimits {
+	l := sdktrace.NewSpanLimits()
+	if l.AttributeValueLengthLimit < 0 || l.AttributeValueLengthLimit > MaxAttributeLen {
+		l.AttributeValueLengthLimit = MaxAttributeLen
+	}
+	return l
+}
+
 // Attributes returns the command's identity as span attributes.
 func (i Info) Attributes() []attribute.KeyValue {
 	kv := make([]attribute.KeyValue, 0, 4)
@@ -88,7 +118,7 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (shu
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, false, fmt.Errorf("otel resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(spanLimits())}
 	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") + getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	exporting = endpoint != "" && !strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") &&
 		!strings.EqualFold(getenv("OTEL_TRACES_EXPORTER"), "none")
