@@ -139,7 +139,7 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 // listener, a Host other than a loopback name (DNS rebinding: the page's
 // own name resolving to 127.0.0.1).
 func (s *Server) tokenlessRefusal(r *http.Request) string {
-	if !s.allowNoToken && !loopbackHost(r.Host) {
+	if !s.allowNoToken && !netsafe.IsLoopbackHostHeader(r.Host) {
 		return "without an admin token this API answers only to localhost, 127.0.0.1 or [::1]"
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"groupflow/internal/dlq"
+	"groupflow/internal/netsafe"
 )
 
 // The ops console: server-rendered pages under /console/ (overview, DLQ,
@@ -87,7 +87,7 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		sess := c.sess.get(r)
 		tokenSet := c.s.tokenSum != nil
-		if !tokenSet && !loopbackHost(r.Host) {
+		if !tokenSet && !netsafe.IsLoopbackHostHeader(r.Host) {
 			// Without a token the console trusts loopback only; a page of
 			// another name resolving to 127.0.0.1 (DNS rebinding) is refused.
 			http.Error(w, "the console without an admin token answers only to localhost, 127.0.0.1 or [::1]", http.StatusForbidden)
@@ -184,19 +184,6 @@ func (c *console) fail(w http.ResponseWriter, sess *session, status int, what st
 	p := c.page(sess, "Error", "", nil)
 	p.Error = what + ": " + err.Error()
 	c.render(w, status, "error", p)
-}
-
-// loopbackHost reports whether a Host header names the loopback interface.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func seqParam(r *http.Request) (uint64, error) {
