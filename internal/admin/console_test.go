@@ -279,3 +279,42 @@ func TestConsoleLoginAttemptsBounded(t *testing.T) {
 		t.Fatalf("15 wrong sign-ins: %v, want 10 refused then 5 throttled", codes)
 	}
 }
+
+// TestConsoleDLQBounded: the overview counts the dead letters from the
+// stream's per-subject counts, without reading them (it is fetched again
+// every few seconds: reading a DLQ of 100,000 entries each time kept a
+// consumer busy for as long); the DLQ page shows at most 200 rows, stops
+// reading there, and says how many more there are when it can count them.
+func TestConsoleDLQBounded(t *testing.T) {
+	ce := startConsole(t, "")
+	ctx := context.Background()
+	const n = 205
+	for i := range n {
+		m := nats.NewMsg(ce.env.Subjects.DLQ(messages.CmdProvisionGroup))
+		m.Header.Set(dlq.HeaderReason, "wix: 404 not found")
+		m.Header.Set(dlq.HeaderCommandID, fmt.Sprintf("prov-%d", i))
+		if _, err := ce.env.JS.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-ce.env.JS.PublishAsyncComplete()
+	c := newClient(t, ce.url)
+	code, page := c.get("/console/")
+	if code != 200 || !strings.Contains(page, "Dead letters <small>205</small>") || !strings.Contains(page, "provision_group <b>205</b>") {
+		t.Fatalf("overview: %d\n%s", code, page)
+	}
+	st, err := ce.env.JS.Stream(ctx, ce.env.Subjects.DLQStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Consumers != 0 {
+		t.Fatalf("the overview read the DLQ: %d consumer(s), %v", info.State.Consumers, err)
+	}
+	for path, more := range map[string]string{"/console/dlq": "5 more not shown", "/console/dlq?command=provision_group": "5 more not shown",
+		"/console/dlq?reason=not+found": "More match, not shown"} {
+		code, page := c.get(path)
+		if rows := strings.Count(page, "<tr data-seq="); code != 200 || rows != 200 || !strings.Contains(page, more) {
+			t.Errorf("%s: %d, %d rows, want 200 and %q", path, code, rows, more)
+		}
+	}
+}

@@ -133,6 +133,27 @@ func (s *Store) fill(e *Entry, subject string) {
 	}
 }
 
+// Counts returns the number of dead letters of each command type, from the
+// stream's per-subject counts: one stream info request (paged by subject),
+// no entry read.
+func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.subjects.DLQs()))
+	if err != nil {
+		return nil, fmt.Errorf("dlq info: %w", err)
+	}
+	counts := map[string]int{}
+	for subject, n := range info.State.Subjects {
+		if t, ok := s.subjects.DLQTypeOf(subject); ok {
+			counts[t] += int(n)
+		}
+	}
+	return counts, nil
+}
+
 // List returns the matching dead letters in stream order, without their
 // bodies (Get returns one with its body). It streams the DLQ through an
 // ordered, headers-only consumer, so it copes with many large entries.
