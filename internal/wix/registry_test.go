@@ -169,3 +169,33 @@ func BenchmarkAccountSiteMemory(b *testing.B) {
 	}
 	b.ReportMetric(per/float64(b.N), "heap_bytes/site")
 }
+
+// TestAccountSiteCaseVariants: a site id spelled with other capitals is
+// refused while the first spelling is held (as account site or added
+// site): each spelling had its own limiter, so a producer multiplied one
+// site's rate by cycling capitals in its GUID; and which site Wix would
+// take a variant for is not ours to guess.
+func TestAccountSiteCaseVariants(t *testing.T) {
+	c, f, clock := newAccountClient(t, 10)
+	if err := c.AddSite("acct-listed", Credentials{APIKey: "listed-key"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Site("acct-5f1c3a52-ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listOnce(t, s)
+	for _, id := range []string{"acct-5F1C3A52-AB", "acct-5f1c3a52-aB", "acct-LISTED"} {
+		_, err := c.Site(id)
+		checkRefusal(t, err, ErrSiteNotAllowed, "case")
+	}
+	if n := c.AccountSiteCount(); n != 1 || len(f.requests()) != 1 {
+		t.Fatalf("%d account sites, %d requests", n, len(f.requests()))
+	}
+	// Once the first spelling is released, another may be used.
+	clock.Advance(2 * time.Minute)
+	_, _ = c.Site("acct-other") // sweeps
+	if _, err := c.Site("acct-5F1C3A52-AB"); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
