@@ -318,3 +318,31 @@ func TestConsoleDLQBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestEventLogBoundsFields: an event's strings are cut when read (500 kept
+// outcomes of events up to the payload limit were all held, and the page
+// printed a site id whole): ids at 256 bytes, the reason at 2 KiB.
+func TestEventLogBoundsFields(t *testing.T) {
+	ce := startConsole(t, "")
+	long := strings.Repeat("x", 200_000)
+	ce.event(t, messages.EvtCommandFailed, `{"commandId":"`+long+`","siteId":"`+long+`","correlationId":"`+long+
+		`","commandType":"`+long+`","kind":"`+long+`","reason":"`+long+`"}`)
+	got, err := admin.NewEventLog(ce.env.JS, ce.env.Subjects).Recent(context.Background(), 5)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("recent: %v %v", len(got), err)
+	}
+	o := got[0]
+	for name, v := range map[string]string{"commandId": o.CommandID, "siteId": o.SiteID, "correlationId": o.CorrelationID,
+		"commandType": o.CommandType, "kind": o.Kind} {
+		if len(v) > 256+len("…") {
+			t.Errorf("%s of %d bytes", name, len(v))
+		}
+	}
+	if len(o.Reason) > 2048+len("…") {
+		t.Errorf("reason of %d bytes", len(o.Reason))
+	}
+	c := newClient(t, ce.url)
+	if code, page := c.get("/console/"); code != 200 || len(page) > 16<<10 {
+		t.Errorf("overview: %d, %d bytes", code, len(page))
+	}
+}
