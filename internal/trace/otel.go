@@ -47,11 +47,21 @@ func Extract(ctx context.Context, headers map[string]string) context.Context {
 	return propagator.Extract(ctx, propagation.MapCarrier(headers))
 }
 
-// Inject sets headers' traceparent (and tracestate) from ctx's span; it
-// reports false, setting nothing, when ctx has no valid span context.
+// MaxTraceState bounds the tracestate Inject passes on (W3C lets a
+// propagator cut it at 512 characters): a command's producer chooses it, and
+// it would ride on every event the command publishes.
+const MaxTraceState = 512
+
+// Inject sets headers' traceparent (and tracestate, if at most
+// MaxTraceState bytes) from ctx's span; it reports false, setting nothing,
+// when ctx has no valid span context.
 func Inject(ctx context.Context, headers map[string]string) bool {
-	if !oteltrace.SpanContextFromContext(ctx).IsValid() {
+	sc := oteltrace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
 		return false
+	}
+	if len(sc.TraceState().String()) > MaxTraceState {
+		ctx = oteltrace.ContextWithSpanContext(ctx, sc.WithTraceState(oteltrace.TraceState{}))
 	}
 	propagator.Inject(ctx, propagation.MapCarrier(headers))
 	return true

@@ -142,7 +142,23 @@ func TestExtractHostileHeaders(t *testing.T) {
 			t.Errorf("tracestate %.20q: injected %.80v", ts, out)
 		}
 	}
+	// A valid tracestate of 32 members (about 6 KB) would ride on every
+	// event the command publishes: only up to MaxTraceState is passed on.
+	valid := make([]string, 32)
+	for i := range valid {
+		valid[i] = fmt.Sprintf("k%d=%s", i, strings.Repeat("v", 180))
+	}
 	out := map[string]string{}
+	if !trace.Inject(trace.Extract(context.Background(), map[string]string{"traceparent": tp, "tracestate": strings.Join(valid, ",")}), out) ||
+		out["traceparent"] != tp || len(out["tracestate"]) > trace.MaxTraceState {
+		t.Errorf("32-member tracestate: %d bytes passed on", len(out["tracestate"]))
+	}
+	out = map[string]string{}
+	trace.Inject(trace.Extract(context.Background(), map[string]string{"traceparent": tp, "tracestate": "vendor=abc"}), out)
+	if out["tracestate"] != "vendor=abc" {
+		t.Errorf("short tracestate not passed on: %v", out)
+	}
+	out = map[string]string{}
 	if trace.Inject(trace.Extract(context.Background(), map[string]string{"traceparent": tp + strings.Repeat("-01", 10_000)}), out) {
 		t.Errorf("a long traceparent was taken")
 	}
