@@ -301,6 +301,10 @@ func (c *Config) validate() error {
 	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
 		errs = append(errs, err)
 	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinAdminToken {
+		errs = append(errs, fmt.Errorf("GROUPFLOW_ADMIN_TOKEN has %d bytes, at least %d wanted (it opens the console and the DLQ API): e.g. openssl rand -hex 32",
+			len(c.AdminToken), MinAdminToken))
+	}
 	if c.WixBaseURL != "" && !c.Simulated() {
 		if err := wix.ValidateBaseURL(c.WixBaseURL, c.WixAllowInsecureHTTP); err != nil {
 			errs = append(errs, fmt.Errorf("--wix-base-url: %w", err))
@@ -348,6 +352,11 @@ func (c *Config) validateAccount() []error {
 	}
 	return errs
 }
+
+// MinAdminToken is the shortest GROUPFLOW_ADMIN_TOKEN accepted: a token
+// typed into the console's sign-in form must not be guessable at its ten
+// tries a minute.
+const MinAdminToken = 16
 
 // MaxWixSites bounds --wix-max-sites.
 const MaxWixSites = 1_000_000

@@ -138,10 +138,10 @@ func TestAdminTokenRule(t *testing.T) {
 		{"[::]:8080", "", false, false},
 		{"10.0.0.7:8080", "", false, false},
 		{"admin.internal:8080", "", false, false},
-		{"0.0.0.0:8080", "tok", false, true},
-		{":8080", "tok", false, true},
+		{"0.0.0.0:8080", "tok-0123456789abcdef", false, true},
+		{":8080", "tok-0123456789abcdef", false, true},
 		{"0.0.0.0:8080", "", true, true},
-		{"127.0.0.1:8080", "tok", true, true},
+		{"127.0.0.1:8080", "tok-0123456789abcdef", true, true},
 	}
 	for _, tt := range tests {
 		args := []string{"--http-listen", tt.listen}
@@ -158,6 +158,23 @@ func TestAdminTokenRule(t *testing.T) {
 		}
 		if err == nil && c.AdminInsecureNoToken != tt.optOut {
 			t.Errorf("AdminInsecureNoToken = %v", c.AdminInsecureNoToken)
+		}
+	}
+}
+
+// TestAdminTokenLength: the admin token opens the console's sign-in form
+// and the DLQ API, so a guessable one ("replace-me", the example secret's
+// placeholder) is refused: at least MinAdminToken bytes; the message does
+// not quote it.
+func TestAdminTokenLength(t *testing.T) {
+	for token, ok := range map[string]bool{"replace-me": false, "admin": false, "0123456789abcdef": true,
+		"3f9c1e7a2b8d4f60a1c5e9b7d3f2a8c4": true, "": true} {
+		_, err := Parse([]string{"--http-listen", "127.0.0.1:8080"}, env(map[string]string{"GROUPFLOW_ADMIN_TOKEN": token}), io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("token of %d bytes: err = %v, want ok %v", len(token), err, ok)
+		}
+		if err != nil && (token == "" || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "GROUPFLOW_ADMIN_TOKEN")) {
+			t.Errorf("refusal %q: want it to name GROUPFLOW_ADMIN_TOKEN, not the token", err)
 		}
 	}
 }
