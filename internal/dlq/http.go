@@ -235,15 +235,19 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
+// maxSinceDays bounds a "<n>d" duration (a larger one overflowed
+// time.Duration and wrapped to an arbitrary time).
+const maxSinceDays = 100 * 366
+
 // ParseSince reads a time bound: an RFC 3339 time, or a duration before now
-// ("90m", "24h", "7d").
+// ("90m", "24h", "7d", at most 36,600 days).
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= maxSinceDays {
 			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
 		}
 	}
