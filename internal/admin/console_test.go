@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -344,5 +345,24 @@ func TestEventLogBoundsFields(t *testing.T) {
 	c := newClient(t, ce.url)
 	if code, page := c.get("/console/"); code != 200 || len(page) > 16<<10 {
 		t.Errorf("overview: %d, %d bytes", code, len(page))
+	}
+}
+
+// TestConsoleLoginThrottlePerClient: a guesser is throttled by its own
+// address, so it cannot lock the operator, signing in from another, out of
+// the console.
+func TestConsoleLoginThrottlePerClient(t *testing.T) {
+	ce := startConsole(t, consoleToken)
+	guesser := newClient(t, ce.url)
+	for range 15 {
+		guesser.post("/console/login", url.Values{"token": {"guess"}})
+	}
+	if code, _ := guesser.post("/console/login", url.Values{"token": {consoleToken}}); code != http.StatusTooManyRequests {
+		t.Fatalf("the guesser's 16th attempt: %d, want 429", code)
+	}
+	op := newClient(t, ce.url)
+	op.http.Transport = &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}
+	if code, body := op.post("/console/login", url.Values{"token": {consoleToken}}); code != 200 || !strings.Contains(body, "Overview") {
+		t.Fatalf("the operator from another address: %d\n%.300s", code, body)
 	}
 }
