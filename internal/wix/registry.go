@@ -45,6 +45,10 @@ type AccountSites struct {
 	IdleAfter time.Duration
 }
 
+// fullSweepEvery bounds how often a full registry is swept for a new site
+// (each sweep visits every held site under the lock).
+const fullSweepEvery = time.Second
+
 // account holds the sites made on demand.
 type account struct {
 	cfg   AccountSites
@@ -120,7 +124,7 @@ func (c *Client) accountSite(acc *account, siteID string) (*Site, error) {
 		s.lastUsed.Store(now.UnixNano())
 		return s, nil
 	}
-	if len(acc.sites) >= acc.cfg.MaxSites || now.Sub(acc.lastSweep) > acc.cfg.IdleAfter/4 {
+	if since := now.Sub(acc.lastSweep); since > acc.cfg.IdleAfter/4 || (len(acc.sites) >= acc.cfg.MaxSites && since >= fullSweepEvery) {
 		acc.sweepLocked(now, c.metrics)
 	}
 	if len(acc.sites) >= acc.cfg.MaxSites {

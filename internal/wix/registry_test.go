@@ -199,3 +199,30 @@ func TestAccountSiteCaseVariants(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// TestAccountSitesFullSweepsRarely: once MaxSites sites are held, a command
+// for yet another site swept every held site (O(MaxSites) under the
+// registry's lock, MaxSites up to 1,000,000): a producer cycling new ids
+// kept the lock busy. When full, the sweep runs at most once a second.
+func TestAccountSitesFullSweepsRarely(t *testing.T) {
+	c, _, clock := newAccountClient(t, 2)
+	for _, id := range []string{"acct-a", "acct-b"} {
+		if _, err := c.Site(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc := c.acct()
+	swept := acc.lastSweep
+	for i := range 50 {
+		clock.Advance(10 * time.Millisecond)
+		_, err := c.Site(fmt.Sprintf("acct-new-%d", i))
+		checkRefusal(t, err, ErrTooManySites, "maximum")
+	}
+	if !acc.lastSweep.Equal(swept) {
+		t.Errorf("swept again %v after the last sweep, within a second", acc.lastSweep.Sub(swept))
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := c.Site("acct-c"); err != nil {
+		t.Fatalf("after the idle time: %v", err)
+	}
+}
