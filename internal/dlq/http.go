@@ -39,7 +39,18 @@ func (e *Entry) WithBody() EntryJSON {
 type ListResponse struct {
 	Count   int      `json:"count"`
 	Entries []*Entry `json:"entries"`
+	// Truncated says more entries match than the limit let through.
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// Bounds of one GET /dlq answer (query limit=).
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 10_000
+)
+
+// errListFull stops a listing at its limit.
+var errListFull = errors.New("list limit reached")
 
 // ActionRequest is the body of POST /dlq/replay and POST /dlq/purge.
 type ActionRequest struct {
@@ -59,7 +70,9 @@ type PurgeResponse struct {
 
 // NewHTTPHandler serves the DLQ operations for tools and dashboards:
 //
-//	GET  /dlq             list (query: command, since = RFC 3339 or duration, reason)
+//	GET  /dlq             list (query: command, since = RFC 3339 or duration,
+//	                      reason, limit: default 1000, at most 10,000;
+//	                      "truncated" says more match)
 //	GET  /dlq/{seq}       one entry, body included
 //	POST /dlq/replay      ActionRequest → ReplayResult (409 when every
 //	                      entry selected was refused, see Store.ReplayTarget)
@@ -113,15 +126,30 @@ func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Since = t
 	}
-	entries, err := h.store.List(r.Context(), f)
-	if err != nil {
+	limit := DefaultListLimit
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1 to %d", l, MaxListLimit))
+			return
+		}
+		limit = n
+	}
+	out := ListResponse{Entries: []*Entry{}}
+	err := h.store.Each(r.Context(), f, false, func(e *Entry) error {
+		if len(out.Entries) == limit {
+			out.Truncated = true
+			return errListFull
+		}
+		out.Entries = append(out.Entries, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errListFull) {
 		h.fail(w, "list", err)
 		return
 	}
-	if entries == nil {
-		entries = []*Entry{}
-	}
-	writeJSON(w, http.StatusOK, ListResponse{Count: len(entries), Entries: entries})
+	out.Count = len(out.Entries)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *httpHandler) get(w http.ResponseWriter, r *http.Request) {
