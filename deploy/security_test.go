@@ -83,7 +83,7 @@ func TestImageDoesNotStartOpen(t *testing.T) {
 	if !errors.Is(err, netsafe.ErrOpenAdmin) {
 		t.Fatalf("the image listens on %s and starts without GROUPFLOW_ADMIN_TOKEN (config error: %v)", listen, err)
 	}
-	env["GROUPFLOW_ADMIN_TOKEN"] = "t"
+	env["GROUPFLOW_ADMIN_TOKEN"] = "t-0123456789abcdef"
 	if err := parseGroupflow(nil, env); err != nil {
 		t.Errorf("the image with a token does not start: %v", err)
 	}
@@ -139,7 +139,7 @@ func TestKubernetesAdminToken(t *testing.T) {
 	if err := parseGroupflow(nil, env); !errors.Is(err, netsafe.ErrOpenAdmin) && !netsafe.IsLoopbackAddr(env["GROUPFLOW_HTTP_LISTEN"]) {
 		t.Errorf("k8s: groupflow without the Secret's token starts open (err %v)", err)
 	}
-	env["GROUPFLOW_ADMIN_TOKEN"] = "t"
+	env["GROUPFLOW_ADMIN_TOKEN"] = "t-0123456789abcdef"
 	if err := parseGroupflow(nil, env); err != nil {
 		t.Errorf("k8s: groupflow with the ConfigMap and the token refuses to start: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"groupflow/internal/mailview"
+	"groupflow/internal/netsafe"
 )
 
 func main() {
@@ -41,7 +42,13 @@ func run(api, listen string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mailview.New(api), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	h := mailview.New(api)
+	if !netsafe.IsLoopbackAddr(listen) {
+		// Beyond loopback, clients name the host as they reach it.
+		h.AnyHost = true
+		fmt.Fprintf(os.Stderr, "mailview: WARNING: %s is beyond loopback: anyone reaching it reads the demo's mails\n", listen)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	fmt.Printf("mailview: the mails of %s at http://%s\n", api, ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

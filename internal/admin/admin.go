@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,8 +121,37 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
 			return
 		}
+		if s.tokenSum == nil {
+			if why := s.tokenlessRefusal(r); why != "" {
+				http.Error(w, why, http.StatusForbidden)
+				return
+			}
+		}
 		h.ServeHTTP(w, r)
 	}))
+}
+
+// tokenlessRefusal says why a request to a handler without a token is
+// refused, or "". Without a token the API trusts whoever reaches the port,
+// so not a web page in the operator's browser: a request from another
+// origin (its Origin or Sec-Fetch-Site says so; a cross-site form post of
+// `{"all":true}=` is valid JSON to the API) is refused, and, on a loopback
+// listener, a Host other than a loopback name (DNS rebinding: the page's
+// own name resolving to 127.0.0.1).
+func (s *Server) tokenlessRefusal(r *http.Request) string {
+	if !s.allowNoToken && !netsafe.IsLoopbackHostHeader(r.Host) {
+		return "without an admin token this API answers only to localhost, 127.0.0.1 or [::1]"
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return "without an admin token this API refuses requests from web pages of other origins"
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return "without an admin token this API refuses requests from web pages of other origins"
+		}
+	}
+	return ""
 }
 
 // bearerMatches reports whether r carries "Authorization: Bearer <token>"

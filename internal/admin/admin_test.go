@@ -138,3 +138,57 @@ func TestProtectedHandlersNeedTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenlessAPIRefusesBrowsers: without a token the DLQ API trusts the
+// loopback interface, so a web page the operator visits must not use it. A
+// cross-site form post (text/plain, body `{"all":true}=`: a JSON decoder
+// reads the object and stops) carries an Origin of another site and is
+// refused; a page of another name resolving to 127.0.0.1 (DNS rebinding)
+// sends its own Host and is refused. curl and groupctl (no Origin, a
+// loopback Host) still work.
+func TestTokenlessAPIRefusesBrowsers(t *testing.T) {
+	srv := newTestServer("127.0.0.1:0")
+	srv.Protect("", false)
+	calls := 0
+	srv.Handle("/dlq/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { calls++; _, _ = w.Write([]byte("entries")) }))
+	addr, err := srv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	_, port, _ := net.SplitHostPort(addr)
+	for _, c := range []struct {
+		name, method, host, origin, fetchSite string
+		want                                  int
+	}{
+		{"curl", "POST", "", "", "", 200},
+		{"curl localhost", "GET", "localhost:" + port, "", "", 200},
+		{"same origin", "POST", "", "http://" + addr, "same-origin", 200},
+		{"cross-site form", "POST", "", "http://evil.example", "cross-site", 403},
+		{"opaque origin", "POST", "", "null", "", 403},
+		{"cross-site, no origin", "POST", "", "", "cross-site", 403},
+		{"rebinding", "GET", "evil.example:" + port, "", "", 403},
+		{"rebinding, same origin", "POST", "evil.example:" + port, "http://evil.example:" + port, "same-origin", 403},
+	} {
+		before := calls
+		req, _ := http.NewRequest(c.method, "http://"+addr+"/dlq/purge", strings.NewReader(`{"all":true}=`))
+		req.Header.Set("Content-Type", "text/plain")
+		if c.host != "" {
+			req.Host = c.host
+		}
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		if c.fetchSite != "" {
+			req.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want || (c.want != 200 && calls != before) {
+			t.Errorf("%s: %d (handler called %v), want %d", c.name, resp.StatusCode, calls != before, c.want)
+		}
+	}
+}

@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
 	"groupflow/internal/dlq"
+	"groupflow/internal/netsafe"
 )
 
 // The ops console: server-rendered pages under /console/ (overview, DLQ,
@@ -39,14 +41,49 @@ type console struct {
 	log   *zap.Logger
 	now   func() time.Time
 	// logins bounds sign-in attempts (a token guesser gets 429s).
-	logins *rate.Limiter
+	logins *loginThrottle
+}
+
+// loginThrottle bounds sign-in attempts per client address (10, then one
+// per 6 s), so a guesser cannot lock the operator out from elsewhere, and in
+// all (100, then 100 a minute) against guessers at many addresses.
+type loginThrottle struct {
+	mu     sync.Mutex
+	per    map[string]*rate.Limiter
+	global *rate.Limiter
+}
+
+// maxLoginClients bounds the addresses tracked (then all start afresh).
+const maxLoginClients = 4096
+
+func newLoginThrottle() *loginThrottle {
+	return &loginThrottle{per: map[string]*rate.Limiter{}, global: rate.NewLimiter(rate.Every(600*time.Millisecond), 100)}
+}
+
+// allow reports whether the client at remoteAddr may try to sign in now.
+func (t *loginThrottle) allow(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.per[host]
+	if l == nil {
+		if len(t.per) >= maxLoginClients {
+			clear(t.per)
+		}
+		l = rate.NewLimiter(rate.Every(6*time.Second), 10)
+		t.per[host] = l
+	}
+	return l.Allow() && t.global.Allow()
 }
 
 // MountConsole serves the ops console at /console/ (and redirects / there).
 // Call it before Start.
 func (s *Server) MountConsole(src ConsoleSources) {
 	c := &console{s: s, src: src, sess: newSessions(), pages: parsePages(), log: s.log.Named("console"), now: time.Now,
-		logins: rate.NewLimiter(rate.Every(6*time.Second), 10)}
+		logins: newLoginThrottle()}
 	toConsole := func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusFound) }
 	s.mux.HandleFunc("GET /{$}", toConsole)
 	s.mux.HandleFunc("GET /console", toConsole)
@@ -87,7 +124,7 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		sess := c.sess.get(r)
 		tokenSet := c.s.tokenSum != nil
-		if !tokenSet && !loopbackHost(r.Host) {
+		if !tokenSet && !netsafe.IsLoopbackHostHeader(r.Host) {
 			// Without a token the console trusts loopback only; a page of
 			// another name resolving to 127.0.0.1 (DNS rebinding) is refused.
 			http.Error(w, "the console without an admin token answers only to localhost, 127.0.0.1 or [::1]", http.StatusForbidden)
@@ -136,7 +173,7 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
 		return
 	}
-	if !c.logins.Allow() {
+	if !c.logins.allow(r.RemoteAddr) {
 		http.Error(w, "too many sign-in attempts: wait a minute", http.StatusTooManyRequests)
 		return
 	}
@@ -184,19 +221,6 @@ func (c *console) fail(w http.ResponseWriter, sess *session, status int, what st
 	p := c.page(sess, "Error", "", nil)
 	p.Error = what + ": " + err.Error()
 	c.render(w, status, "error", p)
-}
-
-// loopbackHost reports whether a Host header names the loopback interface.
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func seqParam(r *http.Request) (uint64, error) {

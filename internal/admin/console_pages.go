@@ -79,8 +79,7 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, sess *session
 	if st, err := c.store(); err != nil {
 		d.DLQErr = err.Error()
 	} else {
-		counts := map[string]int{}
-		err := st.Each(ctx, dlq.Filter{}, false, func(e *dlq.Entry) error { counts[e.CommandType]++; return nil })
+		counts, err := st.Counts(ctx)
 		if err != nil {
 			d.DLQErr = err.Error()
 		}
@@ -97,14 +96,23 @@ type dlqListData struct {
 	Command, Reason, Since string
 	Types                  []string
 	Entries                []*dlq.Entry
-	More                   int
-	Selective              bool
+	// More counts the matching entries not shown when they can be counted
+	// (a filter by type at most); MoreUnknown says there are some otherwise.
+	More        int
+	MoreUnknown bool
+	Selective   bool
 }
+
+// errListed stops the DLQ page's scan once it has a row more than it shows.
+var errListed = errors.New("listed enough")
 
 // dlqFilter reads the filter of the DLQ page's query or purge form.
 func (c *console) dlqFilter(v url.Values) (dlq.Filter, error) {
 	f := dlq.Filter{CommandType: strings.TrimSpace(v.Get("command")), ReasonContains: strings.TrimSpace(v.Get("reason")),
 		All: v.Get("all") == "1"}
+	if err := f.Check(); err != nil {
+		return f, err
+	}
 	if s := strings.TrimSpace(v.Get("since")); s != "" {
 		t, err := dlq.ParseSince(s, c.now())
 		if err != nil {
@@ -132,16 +140,27 @@ func (c *console) dlqList(w http.ResponseWriter, r *http.Request, sess *session)
 	d := dlqListData{Command: f.CommandType, Reason: f.ReasonContains, Since: q.Get("since"), Types: messages.CommandTypes(),
 		Selective: f.CommandType != "" || f.ReasonContains != "" || !f.Since.IsZero()}
 	err = st.Each(ctx, f, false, func(e *dlq.Entry) error {
-		if len(d.Entries) < maxListed {
-			d.Entries = append(d.Entries, e)
-		} else {
-			d.More++
+		if len(d.Entries) == maxListed {
+			d.MoreUnknown = true
+			return errListed
 		}
+		d.Entries = append(d.Entries, e)
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errListed) {
 		c.fail(w, sess, http.StatusBadGateway, "list dead letters", err)
 		return
+	}
+	if d.MoreUnknown && f.ReasonContains == "" && f.Since.IsZero() {
+		if counts, err := st.Counts(ctx); err == nil {
+			total := 0
+			for t, n := range counts {
+				if f.CommandType == "" || t == f.CommandType {
+					total += n
+				}
+			}
+			d.More, d.MoreUnknown = max(total-len(d.Entries), 0), false
+		}
 	}
 	p := c.page(sess, "Dead letters", "dlq", d)
 	p.Notice = doneNotice(q)
@@ -375,12 +394,15 @@ func (c *console) commandLetters(ctx context.Context, d *commandData) {
 		return
 	}
 	err := c.src.DLQ.Each(ctx, dlq.Filter{CommandType: d.Type}, false, func(e *dlq.Entry) error {
-		if e.CommandID == d.ID && len(d.Letters) < commandDLQSeen {
+		if e.CommandID == d.ID {
 			d.Letters = append(d.Letters, e)
+		}
+		if len(d.Letters) == commandDLQSeen {
+			return errListed
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errListed) {
 		d.Notes = append(d.Notes, "dead letters: "+err.Error())
 	}
 }

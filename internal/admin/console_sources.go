@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -210,14 +211,30 @@ func (l *EventLog) outcome(msg jetstream.Msg) Outcome {
 	o.EventType, _ = l.subjects.EventTypeOf(msg.Subject())
 	var b eventBody
 	if json.Unmarshal(msg.Data(), &b) == nil {
-		o.CommandID, o.CorrelationID, o.SiteID = b.CommandID, b.CorrelationID, b.SiteID
+		o.CommandID, o.CorrelationID, o.SiteID = clipBytes(b.CommandID, maxOutcomeID), clipBytes(b.CorrelationID, maxOutcomeID), clipBytes(b.SiteID, maxOutcomeID)
 		if !b.OccurredAt.IsZero() {
 			o.OccurredAt = b.OccurredAt
 		}
 		o.CommandType = completions[o.EventType]
 		if o.EventType == messages.EvtCommandFailed {
-			o.Failed, o.CommandType, o.Kind, o.Reason = true, b.CommandType, b.Kind, b.Reason
+			o.Failed, o.CommandType = true, clipBytes(b.CommandType, maxOutcomeID)
+			o.Kind, o.Reason = clipBytes(b.Kind, maxOutcomeID), clipBytes(b.Reason, maxOutcomeReason)
 		}
 	}
 	return o
+}
+
+// Bounds of an outcome's strings (an event body may be as large as the
+// server's payload limit, and Recent keeps up to 500).
+const (
+	maxOutcomeID     = 256
+	maxOutcomeReason = 2 << 10
+)
+
+// clipBytes cuts s to n bytes (on a character boundary) and marks the cut.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

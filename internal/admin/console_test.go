@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -277,5 +278,91 @@ func TestConsoleLoginAttemptsBounded(t *testing.T) {
 	}
 	if codes[http.StatusUnauthorized] != 10 || codes[http.StatusTooManyRequests] != 5 {
 		t.Fatalf("15 wrong sign-ins: %v, want 10 refused then 5 throttled", codes)
+	}
+}
+
+// TestConsoleDLQBounded: the overview counts the dead letters from the
+// stream's per-subject counts, without reading them (it is fetched again
+// every few seconds: reading a DLQ of 100,000 entries each time kept a
+// consumer busy for as long); the DLQ page shows at most 200 rows, stops
+// reading there, and says how many more there are when it can count them.
+func TestConsoleDLQBounded(t *testing.T) {
+	ce := startConsole(t, "")
+	ctx := context.Background()
+	const n = 205
+	for i := range n {
+		m := nats.NewMsg(ce.env.Subjects.DLQ(messages.CmdProvisionGroup))
+		m.Header.Set(dlq.HeaderReason, "wix: 404 not found")
+		m.Header.Set(dlq.HeaderCommandID, fmt.Sprintf("prov-%d", i))
+		if _, err := ce.env.JS.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-ce.env.JS.PublishAsyncComplete()
+	c := newClient(t, ce.url)
+	code, page := c.get("/console/")
+	if code != 200 || !strings.Contains(page, "Dead letters <small>205</small>") || !strings.Contains(page, "provision_group <b>205</b>") {
+		t.Fatalf("overview: %d\n%s", code, page)
+	}
+	st, err := ce.env.JS.Stream(ctx, ce.env.Subjects.DLQStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Consumers != 0 {
+		t.Fatalf("the overview read the DLQ: %d consumer(s), %v", info.State.Consumers, err)
+	}
+	for path, more := range map[string]string{"/console/dlq": "5 more not shown", "/console/dlq?command=provision_group": "5 more not shown",
+		"/console/dlq?reason=not+found": "More match, not shown"} {
+		code, page := c.get(path)
+		if rows := strings.Count(page, "<tr data-seq="); code != 200 || rows != 200 || !strings.Contains(page, more) {
+			t.Errorf("%s: %d, %d rows, want 200 and %q", path, code, rows, more)
+		}
+	}
+}
+
+// TestEventLogBoundsFields: an event's strings are cut when read (500 kept
+// outcomes of events up to the payload limit were all held, and the page
+// printed a site id whole): ids at 256 bytes, the reason at 2 KiB.
+func TestEventLogBoundsFields(t *testing.T) {
+	ce := startConsole(t, "")
+	long := strings.Repeat("x", 200_000)
+	ce.event(t, messages.EvtCommandFailed, `{"commandId":"`+long+`","siteId":"`+long+`","correlationId":"`+long+
+		`","commandType":"`+long+`","kind":"`+long+`","reason":"`+long+`"}`)
+	got, err := admin.NewEventLog(ce.env.JS, ce.env.Subjects).Recent(context.Background(), 5)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("recent: %v %v", len(got), err)
+	}
+	o := got[0]
+	for name, v := range map[string]string{"commandId": o.CommandID, "siteId": o.SiteID, "correlationId": o.CorrelationID,
+		"commandType": o.CommandType, "kind": o.Kind} {
+		if len(v) > 256+len("…") {
+			t.Errorf("%s of %d bytes", name, len(v))
+		}
+	}
+	if len(o.Reason) > 2048+len("…") {
+		t.Errorf("reason of %d bytes", len(o.Reason))
+	}
+	c := newClient(t, ce.url)
+	if code, page := c.get("/console/"); code != 200 || len(page) > 16<<10 {
+		t.Errorf("overview: %d, %d bytes", code, len(page))
+	}
+}
+
+// TestConsoleLoginThrottlePerClient: a guesser is throttled by its own
+// address, so it cannot lock the operator, signing in from another, out of
+// the console.
+func TestConsoleLoginThrottlePerClient(t *testing.T) {
+	ce := startConsole(t, consoleToken)
+	guesser := newClient(t, ce.url)
+	for range 15 {
+		guesser.post("/console/login", url.Values{"token": {"guess"}})
+	}
+	if code, _ := guesser.post("/console/login", url.Values{"token": {consoleToken}}); code != http.StatusTooManyRequests {
+		t.Fatalf("the guesser's 16th attempt: %d, want 429", code)
+	}
+	op := newClient(t, ce.url)
+	op.http.Transport = &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}
+	if code, body := op.post("/console/login", url.Values{"token": {consoleToken}}); code != 200 || !strings.Contains(body, "Overview") {
+		t.Fatalf("the operator from another address: %d\n%.300s", code, body)
 	}
 }

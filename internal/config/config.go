@@ -67,7 +67,10 @@ type Config struct {
 	// (package sitematch: comma-separated anchored globs) served with
 	// WIX_API_KEY as an account-level key without being listed, at most
 	// WixMaxSites at once, each released after WixSiteIdle unused.
-	WixAccountSites     string
+	WixAccountSites string
+	// WixAccountSitesAny accepts a WixAccountSites glob that allows every
+	// site of the account ("*"): refused without it against real Wix.
+	WixAccountSitesAny  bool
 	WixMaxSites         int
 	WixSiteIdle         time.Duration
 	WixRatePerMinute    float64
@@ -221,6 +224,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.WixPreflight, "wix-preflight", true, "at startup, check with one read per endpoint which flows each real Wix site's credentials allow, and log one line per flow (env "+envName("wix-preflight")+")")
 	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
 	str(&c.WixAccountSites, "wix-account-sites", "", "opt-in account-key mode: WIX_API_KEY is an account-level key, and a site not listed is served if its id matches this allowlist (comma-separated globs, each matching the whole id; * any run of characters, ? one; e.g. '5f1c3a52-*'); with the simulator, the sites groupflow accepts (default all)")
+	fs.BoolVar(&c.WixAccountSitesAny, "wix-account-sites-any", false, "account-key mode: accept a --wix-account-sites glob without a literal character ('*'), which lets a producer reach every site of the account (env "+envName("wix-account-sites-any")+")")
 	fs.IntVar(&c.WixMaxSites, "wix-max-sites", 1000, "account-key mode: most unlisted sites served at once; a command for one more is dead-lettered with an error naming this limit (env "+envName("wix-max-sites")+")")
 	fs.DurationVar(&c.WixSiteIdle, "wix-site-idle", 10*time.Minute, "account-key mode: an unlisted site unused this long is released (its client and rate limiter are made again on its next command) (env "+envName("wix-site-idle")+")")
 	fs.Float64Var(&c.WixRatePerMinute, "wix-rate-per-minute", 200, "Wix requests per minute per site (env "+envName("wix-rate-per-minute")+")")
@@ -329,6 +333,10 @@ func (c *Config) validate() error {
 	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
 		errs = append(errs, err)
 	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinAdminToken {
+		errs = append(errs, fmt.Errorf("GROUPFLOW_ADMIN_TOKEN has %d bytes, at least %d wanted (it opens the console and the DLQ API): e.g. openssl rand -hex 32",
+			len(c.AdminToken), MinAdminToken))
+	}
 	if c.WixBaseURL != "" && !c.Simulated() {
 		if err := wix.ValidateBaseURL(c.WixBaseURL, c.WixAllowInsecureHTTP); err != nil {
 			errs = append(errs, fmt.Errorf("--wix-base-url: %w", err))
@@ -364,8 +372,11 @@ func (c *Config) validateAccount() []error {
 		if p == "" {
 			continue
 		}
-		if _, err := sitematch.Parse(p); err != nil {
+		pat, err := sitematch.Parse(p)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", flagName, err))
+		} else if flagName == "--wix-account-sites" && pat.AllowsAny() && !c.Simulated() && !c.WixAccountSitesAny {
+			errs = append(errs, fmt.Errorf("--wix-account-sites %q lets commands reach every site of the account: list the sites or their prefix, or add --wix-account-sites-any", p))
 		}
 	}
 	if c.WixAccountSites != "" && !c.Simulated() && c.WixAPIKey == "" {
@@ -379,6 +390,11 @@ func (c *Config) validateAccount() []error {
 	}
 	return errs
 }
+
+// MinAdminToken is the shortest GROUPFLOW_ADMIN_TOKEN accepted: a token
+// typed into the console's sign-in form must not be guessable at its ten
+// tries a minute.
+const MinAdminToken = 16
 
 // MaxWixSites bounds --wix-max-sites.
 const MaxWixSites = 1_000_000

@@ -44,6 +44,21 @@ func TestParse(t *testing.T) {
 		{name: "account-key mode needs an API key", args: []string{"--wix-account-sites", "s-*"},
 			env: map[string]string{"WIX_APP_ID": "a", "WIX_APP_SECRET": "b", "WIX_INSTANCE_ID": "c"}, wantErr: "needs WIX_API_KEY"},
 		{name: "account sites pattern refused", args: []string{"--wix-account-sites", "a,,b"}, env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites"},
+		{name: "account sites * refused without --wix-account-sites-any", args: []string{"--wix-account-sites", "site-a, *"},
+			env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites-any"},
+		{name: "account sites ?* refused without --wix-account-sites-any", args: []string{"--wix-account-sites", "?*"},
+			env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites-any"},
+		{name: "account sites * with --wix-account-sites-any", args: []string{"--wix-account-sites", "*", "--wix-account-sites-any"},
+			env: map[string]string{"WIX_API_KEY": "k"}, check: func(t *testing.T, c *Config) {
+				if !c.WixAccountSitesAny || c.WixAccountSites != "*" {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{name: "simulator accepts account sites *", args: []string{"--wix-account-sites", "*"}, check: func(t *testing.T, c *Config) {
+			if !c.Simulated() {
+				t.Errorf("got %+v", c)
+			}
+		}},
 		{name: "max sites bounded", args: []string{"--wix-max-sites", "0"}, wantErr: "--wix-max-sites 0"},
 		{name: "simulator sites pattern", args: []string{"--wix-sim-sites-pattern", "bench-*"}, check: func(t *testing.T, c *Config) {
 			if !c.Simulated() || c.WixSimSitesPattern != "bench-*" {
@@ -139,10 +154,10 @@ func TestAdminTokenRule(t *testing.T) {
 		{"[::]:8080", "", false, false},
 		{"10.0.0.7:8080", "", false, false},
 		{"admin.internal:8080", "", false, false},
-		{"0.0.0.0:8080", "tok", false, true},
-		{":8080", "tok", false, true},
+		{"0.0.0.0:8080", "tok-0123456789abcdef", false, true},
+		{":8080", "tok-0123456789abcdef", false, true},
 		{"0.0.0.0:8080", "", true, true},
-		{"127.0.0.1:8080", "tok", true, true},
+		{"127.0.0.1:8080", "tok-0123456789abcdef", true, true},
 	}
 	for _, tt := range tests {
 		args := []string{"--http-listen", tt.listen}
@@ -159,6 +174,23 @@ func TestAdminTokenRule(t *testing.T) {
 		}
 		if err == nil && c.AdminInsecureNoToken != tt.optOut {
 			t.Errorf("AdminInsecureNoToken = %v", c.AdminInsecureNoToken)
+		}
+	}
+}
+
+// TestAdminTokenLength: the admin token opens the console's sign-in form
+// and the DLQ API, so a guessable one ("replace-me", the example secret's
+// placeholder) is refused: at least MinAdminToken bytes; the message does
+// not quote it.
+func TestAdminTokenLength(t *testing.T) {
+	for token, ok := range map[string]bool{"replace-me": false, "admin": false, "0123456789abcdef": true,
+		"3f9c1e7a2b8d4f60a1c5e9b7d3f2a8c4": true, "": true} {
+		_, err := Parse([]string{"--http-listen", "127.0.0.1:8080"}, env(map[string]string{"GROUPFLOW_ADMIN_TOKEN": token}), io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("token of %d bytes: err = %v, want ok %v", len(token), err, ok)
+		}
+		if err != nil && (token == "" || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "GROUPFLOW_ADMIN_TOKEN")) {
+			t.Errorf("refusal %q: want it to name GROUPFLOW_ADMIN_TOKEN, not the token", err)
 		}
 	}
 }

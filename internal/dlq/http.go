@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,7 +39,18 @@ func (e *Entry) WithBody() EntryJSON {
 type ListResponse struct {
 	Count   int      `json:"count"`
 	Entries []*Entry `json:"entries"`
+	// Truncated says more entries match than the limit let through.
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// Bounds of one GET /dlq answer (query limit=).
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 10_000
+)
+
+// errListFull stops a listing at its limit.
+var errListFull = errors.New("list limit reached")
 
 // ActionRequest is the body of POST /dlq/replay and POST /dlq/purge.
 type ActionRequest struct {
@@ -58,7 +70,9 @@ type PurgeResponse struct {
 
 // NewHTTPHandler serves the DLQ operations for tools and dashboards:
 //
-//	GET  /dlq             list (query: command, since = RFC 3339 or duration, reason)
+//	GET  /dlq             list (query: command, since = RFC 3339 or duration,
+//	                      reason, limit: default 1000, at most 10,000;
+//	                      "truncated" says more match)
 //	GET  /dlq/{seq}       one entry, body included
 //	POST /dlq/replay      ActionRequest → ReplayResult (409 when every
 //	                      entry selected was refused, see Store.ReplayTarget)
@@ -100,6 +114,10 @@ type httpHandler struct {
 func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{CommandType: q.Get("command"), ReasonContains: q.Get("reason")}
+	if err := f.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	if s := q.Get("since"); s != "" {
 		t, err := ParseSince(s, time.Now())
 		if err != nil {
@@ -108,15 +126,30 @@ func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Since = t
 	}
-	entries, err := h.store.List(r.Context(), f)
-	if err != nil {
+	limit := DefaultListLimit
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1 to %d", l, MaxListLimit))
+			return
+		}
+		limit = n
+	}
+	out := ListResponse{Entries: []*Entry{}}
+	err := h.store.Each(r.Context(), f, false, func(e *Entry) error {
+		if len(out.Entries) == limit {
+			out.Truncated = true
+			return errListFull
+		}
+		out.Entries = append(out.Entries, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errListFull) {
 		h.fail(w, "list", err)
 		return
 	}
-	if entries == nil {
-		entries = []*Entry{}
-	}
-	writeJSON(w, http.StatusOK, ListResponse{Count: len(entries), Entries: entries})
+	out.Count = len(out.Entries)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *httpHandler) get(w http.ResponseWriter, r *http.Request) {
@@ -145,6 +178,11 @@ func (h *httpHandler) action(w http.ResponseWriter, r *http.Request) (Filter, bo
 		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
 		return Filter{}, false, false
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		// `{"all":true}=` is what a cross-site text/plain form post sends.
+		writeError(w, http.StatusBadRequest, errors.New("bad request body: data after the JSON object"))
+		return Filter{}, false, false
+	}
 	f := Filter{Seqs: req.Seqs, All: req.All, CommandType: req.Command, ReasonContains: req.ReasonContains}
 	if req.Since != "" {
 		t, err := ParseSince(req.Since, time.Now())
@@ -153,6 +191,10 @@ func (h *httpHandler) action(w http.ResponseWriter, r *http.Request) (Filter, bo
 			return Filter{}, false, false
 		}
 		f.Since = t
+	}
+	if err := f.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return Filter{}, false, false
 	}
 	if !f.selective() {
 		writeError(w, http.StatusBadRequest, ErrNoSelector)
@@ -221,15 +263,19 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
+// maxSinceDays bounds a "<n>d" duration (a larger one overflowed
+// time.Duration and wrapped to an arbitrary time).
+const maxSinceDays = 100 * 366
+
 // ParseSince reads a time bound: an RFC 3339 time, or a duration before now
-// ("90m", "24h", "7d").
+// ("90m", "24h", "7d", at most 36,600 days).
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= maxSinceDays {
 			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
 		}
 	}

@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -120,3 +121,68 @@ func TestHTTP(t *testing.T) {
 }
 
 func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestHTTPRefusesHostileSelectors: a body with data after its JSON object
+// (`{"all":true}=`, what a cross-site text/plain form post sends) is refused,
+// and so is a command type that is a subject wildcard: "command": ">" made
+// the purge's subject filter every DLQ subject, purging everything without
+// "all".
+func TestHTTPRefusesHostileSelectors(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	store := dlq.NewStore(env.JS, env.Subjects)
+	srv := httptest.NewServer(dlq.NewHTTPHandler(store, "", nil))
+	defer srv.Close()
+	deadLetter(t, env, reportEntry(1))
+	for _, body := range []string{`{"all":true}=`, `{"command":">"}`, `{"command":"*"}`, `{"command":"a.b"}`, `{"command":"provision_group.>"}`} {
+		for _, path := range []string{"/dlq/purge", "/dlq/replay"} {
+			resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("POST %s %s: %d, want 400", path, body, resp.StatusCode)
+			}
+		}
+	}
+	if n, err := store.Purge(t.Context(), dlq.Filter{CommandType: ">"}); err == nil {
+		t.Errorf("Purge(command >) = %d, nil", n)
+	}
+	if entries, err := store.List(t.Context(), dlq.Filter{}); err != nil || len(entries) != 1 {
+		t.Fatalf("after the refused purges: %d entries, %v", len(entries), err)
+	}
+}
+
+// TestHTTPListBounded: GET /dlq answers at most limit entries (default
+// dlq.DefaultListLimit, at most dlq.MaxListLimit) and says when it left
+// some out: a DLQ of 100,000 entries made one answer of every entry.
+func TestHTTPListBounded(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	store := dlq.NewStore(env.JS, env.Subjects)
+	srv := httptest.NewServer(dlq.NewHTTPHandler(store, "", nil))
+	defer srv.Close()
+	for i := range 3 {
+		deadLetter(t, env, reportEntry(i))
+	}
+	list := func(query string) (int, dlq.ListResponse) {
+		resp, err := http.Get(srv.URL + "/dlq" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var l dlq.ListResponse
+		_ = json.NewDecoder(resp.Body).Decode(&l)
+		return resp.StatusCode, l
+	}
+	if code, l := list("?limit=2"); code != 200 || l.Count != 2 || len(l.Entries) != 2 || !l.Truncated {
+		t.Errorf("limit=2: %d %+v", code, l)
+	}
+	if code, l := list(""); code != 200 || l.Count != 3 || l.Truncated {
+		t.Errorf("default: %d %+v", code, l)
+	}
+	for _, bad := range []string{"?limit=0", "?limit=x", fmt.Sprintf("?limit=%d", dlq.MaxListLimit+1)} {
+		if code, _ := list(bad); code != http.StatusBadRequest {
+			t.Errorf("%s: %d", bad, code)
+		}
+	}
+}

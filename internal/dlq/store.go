@@ -36,6 +36,20 @@ type Filter struct {
 	All bool `json:"all,omitempty"`
 }
 
+// ErrBadCommandType is returned for a Filter whose CommandType is not one
+// subject token (empty, or with '.', '*', '>' or white space): it names the
+// DLQ subject to read or purge, and a wildcard would select every type.
+var ErrBadCommandType = errors.New("command type: want one subject token (no '.', '*', '>' or spaces)")
+
+// Check returns ErrBadCommandType (wrapped) when f's command type is not one
+// subject token; Each (so List and Replay) and Purge refuse such a filter.
+func (f Filter) Check() error {
+	if f.CommandType != "" && (len(f.CommandType) > 128 || strings.ContainsAny(f.CommandType, ".*> \t\r\n")) {
+		return fmt.Errorf("%.40q: %w", f.CommandType, ErrBadCommandType)
+	}
+	return nil
+}
+
 // selective reports whether f names what to act on.
 func (f Filter) selective() bool {
 	return f.All || f.CommandType != "" || !f.Since.IsZero() || f.ReasonContains != "" || len(f.Seqs) > 0
@@ -119,6 +133,27 @@ func (s *Store) fill(e *Entry, subject string) {
 	}
 }
 
+// Counts returns the number of dead letters of each command type, from the
+// stream's per-subject counts: one stream info request (paged by subject),
+// no entry read.
+func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
+	st, err := s.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.subjects.DLQs()))
+	if err != nil {
+		return nil, fmt.Errorf("dlq info: %w", err)
+	}
+	counts := map[string]int{}
+	for subject, n := range info.State.Subjects {
+		if t, ok := s.subjects.DLQTypeOf(subject); ok {
+			counts[t] += int(n)
+		}
+	}
+	return counts, nil
+}
+
 // List returns the matching dead letters in stream order, without their
 // bodies (Get returns one with its body). It streams the DLQ through an
 // ordered, headers-only consumer, so it copes with many large entries.
@@ -135,6 +170,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Entry, error) {
 // when withBody is set. An error from fn stops the scan and is returned.
 // Entries stored after the scan started are not visited.
 func (s *Store) Each(ctx context.Context, f Filter, withBody bool, fn func(*Entry) error) error {
+	if err := f.Check(); err != nil {
+		return err
+	}
 	st, err := s.stream(ctx)
 	if err != nil {
 		return err
@@ -253,6 +291,9 @@ func scan(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedConsume
 func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 	if !f.selective() {
 		return 0, ErrNoSelector
+	}
+	if err := f.Check(); err != nil {
+		return 0, err
 	}
 	st, err := s.stream(ctx)
 	if err != nil {

@@ -306,3 +306,18 @@ func TestParseSince(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSinceOverflow: a day count whose duration overflows wrapped to an
+// arbitrary time (maybe later than now, or long before: then a purge "since"
+// it took every entry); it is refused.
+func TestParseSinceOverflow(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, in := range []string{"106752d", "200000d", "9223372036854775807d"} {
+		if got, err := dlq.ParseSince(in, now); err == nil {
+			t.Errorf("%q = %v, accepted", in, got)
+		}
+	}
+	if got, err := dlq.ParseSince("36500d", now); err != nil || !got.Before(now) {
+		t.Errorf("36500d = %v, %v", got, err)
+	}
+}

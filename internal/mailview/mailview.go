@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"groupflow/internal/netsafe"
 )
 
 //go:embed page.tmpl
@@ -70,9 +72,12 @@ type Message struct {
 // Handler serves the viewer: / (the inbox, ?start= pages), /message?id=
 // and /message/html?id= (the HTML part, sandboxed).
 type Handler struct {
-	api    string
-	client *http.Client
-	mux    *http.ServeMux
+	// AnyHost answers requests of any Host header; by default only
+	// loopback names are answered (see ServeHTTP).
+	AnyHost bool
+	api     string
+	client  *http.Client
+	mux     *http.ServeMux
 }
 
 // New returns a viewer over the Mailpit API at api (e.g. http://127.0.0.1:8025).
@@ -84,11 +89,33 @@ func New(api string) *Handler {
 	return h
 }
 
+// ServeHTTP serves the viewer. Unless AnyHost, a Host header other than a
+// loopback name is refused: the mails hold personal data, and a web page
+// whose own name resolves to 127.0.0.1 (DNS rebinding) sends that name.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "SAMEORIGIN") // the message page frames its HTML part
+	if !h.AnyHost && !netsafe.IsLoopbackHostHeader(r.Host) {
+		http.Error(w, "the mail viewer answers only to localhost, 127.0.0.1 or [::1]", http.StatusForbidden)
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// mailID reports whether id can be a Mailpit message id: 1 to 64 ASCII
+// letters, digits, '-' or '_' (never ".." or anything a path reads).
+func mailID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if c != '-' && c != '_' && !('0' <= c && c <= '9') && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // get reads one Mailpit API answer into v.
@@ -146,7 +173,7 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) read(w http.ResponseWriter, r *http.Request) (*Message, bool) {
 	id := r.URL.Query().Get("id")
-	if id == "" || len(id) > 64 || strings.ContainsAny(id, "/?#%") {
+	if !mailID(id) {
 		http.Error(w, "bad mail id", http.StatusBadRequest)
 		return nil, false
 	}

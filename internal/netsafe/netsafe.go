@@ -30,6 +30,17 @@ func IsLoopbackHost(host string) bool {
 	return ip.Unmap().IsLoopback()
 }
 
+// IsLoopbackHostHeader reports whether an HTTP Host header (host or
+// host:port) names this machine only (see IsLoopbackHost). A server that
+// trusts loopback clients checks it: a web page whose own name resolves to
+// 127.0.0.1 (DNS rebinding) sends that name.
+func IsLoopbackHostHeader(hostport string) bool {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		hostport = h
+	}
+	return IsLoopbackHost(hostport)
+}
+
 // IsLoopbackAddr reports whether a listen address host:port binds loopback
 // only (see IsLoopbackHost). ":8080", "0.0.0.0:8080" and "[::]:8080" listen
 // on every interface and are not loopback; so is an address without a port.

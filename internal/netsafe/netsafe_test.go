@@ -69,3 +69,13 @@ func TestRedactOddURLForms(t *testing.T) {
 		t.Errorf("RedactURL without a scheme = %q", got)
 	}
 }
+
+func TestIsLoopbackHostHeader(t *testing.T) {
+	for h, want := range map[string]bool{"localhost": true, "localhost:8080": true, "LOCALHOST.:1": true, "127.0.0.1:8080": true,
+		"[::1]:8080": true, "::1": true, "127.8.9.1": true, "": false, "0.0.0.0:8080": false, "evil.example:8080": false,
+		"localhost.evil.example": false, "127.0.0.1.nip.io:80": false, "[::ffff:127.0.0.1]:1": true} {
+		if got := IsLoopbackHostHeader(h); got != want {
+			t.Errorf("IsLoopbackHostHeader(%q) = %v, want %v", h, got, want)
+		}
+	}
+}

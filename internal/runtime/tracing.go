@@ -3,7 +3,6 @@ package runtime
 import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"groupflow/internal/trace"
@@ -35,8 +34,7 @@ func (r *Runtime) tracing(h message.HandlerFunc) message.HandlerFunc {
 		msg.SetContext(ctx)
 		out, err := h(msg)
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			trace.Fail(span, err)
 		}
 		return out, err
 	}

@@ -3,8 +3,9 @@
 // In a glob, '*' matches any run of characters (including none), '?' one
 // character, and every other character itself; there are no classes or
 // escapes, so a site id (a GUID, or letters, digits, '-' and '_') never
-// needs quoting. "*" alone allows every site (the account-key mode then
-// relies on its maximum number of sites).
+// needs quoting; an id with any other character (but '.') never matches. "*" alone
+// allows every site (see AllowsAny: the configuration asks for an explicit
+// flag then, and the account-key mode relies on its maximum of sites).
 //
 //	5f1c3a52-*                  every site whose id starts with 5f1c3a52-
 //	site-a,site-b,school-??     two sites, and school-00 … school-zz
@@ -72,10 +73,18 @@ func (p *Pattern) String() string {
 	return p.src
 }
 
-// Match reports whether id matches one of the globs, as a whole.
+// Match reports whether id matches one of the globs, as a whole. An id with
+// a byte other than an ASCII letter, a digit, '-', '_' or '.' never matches (no
+// look-alike letters, no multi-byte character taken for two '?', no wildcard,
+// white space, '/', '%' or line break).
 func (p *Pattern) Match(id string) bool {
 	if p == nil || id == "" || len(id) > MaxIDLen {
 		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !siteIDChar(id[i]) {
+			return false
+		}
 	}
 	for _, g := range p.globs {
 		if glob(g, id) {
@@ -109,4 +118,25 @@ func glob(g, s string) bool {
 		gi++
 	}
 	return gi == len(g)
+}
+
+// AllowsAny reports whether a glob has no literal character but a star
+// ("*", "?*", ...): it then lets every site of the account through, and
+// the allowlist bounds nothing but the id's length.
+func (p *Pattern) AllowsAny() bool {
+	if p == nil {
+		return false
+	}
+	for _, g := range p.globs {
+		if strings.Trim(g, "*?") == "" && strings.Contains(g, "*") {
+			return true
+		}
+	}
+	return false
+}
+
+// siteIDChar reports whether b may appear in a site id: ASCII letters,
+// digits, '-', '_' and '.'.
+func siteIDChar(b byte) bool {
+	return b == '-' || b == '_' || b == '.' || ('0' <= b && b <= '9') || ('a' <= b && b <= 'z') || ('A' <= b && b <= 'Z')
 }

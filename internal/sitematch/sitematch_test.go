@@ -54,3 +54,32 @@ func TestGlobBounded(t *testing.T) {
 		t.Error("matched")
 	}
 }
+
+// TestMatchRefusesOtherCharacters: an id with a character a site id never
+// has does not match, even "*": no look-alike letters (Cyrillic "а" for
+// "a"), no multi-byte character counted as two '?', no subject wildcards,
+// no white space, path or header line breaks.
+func TestMatchRefusesOtherCharacters(t *testing.T) {
+	any, two := MustParse("*"), MustParse("school-??,site-a")
+	for _, id := range []string{"site-\u0430", "school-é", "a*", "a>", "a b", "a\r\nX-Evil: 1", "a/../b", "a%2e", "\u200bsite-a"} {
+		if any.Match(id) || two.Match(id) {
+			t.Errorf("Match(%q) = true", id)
+		}
+	}
+	for _, id := range []string{"5f1c3a52-7d1e-4c1b-9a0e-000000000001", "School_01", "site-a"} {
+		if !any.Match(id) {
+			t.Errorf("* does not match %q", id)
+		}
+	}
+}
+
+// TestAllowsAny: a glob without a literal character and with a star lets
+// any site of the account through (config asks for an explicit flag).
+func TestAllowsAny(t *testing.T) {
+	for s, want := range map[string]bool{"*": true, "**": true, "site-a, *": true, "?*": true, "*?*": true,
+		"??": false, "5f1c3a52-*": false, "*-eu-*": false, "site-a": false} {
+		if got := MustParse(s).AllowsAny(); got != want {
+			t.Errorf("AllowsAny(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -46,14 +47,53 @@ func Extract(ctx context.Context, headers map[string]string) context.Context {
 	return propagator.Extract(ctx, propagation.MapCarrier(headers))
 }
 
-// Inject sets headers' traceparent (and tracestate) from ctx's span; it
-// reports false, setting nothing, when ctx has no valid span context.
+// MaxTraceState bounds the tracestate Inject passes on (W3C lets a
+// propagator cut it at 512 characters): a command's producer chooses it, and
+// it would ride on every event the command publishes.
+const MaxTraceState = 512
+
+// Inject sets headers' traceparent (and tracestate, if at most
+// MaxTraceState bytes) from ctx's span; it reports false, setting nothing,
+// when ctx has no valid span context.
 func Inject(ctx context.Context, headers map[string]string) bool {
-	if !oteltrace.SpanContextFromContext(ctx).IsValid() {
+	sc := oteltrace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
 		return false
+	}
+	if len(sc.TraceState().String()) > MaxTraceState {
+		ctx = oteltrace.ContextWithSpanContext(ctx, sc.WithTraceState(oteltrace.TraceState{}))
 	}
 	propagator.Inject(ctx, propagation.MapCarrier(headers))
 	return true
+}
+
+// MaxAttributeLen bounds a span attribute's value (in characters; the SDK
+// cuts longer ones) unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT or
+// OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT sets less. Fail clips a span's
+// status text to it too.
+const MaxAttributeLen = 1024
+
+// Fail records err on span as an exception event and marks it failed, the
+// message clipped to MaxAttributeLen bytes in both (the SDK bounds neither
+// an event's attributes nor the status text).
+func Fail(span oteltrace.Span, err error) {
+	msg := err.Error()
+	if len(msg) > MaxAttributeLen {
+		msg = strings.ToValidUTF8(msg[:MaxAttributeLen], "") + "…"
+	}
+	span.AddEvent("exception", oteltrace.WithAttributes(
+		attribute.String("exception.type", fmt.Sprintf("%T", err)), attribute.String("exception.message", msg)))
+	span.SetStatus(codes.Error, msg)
+}
+
+// spanLimits are the SDK's (from the OTEL_*_LIMIT variables) with attribute
+// values bounded by MaxAttributeLen.
+func spanLimits() sdktrace.SpanLimits {
+	l := sdktrace.NewSpanLimits()
+	if l.AttributeValueLengthLimit < 0 || l.AttributeValueLengthLimit > MaxAttributeLen {
+		l.AttributeValueLengthLimit = MaxAttributeLen
+	}
+	return l
 }
 
 // Attributes returns the command's identity as span attributes.
@@ -88,7 +128,7 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (shu
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, false, fmt.Errorf("otel resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(spanLimits())}
 	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") + getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	exporting = endpoint != "" && !strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") &&
 		!strings.EqualFold(getenv("OTEL_TRACES_EXPORTER"), "none")

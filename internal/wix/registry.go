@@ -2,6 +2,7 @@ package wix
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,11 +45,18 @@ type AccountSites struct {
 	IdleAfter time.Duration
 }
 
+// fullSweepEvery bounds how often a full registry is swept for a new site
+// (each sweep visits every held site under the lock).
+const fullSweepEvery = time.Second
+
 // account holds the sites made on demand.
 type account struct {
-	cfg       AccountSites
-	mu        sync.Mutex
-	sites     map[string]*Site
+	cfg   AccountSites
+	mu    sync.Mutex
+	sites map[string]*Site
+	// folded maps each held site's lower-case id to its spelling: one
+	// spelling of an id at a time (see caseConflictLocked).
+	folded    map[string]string
 	lastSweep time.Time
 }
 
@@ -74,7 +82,7 @@ func (c *Client) UseAccount(a AccountSites) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.account = &account{cfg: a, sites: map[string]*Site{}}
+	c.account = &account{cfg: a, sites: map[string]*Site{}, folded: map[string]string{}}
 	return nil
 }
 
@@ -116,18 +124,47 @@ func (c *Client) accountSite(acc *account, siteID string) (*Site, error) {
 		s.lastUsed.Store(now.UnixNano())
 		return s, nil
 	}
-	if len(acc.sites) >= acc.cfg.MaxSites || now.Sub(acc.lastSweep) > acc.cfg.IdleAfter/4 {
+	if since := now.Sub(acc.lastSweep); since > acc.cfg.IdleAfter/4 || (len(acc.sites) >= acc.cfg.MaxSites && since >= fullSweepEvery) {
 		acc.sweepLocked(now, c.metrics)
 	}
 	if len(acc.sites) >= acc.cfg.MaxSites {
 		return nil, fmt.Errorf("site %q: %d account sites already in use, the maximum (--wix-max-sites %d); a site is released after %v unused: %w",
 			shortID(siteID), len(acc.sites), acc.cfg.MaxSites, acc.cfg.IdleAfter, ErrTooManySites)
 	}
+	if other := c.caseConflictLocked(acc, siteID); other != "" {
+		return nil, fmt.Errorf("site %q differs only in case from site %q in use: %w", shortID(siteID), shortID(other), ErrSiteNotAllowed)
+	}
 	s := c.newSite(siteID, Credentials{APIKey: acc.cfg.APIKey}, nil)
 	s.onDemand = true
 	s.lastUsed.Store(now.UnixNano())
-	acc.sites[siteID] = s
+	acc.hold(s)
 	return s, nil
+}
+
+// caseConflictLocked returns the other spelling of siteID (differing only in
+// case) held as an account site or added with AddSite, or "". Each spelling
+// would have its own limiter, so cycling the capitals of one GUID would
+// multiply its site's rate; and which site Wix takes a variant for is not
+// groupflow's to guess.
+func (c *Client) caseConflictLocked(acc *account, siteID string) string {
+	lower := strings.ToLower(siteID)
+	if other, ok := acc.folded[lower]; ok && other != siteID {
+		return other
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for id := range c.sites {
+		if id != siteID && strings.ToLower(id) == lower {
+			return id
+		}
+	}
+	return ""
+}
+
+// hold records s as held (acc.mu held).
+func (acc *account) hold(s *Site) {
+	acc.sites[s.id] = s
+	acc.folded[strings.ToLower(s.id)] = s.id
 }
 
 // sweepLocked releases the account sites unused for IdleAfter with no call
@@ -138,6 +175,7 @@ func (acc *account) sweepLocked(now time.Time, m *metrics) {
 		if s.inflight.Load() == 0 && now.Sub(time.Unix(0, s.lastUsed.Load())) > acc.cfg.IdleAfter {
 			s.evicted.Store(true)
 			delete(acc.sites, id)
+			delete(acc.folded, strings.ToLower(id))
 			m.forget(id)
 		}
 	}
@@ -161,8 +199,8 @@ func (s *Site) limiterNow() Limiter {
 	switch cur := acc.sites[s.id]; {
 	case cur != nil && cur != s:
 		return cur.limiter
-	case cur == nil && len(acc.sites) < acc.cfg.MaxSites:
-		acc.sites[s.id] = s
+	case cur == nil && len(acc.sites) < acc.cfg.MaxSites && s.c.caseConflictLocked(acc, s.id) == "":
+		acc.hold(s)
 		s.evicted.Store(false)
 	}
 	return s.limiter

@@ -169,3 +169,60 @@ func BenchmarkAccountSiteMemory(b *testing.B) {
 	}
 	b.ReportMetric(per/float64(b.N), "heap_bytes/site")
 }
+
+// TestAccountSiteCaseVariants: a site id spelled with other capitals is
+// refused while the first spelling is held (as account site or added
+// site): each spelling had its own limiter, so a producer multiplied one
+// site's rate by cycling capitals in its GUID; and which site Wix would
+// take a variant for is not ours to guess.
+func TestAccountSiteCaseVariants(t *testing.T) {
+	c, f, clock := newAccountClient(t, 10)
+	if err := c.AddSite("acct-listed", Credentials{APIKey: "listed-key"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Site("acct-5f1c3a52-ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listOnce(t, s)
+	for _, id := range []string{"acct-5F1C3A52-AB", "acct-5f1c3a52-aB", "acct-LISTED"} {
+		_, err := c.Site(id)
+		checkRefusal(t, err, ErrSiteNotAllowed, "case")
+	}
+	if n := c.AccountSiteCount(); n != 1 || len(f.requests()) != 1 {
+		t.Fatalf("%d account sites, %d requests", n, len(f.requests()))
+	}
+	// Once the first spelling is released, another may be used.
+	clock.Advance(2 * time.Minute)
+	_, _ = c.Site("acct-other") // sweeps
+	if _, err := c.Site("acct-5F1C3A52-AB"); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+// TestAccountSitesFullSweepsRarely: once MaxSites sites are held, a command
+// for yet another site swept every held site (O(MaxSites) under the
+// registry's lock, MaxSites up to 1,000,000): a producer cycling new ids
+// kept the lock busy. When full, the sweep runs at most once a second.
+func TestAccountSitesFullSweepsRarely(t *testing.T) {
+	c, _, clock := newAccountClient(t, 2)
+	for _, id := range []string{"acct-a", "acct-b"} {
+		if _, err := c.Site(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc := c.acct()
+	swept := acc.lastSweep
+	for i := range 50 {
+		clock.Advance(10 * time.Millisecond)
+		_, err := c.Site(fmt.Sprintf("acct-new-%d", i))
+		checkRefusal(t, err, ErrTooManySites, "maximum")
+	}
+	if !acc.lastSweep.Equal(swept) {
+		t.Errorf("swept again %v after the last sweep, within a second", acc.lastSweep.Sub(swept))
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := c.Site("acct-c"); err != nil {
+		t.Fatalf("after the idle time: %v", err)
+	}
+}

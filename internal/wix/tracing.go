@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"groupflow/internal/trace"
@@ -36,8 +35,7 @@ func (cs *callSpan) end(err error) {
 		cs.span.SetAttributes(attribute.Int("http.response.status_code", cs.status))
 	}
 	if err != nil {
-		cs.span.RecordError(err)
-		cs.span.SetStatus(codes.Error, err.Error())
+		trace.Fail(cs.span, err)
 	}
 	cs.span.End()
 }
