@@ -1,8 +1,3 @@
-// Package ledger records, in a JetStream Key-Value bucket, what each command
-// has done: its status, the outcome event it produced, and the checkpoints of
-// its steps (group created with id X, member batches done, campaign page N).
-// A redelivered, replayed or re-sent command reads the ledger and resumes or
-// answers from it, so Wix side effects happen once.
 package ledger
 
 import (
@@ -129,24 +124,25 @@ type Record struct {
 	// OwnerSeq is the commands-stream sequence of the message the owner
 	// works on: another message with the same command id is a second copy.
 	OwnerSeq uint64 `json:"ownerSeq,omitempty"`
+	// Steps holds the small checkpoints of a command in progress (see
+	// Lease.Checkpoint); dropped on completion.
+	Steps map[string]json.RawMessage `json:"steps,omitempty"`
+	// Calls counts the Wix calls of the command, across attempts, as of
+	// the record's last write.
+	Calls int64 `json:"wixCalls,omitempty"`
 }
 
-// ErrConflict is returned by UpdateRecord when the record changed since it
-// was read: another instance wrote it.
+// ErrConflict is returned by a compare-and-set when the record changed
+// since it was read: another writer came first.
 var ErrConflict = errors.New("ledger: record changed concurrently")
 
 // RecordRev returns the command's record and its revision (nil, 0 when
 // there is none).
 func (l *Ledger) RecordRev(ctx context.Context, commandType, commandID string) (*Record, uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
 	key := RecordKey(commandType, commandID)
-	e, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("ledger get %s: %w", key, err)
+	e, err := l.getEntry(ctx, key)
+	if err != nil || e == nil {
+		return nil, 0, err
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
@@ -155,25 +151,10 @@ func (l *Ledger) RecordRev(ctx context.Context, commandType, commandID string) (
 	return &r, e.Revision(), nil
 }
 
-// UpdateRecord stores rec if the record is still at revision rev, and
-// returns the new revision; ErrConflict when another writer came first.
-func (l *Ledger) UpdateRecord(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
-	rec.UpdatedAt = l.now().UTC()
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return 0, fmt.Errorf("ledger encode: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	key := RecordKey(rec.CommandType, rec.CommandID)
-	n, err := l.kv.Update(ctx, key, b, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, ErrConflict
-	}
-	if err != nil {
-		return 0, fmt.Errorf("ledger update %s: %w", key, err)
-	}
-	return n, nil
+// Record returns the command's record, or nil when there is none.
+func (l *Ledger) Record(ctx context.Context, commandType, commandID string) (*Record, error) {
+	r, _, err := l.RecordRev(ctx, commandType, commandID)
+	return r, err
 }
 
 // RecordKey is the key of a command's record.
@@ -181,67 +162,33 @@ func RecordKey(commandType, commandID string) string {
 	return Key("cmd", commandType, commandID, "record")
 }
 
-// Record returns the command's record, or nil when there is none.
-func (l *Ledger) Record(ctx context.Context, commandType, commandID string) (*Record, error) {
-	var r Record
-	found, err := l.Get(ctx, RecordKey(commandType, commandID), &r)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// Update reads the command's record (or starts one), applies fn and stores it.
-func (l *Ledger) Update(ctx context.Context, commandType, commandID string, fn func(*Record)) (*Record, error) {
-	r, err := l.Record(ctx, commandType, commandID)
+// update stores rec if the record is still at revision rev, and returns
+// the new revision; ErrConflict when another writer came first.
+func (l *Ledger) update(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+	rec.UpdatedAt = l.now().UTC()
+	b, err := json.Marshal(rec)
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("ledger encode: %w", err)
 	}
-	now := l.now().UTC()
-	if r == nil {
-		r = &Record{CommandType: commandType, CommandID: commandID, StartedAt: now}
-	}
-	fn(r)
-	r.UpdatedAt = now
-	if err := l.Put(ctx, RecordKey(commandType, commandID), r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return l.putRev(ctx, RecordKey(rec.CommandType, rec.CommandID), b, rev, true)
 }
 
-// Save stores rec as the command's record (a write without the read that
-// Update does, for a caller that already holds the current record).
-func (l *Ledger) Save(ctx context.Context, rec *Record) error {
-	now := l.now().UTC()
+// create stores rec only if the command has no record yet, atomically, and
+// returns its revision; created is false when a record exists.
+func (l *Ledger) create(ctx context.Context, rec *Record) (rev uint64, created bool, err error) {
+	rec.UpdatedAt = l.now().UTC()
 	if rec.StartedAt.IsZero() {
-		rec.StartedAt = now
+		rec.StartedAt = rec.UpdatedAt
 	}
-	rec.UpdatedAt = now
-	return l.Put(ctx, RecordKey(rec.CommandType, rec.CommandID), rec)
-}
-
-// Create stores rec only if the command has no record yet, atomically, and
-// returns its revision. It reports false when a record exists: the way to
-// tell, without trusting a possibly stale read, that no earlier attempt of
-// the command ever started.
-func (l *Ledger) Create(ctx context.Context, rec *Record) (uint64, bool, error) {
-	now := l.now().UTC()
-	rec.StartedAt, rec.UpdatedAt = now, now
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return 0, false, fmt.Errorf("ledger encode: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	key := RecordKey(rec.CommandType, rec.CommandID)
-	rev, err := l.kv.Create(ctx, key, b)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, false, nil
-		}
-		return 0, false, fmt.Errorf("ledger create %s: %w", key, err)
+	rev, err = l.putRev(ctx, RecordKey(rec.CommandType, rec.CommandID), b, 0, false)
+	if errors.Is(err, ErrConflict) {
+		return 0, false, nil
 	}
-	return rev, true, nil
+	return rev, err == nil, err
 }
 
 // Steps is the checkpoint store of one command: handlers save what they
