@@ -52,7 +52,6 @@ type reportData struct {
 	Total       int                  `json:"total"`
 	Top         []messages.GroupStat `json:"top"`
 	Idle        []messages.IdleGroup `json:"idle"`
-	Calls       int64                `json:"calls"`
 }
 
 // Handle implements runtime.Handler.
@@ -61,7 +60,7 @@ func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command) (mess
 	if !ok {
 		return nil, fmt.Errorf("generate_report: unexpected payload %T", cmd.Payload)
 	}
-	steps := h.ledger.Steps(messages.CmdGenerateReport, cmd.ID)
+	steps := cmd.Checkpoints()
 	var d reportData
 	found, err := steps.Load(ctx, reportDataStep, &d)
 	if err != nil {
@@ -71,7 +70,7 @@ func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command) (mess
 		if d, err = h.read(ctx, cmd.SiteID, c); err != nil {
 			return nil, err
 		}
-		if err := steps.Save(ctx, reportDataStep, &d); err != nil {
+		if err := steps.Checkpoint(ctx, reportDataStep, &d); err != nil {
 			return nil, err
 		}
 	}
@@ -83,7 +82,7 @@ func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command) (mess
 		Idle:        d.Idle,
 		IdleDays:    c.IdleDays,
 		Objects:     report.Objects(cmd.ID),
-		WixCalls:    d.Calls,
+		WixCalls:    steps.Calls(),
 	}
 	htmlData, csvData, jsonData, err := report.Render(evt)
 	if err != nil {
@@ -101,8 +100,6 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 	if err != nil {
 		return reportData{}, err
 	}
-	counter := &wix.CallCounter{}
-	ctx = wix.WithCallCounter(ctx, counter)
 	now := h.now().UTC()
 	d := reportData{GeneratedAt: now}
 
@@ -155,7 +152,6 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 			return reportData{}, err
 		}
 	}
-	d.Calls = counter.Load()
 	return d, nil
 }
 

@@ -139,7 +139,6 @@ type campaignState struct {
 	Buffer     []campaignRecipient `json:"buffer,omitempty"`
 	Batch      *campaignBatch      `json:"batch,omitempty"`
 	Totals     campaignTotals      `json:"totals"`
-	Calls      int64               `json:"calls"`
 	// Recent holds the member ids of the last page read (single group):
 	// members who join the group during the campaign shift the offset
 	// pages, so a member of one page may come again at the top of the next.
@@ -151,10 +150,8 @@ type campaignRun struct {
 	cmd     *runtime.Command
 	c       *messages.SendCampaign
 	site    *wix.Site
-	steps   *ledger.Steps
+	steps   *ledger.Lease
 	st      campaignState
-	counter *wix.CallCounter
-	base    int64
 	match   *campaignMatcher
 	union   []campaignCandidate
 	log     *zap.Logger
@@ -172,9 +169,8 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messag
 	}
 	r := &campaignRun{
 		h: h, cmd: cmd, c: c, site: site,
-		steps:   h.ledger.Steps(messages.CmdSendCampaign, cmd.ID),
-		counter: &wix.CallCounter{},
-		log:     trace.Logger(ctx, h.log),
+		steps: cmd.Checkpoints(),
+		log:   trace.Logger(ctx, h.log),
 	}
 	if c.Audience.Type == messages.AudienceInterest {
 		r.match = newCampaignMatcher(c.Audience)
@@ -182,8 +178,6 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messag
 	if _, err := r.steps.Load(ctx, campaignStateStep, &r.st); err != nil {
 		return nil, err
 	}
-	r.base = r.st.Calls
-	ctx = wix.WithCallCounter(ctx, r.counter)
 	if err := r.run(ctx); err != nil {
 		return nil, err
 	}
@@ -202,15 +196,12 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messag
 		Skipped: messages.Skipped{
 			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
 		},
-		WixCalls: r.calls(),
+		WixCalls: r.steps.Calls(),
 	}, nil
 }
 
-func (r *campaignRun) calls() int64 { return r.base + r.counter.Load() }
-
 func (r *campaignRun) save(ctx context.Context) error {
-	r.st.Calls = r.calls()
-	return r.steps.Save(ctx, campaignStateStep, &r.st)
+	return r.steps.Checkpoint(ctx, campaignStateStep, &r.st)
 }
 
 func (r *campaignRun) run(ctx context.Context) error {
@@ -355,7 +346,7 @@ func (r *campaignRun) collect(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := r.steps.Save(ctx, campaignPageStep(r.st.Pages), page); err != nil {
+		if err := r.steps.Checkpoint(ctx, campaignPageStep(r.st.Pages), page); err != nil {
 			return err
 		}
 		add(page)

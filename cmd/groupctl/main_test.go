@@ -60,7 +60,7 @@ func (h *createGroup) CommandType() string { return messages.CmdProvisionGroup }
 
 func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
 	p := cmd.Payload.(*messages.ProvisionGroup)
-	steps := h.env.Ledger.Steps(cmd.Type, cmd.ID)
+	steps := cmd.Checkpoints()
 	var g wix.Group
 	if ok, err := steps.Load(ctx, "group", &g); err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command) (message
 			return nil, err
 		}
 		g = *created
-		if err := steps.Save(ctx, "group", g); err != nil {
+		if err := steps.Checkpoint(ctx, "group", g); err != nil {
 			return nil, err
 		}
 	}

@@ -212,3 +212,45 @@ func (s *Steps) Load(ctx context.Context, step string, v any) (bool, error) {
 func (s *Steps) Save(ctx context.Context, step string, v any) error {
 	return s.l.Put(ctx, s.prefix+"."+KeyPart(step), v)
 }
+
+// Shared keys — state kept across commands, such as a group's pending
+// invitations — are read with their revision and written with a
+// compare-and-set on it, so two commands updating one key never lose
+// either's write: on ErrConflict, read again and merge.
+
+// Load decodes the value at key into v and returns its revision; 0 when
+// the key does not exist.
+func (l *Ledger) Load(ctx context.Context, key string, v any) (uint64, error) {
+	e, err := l.getEntry(ctx, key)
+	if err != nil || e == nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("ledger decode %s: %w", key, err)
+	}
+	return e.Revision(), nil
+}
+
+// Store writes v at key if the key is still at revision rev (0: if it does
+// not exist) and returns the new revision; ErrConflict otherwise.
+func (l *Ledger) Store(ctx context.Context, key string, v any, rev uint64) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("ledger encode %s: %w", key, err)
+	}
+	return l.putRev(ctx, key, b, rev, rev != 0)
+}
+
+// Remove deletes key if it is still at revision rev; ErrConflict otherwise.
+func (l *Ledger) Remove(ctx context.Context, key string, rev uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return ErrConflict
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("ledger delete %s: %w", key, err)
+	}
+	return nil
+}

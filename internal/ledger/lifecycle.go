@@ -357,6 +357,7 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 		return err
 	}
 	s.spill(step, spilledStep{rev: n, val: b})
+	delete(s.rec.Steps, step) // an older inline copy goes with the next record write
 	return nil
 }
 

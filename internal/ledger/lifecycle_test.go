@@ -419,3 +419,40 @@ func TestDetachedLease(t *testing.T) {
 		t.Fatal(ok, err, len(big))
 	}
 }
+
+// TestSharedKeyCAS: two writers of a shared key never lose a write.
+func TestSharedKeyCAS(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var v []string
+	rev, err := f.l.Load(ctx, "shared.k", &v)
+	if err != nil || rev != 0 {
+		t.Fatal(rev, err)
+	}
+	r1, err := f.l.Store(ctx, "shared.k", []string{"a"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"b"}, 0); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"a", "c"}, r1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"a", "b"}, r1); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("stale update: %v", err)
+	}
+	if err := f.l.Remove(ctx, "shared.k", r1); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("stale remove: %v", err)
+	}
+	r3, _ := f.l.Load(ctx, "shared.k", &v)
+	if err := f.l.Remove(ctx, "shared.k", r3); err != nil {
+		t.Fatal(err)
+	}
+	if rev, _ := f.l.Load(ctx, "shared.k", &v); rev != 0 {
+		t.Fatalf("removed key still there at %d", rev)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"d"}, 0); err != nil {
+		t.Fatalf("create after remove: %v", err)
+	}
+}
