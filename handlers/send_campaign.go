@@ -146,15 +146,15 @@ type campaignState struct {
 }
 
 type campaignRun struct {
-	h       *SendCampaign
-	cmd     *runtime.Command
-	c       *messages.SendCampaign
-	site    *wix.Site
-	steps   *ledger.Lease
-	st      campaignState
-	match   *campaignMatcher
-	union   []campaignCandidate
-	log     *zap.Logger
+	h     *SendCampaign
+	cmd   *runtime.Command
+	c     *messages.SendCampaign
+	site  *wix.Site
+	steps *ledger.Lease
+	st    campaignState
+	match *campaignMatcher
+	union []campaignCandidate
+	log   *zap.Logger
 }
 
 // Handle implements runtime.Handler.
