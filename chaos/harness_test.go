@@ -29,6 +29,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/testutil"
 )
 
 // ---------------------------------------------------------------- binaries
@@ -122,17 +124,6 @@ func natsServerBin(t testing.TB) string {
 	return ""
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // ---------------------------------------------------------------- child processes
 
 // proc is a child process that can be killed and started again with the
@@ -199,6 +190,36 @@ func (p *proc) start() {
 		liveMu.Unlock()
 		close(done)
 	}()
+}
+
+// startBound starts the process and waits until ready reports true. When
+// the process exits at start because a port it was given was taken
+// meanwhile (its log since this start says so), it returns an error
+// wrapping testutil.ErrAddrInUse, for testutil.WithPorts to retry on new
+// ports; any other failure is fatal.
+func (p *proc) startBound(timeout time.Duration, ready func() bool) error {
+	p.t.Helper()
+	from := int64(0)
+	if st, err := os.Stat(p.logPath); err == nil {
+		from = st.Size()
+	}
+	p.start()
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	output := func() string {
+		b, _ := os.ReadFile(p.logPath)
+		if int64(len(b)) < from {
+			return ""
+		}
+		return string(b[from:])
+	}
+	err := testutil.AwaitStart(p.name, timeout, done, output, ready)
+	if err != nil && !errors.Is(err, testutil.ErrAddrInUse) {
+		p.dumpLog(60)
+		p.t.Fatal(err)
+	}
+	return err
 }
 
 // running reports whether the process is alive.
@@ -347,14 +368,13 @@ type simOpts struct {
 func startWixSim(t testing.TB, dir string, o simOpts) *wixSim {
 	t.Helper()
 	_, bin := binaries(t)
-	port := freePort(t)
-	args := []string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--members", fmt.Sprint(o.members),
-		"--groups", fmt.Sprint(o.groups), "--rate-per-minute", fmt.Sprint(o.ratePerMinute), "--seed-demo=false", "--seed", "8", "--sites", chaosSite}
-	s := &wixSim{proc: newProc(t, dir, "wixsim", bin, args, nil), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	s.start()
-	if !waitFor(60*time.Second, 50*time.Millisecond, func() bool { return httpOK(s.url + "/_sim/health") }) {
-		t.Fatal("wixsim not healthy after 60s")
-	}
+	var s *wixSim
+	testutil.WithPorts(t, 1, func(ports []int) error {
+		args := []string{"--listen", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--members", fmt.Sprint(o.members),
+			"--groups", fmt.Sprint(o.groups), "--rate-per-minute", fmt.Sprint(o.ratePerMinute), "--seed-demo=false", "--seed", "8", "--sites", chaosSite}
+		s = &wixSim{proc: newProc(t, dir, "wixsim", bin, args, nil), url: fmt.Sprintf("http://127.0.0.1:%d", ports[0])}
+		return s.startBound(60*time.Second, func() bool { return httpOK(s.url + "/_sim/health") })
+	})
 	return s
 }
 
@@ -461,11 +481,13 @@ type natsNode struct {
 func startNATS(t testing.TB, dir, name, storeDir string) *natsNode {
 	t.Helper()
 	bin := natsServerBin(t)
-	port := freePort(t)
-	args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", storeDir, "-n", name}
-	n := &natsNode{proc: newProc(t, dir, name, bin, args, nil), port: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
-	n.start()
-	n.awaitUp(t, 60*time.Second)
+	var n *natsNode
+	testutil.WithPorts(t, 1, func(ports []int) error {
+		port := ports[0]
+		args := []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", storeDir, "-n", name}
+		n = &natsNode{proc: newProc(t, dir, name, bin, args, nil), port: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+		return n.startBound(60*time.Second, func() bool { return testutil.Dialable(fmt.Sprintf("127.0.0.1:%d", port)) })
+	})
 	return n
 }
 
@@ -488,18 +510,37 @@ func (n *natsNode) awaitUp(t testing.TB, d time.Duration) {
 func startCluster(t testing.TB, dir string) []*natsNode {
 	t.Helper()
 	bin := natsServerBin(t)
-	var cports, rports [3]int
-	for i := range 3 {
-		cports[i], rports[i] = freePort(t), freePort(t)
-	}
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", rports[i]))
-	}
 	var nodes []*natsNode
-	for i := range 3 {
-		name := fmt.Sprintf("n%d", i+1)
-		conf := fmt.Sprintf(`server_name: %s
+	// Client and route port of each node; a bind race lost to another
+	// process restarts all three nodes on new ports.
+	testutil.WithPorts(t, 6, func(ports []int) error {
+		nodes = nil
+		cports, rports := ports[:3], ports[3:]
+		var routes []string
+		for i := range 3 {
+			routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", rports[i]))
+		}
+		for i := range 3 {
+			n, err := startClusterNode(t, dir, bin, i, cports[i], rports[i], routes)
+			if err != nil {
+				for _, n := range nodes {
+					n.kill()
+				}
+				return err
+			}
+			nodes = append(nodes, n)
+		}
+		return nil
+	})
+	awaitJetStream(t, nodes[0].url+","+nodes[1].url+","+nodes[2].url)
+	return nodes
+}
+
+// startClusterNode writes node i's config and starts it, waiting until it
+// accepts client connections (the cluster forms once all three run).
+func startClusterNode(t testing.TB, dir, bin string, i, cport, rport int, routes []string) (*natsNode, error) {
+	name := fmt.Sprintf("n%d", i+1)
+	conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
 jetstream {
   store_dir: %q
@@ -510,21 +551,14 @@ cluster {
   listen: 127.0.0.1:%d
   routes: [%s]
 }
-`, name, cports[i], filepath.Join(dir, name+"-store"), rports[i], strings.Join(routes, ", "))
-		path := filepath.Join(dir, name+".conf")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		n := &natsNode{proc: newProc(t, dir, name, bin, []string{"-c", path}, nil), port: cports[i],
-			url: fmt.Sprintf("nats://127.0.0.1:%d", cports[i])}
-		n.start()
-		nodes = append(nodes, n)
+`, name, cport, filepath.Join(dir, name+"-store"), rport, strings.Join(routes, ", "))
+	path := filepath.Join(dir, name+".conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	for _, n := range nodes {
-		n.awaitUp(t, 60*time.Second)
-	}
-	awaitJetStream(t, nodes[0].url+","+nodes[1].url+","+nodes[2].url)
-	return nodes
+	n := &natsNode{proc: newProc(t, dir, name, bin, []string{"-c", path}, nil), port: cport,
+		url: fmt.Sprintf("nats://127.0.0.1:%d", cport)}
+	return n, n.startBound(60*time.Second, func() bool { return testutil.Dialable(fmt.Sprintf("127.0.0.1:%d", cport)) })
 }
 
 // awaitJetStream waits until JetStream answers (a cluster has elected its
@@ -572,17 +606,17 @@ type gfOpts struct {
 func newGroupflow(t testing.TB, dir string, sim *wixSim, o gfOpts) *groupflow {
 	t.Helper()
 	bin, _ := binaries(t)
-	hport := freePort(t)
-	args := []string{"--http-listen", fmt.Sprintf("127.0.0.1:%d", hport), "--wix-base-url", sim.url,
+	// Ports are picked again by the first startReady (see setPorts).
+	ports := testutil.FreePorts(t, 2)
+	args := []string{"--http-listen", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--wix-base-url", sim.url,
 		"--log-level", "info", "--shutdown-grace", "5s"}
-	g := &groupflow{httpURL: fmt.Sprintf("http://127.0.0.1:%d", hport)}
+	g := &groupflow{httpURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0])}
 	if o.natsURL == "" {
-		nport := freePort(t)
 		if o.dataDir == "" {
 			o.dataDir = filepath.Join(dir, "groupflow-data")
 		}
-		args = append(args, "--data-dir", o.dataDir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", nport))
-		g.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", nport)
+		args = append(args, "--data-dir", o.dataDir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+		g.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", ports[1])
 	} else {
 		args = append(args, "--nats-url", o.natsURL)
 		g.natsURL = o.natsURL
@@ -610,18 +644,40 @@ func newGroupflow(t testing.TB, dir string, sim *wixSim, o gfOpts) *groupflow {
 	return g
 }
 
-// startReady starts the processor and waits for /readyz.
+// startReady starts the processor and waits for /readyz. Its first start
+// takes new ports through testutil.WithPorts (a bind race lost to another
+// process retries on others); a restart after a kill keeps them, as the
+// tests' clients expect.
 func (g *groupflow) startReady(t testing.TB) {
 	t.Helper()
-	g.start()
-	if !waitFor(90*time.Second, 50*time.Millisecond, func() bool {
-		if !g.running() {
-			return true
+	ready := func() bool { return httpOK(g.httpURL + "/readyz") }
+	g.mu.Lock()
+	first := g.starts == 0
+	g.mu.Unlock()
+	if !first {
+		if err := g.startBound(90*time.Second, ready); err != nil {
+			t.Fatal(err)
 		}
-		return httpOK(g.httpURL + "/readyz")
-	}) || !g.running() {
-		g.dumpLog(60)
-		t.Fatal("groupflow not ready")
+		return
+	}
+	testutil.WithPorts(t, 2, func(ports []int) error {
+		g.setPorts(ports[0], ports[1])
+		return g.startBound(90*time.Second, ready)
+	})
+}
+
+// setPorts points the admin HTTP, and the embedded broker if there is one,
+// at the given loopback ports.
+func (g *groupflow) setPorts(httpPort, natsPort int) {
+	for i := 0; i+1 < len(g.args); i++ {
+		switch g.args[i] {
+		case "--http-listen":
+			g.args[i+1] = fmt.Sprintf("127.0.0.1:%d", httpPort)
+			g.httpURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+		case "--nats-listen":
+			g.args[i+1] = fmt.Sprintf("127.0.0.1:%d", natsPort)
+			g.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+		}
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,16 +73,6 @@ func natsServerBin(t *testing.T) string {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type lockedBuffer struct {
@@ -878,31 +867,47 @@ func TestClusterStarts(t *testing.T) {
 	natsServerBin(t)
 	start := time.Now()
 	src := filepath.Join(repoRoot(t), "deploy", "nats", "cluster")
-	work := t.TempDir()
-	var repl []string
+	var work string
 	var clientURLs []string
-	for _, base := range []int{4222, 6222, 8222} {
-		for i := range 3 {
-			p := freePort(t)
-			repl = append(repl, fmt.Sprint(base+i), fmt.Sprint(p))
-			if base == 4222 {
-				clientURLs = append(clientURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	// Client, cluster and monitoring port of each node: the configs' 4222-4224,
+	// 6222-6224 and 8222-8224 become free ports; a bind race lost to another
+	// process restarts all three nodes on new ports in a new directory.
+	testutil.WithPorts(t, 9, func(ports []int) error {
+		work, clientURLs = t.TempDir(), nil
+		var repl []string
+		for j, base := range []int{4222, 6222, 8222} {
+			for i := range 3 {
+				p := ports[3*j+i]
+				repl = append(repl, fmt.Sprint(base+i), fmt.Sprint(p))
+				if base == 4222 {
+					clientURLs = append(clientURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
+				}
 			}
 		}
-	}
-	r := strings.NewReplacer(repl...)
-	for _, f := range []string{"common.conf", "n1.conf", "n2.conf", "n3.conf"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
+		r := strings.NewReplacer(repl...)
+		for _, f := range []string{"common.conf", "n1.conf", "n2.conf", "n3.conf"} {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(work, f), []byte(r.Replace(string(b))), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := os.WriteFile(filepath.Join(work, f), []byte(r.Replace(string(b))), 0o644); err != nil {
-			t.Fatal(err)
+		var stops []func()
+		for i := 1; i <= 3; i++ {
+			stop, err := startServerOn(t, fmt.Sprintf("n%d", i), work, nil, strings.TrimPrefix(clientURLs[i-1], "nats://"),
+				"-c", filepath.Join(work, fmt.Sprintf("n%d.conf", i)))
+			if err != nil {
+				for _, s := range stops {
+					s()
+				}
+				return err
+			}
+			stops = append(stops, stop)
 		}
-	}
-	for i := 1; i <= 3; i++ {
-		startServer(t, fmt.Sprintf("n%d", i), work, nil, "-c", filepath.Join(work, fmt.Sprintf("n%d.conf", i)))
-	}
+		return nil
+	})
 	nc, err := nats.Connect(strings.Join(clientURLs, ","), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -918,10 +923,14 @@ func TestClusterStarts(t *testing.T) {
 	var st jetstream.Stream
 	var lastErr error
 	for {
-		// Fails until the nodes have met and elected a meta leader.
-		st, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		// Fails until the nodes have met and elected a meta leader. A request
+		// sent before that may get no answer at all: each attempt has its own
+		// deadline, so the loop asks again instead of waiting out ctx.
+		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err = js.CreateOrUpdateStream(attempt, jetstream.StreamConfig{
 			Name: "GROUPS_COMMANDS", Subjects: []string{"groups.cmd.>"}, Replicas: 3, Storage: jetstream.FileStorage,
 		})
+		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
 		}

@@ -59,8 +59,8 @@ func BenchmarkCampaignLargeGroup(b *testing.B) {
 				wx.Sim.ResetCalls()
 				id := fmt.Sprintf("big-%d-%d", m, i)
 				ctx := trace.With(context.Background(), trace.Info{CommandType: messages.CmdSendCampaign, CommandID: id, SiteID: wx.SiteID})
-				cmd := &grt.Command{Type: messages.CmdSendCampaign, ID: id, SiteID: wx.SiteID, Delivery: 1,
-					Payload: &messages.SendCampaign{CommandMeta: messages.CommandMeta{ID: id, SiteID: wx.SiteID}, CampaignID: id, GroupIDs: []string{g.ID}}}
+				c := &messages.SendCampaign{CommandMeta: messages.CommandMeta{ID: id, SiteID: wx.SiteID}, CampaignID: id, GroupIDs: []string{g.ID}}
+				cmd := &grt.Command{Type: messages.CmdSendCampaign, ID: id, SiteID: wx.SiteID, Delivery: 1, Payload: c}
 				runtime.GC()
 				base := liveHeap()
 				var peak atomic.Uint64
@@ -83,7 +83,7 @@ func BenchmarkCampaignLargeGroup(b *testing.B) {
 					}
 				}()
 				start := time.Now()
-				evt, err := h.Handle(ctx, cmd)
+				evt, err := h.Handle(ctx, cmd, c)
 				took := time.Since(start)
 				close(stop)
 				wg.Wait()

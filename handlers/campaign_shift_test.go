@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"fmt"
+	"groupflow/internal/runtime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,7 +49,7 @@ func TestCampaignSingleGroupPagesShiftedByJoins(t *testing.T) {
 	}
 	pub, _ := env.EventPublisher()
 	h := NewSendCampaign(client, env.Ledger, pub, env.JS, env.Log)
-	env.StartRuntime(campaignRuntimeConfig(), h)
+	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(h))
 	e := &campaignEnv{t: t, env: env, h: h}
 
 	done, failed := e.run(map[string]any{"id": "shift-1", "campaignId": "shift", "groupIds": []string{g.ID},

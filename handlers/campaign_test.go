@@ -50,7 +50,7 @@ func newCampaignEnv(t *testing.T, configure func(*SendCampaign)) *campaignEnv {
 	if configure != nil {
 		configure(h)
 	}
-	env.StartRuntime(campaignRuntimeConfig(), h)
+	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(h))
 	// The site owner: an ordinary member without email, never in a group.
 	wx.Site().AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
 	return &campaignEnv{t: t, env: env, wx: wx, h: h}

@@ -41,7 +41,7 @@ func NewGenerateReport(sites Sites, l *ledger.Ledger, js jetstream.JetStream, lo
 	return &GenerateReport{sites: sites, ledger: l, js: js, log: log.Named("generate_report"), now: time.Now}
 }
 
-// CommandType implements runtime.Handler.
+// CommandType implements runtime.TypedHandler.
 func (h *GenerateReport) CommandType() string { return messages.CmdGenerateReport }
 
 const reportDataStep = "report-data"
@@ -54,12 +54,8 @@ type reportData struct {
 	Idle        []messages.IdleGroup `json:"idle"`
 }
 
-// Handle implements runtime.Handler.
-func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
-	c, ok := cmd.Payload.(*messages.GenerateReport)
-	if !ok {
-		return nil, fmt.Errorf("generate_report: unexpected payload %T", cmd.Payload)
-	}
+// Handle implements runtime.TypedHandler.
+func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command, c *messages.GenerateReport) (messages.Event, error) {
 	steps := cmd.Checkpoints()
 	var d reportData
 	found, err := steps.Load(ctx, reportDataStep, &d)

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"fmt"
+	"groupflow/internal/runtime"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func TestStrictAuthSetMembershipQuestions(t *testing.T) {
 	plain := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Plain", LastName: "Member"}).ID
 	gA := e.Site.AddGroup("Strict A", "", owner, plain) // owner admin, plain member
 	gB := e.Site.AddGroup("Strict B", "", plain)        // plain admin
-	e.start(NewSetMembershipQuestions(e.Sites, e.Ledger, e.Log))
+	e.start(runtime.Adapt(NewSetMembershipQuestions(e.Sites, e.Ledger, e.Log)))
 	body := map[string]any{"groupIds": []string{gA.ID, gB.ID}, "questions": []messages.Question{{Text: "Why?"}}}
 
 	t.Run("API key only: permanent failure naming the credential", func(t *testing.T) {
@@ -91,7 +92,7 @@ func TestStrictAuthPropagateRules(t *testing.T) {
 	src := e.Site.AddGroup("Rules Source", "", owner)
 	e.Site.SetRules(src.ID, []wixsim.Rule{{Title: "Be kind", Description: "Always"}})
 	a := e.Site.AddGroup("Rules A", "", owner)
-	e.start(NewPropagateRules(e.Sites, e.Ledger, e.Log))
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Ledger, e.Log)))
 	body := map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"groupIds": []string{a.ID}}}
 
 	m := e.send(messages.CmdPropagateRules, "pr-1", body)
@@ -113,7 +114,7 @@ func TestStrictAuthProvisionWithQuestionsAndRules(t *testing.T) {
 	e := newWF(t)
 	owner := strictSite(t, e.Wix) // creator, so admin, of the groups provisioned with the API key
 	p := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Pat", LastName: "Roe", LoginEmail: "pat@example.com"})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	body := func(name string) map[string]any {
 		return map[string]any{"group": map[string]any{"name": name}, "people": []messages.Person{{Email: p.LoginEmail}},
 			"questions": []messages.Question{{Text: "Why?"}}, "rules": []messages.Rule{{Title: "Be kind", Description: "x"}}}

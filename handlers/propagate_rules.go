@@ -52,7 +52,7 @@ func NewPropagateRules(sites Sites, l *ledger.Ledger, log *zap.Logger) *Propagat
 	return &PropagateRules{sites: sites, ledger: l, log: log.Named("propagate_rules")}
 }
 
-// CommandType implements runtime.Handler.
+// CommandType implements runtime.TypedHandler.
 func (h *PropagateRules) CommandType() string { return messages.CmdPropagateRules }
 
 // target is one target group (the "targets" checkpoint).
@@ -61,45 +61,20 @@ type target struct {
 	Name string `json:"name,omitempty"`
 }
 
-// Handle implements runtime.Handler.
-func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
-	c, site, ctx, prog, err := begin[*messages.PropagateRules](ctx, h.sites, h.ledger, cmd)
+// Handle implements runtime.TypedHandler. Its steps: the rules (given, or
+// read from the source group), the targets, one checkpointed outcome per
+// target, the event.
+func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *messages.PropagateRules) (_ messages.Event, err error) {
+	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}
 	defer prog.failed(ctx, &err)
 
-	rules := c.Rules
-	if len(rules) == 0 {
-		found, err := prog.load(ctx, "source", &rules)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			got, err := site.ListRules(ctx, c.SourceGroupID)
-			if err != nil {
-				if wix.IsNotFound(err) {
-					return nil, failure.Permanent(fmt.Errorf("source group %s not found: %w", c.SourceGroupID, err))
-				}
-				return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
-			}
-			rules = fromWixRules(got)
-			if len(rules) > messages.MaxRules {
-				return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
-			}
-			if len(rules) == 0 && !c.AllowEmpty {
-				// Replacing with nothing clears every target: only on
-				// request. A dry run is refused too, as the same command
-				// without dryRun would be. Nothing is checkpointed, so a
-				// replay once the source has rules reads them.
-				return nil, failure.Permanent(fmt.Errorf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", c.SourceGroupID))
-			}
-			if err := prog.save(ctx, "source", rules); err != nil {
-				return nil, err
-			}
-		}
+	rules, err := sourceRules(ctx, site, prog, c)
+	if err != nil {
+		return nil, err
 	}
-
 	targets, err := h.targets(ctx, site, prog, c)
 	if err != nil {
 		return nil, err
@@ -115,36 +90,8 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 			return nil, err
 		}
 		if !found {
-			o = messages.TargetOutcome{GroupID: t.ID, Name: t.Name}
-			if c.DryRun {
-				old, err := site.ListRules(ctx, t.ID)
-				switch {
-				case err == nil:
-					d := messages.DiffRules(fromWixRules(old), rules)
-					o.Diff = &d
-					o.Outcome = messages.OutcomeWouldUpdate
-					if d.Empty() {
-						o.Outcome = messages.OutcomeUnchanged
-					}
-				case needsMemberCredential(err):
-					return nil, failure.Permanent(err)
-				case itemRefused(err):
-					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
-				default:
-					return nil, fmt.Errorf("list rules of group %s: %w", t.ID, err)
-				}
-			} else {
-				_, err := site.ReplaceRules(ctx, t.ID, wixRules)
-				switch {
-				case err == nil:
-					o.Outcome = messages.OutcomeUpdated
-				case needsMemberCredential(err):
-					return nil, failure.Permanent(err)
-				case itemRefused(err):
-					o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
-				default:
-					return nil, fmt.Errorf("replace rules of group %s: %w", t.ID, err)
-				}
+			if o, err = propagateTo(ctx, site, c, t, rules, wixRules); err != nil {
+				return nil, err
 			}
 			if err := prog.save(ctx, step, o); err != nil {
 				return nil, err
@@ -164,6 +111,71 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command) (_ me
 	h.log.Info("rules propagated", zap.String("command_id", cmd.ID), zap.Bool("dry_run", c.DryRun),
 		zap.Int("targets", len(targets)), zap.Int("updated", evt.Updated), zap.Int("would_update", evt.WouldUpdate), zap.Int("failed", evt.Failed), zap.Int64("wix_calls", evt.WixCalls))
 	return evt, nil
+}
+
+// sourceRules returns the command's rules, or else the source group's (one
+// Wix call, checkpointed). A missing source group, too many rules, or none
+// without c.AllowEmpty are permanent errors.
+func sourceRules(ctx context.Context, site *wix.Site, prog *progress, c *messages.PropagateRules) ([]messages.Rule, error) {
+	rules := c.Rules
+	if len(rules) > 0 {
+		return rules, nil
+	}
+	if found, err := prog.load(ctx, "source", &rules); err != nil || found {
+		return rules, err
+	}
+	got, err := site.ListRules(ctx, c.SourceGroupID)
+	if err != nil {
+		if wix.IsNotFound(err) {
+			return nil, failure.Permanent(fmt.Errorf("source group %s not found: %w", c.SourceGroupID, err))
+		}
+		return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
+	}
+	rules = fromWixRules(got)
+	if len(rules) > messages.MaxRules {
+		return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
+	}
+	if len(rules) == 0 && !c.AllowEmpty {
+		// Replacing with nothing clears every target: only on request. A
+		// dry run is refused too, as the same command without dryRun would
+		// be. Nothing is checkpointed, so a replay once the source has
+		// rules reads them.
+		return nil, failure.Permanent(fmt.Errorf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", c.SourceGroupID))
+	}
+	return rules, prog.save(ctx, "source", rules)
+}
+
+// propagateTo replaces the rules of target t (one Wix call), or in a dry
+// run reads them and diffs them with rules. A refusal of that group is its
+// outcome; a member credential that is needed is a permanent error.
+func propagateTo(ctx context.Context, site *wix.Site, c *messages.PropagateRules, t target, rules []messages.Rule, wixRules []wix.GroupRule) (messages.TargetOutcome, error) {
+	o := messages.TargetOutcome{GroupID: t.ID, Name: t.Name}
+	var err error
+	if c.DryRun {
+		var old []wix.GroupRule
+		if old, err = site.ListRules(ctx, t.ID); err == nil {
+			d := messages.DiffRules(fromWixRules(old), rules)
+			o.Diff = &d
+			o.Outcome = messages.OutcomeWouldUpdate
+			if d.Empty() {
+				o.Outcome = messages.OutcomeUnchanged
+			}
+			return o, nil
+		}
+	} else if _, err = site.ReplaceRules(ctx, t.ID, wixRules); err == nil {
+		o.Outcome = messages.OutcomeUpdated
+		return o, nil
+	}
+	switch {
+	case needsMemberCredential(err):
+		return o, failure.Permanent(err)
+	case itemRefused(err):
+		o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
+		return o, nil
+	case c.DryRun:
+		return o, fmt.Errorf("list rules of group %s: %w", t.ID, err)
+	}
+	return o, fmt.Errorf("replace rules of group %s: %w", t.ID, err)
 }
 
 // targets selects the target groups, once per command.

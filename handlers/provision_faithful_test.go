@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"groupflow/internal/runtime"
 	"slices"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestProvisionPrivateMembersInvited(t *testing.T) {
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
 	pub := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Pub", LoginEmail: "pub@example.com"})
 	priv := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Priv", LoginEmail: "priv@example.com", Private: true})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	body := map[string]any{"group": map[string]any{"name": "Invites"}, "membership": "sync",
 		"people": []messages.Person{{Email: pub.LoginEmail}, {Email: priv.LoginEmail}}}
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "inv-1", body))
@@ -61,7 +62,7 @@ func testProvisionPendingApproval(t *testing.T, mode string) {
 	creator := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Creator", LoginEmail: "c@example.com"})
 	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
 	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval, PendingAnswer: mode})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	body := map[string]any{"group": map[string]any{"name": "Needs Approval", "description": "Plain words."},
 		"creatorId": creator.ID, "people": []messages.Person{{Email: m.LoginEmail}}}
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "pend-1", body))
@@ -106,7 +107,7 @@ func TestProvisionLostCreateResponseQueryLag(t *testing.T) {
 		}
 		return nil
 	}
-	e.start(h)
+	e.start(runtime.Adapt(h))
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "lag-1", map[string]any{
 		"group": map[string]any{"name": "Lagging"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
 	gs := e.Site.GroupsByName("Lagging")
@@ -123,7 +124,7 @@ func TestProvisionGroupRequests404IsAnError(t *testing.T) {
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
 	creator := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Creator", LoginEmail: "c@example.com"})
 	e.Site.SetModes(wixsim.Modes{GroupCreation: wixsim.GroupCreationWithApproval})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	body := map[string]any{"group": map[string]any{"name": "Needs Approval"}, "creatorId": creator.ID,
 		"people": []messages.Person{{Email: creator.LoginEmail}}}
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "p404-1", body))

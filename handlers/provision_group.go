@@ -81,7 +81,7 @@ func NewProvisionGroup(sites Sites, l *ledger.Ledger, cfg ProvisionConfig, log *
 	return &ProvisionGroup{sites: sites, ledger: l, cfg: cfg, log: log.Named("provision_group")}
 }
 
-// CommandType implements runtime.Handler.
+// CommandType implements runtime.TypedHandler.
 func (h *ProvisionGroup) CommandType() string { return messages.CmdProvisionGroup }
 
 func (h *ProvisionGroup) at(ctx context.Context, point string) error {
@@ -137,202 +137,271 @@ type errPending struct{ requestID string }
 
 func (e *errPending) Error() string { return "group creation pending approval: request " + e.requestID }
 
-// Handle implements runtime.Handler.
-func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
-	c, site, ctx, prog, err := begin[*messages.ProvisionGroup](ctx, h.sites, h.ledger, cmd)
+// Handle implements runtime.TypedHandler. Its steps: find or create the
+// group, resolve the roster, plan the membership changes, add, remove, set
+// the questions and rules, and answer with the outcome.
+func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *messages.ProvisionGroup) (_ messages.Event, err error) {
+	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}
 	defer prog.failed(ctx, &err)
-	log := h.log.With(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))
+	r := &provisionRun{h: h, cmd: cmd, c: c, site: site, prog: prog,
+		log: h.log.With(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))}
 
-	g, err := h.group(ctx, site, prog, c, cmd.SiteID)
-	var pend *errPending
-	if errors.As(err, &pend) {
-		log.Info("group creation pending approval", zap.String("group_request_id", pend.requestID))
-		return &messages.GroupProvisioned{
-			EventMeta:      cmd.EventMeta(),
-			Name:           c.Group.Name,
-			Status:         messages.ProvisionPendingApproval,
-			GroupRequestID: pend.requestID,
-			WixCalls:       prog.calls(),
-		}, nil
-	}
-	if err != nil {
+	if r.g, err = h.group(ctx, site, prog, c, cmd.SiteID); err != nil {
+		var pend *errPending
+		if errors.As(err, &pend) {
+			return r.pending(pend), nil
+		}
 		return nil, err
 	}
-
 	res := &resolver{site: site, prog: prog, region: h.cfg.DefaultRegion}
-	rows, ids, err := res.resolve(ctx, c.People)
+	if r.rows, r.ids, err = res.resolve(ctx, c.People); err != nil {
+		return nil, err
+	}
+	plan, err := r.plan(ctx)
 	if err != nil {
 		return nil, err
 	}
+	added, newlyInvited, err := r.add(ctx, plan.toAdd)
+	if err != nil {
+		return nil, err
+	}
+	plan.invited += len(newlyInvited)
+	if err := h.saveInvited(ctx, cmd.SiteID, r.g.ID, plan.invitedBefore, newlyInvited, plan.isMember); err != nil {
+		return nil, err
+	}
+	removed, err := r.remove(ctx, plan.toRemove)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.settings(ctx); err != nil {
+		return nil, err
+	}
+	return r.provisioned(added, plan.invited, plan.already, removed), nil
+}
 
+// provisionRun is one attempt at a provision_group command: the state the
+// steps of ProvisionGroup.Handle pass on.
+type provisionRun struct {
+	h    *ProvisionGroup
+	cmd  *runtime.Command
+	c    *messages.ProvisionGroup
+	site *wix.Site
+	prog *progress
+	log  *zap.Logger
+	g    groupStep
+	// rows holds one result per roster row; ids the members they resolved to.
+	rows []rowResult
+	ids  []string
+}
+
+// membershipPlan is what a command does to the group's members, decided
+// from the member list taken before any write.
+type membershipPlan struct {
+	isMember      map[string]bool
+	invitedBefore []string
+	toAdd         []string
+	toRemove      []string
+	// already counts the roster's members of the group; invited those
+	// invited earlier and not members yet.
+	already, invited int
+}
+
+// pending answers a command whose group waits for approval.
+func (r *provisionRun) pending(pend *errPending) messages.Event {
+	r.log.Info("group creation pending approval", zap.String("group_request_id", pend.requestID))
+	return &messages.GroupProvisioned{
+		EventMeta:      r.cmd.EventMeta(),
+		Name:           r.c.Group.Name,
+		Status:         messages.ProvisionPendingApproval,
+		GroupRequestID: pend.requestID,
+		WixCalls:       r.prog.calls(),
+	}
+}
+
+// plan reads the group's members (unless it is new and the mode is add)
+// and the invitations sent earlier, and decides who is added and, in sync
+// mode, who is removed; the sync guard checks the removals before the
+// first write.
+func (r *provisionRun) plan(ctx context.Context) (membershipPlan, error) {
+	var p membershipPlan
 	// The group's members before this command added anyone.
 	var current []groupMember
-	if g.Reused || c.Membership == messages.MembershipSync {
-		if current, err = h.members(ctx, site, prog, g.ID); err != nil {
-			return nil, err
+	if r.g.Reused || r.c.Membership == messages.MembershipSync {
+		var err error
+		if current, err = r.h.members(ctx, r.site, r.prog, r.g.ID); err != nil {
+			return p, err
 		}
-	} else if g.OwnerID != "" {
-		current = []groupMember{{ID: g.OwnerID, Admin: true}} // a new group holds its creator only
+	} else if r.g.OwnerID != "" {
+		current = []groupMember{{ID: r.g.OwnerID, Admin: true}} // a new group holds its creator only
 	}
-	isMember := make(map[string]bool, len(current))
+	p.isMember = make(map[string]bool, len(current))
 	for _, m := range current {
-		isMember[m.ID] = true
+		p.isMember[m.ID] = true
 	}
 	// Invitations sent earlier and not accepted yet: not re-sent, not missing.
-	var invitedBefore []string
-	if _, err := h.ledger.Get(ctx, invitedKey(cmd.SiteID, g.ID), &invitedBefore); err != nil {
-		return nil, fmt.Errorf("load invitations: %w", err)
+	if _, err := r.h.ledger.Get(ctx, invitedKey(r.cmd.SiteID, r.g.ID), &p.invitedBefore); err != nil {
+		return p, fmt.Errorf("load invitations: %w", err)
 	}
-	wasInvited := make(map[string]bool, len(invitedBefore))
-	for _, id := range invitedBefore {
+	wasInvited := make(map[string]bool, len(p.invitedBefore))
+	for _, id := range p.invitedBefore {
 		wasInvited[id] = true
 	}
-	var toAdd []string
-	already, invited := 0, 0
-	for _, id := range ids {
+	for _, id := range r.ids {
 		switch {
-		case isMember[id]:
-			already++
+		case p.isMember[id]:
+			p.already++
 		case wasInvited[id]:
-			invited++
+			p.invited++
 		default:
-			toAdd = append(toAdd, id)
+			p.toAdd = append(p.toAdd, id)
 		}
 	}
+	if r.c.Membership == messages.MembershipSync {
+		p.toRemove = syncRemovals(current, r.ids)
+		if err := r.h.guardSync(ctx, r.prog, r.c, len(current), len(p.toRemove), len(r.ids)); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
 
-	// In sync mode, who goes is decided here, from the member list taken
-	// before any write, and checked before the first add or remove.
-	var toRemove []string
-	if c.Membership == messages.MembershipSync {
-		toRemove = syncRemovals(current, ids)
-		if err := h.guardSync(ctx, prog, c, len(current), len(toRemove), len(ids)); err != nil {
-			return nil, err
+// add adds toAdd in checkpointed batches and returns how many became
+// members and the ids Wix invited instead. The rows of a batch Wix refused
+// are marked failed.
+func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invited []string, _ error) {
+	rowOf := make(map[string]int, len(r.ids))
+	for i, row := range r.rows {
+		if row.MemberID != "" {
+			rowOf[row.MemberID] = i
 		}
 	}
-
-	rowOf := make(map[string]int, len(ids))
-	for i, r := range rows {
-		if r.MemberID != "" {
-			rowOf[r.MemberID] = i
-		}
-	}
-	added := 0
-	var newlyInvited []string
 	for k, chunk := range wix.Chunk(toAdd, wix.MaxMemberIDsPerAdd) {
 		step := "add." + strconv.Itoa(k)
-		var b batchStep
-		found, err := prog.load(ctx, step, &b)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			answer, err := site.AddGroupMembers(ctx, g.ID, chunk)
+		b, err := r.batch(ctx, step, func(b *batchStep) error {
+			answer, err := r.site.AddGroupMembers(ctx, r.g.ID, chunk)
 			if err != nil {
 				if !itemRefused(err) {
-					return nil, fmt.Errorf("add members batch %d: %w", k, err)
+					return fmt.Errorf("add members batch %d: %w", k, err)
 				}
-				log.Warn("add members batch refused", zap.Int("batch", k), zap.Error(err))
+				r.log.Warn("add members batch refused", zap.Int("batch", k), zap.Error(err))
 				b.Failed = errorDetail(err)
 			} else {
 				b.Invited = notAnswered(chunk, answer)
 			}
-			if err := prog.save(ctx, step, b); err != nil {
-				return nil, err
-			}
-			if err := h.at(ctx, step); err != nil {
-				return nil, err
-			}
+			return nil
+		})
+		if err != nil {
+			return 0, nil, err
 		}
 		if b.Failed != "" {
 			for _, id := range chunk {
-				i := rowOf[id]
-				rows[i] = rowResult{Reason: messages.ReasonFailed, Detail: b.Failed}
+				r.rows[rowOf[id]] = rowResult{Reason: messages.ReasonFailed, Detail: b.Failed}
 			}
 			continue
 		}
 		added += len(chunk) - len(b.Invited)
-		invited += len(b.Invited)
-		newlyInvited = append(newlyInvited, b.Invited...)
+		invited = append(invited, b.Invited...)
 	}
-	if err := h.saveInvited(ctx, cmd.SiteID, g.ID, invitedBefore, newlyInvited, isMember); err != nil {
-		return nil, err
-	}
+	return added, invited, nil
+}
 
+// remove removes toRemove (sync mode only) in checkpointed batches and
+// returns the ids removed; a batch Wix refused is left for the next sync.
+func (r *provisionRun) remove(ctx context.Context, toRemove []string) ([]string, error) {
+	if r.c.Membership != messages.MembershipSync {
+		return nil, nil
+	}
 	var removed []string
-	if c.Membership == messages.MembershipSync {
-		for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
-			step := "remove." + strconv.Itoa(k)
-			var b batchStep
-			found, err := prog.load(ctx, step, &b)
-			if err != nil {
-				return nil, err
-			}
-			if !found {
-				if err := site.RemoveGroupMembers(ctx, g.ID, chunk); err != nil {
-					if !itemRefused(err) {
-						return nil, fmt.Errorf("remove members batch %d: %w", k, err)
-					}
-					// Not fatal: tomorrow's sync tries again.
-					log.Warn("remove members batch refused", zap.Int("batch", k), zap.Error(err))
-					b.Failed = errorDetail(err)
+	for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
+		step := "remove." + strconv.Itoa(k)
+		b, err := r.batch(ctx, step, func(b *batchStep) error {
+			if err := r.site.RemoveGroupMembers(ctx, r.g.ID, chunk); err != nil {
+				if !itemRefused(err) {
+					return fmt.Errorf("remove members batch %d: %w", k, err)
 				}
-				if err := prog.save(ctx, step, b); err != nil {
-					return nil, err
-				}
-				if err := h.at(ctx, step); err != nil {
-					return nil, err
-				}
+				// Not fatal: tomorrow's sync tries again.
+				r.log.Warn("remove members batch refused", zap.Int("batch", k), zap.Error(err))
+				b.Failed = errorDetail(err)
 			}
-			if b.Failed == "" {
-				removed = append(removed, chunk...)
-			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if b.Failed == "" {
+			removed = append(removed, chunk...)
 		}
 	}
+	return removed, nil
+}
 
-	if len(c.Questions) > 0 {
-		if err := once(ctx, prog, "questions", func() error {
-			_, err := site.ReplaceMembershipQuestions(ctx, g.ID, toWixQuestions(c.Questions))
+// batch returns the checkpoint of step, running send and checkpointing its
+// result if there is none yet.
+func (r *provisionRun) batch(ctx context.Context, step string, send func(*batchStep) error) (batchStep, error) {
+	var b batchStep
+	found, err := r.prog.load(ctx, step, &b)
+	if err != nil || found {
+		return b, err
+	}
+	if err := send(&b); err != nil {
+		return b, err
+	}
+	if err := r.prog.save(ctx, step, b); err != nil {
+		return b, err
+	}
+	return b, r.h.at(ctx, step)
+}
+
+// settings sets the command's membership questions and rules, once each.
+func (r *provisionRun) settings(ctx context.Context) error {
+	if len(r.c.Questions) > 0 {
+		if err := once(ctx, r.prog, "questions", func() error {
+			_, err := r.site.ReplaceMembershipQuestions(ctx, r.g.ID, toWixQuestions(r.c.Questions))
 			return err
 		}); err != nil {
-			return nil, fmt.Errorf("set membership questions: %w", err)
+			return fmt.Errorf("set membership questions: %w", err)
 		}
 	}
-	if len(c.Rules) > 0 {
-		if err := once(ctx, prog, "rules", func() error {
-			_, err := site.ReplaceRules(ctx, g.ID, toWixRules(c.Rules))
+	if len(r.c.Rules) > 0 {
+		if err := once(ctx, r.prog, "rules", func() error {
+			_, err := r.site.ReplaceRules(ctx, r.g.ID, toWixRules(r.c.Rules))
 			return err
 		}); err != nil {
-			return nil, fmt.Errorf("set rules: %w", err)
+			return fmt.Errorf("set rules: %w", err)
 		}
 	}
+	return nil
+}
 
+// provisioned returns the completion event, listing the rows not added.
+func (r *provisionRun) provisioned(added, invited, already int, removed []string) messages.Event {
 	var notAdded []messages.RowOutcome
-	for i, r := range rows {
-		if r.Reason == "" {
+	for i, row := range r.rows {
+		if row.Reason == "" {
 			continue
 		}
-		p := c.People[i]
-		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: r.Reason, Detail: r.Detail, Candidates: r.Candidates})
+		p := r.c.People[i]
+		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: row.Reason, Detail: row.Detail, Candidates: row.Candidates})
 	}
-	log.Info("group provisioned", zap.String("group_id", g.ID), zap.Bool("reused", g.Reused),
+	r.log.Info("group provisioned", zap.String("group_id", r.g.ID), zap.Bool("reused", r.g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
-		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", prog.calls()))
+		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.calls()))
 	return &messages.GroupProvisioned{
-		EventMeta:      cmd.EventMeta(),
-		GroupID:        g.ID,
-		Slug:           g.Slug,
-		Name:           c.Group.Name,
-		Reused:         g.Reused,
+		EventMeta:      r.cmd.EventMeta(),
+		GroupID:        r.g.ID,
+		Slug:           r.g.Slug,
+		Name:           r.c.Group.Name,
+		Reused:         r.g.Reused,
 		Added:          added,
 		Invited:        invited,
 		AlreadyMembers: already,
 		Removed:        removed,
 		NotAdded:       sortedOutcomes(notAdded),
-		WixCalls:       prog.calls(),
-	}, nil
+		WixCalls:       r.prog.calls(),
+	}
 }
 
 // syncRemovals returns the members a sync removes: the group's members

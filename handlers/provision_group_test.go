@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"groupflow/internal/runtime"
 	"reflect"
 	"slices"
 	"strings"
@@ -53,7 +54,7 @@ func TestProvisionMixedRoster(t *testing.T) {
 	st.AddContact(wixsim.ContactSeed{FirstName: "Not", LastName: "Member", Phones: []string{"+1 212 555 0199"}})
 	st.AddMember(wixsim.MemberSeed{FirstName: "Twin", LastName: "One", LoginEmail: "t1@example.com", Phones: []string{"+44 20 7946 0001"}})
 	st.AddMember(wixsim.MemberSeed{FirstName: "Twin", LastName: "Two", LoginEmail: "t2@example.com", Phones: []string{"+44 20 7946 0001"}})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 
 	people := []messages.Person{
 		{Email: "ANN@example.com", Ref: "r0"},      // 0 email, case-insensitive
@@ -122,7 +123,7 @@ func TestProvisionCallBudget(t *testing.T) {
 	for i := range total {
 		members[i] = e.Site.AddMember(wixsim.MemberSeed{FirstName: "M", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("m%05d@example.com", i)})
 	}
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	ceil := func(n int) int64 { return int64((n + 99) / 100) }
 	tests := []struct {
 		n, unknown int
@@ -190,7 +191,7 @@ func TestProvisionNamesCost(t *testing.T) {
 	for i := range 999 {
 		e.Site.AddMember(wixsim.MemberSeed{FirstName: fmt.Sprintf("Fïrst%04d", i), LastName: "Lee", LoginEmail: fmt.Sprintf("n%d@example.com", i)})
 	}
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	tests := []struct {
 		names     int
 		nameCalls int64
@@ -229,7 +230,7 @@ func TestProvisionReuseSyncAndDuplicateName(t *testing.T) {
 	admin, coAdmin := ms[0], ms[5]
 	g := st.AddGroup("Pilates Tuesday", "PUBLIC", admin.ID, ms[1].ID, ms[2].ID)
 	st.AddToGroup(g.ID, coAdmin.ID)
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	roster := func(idx ...int) []messages.Person {
 		var p []messages.Person
 		for _, i := range idx {
@@ -306,7 +307,7 @@ func TestProvisionSyncNeverRemovesAdmins(t *testing.T) {
 	b := st.AddMember(wixsim.MemberSeed{FirstName: "B", LoginEmail: "b@example.com"})
 	c := st.AddMember(wixsim.MemberSeed{FirstName: "C", LoginEmail: "c@example.com"})
 	g := st.AddGroup("Swim Team", "", a.ID, b.ID, c.ID) // a is ADMIN
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "sync-admin",
 		map[string]any{"group": map[string]any{"name": "Swim Team"}, "membership": "sync", "people": []messages.Person{{Email: "b@example.com"}}}))
 	sameSet(t, "removed", ev.Removed, []string{c.ID})
@@ -348,7 +349,7 @@ func TestProvisionCrashMidBatches(t *testing.T) {
 		}
 		return nil
 	}
-	first := e.start(h)
+	first := e.start(runtime.Adapt(h))
 	e.Publish(messages.CmdProvisionGroup, mustJSON(t, map[string]any{"id": "crash-1", "group": map[string]any{"name": "Crash Class"}, "people": people}))
 	select {
 	case <-reached:
@@ -365,7 +366,7 @@ func TestProvisionCrashMidBatches(t *testing.T) {
 		t.Logf("stop: %v", err)
 	}
 	crash.Store(false)
-	e.start(h)
+	e.start(runtime.Adapt(h))
 	ev := provisioned(t, e, e.Evts.Next(60*time.Second, func(m *nats.Msg) bool { return m.Header.Get("Groupflow-Command-Id") == "crash-1" }))
 	groups := e.Site.GroupsByName("Crash Class")
 	if len(groups) != 1 || groups[0].ID != ev.GroupID {
@@ -398,7 +399,7 @@ func TestProvisionLostCreateResponse(t *testing.T) {
 		}
 		return nil
 	}
-	e.start(h)
+	e.start(runtime.Adapt(h))
 	for i, allowDup := range []bool{false, true} {
 		failed.Store(false)
 		if allowDup {
@@ -424,7 +425,7 @@ func TestProvisionLostCreateResponse(t *testing.T) {
 func TestProvisionResentCommandMakesNoWixCall(t *testing.T) {
 	e := newWF(t)
 	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	body := map[string]any{"group": map[string]any{"name": "Resent"}, "people": []messages.Person{{Email: m.LoginEmail}}}
 	first := e.send(messages.CmdProvisionGroup, "resent-1", body)
 	provisioned(t, e, first)
@@ -452,7 +453,7 @@ func TestProvisionTransientFaultsRetriedToSuccess(t *testing.T) {
 		ids = append(ids, m.ID)
 	}
 	owner := e.Site.OwnerID()
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	e.Wix.Sim.SetFaults(wixsim.Faults{ErrorRates: map[int]float64{503: 0.3, 500: 0.1}, Seed: 7})
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "flaky-1", map[string]any{
 		"group": map[string]any{"name": "Flaky"}, "people": people, "membership": "sync", "rules": []messages.Rule{{Title: "R"}}}))
@@ -469,7 +470,7 @@ func TestProvisionTransientFaultsRetriedToSuccess(t *testing.T) {
 func TestProvisionPermanentWixErrorIsDeadLettered(t *testing.T) {
 	e := newWF(t)
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 	m := e.send(messages.CmdProvisionGroup, "perm-1", map[string]any{
 		"group": map[string]any{"name": "No Creator"}, "creatorId": "no-such-member", "people": []messages.Person{{Email: "a@example.com"}}})
 	expectFailed(t, e, m, "perm-1", messages.FailurePermanent, "404")
@@ -521,7 +522,7 @@ func TestProvisionSyncMassRemovalGuard(t *testing.T) {
 	big := seed("big", 5000)
 	newcomer := st.AddMember(wixsim.MemberSeed{FirstName: "New", LoginEmail: "newcomer@example.com"})
 	bigGroup := st.AddGroup("Big Group", "", idsOf(big)...)
-	e.start(provisionHandler(e))
+	e.start(runtime.Adapt(provisionHandler(e)))
 
 	t.Run("roster of one against 5,000 members: refused, nothing written", func(t *testing.T) {
 		e.Wix.Sim.ResetCalls()
@@ -629,7 +630,7 @@ func TestProvisionSyncResumesAfterPartialRemoval(t *testing.T) {
 		}
 		return nil
 	}
-	e.start(h)
+	e.start(runtime.Adapt(h))
 	// Keep 201 of 401 (the admin + 200): remove 200, at most half.
 	var people []messages.Person
 	for _, m := range ms[:201] {

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/xml"
 	"errors"
+	"groupflow/internal/runtime"
 	"io"
 	"slices"
 	"strconv"
@@ -32,7 +33,7 @@ func TestReportOver500Groups(t *testing.T) {
 	}
 	evil := `<script>alert("x")</script> & Co's "best"`
 	site.AddGroup(evil, "", ids...)
-	env.StartRuntime(campaignRuntimeConfig(), NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log))
+	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log)))
 
 	groups := site.Groups()
 	seq := map[string]int{}

@@ -81,145 +81,192 @@ type nameMatch struct {
 
 // resolve returns one result per row, and the resolved member ids in
 // roster order, each once (a later row of the same member is a duplicate).
+// Its steps: classify the rows, look their keys up, assign the members.
 func (r *resolver) resolve(ctx context.Context, people []messages.Person) ([]rowResult, []string, error) {
-	results := make([]rowResult, len(people))
-	keys := make([]rowKey, len(people))
-	var emails, phones, cids, names []string
-	nameToken := map[string]string{}
+	rk := r.classify(people)
+	lk, err := r.lookup(ctx, rk)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rk.results, lk.assign(rk.results, rk.keys), nil
+}
+
+// rosterKeys is a roster classified: each row's key (or, in results, why
+// the row is invalid), and the distinct keys of each kind in roster order.
+type rosterKeys struct {
+	results                     []rowResult
+	keys                        []rowKey
+	emails, phones, cids, names []string
+	// nameToken maps each folded name to its search token.
+	nameToken map[string]string
+}
+
+// classify normalises each row's identifier, without Wix calls.
+func (r *resolver) classify(people []messages.Person) *rosterKeys {
+	rk := &rosterKeys{results: make([]rowResult, len(people)), keys: make([]rowKey, len(people)), nameToken: map[string]string{}}
 	seen := map[rowKey]bool{}
 	for i, p := range people {
-		if prob := p.Problem(); prob != "" {
-			results[i] = rowResult{Reason: messages.ReasonInvalid, Detail: prob}
+		k, invalid := r.rowKey(p)
+		if invalid != "" {
+			rk.results[i] = rowResult{Reason: messages.ReasonInvalid, Detail: invalid}
 			continue
 		}
-		var k rowKey
-		switch kind := p.Kind(); kind {
-		case messages.KindEmail:
-			k = rowKey{kind, strings.ToLower(strings.TrimSpace(p.Email))}
-		case messages.KindContactID:
-			k = rowKey{kind, strings.TrimSpace(p.ContactID)}
-		case messages.KindPhone:
-			e164, ok := normalizePhone(p.Phone, r.region)
-			if !ok {
-				results[i] = rowResult{Reason: messages.ReasonInvalid, Detail: detailUnparsablePhone}
-				continue
-			}
-			k = rowKey{kind, e164}
-		case messages.KindName:
-			full := p.FullName()
-			k = rowKey{kind, foldName(full)}
-			if _, ok := nameToken[k.key]; !ok {
-				nameToken[k.key] = searchToken(full)
-			}
+		if _, ok := rk.nameToken[k.key]; k.kind == messages.KindName && !ok {
+			rk.nameToken[k.key] = searchToken(p.FullName())
 		}
-		keys[i] = k
+		rk.keys[i] = k
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
 		switch k.kind {
 		case messages.KindEmail:
-			emails = append(emails, k.key)
+			rk.emails = append(rk.emails, k.key)
 		case messages.KindContactID:
-			cids = append(cids, k.key)
+			rk.cids = append(rk.cids, k.key)
 		case messages.KindPhone:
-			phones = append(phones, k.key)
+			rk.phones = append(rk.phones, k.key)
 		case messages.KindName:
-			names = append(names, k.key)
+			rk.names = append(rk.names, k.key)
 		}
 	}
+	return rk
+}
 
-	byEmail, err := batched(ctx, r.prog, "res.email", emails, func(ctx context.Context, chunk []string) (map[string]string, error) {
+// rowKey returns a row's normalised key, or why the row is invalid.
+func (r *resolver) rowKey(p messages.Person) (rowKey, string) {
+	if prob := p.Problem(); prob != "" {
+		return rowKey{}, prob
+	}
+	switch kind := p.Kind(); kind {
+	case messages.KindEmail:
+		return rowKey{kind, strings.ToLower(strings.TrimSpace(p.Email))}, ""
+	case messages.KindContactID:
+		return rowKey{kind, strings.TrimSpace(p.ContactID)}, ""
+	case messages.KindPhone:
+		e164, ok := normalizePhone(p.Phone, r.region)
+		if !ok {
+			return rowKey{}, detailUnparsablePhone
+		}
+		return rowKey{kind, e164}, ""
+	case messages.KindName:
+		return rowKey{kind, foldName(p.FullName())}, ""
+	}
+	return rowKey{}, ""
+}
+
+// lookups holds the answers to a roster's queries.
+type lookups struct {
+	byEmail, byContact map[string]string
+	byPhone            map[string][]string
+	byName             map[string]nameMatch
+}
+
+// lookup queries Wix for the roster's keys: emails, phones, contact ids
+// (those of the rows and the contacts found by phone), names.
+func (r *resolver) lookup(ctx context.Context, rk *rosterKeys) (*lookups, error) {
+	lk := &lookups{}
+	var err error
+	lk.byEmail, err = batched(ctx, r.prog, "res.email", rk.emails, func(ctx context.Context, chunk []string) (map[string]string, error) {
 		return r.membersBy(ctx, "loginEmail", chunk, func(m wix.Member) string { return strings.ToLower(m.LoginEmail) })
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	byPhone, err := batched(ctx, r.prog, "res.phone", phones, r.contactsByPhone)
-	if err != nil {
-		return nil, nil, err
+	if lk.byPhone, err = batched(ctx, r.prog, "res.phone", rk.phones, r.contactsByPhone); err != nil {
+		return nil, err
 	}
 	// Contacts found by phone are looked up with the contact-id rows.
+	cids := rk.cids
 	cidSeen := make(map[string]bool, len(cids))
 	for _, c := range cids {
 		cidSeen[c] = true
 	}
-	for _, ph := range phones {
-		for _, c := range byPhone[ph] {
+	for _, ph := range rk.phones {
+		for _, c := range lk.byPhone[ph] {
 			if !cidSeen[c] {
 				cidSeen[c] = true
 				cids = append(cids, c)
 			}
 		}
 	}
-	byContact, err := batched(ctx, r.prog, "res.cid", cids, func(ctx context.Context, chunk []string) (map[string]string, error) {
+	lk.byContact, err = batched(ctx, r.prog, "res.cid", cids, func(ctx context.Context, chunk []string) (map[string]string, error) {
 		return r.membersBy(ctx, "contactId", chunk, func(m wix.Member) string { return m.ContactID })
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	byName, err := r.names(ctx, names, nameToken)
-	if err != nil {
-		return nil, nil, err
+	if lk.byName, err = r.names(ctx, rk.names, rk.nameToken); err != nil {
+		return nil, err
 	}
+	return lk, nil
+}
 
+// assign sets the result of each valid row (results[i] with no Reason) from
+// the lookups and returns the resolved member ids in roster order, each
+// once: a later row of the same member is a duplicate.
+func (lk *lookups) assign(results []rowResult, keys []rowKey) []string {
 	var ids []string
 	firstRow := map[string]int{}
-	for i := range people {
+	for i := range results {
 		if results[i].Reason != "" {
 			continue
 		}
-		k := keys[i]
-		res := &results[i]
-		switch k.kind {
-		case messages.KindEmail:
-			if res.MemberID = byEmail[k.key]; res.MemberID == "" {
-				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail}
-			}
-		case messages.KindContactID:
-			if res.MemberID = byContact[k.key]; res.MemberID == "" {
-				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberContact}
-			}
-		case messages.KindPhone:
-			contacts := byPhone[k.key]
-			var found []string
-			for _, c := range contacts {
-				if id := byContact[c]; id != "" && !hasString(found, id) {
-					found = append(found, id)
-				}
-			}
-			switch {
-			case len(contacts) == 0:
-				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoContactPhone}
-			case len(found) == 0:
-				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember}
-			case len(found) > 1:
-				*res = rowResult{Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: len(found)}
-			default:
-				res.MemberID = found[0]
-			}
-		case messages.KindName:
-			m := byName[k.key]
-			switch {
-			case m.N == 0:
-				*res = rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberName}
-			case m.N > 1:
-				*res = rowResult{Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: m.N}
-			default:
-				res.MemberID = m.IDs[0]
+		res := lk.member(keys[i])
+		if res.MemberID != "" {
+			if j, dup := firstRow[res.MemberID]; dup {
+				res = rowResult{Reason: messages.ReasonDuplicate, Detail: "same member as row " + strconv.Itoa(j)}
+			} else {
+				firstRow[res.MemberID] = i
+				ids = append(ids, res.MemberID)
 			}
 		}
-		if res.MemberID == "" {
-			continue
-		}
-		if j, dup := firstRow[res.MemberID]; dup {
-			*res = rowResult{Reason: messages.ReasonDuplicate, Detail: "same member as row " + strconv.Itoa(j)}
-			continue
-		}
-		firstRow[res.MemberID] = i
-		ids = append(ids, res.MemberID)
+		results[i] = res
 	}
-	return results, ids, nil
+	return ids
+}
+
+// member returns the member of a row's key, or why there is none.
+func (lk *lookups) member(k rowKey) rowResult {
+	switch k.kind {
+	case messages.KindEmail:
+		if id := lk.byEmail[k.key]; id != "" {
+			return rowResult{MemberID: id}
+		}
+		return rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail}
+	case messages.KindContactID:
+		if id := lk.byContact[k.key]; id != "" {
+			return rowResult{MemberID: id}
+		}
+		return rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberContact}
+	case messages.KindPhone:
+		contacts := lk.byPhone[k.key]
+		var found []string
+		for _, c := range contacts {
+			if id := lk.byContact[c]; id != "" && !hasString(found, id) {
+				found = append(found, id)
+			}
+		}
+		switch {
+		case len(contacts) == 0:
+			return rowResult{Reason: messages.ReasonNotFound, Detail: detailNoContactPhone}
+		case len(found) == 0:
+			return rowResult{Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember}
+		case len(found) > 1:
+			return rowResult{Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: len(found)}
+		}
+		return rowResult{MemberID: found[0]}
+	case messages.KindName:
+		m := lk.byName[k.key]
+		switch {
+		case m.N == 0:
+			return rowResult{Reason: messages.ReasonNotFound, Detail: detailNoMemberName}
+		case m.N > 1:
+			return rowResult{Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: m.N}
+		}
+		return rowResult{MemberID: m.IDs[0]}
+	}
+	return rowResult{}
 }
 
 func hasString(s []string, v string) bool {
@@ -331,7 +378,9 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 	}
 }
 
-// names resolves folded names (checkpointed as one step once all are done).
+// names resolves folded names (checkpointed as one step once all are done),
+// by a scan of every member or one search per name, whichever is cheaper
+// (see the costs above).
 func (r *resolver) names(ctx context.Context, names []string, token map[string]string) (map[string]nameMatch, error) {
 	out := map[string]nameMatch{}
 	if len(names) == 0 {
@@ -341,79 +390,119 @@ func (r *resolver) names(ctx context.Context, names []string, token map[string]s
 	if found, err := r.prog.load(ctx, step, &out); err != nil || found {
 		return out, err
 	}
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
-		want[n] = true
-	}
-	seen := map[string]map[string]bool{}
-	match := func(m wix.Member, only string) {
-		keys := []string{foldName(m.Profile.Nickname), foldName(strings.TrimSpace(m.Contact.FirstName) + " " + strings.TrimSpace(m.Contact.LastName))}
-		for _, k := range keys {
-			if k == "" || !want[k] || (only != "" && k != only) {
-				continue
-			}
-			if seen[k] == nil {
-				seen[k] = map[string]bool{}
-			}
-			if seen[k][m.ID] {
-				continue
-			}
-			seen[k][m.ID] = true
-			nm := out[k]
-			nm.N++
-			if len(nm.IDs) < 2 {
-				nm.IDs = append(nm.IDs, m.ID)
-			}
-			out[k] = nm
-		}
-	}
-	scanQuery := wix.MembersQuery{
-		Sorting:   []wix.Sort{{FieldName: "createdDate", Order: "ASC"}},
-		Paging:    &wix.Paging{Limit: wix.MaxPageSize},
-		Fieldsets: []string{wix.FieldsetFull},
-	}
-	scanRest := func(offset int) error {
-		q := scanQuery
-		q.Paging = &wix.Paging{Limit: wix.MaxPageSize, Offset: offset}
-		for page, err := range r.site.MemberPages(ctx, q) {
-			if err != nil {
-				return err
-			}
-			for _, m := range page.Members {
-				match(m, "")
-			}
-		}
-		return nil
-	}
-	// scanLeft is the pages a scan still needs after the probe; -1 when
-	// there was no probe or the site's size is unknown.
+	m := newNameMatcher(names)
 	scanLeft := -1
 	if len(names) >= 2 {
-		// Probe: the first page of a full scan tells the site's size.
-		first, err := r.site.QueryMembers(ctx, scanQuery)
+		left, done, err := r.probeScan(ctx, m, len(names))
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range first.Members {
-			match(m, "")
+		if done {
+			return m.out, r.prog.save(ctx, step, m.out)
 		}
-		md := first.Metadata
-		switch {
-		case len(first.Members) < wix.MaxPageSize || (!md.TooManyToCount && md.Total <= wix.MaxPageSize):
-			return out, r.prog.save(ctx, step, out) // the first page was the whole site
-		case !md.TooManyToCount:
-			scanLeft = (md.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
-			if scanLeft <= len(names) {
-				if err := scanRest(len(first.Members)); err != nil {
-					return nil, err
-				}
-				return out, r.prog.save(ctx, step, out)
-			}
+		scanLeft = left
+	}
+	if err := r.searchNames(ctx, m, names, token, scanLeft); err != nil {
+		return nil, err
+	}
+	if err := r.prog.save(ctx, step, m.out); err != nil {
+		return nil, err
+	}
+	return m.out, nil
+}
+
+// nameMatcher counts the members matching each wanted folded name.
+type nameMatcher struct {
+	want map[string]bool
+	seen map[string]map[string]bool
+	out  map[string]nameMatch
+}
+
+func newNameMatcher(names []string) *nameMatcher {
+	m := &nameMatcher{want: make(map[string]bool, len(names)), seen: map[string]map[string]bool{}, out: map[string]nameMatch{}}
+	for _, n := range names {
+		m.want[n] = true
+	}
+	return m
+}
+
+// match counts member mb for the wanted names its nickname or "first last"
+// folds to (only that name when only is set), once per member and name.
+func (m *nameMatcher) match(mb wix.Member, only string) {
+	keys := []string{foldName(mb.Profile.Nickname), foldName(strings.TrimSpace(mb.Contact.FirstName) + " " + strings.TrimSpace(mb.Contact.LastName))}
+	for _, k := range keys {
+		if k == "" || !m.want[k] || (only != "" && k != only) {
+			continue
+		}
+		if m.seen[k] == nil {
+			m.seen[k] = map[string]bool{}
+		}
+		if m.seen[k][mb.ID] {
+			continue
+		}
+		m.seen[k][mb.ID] = true
+		nm := m.out[k]
+		nm.N++
+		if len(nm.IDs) < 2 {
+			nm.IDs = append(nm.IDs, mb.ID)
+		}
+		m.out[k] = nm
+	}
+}
+
+// nameScanQuery is the page at offset of a scan of every member.
+func nameScanQuery(offset int) wix.MembersQuery {
+	return wix.MembersQuery{
+		Sorting:   []wix.Sort{{FieldName: "createdDate", Order: "ASC"}},
+		Paging:    &wix.Paging{Limit: wix.MaxPageSize, Offset: offset},
+		Fieldsets: []string{wix.FieldsetFull},
+	}
+}
+
+// scanFrom matches every member from offset on.
+func (r *resolver) scanFrom(ctx context.Context, m *nameMatcher, offset int) error {
+	for page, err := range r.site.MemberPages(ctx, nameScanQuery(offset)) {
+		if err != nil {
+			return err
+		}
+		for _, mb := range page.Members {
+			m.match(mb, "")
 		}
 	}
-	// One search per name; results are matched exactly client-side. When a
-	// search returns so many members that finishing the searches would
-	// cost more than the rest of the scan, scan instead.
+	return nil
+}
+
+// probeScan reads the first page of a scan, which tells the site's size,
+// and finishes the scan (done) when the page was the whole site or the
+// remaining pages cost no more than the k searches. Otherwise it returns
+// the pages the scan still needs, -1 when the site's size is unknown.
+func (r *resolver) probeScan(ctx context.Context, m *nameMatcher, k int) (left int, done bool, _ error) {
+	first, err := r.site.QueryMembers(ctx, nameScanQuery(0))
+	if err != nil {
+		return 0, false, err
+	}
+	for _, mb := range first.Members {
+		m.match(mb, "")
+	}
+	md := first.Metadata
+	switch {
+	case len(first.Members) < wix.MaxPageSize || (!md.TooManyToCount && md.Total <= wix.MaxPageSize):
+		return 0, true, nil // the first page was the whole site
+	case md.TooManyToCount:
+		return -1, false, nil
+	}
+	left = (md.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
+	if left <= k {
+		return 0, true, r.scanFrom(ctx, m, len(first.Members))
+	}
+	return left, false, nil
+}
+
+// searchNames runs one search per name; results are matched exactly
+// client-side. When a search returns so many members that finishing the
+// searches would cost more than the rest of the scan (scanLeft pages; -1:
+// no probe), it scans instead.
+func (r *resolver) searchNames(ctx context.Context, m *nameMatcher, names []string, token map[string]string, scanLeft int) error {
 	for i, n := range names {
 		q := wix.MembersQuery{
 			Search:    &wix.MembersSearch{Expression: token[n], Fields: []string{"profile.nickname", "contact.firstName", "contact.lastName"}},
@@ -423,27 +512,21 @@ func (r *resolver) names(ctx context.Context, names []string, token map[string]s
 		firstPage := true
 		for page, err := range r.site.MemberPages(ctx, q) {
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if firstPage && scanLeft >= 0 {
 				firstPage = false
 				more := (page.Metadata.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
 				if page.Metadata.TooManyToCount || more+len(names)-i-1 > scanLeft {
-					if err := scanRest(wix.MaxPageSize); err != nil {
-						return nil, err
-					}
-					return out, r.prog.save(ctx, step, out)
+					return r.scanFrom(ctx, m, wix.MaxPageSize)
 				}
 			}
-			for _, m := range page.Members {
-				match(m, n)
+			for _, mb := range page.Members {
+				m.match(mb, n)
 			}
 		}
 	}
-	if err := r.prog.save(ctx, step, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return nil
 }
 
 // searchToken is the longest word of a name (at most 100 characters, the

@@ -78,7 +78,7 @@ func (h *SendCampaign) WithDedupeWindow(d time.Duration) *SendCampaign {
 	return h
 }
 
-// CommandType implements runtime.Handler.
+// CommandType implements runtime.TypedHandler.
 func (h *SendCampaign) CommandType() string { return messages.CmdSendCampaign }
 
 const (
@@ -157,12 +157,8 @@ type campaignRun struct {
 	log   *zap.Logger
 }
 
-// Handle implements runtime.Handler.
-func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
-	c, ok := cmd.Payload.(*messages.SendCampaign)
-	if !ok {
-		return nil, fmt.Errorf("send_campaign: unexpected payload %T", cmd.Payload)
-	}
+// Handle implements runtime.TypedHandler.
+func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command, c *messages.SendCampaign) (messages.Event, error) {
 	site, err := h.sites.Site(cmd.SiteID)
 	if err != nil {
 		return nil, err

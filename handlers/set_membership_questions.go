@@ -37,7 +37,7 @@ func NewSetMembershipQuestions(sites Sites, l *ledger.Ledger, log *zap.Logger) *
 	return &SetMembershipQuestions{sites: sites, ledger: l, log: log.Named("set_membership_questions")}
 }
 
-// CommandType implements runtime.Handler.
+// CommandType implements runtime.TypedHandler.
 func (h *SetMembershipQuestions) CommandType() string { return messages.CmdSetMembershipQuestions }
 
 // checkQuestions re-checks the questions against Wix's limits, so that bad
@@ -54,9 +54,9 @@ func checkQuestions(qs []messages.Question) error {
 	return nil
 }
 
-// Handle implements runtime.Handler.
-func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Command) (_ messages.Event, err error) {
-	c, site, ctx, prog, err := begin[*messages.SetMembershipQuestions](ctx, h.sites, h.ledger, cmd)
+// Handle implements runtime.TypedHandler.
+func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Command, c *messages.SetMembershipQuestions) (_ messages.Event, err error) {
+	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
-	"groupflow/messages"
 )
 
 // Sites resolves a command's site id to its Wix client. *wix.Client
@@ -108,17 +106,13 @@ func itemRefused(err error) bool {
 	return failure.IsPermanent(err) && wix.StatusOf(err) != 401
 }
 
-// begin starts a checkpointed handler run: the command's typed payload, its
-// site's Wix client, and its progress (with ctx counting this attempt's Wix
-// calls). Callers defer prog.failed(ctx, &err).
-func begin[C messages.Command](ctx context.Context, sites Sites, l *ledger.Ledger, cmd *runtime.Command) (c C, site *wix.Site, _ context.Context, prog *progress, err error) {
-	c, ok := cmd.Payload.(C)
-	if !ok {
-		return c, nil, nil, nil, failure.Permanent(fmt.Errorf("%s: unexpected payload %T", cmd.Type, cmd.Payload))
-	}
+// begin starts a checkpointed handler run: the command's site's Wix client
+// and its progress (with ctx counting this attempt's Wix calls). Callers
+// defer prog.failed(ctx, &err).
+func begin(ctx context.Context, sites Sites, l *ledger.Ledger, cmd *runtime.Command) (site *wix.Site, _ context.Context, prog *progress, err error) {
 	if site, err = sites.Site(cmd.SiteID); err != nil {
-		return c, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, prog, err = newProgress(ctx, l, cmd)
-	return c, site, ctx, prog, err
+	return site, ctx, prog, err
 }

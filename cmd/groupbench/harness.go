@@ -62,6 +62,9 @@ type harness struct {
 type appOpts struct {
 	Args []string
 	Env  map[string]string
+	// WixInMemory answers the embedded simulator's calls in memory (no
+	// socket; see memTransport).
+	WixInMemory bool
 }
 
 func benchLogger() *zap.Logger {
@@ -87,7 +90,11 @@ func startApp(o appOpts) (*harness, error) {
 		removeTemp(dir)
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	a, err := app.Start(context.Background(), cfg, getenv, benchLogger())
+	var opts app.Options
+	if o.WixInMemory {
+		opts.SimTransport = inMemoryWix
+	}
+	a, err := app.StartWith(context.Background(), cfg, getenv, benchLogger(), opts)
 	if err != nil {
 		removeTemp(dir)
 		return nil, fmt.Errorf("start groupflow: %w", err)

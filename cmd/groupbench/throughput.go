@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,25 +16,43 @@ import (
 	"groupflow/messages"
 )
 
-// OverheadRow is scenario 2.
+// OverheadRow is scenario 2, one row per way of answering Wix.
 type OverheadRow struct {
-	Command      string `json:"command"`
+	Command string `json:"command"`
+	// Wix says how the simulator answered: over HTTP on a loopback socket,
+	// or in memory (an http.RoundTripper calling its handler, no socket).
+	Wix          string `json:"wix"`
 	N            int    `json:"n"`
 	MsgBytes     int    `json:"msgBytes"`
 	Concurrency  int    `json:"concurrency"`
 	WixCallsEach int64  `json:"wixCallsPerCommand"`
-	// LedgerWritesEach and EventWritesEach count the JetStream writes (KV
-	// ledger updates, events) per command, besides the command itself.
+	// WritesEach counts the JetStream writes per command: the appends to
+	// every stream and KV bucket (the sum of their last-sequence deltas),
+	// the command's own publish aside. WritesByStream splits it.
+	WritesEach     float64            `json:"writesPerCommand"`
+	WritesByStream map[string]float64 `json:"writesPerCommandByStream"`
+	// LedgerWritesEach and EventWritesEach are the ledger's and the events
+	// stream's part of WritesEach.
 	LedgerWritesEach float64 `json:"ledgerWritesPerCommand"`
 	EventWritesEach  float64 `json:"eventWritesPerCommand"`
-	// CPU is the CPU use during the processor phase.
-	CPU           CPUUse  `json:"cpuDuringProcessor"`
-	ProcessorS    float64 `json:"processorSeconds"`
-	ProcessorPerS float64 `json:"processorPerSecond"`
-	RawS          float64 `json:"rawSeconds"`
-	RawPerS       float64 `json:"rawPerSecond"`
-	Ratio         float64 `json:"ratio"`
+	// CPU is the CPU use during the processor phase; CPUMicrosEach the
+	// bench process's CPU time (processor, embedded broker, simulator,
+	// producer) per command, RawCPUMicrosEach the same per raw message.
+	CPU              CPUUse  `json:"cpuDuringProcessor"`
+	CPUMicrosEach    float64 `json:"cpuMicrosPerCommand"`
+	RawCPUMicrosEach float64 `json:"rawCpuMicrosPerMessage"`
+	ProcessorS       float64 `json:"processorSeconds"`
+	ProcessorPerS    float64 `json:"processorPerSecond"`
+	RawS             float64 `json:"rawSeconds"`
+	RawPerS          float64 `json:"rawPerSecond"`
+	Ratio            float64 `json:"ratio"`
 }
+
+// Ways of answering Wix in scenario 2.
+const (
+	wixHTTP     = "simulator over HTTP"
+	wixInMemory = "in memory"
+)
 
 func provisionBody(site, name, email string) map[string]any {
 	return map[string]any{"siteId": site, "group": map[string]any{"name": name}, "people": []messages.Person{{Email: email}}}
@@ -42,18 +61,33 @@ func provisionBody(site, name, email string) map[string]any {
 // scenarioOverhead: N small commands end to end (publish → completion
 // event) on a zero-latency unlimited simulator, against raw JetStream
 // publish + consume + ack of as many messages of the same size on the same
-// embedded server.
+// embedded server; once with the simulator over HTTP, once answered in
+// memory, each on a fresh processor.
 func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, error) {
-	const conc = 64
-	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc)}})
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
 	n := 2000
 	if quick {
 		n = 500
 	}
+	var rows []OverheadRow
+	for _, wix := range []string{wixHTTP, wixInMemory} {
+		row, err := overheadRun(n, wix, logf)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", wix, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// overheadRun is one row of scenario 2.
+func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, error) {
+	const conc = 64
+	row := OverheadRow{Command: "provision_group (1 person, new group)", Wix: wix, N: n, Concurrency: conc}
+	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc)}, WixInMemory: wix == wixInMemory})
+	if err != nil {
+		return row, err
+	}
+	defer h.Close()
 	const site = "overhead"
 	st := h.app.Sim.Site(site)
 	st.AddMember(wixsim.MemberSeed{FirstName: "Owner"})
@@ -61,31 +95,30 @@ func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, err
 	// Warm up (consumers, connections, first groups).
 	for i := range 20 {
 		if _, _, err := h.run(messages.CmdProvisionGroup, fmt.Sprintf("warm-%d", i), provisionBody(site, fmt.Sprintf("warm %d", i), "ann@example.com"), time.Minute); err != nil {
-			return nil, err
+			return row, err
 		}
 	}
 	before := h.app.Sim.TotalCalls(site)
-	writesBefore, err := h.streamWrites()
+	seqsBefore, err := settledSeqs(h.js)
 	if err != nil {
-		return nil, err
+		return row, err
 	}
-	size := 0
 	ps := make([]*pending, n)
-	cpu := startCPU()
+	cpu, cpu0 := startCPU(), processCPU()
 	start := time.Now()
 	for i := range n {
 		body := provisionBody(site, fmt.Sprintf("ovh %05d", i), "ann@example.com")
 		b, _ := json.Marshal(body)
-		size += len(b) + len(`,"id":"ovh-00000"`)
+		row.MsgBytes += len(b) + len(`,"id":"ovh-00000"`)
 		if ps[i], err = h.send(messages.CmdProvisionGroup, fmt.Sprintf("ovh-%05d", i), body); err != nil {
-			return nil, err
+			return row, err
 		}
 	}
 	if err := h.flushAsync(); err != nil {
-		return nil, err
+		return row, err
 	}
 	if err := waitAll(ps, 10*time.Minute); err != nil {
-		return nil, err
+		return row, err
 	}
 	var last time.Time
 	for _, p := range ps {
@@ -93,47 +126,44 @@ func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, err
 			last = p.Done.At
 		}
 	}
-	procS := last.Sub(start).Seconds()
-	procCPU := cpu.Stop()
-	calls := h.app.Sim.TotalCalls(site) - before
-	writesAfter, err := h.streamWrites()
+	row.ProcessorS = last.Sub(start).Seconds()
+	row.CPU, row.CPUMicrosEach = cpu.Stop(), micros(processCPU()-cpu0)/float64(n)
+	row.WixCallsEach = (h.app.Sim.TotalCalls(site) - before) / int64(n)
+	seqsAfter, err := settledSeqs(h.js)
 	if err != nil {
-		return nil, err
+		return row, err
 	}
-	size /= n
-	logf("  processor: %d provision_group in %.2fs (%.0f/s), %d Wix calls", n, procS, float64(n)/procS, calls)
+	total, per := writesDelta(seqsBefore, seqsAfter)
+	row.WritesEach = float64(total-int64(n)) / float64(n) // the commands' own publishes aside
+	delete(per, h.subj.CommandStream())
+	row.WritesByStream = perCommand(per, n)
+	row.LedgerWritesEach, row.EventWritesEach = row.WritesByStream["KV_"+broker.LedgerBucket], row.WritesByStream[h.subj.EventStream()]
+	row.MsgBytes /= n
+	row.ProcessorPerS = float64(n) / row.ProcessorS
+	logf("  processor (Wix %s): %d provision_group in %.2fs (%.0f/s), %d Wix calls each, %.1f writes/command (%s), %.0f CPU-µs/command",
+		wix, n, row.ProcessorS, row.ProcessorPerS, row.WixCallsEach, row.WritesEach, formatPerStream(row.WritesByStream), row.CPUMicrosEach)
 
-	rawS, err := rawJetStream(h, n, size)
-	if err != nil {
-		return nil, err
+	raw0 := processCPU()
+	if row.RawS, err = rawJetStream(h, n, row.MsgBytes); err != nil {
+		return row, err
 	}
-	logf("  raw JetStream: %d msgs of %d B in %.2fs (%.0f/s)", n, size, rawS, float64(n)/rawS)
-	row := OverheadRow{Command: "provision_group (1 person, new group)", N: n, MsgBytes: size, Concurrency: conc,
-		WixCallsEach: calls / int64(n), LedgerWritesEach: float64(writesAfter[0]-writesBefore[0]) / float64(n),
-		EventWritesEach: float64(writesAfter[1]-writesBefore[1]) / float64(n), CPU: procCPU, ProcessorS: procS, ProcessorPerS: float64(n) / procS, RawS: rawS, RawPerS: float64(n) / rawS}
+	row.RawCPUMicrosEach = micros(processCPU()-raw0) / float64(n)
+	row.RawPerS = float64(n) / row.RawS
 	row.Ratio = row.ProcessorPerS / row.RawPerS
-	return []OverheadRow{row}, nil
+	logf("  raw JetStream: %d msgs of %d B in %.2fs (%.0f/s, %.0f CPU-µs/msg); processor/raw %.3f", n, row.MsgBytes, row.RawS, row.RawPerS, row.RawCPUMicrosEach, row.Ratio)
+	return row, nil
 }
 
-// streamWrites returns the last sequences of the ledger's KV stream and of
-// the events stream (every write takes a sequence).
-func (h *harness) streamWrites() ([2]uint64, error) {
-	var out [2]uint64
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i, name := range []string{"KV_" + broker.LedgerBucket, h.subj.EventStream()} {
-		s, err := h.js.Stream(ctx, name)
-		if err != nil {
-			return out, err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return out, err
-		}
-		out[i] = info.State.LastSeq
+// processCPU returns the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-	return out, nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // rawJetStream publishes n messages of size bytes to a file stream on the
 // processor's embedded server while a durable pull consumer consumes and

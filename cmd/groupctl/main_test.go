@@ -58,8 +58,7 @@ type createGroup struct {
 
 func (h *createGroup) CommandType() string { return messages.CmdProvisionGroup }
 
-func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
-	p := cmd.Payload.(*messages.ProvisionGroup)
+func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command, p *messages.ProvisionGroup) (messages.Event, error) {
 	steps := cmd.Checkpoints()
 	var g wix.Group
 	if ok, err := steps.Load(ctx, "group", &g); err != nil {
@@ -88,7 +87,7 @@ func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command) (message
 func TestDeadLetterToReplay(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	w := testenv.StartWix(t, wixsim.Options{Members: -1, Groups: -1})
-	env.StartRuntime(runtime.Config{Retries: -1}, &createGroup{w: w, env: env})
+	env.StartRuntime(runtime.Config{Retries: -1}, runtime.Adapt(&createGroup{w: w, env: env}))
 	w.Sim.SetFaults(wixsim.Faults{ErrorRates: map[int]float64{400: 1}})
 
 	// A raw command without a body id: its id is the Nats-Msg-Id, and the

@@ -96,8 +96,25 @@ func (s *simSites) Site(id string) (*wix.Site, error) {
 	return s.c.Site(id)
 }
 
-// Start brings the processor up and runs it until Stop or ctx ends.
-func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (_ *App, err error) {
+// Options are StartWith's hooks for benchmarks; the zero value is what
+// Start uses.
+type Options struct {
+	// SimTransport, when set and the embedded simulator is in use, serves
+	// the simulator without a socket: the Wix client sends its requests
+	// through SimTransport(the simulator's handler), and nothing listens on
+	// --wix-sim-listen. The client still refuses redirects.
+	SimTransport func(http.Handler) http.RoundTripper
+}
+
+// Start brings the processor up and runs it until Stop or ctx ends. Its
+// steps, in order: broker, streams and buckets, Wix, runtime, dead-letter
+// capture, admin HTTP, run; a failing step undoes the earlier ones.
+func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (*App, error) {
+	return StartWith(ctx, cfg, getenv, log, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger, opts Options) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
 	if lim := config.ApplyMemoryLimit(cfg.MemoryLimit); lim != math.MaxInt64 {
 		log.Info("memory limit", zap.Int64("bytes", lim), zap.Int64("in_flight_bytes", cfg.InFlightBytes))
@@ -110,174 +127,223 @@ func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, 
 			a.close()
 		}
 	}()
-	subjects := messages.Subjects{Prefix: cfg.Prefix}
+	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix}}
+	for _, step := range []func(context.Context) error{s.broker, s.streams, s.wix, s.runtime, s.capture, s.adminHTTP, s.run} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
 
-	// Broker.
+// startup carries what Start's steps make to the steps after them.
+type startup struct {
+	*App
+	opts         Options
+	getenv       func(string) string
+	subjects     messages.Subjects
+	subNC, pubNC *nats.Conn
+	js           jetstream.JetStream
+	led          *ledger.Ledger
+	outcomes     *events.Outcomes
+	reg          *prometheus.Registry
+	sites        Sites
+	realWix      *wix.Client // for the startup preflight; nil when simulated
+	store        *dlq.Store
+	consumers    []string
+}
+
+// broker starts the embedded broker (if configured) and connects to it:
+// one connection to consume, one to publish.
+func (s *startup) broker(context.Context) error {
+	cfg, log := s.cfg, s.log
 	connCfg := broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
 		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
 	if cfg.Embedded() {
 		e, err := broker.StartEmbedded(broker.EmbeddedConfig{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
 			SyncAlways: cfg.SyncAlways, MaxPayload: int32(cfg.MaxPayloadMB) << 20}, log)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		a.embedded = e
-		a.NATSURL = e.URL
+		s.embedded = e
+		s.NATSURL = e.URL
 		connCfg.InProcess = e.Server
 		log.Info("embedded nats-server with JetStream", zap.String("url", e.URL), zap.String("store", cfg.DataDir))
 	} else {
-		a.NATSURL = cfg.NATSURL
+		s.NATSURL = cfg.NATSURL
 	}
 	connect := func(name string) (*nats.Conn, error) {
 		c := connCfg
 		c.Name = name
 		nc, err := broker.Connect(c, log.Named("nats"))
 		if err == nil {
-			a.conns = append(a.conns, nc)
+			s.conns = append(s.conns, nc)
 		}
 		return nc, err
 	}
-	subNC, err := connect("groupflow-consumer")
-	if err != nil {
-		return nil, err
+	var err error
+	if s.subNC, err = connect("groupflow-consumer"); err != nil {
+		return err
 	}
-	pubNC, err := connect("groupflow-publisher")
-	if err != nil {
-		return nil, err
+	if s.pubNC, err = connect("groupflow-publisher"); err != nil {
+		return err
 	}
 	// Both connections reconnect forever; one closed all the same cannot
 	// come back: /healthz fails and Run returns (see Run).
-	a.watch = admin.WatchConns(subNC, pubNC)
-	js, err := jetstream.New(subNC)
-	if err != nil {
-		return nil, err
-	}
-	topo := broker.Topology{Subjects: subjects, Replicas: cfg.Replicas, EventDuplicates: cfg.EventDupWin,
+	s.watch = admin.WatchConns(s.subNC, s.pubNC)
+	s.js, err = jetstream.New(s.subNC)
+	return err
+}
+
+// streams provisions the streams and opens the ledger and outcome buckets,
+// waiting up to 60s for a cluster that is still forming.
+func (s *startup) streams(ctx context.Context) error {
+	cfg := s.cfg
+	topo := broker.Topology{Subjects: s.subjects, Replicas: cfg.Replicas, EventDuplicates: cfg.EventDupWin,
 		CommandMaxBytes: cfg.CommandsMaxBytes, EventMaxBytes: cfg.EventsMaxBytes, DLQMaxBytes: cfg.DLQMaxBytes, DLQMaxMsgs: cfg.DLQMaxMsgs}
 	pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := provisionWithRetry(pctx, topo, js, log); err != nil {
-		return nil, err
+	if err := provisionWithRetry(pctx, topo, s.js, s.log); err != nil {
+		return err
 	}
-	led, err := ledger.Open(pctx, js, broker.LedgerBucket)
-	if err != nil {
-		return nil, err
+	var err error
+	if s.led, err = ledger.Open(pctx, s.js, broker.LedgerBucket); err != nil {
+		return err
 	}
-	outcomes, err := events.OpenOutcomes(pctx, js, broker.OutcomesBucket)
-	if err != nil {
-		return nil, err
-	}
+	s.outcomes, err = events.OpenOutcomes(pctx, s.js, broker.OutcomesBucket)
+	return err
+}
 
-	// Wix.
-	reg := admin.NewRegistry()
+// wix builds the Wix client: the embedded simulator's without credentials,
+// else the real API's with the configured sites. Each site's Wix budget is
+// shared by every instance through JetStream when SharedRateLimit is set.
+func (s *startup) wix(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
+	s.reg = admin.NewRegistry()
 	wixCfg := wix.Config{BaseURL: cfg.WixBaseURL, RequestsPerMinute: cfg.WixRatePerMinute,
 		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, GroupRequestsPrefix: cfg.GroupRequestsPrefix,
-		AllowInsecureHTTP: cfg.WixAllowInsecureHTTP, Logger: log.Named("wix"), Registerer: reg}
-	// Each site's Wix budget is shared by every instance through JetStream:
-	// instances with work split the site's rate between them, and the share
+		AllowInsecureHTTP: cfg.WixAllowInsecureHTTP, Logger: log.Named("wix"), Registerer: s.reg}
+	// Instances with work split the site's rate between them, and the share
 	// of one that stops comes back to the others within seconds.
 	if cfg.SharedRateLimit {
-		a.rates = ratelimit.NewGroup(ctx, js, ratelimit.DefaultInstanceID(), ratelimit.Options{
-			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: reg})
-		wixCfg.NewLimiter = func(site string) wix.Limiter { return a.rates.Limiter(site, cfg.WixRatePerMinute) }
+		s.rates = ratelimit.NewGroup(ctx, s.js, ratelimit.DefaultInstanceID(), ratelimit.Options{
+			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: s.reg})
+		wixCfg.NewLimiter = func(site string) wix.Limiter { return s.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
-	var sites Sites
-	var realWix *wix.Client // for the startup preflight
 	if cfg.Simulated() {
 		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
 			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
 			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
-		url, err := sim.Start(cfg.WixSimListen)
-		if err != nil {
-			return nil, fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
+		s.sim, s.Sim = sim, sim
+		if s.opts.SimTransport != nil {
+			// No request leaves the process: plain http to a name that
+			// resolves nowhere is safe.
+			wixCfg.BaseURL, wixCfg.AllowInsecureHTTP = "http://wixsim.in-memory", true
+			wixCfg.HTTPClient = &http.Client{Transport: s.opts.SimTransport(sim.Handler())}
+		} else {
+			url, err := sim.Start(cfg.WixSimListen)
+			if err != nil {
+				return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
+			}
+			wixCfg.BaseURL = url
 		}
-		a.sim, a.Sim = sim, sim
-		wixCfg.BaseURL = url
 		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
-			zap.String("simulator", url), zap.String("default_site", cfg.SiteID))
-		client := wix.New(wixCfg)
-		sites = &simSites{c: client}
+			zap.String("simulator", wixCfg.BaseURL), zap.String("default_site", cfg.SiteID))
+		s.sites = &simSites{c: wix.New(wixCfg)}
 	} else {
 		client := wix.New(wixCfg)
-		if err := addSites(client, cfg, getenv, a.siteLimiter); err != nil {
-			return nil, err
+		if err := addSites(client, cfg, s.getenv, s.siteLimiter); err != nil {
+			return err
 		}
-		sites, realWix = client, client
+		s.sites, s.realWix = client, client
 		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
 			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
 	}
-	a.WixURL = firstNonEmpty(wixCfg.BaseURL, wix.DefaultBaseURL)
+	s.WixURL = firstNonEmpty(wixCfg.BaseURL, wix.DefaultBaseURL)
+	return nil
+}
 
-	// Events and runtime.
-	wpub, err := events.NewJetStreamPublisher(pubNC, runtime.WatermillLogger(log))
+// runtime builds the event publisher and the runtime with one handler per
+// command type, and registers the broker metrics.
+func (s *startup) runtime(context.Context) error {
+	cfg, log, subjects := s.cfg, s.log, s.subjects
+	wpub, err := events.NewJetStreamPublisher(s.pubNC, runtime.WatermillLogger(log))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	evts := events.NewPublisher(wpub, subjects, "groupflow")
-	store := dlq.NewStore(js, subjects)
-	deps := Deps{Config: cfg, Sites: sites, Ledger: led, Events: evts, JS: js, Logger: log,
-		Registry: reg, DLQ: store, Subjects: subjects}
+	s.store = dlq.NewStore(s.js, subjects)
+	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log,
+		Registry: s.reg, DLQ: s.store, Subjects: subjects}
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
-	}, runtime.Deps{JS: js, Publisher: wpub, Events: evts, Ledger: led, Outcomes: outcomes, Logger: log, Registerer: reg})
-	var consumers []string
-	for _, h := range buildHandlers(deps) {
-		rt.Register(h, cfg.Concurrency)
-		consumers = append(consumers, broker.DurableName(h.CommandType()))
+	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
+	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
+		s.consumers = append(s.consumers, broker.DurableName(t))
 	}
 	if err := rt.Prepare(); err != nil {
-		return nil, err
+		return err
 	}
-	a.rt = rt
-	reg.MustRegister(admin.NewBrokerCollector(js, subjects.CommandStream(), subjects.DLQStream(), consumers).WithStreams(subjects.EventStream()))
+	s.rt = rt
+	s.reg.MustRegister(admin.NewBrokerCollector(s.js, subjects.CommandStream(), subjects.DLQStream(), s.consumers).WithStreams(subjects.EventStream()))
+	return nil
+}
 
-	// Safety net: commands that ran out of deliveries outside the router.
-	capture := dlq.NewCapture(subNC, js, subjects, log.Named("dlq-capture"))
-	capture.OnCaptured = rt.AnnounceCaptured
-	a.capture = capture
-	if err := capture.Start(ctx); err != nil {
-		return nil, err
-	}
+// capture starts the safety net: commands that ran out of deliveries
+// outside the router.
+func (s *startup) capture(ctx context.Context) error {
+	capture := dlq.NewCapture(s.subNC, s.js, s.subjects, s.log.Named("dlq-capture"))
+	capture.OnCaptured = s.rt.AnnounceCaptured
+	s.App.capture = capture
+	return capture.Start(ctx)
+}
 
-	// Admin HTTP.
-	a.admin = admin.New(cfg.HTTPListen, admin.AllReady(
-		admin.ConnsReady(subNC, pubNC),
-		admin.BrokerReady(subNC, js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()),
-		rt.DLQReady, func(context.Context) error {
+// adminHTTP starts the admin HTTP server: health, readiness, metrics, DLQ.
+func (s *startup) adminHTTP(context.Context) error {
+	cfg, log, subjects, capture := s.cfg, s.log, s.subjects, s.App.capture
+	s.admin = admin.New(cfg.HTTPListen, admin.AllReady(
+		admin.ConnsReady(s.subNC, s.pubNC),
+		admin.BrokerReady(s.subNC, s.js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()),
+		s.rt.DLQReady, func(context.Context) error {
 			if n := capture.Waiting(); n > 0 {
 				return fmt.Errorf("DLQ full: %d exhausted command(s) wait in the commands stream to be captured; purge or replay dead letters", n)
 			}
 			return nil
-		}), reg, log)
-	a.admin.Protect(cfg.AdminToken, cfg.AdminInsecureNoToken)
-	a.admin.SetLive(a.watch.Live)
-	dlqHTTP := dlq.NewHTTPHandler(store, cfg.AdminToken, log.Named("dlq-http"))
-	a.admin.Handle("/dlq", dlqHTTP)
-	a.admin.Handle("/dlq/", dlqHTTP)
-	addr, err := a.admin.Start()
+		}), s.reg, log)
+	s.admin.Protect(cfg.AdminToken, cfg.AdminInsecureNoToken)
+	s.admin.SetLive(s.watch.Live)
+	dlqHTTP := dlq.NewHTTPHandler(s.store, cfg.AdminToken, log.Named("dlq-http"))
+	s.admin.Handle("/dlq", dlqHTTP)
+	s.admin.Handle("/dlq/", dlqHTTP)
+	addr, err := s.admin.Start()
 	if err != nil {
-		return nil, fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
+		return fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
 	}
-	a.AdminAddr = addr
+	s.AdminAddr = addr
 	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq"}))
+	return nil
+}
 
+// run starts the runtime (and the Wix preflight against real Wix) and
+// waits up to 60s for it to run.
+func (s *startup) run(ctx context.Context) error {
 	runCtx, runCancel := context.WithCancel(ctx)
-	a.cancel = runCancel
-	go func() { a.runDone <- rt.Run(runCtx) }()
-	if realWix != nil && cfg.WixPreflight {
-		go preflight(runCtx, realWix, log.Named("preflight"))
+	s.cancel = runCancel
+	go func() { s.runDone <- s.rt.Run(runCtx) }()
+	if s.realWix != nil && s.cfg.WixPreflight {
+		go preflight(runCtx, s.realWix, s.log.Named("preflight"))
 	}
 	select {
-	case <-rt.Running():
-	case err := <-a.runDone:
-		return nil, fmt.Errorf("router: %w", err)
+	case <-s.rt.Running():
+	case err := <-s.runDone:
+		return fmt.Errorf("router: %w", err)
 	case <-time.After(60 * time.Second):
-		return nil, errors.New("router not running after 60s")
+		return errors.New("router not running after 60s")
 	}
-	log.Info("groupflow processing", zap.String("commands", subjects.Commands()), zap.Int("handlers", len(consumers)),
-		zap.Int("concurrency", cfg.Concurrency))
-	return a, nil
+	s.log.Info("groupflow processing", zap.String("commands", s.subjects.Commands()), zap.Int("handlers", len(s.consumers)),
+		zap.Int("concurrency", s.cfg.Concurrency))
+	return nil
 }
 
 // siteLimiter makes the limiter of a site with its own rate: shared across

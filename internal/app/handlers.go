@@ -5,14 +5,21 @@ import (
 	"groupflow/internal/runtime"
 )
 
-// buildHandlers returns one handler per command type.
-func buildHandlers(d Deps) []runtime.Handler {
+// registerHandlers registers one handler per command type on rt, each
+// running up to concurrency commands at once, and returns the command types.
+func registerHandlers(rt *runtime.Runtime, d Deps, concurrency int) []string {
 	log := d.Logger.Named("handlers")
-	return []runtime.Handler{
-		handlers.NewProvisionGroup(d.Sites, d.Ledger, handlers.ProvisionConfig{DefaultRegion: d.Config.PhoneRegion}, log),
-		handlers.NewSetMembershipQuestions(d.Sites, d.Ledger, log),
-		handlers.NewPropagateRules(d.Sites, d.Ledger, log),
-		handlers.NewSendCampaign(d.Sites, d.Ledger, d.Events, d.JS, log),
-		handlers.NewGenerateReport(d.Sites, d.Ledger, d.JS, log),
+	hs := []runtime.Handler{
+		runtime.Adapt(handlers.NewProvisionGroup(d.Sites, d.Ledger, handlers.ProvisionConfig{DefaultRegion: d.Config.PhoneRegion}, log)),
+		runtime.Adapt(handlers.NewSetMembershipQuestions(d.Sites, d.Ledger, log)),
+		runtime.Adapt(handlers.NewPropagateRules(d.Sites, d.Ledger, log)),
+		runtime.Adapt(handlers.NewSendCampaign(d.Sites, d.Ledger, d.Events, d.JS, log)),
+		runtime.Adapt(handlers.NewGenerateReport(d.Sites, d.Ledger, d.JS, log)),
 	}
+	types := make([]string, 0, len(hs))
+	for _, h := range hs {
+		rt.Register(h, concurrency)
+		types = append(types, h.CommandType())
+	}
+	return types
 }

@@ -20,7 +20,7 @@ type okHandler struct{}
 
 func (okHandler) CommandType() string { return messages.CmdGenerateReport }
 
-func (okHandler) Handle(_ context.Context, cmd *runtime.Command) (messages.Event, error) {
+func (okHandler) Handle(_ context.Context, cmd *runtime.Command, _ *messages.GenerateReport) (messages.Event, error) {
 	return &messages.ReportGenerated{EventMeta: cmd.EventMeta()}, nil
 }
 
@@ -56,7 +56,7 @@ func waitDeadLetters(t *testing.T, env *testenv.Env, n int) []*dlq.Entry {
 func TestReplayedInvalidCommandIsBackInTheDLQEveryTime(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx := context.Background()
-	env.StartRuntime(runtimeConfig(), okHandler{})
+	env.StartRuntime(runtimeConfig(), runtime.Adapt(okHandler{}))
 	failed := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
 	store := dlq.NewStore(env.JS, env.Subjects)
 
@@ -111,7 +111,7 @@ func TestReplayedInvalidCommandIsBackInTheDLQEveryTime(t *testing.T) {
 // headers is still dead-lettered (the copied headers are bounded, with a note).
 func TestDeadLetterOfHugeHeadersIsStored(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
-	env.StartRuntime(runtimeConfig(), okHandler{})
+	env.StartRuntime(runtimeConfig(), runtime.Adapt(okHandler{}))
 	failed := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
 	hdr := []string{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 	// ~64 KB of headers: the command itself is storable (just), a copy with

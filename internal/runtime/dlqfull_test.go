@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"groupflow/internal/runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestFullDLQPausesTheTypeAndLosesNothing(t *testing.T) {
 	}
 	cfg := fastConfig()
 	cfg.DLQPollInterval = 50 * time.Millisecond
-	rt := env.StartRuntime(cfg, newReportHandler(nil))
+	rt := env.StartRuntime(cfg, runtime.Adapt(newReportHandler(nil)))
 	for i := range 5 {
 		env.Publish(messages.CmdGenerateReport, fmt.Sprintf(`{"id":"bad-%d","top":-5}`, i))
 	}

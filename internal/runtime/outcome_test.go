@@ -39,7 +39,8 @@ func (h *bigOutcomeHandler) Calls(id string) int {
 	return int(n.(*atomic.Int32).Load())
 }
 
-func (h *bigOutcomeHandler) Handle(_ context.Context, cmd *runtime.Command) (messages.Event, error) {
+// Handle answers any command type (C is the Command interface).
+func (h *bigOutcomeHandler) Handle(_ context.Context, cmd *runtime.Command, _ messages.Command) (messages.Event, error) {
 	n, _ := h.calls.LoadOrStore(cmd.ID, new(atomic.Int32))
 	n.(*atomic.Int32).Add(1)
 	if h.typ == messages.CmdSendCampaign {
@@ -96,7 +97,7 @@ func (p *crashingPublisher) Publish(topic string, msgs ...*message.Message) erro
 
 // startRuntimeWith runs a runtime like testenv.StartRuntime, with deps
 // adjusted by adjust.
-func startRuntimeWith(t *testing.T, env *testenv.Env, cfg runtime.Config, adjust func(*runtime.Deps), hs ...runtime.Handler) {
+func startRuntimeWith(t *testing.T, env *testenv.Env, cfg runtime.Config, adjust func(*runtime.Deps), hs ...*bigOutcomeHandler) {
 	t.Helper()
 	evts, pub := env.EventPublisher()
 	cfg.Subjects = env.Subjects
@@ -107,7 +108,7 @@ func startRuntimeWith(t *testing.T, env *testenv.Env, cfg runtime.Config, adjust
 	}
 	rt := runtime.New(cfg, deps)
 	for _, h := range hs {
-		rt.Register(h, 2)
+		runtime.Register(rt, h, 2)
 	}
 	if err := rt.Prepare(); err != nil {
 		t.Fatal(err)

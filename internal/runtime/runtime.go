@@ -35,15 +35,13 @@ import (
 	"groupflow/messages"
 )
 
-// Handler carries out one command type.
+// Handler is a command handler as the runtime runs it: a TypedHandler
+// wrapped by Adapt (the only implementation), which checks the payload type
+// once for every handler. See TypedHandler for the contract.
 type Handler interface {
-	// CommandType names the command ("provision_group").
 	CommandType() string
-	// Handle does the work and returns the completion event, which the
-	// runtime publishes and records in the ledger. An error marked permanent
-	// (see package failure) dead-letters the command at once; any other error
-	// is retried.
 	Handle(ctx context.Context, cmd *Command) (messages.Event, error)
+	adapted()
 }
 
 // Command is a decoded, validated command with its delivery context.
@@ -211,7 +209,8 @@ func New(cfg Config, deps Deps) *Runtime {
 	}
 }
 
-// Register adds a handler that runs up to concurrency commands at once.
+// Register adds a handler made by Adapt that runs up to concurrency
+// commands at once; the function Register does both steps.
 func (r *Runtime) Register(h Handler, concurrency int) {
 	r.handlers[h.CommandType()] = registration{h: h, concurrency: max(concurrency, 1)}
 }

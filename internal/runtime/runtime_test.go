@@ -34,7 +34,7 @@ func newReportHandler(fn func(ctx context.Context, cmd *runtime.Command, attempt
 
 func (h *reportHandler) CommandType() string { return messages.CmdGenerateReport }
 
-func (h *reportHandler) Handle(ctx context.Context, cmd *runtime.Command) (messages.Event, error) {
+func (h *reportHandler) Handle(ctx context.Context, cmd *runtime.Command, c *messages.GenerateReport) (messages.Event, error) {
 	h.mu.Lock()
 	h.calls[cmd.ID]++
 	n := h.calls[cmd.ID]
@@ -44,7 +44,6 @@ func (h *reportHandler) Handle(ctx context.Context, cmd *runtime.Command) (messa
 			return nil, err
 		}
 	}
-	c := cmd.Payload.(*messages.GenerateReport)
 	return &messages.ReportGenerated{EventMeta: cmd.EventMeta(), TotalGroups: c.Top}, nil
 }
 
@@ -69,7 +68,7 @@ func fastConfig() runtime.Config {
 func TestPlainNATSCommandReachesHandlerAndEventCarriesCloudEvents(t *testing.T) {
 	env := testenv.Start(t)
 	h := newReportHandler(nil)
-	env.StartRuntime(fastConfig(), h)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 
 	env.Publish(messages.CmdGenerateReport, `{"id":"r-1","top":7,"correlationId":"corr-9"}`,
@@ -102,7 +101,7 @@ func TestPlainNATSCommandReachesHandlerAndEventCarriesCloudEvents(t *testing.T) 
 func TestCommandIDFromHeaderOrGenerated(t *testing.T) {
 	env := testenv.Start(t)
 	h := newReportHandler(nil)
-	env.StartRuntime(fastConfig(), h)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 
 	env.Publish(messages.CmdGenerateReport, `{}`, nats.MsgIdHdr, "from-header")
@@ -116,7 +115,7 @@ func TestCommandIDFromHeaderOrGenerated(t *testing.T) {
 func TestMalformedAndInvalidCommandsAreDeadLetteredAndLaterOnesProcessed(t *testing.T) {
 	env := testenv.Start(t)
 	h := newReportHandler(nil)
-	env.StartRuntime(fastConfig(), h)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	evts := env.Watch(env.Subjects.Events())
 
 	// A body that is not JSON has no readable id: it gets the generated one.
@@ -187,7 +186,7 @@ func TestTransientFailureRetriedWithDelayThenSucceeds(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Retries = 1 // two attempts per delivery
 	cfg.NakDelay = func(int) time.Duration { return 500 * time.Millisecond }
-	env.StartRuntime(cfg, h)
+	env.StartRuntime(cfg, runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	env.Publish(messages.CmdGenerateReport, `{"id":"flaky"}`)
 	w.Next(30*time.Second, testenv.ForCommand("flaky"))
@@ -224,7 +223,7 @@ func TestExhaustedAndPermanentFailuresAreDeadLettered(t *testing.T) {
 	})
 	cfg := fastConfig()
 	cfg.MaxDeliver = 3
-	env.StartRuntime(cfg, h)
+	env.StartRuntime(cfg, runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
 	env.Publish(messages.CmdGenerateReport, `{"id":"always-503"}`)
 	env.Publish(messages.CmdGenerateReport, `{"id":"perm-404"}`)
@@ -265,7 +264,7 @@ func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 	})
 	cfg := fastConfig()
 	cfg.AckWait = time.Second
-	env.StartRuntime(cfg, h)
+	env.StartRuntime(cfg, runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	env.Publish(messages.CmdGenerateReport, `{"id":"long"}`)
 	w.Next(30*time.Second, testenv.ForCommand("long"))
@@ -277,7 +276,7 @@ func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 func TestResentCommandAnsweredFromLedger(t *testing.T) {
 	env := testenv.Start(t)
 	h := newReportHandler(nil)
-	env.StartRuntime(fastConfig(), h)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	env.Publish(messages.CmdGenerateReport, `{"id":"again","top":2}`)
 	first := w.Next(20*time.Second, testenv.ForCommand("again"))
@@ -321,7 +320,7 @@ func TestShutdownUnderLoadLosesNothingAndDuplicatesNoEvent(t *testing.T) {
 		}
 	})
 	const n = 300
-	first := env.StartRuntime(fastConfig(), h)
+	first := env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	go func() {
 		for i := range n {
@@ -335,7 +334,7 @@ func TestShutdownUnderLoadLosesNothingAndDuplicatesNoEvent(t *testing.T) {
 	if err := first.Stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
-	env.StartRuntime(fastConfig(), h)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -374,7 +373,7 @@ func TestShutdownCancelsBlockedHandlerAfterGraceAndWorkResumes(t *testing.T) {
 	})
 	cfg := fastConfig()
 	cfg.ShutdownGrace = 500 * time.Millisecond
-	first := env.StartRuntime(cfg, blocking)
+	first := env.StartRuntime(cfg, runtime.Adapt(blocking))
 	env.Publish(messages.CmdGenerateReport, `{"id":"stuck"}`)
 	select {
 	case <-started:
@@ -397,7 +396,7 @@ func TestShutdownCancelsBlockedHandlerAfterGraceAndWorkResumes(t *testing.T) {
 	// The interrupted command is redelivered to the next processor.
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	next := newReportHandler(nil)
-	env.StartRuntime(fastConfig(), next)
+	env.StartRuntime(fastConfig(), runtime.Adapt(next))
 	w.Next(30*time.Second, testenv.ForCommand("stuck"))
 	rec, err := env.Ledger.Record(context.Background(), messages.CmdGenerateReport, "stuck")
 	if err != nil || rec == nil || rec.Deliveries > 2 {
@@ -407,7 +406,7 @@ func TestShutdownCancelsBlockedHandlerAfterGraceAndWorkResumes(t *testing.T) {
 
 func TestCapturedDeadLetterIsAnnounced(t *testing.T) {
 	env := testenv.Start(t)
-	rt := env.StartRuntime(fastConfig(), newReportHandler(nil))
+	rt := env.StartRuntime(fastConfig(), runtime.Adapt(newReportHandler(nil)))
 	w := env.Watch(env.Subjects.Event(messages.EvtCommandFailed))
 	rt.AnnounceCaptured(context.Background(), &dlq.Entry{
 		CommandType: messages.CmdGenerateReport, CommandID: "lost-1", Kind: messages.FailureExhausted,
@@ -427,7 +426,7 @@ func TestCapturedDeadLetterIsAnnounced(t *testing.T) {
 func TestUnknownCommandTypeIsDeadLettered(t *testing.T) {
 	env := testenv.Start(t)
 	h := newReportHandler(nil)
-	env.StartRuntime(fastConfig(), h)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Events())
 	env.Publish("no_such_command", `{"id":"odd-1"}`)
 	env.Publish(messages.CmdGenerateReport, `{"id":"normal-1"}`)
@@ -460,7 +459,7 @@ func TestReplayAfterExhaustionGetsItsRetriesBack(t *testing.T) {
 	})
 	cfg := fastConfig()
 	cfg.MaxDeliver = 2
-	env.StartRuntime(cfg, h)
+	env.StartRuntime(cfg, runtime.Adapt(h))
 	w := env.Watch(env.Subjects.Events())
 	env.Publish(messages.CmdGenerateReport, `{"id":"flaky-replay"}`)
 	f := testenv.Decode[messages.CommandFailed](t, w.Next(30*time.Second, testenv.ForCommand("flaky-replay")))
@@ -504,8 +503,8 @@ func TestOneCommandRunsOnOneInstanceAtATime(t *testing.T) {
 	a, b := newReportHandler(work), newReportHandler(work)
 	cfg := fastConfig()
 	cfg.AckWait = 3 * time.Second // the lease is renewed every second while the work lasts
-	env.StartRuntime(cfg, a)
-	env.StartRuntime(cfg, b)
+	env.StartRuntime(cfg, runtime.Adapt(a))
+	env.StartRuntime(cfg, runtime.Adapt(b))
 	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	env.Publish(messages.CmdGenerateReport, `{"id":"twice"}`, "Nats-Msg-Id", "copy-1")
 	for a.Calls("twice")+b.Calls("twice") == 0 {
