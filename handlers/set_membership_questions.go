@@ -56,11 +56,10 @@ func checkQuestions(qs []messages.Question) error {
 
 // Handle implements runtime.TypedHandler.
 func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Command, c *messages.SetMembershipQuestions) (_ messages.Event, err error) {
-	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
+	site, ctx, prog, err := begin(ctx, h.sites, cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.failed(ctx, &err)
 	if err := checkQuestions(c.Questions); err != nil {
 		return nil, failure.Permanent(fmt.Errorf("invalid set_membership_questions: %w", err))
 	}
@@ -71,7 +70,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 	for _, id := range c.GroupIDs {
 		step := "group." + id
 		var o messages.GroupOutcome
-		found, err := prog.load(ctx, step, &o)
+		found, err := prog.Load(ctx, step, &o)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +86,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 			default:
 				return nil, fmt.Errorf("replace questions of group %s: %w", id, err)
 			}
-			if err := prog.save(ctx, step, o); err != nil {
+			if err := prog.Checkpoint(ctx, step, o); err != nil {
 				return nil, err
 			}
 		}
@@ -101,8 +100,8 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 		return nil, failure.Permanent(fmt.Errorf("no group updated: %w", errors.Join(errs...)))
 	}
 	h.log.Info("membership questions set", zap.String("command_id", cmd.ID), zap.Int("groups", len(out)),
-		zap.Int("failed", failed), zap.Int64("wix_calls", prog.calls()))
-	return &messages.MembershipQuestionsSet{EventMeta: cmd.EventMeta(), Groups: out, WixCalls: prog.calls()}, nil
+		zap.Int("failed", failed), zap.Int64("wix_calls", prog.Calls()))
+	return &messages.MembershipQuestionsSet{EventMeta: cmd.EventMeta(), Groups: out, WixCalls: prog.Calls()}, nil
 }
 
 // groupFailure explains a permanent Wix error on one group.

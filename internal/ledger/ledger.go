@@ -51,48 +51,6 @@ func KeyPart(s string) string { return natsname.Token(s) }
 // Key joins parts into a KV key, escaping each with KeyPart (natsname.Key).
 func Key(parts ...string) string { return natsname.Key(parts...) }
 
-// Get decodes the value at key into v. It reports false when the key does not
-// exist.
-func (l *Ledger) Get(ctx context.Context, key string, v any) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	e, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("ledger get %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
-		return false, fmt.Errorf("ledger decode %s: %w", key, err)
-	}
-	return true, nil
-}
-
-// Put stores v at key.
-func (l *Ledger) Put(ctx context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("ledger encode %s: %w", key, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	if _, err := l.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("ledger put %s: %w", key, err)
-	}
-	return nil
-}
-
-// Delete removes key.
-func (l *Ledger) Delete(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	if err := l.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("ledger delete %s: %w", key, err)
-	}
-	return nil
-}
-
 // Record is a command's entry in the ledger.
 type Record struct {
 	CommandType string    `json:"commandType"`
@@ -189,28 +147,6 @@ func (l *Ledger) create(ctx context.Context, rec *Record) (rev uint64, created b
 		return 0, false, nil
 	}
 	return rev, err == nil, err
-}
-
-// Steps is the checkpoint store of one command: handlers save what they
-// have done under step names and read it back after a redelivery.
-type Steps struct {
-	l      *Ledger
-	prefix string
-}
-
-// Steps returns the step store of a command.
-func (l *Ledger) Steps(commandType, commandID string) *Steps {
-	return &Steps{l: l, prefix: Key("cmd", commandType, commandID, "step")}
-}
-
-// Load decodes step into v; false when the step was never saved.
-func (s *Steps) Load(ctx context.Context, step string, v any) (bool, error) {
-	return s.l.Get(ctx, s.prefix+"."+KeyPart(step), v)
-}
-
-// Save stores v as step.
-func (s *Steps) Save(ctx context.Context, step string, v any) error {
-	return s.l.Put(ctx, s.prefix+"."+KeyPart(step), v)
 }
 
 // Shared keys — state kept across commands, such as a group's pending

@@ -61,9 +61,6 @@ type Command struct {
 	Payload messages.Command
 	// Raw is the body as received.
 	Raw []byte
-	// Fresh is true when no earlier attempt of this command left anything in
-	// the ledger: handlers may skip reading checkpoints that cannot exist.
-	Fresh bool
 	// Lease is the command's lease and checkpoint store (Load, Checkpoint,
 	// Calls: the command's Wix calls across attempts). Nil outside the
 	// runtime: see Checkpoints.
@@ -75,7 +72,6 @@ type Command struct {
 func (c *Command) Checkpoints() *ledger.Lease {
 	if c.Lease == nil {
 		c.Lease = ledger.Detached(c.Type, c.ID)
-		c.Fresh = true
 	}
 	return c.Lease
 }
@@ -560,12 +556,14 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		if err != nil {
 			return err // permanent: dead-lettered by the middleware
 		}
-		// One copy of a command at a time in this instance too.
+		// One copy of a command at a time in this instance too, until its
+		// outcome is recorded: a copy arriving after that is answered from it.
 		activeKey := cmd.Type + "\x00" + cmd.ID
 		if held, busy := r.active.LoadOrStore(activeKey, cmd.StreamSeq); busy {
 			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != cmd.StreamSeq}
 		}
-		defer r.active.Delete(activeKey)
+		inactive := func() { r.active.CompareAndDelete(activeKey, cmd.StreamSeq) }
+		defer inactive()
 
 		lease, done, err := r.acquire(ctx, cmd)
 		if err != nil || done != nil {
@@ -579,7 +577,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		if err != nil {
 			return err
 		}
-		return r.complete(ctx, lease, evt, start)
+		return r.complete(ctx, lease, evt, start, inactive)
 	}
 }
 
@@ -638,7 +636,7 @@ func (r *Runtime) run(ctx context.Context, h Handler, cmd *Command, lease *ledge
 	log.Info("handling command", zap.Int("delivery", cmd.Delivery))
 	counter := &wix.CallCounter{}
 	lease.CountCalls(counter.Load)
-	cmd.Lease, cmd.Fresh = lease, lease.Fresh()
+	cmd.Lease = lease
 	workCtx, lost, stopLease := r.keepLease(wix.WithCallCounter(ctx, counter), lease, log)
 	evt, err := h.Handle(workCtx, cmd)
 	stopLease()
@@ -653,9 +651,10 @@ func (r *Runtime) run(ctx context.Context, h Handler, cmd *Command, lease *ledge
 	return evt, nil
 }
 
-// complete records the outcome, then publishes it: after a crash in
-// between, the redelivery finds it recorded and republishes the same event.
-func (r *Runtime) complete(ctx context.Context, lease *ledger.Lease, evt messages.Event, start time.Time) error {
+// complete records the outcome, then (recorded called) publishes it: after
+// a crash in between, the redelivery finds it recorded and republishes the
+// same event.
+func (r *Runtime) complete(ctx context.Context, lease *ledger.Lease, evt messages.Event, start time.Time, recorded func()) error {
 	// The event, truncated if it would not fit in one message.
 	wm, evt, out, err := r.completion(ctx, lease, evt)
 	if err != nil {
@@ -667,6 +666,7 @@ func (r *Runtime) complete(ctx context.Context, lease *ledger.Lease, evt message
 		}
 		return fmt.Errorf("record outcome: %w", err)
 	}
+	recorded()
 	if err := r.deps.Events.PublishMessage(evt.EventType(), wm); err != nil {
 		return err
 	}
