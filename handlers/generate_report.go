@@ -8,7 +8,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"groupflow/internal/ledger"
 	"groupflow/internal/report"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -26,19 +25,18 @@ import (
 // reports object store under "<command id>.<format>", and returned as
 // report_generated naming the objects.
 type GenerateReport struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	js     jetstream.JetStream
-	log    *zap.Logger
-	now    func() time.Time
+	sites Sites
+	js    jetstream.JetStream
+	log   *zap.Logger
+	now   func() time.Time
 }
 
 // NewGenerateReport returns the generate_report handler.
-func NewGenerateReport(sites Sites, l *ledger.Ledger, js jetstream.JetStream, log *zap.Logger) *GenerateReport {
+func NewGenerateReport(sites Sites, js jetstream.JetStream, log *zap.Logger) *GenerateReport {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &GenerateReport{sites: sites, ledger: l, js: js, log: log.Named("generate_report"), now: time.Now}
+	return &GenerateReport{sites: sites, js: js, log: log.Named("generate_report"), now: time.Now}
 }
 
 // CommandType implements runtime.TypedHandler.

@@ -39,17 +39,16 @@ import (
 // propagates the same rules to the same groups. A missing source group (404)
 // fails the command (command_failed, DLQ).
 type PropagateRules struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	log    *zap.Logger
+	sites Sites
+	log   *zap.Logger
 }
 
 // NewPropagateRules returns the propagate_rules handler.
-func NewPropagateRules(sites Sites, l *ledger.Ledger, log *zap.Logger) *PropagateRules {
+func NewPropagateRules(sites Sites, log *zap.Logger) *PropagateRules {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &PropagateRules{sites: sites, ledger: l, log: log.Named("propagate_rules")}
+	return &PropagateRules{sites: sites, log: log.Named("propagate_rules")}
 }
 
 // CommandType implements runtime.TypedHandler.

@@ -46,11 +46,10 @@ import (
 // otherwise first scans the stream from that sequence for this campaign's
 // member_selected ids and publishes only the missing ones.
 type SendCampaign struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	pub    *events.Publisher
-	js     jetstream.JetStream
-	log    *zap.Logger
+	sites Sites
+	pub   *events.Publisher
+	js    jetstream.JetStream
+	log   *zap.Logger
 
 	// dedupeWindow, when > 0, replaces the events stream's configured
 	// duplicate window in the resume decision.
@@ -63,11 +62,11 @@ type SendCampaign struct {
 }
 
 // NewSendCampaign returns the send_campaign handler.
-func NewSendCampaign(sites Sites, l *ledger.Ledger, pub *events.Publisher, js jetstream.JetStream, log *zap.Logger) *SendCampaign {
+func NewSendCampaign(sites Sites, pub *events.Publisher, js jetstream.JetStream, log *zap.Logger) *SendCampaign {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &SendCampaign{sites: sites, ledger: l, pub: pub, js: js, log: log.Named("send_campaign")}
+	return &SendCampaign{sites: sites, pub: pub, js: js, log: log.Named("send_campaign")}
 }
 
 // WithDedupeWindow overrides the events stream's duplicate window used to

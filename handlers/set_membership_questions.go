@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/failure"
-	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
 	"groupflow/messages"
@@ -24,17 +23,16 @@ import (
 // failures that outlast the client's retries fail the attempt, and the
 // redelivery skips the groups already done (checkpointed per group).
 type SetMembershipQuestions struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	log    *zap.Logger
+	sites Sites
+	log   *zap.Logger
 }
 
 // NewSetMembershipQuestions returns the set_membership_questions handler.
-func NewSetMembershipQuestions(sites Sites, l *ledger.Ledger, log *zap.Logger) *SetMembershipQuestions {
+func NewSetMembershipQuestions(sites Sites, log *zap.Logger) *SetMembershipQuestions {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &SetMembershipQuestions{sites: sites, ledger: l, log: log.Named("set_membership_questions")}
+	return &SetMembershipQuestions{sites: sites, log: log.Named("set_membership_questions")}
 }
 
 // CommandType implements runtime.TypedHandler.
