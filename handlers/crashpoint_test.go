@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"testing"
 	"time"
 
@@ -43,10 +44,19 @@ func (c *crashEnv) kv(t *testing.T) *testenv.CrashKV {
 func streamWrites(t *testing.T, e *wfEnv) uint64 {
 	t.Helper()
 	var n uint64
-	for info := range e.JS.ListStreams(context.Background()).Info() {
-		n += info.State.LastSeq
+	for _, seq := range streamSeqs(e) {
+		n += seq
 	}
 	return n
+}
+
+// streamSeqs returns every stream's last sequence.
+func streamSeqs(e *wfEnv) map[string]uint64 {
+	out := map[string]uint64{}
+	for info := range e.JS.ListStreams(context.Background()).Info() {
+		out[info.Config.Name] = info.State.LastSeq
+	}
+	return out
 }
 
 func newCrashEnv(t *testing.T) *crashEnv {
@@ -69,12 +79,14 @@ func TestProvisionWrites(t *testing.T) {
 	c.run(kv)
 	// A warm-up command, so streams and consumers exist before counting.
 	provisioned(t, c.wfEnv, c.send(messages.CmdProvisionGroup, "warm-1", onePerson("Warm", "ann@example.com")))
+	awaitStored(t, c.wfEnv, "warm-1")
 	before := streamWrites(t, c.wfEnv)
 	w0, _ := kv.Writes()
 	ev := provisioned(t, c.wfEnv, c.send(messages.CmdProvisionGroup, "writes-1", onePerson("Writes", "ann@example.com")))
 	if ev.Added != 1 || ev.Reused {
 		t.Fatalf("event: %+v", ev)
 	}
+	awaitStored(t, c.wfEnv, "writes-1")
 	w1, keys := kv.Writes()
 	total := streamWrites(t, c.wfEnv) - before - 1 // the command's publish
 	t.Logf("JetStream writes: %d (ledger %d: %v)", total, w1-w0, keys[w0:])
@@ -106,13 +118,14 @@ func TestProvisionCrashPoints(t *testing.T) {
 	t.Logf("%d ledger writes: %v", n, keys)
 	// After the last write, the event: a crash before the ack redelivers the
 	// command (here: it is sent again), answered from the record.
-	creates, appends := c.calls(wix.OpGroupsCreate), streamWrites(t, c.wfEnv)
+	awaitStored(t, c.wfEnv, "clean-1")
+	creates, appends, seqs := c.calls(wix.OpGroupsCreate), streamWrites(t, c.wfEnv), streamSeqs(c.wfEnv)
 	again := provisioned(t, c.wfEnv, c.send(messages.CmdProvisionGroup, "clean-1", onePerson("Clean", "ann@example.com"), "Nats-Msg-Id", "clean-1-again"))
 	if got := countEvents(c.wfEnv, "clean-1"); got != 1 || c.calls(wix.OpGroupsCreate) != creates || again.Added != 1 {
 		t.Fatalf("after the event: %d events, %d more creates, %+v", got, c.calls(wix.OpGroupsCreate)-creates, again)
 	}
 	if d := streamWrites(t, c.wfEnv) - appends; d != 1 {
-		t.Errorf("answering from the record: %d JetStream writes besides the command's publish, want 0", d-1)
+		t.Errorf("answering from the record: %d JetStream writes besides the command's publish, want 0 (streams before %v, after %v)", d-1, seqs, streamSeqs(c.wfEnv))
 	}
 	_ = r.Stop()
 
@@ -156,6 +169,18 @@ func TestProvisionCrashPoints(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// awaitStored waits until the event of command id is in the events stream:
+// it reaches subscribers before the stream's state counts it.
+func awaitStored(t *testing.T, e *wfEnv, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); countEvents(e, id) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the event of %s is not stored", id)
+		}
+		goruntime.Gosched()
 	}
 }
 
