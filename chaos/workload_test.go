@@ -23,8 +23,8 @@ const (
 	evtStream = "GROUPS_EVENTS"
 	dlqStream = "GROUPS_DLQ"
 
-	hdrCEID      = "ce-id"
-	hdrCommandID = "Groupflow-Command-Id"
+	hdrCEID      = messages.HeaderCEID
+	hdrCommandID = messages.HeaderCommandID
 )
 
 // command is one command sent by a scenario and what it must lead to.

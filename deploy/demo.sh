@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The full local demo: groupflow (embedded NATS + Wix simulator), groupmail
-# and Mailpit on loopback; sends a consent-checked campaign to the demo site's
+# The full local demo: groupflow (embedded NATS + Wix simulator), groupmail,
+# Mailpit and the demo's mail viewer (mailview, reading Mailpit's API: a
+# Mailpit built with `go install` has no web UI) on loopback; sends a consent-checked campaign to the demo site's
 # largest group and waits until every selected member's mail is in Mailpit.
 # Run it with `make demo`; Ctrl-C stops everything.
 set -euo pipefail
@@ -23,7 +24,10 @@ await() { # await URL NAME
 pids+=($!)
 "$BIN/groupflow" --data-dir "$DATA/groupflow" >"$DATA/groupflow.log" 2>&1 &
 pids+=($!)
+"$BIN/mailview" --mailpit http://127.0.0.1:8025 --listen 127.0.0.1:8026 >"$DATA/mailview.log" 2>&1 &
+pids+=($!)
 await http://127.0.0.1:8025/readyz mailpit
+await http://127.0.0.1:8026/ mailview
 await http://127.0.0.1:8080/readyz groupflow
 GROUPMAIL_FROM='Demo Club <news@demo.example>' "$BIN/groupmail" --nats-url nats://127.0.0.1:4222 \
   --smtp-host 127.0.0.1 --smtp-port 1025 --smtp-tls none --templates deploy/templates \
@@ -45,5 +49,5 @@ for _ in $(seq 1 600); do
   [ -n "$selected" ] && [ "$total" -ge "$selected" ] && break
   sleep 0.5
 done
-echo "demo: $total mails delivered. Open http://127.0.0.1:8025 to read them. Ctrl-C stops the demo."
+echo "demo: $total mails delivered. Open http://127.0.0.1:8026 to read them (the ops console: http://127.0.0.1:8080/). Ctrl-C stops the demo."
 wait

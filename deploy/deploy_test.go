@@ -32,6 +32,7 @@ import (
 
 	"groupflow/internal/broker"
 	"groupflow/internal/dlq"
+	"groupflow/internal/schedule"
 	"groupflow/messages"
 )
 
@@ -820,6 +821,62 @@ func TestAccountsPermissions(t *testing.T) {
 			t.Fatalf("the same request on _INBOX_producer: %v", err)
 		}
 	})
+
+	t.Run("only ops creates, lists and removes schedules", func(t *testing.T) {
+		ctx := ctxT(t, 15*time.Second)
+		spec := schedule.Spec{Kind: "report", Name: "weekly", Cron: "0 0 8 * * MON", TimeZone: "Europe/Berlin", Body: []byte(`{"allGroups":true}`)}
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := schedule.Create(short, producer.js, subj, spec); err == nil {
+			t.Fatal("producer created a schedule")
+		}
+		producer.expectViolation(t, "Publish", subj.Schedule("report.weekly"))
+		if _, err := schedule.Create(ctx, ops.js, subj, spec); err != nil {
+			t.Fatalf("ops create schedule: %v", err)
+		}
+		list, err := schedule.List(ctx, ops.js, subj)
+		if err != nil || len(list) != 1 || list[0].Pattern != "0 0 8 * * MON" || list[0].TimeZone != "Europe/Berlin" {
+			t.Fatalf("ops list schedules: %+v %v", list, err)
+		}
+		if ok, err := schedule.Remove(ctx, ops.js, subj, "report", "weekly"); err != nil || !ok {
+			t.Fatalf("ops remove schedule: %v %v", ok, err)
+		}
+		if list, err := schedule.List(ctx, ops.js, subj); err != nil || len(list) != 0 {
+			t.Fatalf("after remove: %+v %v", list, err)
+		}
+	})
+
+	t.Run("mailer reads report_generated and the reports bucket, writes neither", func(t *testing.T) {
+		ctx := ctxT(t, 15*time.Second)
+		if _, err := gf.js.Publish(ctx, subj.Event("report_generated"), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		cons, err := mailer.js.CreateOrUpdateConsumer(ctx, subj.EventStream(), jetstream.ConsumerConfig{
+			Durable: "groupmail_reports", FilterSubject: subj.Event("report_generated"), AckPolicy: jetstream.AckExplicitPolicy,
+		})
+		if err != nil {
+			t.Fatalf("mailer create consumer groupmail_reports: %v", err)
+		}
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil || m.Subject() != subj.Event("report_generated") {
+			t.Fatalf("mailer fetch report_generated: %v", err)
+		}
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+		obs, err := mailer.js.ObjectStore(ctx, broker.ReportsBucket)
+		if err != nil {
+			t.Fatalf("mailer open reports: %v", err)
+		}
+		if b, err := obs.GetBytes(ctx, "report-1.csv"); err != nil || len(b) != 400_000 {
+			t.Fatalf("mailer read report: %d bytes, %v", len(b), err)
+		}
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := obs.PutBytes(short, "forged.html", []byte("x")); err == nil {
+			t.Fatal("mailer wrote a report")
+		}
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -966,6 +1023,46 @@ func TestClusterStarts(t *testing.T) {
 		}
 	}
 	t.Logf("3-node cluster up, R3 stream created and written in %v (leader %s)", time.Since(start).Round(time.Millisecond), info.Cluster.Leader)
+	clusterSchedules(ctx, t, js)
+}
+
+// clusterSchedules: the processor's provisioning updates the R3 commands
+// stream made above (an older config) in place, keeping its messages, and a
+// schedule on it fires on the cluster, each fire with its own command id.
+func clusterSchedules(ctx context.Context, t *testing.T, js jetstream.JetStream) {
+	subj := messages.Subjects{}
+	if err := (broker.Topology{Subjects: subj, Replicas: 3}).Provision(ctx, js); err != nil {
+		t.Fatalf("provision R3: %v", err)
+	}
+	st, err := js.Stream(ctx, subj.CommandStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := st.CachedInfo(); !info.Config.AllowMsgSchedules || info.State.Msgs != 5 || info.Config.Replicas != 3 {
+		t.Fatalf("after provision: schedules %v, %d messages, R%d", info.Config.AllowMsgSchedules, info.State.Msgs, info.Config.Replicas)
+	}
+	oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj.Command(messages.CmdGenerateReport)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := schedule.Create(ctx, js, subj, schedule.Spec{Kind: "report", Name: "r3", Every: time.Second, Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("schedule on R3: %v", err)
+	}
+	ids := map[string]bool{}
+	for len(ids) < 2 {
+		m, err := oc.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("no fire on the cluster: %v", err)
+		}
+		id := messages.FiredCommandID(m.Headers())
+		if id == "" || ids[id] {
+			t.Fatalf("fire %d: id %q (seen %v)", len(ids), id, ids)
+		}
+		ids[id] = true
+	}
+	if ok, err := schedule.Remove(ctx, js, subj, "report", "r3"); err != nil || !ok {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
 }
 
 // ---------------------------------------------------------------------------

@@ -98,7 +98,7 @@ func (h *SendCampaign) scanPublished(ctx context.Context, seq uint64, campaignID
 			got++
 			id := m.Headers().Get(events.HeaderID)
 			if id == "" {
-				id = m.Headers().Get("Nats-Msg-Id")
+				id = m.Headers().Get(messages.HeaderNatsMsgID)
 			}
 			if mid, ok := want[id]; ok {
 				found[mid] = true

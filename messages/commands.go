@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Limits enforced by Validate. Free-text fields must be valid UTF-8 without
@@ -53,6 +54,10 @@ const (
 	MaxReportRows = 1000
 	// MaxIdleDays bounds GenerateReport.IdleDays (100 years).
 	MaxIdleDays = 36500
+	// MaxTimeZoneLen bounds GenerateReport.TimeZone, in bytes (IANA names are shorter).
+	MaxTimeZoneLen = 64
+	// MaxReportThreshold bounds GenerateReport.LargeGroup and SmallGroup.
+	MaxReportThreshold = 1_000_000
 )
 
 // Enumerated values.
@@ -424,8 +429,46 @@ type GenerateReport struct {
 	Idle int `json:"idle,omitempty"`
 	// IdleDays lists as idle only groups without activity for at least that
 	// many days, 0..MaxIdleDays; 0 (default) means no filter (the least
-	// recently active groups are listed).
+	// recently active groups are listed). It is also the idle threshold of
+	// the "large group idle" flag (DefaultFlagIdleDays when 0).
 	IdleDays int `json:"idleDays,omitempty"`
+	// TimeZone is the IANA time zone (e.g. "Europe/Berlin") the report's
+	// times are shown in; empty means the site's configured zone, else UTC.
+	// At most MaxTimeZoneLen bytes, a name time.LoadLocation knows.
+	TimeZone string `json:"timeZone,omitempty"`
+	// AllGroups lists every group of the site (List Groups, 100 a page:
+	// ⌈G/100⌉ more Wix calls for G groups) and compares it with the
+	// previous all-groups report of the site (ReportGenerated.Changes).
+	AllGroups bool `json:"allGroups,omitempty"`
+	// LargeGroup is the member count from which an idle group is flagged
+	// (DefaultLargeGroup when 0); SmallGroup flags groups with fewer members
+	// (DefaultSmallGroup when 0). Both 0..MaxReportThreshold.
+	LargeGroup int `json:"largeGroup,omitempty"`
+	SmallGroup int `json:"smallGroup,omitempty"`
+}
+
+// Report flag defaults (GenerateReport fields left 0).
+const (
+	DefaultFlagIdleDays = 30 // GenerateReport.IdleDays for the idle flag
+	DefaultLargeGroup   = 20 // GenerateReport.LargeGroup
+	DefaultSmallGroup   = 3  // GenerateReport.SmallGroup
+)
+
+// TimeZoneProblem describes why tz is not a usable IANA time zone name, or
+// returns "" ("" itself is fine: it means the default).
+func TimeZoneProblem(tz string) string {
+	switch {
+	case tz == "":
+		return ""
+	case len(tz) > MaxTimeZoneLen:
+		return fmt.Sprintf("must be at most %d bytes", MaxTimeZoneLen)
+	case tz == "Local" || strings.ContainsAny(tz, " \\") || strings.HasPrefix(tz, "/") || strings.Contains(tz, ".."):
+		return "must be an IANA time zone name such as Europe/Berlin"
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return "is not a known IANA time zone name"
+	}
+	return ""
 }
 
 // CommandType returns CmdGenerateReport.
@@ -452,6 +495,15 @@ func (c *GenerateReport) Validate() error {
 	}
 	if c.IdleDays < 0 || c.IdleDays > MaxIdleDays {
 		f.add("idleDays", "must be between 0 and %d", MaxIdleDays)
+	}
+	if p := TimeZoneProblem(c.TimeZone); p != "" {
+		f.add("timeZone", "%s", p)
+	}
+	if c.LargeGroup < 0 || c.LargeGroup > MaxReportThreshold {
+		f.add("largeGroup", "must be between 0 and %d", MaxReportThreshold)
+	}
+	if c.SmallGroup < 0 || c.SmallGroup > MaxReportThreshold {
+		f.add("smallGroup", "must be between 0 and %d", MaxReportThreshold)
 	}
 	return f.err(CmdGenerateReport)
 }

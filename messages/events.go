@@ -406,8 +406,92 @@ type ReportGenerated struct {
 	IdleDays int `json:"idleDays"`
 	// Objects names the stored report files.
 	Objects ReportObjects `json:"objects"`
-	// WixCalls counts the Wix API calls the command made.
+	// WixCalls counts the Wix API calls the command made: 1 + ⌈top/100⌉ +
+	// ⌈idle/100⌉ at most, plus ⌈G/100⌉ for G groups with AllGroups.
 	WixCalls int64 `json:"wixCalls"`
+	// Site is the site as configured for people: name, URL, time zone.
+	Site ReportSite `json:"site"`
+	// AllGroups echoes GenerateReport.AllGroups: Groups lists every group.
+	AllGroups bool `json:"allGroups,omitempty"`
+	// Groups lists every group (AllGroups only), largest first.
+	Groups []ReportGroup `json:"groups,omitempty"`
+	// GroupsTotal, in a truncated event, is the full length of Groups.
+	GroupsTotal int `json:"groupsTotal,omitempty"`
+	// Flags are the groups that need attention, each with a suggested action.
+	Flags []ReportFlag `json:"flags,omitempty"`
+	// FlagsTotal, in a truncated event, is the full length of Flags.
+	FlagsTotal int `json:"flagsTotal,omitempty"`
+	// Changes compares an all-groups report with the site's previous one
+	// (nil when not AllGroups or there is no previous report).
+	Changes *ReportChanges `json:"changes,omitempty"`
+	// Recipients are the site's configured report recipients (addresses).
+	Recipients []string `json:"recipients,omitempty"`
+}
+
+// ReportSite describes the report's site for people.
+type ReportSite struct {
+	// Name is the site's configured name ("" when none: the id is shown).
+	Name string `json:"name,omitempty"`
+	// URL is the site's base URL ("" when unknown: groups are not linked).
+	URL string `json:"url,omitempty"`
+	// TimeZone is the IANA zone the report's times are shown in.
+	TimeZone string `json:"timeZone"`
+}
+
+// ReportGroup is one row of ReportGenerated.Groups.
+type ReportGroup struct {
+	GroupID string `json:"groupId"`
+	Name    string `json:"name"`
+	Slug    string `json:"slug,omitempty"`
+	// URL is the group's page on the site ("" without a site URL).
+	URL          string `json:"url,omitempty"`
+	Privacy      string `json:"privacy,omitempty"`
+	MembersCount int    `json:"membersCount"`
+	// CreatedDate and LastActivity are zero when unknown.
+	CreatedDate  time.Time `json:"createdDate"`
+	LastActivity time.Time `json:"lastActivity"`
+	// MemberChange is the net member change since the previous report
+	// (0 without one, or for a new group).
+	MemberChange int `json:"memberChange"`
+	// New is true when the previous report did not have the group.
+	New bool `json:"new,omitempty"`
+}
+
+// Report flag kinds (ReportFlag.Kind).
+const (
+	FlagLargeIdle   = "large_idle"   // a large group idle longer than the threshold
+	FlagSmall       = "small"        // fewer members than the threshold
+	FlagNeverActive = "never_active" // created, never any activity
+)
+
+// ReportFlag is a group that needs attention.
+type ReportFlag struct {
+	GroupID      string `json:"groupId"`
+	Name         string `json:"name"`
+	Kind         string `json:"kind"`
+	MembersCount int    `json:"membersCount"`
+	// IdleDays is the whole days since the last activity (or creation).
+	IdleDays int `json:"idleDays"`
+	// Action is the suggested action, in plain English.
+	Action string `json:"action"`
+}
+
+// MaxChangeRows bounds ReportChanges.Added and Removed in the event.
+const MaxChangeRows = 100
+
+// ReportChanges compares a report with the site's previous all-groups report.
+type ReportChanges struct {
+	PreviousReportID string    `json:"previousReportId"`
+	PreviousAt       time.Time `json:"previousAt"`
+	// MemberChange is the net change of all members counts.
+	MemberChange int `json:"memberChange"`
+	// Added and Removed are the groups new since, and gone since, the
+	// previous report: the first MaxChangeRows of each (the stored report
+	// files list all); AddedTotal and RemovedTotal count them all.
+	Added        []GroupStat `json:"added,omitempty"`
+	Removed      []GroupStat `json:"removed,omitempty"`
+	AddedTotal   int         `json:"addedTotal"`
+	RemovedTotal int         `json:"removedTotal"`
 }
 
 // GroupStat is one row of ReportGenerated.Top.
@@ -646,9 +730,10 @@ func (e *RulesPropagated) KeepFirst(keep []int, full OutcomeRef) Truncatable {
 	return &c
 }
 
-// Lists implements Truncatable: top, idle.
+// Lists implements Truncatable: top, idle, groups, flags (Changes.Added
+// and Removed are bounded by MaxChangeRows).
 func (e *ReportGenerated) Lists() []List {
-	return []List{listOf("top", e.Top), listOf("idle", e.Idle)}
+	return []List{listOf("top", e.Top), listOf("idle", e.Idle), listOf("groups", e.Groups), listOf("flags", e.Flags)}
 }
 
 // KeepFirst implements Truncatable.
@@ -656,6 +741,8 @@ func (e *ReportGenerated) KeepFirst(keep []int, full OutcomeRef) Truncatable {
 	c := *e
 	c.TopTotal, c.Top = total(e.TopTotal, len(e.Top)), keepFirst(e.Top, keep[0])
 	c.IdleTotal, c.Idle = total(e.IdleTotal, len(e.Idle)), keepFirst(e.Idle, keep[1])
+	c.GroupsTotal, c.Groups = total(e.GroupsTotal, len(e.Groups)), keepFirst(e.Groups, keep[2])
+	c.FlagsTotal, c.Flags = total(e.FlagsTotal, len(e.Flags)), keepFirst(e.Flags, keep[3])
 	c.Truncation = truncation(full)
 	return &c
 }

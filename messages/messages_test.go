@@ -71,6 +71,8 @@ func TestDefaults(t *testing.T) {
 		{CmdGenerateReport, `{}`, &GenerateReport{Top: 10, Idle: 10}},
 		{CmdGenerateReport, `{"id":"r-1"}`, &GenerateReport{CommandMeta: CommandMeta{ID: "r-1"}, Top: 10, Idle: 10}},
 		{CmdGenerateReport, `{"top":3,"idle":0,"idleDays":30}`, &GenerateReport{Top: 3, Idle: 10, IdleDays: 30}},
+		{CmdGenerateReport, `{"timeZone":"Europe/Berlin","allGroups":true,"largeGroup":50,"smallGroup":5}`,
+			&GenerateReport{Top: 10, Idle: 10, TimeZone: "Europe/Berlin", AllGroups: true, LargeGroup: 50, SmallGroup: 5}},
 		{CmdProvisionGroup, `{"group":{"name":"G"},"people":[],"questions":[],"rules":[]}`,
 			&ProvisionGroup{Group: GroupSpec{Name: "G", PrivacyStatus: PrivacyPublic}, Membership: MembershipAdd}},
 		{CmdSendCampaign, `{"campaignId":"c","groupIds":["g"],"content":null}`,
@@ -184,6 +186,12 @@ func validationCases() []validationCase {
 		{"top big", CmdGenerateReport, `{"top":1001}`, "top", "between 0 and 1000"},
 		{"idle big", CmdGenerateReport, `{"idle":5000}`, "idle", "between 0 and 1000"},
 		{"idleDays negative", CmdGenerateReport, `{"idleDays":-3}`, "idleDays", "between 0"},
+		{"timeZone unknown", CmdGenerateReport, `{"timeZone":"Mars/Olympus"}`, "timeZone", "not a known IANA"},
+		{"timeZone path", CmdGenerateReport, `{"timeZone":"../../etc/passwd"}`, "timeZone", "IANA time zone name"},
+		{"timeZone local", CmdGenerateReport, `{"timeZone":"Local"}`, "timeZone", "IANA time zone name"},
+		{"timeZone long", CmdGenerateReport, `{"timeZone":"` + strings.Repeat("A", 65) + `"}`, "timeZone", "at most 64"},
+		{"smallGroup negative", CmdGenerateReport, `{"smallGroup":-1}`, "smallGroup", "between 0"},
+		{"largeGroup big", CmdGenerateReport, `{"largeGroup":1000001}`, "largeGroup", "between 0"},
 	}
 }
 

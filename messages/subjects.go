@@ -78,6 +78,11 @@ const (
 	cmdToken = "cmd"
 	evtToken = "evt"
 	dlqToken = "dlq"
+	// schedToken: JetStream message schedules (nats-server 2.14+), kept in
+	// the commands stream (a schedule's target must be in its own stream)
+	// on subjects of their own, outside Commands(): no command consumer,
+	// the catch-all included, ever reads a schedule itself.
+	schedToken = "schedule"
 )
 
 // Subjects names the NATS subjects and JetStream streams of one deployment.
@@ -115,7 +120,14 @@ func (s Subjects) Events() string { return s.prefix() + "." + evtToken + ".>" }
 // DLQs returns the wildcard subject matching every dead letter, "groups.dlq.>".
 func (s Subjects) DLQs() string { return s.prefix() + "." + dlqToken + ".>" }
 
-// CommandStream returns the JetStream stream holding Commands(), e.g. "GROUPS_COMMANDS".
+// Schedule returns the subject of the schedule named name (one or more
+// tokens, e.g. "report.weekly"): "groups.schedule.report.weekly".
+func (s Subjects) Schedule(name string) string { return s.prefix() + "." + schedToken + "." + name }
+
+// Schedules returns the wildcard subject matching every schedule, "groups.schedule.>".
+func (s Subjects) Schedules() string { return s.prefix() + "." + schedToken + ".>" }
+
+// CommandStream returns the JetStream stream holding Commands() and Schedules(), e.g. "GROUPS_COMMANDS".
 func (s Subjects) CommandStream() string { return s.streamBase() + "_COMMANDS" }
 
 // EventStream returns the JetStream stream holding Events(), e.g. "GROUPS_EVENTS".

@@ -19,13 +19,22 @@ func (a *app) reportCmd() *cobra.Command {
 	c := &cobra.Command{Use: "report", Short: "Fetch generated group reports"}
 	var format, out string
 	get := &cobra.Command{
-		Use:   "get REPORT_ID [--format html|csv|json] [-o FILE]",
-		Short: "Fetch a report rendered by generate_report (the report id is its command id)",
+		Use:   "get REPORT_ID [--format html|csv|json|pdf] [-o FILE]",
+		Short: "Fetch a report rendered by generate_report (the report id is its command id); pdf prints the HTML with headless Chromium",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			pdf := strings.EqualFold(strings.TrimSpace(format), "pdf")
+			if pdf {
+				format = "html"
+			}
 			b, err := a.loadReport(c.Context(), args[0], format)
 			if err != nil {
 				return err
+			}
+			if pdf {
+				if b, err = htmlToPDF(c.Context(), b); err != nil {
+					return err
+				}
 			}
 			if out == "" || out == "-" {
 				_, err = a.stdout.Write(b)
@@ -38,7 +47,7 @@ func (a *app) reportCmd() *cobra.Command {
 			return nil
 		},
 	}
-	get.Flags().StringVar(&format, "format", "html", "html, csv or json")
+	get.Flags().StringVar(&format, "format", "html", "html, csv, json or pdf (needs chromium)")
 	get.Flags().StringVarP(&out, "output", "o", "", "write to this file (default stdout)")
 	c.AddCommand(get)
 	return c

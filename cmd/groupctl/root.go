@@ -72,7 +72,7 @@ ledger, and lists, replays and purges dead letters (stream GROUPS_DLQ).`,
 	pf.StringVar(&a.inboxPrefix, "inbox-prefix", os.Getenv("GROUPFLOW_INBOX_PREFIX"),
 		"reply subject prefix instead of _INBOX, e.g. _INBOX_ops to match per-user permissions (see deploy/nats/accounts.conf) (env GROUPFLOW_INBOX_PREFIX)")
 
-	root.AddCommand(a.sendCmd(), a.eventsCmd(), a.statusCmd(), a.dlqCmd(), a.reportCmd(), a.wixCmd())
+	root.AddCommand(a.sendCmd(), a.eventsCmd(), a.statusCmd(), a.dlqCmd(), a.reportCmd(), a.scheduleCmd(), a.wixCmd())
 	return root
 }
 

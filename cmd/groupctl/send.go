@@ -209,16 +209,23 @@ refused unless --allow-empty is given.`,
 }
 
 func (a *app) sendReportCmd(o *sendOpts) *cobra.Command {
-	var top, idle, idleDays int
+	var top, idle, idleDays, large, small int
+	var all bool
+	var tz string
 	c := &cobra.Command{
-		Use:   "report [--top N] [--idle N] [--idle-days D]",
-		Short: "Build the site's group report (top and idle groups)",
+		Use:   "report [--all-groups] [--tz ZONE] [--top N] [--idle N] [--idle-days D] [--large N] [--small N]",
+		Short: "Build the site's group report (top and idle groups; with --all-groups every group and the changes since the last such report)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return a.sendTyped(c.Context(), o, &messages.GenerateReport{Top: top, Idle: idle, IdleDays: idleDays})
+			return a.sendTyped(c.Context(), o, &messages.GenerateReport{Top: top, Idle: idle, IdleDays: idleDays,
+				AllGroups: all, TimeZone: tz, LargeGroup: large, SmallGroup: small})
 		},
 	}
 	f := c.Flags()
+	f.BoolVar(&all, "all-groups", false, "list every group (⌈G/100⌉ Wix calls for G groups) and compare with the site's previous all-groups report")
+	f.StringVar(&tz, "tz", "", "IANA time zone of the report's times (default the site's, else UTC)")
+	f.IntVar(&large, "large", 0, "members from which an idle group is flagged (default 20)")
+	f.IntVar(&small, "small", 0, "groups with fewer members are flagged (default 3)")
 	f.IntVar(&top, "top", 0, "how many largest groups to list (default 10)")
 	f.IntVar(&idle, "idle", 0, "how many idle groups to list (default 10)")
 	f.IntVar(&idleDays, "idle-days", 0, "list as idle only groups without activity for this many days")

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -105,7 +103,7 @@ func (a *app) lookUp(ctx context.Context, js jetstream.JetStream, id, cmdType st
 		filter = subj.Command(cmdType)
 	}
 	if err := scanStream(ctx, js, subj.CommandStream(), filter, time.Time{}, false, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
-		if commandIDOf(m.Data(), m.Headers()) == id {
+		if messages.CommandIDOf(m.Data(), m.Headers(), md.Stream, md.Sequence.Stream) == id {
 			cmds = append(cmds, cmdMsg{md.Sequence.Stream, m.Subject(), md.Timestamp})
 		}
 		return nil
@@ -179,21 +177,4 @@ func (a *app) lookUp(ctx context.Context, js jetstream.JetStream, id, cmdType st
 		a.outf("replay with: groupctl dlq replay %d\n", dead[len(dead)-1].Seq)
 	}
 	return nil
-}
-
-// commandIDOf picks a command's id like the processor does: the body's
-// "id", else Groupflow-Command-Id, else Nats-Msg-Id.
-func commandIDOf(body []byte, h nats.Header) string {
-	var peek struct {
-		ID any `json:"id"`
-	}
-	if json.Unmarshal(body, &peek) == nil {
-		if s, ok := peek.ID.(string); ok && s != "" {
-			return s
-		}
-	}
-	if id := h.Get(dlq.HeaderReplayCommandID); id != "" {
-		return id
-	}
-	return h.Get(nats.MsgIdHdr)
 }

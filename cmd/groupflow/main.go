@@ -14,12 +14,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
 	"groupflow/internal/app"
 	"groupflow/internal/config"
 	"groupflow/internal/logging"
+	"groupflow/internal/trace"
 )
 
 func main() {
@@ -44,6 +46,17 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// OpenTelemetry: spans per command and Wix call, exported over OTLP only
+	// when OTEL_EXPORTER_OTLP_ENDPOINT is set (see trace.Setup).
+	shutdownTracing, exporting, err := trace.Setup(ctx, "groupflow", os.Getenv)
+	if err != nil {
+		log.Error("tracing setup failed", zap.Error(err))
+		return 2
+	}
+	defer flushSpans(shutdownTracing, log)
+	if exporting {
+		log.Info("tracing: exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+	}
 
 	a, err := app.Start(ctx, cfg, os.Getenv, log)
 	if err != nil {
@@ -68,4 +81,13 @@ func run(args []string) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// flushSpans sends the spans still buffered, for at most 5 seconds.
+func flushSpans(shutdown func(context.Context) error, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("tracing: flush spans", zap.Error(err))
+	}
 }

@@ -4,11 +4,16 @@
 //	wixsim --listen 127.0.0.1:8090 --members 1000 --groups 50 --seed 1 \
 //	       --rate-per-minute 200 --burst 0 --retry-after --token-ttl 4h \
 //	       --state-file PATH --latency 0 --jitter 0 --error-rate 500=0.1 \
-//	       --sites demo-site,5f1c3a52-7d1e-4c1b-9a0e-000000000001
+//	       --sites demo-site,5f1c3a52-7d1e-4c1b-9a0e-000000000001 \
+//	       --sites-pattern 'bench-*' --max-sites 10000
 //
-// Only the sites of --sites (and of the state file, and those added with
-// PUT /_sim/sites/{site}) are served; any other wix-site-id gets 403
+// Only the sites of --sites, those --sites-pattern matches (anchored globs,
+// package sitematch; at most --max-sites, each made and seeded on its first
+// request), those of the state file and those added with
+// PUT /_sim/sites/{site} are served; any other wix-site-id gets 403
 // PERMISSION_DENIED, as Wix answers a key without access to the site.
+// --site-count N adds N listed sites <prefix>0000 … (--site-prefix, default
+// "site-"), seeded at start unless --seed-demo=false.
 //
 // Every flag can also come from the environment as WIXSIM_<FLAG> (dashes
 // become underscores, e.g. WIXSIM_RATE_PER_MINUTE=12000); flags win.
@@ -30,6 +35,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wixsim"
 )
 
@@ -68,6 +74,9 @@ var DefaultSites = "demo-site," + wixsim.DemoSiteID
 type config struct {
 	listen  string
 	sites   string
+	pattern string
+	count   int
+	prefix  string
 	opts    wixsim.Options
 	faults  wixsim.Faults
 	debug   bool
@@ -104,6 +113,10 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.BoolVar(&c.debug, "debug", false, "log every request")
 	fs.BoolVar(&c.demoHit, "seed-demo", true, "seed the served sites at start (else on first use)")
 	fs.StringVar(&c.sites, "sites", DefaultSites, "comma-separated site ids served; other sites are refused (403)")
+	fs.StringVar(&c.pattern, "sites-pattern", "", "also serve every site id this allowlist matches (comma-separated globs matching the whole id, * and ?), made on first request, e.g. 'bench-*'")
+	fs.IntVar(&c.opts.MaxSites, "max-sites", wixsim.DefaultMaxSites, "most sites --sites-pattern makes")
+	fs.IntVar(&c.count, "site-count", 0, "also serve N sites named <site-prefix>0000, <site-prefix>0001, …")
+	fs.StringVar(&c.prefix, "site-prefix", "site-", "prefix of the --site-count sites")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "WIXSIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -136,7 +149,28 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 			c.opts.Sites = append(c.opts.Sites, id)
 		}
 	}
-	return c, nil
+	return c, c.siteSet()
+}
+
+// maxSiteCount bounds --site-count.
+const maxSiteCount = 1_000_000
+
+// siteSet applies --sites-pattern and --site-count.
+func (c *config) siteSet() error {
+	if c.pattern != "" {
+		p, err := sitematch.Parse(c.pattern)
+		if err != nil {
+			return fmt.Errorf("-sites-pattern: %w", err)
+		}
+		c.opts.SitesPattern = p
+	}
+	if c.count < 0 || c.count > maxSiteCount {
+		return fmt.Errorf("-site-count %d: want 0 to %d", c.count, maxSiteCount)
+	}
+	for i := range c.count {
+		c.opts.Sites = append(c.opts.Sites, fmt.Sprintf("%s%04d", c.prefix, i))
+	}
+	return nil
 }
 
 // run serves until ctx ends; ready receives the base URL once listening.
@@ -175,7 +209,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if len(c.opts.Sites) > 0 {
 		first = c.opts.Sites[0]
 	}
-	fmt.Fprintf(out, "sites:     %s (others answer 403; add one with curl -X PUT %s/_sim/sites/<id>)\n", strings.Join(c.opts.Sites, ", "), url)
+	listed := strings.Join(c.opts.Sites[:min(len(c.opts.Sites), 10)], ", ")
+	if len(c.opts.Sites) > 10 {
+		listed += fmt.Sprintf(" and %d more", len(c.opts.Sites)-10)
+	}
+	if c.pattern != "" {
+		listed += fmt.Sprintf("; any id matching %q (at most %d sites)", c.pattern, c.opts.MaxSites)
+	}
+	fmt.Fprintf(out, "sites:     %s (others answer 403; add one with curl -X PUT %s/_sim/sites/<id>)\n", listed, url)
 	fmt.Fprintf(out, "demo site: curl -s -H 'Authorization: any-key' -H 'wix-site-id: %s' %s/social-groups-proxy/groups/v2/groups?limit=5\n", first, url)
 	fmt.Fprintf(out, "control:   %s/_sim/calls?site=%s\n", url, first)
 	if ready != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +70,25 @@ func TestRunServesAndSavesOnShutdown(t *testing.T) {
 	}
 	if fi, err := os.Stat(state); err != nil || fi.Size() == 0 {
 		t.Fatalf("state file not written: %v", err)
+	}
+}
+
+// A bench of many sites names them by pattern or by count.
+func TestParseManySites(t *testing.T) {
+	c, err := parseConfig([]string{"--sites", "a", "--sites-pattern", "bench-*", "--max-sites", "2000", "--site-count", "3", "--site-prefix", "s-"},
+		func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.opts.Sites, ","); got != "a,s-0000,s-0001,s-0002" {
+		t.Errorf("sites %s", got)
+	}
+	if !c.opts.SitesPattern.Match("bench-7") || c.opts.SitesPattern.Match("other") || c.opts.MaxSites != 2000 {
+		t.Errorf("pattern %v max %d", c.opts.SitesPattern, c.opts.MaxSites)
+	}
+	for _, bad := range [][]string{{"--sites-pattern", "a,,b"}, {"--site-count", "-1"}} {
+		if _, err := parseConfig(bad, func(string) string { return "" }); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

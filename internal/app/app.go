@@ -23,8 +23,10 @@ import (
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/ratelimit"
 	"groupflow/internal/runtime"
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
@@ -35,7 +37,6 @@ type App struct {
 	cfg      *config.Config
 	log      *zap.Logger
 	embedded *broker.Embedded
-	sim      *wixsim.Server
 	conns    []*nats.Conn
 	admin    *admin.Server
 	rt       *runtime.Runtime
@@ -58,42 +59,17 @@ type App struct {
 
 // Deps are what handlers are built from.
 type Deps struct {
-	Config    *config.Config
-	Sites     Sites
-	Ledger    *ledger.Ledger
-	Events    *events.Publisher
-	JS        jetstream.JetStream
-	Logger    *zap.Logger
-	Registry  prometheus.Registerer
-	DLQ       *dlq.Store
-	Subjects  messages.Subjects
-	WixClient *wix.Client
+	Config *config.Config
+	Sites  Sites
+	Ledger *ledger.Ledger
+	Events *events.Publisher
+	JS     jetstream.JetStream
+	Logger *zap.Logger
 }
 
 // Sites resolves a site id to its Wix client.
 type Sites interface {
 	Site(siteID string) (*wix.Site, error)
-}
-
-// simSites adds simulator sites on first use: every site id is a seeded site.
-type simSites struct {
-	c  *wix.Client
-	mu sync.Mutex
-}
-
-func (s *simSites) Site(id string) (*wix.Site, error) {
-	if site, err := s.c.Site(id); err == nil {
-		return site, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if site, err := s.c.Site(id); err == nil {
-		return site, nil
-	}
-	if err := s.c.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
-		return nil, err
-	}
-	return s.c.Site(id)
 }
 
 // Options are StartWith's hooks for benchmarks; the zero value is what
@@ -127,7 +103,8 @@ func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) stri
 			a.close()
 		}
 	}()
-	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix}}
+	s := &startup{App: a, opts: opts, getenv: getenv, subjects: messages.Subjects{Prefix: cfg.Prefix},
+		instance: natsname.InstanceID()}
 	for _, step := range []func(context.Context) error{s.broker, s.streams, s.wix, s.runtime, s.capture, s.adminHTTP, s.run} {
 		if err := step(ctx); err != nil {
 			return nil, err
@@ -149,8 +126,11 @@ type startup struct {
 	reg          *prometheus.Registry
 	sites        Sites
 	realWix      *wix.Client // for the startup preflight; nil when simulated
+	wixClient    *wix.Client // the Wix client, for the console's limiter view
 	store        *dlq.Store
 	consumers    []string
+	// instance names this process in rate-limit shares and command leases.
+	instance string
 }
 
 // broker starts the embedded broker (if configured) and connects to it:
@@ -226,40 +206,82 @@ func (s *startup) wix(ctx context.Context) error {
 	// Instances with work split the site's rate between them, and the share
 	// of one that stops comes back to the others within seconds.
 	if cfg.SharedRateLimit {
-		s.rates = ratelimit.NewGroup(ctx, s.js, ratelimit.DefaultInstanceID(), ratelimit.Options{
+		s.rates = ratelimit.NewGroup(ctx, s.js, s.instance, ratelimit.Options{
 			Replicas: cfg.Replicas, Logger: log.Named("ratelimit"), Registerer: s.reg})
 		wixCfg.NewLimiter = func(site string) wix.Limiter { return s.rates.Limiter(site, cfg.WixRatePerMinute) }
 	}
+	var err error
 	if cfg.Simulated() {
-		sim := wixsim.New(wixsim.Options{Sites: append([]string{cfg.SiteID}, cfg.WixSimSites...),
-			Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
-			RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")})
-		s.sim, s.Sim = sim, sim
-		if s.opts.SimTransport != nil {
-			// No request leaves the process: plain http to a name that
-			// resolves nowhere is safe.
-			wixCfg.BaseURL, wixCfg.AllowInsecureHTTP = "http://wixsim.in-memory", true
-			wixCfg.HTTPClient = &http.Client{Transport: s.opts.SimTransport(sim.Handler())}
-		} else {
-			url, err := sim.Start(cfg.WixSimListen)
-			if err != nil {
-				return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
-			}
-			wixCfg.BaseURL = url
-		}
-		log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
-			zap.String("simulator", wixCfg.BaseURL), zap.String("default_site", cfg.SiteID))
-		s.sites = &simSites{c: wix.New(wixCfg)}
+		err = s.simWix(&wixCfg)
 	} else {
-		client := wix.New(wixCfg)
-		if err := addSites(client, cfg, s.getenv, s.siteLimiter); err != nil {
-			return err
-		}
-		s.sites, s.realWix = client, client
-		log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
-			zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID))
+		err = s.realWixClient(wixCfg)
+	}
+	if err != nil {
+		return err
 	}
 	s.WixURL = firstNonEmpty(wixCfg.BaseURL, wix.DefaultBaseURL)
+	return nil
+}
+
+// simWix starts the embedded simulator (on a socket, or in memory with
+// opts.SimTransport) and a client that serves its listed sites, then any
+// other site on demand (bounded by --wix-max-sites, released when idle).
+func (s *startup) simWix(wixCfg *wix.Config) error {
+	cfg, log := s.cfg, s.log
+	simSites := append([]string{cfg.SiteID}, cfg.WixSimSites...)
+	simOpts := wixsim.Options{Sites: simSites, MaxSites: cfg.WixMaxSites + len(simSites),
+		Members: cfg.WixSimMembers, Groups: cfg.WixSimGroups, Seed: cfg.WixSimSeed,
+		RatePerMinute: cfg.WixSimRatePerMin, StateFile: cfg.WixSimState, Logger: log.Named("wixsim")}
+	if cfg.WixSimSitesPattern != "" {
+		var err error
+		if simOpts.SitesPattern, err = sitematch.Parse(cfg.WixSimSitesPattern); err != nil {
+			return fmt.Errorf("--wix-sim-sites-pattern: %w", err)
+		}
+	}
+	sim := wixsim.New(simOpts)
+	s.Sim = sim
+	if s.opts.SimTransport != nil {
+		// No request leaves the process: plain http to a name that
+		// resolves nowhere is safe.
+		wixCfg.BaseURL, wixCfg.AllowInsecureHTTP = "http://wixsim.in-memory", true
+		wixCfg.HTTPClient = &http.Client{Transport: s.opts.SimTransport(sim.Handler())}
+	} else {
+		url, err := sim.Start(cfg.WixSimListen)
+		if err != nil {
+			return fmt.Errorf("start wix simulator on %s: %w", cfg.WixSimListen, err)
+		}
+		wixCfg.BaseURL = url
+	}
+	log.Warn("NO WIX CREDENTIALS: using the embedded Wix simulator (set WIX_API_KEY and WIX_SITE_ID for a real site)",
+		zap.String("simulator", wixCfg.BaseURL), zap.String("default_site", cfg.SiteID))
+	client := wix.New(*wixCfg)
+	for _, id := range simSites {
+		if err := client.AddSite(id, wix.Credentials{APIKey: "simulator"}); err != nil {
+			return err
+		}
+	}
+	if err := useAccount(client, cfg, "simulator"); err != nil {
+		return err
+	}
+	s.sites, s.wixClient = client, client
+	return nil
+}
+
+// realWixClient builds the client of the real Wix API with the configured
+// sites, and the account-key sites when --wix-account-sites is set.
+func (s *startup) realWixClient(wixCfg wix.Config) error {
+	cfg := s.cfg
+	client := wix.New(wixCfg)
+	if err := addSites(client, cfg, s.getenv, s.siteLimiter); err != nil {
+		return err
+	}
+	if err := useAccount(client, cfg, cfg.WixAPIKey); err != nil {
+		return err
+	}
+	s.sites, s.realWix, s.wixClient = client, client, client
+	s.log.Info("wix: real API", zap.String("base_url", firstNonEmpty(cfg.WixBaseURL, wix.DefaultBaseURL)),
+		zap.Strings("sites", client.SiteIDs()), zap.String("default_site", cfg.SiteID),
+		zap.String("account_sites", cfg.WixAccountSites), zap.Int("max_account_sites", cfg.WixMaxSites))
 	return nil
 }
 
@@ -273,11 +295,11 @@ func (s *startup) runtime(context.Context) error {
 	}
 	evts := events.NewPublisher(wpub, subjects, "groupflow")
 	s.store = dlq.NewStore(s.js, subjects)
-	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log,
-		Registry: s.reg, DLQ: s.store, Subjects: subjects}
+	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log}
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
+		Instance: s.instance,
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
 	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
 		s.consumers = append(s.consumers, broker.DurableName(t))
@@ -316,6 +338,7 @@ func (s *startup) adminHTTP(context.Context) error {
 	dlqHTTP := dlq.NewHTTPHandler(s.store, cfg.AdminToken, log.Named("dlq-http"))
 	s.admin.Handle("/dlq", dlqHTTP)
 	s.admin.Handle("/dlq/", dlqHTTP)
+	s.admin.MountConsole(consoleSources(s.rt, s.led, s.store, s.js, s.subjects, s.wixClient))
 	addr, err := s.admin.Start()
 	if err != nil {
 		return fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
@@ -436,8 +459,8 @@ func (a *App) close() {
 	for i := len(a.conns) - 1; i >= 0; i-- {
 		_ = a.conns[i].Drain()
 	}
-	if a.sim != nil {
-		if err := a.sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if a.Sim != nil {
+		if err := a.Sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("wix simulator close", zap.Error(err))
 		}
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/config"
+	"groupflow/internal/report"
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixcheck"
 )
@@ -45,10 +48,62 @@ type SiteEntry struct {
 	// the Wix OAuth app that issued it.
 	MemberRefreshTokenEnv string `yaml:"memberRefreshTokenEnv"`
 	MemberClientID        string `yaml:"memberClientId"`
+	// For reports: the site's name, public URL (groups link to
+	// <url>/group/<slug>), IANA time zone and report recipients (mailed
+	// by groupmail).
+	Name             string   `yaml:"name"`
+	URL              string   `yaml:"url"`
+	TimeZone         string   `yaml:"timeZone"`
+	ReportRecipients []string `yaml:"reportRecipients"`
+}
+
+// ReportProfiles gives the sites' report profiles: the default site's
+// from --site-name, --site-url, --site-time-zone and --report-recipients,
+// then the sites file's (name, url, timeZone, reportRecipients), each
+// validated (report.CheckProfile).
+func ReportProfiles(cfg *config.Config) (report.Profiles, error) {
+	profiles := map[string]report.Profile{}
+	if p := (report.Profile{Name: cfg.SiteName, URL: cfg.SiteURL, TimeZone: cfg.SiteTimeZone, Recipients: splitList(cfg.ReportRecipients)}); p.Name != "" || p.URL != "" || p.TimeZone != "" || len(p.Recipients) > 0 {
+		if err := report.CheckProfile(p); err != nil {
+			return nil, fmt.Errorf("site %s: %w", cfg.SiteID, err)
+		}
+		profiles[cfg.SiteID] = p
+	}
+	if cfg.WixSitesFile != "" {
+		b, err := os.ReadFile(cfg.WixSitesFile)
+		if err != nil {
+			return nil, fmt.Errorf("sites file: %w", err)
+		}
+		var f SitesFile
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("sites file %s: %w", cfg.WixSitesFile, err)
+		}
+		for _, s := range f.Sites {
+			p := report.Profile{Name: s.Name, URL: s.URL, TimeZone: s.TimeZone, Recipients: s.ReportRecipients}
+			if err := report.CheckProfile(p); err != nil {
+				return nil, fmt.Errorf("sites file entry %s: %w", s.SiteID, err)
+			}
+			profiles[s.SiteID] = p
+		}
+	}
+	return func(id string) report.Profile { return profiles[id] }, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // addSites registers the sites of cfg on c: the sites file, then the single
-// site given by WIX_API_KEY/WIX_SITE_ID or the app OAuth variables.
+// site given by WIX_API_KEY/WIX_SITE_ID or the app OAuth variables. In the
+// account-key mode (--wix-account-sites) a sites-file entry without a key of
+// its own (listed for its member credential or rate) uses WIX_API_KEY, and
+// sites not listed are served by useAccount.
 func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, newLimiter func(site string, perMinute float64) wix.Limiter) error {
 	if cfg.WixSitesFile != "" {
 		b, err := os.ReadFile(cfg.WixSitesFile)
@@ -69,6 +124,9 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 			}
 			if s.AppSecretEnv != "" {
 				creds.AppSecret = getenv(s.AppSecretEnv)
+			}
+			if creds.APIKey == "" && creds.AppID == "" && cfg.WixAccountSites != "" {
+				creds.APIKey = cfg.WixAPIKey // the account key
 			}
 			creds.MemberClientID = s.MemberClientID
 			if s.MemberRefreshTokenEnv != "" {
@@ -93,6 +151,8 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 	}
 	member := wix.Credentials{MemberRefreshToken: cfg.WixMemberRefreshToken, MemberClientID: cfg.WixMemberClientID}
 	switch {
+	case cfg.WixAPIKey != "" && cfg.SiteID == "":
+		return nil // account-key mode without a default site
 	case cfg.WixAPIKey != "":
 		member.APIKey = cfg.WixAPIKey
 		return c.AddSite(cfg.SiteID, member)
@@ -101,6 +161,24 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 		return c.AddSite(cfg.SiteID, member)
 	}
 	return nil
+}
+
+// useAccount turns on the account-key mode of c when cfg asks for it: sites
+// not listed whose id matches --wix-account-sites are served with key, at
+// most --wix-max-sites at once (see wix.Client.UseAccount).
+func useAccount(c *wix.Client, cfg *config.Config, key string) error {
+	pattern := cfg.WixAccountSites
+	if pattern == "" {
+		if !cfg.Simulated() {
+			return nil
+		}
+		pattern = "*" // the simulator refuses the sites it does not serve
+	}
+	allow, err := sitematch.Parse(pattern)
+	if err != nil {
+		return fmt.Errorf("--wix-account-sites: %w", err)
+	}
+	return c.UseAccount(wix.AccountSites{APIKey: key, Allow: allow, MaxSites: cfg.WixMaxSites, IdleAfter: cfg.WixSiteIdle})
 }
 
 // NewWixClient builds a Wix client for the sites cfg configures: the sites
@@ -117,13 +195,16 @@ func NewWixClient(cfg *config.Config, getenv func(string) string, log *zap.Logge
 	c := wix.New(wix.Config{BaseURL: base, RequestsPerMinute: cfg.WixRatePerMinute,
 		GroupsPrefix: cfg.GroupsPrefix, GroupMembersPrefix: cfg.GroupMembersPrefx, GroupRequestsPrefix: cfg.GroupRequestsPrefix, Logger: log})
 	if cfg.Simulated() {
-		return c, c.AddSite(cfg.SiteID, wix.Credentials{APIKey: "simulator"})
+		if err := c.AddSite(cfg.SiteID, wix.Credentials{APIKey: "simulator"}); err != nil {
+			return nil, err
+		}
+		return c, useAccount(c, cfg, "simulator")
 	}
 	local := func(_ string, perMinute float64) wix.Limiter { return wix.NewAdaptiveLimiter(perMinute, 5) }
 	if err := addSites(c, cfg, getenv, local); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c, useAccount(c, cfg, cfg.WixAPIKey)
 }
 
 // preflight checks every site of c (see package wixcheck) and logs one line

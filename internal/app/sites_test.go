@@ -50,3 +50,41 @@ func TestSitesFileMemberCredential(t *testing.T) {
 		t.Fatalf("config string shows the refresh token: %s", cfg.String())
 	}
 }
+
+func TestReportProfiles(t *testing.T) {
+	file := writeSites(t, `sites:
+  - siteId: school
+    apiKeyEnv: K
+    name: Acme School
+    url: https://school.example
+    timeZone: Europe/Berlin
+    reportRecipients: [head@school.example]
+`)
+	cfg := &config.Config{SiteID: "gym", SiteName: "Gym", SiteTimeZone: "America/New_York", ReportRecipients: "a@gym.example, b@gym.example", WixSitesFile: file}
+	p, err := ReportProfiles(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p("school"); s.Name != "Acme School" || s.URL != "https://school.example" || s.TimeZone != "Europe/Berlin" || len(s.Recipients) != 1 {
+		t.Errorf("school %+v", s)
+	}
+	if g := p("gym"); g.Name != "Gym" || len(g.Recipients) != 2 || g.Recipients[1] != "b@gym.example" {
+		t.Errorf("gym %+v", g)
+	}
+	if u := p("other"); u.Name != "" || u.Recipients != nil {
+		t.Errorf("unknown site %+v", u)
+	}
+	bad := writeSites(t, "sites:\n  - siteId: s\n    url: javascript:alert(1)\n")
+	if _, err := ReportProfiles(&config.Config{WixSitesFile: bad}); err == nil {
+		t.Error("a javascript: site url accepted")
+	}
+}
+
+func writeSites(t *testing.T, yaml string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}

@@ -96,8 +96,8 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        s.CommandStream(),
-			Description: "groupflow commands from upstream systems",
-			Subjects:    []string{s.Commands()},
+			Description: "groupflow commands from upstream systems, and the schedules that publish commands",
+			Subjects:    []string{s.Commands(), s.Schedules()},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    t.Replicas,
@@ -105,8 +105,21 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			MaxAge:      t.CommandMaxAge,
 			MaxBytes:    t.CommandMaxBytes,
 			MaxMsgs:     -1,
-			// Full: the producer's publish fails; no stored command is dropped.
-			Discard: jetstream.DiscardNew,
+			// Message schedules (nats-server 2.14+): a schedule must target a
+			// subject of its own stream, so schedules live here, on
+			// Schedules(). The server requires roll-ups (every schedule is a
+			// per-subject roll-up) and refuses schedules with DiscardNew, so
+			// a full stream drops its oldest messages: CommandMaxBytes must
+			// hold CommandMaxAge of commands (the collector's
+			// groupflow_stream_bytes shows how close it is). Schedules carry
+			// "Nats-TTL: never" (AllowMsgTTL) so that MaxAge does not expire
+			// a weekly schedule; fired commands have no TTL and age normally.
+			// All four settings can be turned on by an in-place update of an
+			// existing stream (none can be turned off again).
+			Discard:           jetstream.DiscardOld,
+			AllowMsgSchedules: true,
+			AllowMsgTTL:       true,
+			AllowRollup:       true,
 		},
 		{
 			Name:        s.EventStream(),
@@ -233,6 +246,9 @@ type ConsumerSpec struct {
 	// MaxAckPending bounds messages in flight; sized to the handler's
 	// concurrency so one instance cannot hog a backlog.
 	MaxAckPending int
+	// Description describes the consumer (default "groupflow handler for
+	// <FilterSubject>").
+	Description string
 }
 
 // DurableName is the consumer name of a command type's handler.
@@ -244,9 +260,12 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	if spec.Durable == "" || spec.FilterSubject == "" {
 		return nil, errors.New("consumer spec needs a durable name and a filter subject")
 	}
+	if spec.Description == "" {
+		spec.Description = "groupflow handler for " + spec.FilterSubject
+	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       spec.Durable,
-		Description:   "groupflow handler for " + spec.FilterSubject,
+		Description:   spec.Description,
 		FilterSubject: spec.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -2,13 +2,16 @@ package broker_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/broker"
 	"groupflow/internal/testenv"
+	"groupflow/messages"
 )
 
 // Provision gives every stream its size limit, the commands and DLQ streams
@@ -37,7 +40,8 @@ func TestProvisionBoundsStreamsAndUpdatesOldOnes(t *testing.T) {
 		maxBytes int64
 		discard  jetstream.DiscardPolicy
 	}{
-		env.Subjects.CommandStream(): {64 << 20, jetstream.DiscardNew},
+		// discard-old: nats-server refuses message schedules with discard-new
+		env.Subjects.CommandStream(): {64 << 20, jetstream.DiscardOld},
 		env.Subjects.EventStream():   {32 << 20, jetstream.DiscardNew},
 		env.Subjects.DLQStream():     {16 << 20, jetstream.DiscardNew},
 	}
@@ -62,5 +66,49 @@ func TestProvisionBoundsStreamsAndUpdatesOldOnes(t *testing.T) {
 		if cfg.MaxBytes <= 0 {
 			t.Errorf("%s: default max bytes %d, want a limit", cfg.Name, cfg.MaxBytes)
 		}
+	}
+}
+
+// TestProvisionEnablesSchedulesInPlace: a commands stream made by a version
+// without schedules (discard-new, commands subjects only, no TTLs) is
+// updated in place — same stream, its messages kept — to take schedules on
+// Schedules() that fire, with a per-message TTL exempting them from MaxAge.
+func TestProvisionEnablesSchedulesInPlace(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := env.JS.Stream(ctx, env.Subjects.CommandStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := st.CachedInfo().Config
+	if err := env.JS.DeleteStream(ctx, old.Name); err != nil {
+		t.Fatal(err)
+	}
+	old.Subjects, old.Discard, old.AllowMsgSchedules, old.AllowMsgTTL, old.AllowRollup = []string{env.Subjects.Commands()}, jetstream.DiscardNew, false, false, false
+	if _, err := env.JS.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.JS.Publish(ctx, env.Subjects.Command(messages.CmdGenerateReport), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := (broker.Topology{Subjects: env.Subjects}).Provision(ctx, env.JS); err != nil {
+		t.Fatal(err)
+	}
+	st, err = env.JS.Stream(ctx, old.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowMsgSchedules || !cfg.AllowMsgTTL || st.CachedInfo().State.Msgs != 1 || !slices.Contains(cfg.Subjects, env.Subjects.Schedules()) {
+		t.Fatalf("after provision: %+v, %d messages", cfg, st.CachedInfo().State.Msgs)
+	}
+	msg := nats.NewMsg(env.Subjects.Schedule("t.every"))
+	msg.Header.Set("Nats-Schedule", "@every 1s")
+	msg.Header.Set("Nats-Schedule-Target", env.Subjects.Command(messages.CmdGenerateReport))
+	msg.Header.Set("Nats-TTL", "never")
+	msg.Data = []byte(`{}`)
+	if _, err := env.JS.PublishMsg(ctx, msg); err != nil {
+		t.Fatalf("schedule refused: %v", err)
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"groupflow/internal/netsafe"
+	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
+	"groupflow/messages"
 )
 
 // Config is the processor's configuration.
@@ -43,8 +45,12 @@ type Config struct {
 	AdminInsecureNoToken bool
 
 	// Wix.
-	SiteID     string
-	WixBaseURL string
+	SiteID string
+	// SiteName, SiteURL, SiteTimeZone and ReportRecipients describe the
+	// default site (--site-id) for reports; sites of --wix-sites-file give
+	// theirs in the file.
+	SiteName, SiteURL, SiteTimeZone, ReportRecipients string
+	WixBaseURL                                        string
 	// WixAllowInsecureHTTP accepts an http:// base URL beyond loopback.
 	WixAllowInsecureHTTP bool
 	WixAPIKey            string // env WIX_API_KEY only
@@ -52,18 +58,25 @@ type Config struct {
 	WixAppSecret         string // env WIX_APP_SECRET only
 	WixInstanceID        string
 	WixSitesFile         string
-	WixRatePerMinute     float64
-	SharedRateLimit      bool
-	WixSimListen         string
-	WixSimMembers        int
-	WixSimGroups         int
-	WixSimSeed           int64
-	WixSimRatePerMin     float64
-	WixSimState          string
-	PhoneRegion          string
-	GroupsPrefix         string
-	GroupMembersPrefx    string
-	GroupRequestsPrefix  string
+	// Account-key mode: WixAccountSites is an allowlist of site ids
+	// (package sitematch: comma-separated anchored globs) served with
+	// WIX_API_KEY as an account-level key without being listed, at most
+	// WixMaxSites at once, each released after WixSiteIdle unused.
+	WixAccountSites     string
+	WixMaxSites         int
+	WixSiteIdle         time.Duration
+	WixRatePerMinute    float64
+	SharedRateLimit     bool
+	WixSimListen        string
+	WixSimMembers       int
+	WixSimGroups        int
+	WixSimSeed          int64
+	WixSimRatePerMin    float64
+	WixSimState         string
+	PhoneRegion         string
+	GroupsPrefix        string
+	GroupMembersPrefx   string
+	GroupRequestsPrefix string
 
 	// Member credential of the single site (see internal/wix/AUTH.md).
 	WixMemberRefreshToken string // env WIX_MEMBER_REFRESH_TOKEN only
@@ -89,6 +102,9 @@ type Config struct {
 	DLQMaxBytes      int64    // GROUPS_DLQ size limit
 	DLQMaxMsgs       int64    // GROUPS_DLQ message limit (0 = none)
 	WixSimSites      []string // sites the embedded simulator serves
+	// WixSimSitesPattern: the embedded simulator also serves the sites it
+	// matches (package sitematch), at most WixMaxSites of them.
+	WixSimSitesPattern string
 }
 
 // Simulated reports whether groupflow runs the embedded Wix simulator: no
@@ -180,6 +196,10 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.AdminInsecureNoToken, "admin-insecure-no-token", false, "INSECURE: let the admin API (dead letters, replay, purge) listen beyond loopback without GROUPFLOW_ADMIN_TOKEN (env "+envName("admin-insecure-no-token")+")")
 
 	str(&c.SiteID, "site-id", "", "default Wix site of commands without siteId (default demo-site with the simulator)", "WIX_SITE_ID")
+	str(&c.SiteName, "site-name", "", "name of the default site in its reports")
+	str(&c.SiteURL, "site-url", "", "public URL of the default site: reports link each group to <url>/group/<slug>")
+	str(&c.SiteTimeZone, "site-time-zone", "", "IANA time zone of the default site's reports, e.g. Europe/Berlin (default UTC)")
+	str(&c.ReportRecipients, "report-recipients", "", "comma-separated addresses groupmail mails the default site's reports to")
 	str(&c.WixBaseURL, "wix-base-url", "", "Wix API base URL (default https://www.wixapis.com, or the embedded simulator)", "WIX_BASE_URL")
 	fs.BoolVar(&c.WixAllowInsecureHTTP, "wix-allow-insecure-http", false, "accept a plain http:// --wix-base-url on a host other than loopback (a simulator on a private network) (env "+envName("wix-allow-insecure-http")+")")
 	str(&c.WixAppID, "wix-app-id", "", "Wix app id for OAuth client credentials (secret from WIX_APP_SECRET)", "WIX_APP_ID")
@@ -187,6 +207,9 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.WixMemberClientID, "wix-member-client-id", "", "client id of the Wix OAuth app that issued WIX_MEMBER_REFRESH_TOKEN (a group admin member's credential for membership questions, rules and answers)", "WIX_MEMBER_CLIENT_ID")
 	fs.BoolVar(&c.WixPreflight, "wix-preflight", true, "at startup, check with one read per endpoint which flows each real Wix site's credentials allow, and log one line per flow (env "+envName("wix-preflight")+")")
 	str(&c.WixSitesFile, "wix-sites-file", "", "YAML file of several sites and their credentials")
+	str(&c.WixAccountSites, "wix-account-sites", "", "opt-in account-key mode: WIX_API_KEY is an account-level key, and a site not listed is served if its id matches this allowlist (comma-separated globs, each matching the whole id; * any run of characters, ? one; e.g. '5f1c3a52-*'); with the simulator, the sites groupflow accepts (default all)")
+	fs.IntVar(&c.WixMaxSites, "wix-max-sites", 1000, "account-key mode: most unlisted sites served at once; a command for one more is dead-lettered with an error naming this limit (env "+envName("wix-max-sites")+")")
+	fs.DurationVar(&c.WixSiteIdle, "wix-site-idle", 10*time.Minute, "account-key mode: an unlisted site unused this long is released (its client and rate limiter are made again on its next command) (env "+envName("wix-site-idle")+")")
 	fs.Float64Var(&c.WixRatePerMinute, "wix-rate-per-minute", 200, "Wix requests per minute per site (env "+envName("wix-rate-per-minute")+")")
 	fs.BoolVar(&c.SharedRateLimit, "wix-shared-limit", true, "share each site's Wix rate between all groupflow instances through JetStream KV (env "+envName("wix-shared-limit")+")")
 	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
@@ -213,12 +236,13 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	}
 	size(&c.MemoryLimit, "memory-limit", "Go soft memory limit, e.g. 512MiB (0: GOMEMLIMIT if set, else none)")
 	size(&c.InFlightBytes, "in-flight-bytes", "command bodies in work at once across all types; a command that does not fit waits")
-	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream; when full, producers' publishes fail (discard new)")
+	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream (commands and schedules); when full, its oldest messages are dropped (discard old: nats-server refuses message schedules with discard new), so give it room for the max age of commands and alert on groupflow_stream_bytes")
 	size(&c.EventsMaxBytes, "events-max-bytes", "size limit of the events stream; when full, completions wait and are retried (discard new)")
 	size(&c.DLQMaxBytes, "dlq-max-bytes", "size limit of the DLQ stream (no age limit); when full, the affected command types pause")
 	fs.Int64Var(&c.DLQMaxMsgs, "dlq-max-msgs", 0, "message limit of the DLQ stream (0: none) (env "+envName("dlq-max-msgs")+")")
 	var simSites string
 	str(&simSites, "wix-sim-sites", "demo-site", "simulator: comma-separated site ids it serves besides --site-id; other sites are refused (403)")
+	str(&c.WixSimSitesPattern, "wix-sim-sites-pattern", "", "simulator: also serve the site ids this allowlist matches (globs as --wix-account-sites), at most --wix-max-sites of them, e.g. 'bench-*'")
 
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "console", "console or json")
@@ -266,11 +290,20 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 
 func (c *Config) validate() error {
 	var errs []error
-	if c.WixAPIKey != "" && c.SiteID == "" {
-		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id)"))
+	if c.WixAPIKey != "" && c.SiteID == "" && c.WixAccountSites == "" {
+		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id), or allow sites with --wix-account-sites"))
 	}
+	errs = append(errs, c.validateAccount()...)
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
+	}
+	if p := messages.TimeZoneProblem(c.SiteTimeZone); p != "" {
+		errs = append(errs, fmt.Errorf("--site-time-zone %q %s", c.SiteTimeZone, p))
+	}
+	for _, r := range strings.Split(c.ReportRecipients, ",") {
+		if r = strings.TrimSpace(r); r != "" && !messages.ValidEmail(r) {
+			errs = append(errs, fmt.Errorf("--report-recipients: %q is not an email address", r))
+		}
 	}
 	if (c.WixMemberRefreshToken == "") != (c.WixMemberClientID == "") {
 		errs = append(errs, errors.New("a member credential needs both WIX_MEMBER_REFRESH_TOKEN and WIX_MEMBER_CLIENT_ID (--wix-member-client-id)"))
@@ -302,3 +335,29 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// validateAccount checks the account-key mode and the simulator's pattern.
+func (c *Config) validateAccount() []error {
+	var errs []error
+	for flagName, p := range map[string]string{"--wix-account-sites": c.WixAccountSites, "--wix-sim-sites-pattern": c.WixSimSitesPattern} {
+		if p == "" {
+			continue
+		}
+		if _, err := sitematch.Parse(p); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flagName, err))
+		}
+	}
+	if c.WixAccountSites != "" && !c.Simulated() && c.WixAPIKey == "" {
+		errs = append(errs, errors.New("--wix-account-sites needs WIX_API_KEY, an account-level API key (app OAuth tokens are per site)"))
+	}
+	if c.WixMaxSites < 1 || c.WixMaxSites > MaxWixSites {
+		errs = append(errs, fmt.Errorf("--wix-max-sites %d: want 1 to %d", c.WixMaxSites, MaxWixSites))
+	}
+	if c.WixSiteIdle < time.Minute {
+		errs = append(errs, fmt.Errorf("--wix-site-idle %v: want at least 1m", c.WixSiteIdle))
+	}
+	return errs
+}
+
+// MaxWixSites bounds --wix-max-sites.
+const MaxWixSites = 1_000_000

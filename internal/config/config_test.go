@@ -31,6 +31,26 @@ func TestParse(t *testing.T) {
 					t.Errorf("got concurrency %d ack %s prefix %s", c.Concurrency, c.AckWait, c.Prefix)
 				}
 			}},
+		{name: "account-key mode without a site id", args: []string{"--wix-account-sites", "5f1c3a52-*,school-??", "--wix-max-sites", "5000"},
+			env: map[string]string{"WIX_API_KEY": "acct-key-1"},
+			check: func(t *testing.T, c *Config) {
+				if c.Simulated() || c.WixAccountSites != "5f1c3a52-*,school-??" || c.WixMaxSites != 5000 || c.WixSiteIdle != 10*time.Minute {
+					t.Errorf("got %+v", c)
+				}
+				if strings.Contains(c.String(), "acct-key-1") {
+					t.Error("String() leaks the account key")
+				}
+			}},
+		{name: "account-key mode needs an API key", args: []string{"--wix-account-sites", "s-*"},
+			env: map[string]string{"WIX_APP_ID": "a", "WIX_APP_SECRET": "b", "WIX_INSTANCE_ID": "c"}, wantErr: "needs WIX_API_KEY"},
+		{name: "account sites pattern refused", args: []string{"--wix-account-sites", "a,,b"}, env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites"},
+		{name: "max sites bounded", args: []string{"--wix-max-sites", "0"}, wantErr: "--wix-max-sites 0"},
+		{name: "simulator sites pattern", args: []string{"--wix-sim-sites-pattern", "bench-*"}, check: func(t *testing.T, c *Config) {
+			if !c.Simulated() || c.WixSimSitesPattern != "bench-*" {
+				t.Errorf("got %+v", c)
+			}
+		}},
+		{name: "WIX_API_KEY without site or account sites", env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "--wix-account-sites"},
 		{name: "real site from WIX_API_KEY and WIX_SITE_ID", env: map[string]string{"WIX_API_KEY": "k-123", "WIX_SITE_ID": "site-9"},
 			check: func(t *testing.T, c *Config) {
 				if c.Simulated() || c.SiteID != "site-9" || c.WixAPIKey != "k-123" {
@@ -57,6 +77,8 @@ func TestParse(t *testing.T) {
 		{name: "bad env value", env: map[string]string{"GROUPFLOW_MAX_DELIVER": "many"}, wantErr: "GROUPFLOW_MAX_DELIVER"},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "log-format"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "unknown site time zone", args: []string{"--site-time-zone", "Mars/Olympus"}, wantErr: "--site-time-zone"},
+		{name: "bad report recipient", env: map[string]string{"GROUPFLOW_REPORT_RECIPIENTS": "head@acme.example, nope"}, wantErr: `"nope" is not an email`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,7 +219,7 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	}
 	e := &Entry{
 		CommandType:     cmdType,
-		CommandID:       commandIDOf(orig, adv.Stream),
+		CommandID:       messages.CommandIDOf(orig.Data, orig.Header, adv.Stream, orig.Sequence),
 		Kind:            messages.FailureExhausted,
 		Reason:          ReasonExhausted,
 		OriginalSubject: orig.Subject,
@@ -250,27 +249,6 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	}
 	e.Seq = ack.Sequence
 	return e, nil
-}
-
-// commandIDOf picks a command's id like the runtime does: the body's "id",
-// else Groupflow-Command-Id, else Nats-Msg-Id, else "<stream>-<seq>".
-func commandIDOf(m *jetstream.RawStreamMsg, stream string) string {
-	var body struct {
-		ID any `json:"id"`
-	}
-	if json.Unmarshal(m.Data, &body) == nil {
-		if s, ok := body.ID.(string); ok && s != "" {
-			return s
-		}
-	}
-	if id := m.Header.Get(HeaderReplayCommandID); id != "" {
-		return id
-	}
-	if id := m.Header.Get(nats.MsgIdHdr); id != "" {
-		return id
-	}
-	// The runtime names it after the stream it was read from.
-	return stream + "-" + strconv.FormatUint(m.Sequence, 10)
 }
 
 // jsStoreFailed is JetStream's error code for a message a stream refused to

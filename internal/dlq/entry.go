@@ -21,19 +21,19 @@ import (
 	"groupflow/messages"
 )
 
-// Headers of a dead letter.
+// Headers of a dead letter (the contract's, from package messages).
 const (
-	HeaderReason          = "Groupflow-Dlq-Reason"
-	HeaderKind            = "Groupflow-Dlq-Kind"
-	HeaderOriginalSubject = "Groupflow-Dlq-Original-Subject"
-	HeaderOriginalSeq     = "Groupflow-Dlq-Original-Seq"
-	HeaderHandler         = "Groupflow-Dlq-Handler"
-	HeaderDeliveries      = "Groupflow-Dlq-Deliveries"
-	HeaderFirstFailure    = "Groupflow-Dlq-First-Failure"
-	HeaderLastFailure     = "Groupflow-Dlq-Last-Failure"
-	HeaderCommandID       = "Groupflow-Dlq-Command-Id"
-	HeaderCommandType     = "Groupflow-Dlq-Command-Type"
-	HeaderFields          = "Groupflow-Dlq-Fields"
+	HeaderReason          = messages.HeaderDLQReason
+	HeaderKind            = messages.HeaderDLQKind
+	HeaderOriginalSubject = messages.HeaderDLQOriginalSubject
+	HeaderOriginalSeq     = messages.HeaderDLQOriginalSeq
+	HeaderHandler         = messages.HeaderDLQHandler
+	HeaderDeliveries      = messages.HeaderDLQDeliveries
+	HeaderFirstFailure    = messages.HeaderDLQFirstFailure
+	HeaderLastFailure     = messages.HeaderDLQLastFailure
+	HeaderCommandID       = messages.HeaderDLQCommandID
+	HeaderCommandType     = messages.HeaderDLQCommandType
+	HeaderFields          = messages.HeaderDLQFields
 )
 
 // Entry is one dead letter.
@@ -152,7 +152,7 @@ func Parse(seq uint64, stored time.Time, h nats.Header, body []byte) *Entry {
 	}
 	e.HeadersDropped = h.Get(HeaderHeadersDropped)
 	for k, vs := range h {
-		if strings.HasPrefix(k, "Groupflow-Dlq-") || k == nats.MsgIdHdr || len(vs) == 0 {
+		if strings.HasPrefix(k, messages.HeaderDLQPrefix) || k == messages.HeaderNatsMsgID || len(vs) == 0 {
 			continue
 		}
 		e.Headers[k] = vs[0]
@@ -175,12 +175,12 @@ const (
 
 // HeaderHeadersDropped notes which original headers a dead letter left out
 // or cut for size.
-const HeaderHeadersDropped = "Groupflow-Dlq-Headers-Dropped"
+const HeaderHeadersDropped = messages.HeaderDLQHeadersDropped
 
 // keptHeaders are copied whatever the credential filter says.
 var keptHeaders = map[string]bool{
-	"traceparent": true, "tracestate": true,
-	"groupflow-correlation-id": true, "groupflow-command-id": true,
+	strings.ToLower(messages.HeaderTraceparent): true, strings.ToLower(messages.HeaderTracestate): true,
+	strings.ToLower(messages.HeaderCorrelationID): true, strings.ToLower(messages.HeaderCommandID): true,
 }
 
 // credentialWords mark a header name as a possible credential (compared with
@@ -217,7 +217,7 @@ func CopyableHeader(name, value string) bool {
 		return false
 	case keptHeaders[n]:
 		return true
-	case strings.HasPrefix(n, "nats-"), strings.HasPrefix(n, "groupflow-dlq-"),
+	case strings.HasPrefix(n, "nats-"), strings.HasPrefix(n, strings.ToLower(messages.HeaderDLQPrefix)),
 		n == strings.ToLower(HeaderReplayOf):
 		return false
 	case credentialValue(value):
@@ -291,4 +291,53 @@ func truncateUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// Delivery is the message a consumer gives up on, as the consumer runtime
+// (runtime.Source) hands it over: see runtime.DeliveryOf.
+type Delivery struct {
+	Subject    string            // the subject it was received on
+	Seq        uint64            // its sequence in its stream
+	Deliveries int               // delivery count
+	Headers    map[string]string // its headers (and the runtime's metadata, which is not copied)
+	Body       []byte
+}
+
+// Failure is why a consumer gives up on a delivery.
+type Failure struct {
+	CommandType, CommandID string // for an event: its type and id
+	Kind                   string // messages.Failure*
+	Reason                 string
+	Fields                 []messages.FieldError
+	Handler                string // the consumer that gave up
+	// FirstFailure and LastFailure default to now.
+	FirstFailure, LastFailure time.Time
+}
+
+// NewEntry builds the dead letter of d, the one way groupflow and groupmail
+// build theirs: the body untouched, the original headers copied within
+// bounds and without credentials (OriginalHeaders).
+func NewEntry(d Delivery, f Failure) *Entry {
+	now := time.Now().UTC()
+	if f.LastFailure.IsZero() {
+		f.LastFailure = now
+	}
+	if f.FirstFailure.IsZero() {
+		f.FirstFailure = f.LastFailure
+	}
+	return &Entry{
+		CommandType:     f.CommandType,
+		CommandID:       f.CommandID,
+		Kind:            f.Kind,
+		Reason:          f.Reason,
+		Fields:          f.Fields,
+		OriginalSubject: d.Subject,
+		OriginalSeq:     d.Seq,
+		Handler:         f.Handler,
+		Deliveries:      d.Deliveries,
+		FirstFailure:    f.FirstFailure,
+		LastFailure:     f.LastFailure,
+		Headers:         OriginalHeaders(d.Headers),
+		Body:            d.Body,
+	}
 }

@@ -82,3 +82,22 @@ func TestOriginalHeadersBounded(t *testing.T) {
 		t.Errorf("long value kept with %d bytes", len(v))
 	}
 }
+
+// NewEntry, the dead-letter builder of groupflow and groupmail: the
+// runtime's metadata and credentials stay out of the copied headers, the
+// body is untouched, and the failure times default to now.
+func TestNewEntryFromDelivery(t *testing.T) {
+	e := dlq.NewEntry(dlq.Delivery{Subject: "groups.evt.member_selected", Seq: 7, Deliveries: 3, Body: []byte(`{"x":1}`),
+		Headers: map[string]string{"_gf_subject": "groups.evt.member_selected", "traceparent": "00-abc", "Authorization": "Bearer s3cret"}},
+		dlq.Failure{CommandType: "member_selected", CommandID: "e-1", Kind: "permanent", Reason: "smtp 550", Handler: "groupmail"})
+	if e.OriginalSubject != "groups.evt.member_selected" || e.OriginalSeq != 7 || e.Deliveries != 3 || string(e.Body) != `{"x":1}` ||
+		e.CommandID != "e-1" || e.Handler != "groupmail" || e.Kind != "permanent" {
+		t.Fatalf("entry %+v", e)
+	}
+	if e.LastFailure.IsZero() || !e.FirstFailure.Equal(e.LastFailure) {
+		t.Fatalf("failure times %v / %v", e.FirstFailure, e.LastFailure)
+	}
+	if len(e.Headers) != 1 || e.Headers["traceparent"] != "00-abc" {
+		t.Fatalf("copied headers %v, want only traceparent", e.Headers)
+	}
+}

@@ -18,10 +18,10 @@ const (
 	// HeaderReplayCommandID carries the original command id, which the
 	// runtime takes when the body has no "id" (the Nats-Msg-Id cannot be
 	// reused: the commands stream would drop the replay as a duplicate
-	// within its window). Same name as runtime.HeaderCommandID.
-	HeaderReplayCommandID = "Groupflow-Command-Id"
+	// within its window).
+	HeaderReplayCommandID = messages.HeaderCommandID
 	// HeaderReplayOf is the DLQ sequence of the dead letter replayed.
-	HeaderReplayOf = "Groupflow-Replay-Of"
+	HeaderReplayOf = messages.HeaderReplayOf
 )
 
 // ReplayMsgID is the Nats-Msg-Id of the replay of the dead letter at

@@ -233,7 +233,7 @@ func TestReplayTargetUsesConfiguredPrefix(t *testing.T) {
 	}
 	m := store.ReplayMsg(&dlq.Entry{Seq: 9, CommandID: "c-1", Headers: map[string]string{"Nats-Expected-Stream": "X", "traceparent": "00-a-b-01"}},
 		"acme.prod.cmd.generate_report")
-	if m.Header.Get(runtime.HeaderCommandID) != "c-1" || m.Header.Get("Nats-Expected-Stream") != "" || m.Header.Get("traceparent") == "" ||
+	if m.Header.Get(messages.HeaderCommandID) != "c-1" || m.Header.Get("Nats-Expected-Stream") != "" || m.Header.Get("traceparent") == "" ||
 		!strings.Contains(m.Header.Get(nats.MsgIdHdr), subj.DLQStream()) {
 		t.Errorf("replay headers %v", m.Header)
 	}

@@ -14,23 +14,24 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"groupflow/internal/trace"
 	"groupflow/messages"
 )
 
-// Header names set on every event.
+// Header names set on every event (the contract's, from package messages).
 const (
-	HeaderSpecVersion   = "ce-specversion"
-	HeaderID            = "ce-id"
-	HeaderType          = "ce-type"
-	HeaderSource        = "ce-source"
-	HeaderTime          = "ce-time"
-	HeaderSubject       = "ce-subject"
-	HeaderContentType   = "content-type"
-	HeaderTraceParent   = "traceparent"
-	HeaderCommandID     = "Groupflow-Command-Id"
-	HeaderCorrelationID = "Groupflow-Correlation-Id"
+	HeaderSpecVersion   = messages.HeaderCESpecVersion
+	HeaderID            = messages.HeaderCEID
+	HeaderType          = messages.HeaderCEType
+	HeaderSource        = messages.HeaderCESource
+	HeaderTime          = messages.HeaderCETime
+	HeaderSubject       = messages.HeaderCESubject
+	HeaderContentType   = messages.HeaderContentType
+	HeaderTraceParent   = messages.HeaderTraceparent
+	HeaderCommandID     = messages.HeaderCommandID
+	HeaderCorrelationID = messages.HeaderCorrelationID
 )
 
 // TypePrefix prefixes ce-type: "groupflow.group_provisioned".
@@ -114,7 +115,7 @@ func (p *Publisher) Message(ctx context.Context, e messages.Event) (*message.Mes
 	msg.Metadata.Set(HeaderTime, meta.OccurredAt.Format(time.RFC3339Nano))
 	msg.Metadata.Set(HeaderSubject, subjectOf(e, meta))
 	msg.Metadata.Set(HeaderContentType, "application/json")
-	msg.Metadata.Set(HeaderTraceParent, trace.ChildTraceParent(info.TraceParent))
+	traceContext(ctx, e.EventType(), info, msg.Metadata)
 	msg.Metadata.Set(HeaderCommandID, meta.CommandID)
 	if meta.CorrelationID != "" {
 		msg.Metadata.Set(HeaderCorrelationID, meta.CorrelationID)
@@ -167,4 +168,19 @@ func (p *Publisher) Republish(ctx context.Context, eventType string, payload []b
 		return fmt.Errorf("republish %s: %w", eventType, err)
 	}
 	return p.Publish(ctx, e)
+}
+
+// traceContext sets the event's traceparent: the span of ctx (the command's,
+// see package trace), else a span of its own when a tracer provider is set
+// up, else the command's traceparent as it arrived.
+func traceContext(ctx context.Context, eventType string, info trace.Info, headers map[string]string) {
+	if trace.Inject(ctx, headers) {
+		return
+	}
+	_, span := trace.Tracer().Start(ctx, "publish "+eventType, oteltrace.WithSpanKind(oteltrace.SpanKindProducer),
+		oteltrace.WithAttributes(info.Attributes()...))
+	defer span.End()
+	if !trace.Inject(oteltrace.ContextWithSpan(ctx, span), headers) && trace.ValidTraceParent(info.TraceParent) {
+		headers[HeaderTraceParent] = info.TraceParent
+	}
 }

@@ -25,7 +25,9 @@ const (
 )
 
 // PermanentError is a failure retrying cannot fix: the event is
-// dead-lettered at once with an email_failed event (Permanent true).
+// dead-lettered at once with an email_failed event (Permanent true). It is
+// permanent for failure.IsPermanent too, like every permanent error of
+// groupflow.
 type PermanentError struct {
 	// Reason is one of the Reason constants.
 	Reason string
@@ -35,14 +37,11 @@ type PermanentError struct {
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
+// Permanent marks the error permanent for failure.IsPermanent.
+func (e *PermanentError) Permanent() bool { return true }
+
 func permanentf(reason, format string, args ...any) error {
 	return &PermanentError{Reason: reason, Err: fmt.Errorf(format, args...)}
-}
-
-// IsPermanent reports whether err is (or wraps) a *PermanentError.
-func IsPermanent(err error) bool {
-	var p *PermanentError
-	return errors.As(err, &p)
 }
 
 // reasonOf returns the failure reason label of a permanent error.

@@ -2,7 +2,6 @@ package mailer
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,20 +9,23 @@ import (
 	netmail "net/mail"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/cenkalti/backoff/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"groupflow/internal/broker"
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
+	"groupflow/internal/failure"
+	"groupflow/internal/natsname"
+	"groupflow/internal/runtime"
 	"groupflow/messages"
 )
 
@@ -69,7 +71,7 @@ type Config struct {
 	SendAttempts           int
 	RetryInitial, RetryMax time.Duration
 	// NakDelay gives the redelivery delay after the n-th delivery failed
-	// transiently (default 2s doubling up to 5m).
+	// transiently (default runtime.DefaultNakDelay, groupflow's own).
 	NakDelay func(delivery int) time.Duration
 	// FetchWait bounds one pull request (default 1s).
 	FetchWait time.Duration
@@ -111,19 +113,44 @@ type Mailer struct {
 	metrics  *metrics
 
 	store *Store
-	cons  jetstream.Consumer
 
 	// abortCtx is cancelled by Abort, or when the shutdown grace is over.
 	abortCtx context.Context
 	abort    context.CancelFunc
 }
 
-// DefaultNakDelay backs off from 2s, doubling per delivery, up to 5 minutes.
-func DefaultNakDelay(delivery int) time.Duration {
-	if delivery < 1 {
-		delivery = 1
+// positive sets *v to def unless it is positive.
+func positive[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
-	return min(2*time.Second<<min(delivery-1, 10), 5*time.Minute)
+}
+
+// withDefaults fills in the defaults the Config fields note.
+func (c Config) withDefaults() Config {
+	positive(&c.Burst, 1)
+	positive(&c.Concurrency, 4)
+	positive(&c.MaxDeliver, 10)
+	positive(&c.AckWait, 30*time.Second)
+	positive(&c.ClaimTimeout, 5*time.Minute)
+	positive(&c.SendTimeout, 60*time.Second)
+	positive(&c.SendAttempts, 3)
+	positive(&c.RetryInitial, 500*time.Millisecond)
+	positive(&c.RetryMax, 10*time.Second)
+	positive(&c.FetchWait, time.Second)
+	if c.NakDelay == nil {
+		c.NakDelay = runtime.DefaultNakDelay
+	}
+	if c.ShutdownGrace == 0 { // negative: abandon at once
+		c.ShutdownGrace = 20 * time.Second
+	}
+	if c.Source == "" {
+		c.Source = "groupmail"
+	}
+	if c.Instance == "" {
+		c.Instance = natsname.InstanceID()
+	}
+	return c
 }
 
 // New checks cfg and builds a mailer; Prepare then Run it.
@@ -154,51 +181,7 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = 1
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
-	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = 10
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
-	}
-	if cfg.ClaimTimeout <= 0 {
-		cfg.ClaimTimeout = 5 * time.Minute
-	}
-	if cfg.SendTimeout <= 0 {
-		cfg.SendTimeout = 60 * time.Second
-	}
-	if cfg.SendAttempts <= 0 {
-		cfg.SendAttempts = 3
-	}
-	if cfg.RetryInitial <= 0 {
-		cfg.RetryInitial = 500 * time.Millisecond
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = 10 * time.Second
-	}
-	if cfg.NakDelay == nil {
-		cfg.NakDelay = DefaultNakDelay
-	}
-	if cfg.FetchWait <= 0 {
-		cfg.FetchWait = time.Second
-	}
-	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = 20 * time.Second
-	}
-	if cfg.Source == "" {
-		cfg.Source = "groupmail"
-	}
-	if cfg.Instance == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		cfg.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
-	}
+	cfg = cfg.withDefaults()
 	log := deps.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -226,15 +209,13 @@ func (m *Mailer) Renderer() *Renderer { return m.renderer }
 // Stats returns the counters since New.
 func (m *Mailer) Stats() Stats { return m.metrics.stats() }
 
-// ConsumerConfig is the durable consumer the mailer creates: only
+// consumerSpec is the durable consumer the mailer reads: only
 // member_selected events of GROUPS_EVENTS (not its own email_* events).
-func (m *Mailer) ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+func (m *Mailer) consumerSpec() broker.ConsumerSpec {
+	return broker.ConsumerSpec{
 		Durable:       m.cfg.Durable,
 		Description:   "groupmail: sends one email per member_selected event",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtMemberSelected),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       m.cfg.AckWait,
 		MaxDeliver:    m.cfg.MaxDeliver,
 		MaxAckPending: 2 * m.cfg.Concurrency,
@@ -248,20 +229,19 @@ func (m *Mailer) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cons, err := m.deps.JS.CreateOrUpdateConsumer(ctx, m.cfg.Subjects.EventStream(), m.ConsumerConfig())
-	if err != nil {
-		return fmt.Errorf("consumer %s on %s: %w", m.cfg.Durable, m.cfg.Subjects.EventStream(), err)
+	if _, err := broker.EnsureConsumer(ctx, m.deps.JS, m.cfg.Subjects.EventStream(), m.consumerSpec()); err != nil {
+		return err
 	}
-	m.store, m.cons = st, cons
+	m.store = st
 	return nil
 }
 
 // Ready reports whether the consumer and the bucket answer (for /readyz).
 func (m *Mailer) Ready(ctx context.Context) error {
-	if m.cons == nil {
+	if m.store == nil {
 		return errors.New("not prepared")
 	}
-	if _, err := m.cons.Info(ctx); err != nil {
+	if _, err := m.deps.JS.Consumer(ctx, m.cfg.Subjects.EventStream(), m.cfg.Durable); err != nil {
 		return fmt.Errorf("consumer %s: %w", m.cfg.Durable, err)
 	}
 	if _, err := m.deps.JS.KeyValue(ctx, m.store.Bucket()); err != nil {
@@ -279,65 +259,61 @@ func (m *Mailer) Ready(ctx context.Context) error {
 func (m *Mailer) Abort() { m.abort() }
 
 // Run handles events until ctx is cancelled, then stops fetching and waits
-// up to ShutdownGrace for in-flight events (see Config.ShutdownGrace).
+// up to ShutdownGrace for in-flight events (see Config.ShutdownGrace). It
+// runs on groupflow's consumer runtime: a Watermill router (panic recovery)
+// fed by a runtime.Source (fetch, keep-alive, ack, nak with a delay).
 func (m *Mailer) Run(ctx context.Context) error {
-	if m.cons == nil {
+	if m.store == nil {
 		if err := m.Prepare(ctx); err != nil {
 			return err
 		}
 	}
 	abortCtx, abort := m.abortCtx, m.abort
 	defer abort()
-	var wg sync.WaitGroup
-	for range m.cfg.Concurrency {
-		wg.Go(func() { m.work(ctx, abortCtx) })
+	topic := m.cfg.Subjects.Event(messages.EvtMemberSelected)
+	src := runtime.NewSource(m.deps.JS, runtime.SourceConfig{
+		Stream:    m.cfg.Subjects.EventStream(),
+		Topics:    map[string]runtime.Subscription{topic: {Consumer: m.consumerSpec(), Concurrency: m.cfg.Concurrency}},
+		NakDelay:  m.cfg.NakDelay,
+		FetchWait: m.cfg.FetchWait,
+		Grace:     max(m.cfg.ShutdownGrace, time.Millisecond),
+	}, m.log.Named("source"))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: max(m.cfg.ShutdownGrace, 0) + 10*time.Second},
+		runtime.WatermillLogger(m.log))
+	if err != nil {
+		return fmt.Errorf("watermill router: %w", err)
 	}
-	m.log.Info("groupmail running", zap.String("consumer", m.cfg.Durable),
-		zap.String("subject", m.cfg.Subjects.Event(messages.EvtMemberSelected)),
+	router.AddMiddleware(middleware.Recoverer)
+	router.AddConsumerHandler(m.cfg.Durable, topic, src, m.handle(abortCtx))
+	// The router runs on its own context, as groupflow's: shutdown goes
+	// Source first (stop fetching, let in-flight work finish), router second.
+	done := make(chan error, 1)
+	go func() { done <- router.Run(context.Background()) }()
+	select {
+	case <-router.Running():
+	case err := <-done:
+		_ = src.Close()
+		return err
+	}
+	m.log.Info("groupmail running", zap.String("consumer", m.cfg.Durable), zap.String("subject", topic),
 		zap.Int("concurrency", m.cfg.Concurrency), zap.Float64("rate", m.cfg.Rate),
 		zap.String("bucket", m.store.Bucket()), zap.String("instance", m.cfg.Instance))
-	<-ctx.Done()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		_ = src.Close()
+		return err
+	}
 	if m.cfg.ShutdownGrace < 0 {
 		abort()
-	} else {
-		select {
-		case <-done:
-		case <-time.After(m.cfg.ShutdownGrace):
-			m.log.Warn("shutdown grace period over; abandoning in-flight events (they are redelivered)")
-			abort()
-		}
 	}
-	<-done
-	return nil
-}
-
-func (m *Mailer) work(stop, abortCtx context.Context) {
-	failures := 0
-	for stop.Err() == nil {
-		msg, err := m.cons.Next(jetstream.FetchMaxWait(m.cfg.FetchWait))
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-				failures = 0
-				continue
-			}
-			failures++
-			if failures == 1 || failures%30 == 0 {
-				m.log.Warn("fetch failed; retrying", zap.String("consumer", m.cfg.Durable), zap.Error(err))
-			}
-			select {
-			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)):
-			case <-stop.Done():
-			}
-			continue
-		}
-		failures = 0
-		if abortCtx.Err() != nil {
-			return // crashed: leave it unacknowledged
-		}
-		m.handle(abortCtx, msg)
+	// After the grace period the Source cancels the messages' contexts:
+	// handle then abandons what is not sending yet.
+	_ = src.Close()
+	if err := router.Close(); err != nil {
+		m.log.Warn("router close", zap.Error(err))
 	}
+	return <-done
 }
 
 // outcome is what happens to a delivery.
@@ -358,179 +334,199 @@ func abandon() outcome            { return outcome{kind: doAbandon} }
 
 // delivery is one message being handled.
 type delivery struct {
-	msg     jetstream.Msg
-	md      *jetstream.MsgMetadata
-	n       int  // delivery count
-	last    bool // n >= MaxDeliver
+	msg     *message.Message // from the Source: headers and delivery metadata
+	subject string
+	seq     uint64 // stream sequence
+	n       int    // delivery count
+	last    bool   // n >= MaxDeliver
 	ev      *messages.MemberSelected
 	eventID string
 	prev    *Entry // the record read at the start
 	log     *zap.Logger
+	// msgID is the email's Message-ID, template its template (once rendered).
+	msgID, template string
 }
 
-func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
-	md, err := msg.Metadata()
-	if err != nil {
-		m.log.Error("message without metadata; terminating it", zap.String("subject", msg.Subject()), zap.Error(err))
-		_ = msg.Term()
-		return
-	}
-	m.metrics.inFlight.Inc()
-	defer m.metrics.inFlight.Dec()
+// handle runs one message handed over by the Source and answers it: ack,
+// nak with a delay, or abandon (left unacknowledged, as a crash would).
+//
+// It is the router's handler: nil acks; an error nacks, with the delay in
+// runtime.MetaNakDelay, or abandons (runtime.MetaAbandon).
+func (m *Mailer) handle(abortCtx context.Context) message.NoPublishHandlerFunc {
+	return func(wm *message.Message) error {
+		m.metrics.inFlight.Inc()
+		defer m.metrics.inFlight.Dec()
+		ctx, cancel := context.WithCancel(abortCtx)
+		defer cancel()
+		defer context.AfterFunc(wm.Context(), cancel)() // the shutdown grace is over
 
-	// Keep the message alive while it is handled.
-	stopKeep := make(chan struct{})
-	var keepWG sync.WaitGroup
-	keepWG.Go(func() {
-		t := time.NewTicker(max(m.cfg.AckWait/3, 100*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-stopKeep:
-				return
-			case <-ctx.Done():
-				return // crashed: stop keeping it alive
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+		dl := runtime.DeliveryOf(wm)
+		d := &delivery{msg: wm, subject: dl.Subject, seq: dl.Seq, n: dl.Deliveries, last: dl.Deliveries >= m.cfg.MaxDeliver}
+		out := m.process(ctx, d)
+		switch out.kind {
+		case doNak:
+			wm.Metadata.Set(runtime.MetaNakDelay, out.delay.String())
+			return fmt.Errorf("%w in %s", errRedeliver, out.delay)
+		case doAbandon:
+			d.log.Info("event abandoned by shutdown; it will be redelivered")
+			wm.Metadata.Set(runtime.MetaAbandon, "true")
+			return errAbandoned
 		}
-	})
-	d := &delivery{msg: msg, md: md, n: int(md.NumDelivered)}
-	d.last = d.n >= m.cfg.MaxDeliver
-	out := m.process(ctx, d)
-	close(stopKeep)
-	keepWG.Wait()
-
-	log := d.log
-	if log == nil {
-		log = m.log
-	}
-	switch out.kind {
-	case doAck:
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err := msg.DoubleAck(actx)
-		cancel()
-		if err != nil {
-			log.Warn("ack not confirmed; a redelivery is answered from the send record", zap.Error(err))
-		}
-	case doNak:
-		if err := msg.NakWithDelay(out.delay); err != nil {
-			log.Warn("nak failed; the server redelivers after the ack wait", zap.Error(err))
-		}
-	case doAbandon:
-		log.Info("event abandoned by shutdown; it will be redelivered")
+		return nil
 	}
 }
 
-// process runs the exactly-once protocol for one delivery (see the package doc).
+var (
+	errRedeliver = errors.New("event to be redelivered")
+	errAbandoned = errors.New("event abandoned by shutdown")
+)
+
+// process runs the exactly-once protocol for one delivery (see the package
+// doc), step by step; each step either lets the delivery go on or decides
+// its outcome.
 func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
-	d.log = m.log.With(zap.String("subject", d.msg.Subject()), zap.Uint64("stream_seq", d.md.Sequence.Stream), zap.Int("delivery", d.n))
-	ev, err := decodeMemberSelected(d.msg.Data())
-	if err != nil {
-		d.eventID = fallbackID(d.msg, d.md)
-		d.log = d.log.With(zap.String("event_id", d.eventID))
-		return m.fail(ctx, d, &PermanentError{Reason: ReasonMalformed, Err: err})
+	d.log = m.log.With(zap.String("subject", d.subject), zap.Uint64("stream_seq", d.seq), zap.Int("delivery", d.n))
+	if out, next := m.identify(ctx, d); !next {
+		return out
 	}
-	d.ev = ev
-	d.eventID = ev.EventID()
-	d.log = d.log.With(zap.String("event_id", d.eventID), zap.String("campaign_id", ev.CampaignID), zap.String("member_id", ev.MemberID))
-	if ce := d.msg.Headers().Get(messages.HeaderCEID); ce != "" && ce != d.eventID {
-		d.log.Warn("ce-id differs from the payload's event id; keying on the payload", zap.String("ce_id", ce))
+	if out, next := m.checkRecord(ctx, d); !next { // 1. already sent?
+		return out
 	}
-
-	// 1. Already sent?
-	prev, err := m.store.Get(ctx, d.eventID)
-	if err != nil {
-		return m.transient(ctx, d, err)
+	email, out, next := m.render(ctx, d) // 2. render
+	if !next {
+		return out
 	}
-	d.prev = prev
-	if prev != nil {
-		switch prev.Status {
-		case StatusSent:
-			m.metrics.incDuplicate()
-			d.log.Info("already sent; acknowledged without sending", zap.String("message_id", prev.MessageID))
-			m.announceSent(ctx, d, prev.Record)
-			return ack()
-		case StatusSending:
-			age := time.Since(prev.Stored)
-			if age < m.cfg.ClaimTimeout {
-				if d.last {
-					return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner))
-				}
-				wait := m.cfg.ClaimTimeout - age + time.Second
-				d.log.Info("claimed by another delivery; looking again later", zap.String("owner", prev.Owner), zap.Duration("retry_in", wait))
-				return nak(wait)
-			}
-			d.log.Warn("taking over a stale claim: the previous sender stopped before recording its result; the email may be sent twice (same Message-ID)",
-				zap.String("owner", prev.Owner), zap.Duration("age", age))
-		}
-	}
-
-	// 2. Render.
-	if !messages.ValidEmail(d.ev.Email) {
-		return m.fail(ctx, d, permanentf(ReasonRecipient, "member %s has no deliverable email address", ev.MemberID))
-	}
-	content, err := ParseContent(ev.Content)
-	if err != nil {
-		return m.fail(ctx, d, err)
-	}
-	unsub, err := m.unsub.Render(ev)
-	if err != nil {
-		return m.fail(ctx, d, &PermanentError{Reason: ReasonTemplate, Err: err})
-	}
-	r, err := m.renderer.Render(ev, content, unsub)
-	if err != nil {
-		if IsPermanent(err) {
-			return m.fail(ctx, d, err)
-		}
-		return m.transient(ctx, d, err)
-	}
-	msgID := MessageID(d.eventID, m.domain)
-	email, err := m.build(ev, d.eventID, msgID, r, unsub)
-	if err != nil {
-		return m.fail(ctx, d, err)
-	}
-	if ce := d.log.Check(zap.DebugLevel, "rendered"); ce != nil {
-		ce.Write(zap.String("to", ev.Email), zap.String("template", content.TemplateID), zap.String("message_id", msgID))
-	}
-
 	// Wait for the send rate before claiming, so the claim is young.
 	if err := m.waitRate(ctx); err != nil {
 		return abandon()
 	}
+	claim, rev, out, next := m.claim(ctx, d) // 3. claim
+	if !next {
+		return out
+	}
+	return m.sendAndRecord(ctx, d, email, claim, rev) // 4. send, 5. record
+}
 
-	// 3. Claim.
+// identify decodes the event and names the delivery by its event id.
+func (m *Mailer) identify(ctx context.Context, d *delivery) (outcome, bool) {
+	ev, err := decodeMemberSelected(d.msg.Payload)
+	if err != nil {
+		d.eventID = fallbackID(d.msg)
+		d.log = d.log.With(zap.String("event_id", d.eventID))
+		return m.fail(ctx, d, &PermanentError{Reason: ReasonMalformed, Err: err}), false
+	}
+	d.ev = ev
+	d.eventID = ev.EventID()
+	d.log = d.log.With(zap.String("event_id", d.eventID), zap.String("campaign_id", ev.CampaignID), zap.String("member_id", ev.MemberID))
+	if ce := d.msg.Metadata.Get(messages.HeaderCEID); ce != "" && ce != d.eventID {
+		d.log.Warn("ce-id differs from the payload's event id; keying on the payload", zap.String("ce_id", ce))
+	}
+	return outcome{}, true
+}
+
+// checkRecord reads the event's send record: "sent" is answered without
+// sending, a fresh "sending" claim of another delivery is waited for, a
+// stale one is taken over.
+func (m *Mailer) checkRecord(ctx context.Context, d *delivery) (outcome, bool) {
+	prev, err := m.store.Get(ctx, d.eventID)
+	if err != nil {
+		return m.transient(ctx, d, err), false
+	}
+	d.prev = prev
+	if prev == nil {
+		return outcome{}, true
+	}
+	switch prev.Status {
+	case StatusSent:
+		m.metrics.incDuplicate()
+		d.log.Info("already sent; acknowledged without sending", zap.String("message_id", prev.MessageID))
+		m.announceSent(ctx, d, prev.Record)
+		return ack(), false
+	case StatusSending:
+		age := time.Since(prev.Stored)
+		if age < m.cfg.ClaimTimeout {
+			if d.last {
+				return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner)), false
+			}
+			wait := m.cfg.ClaimTimeout - age + time.Second
+			d.log.Info("claimed by another delivery; looking again later", zap.String("owner", prev.Owner), zap.Duration("retry_in", wait))
+			return nak(wait), false
+		}
+		d.log.Warn("taking over a stale claim: the previous sender stopped before recording its result; the email may be sent twice (same Message-ID)",
+			zap.String("owner", prev.Owner), zap.Duration("age", age))
+	}
+	return outcome{}, true
+}
+
+// render builds the email; a template or address problem is permanent.
+func (m *Mailer) render(ctx context.Context, d *delivery) (*mail.Msg, outcome, bool) {
+	ev := d.ev
+	if !messages.ValidEmail(ev.Email) {
+		return nil, m.fail(ctx, d, permanentf(ReasonRecipient, "member %s has no deliverable email address", ev.MemberID)), false
+	}
+	content, err := ParseContent(ev.Content)
+	if err != nil {
+		return nil, m.fail(ctx, d, err), false
+	}
+	unsub, err := m.unsub.Render(ev)
+	if err != nil {
+		return nil, m.fail(ctx, d, &PermanentError{Reason: ReasonTemplate, Err: err}), false
+	}
+	r, err := m.renderer.Render(ev, content, unsub)
+	if err != nil {
+		if failure.IsPermanent(err) {
+			return nil, m.fail(ctx, d, err), false
+		}
+		return nil, m.transient(ctx, d, err), false
+	}
+	d.msgID, d.template = MessageID(d.eventID, m.domain), content.TemplateID
+	email, err := m.build(ev, d.eventID, d.msgID, r, unsub)
+	if err != nil {
+		return nil, m.fail(ctx, d, err), false
+	}
+	if ce := d.log.Check(zap.DebugLevel, "rendered"); ce != nil {
+		ce.Write(zap.String("to", ev.Email), zap.String("template", d.template), zap.String("message_id", d.msgID))
+	}
+	return email, outcome{}, true
+}
+
+// claim writes the "sending" claim at the record's revision; losing the
+// race to another delivery naks (or dead-letters on the last delivery).
+func (m *Mailer) claim(ctx context.Context, d *delivery) (Record, uint64, outcome, bool) {
 	claim := Record{
-		Status: StatusSending, EventID: d.eventID, CampaignID: ev.CampaignID, MemberID: ev.MemberID,
-		MessageID: msgID, Owner: m.cfg.Instance, Claims: 1, At: time.Now().UTC(),
+		Status: StatusSending, EventID: d.eventID, CampaignID: d.ev.CampaignID, MemberID: d.ev.MemberID,
+		MessageID: d.msgID, Owner: m.cfg.Instance, Claims: 1, At: time.Now().UTC(),
 	}
 	var rev uint64
-	if prev != nil {
-		claim.Claims = prev.Claims + 1
-		rev = prev.Revision
+	if d.prev != nil {
+		claim.Claims = d.prev.Claims + 1
+		rev = d.prev.Revision
 	}
-	rev, err = m.store.Write(ctx, d.eventID, claim, rev)
+	rev, err := m.store.Write(ctx, d.eventID, claim, rev)
 	if errors.Is(err, ErrConflict) {
 		if d.last {
-			return m.fail(ctx, d, fmt.Errorf("%w: another delivery claimed it at the same time", errClaimHeld))
+			return claim, 0, m.fail(ctx, d, fmt.Errorf("%w: another delivery claimed it at the same time", errClaimHeld)), false
 		}
 		d.log.Info("another delivery claimed the event first; looking again later")
-		return nak(time.Second)
+		return claim, 0, nak(time.Second), false
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return abandon()
+			return claim, 0, abandon(), false
 		}
-		return m.transient(ctx, d, err)
+		return claim, 0, m.transient(ctx, d, err), false
 	}
+	return claim, rev, outcome{}, true
+}
 
-	// 4. Send.
-	rev, err = m.send(ctx, d, email, claim, rev)
+// sendAndRecord sends the email under the claim, then records "sent" and
+// announces it, or releases the claim after a failed send.
+func (m *Mailer) sendAndRecord(ctx context.Context, d *delivery, email *mail.Msg, claim Record, rev uint64) outcome {
+	rev, err := m.send(ctx, d, email, claim, rev)
 	if err == nil {
-		// 5. Record, announce, ack.
 		m.recordSent(ctx, d, claim, rev)
 		m.metrics.incSent()
-		d.log.Info("email sent", zap.String("message_id", msgID), zap.String("template", content.TemplateID))
+		d.log.Info("email sent", zap.String("message_id", d.msgID), zap.String("template", d.template))
 		if ctx.Err() != nil {
 			return abandon() // aborted: the redelivery is answered from the record
 		}
@@ -547,7 +543,7 @@ func (m *Mailer) process(ctx context.Context, d *delivery) outcome {
 	// Nothing was sent (or the server did not say it accepted it): release
 	// the claim so a redelivery or a replay may claim it at once.
 	m.release(ctx, d, claim, rev, err)
-	if IsPermanent(err) {
+	if failure.IsPermanent(err) {
 		return m.fail(ctx, d, err)
 	}
 	if ctx.Err() != nil {
@@ -577,15 +573,16 @@ func decodeMemberSelected(body []byte) (*messages.MemberSelected, error) {
 }
 
 // fallbackID names an undecodable event: its ce-id, else Nats-Msg-Id, else
-// stream and sequence.
-func fallbackID(msg jetstream.Msg, md *jetstream.MsgMetadata) string {
-	if id := msg.Headers().Get(messages.HeaderCEID); id != "" {
+// stream and sequence (not messages.CommandIDOf: an event's
+// Groupflow-Command-Id names the command that caused it).
+func fallbackID(msg *message.Message) string {
+	if id := msg.Metadata.Get(messages.HeaderCEID); id != "" {
 		return id
 	}
-	if id := msg.Headers().Get(nats.MsgIdHdr); id != "" {
+	if id := msg.Metadata.Get(messages.HeaderNatsMsgID); id != "" {
 		return id
 	}
-	return fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
+	return msg.Metadata.Get(runtime.MetaStream) + "-" + msg.Metadata.Get(runtime.MetaStreamSeq)
 }
 
 // MessageID is the Message-ID (without angle brackets) of the email of an
@@ -804,7 +801,7 @@ func (m *Mailer) transient(ctx context.Context, d *delivery, err error) outcome 
 // fail dead-letters the event and publishes email_failed; err is permanent
 // or the last delivery's transient error.
 func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
-	permanent := IsPermanent(err)
+	permanent := failure.IsPermanent(err)
 	reason := ReasonExhausted
 	kind := messages.FailureExhausted
 	switch {
@@ -827,26 +824,8 @@ func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
 	if d.prev != nil && d.prev.Status == StatusFailed && !d.prev.At.IsZero() && !permanent {
 		first = d.prev.At
 	}
-	hdr := make(map[string]string, len(d.msg.Headers()))
-	for k, vs := range d.msg.Headers() {
-		if len(vs) > 0 {
-			hdr[k] = vs[0]
-		}
-	}
-	entry := &dlq.Entry{
-		CommandType:     messages.EvtMemberSelected,
-		CommandID:       d.eventID,
-		Kind:            kind,
-		Reason:          text,
-		OriginalSubject: d.msg.Subject(),
-		OriginalSeq:     d.md.Sequence.Stream,
-		Handler:         m.cfg.Durable,
-		Deliveries:      d.n,
-		FirstFailure:    first,
-		LastFailure:     now,
-		Headers:         dlq.OriginalHeaders(hdr),
-		Body:            d.msg.Data(),
-	}
+	entry := dlq.NewEntry(runtime.DeliveryOf(d.msg), dlq.Failure{CommandType: messages.EvtMemberSelected, CommandID: d.eventID,
+		Kind: kind, Reason: text, Handler: m.cfg.Durable, FirstFailure: first, LastFailure: now})
 	subject := m.cfg.Subjects.DLQ(messages.EvtMemberSelected)
 	if perr := m.deps.Publisher.Publish(subject, entry.Message()); perr != nil {
 		// Not stored: keep the event (nak) rather than lose it.

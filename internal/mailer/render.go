@@ -190,7 +190,7 @@ func TemplateData(ev *messages.MemberSelected, c *Content, unsubscribeURL string
 
 // Render renders the email of ev. Errors from a missing template file, a
 // template that does not parse or a missing variable are permanent
-// (IsPermanent) and say which template and what is missing.
+// (failure.IsPermanent) and say which template and what is missing.
 func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeURL string) (*Rendered, error) {
 	s, err := r.load(c.TemplateID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"groupflow/internal/failure"
 	"groupflow/messages"
 )
 
@@ -70,12 +71,12 @@ func TestRenderErrorsArePermanentAndClear(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = r.Render(ev, c, "")
-		if err == nil || !IsPermanent(err) || reasonOf(err) != ReasonTemplate || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || !failure.IsPermanent(err) || reasonOf(err) != ReasonTemplate || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want permanent containing %q", tc.content, err, tc.want)
 		}
 	}
 	for _, bad := range []string{``, `null`, `[]`, `{}`, `{"templateId":"../x"}`, `{"templateId":"a/b"}`, `{"templateId":".hidden"}`} {
-		if _, err := ParseContent(json.RawMessage(bad)); err == nil || !IsPermanent(err) {
+		if _, err := ParseContent(json.RawMessage(bad)); err == nil || !failure.IsPermanent(err) {
 			t.Errorf("ParseContent(%s) = %v, want a permanent error", bad, err)
 		}
 	}

@@ -7,8 +7,11 @@
 package natsname
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
+	"strconv"
 	"strings"
 )
 
@@ -89,3 +92,17 @@ func Digest(s string) string {
 // ObjectName is the object name of a file derived from base (an id) with
 // the given extension (a constant such as "html"): Token(base) + "." + ext.
 func ObjectName(base, ext string) string { return Token(base) + "." + ext }
+
+// InstanceID names this process, the same way for every component (command
+// leases, rate-limit shares, mail claims): host name, pid and a random
+// suffix, e.g. "web-1-4242-9f3a01c2". It is not a token: pass it through
+// Token before putting it in a key or subject.
+func InstanceID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "groupflow"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
+}

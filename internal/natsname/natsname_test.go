@@ -83,3 +83,12 @@ func TestHashedTokenNeverVerbatim(t *testing.T) {
 		}
 	}
 }
+
+// Every component names this process the same way; two calls differ (the
+// random suffix).
+func TestInstanceID(t *testing.T) {
+	a, b := InstanceID(), InstanceID()
+	if a == "" || a == b {
+		t.Fatalf("instance ids %q and %q", a, b)
+	}
+}

@@ -206,7 +206,7 @@ type scenario struct {
 
 func startScenario(t testing.TB, n int) *scenario {
 	env := testenv.Start(t, testenv.Quiet())
-	sim := wixsim.New(wixsim.Options{Members: 50, Groups: 5, RatePerMinute: simPerMinute, Burst: simBurst})
+	sim := wixsim.New(wixsim.Options{Members: 50, Groups: 5, RatePerMinute: simPerMinute, Burst: simBurst, Sites: []string{site}})
 	url, err := sim.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +246,9 @@ func TestSharedThreeInstances(t *testing.T) {
 	}
 	if w.throttled > 3 {
 		t.Errorf("3 instances: %d requests throttled in the window (limit overshot)", w.throttled)
+	}
+	if w.calls == 0 {
+		t.Fatal("3 instances: no call served (is the site served by the simulator?)")
 	}
 
 	// Kill one: the two others take its share within StaleAfter + heartbeat.

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"golang.org/x/time/rate"
-
 	"groupflow/internal/natsname"
 )
 
@@ -56,15 +53,21 @@ func TestShare(t *testing.T) {
 
 func TestLivePeers(t *testing.T) {
 	now := time.Now()
-	peers := map[string]time.Time{
-		"fresh":   now.Add(-100 * time.Millisecond),
-		"edge":    now.Add(-3 * time.Second),
-		"stale":   now.Add(-3*time.Second - time.Millisecond),
-		"ancient": now.Add(-time.Minute),
+	on := map[string]struct{}{"s": {}}
+	peers := map[string]*peer{
+		"fresh":   {heard: now.Add(-100 * time.Millisecond), sites: on},
+		"edge":    {heard: now.Add(-3 * time.Second), sites: on},
+		"stale":   {heard: now.Add(-3*time.Second - time.Millisecond), sites: on},
+		"other":   {heard: now, sites: map[string]struct{}{"t": {}}},
+		"ancient": {heard: now.Add(-time.Minute), sites: on},
 	}
-	if n := livePeers(peers, now, 3*time.Second); n != 2 {
+	if n := livePeers(peers, "s", now, 3*time.Second); n != 2 {
 		t.Errorf("livePeers = %d, want 2", n)
 	}
+	if n := livePeers(peers, "t", now, 3*time.Second); n != 1 {
+		t.Errorf("livePeers of another site = %d, want 1", n)
+	}
+	forgetPeers(peers, now, 3*time.Second)
 	if _, ok := peers["ancient"]; ok {
 		t.Error("ancient peer not forgotten")
 	}
@@ -73,59 +76,56 @@ func TestLivePeers(t *testing.T) {
 	}
 }
 
+// TestRecomputeFallback: the share is divided by the conservative
+// FallbackInstances whenever the view cannot be trusted (not registered,
+// registration not echoed yet, puts failing, own puts not echoed, watch
+// down), and by at least the last healthy count while unhealthy.
 func TestRecomputeFallback(t *testing.T) {
-	s := &Shared{perMinute: 600, opts: Options{}.withDefaults(), peers: map[string]time.Time{}, log: zap.NewNop()}
-	s.lim = newTestLimiter()
 	now := time.Now()
-	s.watching = true
-	s.peers["x"] = now
-	// Idle (not registered): conservative.
-	s.recomputeLocked(now)
-	if s.n != DefaultFallbackInstances {
-		t.Fatalf("idle: n=%d", s.n)
+	stale := DefaultStaleAfter
+	fb := DefaultFallbackInstances
+	h := health{watching: true}
+	div := func(n int, confirmed bool, last int) int {
+		got, _ := shareDivisor(n, h.ok(now, stale), confirmed, last, fb)
+		return got
 	}
-	// Registered but our heartbeat not echoed yet: conservative.
-	s.active, s.registeredAt = true, now.Add(-time.Millisecond)
-	s.recomputeLocked(now)
-	if s.n != DefaultFallbackInstances {
-		t.Fatalf("unconfirmed: n=%d", s.n)
+	// One peer (n = 2). Idle (not registered): conservative.
+	if n := div(2, false, 0); n != fb {
+		t.Fatalf("idle: n=%d", n)
 	}
-	s.lastEcho = now
-	s.recomputeLocked(now)
-	if s.n != 2 || math.Abs(s.share-600*DefaultSafety/2) > 1e-9 {
-		t.Fatalf("healthy: n=%d share=%v", s.n, s.share)
+	// Registered but our list not echoed yet: conservative.
+	h.active, h.registeredAt = true, now.Add(-time.Millisecond)
+	if n := div(2, false, 0); n != fb {
+		t.Fatalf("unconfirmed: n=%d", n)
 	}
-	// Heartbeats failing: at least FallbackInstances.
-	s.putFailing = true
-	s.recomputeLocked(now)
-	if s.n != DefaultFallbackInstances {
-		t.Fatalf("put failing: n=%d", s.n)
+	h.lastEcho = now
+	if n, trusted := shareDivisor(2, h.ok(now, stale), true, 0, fb); n != 2 || !trusted ||
+		math.Abs(Share(600, DefaultSafety, n)-600*DefaultSafety/2) > 1e-9 {
+		t.Fatalf("healthy: n=%d trusted=%v", n, trusted)
 	}
-	// Registered long ago but our heartbeats are not echoed: stale watch.
-	s.putFailing = false
-	s.active, s.registeredAt, s.lastEcho = true, now.Add(-10*time.Second), now.Add(-10*time.Second)
-	s.recomputeLocked(now)
-	if s.n != DefaultFallbackInstances {
-		t.Fatalf("no echo: n=%d", s.n)
+	// Puts failing: at least FallbackInstances.
+	h.putFailing = true
+	if n := div(2, true, 2); n != fb {
+		t.Fatalf("put failing: n=%d", n)
 	}
-	s.lastEcho = now
-	s.recomputeLocked(now)
-	if s.n != 2 {
-		t.Fatalf("echo back: n=%d", s.n)
+	// Registered long ago but our puts are not echoed: stale watch.
+	h.putFailing = false
+	h.active, h.registeredAt, h.lastEcho = true, now.Add(-10*time.Second), now.Add(-10*time.Second)
+	if n := div(2, true, 2); n != fb {
+		t.Fatalf("no echo: n=%d", n)
+	}
+	h.lastEcho = now
+	if n := div(2, true, 2); n != 2 {
+		t.Fatalf("echo back: n=%d", n)
 	}
 	// Unhealthy with a larger last healthy view keeps the larger one.
-	for i := range 5 {
-		s.peers[string(rune('a'+i))] = now
+	h.watching = false
+	if n := div(2, true, 7); n != 7 {
+		t.Fatalf("unhealthy after 7: n=%d", n)
 	}
-	s.recomputeLocked(now)
-	s.watching = false
-	for i := range 5 {
-		delete(s.peers, string(rune('a'+i)))
-	}
-	s.recomputeLocked(now)
-	if s.n != 7 {
-		t.Fatalf("unhealthy after 7: n=%d", s.n)
+	// Closed: conservative.
+	h.watching, h.closed = true, true
+	if n := div(1, true, 1); n != fb {
+		t.Fatalf("closed: n=%d", n)
 	}
 }
-
-func newTestLimiter() *rate.Limiter { return rate.NewLimiter(1, 1) }

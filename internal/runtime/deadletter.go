@@ -91,22 +91,8 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			first = rec.FirstFailure
 		}
 		kind, fields := classify(err, permanent)
-		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
-		entry := &dlq.Entry{
-			CommandType:     info.CommandType,
-			CommandID:       info.CommandID,
-			Kind:            kind,
-			Reason:          err.Error(),
-			Fields:          fields,
-			OriginalSubject: msg.Metadata.Get(MetaSubject),
-			OriginalSeq:     seq,
-			Handler:         "groupflow_" + info.CommandType,
-			Deliveries:      delivery,
-			FirstFailure:    first,
-			LastFailure:     now,
-			Headers:         dlq.OriginalHeaders(msg.Metadata),
-			Body:            msg.Payload,
-		}
+		entry := dlq.NewEntry(DeliveryOf(msg), dlq.Failure{CommandType: info.CommandType, CommandID: info.CommandID,
+			Kind: kind, Reason: err.Error(), Fields: fields, Handler: "groupflow_" + info.CommandType, FirstFailure: first, LastFailure: now})
 		if !messages.IsCommandType(entry.CommandType) {
 			entry.CommandType = messages.UnknownCommandType
 		}

@@ -147,7 +147,7 @@ func natsHeaderSize(wm *message.Message) int {
 		n += len(k) + len(v) + 4
 	}
 	if wm.UUID != "" {
-		n += len("Nats-Msg-Id") + len(wm.UUID) + 4
+		n += len(messages.HeaderNatsMsgID) + len(wm.UUID) + 4
 	}
 	return n
 }

@@ -8,11 +8,9 @@ package runtime
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,6 +28,7 @@ import (
 	"groupflow/internal/events"
 	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
+	"groupflow/internal/natsname"
 	"groupflow/internal/trace"
 	"groupflow/internal/wix"
 	"groupflow/messages"
@@ -109,11 +108,17 @@ type Config struct {
 	// InFlightBytes bounds the command bodies in work at once across all
 	// consumers (default DefaultInFlightBytes).
 	InFlightBytes int64
+	// Admission decides when a fetched command enters the lifecycle (nil:
+	// NewFIFOAdmission bounded by InFlightBytes). See SourceConfig.
+	Admission Admission
 	// MaxPayload is the largest message, headers included, that completion
 	// events and their ledger records must fit in (default: the max_payload
 	// the server announces; a smaller value suits a stream or bucket with a
 	// lower message size limit).
 	MaxPayload int64
+	// Instance names this process in command leases (default
+	// natsname.InstanceID(); the app passes the id it uses everywhere).
+	Instance string
 }
 
 func (c Config) withDefaults() Config {
@@ -149,6 +154,9 @@ func (c Config) withDefaults() Config {
 	if c.InFlightBytes <= 0 {
 		c.InFlightBytes = DefaultInFlightBytes
 	}
+	if c.Instance == "" {
+		c.Instance = natsname.InstanceID()
+	}
 	return c
 }
 
@@ -179,7 +187,7 @@ type Runtime struct {
 	log      *zap.Logger
 	handlers map[string]registration
 	router   *message.Router
-	sub      *Subscriber
+	sub      *Source
 	// instance names this processor in command leases.
 	instance string
 	// active holds the commands this instance is working on.
@@ -194,14 +202,15 @@ func New(cfg Config, deps Deps) *Runtime {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
+	cfg = cfg.withDefaults()
 	return &Runtime{
-		cfg:      cfg.withDefaults(),
+		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
 		handlers: map[string]registration{},
 		metrics:  newCommandMetrics(deps.Registerer),
 		dlqGate:  newDLQGate(deps.Registerer),
-		instance: instanceID(),
+		instance: cfg.Instance,
 	}
 }
 
@@ -264,13 +273,14 @@ func (r *Runtime) build() error {
 		},
 		Concurrency: 2,
 	}
-	sub := NewSubscriber(r.deps.JS, SubscriberConfig{
+	sub := NewSource(r.deps.JS, SourceConfig{
 		Stream:        r.cfg.Subjects.CommandStream(),
 		Topics:        topics,
 		NakDelay:      r.cfg.NakDelay,
 		Grace:         r.cfg.ShutdownGrace,
 		Paused:        r.dlqGate.paused,
 		InFlightBytes: r.cfg.InFlightBytes,
+		Admission:     r.cfg.Admission,
 	}, r.log.Named("subscriber"))
 
 	wlog := WatermillLogger(r.log)
@@ -286,6 +296,7 @@ func (r *Runtime) build() error {
 	// sit outside Retry, or Retry never runs (watermill#645).
 	router.AddMiddleware(
 		r.correlation,
+		r.tracing,
 		r.deadLetter,
 		middleware.Retry{
 			MaxRetries:          r.cfg.Retries,
@@ -435,14 +446,6 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// instanceID names this process: host, pid and a random suffix.
-func instanceID() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
-}
-
 // answerCompleted answers a command found completed in the ledger (a
 // redelivery after a lost ack, a replay, the same command sent again) with
 // its recorded event.
@@ -535,6 +538,9 @@ const UnknownCommandsDurable = "groupflow_unknown_commands"
 // unknownCommands acknowledges commands of the types the contract defines
 // (their own consumers handle them) and dead-letters (permanently) the rest.
 func (r *Runtime) unknownCommands(msg *message.Message) error {
+	if isSchedule(msg) {
+		return r.deleteSchedule(msg) // schedules.go
+	}
 	// Known to the contract, not to this instance's handler map: during a
 	// rolling deploy another instance may serve a type this one lacks.
 	t, ok := r.cfg.Subjects.CommandTypeOf(msg.Metadata.Get(MetaSubject))

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -15,9 +17,11 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/dlq"
+	"groupflow/messages"
 )
 
-// Metadata keys the subscriber sets on every Watermill message, besides the
+// Metadata keys the Source sets on every Watermill message, besides the
 // NATS headers (copied as they are).
 const (
 	MetaSubject   = "_gf_subject"
@@ -30,28 +34,32 @@ const (
 	MetaNakDelay = "_gf_nak_delay"
 	// MetaTopic is the subscription (topic) the message came from.
 	MetaTopic = "_gf_topic"
+	// MetaAbandon, set (to any value) by a handler before it nacks, leaves
+	// the message unacknowledged, as a crash would: the server redelivers
+	// it after AckWait.
+	MetaAbandon = "_gf_abandon"
 )
-
-// DefaultInFlightBytes bounds the command bodies in work at once (64 MiB).
-const DefaultInFlightBytes int64 = 64 << 20
 
 // Subscription says how to consume one topic (a command subject).
 type Subscription struct {
 	Consumer broker.ConsumerSpec
-	// Concurrency is the number of messages of this topic handled at once.
+	// Concurrency is the number of admitted messages of this topic handed to
+	// the router at once (its handler slots). A message waiting in
+	// Admission holds no slot.
 	Concurrency int
 }
 
-// SubscriberConfig configures the JetStream pull subscriber.
-type SubscriberConfig struct {
+// SourceConfig configures the Source.
+type SourceConfig struct {
 	// Stream holds the topics' subjects.
 	Stream string
 	// Topics maps each subscribable topic to its consumer and concurrency.
 	Topics map[string]Subscription
-	// NakDelay gives the redelivery delay after the n-th failed delivery.
+	// NakDelay gives the redelivery delay after the n-th failed delivery
+	// (default DefaultNakDelay).
 	NakDelay func(delivery int) time.Duration
 	// FetchWait bounds one pull request (default 1s); Close waits at most
-	// this long for an idle worker.
+	// this long for a fetch loop.
 	FetchWait time.Duration
 	// Grace is how long Close waits for in-flight messages before it
 	// cancels their contexts (default 25s). Cancelled work is nacked and
@@ -61,34 +69,44 @@ type SubscriberConfig struct {
 	// messages (the DLQ cannot take its dead letters); polled every
 	// FetchWait at most.
 	Paused func(topic string) bool
-	// InFlightBytes bounds the bodies of all messages handed to the router
-	// and not yet acked or nacked (default DefaultInFlightBytes). A message
-	// that does not fit waits, kept alive, before it is handed over; one
-	// larger than the bound waits until nothing else is in flight.
+	// Admission decides when a fetched message is handed to the router
+	// (default: NewFIFOAdmission(0, InFlightBytes)). Messages waiting in it
+	// are kept alive; on Close they are nacked.
+	Admission Admission
+	// InFlightBytes is the byte bound of the default admission (default
+	// DefaultInFlightBytes); ignored when Admission is set.
 	InFlightBytes int64
 }
 
-// Subscriber is a Watermill message.Subscriber over JetStream pull
-// consumers. Unlike watermill-nats' subscribers it keeps each message alive
-// (InProgress) for as long as its handler runs, so a roster that takes
-// minutes at Wix's rate limit is not redelivered half-way; it naks with a
-// delay that grows with the delivery count, and it hands the delivery count
-// and stream sequence to the handlers as metadata.
-type Subscriber struct {
-	js  jetstream.JetStream
-	cfg SubscriberConfig
-	log *zap.Logger
+// Source is a Watermill message.Subscriber over JetStream pull consumers,
+// the consumer runtime shared by groupflow and groupmail. Per topic it
+// fetches continuously; each fetched message waits in the Admission, then
+// for one of its topic's handler slots, then is handed to the router. From
+// fetch until its ack or nack the message is kept alive (InProgress, every
+// AckWait/3), so neither a wait nor a roster that takes minutes at Wix's
+// rate limit is redelivered half-way. Fetched, unacknowledged messages are
+// bounded by each consumer's MaxAckPending and by the Admission's bounds.
+// It naks with a delay that grows with the delivery count, and hands the
+// delivery count and stream sequence to the handlers as metadata.
+type Source struct {
+	js    jetstream.JetStream
+	cfg   SourceConfig
+	log   *zap.Logger
+	admit Admission
 
 	closing   chan struct{}
-	abortCtx  context.Context
+	stopCtx   context.Context // cancelled by Close: ends fetches and waits
+	stop      context.CancelFunc
+	abortCtx  context.Context // cancelled when Grace runs out: ends work
 	abort     context.CancelFunc
 	closeOnce sync.Once
 	workers   sync.WaitGroup
-	inFlight  *byteSem
+
+	keepAlives atomic.Int64 // InProgress sent, for tests and metrics
 }
 
-// NewSubscriber returns a subscriber on js.
-func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig, log *zap.Logger) *Subscriber {
+// NewSource returns a Source on js.
+func NewSource(js jetstream.JetStream, cfg SourceConfig, log *zap.Logger) *Source {
 	if cfg.FetchWait <= 0 {
 		cfg.FetchWait = time.Second
 	}
@@ -101,12 +119,13 @@ func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig, log *zap.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if cfg.InFlightBytes <= 0 {
-		cfg.InFlightBytes = DefaultInFlightBytes
+	if cfg.Admission == nil {
+		cfg.Admission = NewFIFOAdmission(0, cfg.InFlightBytes)
 	}
-	abortCtx, abort := context.WithCancel(context.Background())
-	return &Subscriber{js: js, cfg: cfg, log: log, closing: make(chan struct{}), abortCtx: abortCtx, abort: abort,
-		inFlight: newByteSem(cfg.InFlightBytes)}
+	s := &Source{js: js, cfg: cfg, log: log, admit: cfg.Admission, closing: make(chan struct{})}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	s.abortCtx, s.abort = context.WithCancel(context.Background())
+	return s
 }
 
 // DefaultNakDelay backs off from 1s, doubling per delivery, up to 2 minutes.
@@ -118,9 +137,13 @@ func DefaultNakDelay(delivery int) time.Duration {
 	return min(d, 2*time.Minute)
 }
 
-// Subscribe creates (or updates) the topic's durable consumer and starts its
-// workers. The channel closes after Close, once in-flight messages are done.
-func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+// KeepAlives counts the keep-alives (InProgress) sent so far.
+func (s *Source) KeepAlives() int64 { return s.keepAlives.Load() }
+
+// Subscribe creates (or updates) the topic's durable consumer and starts
+// fetching it. The channel closes after Close, once in-flight messages are
+// done.
+func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	sub, ok := s.cfg.Topics[topic]
 	if !ok {
 		return nil, fmt.Errorf("subscribe %s: no consumer configured for this topic", topic)
@@ -129,26 +152,29 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 	}
-	n := max(sub.Concurrency, 1)
-	out := make(chan *message.Message)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		s.workers.Add(1)
-		go func() {
-			defer wg.Done()
-			defer s.workers.Done()
-			s.work(ctx, topic, cons, sub.Consumer, out)
-		}()
-	}
+	t := &topicRun{topic: topic, spec: sub.Consumer, cons: cons,
+		slots: NewFIFOAdmission(max(sub.Concurrency, 1), math.MaxInt64), out: make(chan *message.Message)}
+	s.workers.Add(1)
 	go func() {
-		wg.Wait()
-		close(out)
+		defer s.workers.Done()
+		s.fetch(ctx, t)
+		t.held.Wait()
+		close(t.out)
 	}()
-	return out, nil
+	return t.out, nil
 }
 
-func (s *Subscriber) stopped(ctx context.Context) bool {
+// topicRun is one subscribed topic.
+type topicRun struct {
+	topic string
+	spec  broker.ConsumerSpec
+	cons  jetstream.Consumer
+	slots *FIFOAdmission // handler slots, taken in the order messages are admitted
+	out   chan *message.Message
+	held  sync.WaitGroup // messages fetched and not yet acked or nacked
+}
+
+func (s *Source) stopped(ctx context.Context) bool {
 	select {
 	case <-s.closing:
 		return true
@@ -159,48 +185,128 @@ func (s *Subscriber) stopped(ctx context.Context) bool {
 	}
 }
 
-func (s *Subscriber) work(ctx context.Context, topic string, cons jetstream.Consumer, spec broker.ConsumerSpec, out chan<- *message.Message) {
-	failures := 0
-	for !s.stopped(ctx) {
-		if s.cfg.Paused != nil && s.cfg.Paused(topic) {
-			select {
-			case <-time.After(min(s.cfg.FetchWait, 100*time.Millisecond)):
-			case <-s.closing:
-			case <-ctx.Done():
-			}
-			continue
-		}
-		m, err := cons.Next(jetstream.FetchMaxWait(s.cfg.FetchWait))
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-				failures = 0
-				continue
-			}
-			failures++
-			if failures == 1 || failures%30 == 0 {
-				s.log.Warn("fetch failed; retrying", zap.String("consumer", spec.Durable), zap.Error(err))
-			}
-			select {
-			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 2*time.Second)):
-			case <-s.closing:
-			case <-ctx.Done():
-			}
-			continue
-		}
-		failures = 0
-		s.deliver(m, topic, spec, out)
+// pause waits d, or less if the Source closes or ctx ends.
+func (s *Source) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.closing:
+	case <-ctx.Done():
 	}
 }
 
-// deliver hands one message to the router and waits for its ack or nack,
-// keeping it alive meanwhile.
-func (s *Subscriber) deliver(m jetstream.Msg, topic string, spec broker.ConsumerSpec, out chan<- *message.Message) {
+// fetchBatch is the most messages one pull request asks for; the
+// consumer's MaxAckPending bounds what the server hands out anyway.
+func fetchBatch(spec broker.ConsumerSpec) int {
+	return min(max(spec.MaxAckPending, 1), 256)
+}
+
+// fetch pulls the topic's messages until Close, starting one holder per
+// message: fetching goes on while messages wait in Admission.
+func (s *Source) fetch(ctx context.Context, t *topicRun) {
+	failures := 0
+	for !s.stopped(ctx) {
+		if s.cfg.Paused != nil && s.cfg.Paused(t.topic) {
+			s.pause(ctx, min(s.cfg.FetchWait, 100*time.Millisecond))
+			continue
+		}
+		batch, err := t.cons.Fetch(fetchBatch(t.spec), jetstream.FetchMaxWait(s.cfg.FetchWait))
+		if err == nil {
+			for m := range batch.Messages() {
+				s.start(ctx, t, m)
+			}
+			err = batch.Error()
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				s.log.Warn("fetch failed; retrying", zap.String("consumer", t.spec.Durable), zap.Error(err))
+			}
+			s.pause(ctx, min(time.Duration(failures)*200*time.Millisecond, 2*time.Second))
+			continue
+		}
+		failures = 0
+	}
+}
+
+// start takes one fetched message into the Source's care.
+func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		s.log.Error("message without metadata; terminating it", zap.String("subject", m.Subject()), zap.Error(err))
 		_ = m.Term()
 		return
 	}
+	if s.stopped(ctx) {
+		_ = m.NakWithDelay(s.shutdownNakDelay())
+		return
+	}
+	tk := Ticket{Topic: t.topic, Subject: m.Subject(), SiteID: peekString(m.Data(), "siteId"), Bytes: int64(len(m.Data()))}
+	admit := func(ctx context.Context) (func(), error) { return s.admit.Admit(ctx, tk) }
+	var slot func(context.Context) (func(), error)
+	if q, ok := s.admit.(queuer); ok {
+		var now bool
+		admit, now = q.queue(tk) // in fetch order
+		if now {
+			slot, _ = t.slots.queue(Ticket{}) // in fetch order too
+		}
+	}
+	t.held.Add(1)
+	go func() {
+		defer t.held.Done()
+		s.hold(t, m, md, admit, slot)
+	}()
+}
+
+// hold carries one message from fetch to its ack or nack: admission, a
+// handler slot, the router, the outcome. It is kept alive throughout.
+func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, admit, slot func(context.Context) (func(), error)) {
+	// The handler's context survives Close (graceful shutdown lets it finish)
+	// and is cancelled only when the grace period runs out, or when the
+	// message's lease is lost.
+	msgCtx, cancel := context.WithCancel(s.abortCtx)
+	defer cancel()
+	stopKeep := s.keepAlive(m, t.spec.AckWait, cancel)
+	defer stopKeep()
+
+	release, err := admit(s.stopCtx)
+	if err != nil {
+		_ = m.NakWithDelay(s.shutdownNakDelay())
+		return
+	}
+	defer release()
+	if slot == nil { // queued for a slot once admitted
+		slot, _ = t.slots.queue(Ticket{})
+	}
+	releaseSlot, err := slot(s.stopCtx)
+	if err != nil {
+		_ = m.NakWithDelay(s.shutdownNakDelay())
+		return
+	}
+	defer releaseSlot()
+
+	wm := toWatermill(m, md, t.topic)
+	wm.SetContext(msgCtx)
+	select {
+	case t.out <- wm:
+	case <-s.closing:
+		_ = m.NakWithDelay(s.shutdownNakDelay())
+		return
+	}
+	select {
+	case <-wm.Acked():
+		s.ack(m, wm)
+	case <-wm.Nacked():
+		if wm.Metadata.Get(MetaAbandon) != "" {
+			return // no nak: redelivered after AckWait
+		}
+		s.nak(m, wm, int(md.NumDelivered))
+	}
+}
+
+// toWatermill wraps a fetched message, its headers and delivery metadata.
+func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, topic string) *message.Message {
 	wm := message.NewMessage(commandID(m, md), m.Data())
 	for k, vs := range m.Headers() {
 		if len(vs) > 0 {
@@ -213,108 +319,78 @@ func (s *Subscriber) deliver(m jetstream.Msg, topic string, spec broker.Consumer
 	wm.Metadata.Set(MetaStream, md.Stream)
 	wm.Metadata.Set(MetaPublished, md.Timestamp.UTC().Format(time.RFC3339Nano))
 	wm.Metadata.Set(MetaTopic, topic)
+	return wm
+}
 
-	keepAlive := spec.AckWait / 3
-	if keepAlive <= 0 {
-		keepAlive = 10 * time.Second
-	}
-	// Bounded in-flight bytes: wait for room (keeping the message alive),
-	// release once it is acked or nacked.
-	size := int64(len(m.Data()))
-	if !s.inFlight.acquire(size, s.closing, keepAlive, func() { _ = m.InProgress() }) {
-		_ = m.NakWithDelay(s.shutdownNakDelay())
-		return
-	}
-	defer s.inFlight.release(size)
-
-	// The handler's context survives Close (graceful shutdown lets it finish)
-	// and is cancelled only when the grace period runs out.
-	msgCtx, cancel := context.WithCancel(s.abortCtx)
-	defer cancel()
-	wm.SetContext(msgCtx)
-
-	select {
-	case out <- wm:
-	case <-s.closing:
-		_ = m.NakWithDelay(s.shutdownNakDelay())
-		return
-	}
-
-	ticker := time.NewTicker(keepAlive)
-	defer ticker.Stop()
-	lastAlive := time.Now()
-	for {
-		select {
-		case <-wm.Acked():
-			ctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-			err := m.DoubleAck(ctx)
-			c()
-			if err != nil {
-				// The work is done and recorded in the ledger; a redelivery
-				// is answered from it without side effects.
-				s.log.Warn("ack not confirmed; the message may be redelivered", zap.String("message_uuid", wm.UUID), zap.Error(err))
-			}
-			return
-		case <-wm.Nacked():
-			delay := s.cfg.NakDelay(int(md.NumDelivered))
-			if d, err := time.ParseDuration(wm.Metadata.Get(MetaNakDelay)); err == nil && d > 0 {
-				delay = d
-			}
-			select {
-			case <-s.closing:
-				delay = max(delay, s.shutdownNakDelay())
-			default:
-			}
-			if err := m.NakWithDelay(delay); err != nil {
-				s.log.Warn("nak failed; the server redelivers after AckWait", zap.String("message_uuid", wm.UUID), zap.Error(err))
-			}
-			return
-		case <-ticker.C:
-			if err := m.InProgress(); err != nil {
-				s.log.Debug("keep-alive failed", zap.String("message_uuid", wm.UUID), zap.Error(err))
-				// Unheard for a whole AckWait, the server redelivers the
-				// message, maybe to another instance: stop working on it
-				// here so two instances do not run one command at once.
-				if time.Since(lastAlive) > spec.AckWait && spec.AckWait > 0 {
-					s.log.Warn("lost the message's lease (keep-alive failing for longer than AckWait); cancelling its work",
-						zap.String("message_uuid", wm.UUID), zap.Error(err))
-					cancel()
-				}
-				continue
-			}
-			lastAlive = time.Now()
-		}
+func (s *Source) ack(m jetstream.Msg, wm *message.Message) {
+	ctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+	err := m.DoubleAck(ctx)
+	c()
+	if err != nil {
+		// The work is done and recorded; a redelivery is answered from the
+		// record without side effects.
+		s.log.Warn("ack not confirmed; the message may be redelivered", zap.String("message_uuid", wm.UUID), zap.Error(err))
 	}
 }
 
-// HeaderCommandID carries a command's id when the body has none and the
-// Nats-Msg-Id cannot be reused: a dead letter replayed within the commands
-// stream's duplicate window keeps its original id this way.
-const HeaderCommandID = "Groupflow-Command-Id"
+func (s *Source) nak(m jetstream.Msg, wm *message.Message, delivery int) {
+	delay := s.cfg.NakDelay(delivery)
+	if d, err := time.ParseDuration(wm.Metadata.Get(MetaNakDelay)); err == nil && d > 0 {
+		delay = d
+	}
+	select {
+	case <-s.closing:
+		delay = max(delay, s.shutdownNakDelay())
+	default:
+	}
+	if err := m.NakWithDelay(delay); err != nil {
+		s.log.Warn("nak failed; the server redelivers after AckWait", zap.String("message_uuid", wm.UUID), zap.Error(err))
+	}
+}
+
+// keepAlive sends InProgress every ackWait/3 until the returned stop is
+// called. Unheard for a whole ackWait, the server redelivers the message,
+// maybe to another instance: lost is then called, so two instances do not
+// run one command at once.
+func (s *Source) keepAlive(m jetstream.Msg, ackWait time.Duration, lost func()) (stop func()) {
+	every := ackWait / 3
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(every)
+		defer ticker.Stop()
+		lastAlive := time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ticker.C:
+			}
+			if err := m.InProgress(); err != nil {
+				s.log.Debug("keep-alive failed", zap.String("subject", m.Subject()), zap.Error(err))
+				if ackWait > 0 && time.Since(lastAlive) > ackWait {
+					s.log.Warn("lost the message's lease (keep-alive failing for longer than AckWait); cancelling its work",
+						zap.String("subject", m.Subject()), zap.Error(err))
+					lost()
+				}
+				continue
+			}
+			s.keepAlives.Add(1)
+			lastAlive = time.Now()
+		}
+	}()
+	return func() { close(quit); <-done }
+}
 
 // shutdownNakDelay is the redelivery delay of a message given back during
 // shutdown: long enough that the server does not hand it to this
 // instance's own pull requests still open (each lasts up to FetchWait) and
 // burn its deliveries, short enough for another instance to take it soon.
-func (s *Subscriber) shutdownNakDelay() time.Duration { return s.cfg.FetchWait + 2*time.Second }
-
-// commandID picks the command's id: the body's "id", else the
-// Groupflow-Command-Id header, else the Nats-Msg-Id header, else an id
-// derived from the stream sequence (stable across redeliveries). Whatever
-// its source, the id is held to the contract's limits (messages.IDProblem)
-// by the correlation middleware before anything uses it.
-func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
-	if id := peekString(m.Data(), "id"); id != "" {
-		return id
-	}
-	if id := m.Headers().Get(HeaderCommandID); id != "" {
-		return id
-	}
-	if id := m.Headers().Get(nats.MsgIdHdr); id != "" {
-		return id
-	}
-	return fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
-}
+func (s *Source) shutdownNakDelay() time.Duration { return s.cfg.FetchWait + 2*time.Second }
 
 // peekString reads one top-level string field of a JSON object, or "".
 func peekString(body []byte, field string) string {
@@ -329,16 +405,20 @@ func peekString(body []byte, field string) string {
 	return s
 }
 
-// Close stops fetching, waits up to Grace for in-flight messages, then
-// cancels what still runs and waits for it to nack.
-func (s *Subscriber) Close() error {
+// Close stops fetching, naks the messages still waiting for admission or a
+// slot, waits up to Grace for the ones in work, then cancels what still
+// runs and waits for it to nack.
+func (s *Source) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.stop()
 		done := make(chan struct{})
 		go func() { s.workers.Wait(); close(done) }()
+		t := time.NewTimer(s.cfg.Grace)
+		defer t.Stop()
 		select {
 		case <-done:
-		case <-time.After(s.cfg.Grace):
+		case <-t.C:
 			s.log.Warn("shutdown grace period over; cancelling in-flight commands (they resume from their checkpoints)")
 			s.abort()
 			<-done
@@ -346,4 +426,19 @@ func (s *Subscriber) Close() error {
 		s.abort()
 	})
 	return nil
+}
+
+// commandID picks the command's id (messages.CommandIDOf). Whatever its
+// source, the id is held to the contract's limits (messages.IDProblem) by
+// the correlation middleware before anything uses it.
+func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
+	return messages.CommandIDOf(m.Data(), m.Headers(), md.Stream, md.Sequence.Stream)
+}
+
+// DeliveryOf describes a message handed over by the Source for its dead
+// letter (dlq.NewEntry).
+func DeliveryOf(msg *message.Message) dlq.Delivery {
+	seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
+	n, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
+	return dlq.Delivery{Subject: msg.Metadata.Get(MetaSubject), Seq: seq, Deliveries: n, Headers: msg.Metadata, Body: msg.Payload}
 }

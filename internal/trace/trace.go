@@ -1,11 +1,11 @@
 // Package trace carries a command's identity — command id, correlation id,
 // W3C traceparent, site — through a context, from the message that started
-// the work to every log line and event it produces.
+// the work to every log line and event it produces, and wires OpenTelemetry
+// (otel.go): W3C propagation, spans, the OTLP exporter.
 package trace
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"strings"
 
@@ -18,7 +18,9 @@ type Info struct {
 	CommandID     string
 	CorrelationID string
 	SiteID        string
-	// TraceParent is the command's W3C traceparent ("00-<trace>-<span>-<flags>").
+	// TraceParent is the W3C traceparent the command arrived with
+	// ("00-<trace>-<span>-<flags>"), "" if none; the command's span is its
+	// child (see otel.go).
 	TraceParent string
 }
 
@@ -71,28 +73,4 @@ func ValidTraceParent(s string) bool {
 		}
 	}
 	return parts[1] != strings.Repeat("0", 32) && parts[2] != strings.Repeat("0", 16)
-}
-
-// ChildTraceParent returns a traceparent in the same trace as parent with a
-// new span id, or a new trace when parent is empty or malformed.
-func ChildTraceParent(parent string) string {
-	if ValidTraceParent(parent) {
-		parts := strings.Split(parent, "-")
-		return "00-" + parts[1] + "-" + randomHex(8) + "-" + parts[3]
-	}
-	return "00-" + randomHex(16) + "-" + randomHex(8) + "-01"
-}
-
-// TraceID returns the trace id part of a valid traceparent, else "".
-func TraceID(traceParent string) string {
-	if !ValidTraceParent(traceParent) {
-		return ""
-	}
-	return strings.Split(traceParent, "-")[1]
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

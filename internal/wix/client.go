@@ -1,6 +1,6 @@
 // Package wix is groupflow's production client for the Wix REST APIs it uses:
 // Groups, Group Members, Membership Questions, Group Rules, Members, Contacts
-// and Email Subscriptions (see /work/shared/reference/wix-rest-api.md).
+// and Email Subscriptions (see https://dev.wix.com/docs/rest).
 //
 // A Client holds many sites. Each Site has its own credentials (API key or
 // app OAuth) and its own rate Limiter (Wix allows about 200 requests per
@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -200,8 +201,9 @@ type Client struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 
-	mu    sync.RWMutex
-	sites map[string]*Site
+	mu      sync.RWMutex
+	sites   map[string]*Site
+	account *account // nil unless UseAccount
 }
 
 // New returns a Client for cfg (zero fields get defaults).
@@ -254,15 +256,21 @@ func (c *Client) addSite(siteID string, creds Credentials, l Limiter) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old, ok := c.sites[siteID]; ok && l == nil {
+		l = old.limiter
+	}
+	c.sites[siteID] = c.newSite(siteID, creds, l)
+	return nil
+}
+
+// newSite makes a Site with creds and l (nil: Config.NewLimiter or the
+// default limiter).
+func (c *Client) newSite(siteID string, creds Credentials, l Limiter) *Site {
+	if l == nil && c.cfg.NewLimiter != nil {
+		l = c.cfg.NewLimiter(siteID)
+	}
 	if l == nil {
-		if old, ok := c.sites[siteID]; ok {
-			l = old.limiter
-		} else if c.cfg.NewLimiter != nil {
-			l = c.cfg.NewLimiter(siteID)
-		}
-		if l == nil {
-			l = newAdaptiveLimiter(c.cfg.RequestsPerMinute, c.cfg.Burst, time.Now)
-		}
+		l = newAdaptiveLimiter(c.cfg.RequestsPerMinute, c.cfg.Burst, time.Now)
 	}
 	s := &Site{c: c, id: siteID, limiter: l, member: newMemberAuth(c, siteID, creds)}
 	if creds.oauth() {
@@ -270,23 +278,29 @@ func (c *Client) addSite(siteID string, creds Credentials, l Limiter) error {
 	} else {
 		s.auth = apiKeyAuth{key: creds.APIKey}
 	}
-	c.sites[siteID] = s
-	return nil
+	return s
 }
 
-// Site returns the site added under siteID, or an error wrapping
-// ErrUnknownSite.
+// Site returns the site added under siteID or, in the account-key mode
+// (UseAccount), the account site siteID, made on first use. Errors (all
+// permanent, none naming a credential) wrap ErrUnknownSite (no such site,
+// no account mode), ErrSiteNotAllowed (the allowlist does not match) or
+// ErrTooManySites (MaxSites account sites in use).
 func (c *Client) Site(siteID string) (*Site, error) {
 	c.mu.RLock()
 	s, ok := c.sites[siteID]
+	acc := c.account
 	c.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("site %q: %w", siteID, ErrUnknownSite)
+	switch {
+	case ok:
+		return s, nil
+	case acc != nil:
+		return c.accountSite(acc, siteID)
 	}
-	return s, nil
+	return nil, fmt.Errorf("site %q: %w", shortID(siteID), ErrUnknownSite)
 }
 
-// SiteIDs returns the IDs of all added sites, sorted.
+// SiteIDs returns the IDs of all added sites (not the account sites), sorted.
 func (c *Client) SiteIDs() []string {
 	c.mu.RLock()
 	ids := make([]string, 0, len(c.sites))
@@ -307,6 +321,13 @@ type Site struct {
 	// member authenticates the calls that need a site member (a group
 	// admin); nil without a member credential. See memberauth.go.
 	member authenticator
+	stats  siteStats
+
+	// Account sites (registry.go): made on demand, released when idle.
+	onDemand bool
+	inflight atomic.Int32
+	lastUsed atomic.Int64 // unix ns
+	evicted  atomic.Bool
 }
 
 // ID returns the site ID.
@@ -348,9 +369,12 @@ func (s *Site) do(ctx context.Context, c call) error {
 		MaxInterval:         s.c.cfg.RetryMaxInterval,
 	}
 	bo.Reset()
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	lim := s.limiterNow()
 	refreshed := false
 	for attempt := 1; ; attempt++ {
-		tok, err := s.attempt(ctx, c, body)
+		tok, err := s.attempt(ctx, lim, c, body)
 		if err == nil {
 			return nil
 		}
@@ -368,8 +392,9 @@ func (s *Site) do(ctx context.Context, c call) error {
 			continue
 		}
 		if isAPI && ae.Throttled() {
+			s.stats.throttled.Add(1)
 			s.c.metrics.throttle(s.id)
-			s.limiter.Throttled(ae.RetryAfter)
+			lim.Throttled(ae.RetryAfter)
 		}
 		if failure.IsPermanent(err) || attempt > s.c.cfg.MaxRetries || (c.unsafeRetry && !notSent(err)) {
 			return err
@@ -392,15 +417,21 @@ func (s *Site) do(ctx context.Context, c call) error {
 }
 
 // attempt sends one HTTP request.
-func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, err error) {
+func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (tok string, err error) {
 	if s.c.baseErr != nil {
 		return "", fmt.Errorf("wix %s: %w", c.op, s.c.baseErr)
 	}
+	ctx, span := s.startSpan(ctx, c)
+	defer func() { span.end(err) }()
 	waitStart := time.Now()
-	if err := s.limiter.Wait(ctx); err != nil {
+	s.stats.waiting.Add(1)
+	err = lim.Wait(ctx)
+	s.stats.waiting.Add(-1)
+	span.wait = time.Since(waitStart)
+	if err != nil {
 		return "", fmt.Errorf("wix %s: %w: %w", c.op, errLimiterWait, err)
 	}
-	s.c.metrics.waited(time.Since(waitStart))
+	s.c.metrics.waited(span.wait)
 
 	actx, cancel := context.WithTimeout(ctx, s.c.cfg.Timeout)
 	defer cancel()
@@ -426,6 +457,7 @@ func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, er
 	}
 
 	callCounterFrom(ctx).Add(1)
+	s.stats.calls.Add(1)
 	start := time.Now()
 	resp, err := s.c.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -433,6 +465,7 @@ func (s *Site) attempt(ctx context.Context, c call, body []byte) (tok string, er
 		return "", fmt.Errorf("wix %s (%s %s): %w", c.op, c.method, c.path, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	span.status = resp.StatusCode
 	if isRedirect(resp.StatusCode) {
 		s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), time.Since(start))
 		return tok, redirectError(resp, c.op, c.method, c.path)

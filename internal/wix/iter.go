@@ -111,3 +111,16 @@ func (s *Site) MemberPages(ctx context.Context, q MembersQuery) iter.Seq2[*Membe
 		return page, len(page.Members), page.Metadata, nil
 	})
 }
+
+// ListGroupPages streams every group with ListGroups (default sort
+// createdDate DESC) page by page, 100 a page: ⌈G/100⌉ calls for G groups
+// (one for none). It stops as GroupMemberPages does.
+func (s *Site) ListGroupPages(ctx context.Context) iter.Seq2[*GroupsPage, error] {
+	return offsetPages(Paging{Limit: MaxPageSize}, func(p Paging) (*GroupsPage, int, PagingMetadata, error) {
+		page, err := s.ListGroups(ctx, p)
+		if err != nil {
+			return nil, 0, PagingMetadata{}, err
+		}
+		return page, len(page.Groups), page.Metadata, nil
+	})
+}

@@ -99,12 +99,21 @@ func (a *AdaptiveLimiter) paused() bool {
 }
 
 func (a *AdaptiveLimiter) waitPause(ctx context.Context) error {
-	for {
+	return WaitPause(ctx, func() time.Duration {
 		a.mu.Lock()
+		defer a.mu.Unlock()
 		now := a.now()
 		a.recover(now)
-		d := a.pausedUntil.Sub(now)
-		a.mu.Unlock()
+		return a.pausedUntil.Sub(now)
+	})
+}
+
+// WaitPause blocks until left (the time a throttle pause still lasts,
+// asked again after each wait: a pause may grow) is not positive, or ctx is
+// done; it returns ctx.Err(). Limiters share it.
+func WaitPause(ctx context.Context, left func() time.Duration) error {
+	for {
+		d := left()
 		if d <= 0 {
 			return ctx.Err()
 		}

@@ -80,6 +80,16 @@ func (m *metrics) throttle(site string) {
 	}
 }
 
+// forget deletes the series of a released account site, so that the
+// metrics stay bounded as the sites come and go (counters restart at zero if
+// the site comes back; Prometheus reads that as a reset).
+func (m *metrics) forget(site string) {
+	if m != nil {
+		m.requests.DeletePartialMatch(prometheus.Labels{"site": site})
+		m.throttled.DeleteLabelValues(site)
+	}
+}
+
 func (m *metrics) waited(d time.Duration) {
 	if m != nil {
 		m.limiterWait.Observe(d.Seconds())

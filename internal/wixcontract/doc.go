@@ -3,7 +3,7 @@
 // non-test code.
 //
 // The two packages were written independently from the same reference of
-// Wix's published API (/work/shared/reference/wix-rest-api.md). The tests here
+// Wix's published API (https://dev.wix.com/docs/rest). The tests here
 // run the real client (wix.New with the simulator's base URL) against the real
 // simulator (wixsim.New(...).Start on a loopback port) over HTTP, and so prove
 // that they agree with each other on:

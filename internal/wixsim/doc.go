@@ -3,7 +3,7 @@
 // Members v1, Email Subscriptions, Contacts v4 (query only) and the app OAuth
 // token endpoint.
 //
-// It follows /work/shared/reference/wix-rest-api.md: the same paths (groups
+// It follows Wix's published REST API (https://dev.wix.com/docs/rest): the same paths (groups
 // and group members under both /social-groups-proxy/... and the legacy
 // /social-groups/v2/...), camelCase proto3-style JSON, offset paging with
 // metadata {count, offset, total}, Wix-shaped error bodies, per-site token

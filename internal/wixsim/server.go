@@ -16,6 +16,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+
+	"groupflow/internal/sitematch"
 )
 
 // DefaultRatePerMinute is Wix's documented budget: 200 requests per minute per
@@ -69,7 +71,17 @@ type Options struct {
 	// 403 PERMISSION_DENIED and creates nothing, so unknown ids cannot grow
 	// the simulator's memory.
 	Sites []string
+	// SitesPattern, when set, also serves every site id it matches (package
+	// sitematch: anchored globs), made and seeded on its first request, up
+	// to MaxSites sites in all (then 403, as for an unknown site): enough
+	// for a bench of thousands of sites without listing them.
+	SitesPattern *sitematch.Pattern
+	// MaxSites bounds the sites SitesPattern makes (default 10,000).
+	MaxSites int
 }
+
+// DefaultMaxSites is the default of Options.MaxSites.
+const DefaultMaxSites = 10_000
 
 // siteEntry is a site plus its rate limiter and statistics.
 type siteEntry struct {
@@ -144,6 +156,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxSites <= 0 {
+		opts.MaxSites = DefaultMaxSites
 	}
 	s := &Server{
 		opts:    opts,
@@ -250,10 +265,27 @@ func (s *Server) lookup(siteID string) *siteEntry {
 	_, known := s.sites[siteID]
 	_, saved := s.loaded[siteID]
 	s.mu.Unlock()
-	if !known && !saved {
+	if !known && !saved && !s.patternSite(siteID) {
 		return nil
 	}
 	return s.entry(siteID)
+}
+
+// patternSite adds siteID if SitesPattern matches it and MaxSites allows.
+func (s *Server) patternSite(siteID string) bool {
+	if !s.opts.SitesPattern.Match(siteID) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sites[siteID]; ok {
+		return true
+	}
+	if len(s.sites) >= s.opts.MaxSites {
+		return false
+	}
+	s.sites[siteID] = &siteEntry{calls: map[string]int64{}, limiter: s.newLimiterLocked()}
+	return true
 }
 
 // unknownSite is the answer to a request for a site the simulator does not

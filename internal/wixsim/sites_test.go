@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"groupflow/internal/sitematch"
 )
 
 // An unknown wix-site-id is refused as Wix refuses a site the API key's
@@ -37,5 +39,29 @@ func TestUnknownSitesAreRefusedAndNotCreated(t *testing.T) {
 	}
 	if got := e.srv.SiteCount(); got != before+1 {
 		t.Fatalf("site count %d, want %d", got, before+1)
+	}
+}
+
+// SitesPattern serves every matching site without listing it, each with
+// its own rate limit, up to MaxSites; other ids are still refused and create
+// nothing.
+func TestSitesPattern(t *testing.T) {
+	e := newEnv(t, Options{Sites: []string{testSite}, SitesPattern: sitematch.MustParse("bench-*"), MaxSites: 1001, Members: 3, Groups: 1})
+	for i := range 1000 {
+		site := fmt.Sprintf("bench-%04d", i)
+		if r := e.call("GET", "/social-groups-proxy/groups/v2/groups?limit=1", nil, "wix-site-id", site); r.status != http.StatusOK {
+			t.Fatalf("site %s: status %d, want 200", site, r.status)
+		}
+	}
+	for _, site := range []string{"bench-over-max", "other-1", "xbench-1"} {
+		if r := e.call("GET", "/social-groups-proxy/groups/v2/groups?limit=1", nil, "wix-site-id", site); r.status != http.StatusForbidden {
+			t.Errorf("site %s: status %d, want 403", site, r.status)
+		}
+	}
+	if got := e.srv.SiteCount(); got != 1001 {
+		t.Fatalf("site count %d, want 1001 (the listed site and 1,000 pattern sites)", got)
+	}
+	if e.srv.TotalCalls("bench-0999") != 1 {
+		t.Errorf("bench-0999 calls %d", e.srv.TotalCalls("bench-0999"))
 	}
 }

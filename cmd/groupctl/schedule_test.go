@@ -1,0 +1,63 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"groupflow/internal/testenv"
+)
+
+func TestScheduleReportCampaignLsRm(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	mustGroupctl(t, env, "schedule", "report", "weekly", "--cron", "0 0 8 * * MON", "--tz", "Europe/Berlin", "--site-id", "school")
+	at := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	mustGroupctl(t, env, "schedule", "campaign", "spring", "--at", at,
+		"--body", `{"campaignId":"spring","groupIds":["g1"],"content":{"templateId":"spring-offer"}}`)
+
+	out := mustGroupctl(t, env, "schedule", "ls")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "campaign.spring\t@at "+at+"\tUTC\tgroups.cmd.send_campaign\t") ||
+		!strings.HasPrefix(lines[1], "report.weekly\t0 0 8 * * MON\tEurope/Berlin\tgroups.cmd.generate_report\t") ||
+		!strings.Contains(lines[1], `"siteId":"school"`) || !strings.Contains(lines[1], `"allGroups":true`) {
+		t.Fatalf("ls:\n%s", out)
+	}
+
+	for _, bad := range [][]string{
+		{"schedule", "report", "x", "--at", at, "--tz", "Europe/Berlin"},               // @at takes no time zone
+		{"schedule", "report", "x", "--cron", "0 8 * * MON"},                           // 5 fields
+		{"schedule", "report", "x", "--every", "1h", "--body", `{"id":"fixed"}`},       // an id would make every fire a duplicate
+		{"schedule", "report", "x", "--cron", "0 0 8 * * MON", "--tz", "Mars/Olympus"}, // unknown zone
+		{"schedule", "campaign", "x", "--at", "2020-01-01T00:00:00Z", "--body", `{}`},  // past
+		{"schedule", "rm", "report.nope"},
+	} {
+		if _, _, err := groupctl(t, env, "", bad...); err == nil {
+			t.Errorf("groupctl %v succeeded", bad)
+		}
+	}
+
+	mustGroupctl(t, env, "schedule", "rm", "report.weekly")
+	if out := mustGroupctl(t, env, "schedule", "ls"); strings.Contains(out, "report.weekly") || !strings.Contains(out, "campaign.spring") {
+		t.Fatalf("after rm:\n%s", out)
+	}
+}
+
+// TestSendReportForPeople: send report carries --all-groups, --tz and the
+// flag thresholds into the command; a bad zone is refused before sending.
+func TestSendReportForPeople(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	mustGroupctl(t, env, "send", "report", "--id", "rep-p", "--all-groups", "--tz", "Europe/Berlin", "--large", "50", "--small", "2")
+	msgs := env.Read(env.Subjects.CommandStream(), env.Subjects.Command("generate_report"))
+	if len(msgs) != 1 {
+		t.Fatalf("%d commands", len(msgs))
+	}
+	for _, want := range []string{`"allGroups":true`, `"timeZone":"Europe/Berlin"`, `"largeGroup":50`, `"smallGroup":2`} {
+		if !strings.Contains(string(msgs[0].Data), want) {
+			t.Errorf("command %s lacks %s", msgs[0].Data, want)
+		}
+	}
+	if _, _, err := groupctl(t, env, "", "send", "report", "--tz", "Mars/Olympus"); err == nil {
+		t.Error("an unknown zone was sent")
+	}
+}

@@ -1,0 +1,58 @@
+// Command mailview is the demo's mail viewer: it lists the mails a Mailpit
+// server holds, and shows each one, read through Mailpit's API (a Mailpit
+// built with `go install` has no web UI). `make demo` starts it.
+//
+//	mailview --mailpit http://127.0.0.1:8025 --listen 127.0.0.1:8026
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"groupflow/internal/mailview"
+)
+
+func main() {
+	fs := flag.NewFlagSet("mailview", flag.ContinueOnError)
+	api := fs.String("mailpit", "http://127.0.0.1:8025", "Mailpit's HTTP address (its API)")
+	listen := fs.String("listen", "127.0.0.1:8026", "address of the viewer's web page")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if err := run(*api, *listen); err != nil {
+		fmt.Fprintln(os.Stderr, "mailview:", err)
+		os.Exit(1)
+	}
+}
+
+func run(api, listen string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mailview.New(api), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	fmt.Printf("mailview: the mails of %s at http://%s\n", api, ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

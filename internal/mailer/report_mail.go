@@ -1,0 +1,208 @@
+package mailer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wneessen/go-mail"
+	"go.uber.org/zap"
+
+	"groupflow/internal/failure"
+	"groupflow/internal/report"
+	"groupflow/messages"
+)
+
+// ReportDurable is the consumer of report_generated events.
+const ReportDurable = "groupmail_reports"
+
+// HeaderReportID names the report in a report mail.
+const HeaderReportID = "X-Groupflow-Report-Id"
+
+// Report mail: groupmail mails each report_generated event to the site's
+// report recipients (ReportGenerated.Recipients, from the processor's site
+// configuration) — the stored HTML report as the body, the CSV attached —
+// exactly once per report with the protocol of member mails: a
+// compare-and-set claim in the send registry (key: the event id), the send
+// through the same Sender, the record marked sent, then the ack. A
+// redelivery finds the record and acknowledges without sending. groupmail
+// rather than the processor sends it because groupmail owns SMTP, its rate,
+// its registry and its credentials; the processor never talks SMTP.
+//
+// The subject is the template report.subject.tmpl of the template directory
+// when present (text/template over the event, with .SiteName and .Period),
+// else "Groups report · <site name> · <period>".
+
+// ReportConsumerConfig is the durable consumer of report mails.
+func (m *Mailer) ReportConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ReportDurable,
+		Description:   "groupmail: mails each report_generated to the site's report recipients",
+		FilterSubject: m.cfg.Subjects.Event(messages.EvtReportGenerated),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       m.cfg.AckWait,
+		MaxDeliver:    m.cfg.MaxDeliver,
+		MaxAckPending: 4,
+	}
+}
+
+// RunReports mails reports until ctx is cancelled. Prepare must have run
+// (Run's Prepare does; RunReports calls it otherwise).
+func (m *Mailer) RunReports(ctx context.Context) error {
+	if m.store == nil {
+		if err := m.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	cons, err := m.deps.JS.CreateOrUpdateConsumer(ctx, m.cfg.Subjects.EventStream(), m.ReportConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", ReportDurable, err)
+	}
+	log := m.log.Named("reports")
+	for ctx.Err() == nil {
+		msg, err := cons.Next(jetstream.FetchMaxWait(m.cfg.FetchWait))
+		if err != nil {
+			if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("fetch failed; retrying", zap.Error(err))
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
+			}
+			continue
+		}
+		md, _ := msg.Metadata()
+		delay, err := m.mailReport(ctx, msg.Data(), log)
+		switch {
+		case err == nil:
+			_ = msg.DoubleAck(ctx)
+		case failure.IsPermanent(err) || (md != nil && int(md.NumDelivered) >= m.cfg.MaxDeliver):
+			log.Error("report not mailed", zap.Error(err))
+			_ = msg.Term()
+		default:
+			log.Warn("report mail failed; retrying", zap.Error(err))
+			_ = msg.NakWithDelay(delay)
+		}
+	}
+	return nil
+}
+
+// mailReport sends one report mail unless the registry says it was sent.
+// It returns the redelivery delay with a transient error.
+func (m *Mailer) mailReport(ctx context.Context, body []byte, log *zap.Logger) (time.Duration, error) {
+	ev, err := messages.DecodeEvent(messages.EvtReportGenerated, body)
+	if err != nil {
+		return 0, &PermanentError{Reason: ReasonMalformed, Err: err}
+	}
+	r := ev.(*messages.ReportGenerated)
+	id := r.EventID()
+	log = log.With(zap.String("event_id", id), zap.String("report_id", r.CommandID))
+	if len(r.Recipients) == 0 {
+		log.Info("no report recipients configured for the site; not mailed")
+		return 0, nil
+	}
+	prev, err := m.store.Get(ctx, id)
+	if err != nil {
+		return time.Second, err
+	}
+	var rev uint64
+	claims := 1
+	if prev != nil {
+		if prev.Status == StatusSent {
+			log.Info("report already mailed", zap.String("message_id", prev.MessageID))
+			return 0, nil
+		}
+		if age := time.Since(prev.Stored); prev.Status == StatusSending && age < m.cfg.ClaimTimeout {
+			return m.cfg.ClaimTimeout - age + time.Second, fmt.Errorf("%w: by %s", errClaimHeld, prev.Owner)
+		}
+		rev, claims = prev.Revision, prev.Claims+1
+	}
+	email, msgID, err := m.buildReport(ctx, r)
+	if err != nil {
+		return 2 * time.Second, err
+	}
+	if err := m.waitRate(ctx); err != nil { // the same send rate as member mails
+		return time.Second, err
+	}
+	claim := Record{Status: StatusSending, EventID: id, MessageID: msgID, Owner: m.cfg.Instance, Claims: claims, At: time.Now().UTC()}
+	if rev, err = m.store.Write(ctx, id, claim, rev); err != nil {
+		return time.Second, err
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.SendTimeout)
+	err = m.deps.Sender.Send(sctx, email)
+	cancel()
+	if err != nil {
+		claim.Status, claim.Reason = StatusFailed, err.Error()
+		_, _ = m.store.Write(context.WithoutCancel(ctx), id, claim, rev)
+		return 5 * time.Second, fmt.Errorf("smtp: %w", err)
+	}
+	claim.Status = StatusSent
+	if _, err := m.store.Write(context.WithoutCancel(ctx), id, claim, rev); err != nil {
+		log.Error("report mailed but not recorded", zap.Error(err))
+	}
+	log.Info("report mailed", zap.Int("recipients", len(r.Recipients)), zap.String("message_id", msgID))
+	return 0, nil
+}
+
+// buildReport makes the mail: the stored HTML as the body, the CSV attached.
+func (m *Mailer) buildReport(ctx context.Context, r *messages.ReportGenerated) (*mail.Msg, string, error) {
+	page, err := report.Load(ctx, m.deps.JS, r.CommandID, report.FormatHTML)
+	if err != nil {
+		return nil, "", err
+	}
+	csvData, err := report.Load(ctx, m.deps.JS, r.CommandID, report.FormatCSV)
+	if err != nil {
+		return nil, "", err
+	}
+	subject, err := m.reportSubject(r)
+	if err != nil {
+		return nil, "", &PermanentError{Reason: ReasonTemplate, Err: err}
+	}
+	msgID := MessageID(r.EventID(), m.domain)
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	msg.FromMailAddress(m.from)
+	for _, to := range r.Recipients {
+		if !messages.ValidEmail(to) {
+			return nil, "", permanentf(ReasonRecipient, "report recipient is not an email address")
+		}
+		if err := msg.AddTo(to); err != nil {
+			return nil, "", permanentf(ReasonRecipient, "report recipient: %v", err)
+		}
+	}
+	msg.Subject(subject)
+	msg.SetMessageIDWithValue(msgID)
+	msg.SetDate()
+	msg.SetGenHeader(mail.Header(HeaderEventID), r.EventID())
+	msg.SetGenHeader(mail.Header(HeaderReportID), r.CommandID)
+	msg.SetBodyString(mail.TypeTextHTML, string(page))
+	name := "groups-report-" + r.GeneratedAt.In(report.Location(r)).Format("2006-01-02") + ".csv"
+	if err := msg.AttachReader(name, bytes.NewReader(csvData), mail.WithFileContentType("text/csv; charset=utf-8")); err != nil {
+		return nil, "", fmt.Errorf("attach csv: %w", err)
+	}
+	return msg, msgID, nil
+}
+
+// reportSubject renders report.subject.tmpl (if any) or the default subject.
+func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
+	def := "Groups report · " + report.SiteName(r) + " · " + report.Period(r)
+	dir := m.renderer.Dir()
+	if dir == "" {
+		return oneLine(def), nil
+	}
+	t, err := template.ParseFiles(dir + "/report.subject.tmpl")
+	if err != nil {
+		return oneLine(def), nil //nolint:nilerr // no template: the default subject
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, map[string]any{"Report": r, "SiteName": report.SiteName(r), "Period": report.Period(r)}); err != nil {
+		return "", err
+	}
+	return oneLine(b.String()), nil
+}
