@@ -20,7 +20,7 @@ export MAILPIT_BIN := $(MAILPIT)
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 10s
 
-.PHONY: all build run test test-short fuzz lint bench bench-quick chaos demo tools clean help chromium
+.PHONY: screenshots all build run test test-short fuzz lint bench bench-quick chaos demo tools clean help chromium
 
 all: build
 
@@ -30,8 +30,10 @@ help: ## this list
 build: ## build groupflow, groupctl, groupmail, wixsim, groupbench and mailview into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator
-	$(GO) run ./cmd/groupflow
+# make run ARGS="--log-level debug --wix-sim-members 5000" passes flags to groupflow.
+ARGS ?=
+run: ## run the processor: embedded NATS (./data) and the embedded Wix simulator (flags: ARGS="...")
+	$(GO) run ./cmd/groupflow $(ARGS)
 
 $(NATS_SERVER):
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
@@ -58,6 +60,9 @@ chromium: ## install Debian's chromium for the browser tests (apt-get, as root; 
 	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; } || \
 		echo "apt-get install chromium failed: browser tests will skip; install with: apt-get install -y chromium"
 
+screenshots: $(NATS_SERVER) $(MAILPIT) chromium ## refresh docs/screenshots (the README's) from the browser tests
+	GROUPFLOW_WRITE_SCREENSHOTS=1 $(GO) test -count=1 -run 'InBrowser|TestEveryFires' ./internal/admin/ ./internal/mailview/ ./internal/schedule/
+
 tools: $(NATS_SERVER) $(NATS_CLI) $(MAILPIT) ## install nats-server, the nats CLI and Mailpit (pinned) into ./bin
 
 test: $(NATS_SERVER) $(MAILPIT) chromium ## all tests (browser tests need chromium: see make chromium) with the race detector, then a short fuzz of command decoding
@@ -82,9 +87,18 @@ bench-quick: ## the benchmark suite at small sizes (< 1 min)
 chaos: $(NATS_SERVER) ## the fault suite: kill -9, Wix storms, broker restart, cluster node loss, poison
 	$(GO) test -tags chaos -count=1 -timeout 30m -v -run . ./chaos/
 
-demo: $(MAILPIT) ## groupflow + groupmail + Mailpit on loopback; sends a campaign (mails at :8026, console at :8080)
+# The demo's loopback ports: make demo NATS_PORT=14222 ADMIN_PORT=18080 ...
+SMTP_PORT ?= 1025
+MAILPIT_PORT ?= 8025
+NATS_PORT ?= 4222
+ADMIN_PORT ?= 8080
+WIXSIM_PORT ?= 8090
+GROUPMAIL_PORT ?= 8081
+MAILVIEW_PORT ?= 8026
+demo: $(MAILPIT) ## groupflow + groupmail + Mailpit + mailview on loopback; sends a campaign (ports: SMTP_PORT MAILPIT_PORT MAILVIEW_PORT NATS_PORT ADMIN_PORT WIXSIM_PORT GROUPMAIL_PORT)
 	$(GO) build -o $(BIN)/ ./cmd/groupflow ./cmd/groupmail ./cmd/groupctl ./cmd/wixsim ./cmd/mailview
-	./deploy/demo.sh
+	SMTP_PORT=$(SMTP_PORT) MAILPIT_PORT=$(MAILPIT_PORT) MAILVIEW_PORT=$(MAILVIEW_PORT) NATS_PORT=$(NATS_PORT) ADMIN_PORT=$(ADMIN_PORT) \
+	  WIXSIM_PORT=$(WIXSIM_PORT) GROUPMAIL_PORT=$(GROUPMAIL_PORT) ./deploy/demo.sh
 
 # staticcheck runs with the chaos tag: those files only add to package chaos,
 # so one pass sees every file (and what only the chaos suite uses is used).

@@ -877,6 +877,28 @@ func TestAccountsPermissions(t *testing.T) {
 			t.Fatal("mailer wrote a report")
 		}
 	})
+
+	// groupctl status and groups ls/show ask the processor on groups.ops.*;
+	// it answers on the operator's inbox space (allow_responses).
+	t.Run("ops asks the processor on groups.ops.* and gets its answer", func(t *testing.T) {
+		sub, err := gf.nc.Subscribe(subj.Ops(messages.OpsProgress), func(m *nats.Msg) { _ = m.Respond([]byte(`{"instance":"i"}`)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := gf.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := ops.nc.Request(subj.Ops(messages.OpsProgress), []byte(`{}`), 5*time.Second)
+		if err != nil || string(m.Data) != `{"instance":"i"}` {
+			t.Fatalf("ops request: %v %v", m, err)
+		}
+		select {
+		case err := <-gf.errs:
+			t.Fatalf("groupflow: async error answering: %v", err)
+		default:
+		}
+	})
 }
 
 // ---------------------------------------------------------------------------

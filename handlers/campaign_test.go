@@ -483,3 +483,63 @@ func TestCampaignCrashResumesWithoutDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// TestCampaignRepeatedReportsAlreadySelected: a campaign sent again (new
+// command id, same campaign id) inside the events stream's duplicate window
+// selects no one twice, and says so: alreadySelected, not selected.
+func TestCampaignRepeatedReportsAlreadySelected(t *testing.T) {
+	e := newCampaignEnv(t, nil)
+	ids := make([]string, 150)
+	for i := range ids {
+		ids[i] = e.member("R", fmt.Sprintf("r%d@example.com", i), wix.StatusSubscribed)
+	}
+	g := e.group("Repeat", ids...)
+	first, failed := e.run(map[string]any{"id": "rep-1", "campaignId": "rep", "groupIds": []string{g}})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if first.Selected != 150 || first.AlreadySelected != 0 {
+		t.Fatalf("first: selected %d already %d, want 150 and 0", first.Selected, first.AlreadySelected)
+	}
+	again, failed := e.run(map[string]any{"id": "rep-2", "campaignId": "rep", "groupIds": []string{g}})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if again.Selected != 0 || again.AlreadySelected != 150 || again.MembersSeen != 150 {
+		t.Fatalf("repeat: seen %d selected %d already %d, want 150, 0, 150", again.MembersSeen, again.Selected, again.AlreadySelected)
+	}
+	if got := len(e.selected("rep")); got != 150 {
+		t.Fatalf("%d member_selected events stored, want 150", got)
+	}
+}
+
+// TestInterestCampaignNamesGroupsWithoutQuestions: an interest campaign on
+// a group without membership questions says so instead of a bare seen=0.
+func TestInterestCampaignNamesGroupsWithoutQuestions(t *testing.T) {
+	e := newCampaignEnv(t, nil)
+	g := e.group("No Questions", e.member("N", "n1@example.com", wix.StatusSubscribed))
+	done, failed := e.run(map[string]any{"id": "noq-1", "campaignId": "noq", "groupIds": []string{g},
+		"audience": map[string]any{"type": "interest", "keywords": []string{"yoga"}}})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if done.MembersSeen != 0 || !slices.Equal(done.GroupsWithoutQuestions, []string{g}) {
+		t.Fatalf("completed %+v, want groupsWithoutQuestions [%s]", done, g)
+	}
+}
+
+// TestCampaignFailureReasonSaysItOnce: the reason of a failed group read
+// names the call and the group once ("list members of group X: list group
+// members of X: …" before).
+func TestCampaignFailureReasonSaysItOnce(t *testing.T) {
+	e := newCampaignEnv(t, nil)
+	const missing = "00000000-0000-4000-8000-00000000dead"
+	_, failed := e.run(map[string]any{"id": "missing-1", "campaignId": "missing", "groupIds": []string{missing}})
+	if failed == nil {
+		t.Fatal("a campaign on a missing group completed")
+	}
+	if strings.Count(failed.Reason, "list group members of") != 1 || strings.Contains(failed.Reason, "list members of group") {
+		t.Fatalf("reason repeats itself: %q", failed.Reason)
+	}
+	t.Logf("reason: %s", failed.Reason)
+}

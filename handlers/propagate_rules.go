@@ -80,6 +80,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *me
 
 	wixRules := toWixRules(rules)
 	evt := &messages.RulesPropagated{EventMeta: cmd.EventMeta(), SourceGroupID: c.SourceGroupID, DryRun: c.DryRun, Rules: len(rules)}
+	runtime.ProgressFrom(ctx).ExpectCalls(int64(len(targets))) // one call per target
 	for _, t := range targets {
 		step := "target." + t.ID
 		var o messages.TargetOutcome
@@ -127,7 +128,7 @@ func sourceRules(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *mes
 		if wix.IsNotFound(err) {
 			return nil, failure.Permanent(fmt.Errorf("source group %s not found: %w", c.SourceGroupID, err))
 		}
-		return nil, fmt.Errorf("list rules of source group %s: %w", c.SourceGroupID, err)
+		return nil, fmt.Errorf("source: %w", err) // the error names the call and the group
 	}
 	rules = fromWixRules(got)
 	if len(rules) > messages.MaxRules {
@@ -171,9 +172,9 @@ func propagateTo(ctx context.Context, site *wix.Site, c *messages.PropagateRules
 		o.Outcome, o.Reason = messages.OutcomeFailed, groupFailure(err)
 		return o, nil
 	case c.DryRun:
-		return o, fmt.Errorf("list rules of group %s: %w", t.ID, err)
+		return o, err // names the call and the group
 	}
-	return o, fmt.Errorf("replace rules of group %s: %w", t.ID, err)
+	return o, err // names the call and the group
 }
 
 // targets selects the target groups, once per command.

@@ -114,6 +114,8 @@ type groupStep struct {
 	// created: this attempt created the group (not checkpointed): it holds
 	// its creator only.
 	created bool
+	// Differ lists a reused group's settings that differ from the command's.
+	Differ []messages.SettingDifference `json:"differ,omitempty"`
 }
 
 // groupMember is one entry of the group's member list.
@@ -167,10 +169,14 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		}
 		return nil, err
 	}
+	if r.settingsUpdated, err = updateSettings(ctx, site, c, r.g); err != nil {
+		return nil, err
+	}
 	res := &resolver{site: site, region: h.cfg.DefaultRegion}
 	if r.rows, r.ids, err = res.resolve(ctx, c.People); err != nil {
 		return nil, err
 	}
+	runtime.ProgressFrom(ctx).Set(runtime.ProgressRowsResolved, int64(len(r.ids)))
 	plan, err := r.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -207,6 +213,8 @@ type provisionRun struct {
 	// rows holds one result per roster row; ids the members they resolved to.
 	rows []rowResult
 	ids  []string
+	// settingsUpdated: this command changed the reused group's settings.
+	settingsUpdated bool
 }
 
 // membershipPlan is what a command does to the group's members, decided
@@ -231,6 +239,8 @@ func (r *provisionRun) pending(pend *errPending) messages.Event {
 		Status:         messages.ProvisionPendingApproval,
 		GroupRequestID: pend.requestID,
 		WixCalls:       r.prog.Calls(),
+
+		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
 
@@ -324,6 +334,7 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 			rowOf[row.MemberID] = i
 		}
 	}
+	expectAdds(ctx, len(toAdd))
 	for k, chunk := range wix.Chunk(toAdd, wix.MaxMemberIDsPerAdd) {
 		step := "add." + strconv.Itoa(k)
 		b, err := r.batch(ctx, step, func(b *batchStep) error {
@@ -355,6 +366,7 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 			continue
 		}
 		added += len(chunk) - len(b.Invited)
+		runtime.ProgressFrom(ctx).Set(runtime.ProgressRowsAdded, int64(added))
 		invited = append(invited, b.Invited...)
 	}
 	return added, invited, nil
@@ -430,7 +442,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 			continue
 		}
 		p := r.c.People[i]
-		notAdded = append(notAdded, messages.RowOutcome{Row: i, Ref: p.Ref, Kind: p.Kind(), Reason: row.Reason, Detail: row.Detail, Candidates: row.Candidates})
+		notAdded = append(notAdded, messages.RowOutcome{Row: i + 1, Ref: p.Ref, Kind: p.Kind(), Reason: row.Reason, Detail: row.Detail, Candidates: row.Candidates})
 	}
 	r.log.Info("group provisioned", zap.String("group_id", r.g.ID), zap.Bool("reused", r.g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
@@ -548,8 +560,14 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger
 		}
 		if len(same) > 0 && !c.AllowDuplicateName {
 			x := same[0]
-			// Not checkpointed: a redelivery finds the same (oldest) group.
-			return groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true}, nil
+			// Not checkpointed unless its settings differ: a redelivery finds
+			// the same (oldest) group, but after an update of its settings
+			// it must still report what differed.
+			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true, Differ: settingsDiffer(x, c.Group)}
+			if len(g.Differ) == 0 {
+				return g, nil
+			}
+			return g, prog.Checkpoint(ctx, step, g)
 		}
 		g = groupStep{Creating: true}
 		for _, x := range same {
@@ -599,7 +617,7 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger
 			}
 			return g, h.rememberRequest(ctx, siteID, c.Group.Name, id)
 		} else if err != nil {
-			return g, fmt.Errorf("get created group %s: %w", created.ID, err)
+			return g, fmt.Errorf("created group: %w", err) // the error names the call and the group
 		}
 	}
 	if err := h.at(ctx, "created"); err != nil {

@@ -80,18 +80,18 @@ func TestProvisionMixedRoster(t *testing.T) {
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "mixed-1", body))
 
 	wantNotAdded := []messages.RowOutcome{
-		{Row: 5, Ref: "r5", Kind: "name", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: 2},
-		{Row: 6, Ref: "r6", Kind: "email", Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail},
-		{Row: 7, Ref: "r7", Kind: "email", Reason: messages.ReasonInvalid, Detail: messages.ProblemMalformedEmail},
-		{Row: 8, Ref: "r8", Kind: "phone", Reason: messages.ReasonInvalid, Detail: detailUnparsablePhone},
-		{Row: 9, Ref: "r9", Reason: messages.ReasonInvalid, Detail: messages.ProblemNoIdentifier},
-		{Row: 10, Ref: "r10", Kind: "contactId", Reason: messages.ReasonDuplicate, Detail: "same member as row 0"},
-		{Row: 11, Ref: "r11", Kind: "email", Reason: messages.ReasonDuplicate, Detail: "same member as row 0"},
-		{Row: 12, Ref: "r12", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember},
-		{Row: 13, Ref: "r13", Kind: "phone", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: 2},
-		{Row: 14, Ref: "r14", Kind: "name", Reason: messages.ReasonNotFound, Detail: detailNoMemberName},
-		{Row: 16, Ref: "r16", Kind: "contactId", Reason: messages.ReasonNotFound, Detail: detailNoMemberContact},
-		{Row: 17, Ref: "r17", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailNoContactPhone},
+		{Row: 6, Ref: "r5", Kind: "name", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousName, Candidates: 2},
+		{Row: 7, Ref: "r6", Kind: "email", Reason: messages.ReasonNotFound, Detail: detailNoMemberEmail},
+		{Row: 8, Ref: "r7", Kind: "email", Reason: messages.ReasonInvalid, Detail: messages.ProblemMalformedEmail},
+		{Row: 9, Ref: "r8", Kind: "phone", Reason: messages.ReasonInvalid, Detail: detailUnparsablePhone},
+		{Row: 10, Ref: "r9", Reason: messages.ReasonInvalid, Detail: messages.ProblemNoIdentifier},
+		{Row: 11, Ref: "r10", Kind: "contactId", Reason: messages.ReasonDuplicate, Detail: "same member as row 1 (ref r0)"},
+		{Row: 12, Ref: "r11", Kind: "email", Reason: messages.ReasonDuplicate, Detail: "same member as row 1 (ref r0)"},
+		{Row: 13, Ref: "r12", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailPhoneNotMember},
+		{Row: 14, Ref: "r13", Kind: "phone", Reason: messages.ReasonAmbiguous, Detail: detailAmbiguousPhone, Candidates: 2},
+		{Row: 15, Ref: "r14", Kind: "name", Reason: messages.ReasonNotFound, Detail: detailNoMemberName},
+		{Row: 17, Ref: "r16", Kind: "contactId", Reason: messages.ReasonNotFound, Detail: detailNoMemberContact},
+		{Row: 18, Ref: "r17", Kind: "phone", Reason: messages.ReasonNotFound, Detail: detailNoContactPhone},
 	}
 	if !reflect.DeepEqual(ev.NotAdded, wantNotAdded) {
 		t.Errorf("notAdded:\n got %+v\nwant %+v", ev.NotAdded, wantNotAdded)
@@ -649,4 +649,46 @@ func TestProvisionSyncResumesAfterPartialRemoval(t *testing.T) {
 	if n := e.calls(wix.OpGroupMembersRemove); n != 2 {
 		t.Fatalf("%d remove calls, want 2 (none redone)", n)
 	}
+}
+
+// TestProvisionReusedGroupSettings: a reused group's differing privacy is
+// reported, and changed only when the command asks (updateSettings).
+func TestProvisionReusedGroupSettings(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	owner := st.AddMember(wixsim.MemberSeed{FirstName: "O", LastName: "W", LoginEmail: "owner@example.com"})
+	g := st.AddGroup("Yoga Friday", "PUBLIC", owner.ID)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	body := map[string]any{"group": map[string]any{"name": "Yoga Friday", "privacyStatus": "PRIVATE"}}
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "settings-1", body))
+	want := []messages.SettingDifference{{Setting: "privacyStatus", Group: "PUBLIC", Command: "PRIVATE"}}
+	if !ev.Reused || ev.SettingsUpdated || !reflect.DeepEqual(ev.SettingsDiffer, want) {
+		t.Fatalf("without updateSettings: %+v", ev)
+	}
+	if got := groupPrivacy(t, st, g.ID); got != "PUBLIC" {
+		t.Fatalf("privacy changed to %s without updateSettings", got)
+	}
+	body["updateSettings"] = true
+	e.Wix.Sim.ResetCalls()
+	ev = provisioned(t, e, e.send(messages.CmdProvisionGroup, "settings-2", body))
+	if !ev.SettingsUpdated || !reflect.DeepEqual(ev.SettingsDiffer, want) || e.calls(wix.OpGroupsUpdate) != 1 {
+		t.Fatalf("with updateSettings: %+v (%d updates)", ev, e.calls(wix.OpGroupsUpdate))
+	}
+	if got := groupPrivacy(t, st, g.ID); got != "PRIVATE" {
+		t.Fatalf("privacy %s after updateSettings, want PRIVATE", got)
+	}
+	// Same settings: nothing to report, nothing updated.
+	ev = provisioned(t, e, e.send(messages.CmdProvisionGroup, "settings-3", body))
+	if len(ev.SettingsDiffer) != 0 || ev.SettingsUpdated {
+		t.Fatalf("same settings: %+v", ev)
+	}
+}
+
+func groupPrivacy(t *testing.T, st *wixsim.Site, id string) string {
+	t.Helper()
+	g, ok := st.Group(id)
+	if !ok {
+		t.Fatalf("no group %s", id)
+	}
+	return g.PrivacyStatus
 }

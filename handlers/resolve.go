@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -87,7 +86,7 @@ func (r *resolver) resolve(ctx context.Context, people []messages.Person) ([]row
 	if err != nil {
 		return nil, nil, err
 	}
-	return rk.results, lk.assign(rk.results, rk.keys), nil
+	return rk.results, lk.assign(rk.results, rk.keys, people), nil
 }
 
 // rosterKeys is a roster classified: each row's key (or, in results, why
@@ -203,8 +202,9 @@ func (r *resolver) lookup(ctx context.Context, rk *rosterKeys) (*lookups, error)
 
 // assign sets the result of each valid row (results[i] with no Reason) from
 // the lookups and returns the resolved member ids in roster order, each
-// once: a later row of the same member is a duplicate.
-func (lk *lookups) assign(results []rowResult, keys []rowKey) []string {
+// once: a later row of the same member is a duplicate (its detail names the
+// first row, 1-based, and that row's ref).
+func (lk *lookups) assign(results []rowResult, keys []rowKey, people []messages.Person) []string {
 	var ids []string
 	firstRow := map[string]int{}
 	for i := range results {
@@ -214,7 +214,7 @@ func (lk *lookups) assign(results []rowResult, keys []rowKey) []string {
 		res := lk.member(keys[i])
 		if res.MemberID != "" {
 			if j, dup := firstRow[res.MemberID]; dup {
-				res = rowResult{Reason: messages.ReasonDuplicate, Detail: "same member as row " + strconv.Itoa(j)}
+				res = rowResult{Reason: messages.ReasonDuplicate, Detail: duplicateDetail(j, people[j].Ref)}
 			} else {
 				firstRow[res.MemberID] = i
 				ids = append(ids, res.MemberID)

@@ -120,6 +120,7 @@ type campaignTotals struct {
 	Unsub      int            `json:"unsubscribed"`
 	NotMatched int            `json:"notMatched"`
 	NotSub     map[string]int `json:"notSubscribed,omitempty"`
+	Already    int            `json:"alreadySelected,omitempty"`
 }
 
 // campaignState is the checkpoint of a campaign, saved after every step.
@@ -142,6 +143,9 @@ type campaignState struct {
 	// members who join the group during the campaign shift the offset
 	// pages, so a member of one page may come again at the top of the next.
 	Recent []string `json:"recent,omitempty"`
+	// NoQuestions lists the groups of an interest campaign without
+	// membership questions (nothing to match).
+	NoQuestions []string `json:"noQuestions,omitempty"`
 }
 
 type campaignRun struct {
@@ -154,6 +158,9 @@ type campaignRun struct {
 	match *campaignMatcher
 	union []campaignCandidate
 	log   *zap.Logger
+	// batchAlready counts the members of the batch in work that a repeated
+	// campaign's earlier command selected already.
+	batchAlready int
 }
 
 // Handle implements runtime.TypedHandler.
@@ -188,6 +195,8 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command, c *mess
 		AudienceType: audience,
 		MembersSeen:  t.Seen,
 		Selected:     t.Selected,
+
+		AlreadySelected: t.Already, GroupsWithoutQuestions: r.st.NoQuestions,
 		Skipped: messages.Skipped{
 			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
 		},
@@ -196,6 +205,7 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command, c *mess
 }
 
 func (r *campaignRun) save(ctx context.Context) error {
+	r.reportProgress(ctx)
 	return r.steps.Checkpoint(ctx, campaignStateStep, &r.st)
 }
 
@@ -282,7 +292,7 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 	if r.match == nil {
 		p, err := r.site.ListGroupMembers(ctx, groupID, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
 		if err != nil {
-			return nil, false, fmt.Errorf("list members of group %s: %w", groupID, err)
+			return nil, false, err // names the call and the group
 		}
 		out = make([]campaignCandidate, 0, len(p.Members))
 		for _, m := range p.Members {
@@ -294,7 +304,7 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 	} else {
 		p, err := r.site.ListAnswers(ctx, groupID, nil, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
 		if err != nil {
-			return nil, false, fmt.Errorf("list answers of group %s: %w", groupID, err)
+			return nil, false, err // names the call and the group
 		}
 		out = make([]campaignCandidate, 0, len(p.MemberAnswers))
 		for _, ma := range p.MemberAnswers {
@@ -303,8 +313,12 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 			}
 		}
 		md, n = p.Metadata, len(p.MemberAnswers)
+		if err := r.noteNoAnswers(ctx, gi, offset, n); err != nil {
+			return nil, false, err
+		}
 	}
 	next := offset + n
+	expectCampaignCalls(ctx, md.Total, next)
 	more = n > 0 && n >= wix.MaxPageSize && (md.TooManyToCount || md.Total <= 0 || next < md.Total)
 	return out, more, nil
 }
@@ -492,6 +506,7 @@ func (r *campaignRun) resumeBatch(ctx context.Context) error {
 // batch as done.
 func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) error {
 	b := r.st.Batch
+	r.batchAlready = 0
 	for _, m := range b.Members {
 		if skip[m.ID] {
 			continue
@@ -505,7 +520,8 @@ func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) er
 			return err
 		}
 	}
-	r.st.Totals.Selected += len(b.Members)
+	r.st.Totals.Selected += len(b.Members) - r.batchAlready
+	r.st.Totals.Already += r.batchAlready
 	r.st.Batch = nil
 	return r.save(ctx)
 }
@@ -544,5 +560,5 @@ func (r *campaignRun) publish(ctx context.Context, m campaignRecipient) error {
 		out = append(out, '}')
 		msg.Payload = out
 	}
-	return r.h.pub.PublishMessage(messages.EvtMemberSelected, msg)
+	return r.publishSelected(ctx, msg)
 }

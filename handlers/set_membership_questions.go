@@ -65,6 +65,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 	out := make([]messages.GroupOutcome, 0, len(c.GroupIDs))
 	var errs []error
 	failed := 0
+	runtime.ProgressFrom(ctx).ExpectCalls(int64(len(c.GroupIDs))) // one call per group
 	for _, id := range c.GroupIDs {
 		step := "group." + id
 		var o messages.GroupOutcome
@@ -82,7 +83,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 			case itemRefused(err):
 				o = messages.GroupOutcome{GroupID: id, Outcome: messages.OutcomeFailed, Reason: groupFailure(err)}
 			default:
-				return nil, fmt.Errorf("replace questions of group %s: %w", id, err)
+				return nil, err // names the call and the group
 			}
 			if err := prog.Checkpoint(ctx, step, o); err != nil {
 				return nil, err

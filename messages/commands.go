@@ -118,6 +118,11 @@ type ProvisionGroup struct {
 	AllowDuplicateName bool `json:"allowDuplicateName,omitempty"`
 	// CreatorID is the Wix member id to create the group as; empty means the site owner.
 	CreatorID string `json:"creatorId,omitempty"`
+	// UpdateSettings makes a reused group's settings those of Group where
+	// they differ (privacy status, teaser, member title; one Update Group
+	// call). Without it a reused group keeps its settings and
+	// GroupProvisioned.SettingsDiffer reports the differences.
+	UpdateSettings bool `json:"updateSettings,omitempty"`
 	// AllowMassRemoval (sync only) lets a sync remove every member but the
 	// admins. Without it a sync is refused, before any write to the group's
 	// members, when People is empty (Validate: invalid), when no row

@@ -172,8 +172,23 @@ type GroupProvisioned struct {
 	NotAdded []RowOutcome `json:"notAdded,omitempty"`
 	// NotAddedTotal, in a truncated event, is the full length of NotAdded.
 	NotAddedTotal int `json:"notAddedTotal,omitempty"`
+	// SettingsDiffer lists the settings of a reused group that differ from
+	// the command's Group; SettingsUpdated says the command changed them
+	// (ProvisionGroup.UpdateSettings).
+	SettingsDiffer  []SettingDifference `json:"settingsDiffer,omitempty"`
+	SettingsUpdated bool                `json:"settingsUpdated,omitempty"`
 	// WixCalls counts the Wix API calls the command made.
 	WixCalls int64 `json:"wixCalls"`
+}
+
+// SettingDifference is one setting of a reused group that differs from the
+// command's: Group is the group's value (before any update), Command the
+// command's.
+type SettingDifference struct {
+	// Setting is "privacyStatus", "teaser" or "memberTitle".
+	Setting string `json:"setting"`
+	Group   string `json:"group"`
+	Command string `json:"command"`
 }
 
 // ProvisionPendingApproval is GroupProvisioned.Status when the group is a
@@ -182,7 +197,9 @@ const ProvisionPendingApproval = "pending_approval"
 
 // RowOutcome says why one row of ProvisionGroup.People was not added.
 type RowOutcome struct {
-	// Row is the 0-based index of the row in ProvisionGroup.People.
+	// Row is the 1-based position of the row in ProvisionGroup.People (1 =
+	// the first person); Ref carries the roster file's line when groupctl
+	// read one (1-based, the header is line 1).
 	Row int `json:"row"`
 	// Ref echoes Person.Ref.
 	Ref string `json:"ref,omitempty"`
@@ -259,8 +276,16 @@ type CampaignCompleted struct {
 	AudienceType string `json:"audienceType"`
 	// MembersSeen counts distinct members of the groups.
 	MembersSeen int `json:"membersSeen"`
-	// Selected counts MemberSelected events published.
+	// Selected counts MemberSelected events published by this command.
 	Selected int `json:"selected"`
+	// AlreadySelected counts members an earlier command of the same
+	// campaign id selected (their member_selected event, with the same id,
+	// is in the events stream's duplicate window): not selected again.
+	// MembersSeen = Selected + AlreadySelected + the Skipped counts.
+	AlreadySelected int `json:"alreadySelected"`
+	// GroupsWithoutQuestions lists, for an interest audience, the groups
+	// with no membership questions: no answer there can match.
+	GroupsWithoutQuestions []string `json:"groupsWithoutQuestions,omitempty"`
 	// Skipped counts members not selected, by reason.
 	Skipped Skipped `json:"skipped"`
 	// WixCalls counts the Wix API calls the command made.

@@ -111,6 +111,18 @@ func (s Subjects) Event(t string) string { return s.prefix() + "." + evtToken + 
 // body; the DLQ headers (HeaderDLQReason etc.) say why.
 func (s Subjects) DLQ(t string) string { return s.prefix() + "." + dlqToken + "." + t }
 
+// Ops request/reply subjects (core NATS, answered by the processor; not
+// streamed). OpsProgress is answered by every instance running the asked
+// command; the discovery subjects by one instance (a queue group).
+const (
+	OpsProgress   = "progress"
+	OpsGroupsList = "groups.ls"
+	OpsGroupsShow = "groups.show"
+)
+
+// Ops returns the request subject of ops request name, e.g. "groups.ops.progress".
+func (s Subjects) Ops(name string) string { return s.prefix() + ".ops." + name }
+
 // Commands returns the wildcard subject matching every command, "groups.cmd.>".
 func (s Subjects) Commands() string { return s.prefix() + "." + cmdToken + ".>" }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -48,6 +49,7 @@ func (c completion) WixCalls() int64 {
 // connection that publishes commands and awaits their completion events.
 type harness struct {
 	app  *app.App
+	stub *wixStub // Wix answered in memory, or nil: the simulator answers
 	dir  string
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -62,8 +64,8 @@ type harness struct {
 type appOpts struct {
 	Args []string
 	Env  map[string]string
-	// WixInMemory answers the embedded simulator's calls in memory (no
-	// socket; see memTransport).
+	// WixInMemory answers the Wix calls in memory with a canned stub (no
+	// socket, no simulator; see wixStub).
 	WixInMemory bool
 }
 
@@ -91,20 +93,31 @@ func startApp(o appOpts) (*harness, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	var opts app.Options
+	var stub *wixStub
 	if o.WixInMemory {
-		opts.SimTransport = inMemoryWix
+		stub = &wixStub{}
+		opts.SimTransport = func(http.Handler) http.RoundTripper { return stub }
 	}
 	a, err := app.StartWith(context.Background(), cfg, getenv, benchLogger(), opts)
 	if err != nil {
 		removeTemp(dir)
 		return nil, fmt.Errorf("start groupflow: %w", err)
 	}
-	h := &harness{app: a, dir: dir, subj: messages.Subjects{Prefix: cfg.Prefix}, waiters: map[string]chan completion{}}
+	h := &harness{app: a, stub: stub, dir: dir, subj: messages.Subjects{Prefix: cfg.Prefix}, waiters: map[string]chan completion{}}
 	if err := h.connect(a.NATSURL); err != nil {
 		h.Close()
 		return nil, err
 	}
 	return h, nil
+}
+
+// wixCalls returns the Wix calls answered so far for site: by the stub when
+// Wix is answered in memory (it serves one site), else by the simulator.
+func (h *harness) wixCalls(site string) int64 {
+	if h.stub != nil {
+		return h.stub.calls.Load()
+	}
+	return h.app.Sim.TotalCalls(site)
 }
 
 func (h *harness) connect(url string) error {
@@ -364,8 +377,11 @@ type CPUUse struct {
 	MachineBusy float64 `json:"machineBusyFraction"`
 }
 
-func procTicks() int64 {
-	b, err := os.ReadFile("/proc/self/stat")
+func procTicks() int64 { return statTicks("/proc/self/stat") }
+
+// statTicks reads user + system CPU ticks from a /proc/<pid>/stat file.
+func statTicks(path string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

@@ -10,6 +10,8 @@
 // bench/results.json and the same report as bench/results.md (quick:
 // bench/results-quick.json and .md; BENCH_OUT overrides the JSON path). BENCH_ONLY=1,3 runs only some scenarios;
 // BENCH_DEBUG=1 prints per-site call rates every 0.5 s in scenario 6.
+// BENCH_CPUPROFILE=file writes a CPU profile of scenario 2's in-memory
+// processor phase (go tool pprof file).
 // Processes it starts (scenario 5) are killed on exit, panic or signal.
 package main
 
@@ -27,23 +29,28 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"groupflow/internal/version"
 )
 
 // Results is bench/results.json.
 type Results struct {
-	Machine  Machine           `json:"machine"`
-	Quick    bool              `json:"quick"`
-	Started  time.Time         `json:"started"`
-	TookS    float64           `json:"tookSeconds"`
-	Calls    []CallsRow        `json:"callsPerJob,omitempty"`
-	Overhead []OverheadRow     `json:"processorOverhead,omitempty"`
-	Util     *UtilResult       `json:"rateLimitUtilisation,omitempty"`
-	Latency  []LatencyRow      `json:"latency,omitempty"`
-	Memory   []MemoryRow       `json:"memory,omitempty"`
-	Sites    *SitesResult      `json:"severalSites,omitempty"`
-	Fairness *FairnessResult   `json:"fairness,omitempty"`
-	Targets  []Target          `json:"targets"`
-	Errors   map[string]string `json:"errors,omitempty"`
+	Machine   Machine           `json:"machine"`
+	Quick     bool              `json:"quick"`
+	Started   time.Time         `json:"started"`
+	TookS     float64           `json:"tookSeconds"`
+	Calls     []CallsRow        `json:"callsPerJob,omitempty"`
+	Overhead  []OverheadRow     `json:"processorOverhead,omitempty"`
+	Util      *UtilResult       `json:"rateLimitUtilisation,omitempty"`
+	Latency   []LatencyRow      `json:"latency,omitempty"`
+	Memory    []MemoryRow       `json:"memory,omitempty"`
+	Sites     *SitesResult      `json:"severalSites,omitempty"`
+	Fairness  *FairnessResult   `json:"fairness,omitempty"`
+	ManySites *ManySitesRun     `json:"manySites,omitempty"`
+	BusySite  *ManySitesRun     `json:"busySite,omitempty"`
+	Cost      *CostResult       `json:"costPerSite,omitempty"`
+	Targets   []Target          `json:"targets"`
+	Errors    map[string]string `json:"errors,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -155,6 +162,9 @@ func removeTemp(d string) {
 }
 
 func main() {
+	if version.PrintIfAsked("groupbench", os.Args[1:], os.Stdout) {
+		return
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -241,6 +251,9 @@ func run(quick bool, only string, stdout, stderr io.Writer) (*Results, error) {
 		{5, "memory", func() (err error) { res.Memory, err = scenarioMemory(quick, logf); return }},
 		{6, "several sites", func() (err error) { res.Sites, err = scenarioSites(quick, logf); return }},
 		{7, "fairness", func() (err error) { res.Fairness, err = scenarioFairness(quick, logf); return }},
+		{8, "many sites", func() (err error) { res.ManySites, err = scenarioManySites(quick, logf); return }},
+		{9, "many sites, one busy", func() (err error) { res.BusySite, err = scenarioBusySite(quick, logf); return }},
+		{10, "cost per site", func() (err error) { res.Cost, err = scenarioCost(quick, res.ManySites, logf); return }},
 	}
 	var firstErr error
 	for _, s := range steps {
@@ -260,7 +273,8 @@ func run(quick bool, only string, stdout, stderr io.Writer) (*Results, error) {
 	}
 	res.TookS = time.Since(start).Seconds()
 	res.Machine.LoadAvgEnd = machine().LoadAvg
-	res.Targets = targets(res)
+	res.Targets = append(targets(res), manyTargets(res)...)
 	report(stdout, res)
+	reportMany(stdout, res)
 	return res, firstErr
 }

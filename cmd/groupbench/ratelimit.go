@@ -199,7 +199,7 @@ func scenarioSites(quick bool, logf func(string, ...any)) (*SitesResult, error) 
 		conc   int
 		faults bool
 	}
-	vs := []variant{{64, true}, {64, false}, {16, true}, {16, false}} // 16: the default
+	vs := []variant{{0, true}, {0, false}, {64, true}, {64, false}} // 0: the default flags (no --concurrency)
 	if quick {
 		vs = vs[:1]
 	}
@@ -275,8 +275,11 @@ func sitesRun(quick bool, conc int, faults bool, logf func(string, ...any)) (*Si
 	if err := os.WriteFile(sitesFile, []byte(yaml.String()), 0o600); err != nil {
 		return nil, err
 	}
-	h, err := startApp(appOpts{Args: []string{"--wix-sites-file", sitesFile, "--wix-base-url", "http://" + ln.Addr().String(),
-		"--concurrency", itoa(conc)}, Env: map[string]string{"BENCH_KEY": "bench"}})
+	args := []string{"--wix-sites-file", sitesFile, "--wix-base-url", "http://" + ln.Addr().String()}
+	if conc > 0 {
+		args = append(args, "--concurrency", itoa(conc))
+	}
+	h, err := startApp(appOpts{Args: args, Env: map[string]string{"BENCH_KEY": "bench"}})
 	if err != nil {
 		return nil, err
 	}

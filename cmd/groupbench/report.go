@@ -49,9 +49,9 @@ func targets(r *Results) []Target {
 	}
 	if s := r.Sites; s != nil {
 		for _, run := range s.Runs {
-			name, want := fmt.Sprintf("Several sites: healthy sites' utilisation (concurrency %d)", run.Concurrency), "≥ 0.95 each despite a slow and a throttled site"
+			name, want := fmt.Sprintf("Several sites: healthy sites' utilisation (%s)", concLabel(run.Concurrency)), "≥ 0.95 each despite a slow and a throttled site"
 			if !run.Faults {
-				name, want = fmt.Sprintf("Several sites, control without faulty site (concurrency %d)", run.Concurrency), "≥ 0.95 each (sites 2–9)"
+				name, want = fmt.Sprintf("Several sites, control without faulty site (%s)", concLabel(run.Concurrency)), "≥ 0.95 each (sites 2–9)"
 			}
 			ts = append(ts, Target{Name: name, Want: want, Got: fmt.Sprintf("min %.3f (bench process %.2f cores, machine %.0f%% busy)",
 				run.MinHealthyUtil, run.CPU.BenchCores, 100*run.CPU.MachineBusy), Met: run.MinHealthyUtil >= 0.95})
@@ -111,7 +111,7 @@ func report(w io.Writer, r *Results) {
 		p("")
 	}
 	if len(r.Overhead) > 0 {
-		p("### 2. Processor overhead vs raw JetStream (same embedded server, unlimited zero-latency simulator, over HTTP and answered in memory)")
+		p("### 2. Processor overhead vs raw JetStream (same embedded server; Wix: unlimited zero-latency simulator over HTTP, and a canned in-memory stub)")
 		p("")
 		p("| command | Wix | N | bytes | concurrency | Wix calls each | writes/command | ledger writes each | events each | processor msgs/s | raw JetStream msgs/s | processor/raw | CPU-µs/command (raw: per msg) | CPU (bench cores / machine busy) |")
 		p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
@@ -171,8 +171,8 @@ func report(w io.Writer, r *Results) {
 			for _, x := range run.Sites {
 				calls += x.Calls
 			}
-			p("Concurrency %d per command type, %s; all done in %.1f s; bench process %.2f cores, machine %.0f%% busy; %d TCP connections opened to Wix for %d calls:",
-				run.Concurrency, kind, run.TotalS, run.CPU.BenchCores, 100*run.CPU.MachineBusy, run.Conns, calls)
+			p("%s, %s; all done in %.1f s; bench process %.2f cores, machine %.0f%% busy; %d TCP connections opened to Wix for %d calls:",
+				concLabel(run.Concurrency), kind, run.TotalS, run.CPU.BenchCores, 100*run.CPU.MachineBusy, run.Conns, calls)
 			p("")
 			p("| site | limit/s | fault | commands | calls | done at s | achieved/s | utilisation | 429 |")
 			p("|---|--:|---|--:|--:|--:|--:|--:|--:|")

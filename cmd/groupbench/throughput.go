@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,8 +22,9 @@ import (
 // OverheadRow is scenario 2, one row per way of answering Wix.
 type OverheadRow struct {
 	Command string `json:"command"`
-	// Wix says how the simulator answered: over HTTP on a loopback socket,
-	// or in memory (an http.RoundTripper calling its handler, no socket).
+	// Wix says how Wix was answered: by the simulator over HTTP on a
+	// loopback socket, or in memory (a canned http.RoundTripper stub, no
+	// socket, no simulator; see wixStub).
 	Wix          string `json:"wix"`
 	N            int    `json:"n"`
 	MsgBytes     int    `json:"msgBytes"`
@@ -43,9 +47,10 @@ type OverheadRow struct {
 	RawCPUMicrosEach float64 `json:"rawCpuMicrosPerMessage"`
 	ProcessorS       float64 `json:"processorSeconds"`
 	ProcessorPerS    float64 `json:"processorPerSecond"`
-	RawS             float64 `json:"rawSeconds"`
-	RawPerS          float64 `json:"rawPerSecond"`
-	Ratio            float64 `json:"ratio"`
+	// RawS is the median of rawRuns runs of the raw baseline.
+	RawS    float64 `json:"rawSeconds"`
+	RawPerS float64 `json:"rawPerSecond"`
+	Ratio   float64 `json:"ratio"`
 }
 
 // Ways of answering Wix in scenario 2.
@@ -98,12 +103,13 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 			return row, err
 		}
 	}
-	before := h.app.Sim.TotalCalls(site)
+	before := h.wixCalls(site)
 	seqsBefore, err := settledSeqs(h.js)
 	if err != nil {
 		return row, err
 	}
 	ps := make([]*pending, n)
+	stopProfile := profileCPU(wix == wixInMemory, logf)
 	cpu, cpu0 := startCPU(), processCPU()
 	start := time.Now()
 	for i := range n {
@@ -128,7 +134,8 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	}
 	row.ProcessorS = last.Sub(start).Seconds()
 	row.CPU, row.CPUMicrosEach = cpu.Stop(), micros(processCPU()-cpu0)/float64(n)
-	row.WixCallsEach = (h.app.Sim.TotalCalls(site) - before) / int64(n)
+	stopProfile()
+	row.WixCallsEach = (h.wixCalls(site) - before) / int64(n)
 	seqsAfter, err := settledSeqs(h.js)
 	if err != nil {
 		return row, err
@@ -144,14 +151,39 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 		wix, n, row.ProcessorS, row.ProcessorPerS, row.WixCallsEach, row.WritesEach, formatPerStream(row.WritesByStream), row.CPUMicrosEach)
 
 	raw0 := processCPU()
-	if row.RawS, err = rawJetStream(h, n, row.MsgBytes); err != nil {
+	if row.RawS, err = rawMedian(h, n, row.MsgBytes); err != nil {
 		return row, err
 	}
-	row.RawCPUMicrosEach = micros(processCPU()-raw0) / float64(n)
+	row.RawCPUMicrosEach = micros(processCPU()-raw0) / float64(rawRuns*n)
 	row.RawPerS = float64(n) / row.RawS
 	row.Ratio = row.ProcessorPerS / row.RawPerS
-	logf("  raw JetStream: %d msgs of %d B in %.2fs (%.0f/s, %.0f CPU-µs/msg); processor/raw %.3f", n, row.MsgBytes, row.RawS, row.RawPerS, row.RawCPUMicrosEach, row.Ratio)
+	logf("  raw JetStream: %d msgs of %d B in %.2fs (median of %d runs; %.0f/s, %.0f CPU-µs/msg); processor/raw %.3f",
+		n, row.MsgBytes, row.RawS, rawRuns, row.RawPerS, row.RawCPUMicrosEach, row.Ratio)
 	return row, nil
+}
+
+// profileCPU starts a CPU profile into $BENCH_CPUPROFILE when on and the
+// variable is set; the returned function stops it.
+func profileCPU(on bool, logf func(string, ...any)) (stop func()) {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if !on || path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		logf("  cpu profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		logf("  cpu profile: %v", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		logf("  cpu profile of the processor phase in %s", path)
+	}
 }
 
 // processCPU returns the CPU time (user and system) this process has used.
@@ -164,6 +196,25 @@ func processCPU() time.Duration {
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// rawRuns is how many times the raw baseline runs: it lasts a few tens of
+// milliseconds, so on a shared machine one run can be off several times
+// over; the median of a few is steadier.
+const rawRuns = 3
+
+// rawMedian returns the median seconds of rawRuns runs of rawJetStream.
+func rawMedian(h *harness, n, size int) (float64, error) {
+	secs := make([]float64, 0, rawRuns)
+	for range rawRuns {
+		s, err := rawJetStream(h, n, size)
+		if err != nil {
+			return 0, err
+		}
+		secs = append(secs, s)
+	}
+	slices.Sort(secs)
+	return secs[len(secs)/2], nil
+}
 
 // rawJetStream publishes n messages of size bytes to a file stream on the
 // processor's embedded server while a durable pull consumer consumes and

@@ -68,7 +68,7 @@ func TestWritesDeltaCountsAppendsOfAllStreamsAndBuckets(t *testing.T) {
 }
 
 // Scenario 2 at a micro size with Wix answered in memory: the one-person
-// provision_group completes through memTransport (4 Wix calls, no socket),
+// provision_group completes through wixStub (4 Wix calls, no socket),
 // and the row carries writes and CPU per command. Figures are not asserted
 // beyond being there: timing goals are the bench's.
 func TestOverheadInMemoryMicro(t *testing.T) {

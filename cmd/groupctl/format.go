@@ -141,13 +141,28 @@ func eventLine(eventType string, at time.Time, body []byte) string {
 	switch ev := e.(type) {
 	case *messages.GroupProvisioned:
 		fmt.Fprintf(&b, " group=%s name=%q reused=%t added=%d already=%d removed=%d not_added=%d", ev.GroupID, ev.Name, ev.Reused, ev.Added, ev.AlreadyMembers, len(ev.Removed), len(ev.NotAdded))
+		for _, d := range ev.SettingsDiffer {
+			verb := "differs"
+			if ev.SettingsUpdated {
+				verb = "updated"
+			}
+			fmt.Fprintf(&b, " %s_%s=%s->%s", d.Setting, verb, d.Group, d.Command)
+		}
 	case *messages.MemberSelected:
 		fmt.Fprintf(&b, " campaign=%s member=%s email=%s groups=%s", ev.CampaignID, ev.MemberID, ev.Email, strings.Join(ev.GroupIDs, ","))
 		if len(ev.MatchedKeywords) > 0 {
 			fmt.Fprintf(&b, " matched=%s", strings.Join(ev.MatchedKeywords, ","))
 		}
 	case *messages.CampaignCompleted:
-		fmt.Fprintf(&b, " campaign=%s audience=%s seen=%d selected=%d no_email=%d unsubscribed=%d not_matched=%d", ev.CampaignID, ev.AudienceType, ev.MembersSeen, ev.Selected, ev.Skipped.NoEmail, ev.Skipped.Unsubscribed, ev.Skipped.NotMatched)
+		notSub := 0
+		for _, n := range ev.Skipped.NotSubscribed {
+			notSub += n
+		}
+		// seen = selected + already_selected + no_email + not_subscribed + unsubscribed + not_matched
+		fmt.Fprintf(&b, " campaign=%s audience=%s seen=%d selected=%d already_selected=%d no_email=%d not_subscribed=%d unsubscribed=%d not_matched=%d", ev.CampaignID, ev.AudienceType, ev.MembersSeen, ev.Selected, ev.AlreadySelected, ev.Skipped.NoEmail, notSub, ev.Skipped.Unsubscribed, ev.Skipped.NotMatched)
+		if len(ev.GroupsWithoutQuestions) > 0 {
+			fmt.Fprintf(&b, " groups_without_questions=%s", strings.Join(ev.GroupsWithoutQuestions, ","))
+		}
 	case *messages.MembershipQuestionsSet:
 		fmt.Fprintf(&b, " groups=%d", len(ev.Groups))
 		for _, g := range ev.Groups {

@@ -9,10 +9,12 @@
 //	groupctl dlq ls --since 24h
 //	groupctl dlq replay --command provision_group
 //
-// It connects to --nats-url (default nats://127.0.0.1:4222, the embedded
-// server of a single-machine groupflow; env GROUPFLOW_NATS_URL). Against a
-// server with per-user inbox permissions (deploy/nats/accounts.conf) give
-// --inbox-prefix _INBOX_ops (env GROUPFLOW_INBOX_PREFIX).
+// It connects to --nats-url, else GROUPCTL_NATS_URL, else the nats CLI
+// context of --context, else NATS_URL, else nats://127.0.0.1:4222 (the
+// embedded server of a single-machine groupflow); GROUPFLOW_NATS_URL, the
+// processor's variable, is not read. Against a server with per-user inbox
+// permissions (deploy/nats/accounts.conf) give --inbox-prefix _INBOX_ops
+// (env GROUPCTL_INBOX_PREFIX). Exit status: 0 ok, 1 failure, 2 usage error.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -33,8 +36,16 @@ func main() {
 		if !errors.Is(err, errSilent) {
 			fmt.Fprintln(os.Stderr, "groupctl:", err)
 		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a usage error (unknown subcommand, bad flag), else 1.
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) || strings.HasPrefix(err.Error(), "unknown command") {
+		return 2
+	}
+	return 1
 }
 
 // errSilent is returned when the command already said what went wrong.

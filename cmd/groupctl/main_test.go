@@ -139,8 +139,12 @@ func TestDeadLetterToReplay(t *testing.T) {
 	}
 	st := mustGroupctl(t, env, "status", "prov-e2e", "--type", "provision_group")
 	t.Logf("status:\n%s", st)
-	if !strings.Contains(st, "status:   completed") || !strings.Contains(st, "event:    group_provisioned") || !strings.Contains(st, `"groupId"`) {
+	if !strings.Contains(st, "status:   completed") || !strings.Contains(st, "events:   command_failed ×1, group_provisioned ×1") || !strings.Contains(st, `"groupId"`) {
 		t.Fatalf("status:\n%s", st)
+	}
+	// --events lists them one by one.
+	if st := mustGroupctl(t, env, "status", "prov-e2e", "--events"); !strings.Contains(st, "event:    group_provisioned") || !strings.Contains(st, "event:    command_failed") {
+		t.Fatalf("status --events:\n%s", st)
 	}
 	if out, _, _ := groupctl(t, env, "", "dlq", "ls"); out != "" {
 		t.Fatalf("dlq ls after replay: %q", out)
@@ -384,7 +388,7 @@ func TestStatusUnknownAndReport(t *testing.T) {
 	}
 }
 
-// TestInboxPrefix: with --inbox-prefix (or GROUPFLOW_INBOX_PREFIX) every
+// TestInboxPrefix: with --inbox-prefix (or GROUPCTL_INBOX_PREFIX) every
 // reply groupctl gets, here the chunks of a report, travels on that prefix
 // and none on the default _INBOX, so per-user inbox permissions
 // (deploy/nats/accounts.conf) can keep other users from reading them.
@@ -434,12 +438,12 @@ func TestInboxPrefix(t *testing.T) {
 	if !sawMarker(flagInbox) {
 		t.Error("--inbox-prefix _INBOX_ops: the report did not arrive on _INBOX_ops.>")
 	}
-	t.Setenv("GROUPFLOW_INBOX_PREFIX", "_INBOX_ops_env")
+	t.Setenv("GROUPCTL_INBOX_PREFIX", "_INBOX_ops_env")
 	if out := mustGroupctl(t, env, "report", "get", "rep-1", "--format", "csv"); !strings.Contains(out, marker) {
 		t.Fatalf("report: %q", out)
 	}
 	if !sawMarker(envInbox) {
-		t.Error("GROUPFLOW_INBOX_PREFIX=_INBOX_ops_env: the report did not arrive on _INBOX_ops_env.>")
+		t.Error("GROUPCTL_INBOX_PREFIX=_INBOX_ops_env: the report did not arrive on _INBOX_ops_env.>")
 	}
 	if sawMarker(defaultInbox) {
 		t.Error("with an inbox prefix, the report still travelled on _INBOX.>")

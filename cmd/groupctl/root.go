@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/version"
 	"groupflow/messages"
 )
 
@@ -29,6 +31,10 @@ type app struct {
 	now      func() time.Time
 
 	natsURL, creds, nkey, tlsCert, tlsKey, tlsCA, prefix string
+	// context names a nats CLI context; user, password and token come from it.
+	context, user, password, token string
+	// listEvents: status lists every event instead of counting them.
+	listEvents bool
 	// inboxPrefix replaces _INBOX in reply subjects (per-user permissions).
 	inboxPrefix string
 
@@ -51,29 +57,67 @@ func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "groupctl",
 		Short: "Send groupflow commands, follow events, and manage dead letters",
-		Long: `groupctl talks to groupflow through NATS JetStream: it publishes commands on
+		Long: `groupctl talks to groupflow through NATS: it publishes commands on
 groups.cmd.<type>, follows events on groups.evt.<type>, reads the command
-ledger, and lists, replays and purges dead letters (stream GROUPS_DLQ).`,
+ledger, asks the running processor for progress and for the site's groups
+(groups.ops.*), and lists, replays and purges dead letters (stream GROUPS_DLQ).
+
+Connection, first found wins: --nats-url, GROUPCTL_NATS_URL, the nats CLI
+context of --context (or GROUPCTL_CONTEXT; ~/.config/nats/context/NAME.json:
+url, creds, nkey, cert, key, ca, user, password, token, inbox_prefix),
+NATS_URL, then nats://127.0.0.1:4222 (make run's embedded server).
+GROUPFLOW_NATS_URL is groupflow's own variable and is NOT read by groupctl:
+exporting it would also switch the next make run to an external NATS.`,
+		Example: `  groupctl send provision --name "Yoga Monday" --roster roster.csv --wait
+  groupctl groups ls --prefix Yoga --with-questions
+  groupctl status prov-3f9a2c --events
+  groupctl dlq ls --since 24h
+  NATS_URL=nats://nats.internal:4222 groupctl --context ops dlq replay --all --dry-run`,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return a.resolveConnection()
+		},
 	}
-	url := os.Getenv("GROUPFLOW_NATS_URL")
-	if url == "" {
-		url = defaultNATSURL
-	}
+	root.SetVersionTemplate("groupctl {{.Version}}\n")
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.natsURL, "nats-url", url, "NATS server URL(s), comma-separated (env GROUPFLOW_NATS_URL)")
+	pf.StringVar(&a.natsURL, "nats-url", "", "NATS server URL(s), comma-separated (env GROUPCTL_NATS_URL, then the context's, then NATS_URL; default "+defaultNATSURL+")")
+	pf.StringVar(&a.context, "context", os.Getenv("GROUPCTL_CONTEXT"), "nats CLI context name (~/.config/nats/context/NAME.json) (env GROUPCTL_CONTEXT)")
 	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (.creds)")
 	pf.StringVar(&a.nkey, "nkey", "", "NATS nkey seed file")
 	pf.StringVar(&a.tlsCert, "tls-cert", "", "client TLS certificate (mutual TLS)")
 	pf.StringVar(&a.tlsKey, "tls-key", "", "client TLS key")
 	pf.StringVar(&a.tlsCA, "tls-ca", "", "CA certificate to verify the server")
 	pf.StringVar(&a.prefix, "prefix", messages.DefaultPrefix, "subject prefix of the deployment")
-	pf.StringVar(&a.inboxPrefix, "inbox-prefix", os.Getenv("GROUPFLOW_INBOX_PREFIX"),
-		"reply subject prefix instead of _INBOX, e.g. _INBOX_ops to match per-user permissions (see deploy/nats/accounts.conf) (env GROUPFLOW_INBOX_PREFIX)")
+	pf.StringVar(&a.inboxPrefix, "inbox-prefix", os.Getenv("GROUPCTL_INBOX_PREFIX"),
+		"reply subject prefix instead of _INBOX, e.g. _INBOX_ops to match per-user permissions (see deploy/nats/accounts.conf) (env GROUPCTL_INBOX_PREFIX)")
 
-	root.AddCommand(a.sendCmd(), a.eventsCmd(), a.statusCmd(), a.dlqCmd(), a.reportCmd(), a.scheduleCmd(), a.wixCmd())
+	root.AddCommand(a.sendCmd(), a.eventsCmd(), a.statusCmd(), a.groupsCmd(), a.dlqCmd(), a.reportCmd(), a.scheduleCmd(), a.wixCmd())
+	requireSubcommands(root)
+	addExamples(root)
 	return root
+}
+
+// resolveConnection fills the connection settings from the environment and
+// the nats CLI context, flags first.
+func (a *app) resolveConnection() error {
+	var nc *natsContext
+	if a.context != "" {
+		var err error
+		if nc, err = loadNATSContext(a.context, os.Getenv); err != nil {
+			return err
+		}
+	} else {
+		nc = &natsContext{}
+	}
+	a.natsURL = cmp.Or(a.natsURL, os.Getenv("GROUPCTL_NATS_URL"), nc.URL, os.Getenv("NATS_URL"), defaultNATSURL)
+	a.creds = cmp.Or(a.creds, nc.Creds)
+	a.nkey = cmp.Or(a.nkey, nc.NKey)
+	a.tlsCert, a.tlsKey, a.tlsCA = cmp.Or(a.tlsCert, nc.Cert), cmp.Or(a.tlsKey, nc.Key), cmp.Or(a.tlsCA, nc.CA)
+	a.inboxPrefix = cmp.Or(a.inboxPrefix, nc.InboxPrefix)
+	a.user, a.password, a.token = nc.User, nc.Password, nc.Token
+	return nil
 }
 
 func (a *app) subjects() messages.Subjects { return messages.Subjects{Prefix: a.prefix} }
@@ -103,6 +147,12 @@ func (a *app) connect() (jetstream.JetStream, error) {
 	}
 	if a.inboxPrefix != "" {
 		opts = append(opts, nats.CustomInboxPrefix(a.inboxPrefix))
+	}
+	if a.user != "" {
+		opts = append(opts, nats.UserInfo(a.user, a.password))
+	}
+	if a.token != "" {
+		opts = append(opts, nats.Token(a.token))
 	}
 	nc, err := nats.Connect(a.natsURL, opts...)
 	if err != nil {

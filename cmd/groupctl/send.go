@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"groupflow/internal/events"
 	"groupflow/internal/roster"
 	"groupflow/messages"
 )
@@ -24,7 +23,7 @@ import (
 type sendOpts struct {
 	id, site, correlation string
 	wait                  bool
-	timeout               time.Duration
+	timeout, idle         time.Duration
 }
 
 func (o *sendOpts) bind(c *cobra.Command) {
@@ -32,8 +31,9 @@ func (o *sendOpts) bind(c *cobra.Command) {
 	f.StringVar(&o.id, "id", "", "command id (default: <type>-<random>)")
 	f.StringVar(&o.site, "site", "", "Wix site id (default: the processor's default site)")
 	f.StringVar(&o.correlation, "correlation-id", "", "correlation id echoed on every resulting event")
-	f.BoolVar(&o.wait, "wait", false, "wait for the completion event (or command_failed) and print it")
-	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long --wait waits")
+	f.BoolVar(&o.wait, "wait", false, "wait for the completion event (or command_failed) and print it, with the command's progress (a bar on a terminal)")
+	f.DurationVar(&o.idle, "idle-timeout", 5*time.Minute, "--wait gives up after this long without progress (no counter or Wix call moved)")
+	f.DurationVar(&o.timeout, "timeout", 0, "--wait gives up after this long in total (default: never while there is progress)")
 }
 
 func (a *app) sendCmd() *cobra.Command {
@@ -58,7 +58,7 @@ func (a *app) sendCmd() *cobra.Command {
 
 func (a *app) sendProvisionCmd(o *sendOpts) *cobra.Command {
 	var name, rosterPath, privacy, description, creator string
-	var sync, strict, allowDup, massRemoval bool
+	var sync, strict, allowDup, massRemoval, updateSettings bool
 	c := &cobra.Command{
 		Use:   "provision --name NAME --roster roster.csv",
 		Short: "Create (or reuse) a group and add the people of a CSV roster",
@@ -73,7 +73,7 @@ one (an empty roster, or no row found), is refused before anyone is added
 or removed, unless --allow-mass-removal is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cmd := &messages.ProvisionGroup{Group: messages.GroupSpec{Name: name, Description: description, PrivacyStatus: strings.ToUpper(privacy)}, CreatorID: creator, AllowDuplicateName: allowDup, AllowMassRemoval: massRemoval}
+			cmd := &messages.ProvisionGroup{Group: messages.GroupSpec{Name: name, Description: description, PrivacyStatus: strings.ToUpper(privacy)}, CreatorID: creator, AllowDuplicateName: allowDup, AllowMassRemoval: massRemoval, UpdateSettings: updateSettings}
 			if sync {
 				cmd.Membership = messages.MembershipSync
 			}
@@ -109,6 +109,7 @@ or removed, unless --allow-mass-removal is given.`,
 	f.BoolVar(&allowDup, "allow-duplicate-name", false, "create a new group even if one has this name")
 	f.BoolVar(&massRemoval, "allow-mass-removal", false, "with --sync: allow removing more than half of the members, or everyone but the admins")
 	f.BoolVar(&strict, "strict", false, "refuse to send when the roster has bad rows")
+	f.BoolVar(&updateSettings, "update-settings", false, "a reused group takes --privacy (and the other settings given) when its own differ; without it they are only reported")
 	_ = c.MarkFlagRequired("name")
 	return c
 }
@@ -367,39 +368,7 @@ func (a *app) publish(ctx context.Context, o *sendOpts, t string, body []byte, i
 			return a.printOutcome(e.Type, m.Time, m.Data, id, t)
 		}
 	}
-	a.errf("waiting for the outcome of %s (up to %s)...\n", id, o.timeout)
-	wctx, cancel := timeoutCtx(ctx, o.timeout)
-	defer cancel()
-	for {
-		ev, err := evts.Next(jetstream.FetchMaxWait(time.Second))
-		if werr := wctx.Err(); werr != nil {
-			if gerr := guardErr(ctx, nil); gerr != nil {
-				return gerr
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("no outcome for %s within %s (groupctl status %s tells where it is)", id, o.timeout, id)
-		}
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-				continue
-			}
-			return fmt.Errorf("follow events: %w", err)
-		}
-		if ev.Headers().Get(events.HeaderCommandID) != id {
-			continue
-		}
-		et, _ := subj.EventTypeOf(ev.Subject())
-		if et != want && et != messages.EvtCommandFailed {
-			continue
-		}
-		at := time.Now()
-		if md, err := ev.Metadata(); err == nil {
-			at = md.Timestamp
-		}
-		return a.printOutcome(et, at, ev.Data(), id, t)
-	}
+	return a.awaitOutcome(ctx, o, evts, id, t, want)
 }
 
 // outcomeConsumer follows, from now on, the events that can end a command

@@ -18,16 +18,22 @@ import (
 func (a *app) statusCmd() *cobra.Command {
 	var cmdType string
 	c := &cobra.Command{
-		Use:   "status COMMAND_ID [--type T]",
-		Short: "Tell what happened to a command: processing, completed, failed or dead-lettered",
+		Use:   "status COMMAND_ID [--type T] [--events]",
+		Short: "Tell what happened to a command: processing (with its progress), completed, failed or dead-lettered",
 		Long: `Looks the command up in the ledger (under --type, or every command type),
-and in the streams: the command itself, its events, and its dead letters.`,
+and in the streams: the command itself, its events (counted by type;
+--events lists them), and its dead letters. While it is processing, the
+instance running it tells its progress (groups.ops.progress): rows, pages,
+members, Wix calls made and left by the budget, and an ETA at the site's rate.`,
+		Example: `  groupctl status prov-3f9a2c
+  groupctl status send-campaign-fb05a0e18ca7 --events`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return a.status(c.Context(), args[0], cmdType)
 		},
 	}
 	c.Flags().StringVar(&cmdType, "type", "", "command type (default: try every type)")
+	c.Flags().BoolVar(&a.listEvents, "events", false, "list every event of the command (default: counts by type)")
 	return c
 }
 
@@ -161,9 +167,10 @@ func (a *app) lookUp(ctx context.Context, js jetstream.JetStream, id, cmdType st
 	for _, c := range cmds {
 		a.outf("published: %s seq %d at %s\n", safe(c.subject), c.seq, c.at.UTC().Format(time.RFC3339))
 	}
-	for _, e := range evts {
-		a.outf("event:    %s (events seq %d at %s)\n", safe(e.Type), e.Seq, e.Time.UTC().Format(time.RFC3339))
+	if rec != nil && rec.Status == ledger.StatusProcessing {
+		a.printProgress(ctx, id)
 	}
+	a.printEvents(evts)
 	for _, e := range dead {
 		a.outf("dead letter: seq %d, %s, %d deliveries, %s ago: %s\n", e.Seq, e.Kind, e.Deliveries, age(a.now().Sub(e.Stored)), safe(e.Reason))
 	}

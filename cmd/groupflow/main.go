@@ -22,9 +22,13 @@ import (
 	"groupflow/internal/config"
 	"groupflow/internal/logging"
 	"groupflow/internal/trace"
+	"groupflow/internal/version"
 )
 
 func main() {
+	if version.PrintIfAsked("groupflow", os.Args[1:], os.Stdout) {
+		return
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

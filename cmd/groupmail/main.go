@@ -38,10 +38,14 @@ import (
 	"groupflow/internal/events"
 	"groupflow/internal/mailer"
 	"groupflow/internal/runtime"
+	"groupflow/internal/version"
 	"groupflow/messages"
 )
 
 func main() {
+	if version.PrintIfAsked("groupmail", os.Args[1:], os.Stdout) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {

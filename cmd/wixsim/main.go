@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/sitematch"
+	"groupflow/internal/version"
 	"groupflow/internal/wixsim"
 )
 
@@ -228,6 +229,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 }
 
 func main() {
+	if version.PrintIfAsked("wixsim", os.Args[1:], os.Stdout) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil && !errors.Is(err, flag.ErrHelp) {

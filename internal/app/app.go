@@ -37,6 +37,7 @@ type App struct {
 	cfg      *config.Config
 	log      *zap.Logger
 	embedded *broker.Embedded
+	sim      *wixsim.Server
 	conns    []*nats.Conn
 	admin    *admin.Server
 	rt       *runtime.Runtime
@@ -59,12 +60,16 @@ type App struct {
 
 // Deps are what handlers are built from.
 type Deps struct {
-	Config *config.Config
-	Sites  Sites
-	Ledger *ledger.Ledger
-	Events *events.Publisher
-	JS     jetstream.JetStream
-	Logger *zap.Logger
+	Config    *config.Config
+	Sites     Sites
+	Ledger    *ledger.Ledger
+	Events    *events.Publisher
+	JS        jetstream.JetStream
+	Logger    *zap.Logger
+	Registry  prometheus.Registerer
+	DLQ       *dlq.Store
+	Subjects  messages.Subjects
+	WixClient *wix.Client
 }
 
 // Sites resolves a site id to its Wix client.
@@ -135,7 +140,7 @@ type startup struct {
 
 // broker starts the embedded broker (if configured) and connects to it:
 // one connection to consume, one to publish.
-func (s *startup) broker(context.Context) error {
+func (s *startup) broker(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
 	connCfg := broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
 		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
@@ -163,6 +168,9 @@ func (s *startup) broker(context.Context) error {
 	}
 	var err error
 	if s.subNC, err = connect("groupflow-consumer"); err != nil {
+		return err
+	}
+	if err := awaitConnected(ctx, s.subNC, s.NATSURL, s.cfg.NATSStartTimeout); err != nil {
 		return err
 	}
 	if s.pubNC, err = connect("groupflow-publisher"); err != nil {
@@ -296,12 +304,15 @@ func (s *startup) runtime(context.Context) error {
 	evts := events.NewPublisher(wpub, subjects, "groupflow")
 	s.store = dlq.NewStore(s.js, subjects)
 	deps := Deps{Config: cfg, Sites: s.sites, Ledger: s.led, Events: evts, JS: s.js, Logger: log}
+	adm := newAdmission(cfg, subjects)
+	adm.register(s.reg)
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
-		Instance: s.instance,
+		Instance: s.instance, Admission: adm,
+		SiteRate: func(string) float64 { return cfg.WixRatePerMinute },
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
-	for _, t := range registerHandlers(rt, deps, cfg.Concurrency) {
+	for _, t := range registerHandlers(rt, deps, handlerSlots(cfg)) {
 		s.consumers = append(s.consumers, broker.DurableName(t))
 	}
 	if err := rt.Prepare(); err != nil {
@@ -322,7 +333,7 @@ func (s *startup) capture(ctx context.Context) error {
 }
 
 // adminHTTP starts the admin HTTP server: health, readiness, metrics, DLQ.
-func (s *startup) adminHTTP(context.Context) error {
+func (s *startup) adminHTTP(ctx context.Context) error {
 	cfg, log, subjects, capture := s.cfg, s.log, s.subjects, s.App.capture
 	s.admin = admin.New(cfg.HTTPListen, admin.AllReady(
 		admin.ConnsReady(s.subNC, s.pubNC),
@@ -339,12 +350,15 @@ func (s *startup) adminHTTP(context.Context) error {
 	s.admin.Handle("/dlq", dlqHTTP)
 	s.admin.Handle("/dlq/", dlqHTTP)
 	s.admin.MountConsole(consoleSources(s.rt, s.led, s.store, s.js, s.subjects, s.wixClient))
+	if err := s.serveOps(ctx, s.subNC, s.rt, s.sites, s.subjects); err != nil {
+		return err
+	}
 	addr, err := s.admin.Start()
 	if err != nil {
 		return fmt.Errorf("admin http on %s: %w", cfg.HTTPListen, err)
 	}
 	s.AdminAddr = addr
-	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq"}))
+	log.Info("admin http", zap.String("addr", "http://"+addr), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics", "/dlq", "/console/", "/api/commands", "/api/groups"}))
 	return nil
 }
 
@@ -365,7 +379,7 @@ func (s *startup) run(ctx context.Context) error {
 		return errors.New("router not running after 60s")
 	}
 	s.log.Info("groupflow processing", zap.String("commands", s.subjects.Commands()), zap.Int("handlers", len(s.consumers)),
-		zap.Int("concurrency", s.cfg.Concurrency))
+		zap.Int("max_in_flight", s.cfg.MaxInFlight), zap.Int("site_concurrency", s.cfg.SiteConcurrency), zap.Int("slots_per_type", handlerSlots(s.cfg)))
 	return nil
 }
 
@@ -459,8 +473,8 @@ func (a *App) close() {
 	for i := len(a.conns) - 1; i >= 0; i-- {
 		_ = a.conns[i].Drain()
 	}
-	if a.Sim != nil {
-		if err := a.Sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if a.sim != nil {
+		if err := a.sim.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("wix simulator close", zap.Error(err))
 		}
 	}

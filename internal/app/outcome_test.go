@@ -78,7 +78,7 @@ func TestOversizedOutcomeIsOneTruncatedEvent(t *testing.T) {
 		t.Fatalf("event: group %q added %d truncated %v notAdded %d of %d", ev.GroupID, ev.Added, ev.Truncated, len(ev.NotAdded), ev.NotAddedTotal)
 	}
 	for i, o := range ev.NotAdded {
-		if o.Row != i || o.Ref != people[i].Ref || o.Reason != messages.ReasonNotFound {
+		if o.Row != i+1 || o.Ref != people[i].Ref || o.Reason != messages.ReasonNotFound {
 			t.Fatalf("notAdded[%d] = %+v: not the roster's row %d", i, o, i)
 		}
 	}
@@ -103,7 +103,7 @@ func TestOversizedOutcomeIsOneTruncatedEvent(t *testing.T) {
 		t.Fatalf("stored outcome: truncated %v, notAdded %d, group %q", full.Truncated, len(full.NotAdded), full.GroupID)
 	}
 	for i, o := range full.NotAdded {
-		if o.Row != i || o.Ref != people[i].Ref {
+		if o.Row != i+1 || o.Ref != people[i].Ref {
 			t.Fatalf("stored notAdded[%d] = %+v", i, o)
 		}
 	}

@@ -71,6 +71,15 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	// A busy port is said at once, in one line (nats-server would wait for
+	// readiness that never comes).
+	if port != server.RANDOM_PORT {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, portStr))
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: cannot listen on %s (in use by another groupflow or nats-server? use --nats-listen, or --nats-url for an external NATS): %w", cfg.Listen, err)
+		}
+		_ = ln.Close()
+	}
 	// nats-server keeps its files in a "jetstream" folder below StoreDir.
 	storeDir := cfg.DataDir
 	if err := os.MkdirAll(storeDir, 0o750); err != nil {

@@ -3,8 +3,11 @@
 //
 // New skips the test, naming the missing binary and how to install it, when
 // no chromium is found (`make chromium` installs it with apt-get as root).
-// Screenshots go to the directory of SCREENSHOT_DIR, else docs/screenshots
-// at the module root; each PNG is kept under MaxScreenshotBytes.
+// Screenshots go to the directory of SCREENSHOT_DIR; else, with
+// GROUPFLOW_WRITE_SCREENSHOTS=1 (`make screenshots`), to docs/screenshots at
+// the module root, refreshing the README's; else to a temporary directory,
+// so that a test run leaves the work tree as it was. Each PNG is kept under
+// MaxScreenshotBytes.
 package browsertest
 
 import (
@@ -85,12 +88,16 @@ func New(t testing.TB, opts Options) context.Context {
 	return ctx
 }
 
-// Dir returns the screenshot directory: $SCREENSHOT_DIR, else
-// docs/screenshots under the module root (found from the working directory).
+// Dir returns the screenshot directory: $SCREENSHOT_DIR; else, with
+// GROUPFLOW_WRITE_SCREENSHOTS=1, docs/screenshots under the module root
+// (found from the working directory); else a temporary directory.
 func Dir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("SCREENSHOT_DIR"); d != "" {
 		return d
+	}
+	if os.Getenv("GROUPFLOW_WRITE_SCREENSHOTS") != "1" {
+		return t.TempDir()
 	}
 	dir, err := os.Getwd()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"groupflow/internal/admission"
 	"groupflow/internal/netsafe"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
@@ -36,6 +37,10 @@ type Config struct {
 	SyncAlways   bool
 	EventDupWin  time.Duration
 	MaxPayloadMB int
+
+	// NATSStartTimeout bounds the wait for the first connection to an
+	// external NATS at startup (after it, NATS losses are waited out).
+	NATSStartTimeout time.Duration
 
 	// Admin HTTP.
 	HTTPListen string
@@ -84,11 +89,13 @@ type Config struct {
 	WixPreflight          bool
 
 	// Runtime.
-	Concurrency    int
-	AckWait        time.Duration
-	MaxDeliver     int
-	HandlerTimeout time.Duration
-	ShutdownGrace  time.Duration
+	Concurrency     int // handler slots per command type; 0: MaxInFlight
+	MaxInFlight     int // commands running at once, all types and sites (fair admission)
+	SiteConcurrency int // commands of one site running at once
+	AckWait         time.Duration
+	MaxDeliver      int
+	HandlerTimeout  time.Duration
+	ShutdownGrace   time.Duration
 
 	// Logs.
 	LogLevel  string
@@ -106,6 +113,11 @@ type Config struct {
 	// matches (package sitematch), at most WixMaxSites of them.
 	WixSimSitesPattern string
 }
+
+// MaxInFlightLimit bounds --max-in-flight: each running command costs a
+// goroutine, its message and its handler's state, and the consumers fetch up
+// to twice as many per command type.
+const MaxInFlightLimit = 100000
 
 // Simulated reports whether groupflow runs the embedded Wix simulator: no
 // Wix credentials were given.
@@ -189,6 +201,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of streams and buckets: 1 embedded, 3 on a cluster (default 1 embedded, 3 external) (env "+envName("replicas")+")")
 	str(&c.Prefix, "subject-prefix", "groups", "subject prefix: <prefix>.cmd.>, <prefix>.evt.>, <prefix>.dlq.>")
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "embedded server: fsync every write (no loss on power failure, slower) (env "+envName("sync-always")+")")
+	fs.DurationVar(&c.NATSStartTimeout, "nats-start-timeout", 15*time.Second, "startup fails when the external NATS is unreachable this long (env "+envName("nats-start-timeout")+")")
 	fs.DurationVar(&c.EventDupWin, "event-dup-window", time.Hour, "duplicate window of the events stream (env "+envName("event-dup-window")+")")
 	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, "embedded server: largest message in MiB (a 10,000-person roster is about 1 MiB) (env "+envName("max-payload-mb")+")")
 
@@ -223,7 +236,9 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.WixSimState, "wix-sim-state", "", "simulator: state file kept across restarts (default <data-dir>/wixsim.json)")
 	str(&c.PhoneRegion, "phone-region", "US", "default region for phone numbers without a country code")
 
-	fs.IntVar(&c.Concurrency, "concurrency", 16, "commands of each type handled at once; a command waiting for its site's rate limit holds a slot, so serving many sites wants more (env "+envName("concurrency")+")")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", admission.DefaultMaxInFlight, "commands running at once over all command types and sites; a command waiting for its turn holds no slot, no lease and no write (env "+envName("max-in-flight")+")")
+	fs.IntVar(&c.SiteConcurrency, "site-concurrency", admission.DefaultPerSite, "commands of one Wix site running at once (one slot is kept for commands other than campaigns and reports); sites with work take turns (env "+envName("site-concurrency")+")")
+	fs.IntVar(&c.Concurrency, "concurrency", 0, "handler slots per command type (0: --max-in-flight, so only the admission bounds apply; rarely worth setting) (env "+envName("concurrency")+")")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "consumer ack wait; work in progress is kept alive (env "+envName("ack-wait")+")")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 10, "failed attempts of a command before it is dead-lettered (env "+envName("max-deliver")+")")
 	fs.DurationVar(&c.HandlerTimeout, "handler-timeout", time.Hour, "longest a command may run (env "+envName("handler-timeout")+")")
@@ -235,8 +250,8 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 		fs.Var(SizeValue(p), name, usage+" (env "+envName(name)+")")
 	}
 	size(&c.MemoryLimit, "memory-limit", "Go soft memory limit, e.g. 512MiB (0: GOMEMLIMIT if set, else none)")
-	size(&c.InFlightBytes, "in-flight-bytes", "command bodies in work at once across all types; a command that does not fit waits")
-	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream (commands and schedules); when full, its oldest messages are dropped (discard old: nats-server refuses message schedules with discard new), so give it room for the max age of commands and alert on groupflow_stream_bytes")
+	size(&c.InFlightBytes, "in-flight-bytes", "command bodies held at once (waiting for their site's turn or in work) across all types; a command that does not fit waits")
+	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream; when full, producers' publishes fail (discard new)")
 	size(&c.EventsMaxBytes, "events-max-bytes", "size limit of the events stream; when full, completions wait and are retried (discard new)")
 	size(&c.DLQMaxBytes, "dlq-max-bytes", "size limit of the DLQ stream (no age limit); when full, the affected command types pause")
 	fs.Int64Var(&c.DLQMaxMsgs, "dlq-max-msgs", 0, "message limit of the DLQ stream (0: none) (env "+envName("dlq-max-msgs")+")")
@@ -322,8 +337,14 @@ func (c *Config) validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}
-	if c.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("--concurrency %d: want at least 1", c.Concurrency))
+	if c.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("--concurrency %d: want 0 (derived from --max-in-flight) or more", c.Concurrency))
+	}
+	if c.MaxInFlight < 1 || c.MaxInFlight > MaxInFlightLimit {
+		errs = append(errs, fmt.Errorf("--max-in-flight %d: want 1 to %d", c.MaxInFlight, MaxInFlightLimit))
+	}
+	if c.SiteConcurrency < 1 || c.SiteConcurrency > c.MaxInFlight {
+		errs = append(errs, fmt.Errorf("--site-concurrency %d: want 1 to --max-in-flight (%d)", c.SiteConcurrency, c.MaxInFlight))
 	}
 	if c.MaxDeliver < 2 {
 		errs = append(errs, fmt.Errorf("--max-deliver %d: want at least 2", c.MaxDeliver))

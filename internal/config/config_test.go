@@ -72,6 +72,20 @@ func TestParse(t *testing.T) {
 					t.Errorf("embedded %v replicas %d", c.Embedded(), c.Replicas)
 				}
 			}},
+		{name: "admission defaults: no per-type concurrency to tune", check: func(t *testing.T, c *Config) {
+			if c.Concurrency != 0 || c.MaxInFlight != 2048 || c.SiteConcurrency != 4 || c.InFlightBytes != 64<<20 {
+				t.Errorf("concurrency %d max-in-flight %d site-concurrency %d in-flight-bytes %d", c.Concurrency, c.MaxInFlight, c.SiteConcurrency, c.InFlightBytes)
+			}
+		}},
+		{name: "admission flags", args: []string{"--max-in-flight", "500", "--site-concurrency", "2"},
+			check: func(t *testing.T, c *Config) {
+				if c.MaxInFlight != 500 || c.SiteConcurrency != 2 {
+					t.Errorf("max-in-flight %d site-concurrency %d", c.MaxInFlight, c.SiteConcurrency)
+				}
+			}},
+		{name: "max-in-flight zero", args: []string{"--max-in-flight", "0"}, wantErr: "--max-in-flight 0"},
+		{name: "site concurrency above max-in-flight", args: []string{"--max-in-flight", "3", "--site-concurrency", "4"}, wantErr: "--site-concurrency 4"},
+		{name: "negative concurrency", args: []string{"--concurrency", "-1"}, wantErr: "--concurrency -1"},
 		{name: "api key without site", env: map[string]string{"WIX_API_KEY": "k"}, wantErr: "WIX_SITE_ID"},
 		{name: "oauth incomplete", env: map[string]string{"WIX_APP_ID": "app"}, wantErr: "WIX_APP_SECRET"},
 		{name: "bad env value", env: map[string]string{"GROUPFLOW_MAX_DELIVER": "many"}, wantErr: "GROUPFLOW_MAX_DELIVER"},

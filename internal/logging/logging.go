@@ -26,5 +26,5 @@ func New(level, format string) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)
-	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel)), nil
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.DPanicLevel)), nil
 }

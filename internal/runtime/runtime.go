@@ -30,7 +30,6 @@ import (
 	"groupflow/internal/ledger"
 	"groupflow/internal/natsname"
 	"groupflow/internal/trace"
-	"groupflow/internal/wix"
 	"groupflow/messages"
 )
 
@@ -119,6 +118,9 @@ type Config struct {
 	// Instance names this process in command leases (default
 	// natsname.InstanceID(); the app passes the id it uses everywhere).
 	Instance string
+	// SiteRate gives a site's Wix rate in calls a minute, for the ETA of
+	// progress snapshots (nil: no ETA).
+	SiteRate func(siteID string) float64
 }
 
 func (c Config) withDefaults() Config {
@@ -195,6 +197,8 @@ type Runtime struct {
 	metrics *commandMetrics
 	// dlqGate pauses the topics whose dead letters wait for DLQ room.
 	dlqGate *dlqGate
+	// progress holds the progress of the commands in work (ephemeral).
+	progress *ProgressRegistry
 }
 
 // New returns a runtime; register handlers, then Run it.
@@ -204,6 +208,7 @@ func New(cfg Config, deps Deps) *Runtime {
 	}
 	cfg = cfg.withDefaults()
 	return &Runtime{
+		progress: NewProgressRegistry(cfg.Instance, cfg.SiteRate),
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
@@ -213,6 +218,12 @@ func New(cfg Config, deps Deps) *Runtime {
 		instance: cfg.Instance,
 	}
 }
+
+// Instance names this processor instance (in leases and progress answers).
+func (r *Runtime) Instance() string { return r.instance }
+
+// Progress returns the progress of the commands this instance works on.
+func (r *Runtime) Progress() *ProgressRegistry { return r.progress }
 
 // Register adds a handler made by Adapt that runs up to concurrency
 // commands at once; the function Register does both steps.
@@ -570,6 +581,8 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		}
 		inactive := func() { r.active.CompareAndDelete(activeKey, cmd.StreamSeq) }
 		defer inactive()
+		prog := r.progress.Start(cmd.Type, cmd.ID, cmd.SiteID)
+		defer r.progress.Finish(prog)
 
 		lease, done, err := r.acquire(ctx, cmd)
 		if err != nil || done != nil {
@@ -579,7 +592,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			return err
 		}
 		slotFrom(ctx).set(lease)
-		evt, err := r.run(ctx, h, cmd, lease)
+		evt, err := r.run(ctx, h, cmd, lease, prog)
 		if err != nil {
 			return err
 		}
@@ -635,15 +648,15 @@ func (r *Runtime) acquire(ctx context.Context, cmd *Command) (*ledger.Lease, *le
 	return lease, done, nil
 }
 
-// run runs the handler under the lease, counting its Wix calls in the
-// lease and keeping the lease alive.
-func (r *Runtime) run(ctx context.Context, h Handler, cmd *Command, lease *ledger.Lease) (messages.Event, error) {
+// run runs the handler under the lease, keeping the lease alive. Its Wix
+// calls are counted once, by the command's progress, and the lease adds
+// them to the command's count.
+func (r *Runtime) run(ctx context.Context, h Handler, cmd *Command, lease *ledger.Lease, prog *Progress) (messages.Event, error) {
 	log := trace.Logger(ctx, r.log)
 	log.Info("handling command", zap.Int("delivery", cmd.Delivery))
-	counter := &wix.CallCounter{}
-	lease.CountCalls(counter.Load)
+	lease.CountCalls(prog.calls.Load)
 	cmd.Lease = lease
-	workCtx, lost, stopLease := r.keepLease(wix.WithCallCounter(ctx, counter), lease, log)
+	workCtx, lost, stopLease := r.keepLease(withProgress(ctx, prog), lease, log)
 	evt, err := h.Handle(workCtx, cmd)
 	stopLease()
 	switch {

@@ -172,7 +172,7 @@ func (a *oauthAuth) request(ctx context.Context) (string, time.Time, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	callCounterFrom(ctx).Add(1)
+	countCall(ctx)
 	start := time.Now()
 	resp, err := a.c.cfg.HTTPClient.Do(req)
 	if err != nil {

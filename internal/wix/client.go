@@ -456,7 +456,7 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 		return "", fmt.Errorf("wix %s: auth: %w", c.op, err)
 	}
 
-	callCounterFrom(ctx).Add(1)
+	countCall(ctx)
 	s.stats.calls.Add(1)
 	start := time.Now()
 	resp, err := s.c.cfg.HTTPClient.Do(req)
@@ -473,7 +473,9 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	dur := time.Since(start)
 	s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), dur)
-	s.c.log.Debug("wix call", zapSite(s.id), zap.String("op", c.op), zap.Int("status", resp.StatusCode), zap.Duration("took", dur))
+	if ce := s.c.log.Check(zap.DebugLevel, "wix call"); ce != nil { // no fields built when debug is off
+		ce.Write(zapSite(s.id), zap.String("op", c.op), zap.Int("status", resp.StatusCode), zap.Duration("took", dur))
+	}
 	if err != nil {
 		return tok, fmt.Errorf("wix %s (%s %s): read response: %w", c.op, c.method, c.path, err)
 	}

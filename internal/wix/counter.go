@@ -27,13 +27,23 @@ func (c *CallCounter) Load() int64 {
 
 type callCounterKey struct{}
 
-// WithCallCounter returns a context whose Wix calls are counted in c.
-func WithCallCounter(ctx context.Context, c *CallCounter) context.Context {
-	return context.WithValue(ctx, callCounterKey{}, c)
+// counters is the chain of counters of a context: the innermost first.
+type counters struct {
+	c     *CallCounter
+	outer *counters
 }
 
-// callCounterFrom returns the counter in ctx, or nil.
-func callCounterFrom(ctx context.Context) *CallCounter {
-	c, _ := ctx.Value(callCounterKey{}).(*CallCounter)
-	return c
+// WithCallCounter returns a context whose Wix calls are counted in c, and
+// in the counters ctx already had (a handler's counter inside the runtime's
+// progress counter: both see every call).
+func WithCallCounter(ctx context.Context, c *CallCounter) context.Context {
+	outer, _ := ctx.Value(callCounterKey{}).(*counters)
+	return context.WithValue(ctx, callCounterKey{}, &counters{c: c, outer: outer})
+}
+
+// countCall counts one call in every counter of ctx.
+func countCall(ctx context.Context) {
+	for cs, _ := ctx.Value(callCounterKey{}).(*counters); cs != nil; cs = cs.outer {
+		cs.c.Add(1)
+	}
 }

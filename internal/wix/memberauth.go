@@ -103,7 +103,7 @@ func (m *memberCred) exchange(ctx context.Context) (string, time.Time, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	callCounterFrom(ctx).Add(1)
+	countCall(ctx)
 	start := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {

@@ -295,7 +295,7 @@ func updateGroup(st *Site, r *http.Request) (any, *apiError) {
 	in := req.Group
 	reslug := false
 	if n := in.name(); n != nil && *n != g.Name {
-		g.Name = *n
+		st.renameGroupLocked(g, *n)
 		reslug = true
 	}
 	if p := in.privacy(); p != nil && *p != "UNKNOWN" && *p != g.PrivacyStatus {
@@ -370,9 +370,10 @@ func sortGroups(gs []*group, specs []sortSpec) {
 	})
 }
 
-func pageGroups(st *Site, pred pred, specs []sortSpec, limit, offset int) map[string]any {
+// pageGroups answers a page of the groups among from that pred keeps.
+func pageGroups(st *Site, from []*group, pred pred, specs []sortSpec, limit, offset int) map[string]any {
 	var gs []*group
-	for _, g := range st.groups {
+	for _, g := range from {
 		if !st.visibleInQuery(g) {
 			continue
 		}
@@ -406,7 +407,7 @@ func listGroups(st *Site, r *http.Request) (any, *apiError) {
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	return pageGroups(st, nil, nil, limit, offset), nil
+	return pageGroups(st, st.groups, nil, nil, limit, offset), nil
 }
 
 type queryBody struct {
@@ -451,7 +452,40 @@ func queryGroups(st *Site, r *http.Request) (any, *apiError) {
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	return pageGroups(st, pred, specs, limit, offset), nil
+	return pageGroups(st, st.candidates(req.Query.Filter), pred, specs, limit, offset), nil
+}
+
+// candidates returns a superset of the groups filter keeps (the filter
+// still applies): for a find-by-name filter, the groups of that name from
+// the name index, else every group. Callers hold st.mu.
+func (st *Site) candidates(filter map[string]any) []*group {
+	if name, ok := nameEquals(filter); ok {
+		return st.groupsByName[name]
+	}
+	return st.groups
+}
+
+// nameEquals reports the name of a filter that is exactly "name (or title)
+// equals a string", the find-by-name query, which the name index answers
+// without a scan of every group.
+func nameEquals(filter map[string]any) (string, bool) {
+	if len(filter) != 1 {
+		return "", false
+	}
+	for k, v := range filter {
+		if k != "name" && k != "title" {
+			return "", false
+		}
+		if ops, isOps := v.(map[string]any); isOps {
+			if len(ops) != 1 {
+				return "", false
+			}
+			v = ops["$eq"]
+		}
+		s, ok := v.(string)
+		return s, ok
+	}
+	return "", false
 }
 
 // ---- group members ----

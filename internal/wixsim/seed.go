@@ -292,7 +292,6 @@ func (st *Site) seedGroupsLocked(nGroups int, anchor time.Time) {
 			n := 2 + r.IntN(3)
 			gr.rules = slices.Clone(rulePool[:n])
 		}
-		st.groups = append(st.groups, gr)
-		st.groupByID[gr.ID] = gr
+		st.addGroupLocked(gr)
 	}
 }

@@ -39,6 +39,7 @@ type Site struct {
 	groups          []*group // creation order, deleted groups removed
 	groupByID       map[string]*group
 	groupBySlug     map[string]*group
+	groupsByName    map[string][]*group // exact name, creation order
 	ownerID         string
 	seq             int
 	modes           Modes
@@ -79,6 +80,7 @@ func (st *Site) wipe() {
 	st.groups = nil
 	st.groupByID = map[string]*group{}
 	st.groupBySlug = map[string]*group{}
+	st.groupsByName = map[string][]*group{}
 	st.ownerID = ""
 	st.seq = 0
 	st.requests = nil
@@ -443,9 +445,32 @@ func (st *Site) createGroupLocked(g Group, creatorID string, at time.Time) *grou
 		st.joinLocked(gr, creatorID, "ADMIN", at)
 	}
 	gr.MembersCount = len(gr.entries)
-	st.groups = append(st.groups, gr)
-	st.groupByID[gr.ID] = gr
+	st.addGroupLocked(gr)
 	return gr
+}
+
+// addGroupLocked appends g to the site's groups and indexes it by id and
+// name (not by slug: setSlugLocked does).
+func (st *Site) addGroupLocked(g *group) {
+	st.groups = append(st.groups, g)
+	st.groupByID[g.ID] = g
+	st.groupsByName[g.Name] = append(st.groupsByName[g.Name], g)
+}
+
+// renameGroupLocked sets g's name and keeps the name index.
+func (st *Site) renameGroupLocked(g *group, name string) {
+	st.unindexNameLocked(g)
+	g.Name = name
+	st.groupsByName[name] = append(st.groupsByName[name], g)
+}
+
+func (st *Site) unindexNameLocked(g *group) {
+	gs := slices.DeleteFunc(st.groupsByName[g.Name], func(x *group) bool { return x == g })
+	if len(gs) == 0 {
+		delete(st.groupsByName, g.Name)
+	} else {
+		st.groupsByName[g.Name] = gs
+	}
 }
 
 // joinLocked appends a membership; it returns nil when already a member.
@@ -495,6 +520,7 @@ func (st *Site) removeGroupMembersLocked(g *group, ids []string, at time.Time) i
 
 func (st *Site) deleteGroupLocked(g *group) {
 	delete(st.groupByID, g.ID)
+	st.unindexNameLocked(g)
 	if st.groupBySlug[g.Slug] == g {
 		delete(st.groupBySlug, g.Slug)
 	}
@@ -548,10 +574,8 @@ func (st *Site) GroupsByName(name string) []Group {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	var out []Group
-	for _, g := range st.groups {
-		if g.Name == name {
-			out = append(out, g.Group)
-		}
+	for _, g := range st.groupsByName[name] {
+		out = append(out, g.Group)
 	}
 	return out
 }

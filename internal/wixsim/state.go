@@ -125,8 +125,7 @@ func (st *Site) restoreLocked(snap *siteSnapshot) {
 			g.answers = append(g.answers, &ma)
 			g.answerIdx[ma.MemberID] = &ma
 		}
-		st.groups = append(st.groups, g)
-		st.groupByID[g.ID] = g
+		st.addGroupLocked(g)
 		st.groupBySlug[g.Slug] = g
 	}
 }
