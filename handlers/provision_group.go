@@ -239,8 +239,6 @@ func (r *provisionRun) pending(pend *errPending) messages.Event {
 		Status:         messages.ProvisionPendingApproval,
 		GroupRequestID: pend.requestID,
 		WixCalls:       r.prog.Calls(),
-
-		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
 
@@ -459,6 +457,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 		Removed:        removed,
 		NotAdded:       sortedOutcomes(notAdded),
 		WixCalls:       r.prog.Calls(),
+		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
 
