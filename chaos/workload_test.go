@@ -505,7 +505,7 @@ func dumpStuck(t testing.TB, gf *groupflow) (stuck, inLedger int) {
 			continue
 		}
 		stuck++
-		if strings.Contains(g, "groupflow/internal/ledger.(*Ledger).Get") && strings.Contains(g, "jetstream.(*jetStream).apiRequest") {
+		if strings.Contains(g, "groupflow/internal/ledger.(*Ledger).getEntry") && strings.Contains(g, "jetstream.(*jetStream).apiRequest") {
 			inLedger++
 		}
 	}

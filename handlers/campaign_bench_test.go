@@ -53,7 +53,7 @@ func BenchmarkCampaignLargeGroup(b *testing.B) {
 			g := site.AddGroup("Big", "", ids...)
 			ids = nil
 			pub, _ := env.EventPublisher()
-			h := NewSendCampaign(wx.Client, env.Ledger, pub, env.JS, nil)
+			h := NewSendCampaign(wx.Client, pub, env.JS, nil)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				wx.Sim.ResetCalls()

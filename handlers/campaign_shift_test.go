@@ -48,7 +48,7 @@ func TestCampaignSingleGroupPagesShiftedByJoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, _ := env.EventPublisher()
-	h := NewSendCampaign(client, env.Ledger, pub, env.JS, env.Log)
+	h := NewSendCampaign(client, pub, env.JS, env.Log)
 	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(h))
 	e := &campaignEnv{t: t, env: env, h: h}
 

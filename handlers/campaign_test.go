@@ -46,7 +46,7 @@ func newCampaignEnv(t *testing.T, configure func(*SendCampaign)) *campaignEnv {
 	env := testenv.Start(t)
 	wx := testenv.StartWix(t, wixsim.Options{Members: -1, Groups: -1})
 	pub, _ := env.EventPublisher()
-	h := NewSendCampaign(wx.Client, env.Ledger, pub, env.JS, env.Log)
+	h := NewSendCampaign(wx.Client, pub, env.JS, env.Log)
 	if configure != nil {
 		configure(h)
 	}

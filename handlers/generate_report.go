@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/failure"
-	"groupflow/internal/ledger"
 	"groupflow/internal/report"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -35,7 +34,6 @@ import (
 // (allGroups), and returned as report_generated naming the objects.
 type GenerateReport struct {
 	sites    Sites
-	ledger   *ledger.Ledger
 	js       jetstream.JetStream
 	log      *zap.Logger
 	now      func() time.Time
@@ -50,11 +48,11 @@ func (h *GenerateReport) WithProfiles(p report.Profiles) *GenerateReport {
 }
 
 // NewGenerateReport returns the generate_report handler.
-func NewGenerateReport(sites Sites, l *ledger.Ledger, js jetstream.JetStream, log *zap.Logger) *GenerateReport {
+func NewGenerateReport(sites Sites, js jetstream.JetStream, log *zap.Logger) *GenerateReport {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &GenerateReport{sites: sites, ledger: l, js: js, log: log.Named("generate_report"), now: time.Now}
+	return &GenerateReport{sites: sites, js: js, log: log.Named("generate_report"), now: time.Now}
 }
 
 // CommandType implements runtime.TypedHandler.
@@ -68,7 +66,6 @@ type reportData struct {
 	Total       int                  `json:"total"`
 	Top         []messages.GroupStat `json:"top"`
 	Idle        []messages.IdleGroup `json:"idle"`
-	Calls       int64                `json:"calls"`
 	// Groups (allGroups) and the previous report compared with.
 	Groups     []messages.ReportGroup `json:"groups,omitempty"`
 	PreviousID string                 `json:"previousId,omitempty"`
@@ -76,7 +73,7 @@ type reportData struct {
 
 // Handle implements runtime.TypedHandler.
 func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command, c *messages.GenerateReport) (messages.Event, error) {
-	steps := h.ledger.Steps(messages.CmdGenerateReport, cmd.ID)
+	steps := cmd.Checkpoints()
 	var d reportData
 	found, err := steps.Load(ctx, reportDataStep, &d)
 	if err != nil {
@@ -86,7 +83,7 @@ func (h *GenerateReport) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		if d, err = h.read(ctx, cmd.SiteID, c); err != nil {
 			return nil, err
 		}
-		if err := steps.Save(ctx, reportDataStep, &d); err != nil {
+		if err := steps.Checkpoint(ctx, reportDataStep, &d); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +122,7 @@ func (h *GenerateReport) event(ctx context.Context, cmd *runtime.Command, c *mes
 		Idle:        d.Idle,
 		IdleDays:    c.IdleDays,
 		Objects:     report.Objects(cmd.ID),
-		WixCalls:    d.Calls,
+		WixCalls:    cmd.Checkpoints().Calls(),
 		Site:        messages.ReportSite{Name: p.Name, URL: p.URL, TimeZone: cmp.Or(c.TimeZone, p.TimeZone, "UTC")},
 		AllGroups:   c.AllGroups,
 		Groups:      slices.Clone(d.Groups),
@@ -168,8 +165,6 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 	if err != nil {
 		return reportData{}, err
 	}
-	counter := &wix.CallCounter{}
-	ctx = wix.WithCallCounter(ctx, counter)
 	now := h.now().UTC()
 	d := reportData{GeneratedAt: now}
 	if c.AllGroups {
@@ -179,7 +174,6 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 		if err := h.readAll(ctx, site, c, &d); err != nil {
 			return reportData{}, err
 		}
-		d.Calls = counter.Load()
 		return d, nil
 	}
 
@@ -232,7 +226,6 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 			return reportData{}, err
 		}
 	}
-	d.Calls = counter.Load()
 	return d, nil
 }
 

@@ -52,7 +52,7 @@ func TestStrictAuthSetMembershipQuestions(t *testing.T) {
 	plain := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Plain", LastName: "Member"}).ID
 	gA := e.Site.AddGroup("Strict A", "", owner, plain) // owner admin, plain member
 	gB := e.Site.AddGroup("Strict B", "", plain)        // plain admin
-	e.start(runtime.Adapt(NewSetMembershipQuestions(e.Sites, e.Ledger, e.Log)))
+	e.start(runtime.Adapt(NewSetMembershipQuestions(e.Sites, e.Log)))
 	body := map[string]any{"groupIds": []string{gA.ID, gB.ID}, "questions": []messages.Question{{Text: "Why?"}}}
 
 	t.Run("API key only: permanent failure naming the credential", func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestStrictAuthPropagateRules(t *testing.T) {
 	src := e.Site.AddGroup("Rules Source", "", owner)
 	e.Site.SetRules(src.ID, []wixsim.Rule{{Title: "Be kind", Description: "Always"}})
 	a := e.Site.AddGroup("Rules A", "", owner)
-	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Ledger, e.Log)))
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
 	body := map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"groupIds": []string{a.ID}}}
 
 	m := e.send(messages.CmdPropagateRules, "pr-1", body)

@@ -39,17 +39,16 @@ import (
 // propagates the same rules to the same groups. A missing source group (404)
 // fails the command (command_failed, DLQ).
 type PropagateRules struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	log    *zap.Logger
+	sites Sites
+	log   *zap.Logger
 }
 
 // NewPropagateRules returns the propagate_rules handler.
-func NewPropagateRules(sites Sites, l *ledger.Ledger, log *zap.Logger) *PropagateRules {
+func NewPropagateRules(sites Sites, log *zap.Logger) *PropagateRules {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &PropagateRules{sites: sites, ledger: l, log: log.Named("propagate_rules")}
+	return &PropagateRules{sites: sites, log: log.Named("propagate_rules")}
 }
 
 // CommandType implements runtime.TypedHandler.
@@ -65,11 +64,10 @@ type target struct {
 // read from the source group), the targets, one checkpointed outcome per
 // target, the event.
 func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *messages.PropagateRules) (_ messages.Event, err error) {
-	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
+	site, ctx, prog, err := begin(ctx, h.sites, cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.failed(ctx, &err)
 
 	rules, err := sourceRules(ctx, site, prog, c)
 	if err != nil {
@@ -86,7 +84,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *me
 	for _, t := range targets {
 		step := "target." + t.ID
 		var o messages.TargetOutcome
-		found, err := prog.load(ctx, step, &o)
+		found, err := prog.Load(ctx, step, &o)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +92,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *me
 			if o, err = propagateTo(ctx, site, c, t, rules, wixRules); err != nil {
 				return nil, err
 			}
-			if err := prog.save(ctx, step, o); err != nil {
+			if err := prog.Checkpoint(ctx, step, o); err != nil {
 				return nil, err
 			}
 		}
@@ -108,7 +106,7 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		}
 		evt.Targets = append(evt.Targets, o)
 	}
-	evt.WixCalls = prog.calls()
+	evt.WixCalls = prog.Calls()
 	h.log.Info("rules propagated", zap.String("command_id", cmd.ID), zap.Bool("dry_run", c.DryRun),
 		zap.Int("targets", len(targets)), zap.Int("updated", evt.Updated), zap.Int("would_update", evt.WouldUpdate), zap.Int("failed", evt.Failed), zap.Int64("wix_calls", evt.WixCalls))
 	return evt, nil
@@ -117,12 +115,12 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *me
 // sourceRules returns the command's rules, or else the source group's (one
 // Wix call, checkpointed). A missing source group, too many rules, or none
 // without c.AllowEmpty are permanent errors.
-func sourceRules(ctx context.Context, site *wix.Site, prog *progress, c *messages.PropagateRules) ([]messages.Rule, error) {
+func sourceRules(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.PropagateRules) ([]messages.Rule, error) {
 	rules := c.Rules
 	if len(rules) > 0 {
 		return rules, nil
 	}
-	if found, err := prog.load(ctx, "source", &rules); err != nil || found {
+	if found, err := prog.Load(ctx, "source", &rules); err != nil || found {
 		return rules, err
 	}
 	got, err := site.ListRules(ctx, c.SourceGroupID)
@@ -143,7 +141,7 @@ func sourceRules(ctx context.Context, site *wix.Site, prog *progress, c *message
 		// rules reads them.
 		return nil, failure.Permanent(fmt.Errorf("source group %s has no rules; send allowEmpty:true to clear the targets' rules", c.SourceGroupID))
 	}
-	return rules, prog.save(ctx, "source", rules)
+	return rules, prog.Checkpoint(ctx, "source", rules)
 }
 
 // propagateTo replaces the rules of target t (one Wix call), or in a dry
@@ -180,9 +178,9 @@ func propagateTo(ctx context.Context, site *wix.Site, c *messages.PropagateRules
 }
 
 // targets selects the target groups, once per command.
-func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *progress, c *messages.PropagateRules) ([]target, error) {
+func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.PropagateRules) ([]target, error) {
 	var out []target
-	if found, err := prog.load(ctx, "targets", &out); err != nil || found {
+	if found, err := prog.Load(ctx, "targets", &out); err != nil || found {
 		return out, err
 	}
 	switch t := c.Targets; {
@@ -219,5 +217,5 @@ func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *prog
 			}
 		}
 	}
-	return out, prog.save(ctx, "targets", out)
+	return out, prog.Checkpoint(ctx, "targets", out)
 }

@@ -27,7 +27,7 @@ func TestPropagateRules(t *testing.T) {
 	for i := range 146 { // 150 groups in all: two pages
 		st.AddGroup(fmt.Sprintf("Other %03d", i), "")
 	}
-	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Ledger, e.Log)))
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
 	reset := func() {
 		for _, g := range st.Groups() {
 			if g.ID != src.ID {
@@ -164,7 +164,7 @@ func TestPropagateRulesEmptySource(t *testing.T) {
 	a, b := st.AddGroup("Target A", ""), st.AddGroup("Target B", "")
 	st.SetRules(a.ID, rules)
 	st.SetRules(b.ID, rules)
-	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Ledger, e.Log)))
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
 	targets := map[string]any{"groupIds": []string{a.ID, b.ID}}
 	unchanged := func(t *testing.T) {
 		t.Helper()

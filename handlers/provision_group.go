@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,12 +49,20 @@ type ProvisionConfig struct {
 // there is no one to remove. An empty sync roster is refused earlier, by
 // Validate.
 //
-// Idempotency: every step is checkpointed in the ledger (the group id, or
-// the intent to create it; each resolution batch; each page of the group's
-// members; each add and remove batch; questions; rules). A redelivery
-// resumes after the last checkpoint. A create whose outcome is unknown
-// (crash, timeout, 5xx) is followed, on resume, by a Query Groups by name
-// before any new create, so one command never creates two groups.
+// Idempotency, with as few ledger writes as that allows (one for a new
+// group, none for a reused one, besides the runtime's record and outcome):
+// the intent to create the group, with the groups of that name that exist
+// before, is checkpointed before Create Group is sent; a redelivery that
+// finds it looks for the new group by name (polling up to CreateSettle, as
+// Query Groups may lag) before any new create, so one command never
+// creates two groups. Everything else a redelivery asks Wix again: the
+// roster is resolved again (reads), the group's members are listed again
+// (so adds and removals already done are not repeated), questions and rules
+// are replaced again (idempotent). Invitations of private members are
+// recorded (invitedKey) right after each add batch, so they are not sent
+// again; a sync's removals, decided from the members before the first write
+// and passed by the guard, are checkpointed (syncPlan), so a resumed sync
+// removes and reports the same ones and is never refused halfway.
 type ProvisionGroup struct {
 	sites  Sites
 	ledger *ledger.Ledger
@@ -102,11 +111,14 @@ type groupStep struct {
 	Creating bool `json:"creating,omitempty"`
 	// Existing lists the groups of that name that existed before the create.
 	Existing []string `json:"existing,omitempty"`
+	// created: this attempt created the group (not checkpointed): it holds
+	// its creator only.
+	created bool
 	// Differ lists a reused group's settings that differ from the command's.
 	Differ []messages.SettingDifference `json:"differ,omitempty"`
 }
 
-// groupMember is one entry of the group's member list checkpoint.
+// groupMember is one entry of the group's member list.
 type groupMember struct {
 	ID    string `json:"id"`
 	Admin bool   `json:"admin,omitempty"`
@@ -143,11 +155,10 @@ func (e *errPending) Error() string { return "group creation pending approval: r
 // group, resolve the roster, plan the membership changes, add, remove, set
 // the questions and rules, and answer with the outcome.
 func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *messages.ProvisionGroup) (_ messages.Event, err error) {
-	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
+	site, ctx, prog, err := begin(ctx, h.sites, cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.failed(ctx, &err)
 	r := &provisionRun{h: h, cmd: cmd, c: c, site: site, prog: prog,
 		log: h.log.With(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))}
 
@@ -158,10 +169,10 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		}
 		return nil, err
 	}
-	if r.settingsUpdated, err = updateSettings(ctx, site, prog, c, r.g); err != nil {
+	if r.settingsUpdated, err = updateSettings(ctx, site, c, r.g); err != nil {
 		return nil, err
 	}
-	res := &resolver{site: site, prog: prog, region: h.cfg.DefaultRegion}
+	res := &resolver{site: site, region: h.cfg.DefaultRegion}
 	if r.rows, r.ids, err = res.resolve(ctx, c.People); err != nil {
 		return nil, err
 	}
@@ -175,17 +186,18 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		return nil, err
 	}
 	plan.invited += len(newlyInvited)
-	if err := h.saveInvited(ctx, cmd.SiteID, r.g.ID, plan.invitedBefore, newlyInvited, plan.isMember); err != nil {
+	// Invitations accepted since they were recorded are dropped.
+	if err := h.updateInvited(ctx, cmd.SiteID, r.g.ID, nil, plan.isMember); err != nil {
 		return nil, err
 	}
-	removed, err := r.remove(ctx, plan.toRemove)
+	removed, err := r.remove(ctx, plan.toRemove, plan.isMember)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.settings(ctx); err != nil {
 		return nil, err
 	}
-	return r.provisioned(added, plan.invited, plan.already, removed), nil
+	return r.provisioned(added+plan.addedBefore, plan.invited, plan.already, removed), nil
 }
 
 // provisionRun is one attempt at a provision_group command: the state the
@@ -195,7 +207,7 @@ type provisionRun struct {
 	cmd  *runtime.Command
 	c    *messages.ProvisionGroup
 	site *wix.Site
-	prog *progress
+	prog *ledger.Lease
 	log  *zap.Logger
 	g    groupStep
 	// rows holds one result per roster row; ids the members they resolved to.
@@ -212,9 +224,10 @@ type membershipPlan struct {
 	invitedBefore []string
 	toAdd         []string
 	toRemove      []string
-	// already counts the roster's members of the group; invited those
-	// invited earlier and not members yet.
-	already, invited int
+	// already counts the roster's members of the group; addedBefore those
+	// an earlier attempt added; invited those invited earlier and not
+	// members yet.
+	already, addedBefore, invited int
 }
 
 // pending answers a command whose group waits for approval.
@@ -225,7 +238,7 @@ func (r *provisionRun) pending(pend *errPending) messages.Event {
 		Name:           r.c.Group.Name,
 		Status:         messages.ProvisionPendingApproval,
 		GroupRequestID: pend.requestID,
-		WixCalls:       r.prog.calls(),
+		WixCalls:       r.prog.Calls(),
 	}
 }
 
@@ -237,20 +250,23 @@ func (r *provisionRun) plan(ctx context.Context) (membershipPlan, error) {
 	var p membershipPlan
 	// The group's members before this command added anyone.
 	var current []groupMember
-	if r.g.Reused || r.c.Membership == messages.MembershipSync {
+	// A group this attempt created holds its creator only; any other (reused,
+	// or created by an earlier attempt that may have added members) is
+	// listed: that is how a redelivery knows which adds were done.
+	if !r.g.created || r.c.Membership == messages.MembershipSync {
 		var err error
-		if current, err = r.h.members(ctx, r.site, r.prog, r.g.ID); err != nil {
+		if current, err = r.h.members(ctx, r.site, r.g.ID); err != nil {
 			return p, err
 		}
 	} else if r.g.OwnerID != "" {
-		current = []groupMember{{ID: r.g.OwnerID, Admin: true}} // a new group holds its creator only
+		current = []groupMember{{ID: r.g.OwnerID, Admin: true}}
 	}
 	p.isMember = make(map[string]bool, len(current))
 	for _, m := range current {
 		p.isMember[m.ID] = true
 	}
 	// Invitations sent earlier and not accepted yet: not re-sent, not missing.
-	if _, err := r.h.ledger.Get(ctx, invitedKey(r.cmd.SiteID, r.g.ID), &p.invitedBefore); err != nil {
+	if _, err := r.h.ledger.Load(ctx, invitedKey(r.cmd.SiteID, r.g.ID), &p.invitedBefore); err != nil {
 		return p, fmt.Errorf("load invitations: %w", err)
 	}
 	wasInvited := make(map[string]bool, len(p.invitedBefore))
@@ -259,8 +275,12 @@ func (r *provisionRun) plan(ctx context.Context) (membershipPlan, error) {
 	}
 	for _, id := range r.ids {
 		switch {
-		case p.isMember[id]:
+		case p.isMember[id] && (r.g.Reused || id == r.g.OwnerID):
 			p.already++
+		case p.isMember[id]:
+			// A group this command created held only its creator: the others
+			// were added by an earlier attempt.
+			p.addedBefore++
 		case wasInvited[id]:
 			p.invited++
 		default:
@@ -268,17 +288,43 @@ func (r *provisionRun) plan(ctx context.Context) (membershipPlan, error) {
 		}
 	}
 	if r.c.Membership == messages.MembershipSync {
-		p.toRemove = syncRemovals(current, r.ids)
-		if err := r.h.guardSync(ctx, r.prog, r.c, len(current), len(p.toRemove), len(r.ids)); err != nil {
-			return p, err
-		}
+		return p, r.syncPlan(ctx, &p, current)
 	}
 	return p, nil
 }
 
-// add adds toAdd in checkpointed batches and returns how many became
-// members and the ids Wix invited instead. The rows of a batch Wix refused
-// are marked failed.
+// syncPlan is the "sync.plan" checkpoint: the members a sync removes, as
+// decided (and checked by the guard) from the member list taken before the
+// first write, so a redelivery removes the same ones, reports them all, and
+// is never refused halfway.
+type syncPlan struct {
+	Remove []string `json:"remove"`
+}
+
+// syncPlan decides the removals of a sync (or takes those an earlier
+// attempt decided) into p.toRemove.
+func (r *provisionRun) syncPlan(ctx context.Context, p *membershipPlan, current []groupMember) error {
+	const step = "sync.plan"
+	var sp syncPlan
+	if found, err := r.prog.Load(ctx, step, &sp); err != nil || found {
+		p.toRemove = sp.Remove
+		return err
+	}
+	p.toRemove = syncRemovals(current, r.ids)
+	if len(p.toRemove) == 0 {
+		return nil
+	}
+	if err := guardSync(r.c, len(current), len(p.toRemove), len(r.ids)); err != nil {
+		return err
+	}
+	return r.prog.Checkpoint(ctx, step, syncPlan{Remove: p.toRemove})
+}
+
+// add adds toAdd in batches and returns how many became members and the
+// ids Wix invited instead (recorded under invitedKey after each batch). The
+// rows of a batch Wix refused are marked failed. Batches are not
+// checkpointed: a redelivery lists the group's members and adds only the
+// others.
 func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invited []string, _ error) {
 	rowOf := make(map[string]int, len(r.ids))
 	for i, row := range r.rows {
@@ -305,6 +351,12 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 		if err != nil {
 			return 0, nil, err
 		}
+		if len(b.Invited) > 0 {
+			// At once: a redelivery must not invite them again.
+			if err := r.h.updateInvited(ctx, r.cmd.SiteID, r.g.ID, b.Invited, nil); err != nil {
+				return 0, nil, err
+			}
+		}
 		if b.Failed != "" {
 			for _, id := range chunk {
 				r.rows[rowOf[id]] = rowResult{Reason: messages.ReasonFailed, Detail: b.Failed}
@@ -318,17 +370,24 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 	return added, invited, nil
 }
 
-// remove removes toRemove (sync mode only) in checkpointed batches and
-// returns the ids removed; a batch Wix refused is left for the next sync.
-func (r *provisionRun) remove(ctx context.Context, toRemove []string) ([]string, error) {
+// remove removes toRemove (sync mode only) in batches and returns the ids
+// removed; a batch Wix refused is left for the next sync. Batches are not
+// checkpointed: a redelivery lists the members again and sends only the
+// ids still members (isMember); the others count as removed.
+func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember map[string]bool) ([]string, error) {
 	if r.c.Membership != messages.MembershipSync {
 		return nil, nil
 	}
 	var removed []string
 	for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
+		left := slices.DeleteFunc(slices.Clone(chunk), func(id string) bool { return !isMember[id] })
+		if len(left) == 0 {
+			removed = append(removed, chunk...) // by an earlier attempt
+			continue
+		}
 		step := "remove." + strconv.Itoa(k)
 		b, err := r.batch(ctx, step, func(b *batchStep) error {
-			if err := r.site.RemoveGroupMembers(ctx, r.g.ID, chunk); err != nil {
+			if err := r.site.RemoveGroupMembers(ctx, r.g.ID, left); err != nil {
 				if !itemRefused(err) {
 					return fmt.Errorf("remove members batch %d: %w", k, err)
 				}
@@ -348,38 +407,25 @@ func (r *provisionRun) remove(ctx context.Context, toRemove []string) ([]string,
 	return removed, nil
 }
 
-// batch returns the checkpoint of step, running send and checkpointing its
-// result if there is none yet.
+// batch runs send for one add or remove batch.
 func (r *provisionRun) batch(ctx context.Context, step string, send func(*batchStep) error) (batchStep, error) {
 	var b batchStep
-	found, err := r.prog.load(ctx, step, &b)
-	if err != nil || found {
-		return b, err
-	}
 	if err := send(&b); err != nil {
-		return b, err
-	}
-	if err := r.prog.save(ctx, step, b); err != nil {
 		return b, err
 	}
 	return b, r.h.at(ctx, step)
 }
 
-// settings sets the command's membership questions and rules, once each.
+// settings sets the command's membership questions and rules. Both calls
+// replace the whole list, so a redelivery may repeat them: no checkpoint.
 func (r *provisionRun) settings(ctx context.Context) error {
 	if len(r.c.Questions) > 0 {
-		if err := once(ctx, r.prog, "questions", func() error {
-			_, err := r.site.ReplaceMembershipQuestions(ctx, r.g.ID, toWixQuestions(r.c.Questions))
-			return err
-		}); err != nil {
+		if _, err := r.site.ReplaceMembershipQuestions(ctx, r.g.ID, toWixQuestions(r.c.Questions)); err != nil {
 			return fmt.Errorf("set membership questions: %w", err)
 		}
 	}
 	if len(r.c.Rules) > 0 {
-		if err := once(ctx, r.prog, "rules", func() error {
-			_, err := r.site.ReplaceRules(ctx, r.g.ID, toWixRules(r.c.Rules))
-			return err
-		}); err != nil {
+		if _, err := r.site.ReplaceRules(ctx, r.g.ID, toWixRules(r.c.Rules)); err != nil {
 			return fmt.Errorf("set rules: %w", err)
 		}
 	}
@@ -398,7 +444,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 	}
 	r.log.Info("group provisioned", zap.String("group_id", r.g.ID), zap.Bool("reused", r.g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
-		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.calls()))
+		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.Calls()))
 	return &messages.GroupProvisioned{
 		EventMeta:      r.cmd.EventMeta(),
 		GroupID:        r.g.ID,
@@ -410,7 +456,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 		AlreadyMembers: already,
 		Removed:        removed,
 		NotAdded:       sortedOutcomes(notAdded),
-		WixCalls:       r.prog.calls(),
+		WixCalls:       r.prog.Calls(),
 		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
 	}
 }
@@ -432,28 +478,14 @@ func syncRemovals(current []groupMember, keep []string) []string {
 	return out
 }
 
-// syncGuard is the "sync.guard" checkpoint: the mass-removal check passed
-// for these counts, so a redelivery goes on with the removals already
-// decided instead of deciding again.
-type syncGuard struct {
-	Members  int `json:"members"`
-	ToRemove int `json:"toRemove"`
-	Resolved int `json:"resolved"`
-}
-
 // guardSync refuses (permanent) a sync that removes someone while no row of
 // the roster resolved to a member, or that removes more than half of the
 // group's members (admins counted), unless c.AllowMassRemoval. It runs
-// before the first add or remove; a pass is checkpointed, so a resumed run
-// is never refused halfway.
-func (h *ProvisionGroup) guardSync(ctx context.Context, prog *progress, c *messages.ProvisionGroup, members, toRemove, resolved int) error {
-	const step = "sync.guard"
+// before the first add or remove; its pass is checkpointed with the
+// removals (syncPlan).
+func guardSync(c *messages.ProvisionGroup, members, toRemove, resolved int) error {
 	if c.AllowMassRemoval || toRemove == 0 {
 		return nil
-	}
-	var g syncGuard
-	if found, err := prog.load(ctx, step, &g); err != nil || found {
-		return err
 	}
 	limit := members / 2
 	switch {
@@ -464,19 +496,7 @@ func (h *ProvisionGroup) guardSync(ctx context.Context, prog *progress, c *messa
 		return failure.Permanent(fmt.Errorf("sync would remove %d of the group's %d members, more than half (at most %d without allowMassRemoval; %d of %d rows resolved to members); send allowMassRemoval:true to allow it",
 			toRemove, members, limit, resolved, len(c.People)))
 	}
-	return prog.save(ctx, step, syncGuard{Members: members, ToRemove: toRemove, Resolved: resolved})
-}
-
-// once runs fn unless step is checkpointed, then checkpoints it.
-func once(ctx context.Context, prog *progress, step string, fn func() error) error {
-	var done bool
-	if found, err := prog.load(ctx, step, &done); err != nil || found {
-		return err
-	}
-	if err := fn(); err != nil {
-		return err
-	}
-	return prog.save(ctx, step, true)
+	return nil
 }
 
 // group finds or creates the group, at most once per command.
@@ -486,10 +506,10 @@ func once(ctx context.Context, prog *progress, step string, fn func() error) err
 // remembers it per site and name (requestKey). A later command for the same
 // name finds the request: still pending, *errPending again (no second
 // request); approved, its group; rejected, a permanent error.
-func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progress, c *messages.ProvisionGroup, siteID string) (groupStep, error) {
+func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.ProvisionGroup, siteID string) (groupStep, error) {
 	const step = "group"
 	var g groupStep
-	if _, err := prog.load(ctx, step, &g); err != nil {
+	if _, err := prog.Load(ctx, step, &g); err != nil {
 		return g, err
 	}
 	if g.ID != "" {
@@ -508,7 +528,7 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 			for _, x := range same {
 				if !hasString(g.Existing, x.ID) {
 					g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}
-					return g, prog.save(ctx, step, g)
+					return g, prog.Checkpoint(ctx, step, g)
 				}
 			}
 			if r, err := h.requestNamed(ctx, site, c.Group.Name); err != nil {
@@ -539,14 +559,20 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 		}
 		if len(same) > 0 && !c.AllowDuplicateName {
 			x := same[0]
+			// Not checkpointed unless its settings differ: a redelivery finds
+			// the same (oldest) group, but after an update of its settings
+			// it must still report what differed.
 			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true, Differ: settingsDiffer(x, c.Group)}
-			return g, prog.save(ctx, step, g)
+			if len(g.Differ) == 0 {
+				return g, nil
+			}
+			return g, prog.Checkpoint(ctx, step, g)
 		}
 		g = groupStep{Creating: true}
 		for _, x := range same {
 			g.Existing = append(g.Existing, x.ID)
 		}
-		if err := prog.save(ctx, step, g); err != nil {
+		if err := prog.Checkpoint(ctx, step, g); err != nil {
 			return g, err
 		}
 	}
@@ -600,18 +626,20 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *progre
 	if c.CreatorID != "" {
 		owner = c.CreatorID
 	}
-	g = groupStep{ID: created.ID, Slug: created.Slug, OwnerID: owner}
-	return g, prog.save(ctx, step, g)
+	// Not checkpointed: the intent saved before the create is enough for a
+	// redelivery to find the group (the settle poll above), and it saves a
+	// write on every command.
+	return groupStep{ID: created.ID, Slug: created.Slug, OwnerID: owner, created: true}, nil
 }
 
 // pendingRequest looks up the group request remembered for name. Still
 // pending: *errPending. Approved: g is its group (checkpointed), found is
 // true. Rejected or canceled: a permanent error (the remembered request is
 // forgotten, so a later command asks again). Unknown: forgotten, not found.
-func (h *ProvisionGroup) pendingRequest(ctx context.Context, site *wix.Site, prog *progress, siteID, name string, g *groupStep) (found bool, err error) {
+func (h *ProvisionGroup) pendingRequest(ctx context.Context, site *wix.Site, prog *ledger.Lease, siteID, name string, g *groupStep) (found bool, err error) {
 	var id string
-	ok, err := h.ledger.Get(ctx, requestKey(siteID, name), &id)
-	if err != nil || !ok {
+	rev, err := h.ledger.Load(ctx, requestKey(siteID, name), &id)
+	if err != nil || rev == 0 {
 		return false, err
 	}
 	r, err := h.requestByID(ctx, site, id)
@@ -621,15 +649,17 @@ func (h *ProvisionGroup) pendingRequest(ctx context.Context, site *wix.Site, pro
 	if r != nil && r.Status == wix.RequestPending {
 		return true, &errPending{requestID: r.ID}
 	}
-	if err := h.ledger.Delete(ctx, requestKey(siteID, name)); err != nil {
-		return false, err
+	// Forgotten only if no other command remembered another request since
+	// (then the conflict is transient: the redelivery reads that one).
+	if err := h.ledger.Remove(ctx, requestKey(siteID, name), rev); err != nil {
+		return false, fmt.Errorf("forget group request: %w", err)
 	}
 	switch {
 	case r == nil:
 		return false, nil
 	case r.Status == wix.RequestApproved && r.Group.ID != "":
 		*g = groupStep{ID: r.Group.ID, Slug: r.Group.Slug, OwnerID: r.Group.OwnerID}
-		return true, prog.save(ctx, "group", *g)
+		return true, prog.Checkpoint(ctx, "group", *g)
 	case r.Status == wix.RequestApproved:
 		return false, nil // approved, group id not in the request: Query Groups will find it
 	default:
@@ -640,7 +670,12 @@ func (h *ProvisionGroup) pendingRequest(ctx context.Context, site *wix.Site, pro
 // rememberRequest stores the pending request id for name and returns the
 // *errPending that reports it.
 func (h *ProvisionGroup) rememberRequest(ctx context.Context, siteID, name, id string) error {
-	if err := h.ledger.Put(ctx, requestKey(siteID, name), id); err != nil {
+	err := updateShared(ctx, h.ledger, requestKey(siteID, name), func(cur *string) bool {
+		changed := *cur != id
+		*cur = id
+		return changed
+	})
+	if err != nil {
 		return fmt.Errorf("remember group request: %w", err)
 	}
 	return &errPending{requestID: id}
@@ -709,25 +744,49 @@ func notAnswered(sent []string, answer []wix.GroupMember) []string {
 	return out
 }
 
-// saveInvited stores the ids invited to the group and not members yet.
-func (h *ProvisionGroup) saveInvited(ctx context.Context, siteID, groupID string, before, now []string, isMember map[string]bool) error {
-	if len(before) == 0 && len(now) == 0 {
-		return nil
-	}
-	keep := make([]string, 0, len(before)+len(now))
-	seen := make(map[string]bool, len(before)+len(now))
-	for _, list := range [][]string{before, now} {
-		for _, id := range list {
-			if !isMember[id] && !seen[id] {
-				seen[id] = true
-				keep = append(keep, id)
+// updateInvited adds invited to the ids recorded as invited to the group
+// and not members yet (invitedKey), and drops those in isMember; no write
+// when nothing changes.
+func (h *ProvisionGroup) updateInvited(ctx context.Context, siteID, groupID string, invited []string, isMember map[string]bool) error {
+	err := updateShared(ctx, h.ledger, invitedKey(siteID, groupID), func(cur *[]string) bool {
+		keep := make([]string, 0, len(*cur)+len(invited))
+		seen := make(map[string]bool, len(*cur)+len(invited))
+		for _, list := range [][]string{*cur, invited} {
+			for _, id := range list {
+				if !isMember[id] && !seen[id] {
+					seen[id] = true
+					keep = append(keep, id)
+				}
 			}
 		}
-	}
-	if err := h.ledger.Put(ctx, invitedKey(siteID, groupID), keep); err != nil {
+		changed := !slices.Equal(keep, *cur)
+		*cur = keep
+		return changed
+	})
+	if err != nil {
 		return fmt.Errorf("save invitations: %w", err)
 	}
 	return nil
+}
+
+// updateShared applies fn to the value of a key shared by commands and
+// stores it with a compare-and-set, reading again after another command's
+// write; fn reports whether it changed the value (no write otherwise).
+func updateShared[T any](ctx context.Context, l *ledger.Ledger, key string, fn func(*T) bool) error {
+	for range 8 {
+		var v T
+		rev, err := l.Load(ctx, key, &v)
+		if err != nil {
+			return err
+		}
+		if !fn(&v) {
+			return nil
+		}
+		if _, err := l.Store(ctx, key, v, rev); !errors.Is(err, ledger.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%s: %w (8 attempts)", key, ledger.ErrConflict)
 }
 
 // groupsNamed returns the groups named exactly name, oldest first (Query
@@ -752,47 +811,23 @@ func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group,
 	return out, nil
 }
 
-// members lists the group's members, one checkpoint per page of 100, so
-// that the list taken before the first add survives a redelivery.
-func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, prog *progress, groupID string) ([]groupMember, error) {
+// members lists the group's members. Not checkpointed: a redelivery lists
+// them again, and that list, not one from before the first attempt's adds
+// and removals, is what it must plan from.
+func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID string) ([]groupMember, error) {
 	var out []groupMember
-	var done bool
-	if _, err := prog.load(ctx, "members", &done); err != nil {
-		return nil, err
-	}
-	k := 0
-	for ; ; k++ {
-		var page []groupMember
-		found, err := prog.load(ctx, "members."+strconv.Itoa(k), &page)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			break
-		}
-		out = append(out, page...)
-	}
-	if done {
-		return out, nil
-	}
-	for page, err := range site.GroupMemberPages(ctx, groupID, k*wix.MaxPageSize) {
+	for page, err := range site.GroupMemberPages(ctx, groupID, 0) {
 		if err != nil {
 			return nil, fmt.Errorf("list group members: %w", err)
 		}
-		ms := make([]groupMember, 0, len(page.Members))
-		for _, m := range page.Members {
-			ms = append(ms, groupMember{ID: m.MemberID, Admin: m.Role == wix.RoleAdmin})
-		}
-		if len(ms) == 0 {
+		if len(page.Members) == 0 {
 			break
 		}
-		if err := prog.save(ctx, "members."+strconv.Itoa(k), ms); err != nil {
-			return nil, err
+		for _, m := range page.Members {
+			out = append(out, groupMember{ID: m.MemberID, Admin: m.Role == wix.RoleAdmin})
 		}
-		out = append(out, ms...)
-		k++
 	}
-	return out, prog.save(ctx, "members", true)
+	return out, nil
 }
 
 func toWixQuestions(qs []messages.Question) []wix.MembershipQuestion {

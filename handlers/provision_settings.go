@@ -26,9 +26,9 @@ func settingsDiffer(x wix.Group, want messages.GroupSpec) []messages.SettingDiff
 }
 
 // updateSettings makes the reused group's differing settings the command's
-// (once per command: one Update Group call) when it asks; it reports
+// (one Update Group call; a redelivery repeats it) when it asks; it reports
 // whether they were updated.
-func updateSettings(ctx context.Context, site *wix.Site, prog *progress, c *messages.ProvisionGroup, g groupStep) (bool, error) {
+func updateSettings(ctx context.Context, site *wix.Site, c *messages.ProvisionGroup, g groupStep) (bool, error) {
 	if !g.Reused || len(g.Differ) == 0 || !c.UpdateSettings {
 		return false, nil
 	}
@@ -43,11 +43,8 @@ func updateSettings(ctx context.Context, site *wix.Site, prog *progress, c *mess
 			patch.MemberTitle = d.Command
 		}
 	}
-	err := once(ctx, prog, "settings", func() error {
-		_, err := site.UpdateGroup(ctx, patch)
-		return err
-	})
-	if err != nil {
+	// Idempotent (a patch to the command's values): no checkpoint.
+	if _, err := site.UpdateGroup(ctx, patch); err != nil {
 		return false, fmt.Errorf("update the reused group's settings: %w", err)
 	}
 	return true, nil

@@ -21,7 +21,7 @@ func TestReportAllGroupsBudget(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	wx := testenv.StartWix(t, wixsim.Options{Members: 300, Groups: 250})
 	profile := report.Profile{Name: "Gym", URL: "https://gym.example", TimeZone: "America/New_York"}
-	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log).WithProfiles(func(string) report.Profile { return profile })))
+	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(wx.Client, env.JS, env.Log).WithProfiles(func(string) report.Profile { return profile })))
 	g := len(wx.Site().Groups())
 	want := int64((g + 99) / 100)
 

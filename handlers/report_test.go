@@ -33,7 +33,7 @@ func TestReportOver500Groups(t *testing.T) {
 	}
 	evil := `<script>alert("x")</script> & Co's "best"`
 	site.AddGroup(evil, "", ids...)
-	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log)))
+	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(wx.Client, env.JS, env.Log)))
 
 	groups := site.Groups()
 	seq := map[string]int{}

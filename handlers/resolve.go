@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -62,7 +61,6 @@ type rowResult struct {
 // resolver resolves a roster on one site.
 type resolver struct {
 	site   *wix.Site
-	prog   *progress
 	region string
 }
 
@@ -167,13 +165,13 @@ type lookups struct {
 func (r *resolver) lookup(ctx context.Context, rk *rosterKeys) (*lookups, error) {
 	lk := &lookups{}
 	var err error
-	lk.byEmail, err = batched(ctx, r.prog, "res.email", rk.emails, func(ctx context.Context, chunk []string) (map[string]string, error) {
+	lk.byEmail, err = batched(ctx, rk.emails, func(ctx context.Context, chunk []string) (map[string]string, error) {
 		return r.membersBy(ctx, "loginEmail", chunk, func(m wix.Member) string { return strings.ToLower(m.LoginEmail) })
 	})
 	if err != nil {
 		return nil, err
 	}
-	if lk.byPhone, err = batched(ctx, r.prog, "res.phone", rk.phones, r.contactsByPhone); err != nil {
+	if lk.byPhone, err = batched(ctx, rk.phones, r.contactsByPhone); err != nil {
 		return nil, err
 	}
 	// Contacts found by phone are looked up with the contact-id rows.
@@ -190,7 +188,7 @@ func (r *resolver) lookup(ctx context.Context, rk *rosterKeys) (*lookups, error)
 			}
 		}
 	}
-	lk.byContact, err = batched(ctx, r.prog, "res.cid", cids, func(ctx context.Context, chunk []string) (map[string]string, error) {
+	lk.byContact, err = batched(ctx, cids, func(ctx context.Context, chunk []string) (map[string]string, error) {
 		return r.membersBy(ctx, "contactId", chunk, func(m wix.Member) string { return m.ContactID })
 	})
 	if err != nil {
@@ -280,49 +278,19 @@ func hasString(s []string, v string) bool {
 }
 
 // batched looks keys up in batches of wix.MaxInValues with query, which
-// returns a value for the keys it found. Each batch's answer (the zero value
-// for keys not found) is checkpointed under step+"."+k; after a redelivery
-// the saved batches are reused and only the keys they do not cover are
-// queried.
-func batched[T any](ctx context.Context, prog *progress, step string, keys []string, query func(context.Context, []string) (map[string]T, error)) (map[string]T, error) {
+// returns a value for the keys it found (the zero value for the others).
+// Nothing is checkpointed: the lookups are reads, and a redelivery simply
+// asks again.
+func batched[T any](ctx context.Context, keys []string, query func(context.Context, []string) (map[string]T, error)) (map[string]T, error) {
 	out := make(map[string]T, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	k := 0
-	for ; ; k++ {
-		var saved map[string]T
-		found, err := prog.load(ctx, step+"."+strconv.Itoa(k), &saved)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			break
-		}
-		for key, v := range saved {
-			out[key] = v
-		}
-	}
-	var todo []string
-	for _, key := range keys {
-		if _, ok := out[key]; !ok {
-			todo = append(todo, key)
-		}
-	}
-	for _, chunk := range wix.Chunk(todo, wix.MaxInValues) {
+	for _, chunk := range wix.Chunk(keys, wix.MaxInValues) {
 		got, err := query(ctx, chunk)
 		if err != nil {
 			return nil, err
 		}
-		batch := make(map[string]T, len(chunk))
 		for _, key := range chunk {
-			batch[key] = got[key]
 			out[key] = got[key]
 		}
-		if err := prog.save(ctx, step+"."+strconv.Itoa(k), batch); err != nil {
-			return nil, err
-		}
-		k++
 	}
 	return out, nil
 }
@@ -379,17 +347,12 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 	}
 }
 
-// names resolves folded names (checkpointed as one step once all are done),
-// by a scan of every member or one search per name, whichever is cheaper
+// names resolves folded names (not checkpointed: reads only), by a scan of every member or one search per name, whichever is cheaper
 // (see the costs above).
 func (r *resolver) names(ctx context.Context, names []string, token map[string]string) (map[string]nameMatch, error) {
 	out := map[string]nameMatch{}
 	if len(names) == 0 {
 		return out, nil
-	}
-	const step = "res.name"
-	if found, err := r.prog.load(ctx, step, &out); err != nil || found {
-		return out, err
 	}
 	m := newNameMatcher(names)
 	scanLeft := -1
@@ -399,14 +362,11 @@ func (r *resolver) names(ctx context.Context, names []string, token map[string]s
 			return nil, err
 		}
 		if done {
-			return m.out, r.prog.save(ctx, step, m.out)
+			return m.out, nil
 		}
 		scanLeft = left
 	}
 	if err := r.searchNames(ctx, m, names, token, scanLeft); err != nil {
-		return nil, err
-	}
-	if err := r.prog.save(ctx, step, m.out); err != nil {
 		return nil, err
 	}
 	return m.out, nil

@@ -46,11 +46,10 @@ import (
 // otherwise first scans the stream from that sequence for this campaign's
 // member_selected ids and publishes only the missing ones.
 type SendCampaign struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	pub    *events.Publisher
-	js     jetstream.JetStream
-	log    *zap.Logger
+	sites Sites
+	pub   *events.Publisher
+	js    jetstream.JetStream
+	log   *zap.Logger
 
 	// dedupeWindow, when > 0, replaces the events stream's configured
 	// duplicate window in the resume decision.
@@ -63,11 +62,11 @@ type SendCampaign struct {
 }
 
 // NewSendCampaign returns the send_campaign handler.
-func NewSendCampaign(sites Sites, l *ledger.Ledger, pub *events.Publisher, js jetstream.JetStream, log *zap.Logger) *SendCampaign {
+func NewSendCampaign(sites Sites, pub *events.Publisher, js jetstream.JetStream, log *zap.Logger) *SendCampaign {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &SendCampaign{sites: sites, ledger: l, pub: pub, js: js, log: log.Named("send_campaign")}
+	return &SendCampaign{sites: sites, pub: pub, js: js, log: log.Named("send_campaign")}
 }
 
 // WithDedupeWindow overrides the events stream's duplicate window used to
@@ -140,7 +139,6 @@ type campaignState struct {
 	Buffer     []campaignRecipient `json:"buffer,omitempty"`
 	Batch      *campaignBatch      `json:"batch,omitempty"`
 	Totals     campaignTotals      `json:"totals"`
-	Calls      int64               `json:"calls"`
 	// Recent holds the member ids of the last page read (single group):
 	// members who join the group during the campaign shift the offset
 	// pages, so a member of one page may come again at the top of the next.
@@ -151,17 +149,15 @@ type campaignState struct {
 }
 
 type campaignRun struct {
-	h       *SendCampaign
-	cmd     *runtime.Command
-	c       *messages.SendCampaign
-	site    *wix.Site
-	steps   *ledger.Steps
-	st      campaignState
-	counter *wix.CallCounter
-	base    int64
-	match   *campaignMatcher
-	union   []campaignCandidate
-	log     *zap.Logger
+	h     *SendCampaign
+	cmd   *runtime.Command
+	c     *messages.SendCampaign
+	site  *wix.Site
+	steps *ledger.Lease
+	st    campaignState
+	match *campaignMatcher
+	union []campaignCandidate
+	log   *zap.Logger
 	// batchAlready counts the members of the batch in work that a repeated
 	// campaign's earlier command selected already.
 	batchAlready int
@@ -175,9 +171,8 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command, c *mess
 	}
 	r := &campaignRun{
 		h: h, cmd: cmd, c: c, site: site,
-		steps:   h.ledger.Steps(messages.CmdSendCampaign, cmd.ID),
-		counter: &wix.CallCounter{},
-		log:     trace.Logger(ctx, h.log),
+		steps: cmd.Checkpoints(),
+		log:   trace.Logger(ctx, h.log),
 	}
 	if c.Audience.Type == messages.AudienceInterest {
 		r.match = newCampaignMatcher(c.Audience)
@@ -185,8 +180,6 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command, c *mess
 	if _, err := r.steps.Load(ctx, campaignStateStep, &r.st); err != nil {
 		return nil, err
 	}
-	r.base = r.st.Calls
-	ctx = wix.WithCallCounter(ctx, r.counter)
 	if err := r.run(ctx); err != nil {
 		return nil, err
 	}
@@ -207,16 +200,13 @@ func (h *SendCampaign) Handle(ctx context.Context, cmd *runtime.Command, c *mess
 		Skipped: messages.Skipped{
 			NoEmail: t.NoEmail, NotSubscribed: t.NotSub, Unsubscribed: t.Unsub, NotMatched: t.NotMatched,
 		},
-		WixCalls: r.calls(),
+		WixCalls: r.steps.Calls(),
 	}, nil
 }
 
-func (r *campaignRun) calls() int64 { return r.base + r.counter.Load() }
-
 func (r *campaignRun) save(ctx context.Context) error {
-	r.st.Calls = r.calls()
 	r.reportProgress(ctx)
-	return r.steps.Save(ctx, campaignStateStep, &r.st)
+	return r.steps.Checkpoint(ctx, campaignStateStep, &r.st)
 }
 
 func (r *campaignRun) run(ctx context.Context) error {
@@ -365,7 +355,7 @@ func (r *campaignRun) collect(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := r.steps.Save(ctx, campaignPageStep(r.st.Pages), page); err != nil {
+		if err := r.steps.Checkpoint(ctx, campaignPageStep(r.st.Pages), page); err != nil {
 			return err
 		}
 		add(page)

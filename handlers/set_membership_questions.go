@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/failure"
-	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
 	"groupflow/messages"
@@ -24,17 +23,16 @@ import (
 // failures that outlast the client's retries fail the attempt, and the
 // redelivery skips the groups already done (checkpointed per group).
 type SetMembershipQuestions struct {
-	sites  Sites
-	ledger *ledger.Ledger
-	log    *zap.Logger
+	sites Sites
+	log   *zap.Logger
 }
 
 // NewSetMembershipQuestions returns the set_membership_questions handler.
-func NewSetMembershipQuestions(sites Sites, l *ledger.Ledger, log *zap.Logger) *SetMembershipQuestions {
+func NewSetMembershipQuestions(sites Sites, log *zap.Logger) *SetMembershipQuestions {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &SetMembershipQuestions{sites: sites, ledger: l, log: log.Named("set_membership_questions")}
+	return &SetMembershipQuestions{sites: sites, log: log.Named("set_membership_questions")}
 }
 
 // CommandType implements runtime.TypedHandler.
@@ -56,11 +54,10 @@ func checkQuestions(qs []messages.Question) error {
 
 // Handle implements runtime.TypedHandler.
 func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Command, c *messages.SetMembershipQuestions) (_ messages.Event, err error) {
-	site, ctx, prog, err := begin(ctx, h.sites, h.ledger, cmd)
+	site, ctx, prog, err := begin(ctx, h.sites, cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.failed(ctx, &err)
 	if err := checkQuestions(c.Questions); err != nil {
 		return nil, failure.Permanent(fmt.Errorf("invalid set_membership_questions: %w", err))
 	}
@@ -72,7 +69,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 	for _, id := range c.GroupIDs {
 		step := "group." + id
 		var o messages.GroupOutcome
-		found, err := prog.load(ctx, step, &o)
+		found, err := prog.Load(ctx, step, &o)
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +85,7 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 			default:
 				return nil, err // names the call and the group
 			}
-			if err := prog.save(ctx, step, o); err != nil {
+			if err := prog.Checkpoint(ctx, step, o); err != nil {
 				return nil, err
 			}
 		}
@@ -102,8 +99,8 @@ func (h *SetMembershipQuestions) Handle(ctx context.Context, cmd *runtime.Comman
 		return nil, failure.Permanent(fmt.Errorf("no group updated: %w", errors.Join(errs...)))
 	}
 	h.log.Info("membership questions set", zap.String("command_id", cmd.ID), zap.Int("groups", len(out)),
-		zap.Int("failed", failed), zap.Int64("wix_calls", prog.calls()))
-	return &messages.MembershipQuestionsSet{EventMeta: cmd.EventMeta(), Groups: out, WixCalls: prog.calls()}, nil
+		zap.Int("failed", failed), zap.Int64("wix_calls", prog.Calls()))
+	return &messages.MembershipQuestionsSet{EventMeta: cmd.EventMeta(), Groups: out, WixCalls: prog.Calls()}, nil
 }
 
 // groupFailure explains a permanent Wix error on one group.

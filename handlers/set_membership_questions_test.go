@@ -15,7 +15,7 @@ func TestSetMembershipQuestions(t *testing.T) {
 	g1 := e.Site.AddGroup("Q One", "")
 	g2 := e.Site.AddGroup("Q Two", "")
 	e.Site.SetQuestions(g2.ID, "old question")
-	e.start(runtime.Adapt(NewSetMembershipQuestions(e.Sites, e.Ledger, e.Log)))
+	e.start(runtime.Adapt(NewSetMembershipQuestions(e.Sites, e.Log)))
 	qs := []messages.Question{{Text: "Why do you join?", Required: true}, {Text: "Favourite class?"}}
 
 	t.Run("per-group outcomes, a 404 group does not stop the others", func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestSetMembershipQuestions(t *testing.T) {
 // The handler re-checks the questions even if Validate was bypassed.
 func TestSetMembershipQuestionsRechecksInput(t *testing.T) {
 	e := newWF(t)
-	h := NewSetMembershipQuestions(e.Sites, e.Ledger, nil)
+	h := NewSetMembershipQuestions(e.Sites, nil)
 	cmd := &messages.SetMembershipQuestions{GroupIDs: []string{"g"}, Questions: []messages.Question{{Text: "  "}}}
 	_, err := h.Handle(context.Background(), &runtime.Command{Type: h.CommandType(), ID: "direct", SiteID: e.Wix.SiteID, Payload: cmd}, cmd)
 	if err == nil || !strings.Contains(err.Error(), "questions[0].text") || e.Wix.Calls() != 0 {

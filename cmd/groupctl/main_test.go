@@ -59,7 +59,7 @@ type createGroup struct {
 func (h *createGroup) CommandType() string { return messages.CmdProvisionGroup }
 
 func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command, p *messages.ProvisionGroup) (messages.Event, error) {
-	steps := h.env.Ledger.Steps(cmd.Type, cmd.ID)
+	steps := cmd.Checkpoints()
 	var g wix.Group
 	if ok, err := steps.Load(ctx, "group", &g); err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func (h *createGroup) Handle(ctx context.Context, cmd *runtime.Command, p *messa
 			return nil, err
 		}
 		g = *created
-		if err := steps.Save(ctx, "group", g); err != nil {
+		if err := steps.Checkpoint(ctx, "group", g); err != nil {
 			return nil, err
 		}
 	}

@@ -17,10 +17,10 @@ func registerHandlers(rt *runtime.Runtime, d Deps, concurrency int) []string {
 	}
 	hs := []runtime.Handler{
 		runtime.Adapt(handlers.NewProvisionGroup(d.Sites, d.Ledger, handlers.ProvisionConfig{DefaultRegion: d.Config.PhoneRegion}, log)),
-		runtime.Adapt(handlers.NewSetMembershipQuestions(d.Sites, d.Ledger, log)),
-		runtime.Adapt(handlers.NewPropagateRules(d.Sites, d.Ledger, log)),
-		runtime.Adapt(handlers.NewSendCampaign(d.Sites, d.Ledger, d.Events, d.JS, log)),
-		runtime.Adapt(handlers.NewGenerateReport(d.Sites, d.Ledger, d.JS, log).WithProfiles(profiles)),
+		runtime.Adapt(handlers.NewSetMembershipQuestions(d.Sites, log)),
+		runtime.Adapt(handlers.NewPropagateRules(d.Sites, log)),
+		runtime.Adapt(handlers.NewSendCampaign(d.Sites, d.Events, d.JS, log)),
+		runtime.Adapt(handlers.NewGenerateReport(d.Sites, d.JS, log).WithProfiles(profiles)),
 	}
 	types := make([]string, 0, len(hs))
 	for _, h := range hs {

@@ -1,8 +1,3 @@
-// Package ledger records, in a JetStream Key-Value bucket, what each command
-// has done: its status, the outcome event it produced, and the checkpoints of
-// its steps (group created with id X, member batches done, campaign page N).
-// A redelivered, replayed or re-sent command reads the ledger and resumes or
-// answers from it, so Wix side effects happen once.
 package ledger
 
 import (
@@ -56,48 +51,6 @@ func KeyPart(s string) string { return natsname.Token(s) }
 // Key joins parts into a KV key, escaping each with KeyPart (natsname.Key).
 func Key(parts ...string) string { return natsname.Key(parts...) }
 
-// Get decodes the value at key into v. It reports false when the key does not
-// exist.
-func (l *Ledger) Get(ctx context.Context, key string, v any) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	e, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("ledger get %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
-		return false, fmt.Errorf("ledger decode %s: %w", key, err)
-	}
-	return true, nil
-}
-
-// Put stores v at key.
-func (l *Ledger) Put(ctx context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("ledger encode %s: %w", key, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	if _, err := l.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("ledger put %s: %w", key, err)
-	}
-	return nil
-}
-
-// Delete removes key.
-func (l *Ledger) Delete(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	if err := l.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("ledger delete %s: %w", key, err)
-	}
-	return nil
-}
-
 // Record is a command's entry in the ledger.
 type Record struct {
 	CommandType string    `json:"commandType"`
@@ -129,24 +82,25 @@ type Record struct {
 	// OwnerSeq is the commands-stream sequence of the message the owner
 	// works on: another message with the same command id is a second copy.
 	OwnerSeq uint64 `json:"ownerSeq,omitempty"`
+	// Steps holds the small checkpoints of a command in progress (see
+	// Lease.Checkpoint); dropped on completion.
+	Steps map[string]json.RawMessage `json:"steps,omitempty"`
+	// Calls counts the Wix calls of the command, across attempts, as of
+	// the record's last write.
+	Calls int64 `json:"wixCalls,omitempty"`
 }
 
-// ErrConflict is returned by UpdateRecord when the record changed since it
-// was read: another instance wrote it.
+// ErrConflict is returned by a compare-and-set when the record changed
+// since it was read: another writer came first.
 var ErrConflict = errors.New("ledger: record changed concurrently")
 
 // RecordRev returns the command's record and its revision (nil, 0 when
 // there is none).
 func (l *Ledger) RecordRev(ctx context.Context, commandType, commandID string) (*Record, uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
 	key := RecordKey(commandType, commandID)
-	e, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("ledger get %s: %w", key, err)
+	e, err := l.getEntry(ctx, key)
+	if err != nil || e == nil {
+		return nil, 0, err
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
@@ -155,25 +109,10 @@ func (l *Ledger) RecordRev(ctx context.Context, commandType, commandID string) (
 	return &r, e.Revision(), nil
 }
 
-// UpdateRecord stores rec if the record is still at revision rev, and
-// returns the new revision; ErrConflict when another writer came first.
-func (l *Ledger) UpdateRecord(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
-	rec.UpdatedAt = l.now().UTC()
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return 0, fmt.Errorf("ledger encode: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	key := RecordKey(rec.CommandType, rec.CommandID)
-	n, err := l.kv.Update(ctx, key, b, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return 0, ErrConflict
-	}
-	if err != nil {
-		return 0, fmt.Errorf("ledger update %s: %w", key, err)
-	}
-	return n, nil
+// Record returns the command's record, or nil when there is none.
+func (l *Ledger) Record(ctx context.Context, commandType, commandID string) (*Record, error) {
+	r, _, err := l.RecordRev(ctx, commandType, commandID)
+	return r, err
 }
 
 // RecordKey is the key of a command's record.
@@ -181,87 +120,73 @@ func RecordKey(commandType, commandID string) string {
 	return Key("cmd", commandType, commandID, "record")
 }
 
-// Record returns the command's record, or nil when there is none.
-func (l *Ledger) Record(ctx context.Context, commandType, commandID string) (*Record, error) {
-	var r Record
-	found, err := l.Get(ctx, RecordKey(commandType, commandID), &r)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// Update reads the command's record (or starts one), applies fn and stores it.
-func (l *Ledger) Update(ctx context.Context, commandType, commandID string, fn func(*Record)) (*Record, error) {
-	r, err := l.Record(ctx, commandType, commandID)
+// update stores rec if the record is still at revision rev, and returns
+// the new revision; ErrConflict when another writer came first.
+func (l *Ledger) update(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
+	rec.UpdatedAt = l.now().UTC()
+	b, err := json.Marshal(rec)
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("ledger encode: %w", err)
 	}
-	now := l.now().UTC()
-	if r == nil {
-		r = &Record{CommandType: commandType, CommandID: commandID, StartedAt: now}
-	}
-	fn(r)
-	r.UpdatedAt = now
-	if err := l.Put(ctx, RecordKey(commandType, commandID), r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return l.putRev(ctx, RecordKey(rec.CommandType, rec.CommandID), b, rev, true)
 }
 
-// Save stores rec as the command's record (a write without the read that
-// Update does, for a caller that already holds the current record).
-func (l *Ledger) Save(ctx context.Context, rec *Record) error {
-	now := l.now().UTC()
+// create stores rec only if the command has no record yet, atomically, and
+// returns its revision; created is false when a record exists.
+func (l *Ledger) create(ctx context.Context, rec *Record) (rev uint64, created bool, err error) {
+	rec.UpdatedAt = l.now().UTC()
 	if rec.StartedAt.IsZero() {
-		rec.StartedAt = now
+		rec.StartedAt = rec.UpdatedAt
 	}
-	rec.UpdatedAt = now
-	return l.Put(ctx, RecordKey(rec.CommandType, rec.CommandID), rec)
-}
-
-// Create stores rec only if the command has no record yet, atomically, and
-// returns its revision. It reports false when a record exists: the way to
-// tell, without trusting a possibly stale read, that no earlier attempt of
-// the command ever started.
-func (l *Ledger) Create(ctx context.Context, rec *Record) (uint64, bool, error) {
-	now := l.now().UTC()
-	rec.StartedAt, rec.UpdatedAt = now, now
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return 0, false, fmt.Errorf("ledger encode: %w", err)
 	}
+	rev, err = l.putRev(ctx, RecordKey(rec.CommandType, rec.CommandID), b, 0, false)
+	if errors.Is(err, ErrConflict) {
+		return 0, false, nil
+	}
+	return rev, err == nil, err
+}
+
+// Shared keys — state kept across commands, such as a group's pending
+// invitations — are read with their revision and written with a
+// compare-and-set on it, so two commands updating one key never lose
+// either's write: on ErrConflict, read again and merge.
+
+// Load decodes the value at key into v and returns its revision; 0 when
+// the key does not exist.
+func (l *Ledger) Load(ctx context.Context, key string, v any) (uint64, error) {
+	e, err := l.getEntry(ctx, key)
+	if err != nil || e == nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("ledger decode %s: %w", key, err)
+	}
+	return e.Revision(), nil
+}
+
+// Store writes v at key if the key is still at revision rev (0: if it does
+// not exist) and returns the new revision; ErrConflict otherwise.
+func (l *Ledger) Store(ctx context.Context, key string, v any, rev uint64) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("ledger encode %s: %w", key, err)
+	}
+	return l.putRev(ctx, key, b, rev, rev != 0)
+}
+
+// Remove deletes key if it is still at revision rev; ErrConflict otherwise.
+func (l *Ledger) Remove(ctx context.Context, key string, rev uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	key := RecordKey(rec.CommandType, rec.CommandID)
-	rev, err := l.kv.Create(ctx, key, b)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, false, nil
-		}
-		return 0, false, fmt.Errorf("ledger create %s: %w", key, err)
+	err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return ErrConflict
 	}
-	return rev, true, nil
-}
-
-// Steps is the checkpoint store of one command: handlers save what they
-// have done under step names and read it back after a redelivery.
-type Steps struct {
-	l      *Ledger
-	prefix string
-}
-
-// Steps returns the step store of a command.
-func (l *Ledger) Steps(commandType, commandID string) *Steps {
-	return &Steps{l: l, prefix: Key("cmd", commandType, commandID, "step")}
-}
-
-// Load decodes step into v; false when the step was never saved.
-func (s *Steps) Load(ctx context.Context, step string, v any) (bool, error) {
-	return s.l.Get(ctx, s.prefix+"."+KeyPart(step), v)
-}
-
-// Save stores v as step.
-func (s *Steps) Save(ctx context.Context, step string, v any) error {
-	return s.l.Put(ctx, s.prefix+"."+KeyPart(step), v)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("ledger delete %s: %w", key, err)
+	}
+	return nil
 }

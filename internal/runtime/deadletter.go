@@ -26,7 +26,8 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		// Inner middleware (Timeout) replaces the message's context with one
 		// cancelled on return: keep the delivery's own context.
-		ctx := msg.Context()
+		ctx, slot := withSlot(msg.Context())
+		msg.SetContext(ctx)
 		out, err := h(msg)
 		if err == nil {
 			return out, nil
@@ -53,26 +54,17 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			// Shutdown cancelled the work: not a failure of the command. Its
 			// lease is given up so that the next instance starts at once.
 			log.Info("command interrupted by shutdown; it will be redelivered and resume", zap.Error(err))
-			r.releaseLease(info.CommandType, info.CommandID)
+			if lease := slot.get(); lease != nil {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				_ = lease.Release(rctx) // best effort: otherwise the lease expires
+				cancel()
+			}
 			return nil, err
 		}
 
 		now := time.Now().UTC()
-		rec, lerr := r.deps.Ledger.Update(context.WithoutCancel(ctx), info.CommandType, info.CommandID, func(rec *ledger.Record) {
-			if rec.CommandID != info.CommandID || rec.Status == ledger.StatusCompleted {
-				return // another command's record, or a completed one: never changed by a failure
-			}
-			if rec.FirstFailure.IsZero() {
-				rec.FirstFailure = now
-			}
-			rec.LastFailure = now
-			rec.LastError = err.Error()
-			rec.Deliveries = delivery
-			rec.Failures++
-			if rec.Owner == r.instance {
-				rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
-			}
-		})
+		rec, lerr := r.recordFailure(context.WithoutCancel(ctx), slot.get(), info, ledger.Failure{
+			Err: err.Error(), Delivery: delivery, At: now, Owner: r.instance})
 		if lerr != nil {
 			log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 		}
@@ -122,15 +114,13 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// releaseLease gives up this instance's lease on a command (best effort).
-func (r *Runtime) releaseLease(commandType, commandID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = r.deps.Ledger.Update(ctx, commandType, commandID, func(rec *ledger.Record) {
-		if rec.Owner == r.instance {
-			rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
-		}
-	})
+// recordFailure counts a failed attempt in the ledger: through the lease
+// when the command was acquired, else on the record (created if none).
+func (r *Runtime) recordFailure(ctx context.Context, lease *ledger.Lease, info trace.Info, f ledger.Failure) (*ledger.Record, error) {
+	if lease != nil {
+		return lease.Fail(ctx, f)
+	}
+	return r.deps.Ledger.Fail(ctx, info.CommandType, info.CommandID, f)
 }
 
 // announce publishes the command_failed event of a stored dead letter and
@@ -150,13 +140,9 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		},
 		id: entry.MsgID(),
 	}
-	if _, err := r.deps.Ledger.Update(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, func(rec *ledger.Record) {
-		if rec.Status == ledger.StatusCompleted || rec.CommandID != entry.CommandID {
-			return // a completed command stays completed (and answered from the ledger); another's record is not ours
-		}
-		rec.Status = ledger.StatusDeadLettered
-		rec.Reason = entry.Reason
-	}); err != nil {
+	// A completed command stays completed (and answered from the ledger);
+	// another's record is not ours.
+	if err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, entry.Reason); err != nil {
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
 	}
 	// Recorded first, announced second: whoever reacts to the event (a

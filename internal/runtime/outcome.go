@@ -17,8 +17,8 @@ import (
 )
 
 // outcomeSlack is room kept free in every completion message for what the
-// measurement below cannot see exactly: the record's timestamps, which Save
-// sets, and the headers of the KV publish.
+// measurement below cannot see exactly: the record's timestamps, which the
+// ledger sets, and the headers of the KV publish.
 const outcomeSlack = 2048
 
 // maxPayload is the largest message the broker takes (headers included):
@@ -57,7 +57,7 @@ func (r *Runtime) checkEchoSize(commandType string, cmd messages.Command) error 
 }
 
 // completion renders evt, the handler's completion event, as the message to
-// record and publish, and fills rec with the completed outcome. The message
+// publish and the outcome to record (through lease.Complete). The message
 // and the ledger record holding it each fit in one broker message: when they
 // would not, the full event is stored first in the outcomes object store
 // (Deps.Outcomes) and the event's lists are truncated to fit, with their
@@ -68,52 +68,50 @@ func (r *Runtime) checkEchoSize(commandType string, cmd messages.Command) error 
 // The returned event is the one the message carries. The error is
 // permanent when the event cannot be made to fit, transient when the object
 // store fails.
-func (r *Runtime) completion(ctx context.Context, rec *ledger.Record, evt messages.Event) (*message.Message, messages.Event, error) {
+func (r *Runtime) completion(ctx context.Context, lease *ledger.Lease, evt messages.Event) (*message.Message, messages.Event, ledger.Outcome, error) {
+	var none ledger.Outcome
 	wm, err := r.deps.Events.Message(ctx, evt)
 	if err != nil {
-		return nil, nil, failure.Permanent(err)
+		return nil, nil, none, failure.Permanent(err)
 	}
-	rec.Status = ledger.StatusCompleted
-	rec.Owner, rec.LeaseUntil, rec.OwnerSeq = "", time.Time{}, 0
-	rec.EventType = evt.EventType()
-	rec.EventID = evt.EventID()
-	rec.Reason = ""
-	budget, limited := r.outcomeBudget(rec, wm)
+	out := ledger.Outcome{EventType: evt.EventType(), EventID: evt.EventID()}
+	rec := lease.Completed(out)
+	budget, limited := r.outcomeBudget(&rec, wm)
 	if !limited || len(wm.Payload) <= budget {
-		rec.Event = json.RawMessage(wm.Payload)
-		return wm, evt, nil
+		out.Event = json.RawMessage(wm.Payload)
+		return wm, evt, out, nil
 	}
 
 	te, ok := evt.(messages.Truncatable)
 	if !ok {
-		return nil, nil, failure.Permanent(fmt.Errorf("%s event of %d bytes exceeds the %d bytes one message can hold, and has no list to truncate: %w",
+		return nil, nil, none, failure.Permanent(fmt.Errorf("%s event of %d bytes exceeds the %d bytes one message can hold, and has no list to truncate: %w",
 			evt.EventType(), len(wm.Payload), budget, events.ErrTooLarge))
 	}
 	if r.deps.Outcomes == nil {
-		return nil, nil, failure.Permanent(fmt.Errorf("%s event of %d bytes exceeds the %d bytes one message can hold, and no outcomes store is configured: %w",
+		return nil, nil, none, failure.Permanent(fmt.Errorf("%s event of %d bytes exceeds the %d bytes one message can hold, and no outcomes store is configured: %w",
 			evt.EventType(), len(wm.Payload), budget, events.ErrTooLarge))
 	}
 	ref := r.deps.Outcomes.Ref(rec.CommandType, rec.CommandID)
 	small, err := events.Fit(te, budget, ref)
 	if err != nil {
-		return nil, nil, failure.Permanent(err)
+		return nil, nil, none, failure.Permanent(err)
 	}
 	// The full body is stored before the truncated event is recorded.
 	if err := r.deps.Outcomes.Put(ctx, ref, evt.EventType(), wm.Payload); err != nil {
-		return nil, nil, err
+		return nil, nil, none, err
 	}
 	full := len(wm.Payload)
 	if wm, err = r.deps.Events.Message(ctx, small); err != nil {
-		return nil, nil, failure.Permanent(err)
+		return nil, nil, none, failure.Permanent(err)
 	}
 	if len(wm.Payload) > budget {
-		return nil, nil, failure.Permanent(fmt.Errorf("truncated %s event takes %d bytes, over %d: %w", evt.EventType(), len(wm.Payload), budget, events.ErrTooLarge))
+		return nil, nil, none, failure.Permanent(fmt.Errorf("truncated %s event takes %d bytes, over %d: %w", evt.EventType(), len(wm.Payload), budget, events.ErrTooLarge))
 	}
-	rec.Event = json.RawMessage(wm.Payload)
+	out.Event = json.RawMessage(wm.Payload)
 	trace.Logger(ctx, r.log).Warn("outcome too large for one message: event truncated, full outcome stored",
 		zap.Int("full_bytes", full), zap.Int("event_bytes", len(wm.Payload)), zap.Int("budget", budget),
 		zap.String("bucket", ref.Bucket), zap.String("object", ref.Object))
-	return wm, small, nil
+	return wm, small, out, nil
 }
 
 // outcomeBudget returns how many bytes the completion event's body may take

@@ -59,9 +59,19 @@ type Command struct {
 	Payload messages.Command
 	// Raw is the body as received.
 	Raw []byte
-	// Fresh is true when no earlier attempt of this command left anything in
-	// the ledger: handlers may skip reading checkpoints that cannot exist.
-	Fresh bool
+	// Lease is the command's lease and checkpoint store (Load, Checkpoint,
+	// Calls: the command's Wix calls across attempts). Nil outside the
+	// runtime: see Checkpoints.
+	Lease *ledger.Lease
+}
+
+// Checkpoints returns the command's checkpoint store: its lease, or (a
+// command run outside the runtime) a detached one kept in memory.
+func (c *Command) Checkpoints() *ledger.Lease {
+	if c.Lease == nil {
+		c.Lease = ledger.Detached(c.Type, c.ID)
+	}
+	return c.Lease
 }
 
 // EventMeta returns the meta of an event caused by the command.
@@ -449,22 +459,14 @@ func (r *Runtime) recoverer(h message.HandlerFunc) message.HandlerFunc {
 
 // answerCompleted answers a command found completed in the ledger (a
 // redelivery after a lost ack, a replay, the same command sent again) with
-// its recorded event; done reports whether it did.
-func (r *Runtime) answerCompleted(ctx context.Context, rec *ledger.Record, start time.Time) (done bool, err error) {
-	if rec == nil || rec.Status != ledger.StatusCompleted || len(rec.Event) == 0 {
-		return false, nil
-	}
-	if info := trace.From(ctx); rec.CommandID != info.CommandID || rec.CommandType != info.CommandType {
-		// Two commands share a ledger key (natsname makes that impossible):
-		// never answer one with the other's outcome.
-		return true, failure.Permanent(fmt.Errorf("ledger key collision: the record under this command's key is %s %q's", rec.CommandType, rec.CommandID))
-	}
+// its recorded event.
+func (r *Runtime) answerCompleted(ctx context.Context, rec *ledger.Record, start time.Time) error {
 	if err := r.deps.Events.Republish(ctx, rec.EventType, rec.Event); err != nil {
-		return true, err
+		return err
 	}
 	trace.Logger(ctx, r.log).Info("command already completed; outcome event republished", zap.String("event_id", rec.EventID))
 	r.metrics.handled(rec.CommandType, "duplicate", time.Since(start))
-	return true, nil
+	return nil
 }
 
 // lease is how long a command's lease lasts without renewal: the consumers'
@@ -472,18 +474,19 @@ func (r *Runtime) answerCompleted(ctx context.Context, rec *ledger.Record, start
 // anyway.
 func (r *Runtime) lease() time.Duration { return r.cfg.AckWait }
 
-// keepLease renews the command's lease in the ledger while the handler
-// works. If another instance took the record over, it cancels the work
-// (lost then reports true). stop ends the renewal and waits for it.
-func (r *Runtime) keepLease(ctx context.Context, rec *ledger.Record, rev uint64, log *zap.Logger) (work context.Context, lost func() bool, stop func()) {
+// keepLease renews the lease while the handler works, whenever less than
+// two thirds of it are left (a checkpoint extends it too, so a command that
+// checkpoints often is never renewed). If another instance took the
+// command over, it cancels the work (lost then reports true). stop ends
+// the renewal and waits for it.
+func (r *Runtime) keepLease(ctx context.Context, lease *ledger.Lease, log *zap.Logger) (work context.Context, lost func() bool, stop func()) {
 	work, cancel := context.WithCancel(ctx)
 	var wasLost atomic.Bool
 	done := make(chan struct{})
 	quit := make(chan struct{})
-	cp := *rec
 	go func() {
 		defer close(done)
-		t := time.NewTicker(r.lease() / 3)
+		t := time.NewTicker(r.lease() / 6)
 		defer t.Stop()
 		for {
 			select {
@@ -492,18 +495,18 @@ func (r *Runtime) keepLease(ctx context.Context, rec *ledger.Record, rev uint64,
 			case <-work.Done():
 				return
 			case <-t.C:
-				cp.LeaseUntil = time.Now().Add(r.lease())
-				n, err := r.deps.Ledger.UpdateRecord(context.WithoutCancel(work), &cp, rev)
+				if time.Until(lease.Until()) > 2*r.lease()/3 {
+					continue
+				}
+				err := lease.Renew(context.WithoutCancel(work))
 				switch {
-				case errors.Is(err, ledger.ErrConflict):
+				case errors.Is(err, ledger.ErrLost):
 					log.Warn("another instance took this command over; stopping work on it")
 					wasLost.Store(true)
 					cancel()
 					return
 				case err != nil:
 					log.Debug("lease renewal failed", zap.Error(err))
-				default:
-					rev = n
 				}
 			}
 		}
@@ -536,10 +539,7 @@ func (e *leaseHeldError) retryIn() time.Duration {
 }
 
 func (e *leaseHeldError) Error() string {
-	if e.until.IsZero() {
-		return "command is being worked on by " + e.owner
-	}
-	return fmt.Sprintf("command is being worked on by %s (lease until %s)", e.owner, e.until.UTC().Format(time.RFC3339))
+	return (&ledger.HeldError{Owner: e.owner, Until: e.until}).Error()
 }
 
 // UnknownCommandsDurable is the consumer that dead-letters commands of
@@ -561,127 +561,171 @@ func (r *Runtime) unknownCommands(msg *message.Message) error {
 	return &messages.UnknownCommandError{CommandType: t}
 }
 
-// handle is the innermost handler: ledger check, decode, validate, work,
-// publish the completion event, record the outcome.
+// handle is the innermost handler: decode, acquire the command's lease (or
+// answer from the ledger), run the handler, complete. A failure is recorded
+// by the deadLetter middleware, through the lease handle leaves in the
+// message's context (see leaseSlot).
 func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		ctx := msg.Context()
-		info := trace.From(ctx)
-		log := trace.Logger(ctx, r.log)
 		start := time.Now()
-		t := h.CommandType()
-
-		// An id, site or correlation id over the contract's limits could make
-		// a ledger key, subject or header NATS refuses: it is dead-lettered
-		// before the ledger or Wix are touched.
-		if err := invalidMeta(ctx); err != nil {
-			return err // permanent: dead-lettered by the middleware
-		}
-		rec, rev, err := r.deps.Ledger.RecordRev(ctx, t, info.CommandID)
-		if err != nil {
-			return fmt.Errorf("read ledger: %w", err)
-		}
-		if done, err := r.answerCompleted(ctx, rec, start); done || err != nil {
-			return err
-		}
-
-		cmd, err := messages.Decode(t, msg.Payload)
+		cmd, err := r.decode(ctx, h.CommandType(), msg)
 		if err != nil {
 			return err // permanent: dead-lettered by the middleware
 		}
-		if err := r.checkEchoSize(t, cmd); err != nil {
-			return err // permanent (invalid), before any work
+		// One copy of a command at a time in this instance too, until its
+		// outcome is recorded: a copy arriving after that is answered from it.
+		activeKey := cmd.Type + "\x00" + cmd.ID
+		if held, busy := r.active.LoadOrStore(activeKey, cmd.StreamSeq); busy {
+			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != cmd.StreamSeq}
 		}
-		meta := cmd.Meta()
-		meta.ID = info.CommandID
-		meta.SiteID = info.SiteID
-		meta.CorrelationID = info.CorrelationID
-		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
-		seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
-
-		// One copy of a command at a time in this instance too.
-		activeKey := t + "\x00" + info.CommandID
-		if held, busy := r.active.LoadOrStore(activeKey, seq); busy {
-			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != seq}
-		}
-		defer r.active.Delete(activeKey)
-		prog := r.progress.Start(t, info.CommandID, info.SiteID)
+		inactive := func() { r.active.CompareAndDelete(activeKey, cmd.StreamSeq) }
+		defer inactive()
+		prog := r.progress.Start(cmd.Type, cmd.ID, cmd.SiteID)
 		defer r.progress.Finish(prog)
 
-		// Take the command's lease. Fresh (no earlier attempt, so no
-		// checkpoints to read) is decided by an atomic create, not by the
-		// read above, which could be stale.
-		fresh := false
-		if rec == nil {
-			rec = &ledger.Record{CommandType: t, CommandID: info.CommandID, Status: ledger.StatusProcessing,
-				Subject: msg.Metadata.Get(MetaSubject), Deliveries: delivery, Owner: r.instance, LeaseUntil: time.Now().Add(r.lease()), OwnerSeq: seq}
-			if rev, fresh, err = r.deps.Ledger.Create(ctx, rec); err != nil {
-				return fmt.Errorf("record start: %w", err)
+		lease, done, err := r.acquire(ctx, cmd)
+		if err != nil || done != nil {
+			if done != nil {
+				return r.answerCompleted(ctx, done, start)
 			}
-			if !fresh {
-				if rec, rev, err = r.deps.Ledger.RecordRev(ctx, t, info.CommandID); err != nil || rec == nil {
-					return fmt.Errorf("record start: reread: %v", err)
-				}
-				if done, err := r.answerCompleted(ctx, rec, start); done || err != nil {
-					return err
-				}
-			}
+			return err
 		}
-		if !fresh {
-			if rec.Status == ledger.StatusProcessing && rec.Owner != "" && rec.Owner != r.instance && time.Now().Before(rec.LeaseUntil) {
-				return &leaseHeldError{owner: rec.Owner, until: rec.LeaseUntil, duplicateCopy: rec.OwnerSeq != 0 && rec.OwnerSeq != seq}
-			}
-			if rec.Status == ledger.StatusDeadLettered {
-				// A replay of a dead letter starts with a clean slate of
-				// failures (its checkpoints stay: the work resumes).
-				rec.Failures, rec.FirstFailure, rec.Reason = 0, time.Time{}, ""
-			}
-			rec.Status = ledger.StatusProcessing
-			rec.Subject = msg.Metadata.Get(MetaSubject)
-			rec.Deliveries = delivery
-			rec.Owner, rec.LeaseUntil, rec.OwnerSeq = r.instance, time.Now().Add(r.lease()), seq
-			if rev, err = r.deps.Ledger.UpdateRecord(ctx, rec, rev); err != nil {
-				if errors.Is(err, ledger.ErrConflict) {
-					return &leaseHeldError{owner: "another instance"}
-				}
-				return fmt.Errorf("record start: %w", err)
-			}
-		}
-		log.Info("handling command", zap.Int("delivery", delivery))
-
-		workCtx, lost, stopLease := r.keepLease(ctx, rec, rev, log)
-		evt, err := h.Handle(withProgress(workCtx, prog), &Command{
-			Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
-			TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
-			Delivery: delivery, StreamSeq: seq, Payload: cmd, Raw: msg.Payload, Fresh: fresh,
-		})
-		stopLease()
-		if lost() {
-			return &leaseHeldError{owner: "another instance (lease lost while working)"}
-		}
+		slotFrom(ctx).set(lease)
+		evt, err := r.run(ctx, h, cmd, lease, prog)
 		if err != nil {
 			return err
 		}
-		if evt == nil {
-			return failure.Permanent(errors.New("handler returned no completion event"))
-		}
-		// The event, truncated if it would not fit in one message.
-		wm, evt, err := r.completion(ctx, rec, evt)
-		if err != nil {
-			return err
-		}
-		// Record the outcome before publishing it: after a crash in between,
-		// the redelivery finds it and republishes the same event.
-		if err := r.deps.Ledger.Save(ctx, rec); err != nil {
-			return fmt.Errorf("record outcome: %w", err)
-		}
-		if err := r.deps.Events.PublishMessage(evt.EventType(), wm); err != nil {
-			return err
-		}
-		log.Info("command completed", zap.String("event_id", evt.EventID()), zap.Duration("took", time.Since(start)))
-		r.metrics.handled(t, "completed", time.Since(start))
-		return nil
+		return r.complete(ctx, lease, evt, start, inactive)
 	}
+}
+
+// decode checks, decodes and validates the message into a Command. An id,
+// site or correlation id over the contract's limits could make a ledger
+// key, subject or header NATS refuses: it is refused (permanently) before
+// the ledger or Wix are touched, as is an invalid body.
+func (r *Runtime) decode(ctx context.Context, t string, msg *message.Message) (*Command, error) {
+	if err := invalidMeta(ctx); err != nil {
+		return nil, err
+	}
+	info := trace.From(ctx)
+	payload, err := messages.Decode(t, msg.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkEchoSize(t, payload); err != nil {
+		return nil, err
+	}
+	meta := payload.Meta()
+	meta.ID, meta.SiteID, meta.CorrelationID = info.CommandID, info.SiteID, info.CorrelationID
+	delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
+	seq, _ := strconv.ParseUint(msg.Metadata.Get(MetaStreamSeq), 10, 64)
+	return &Command{
+		Type: t, ID: info.CommandID, CorrelationID: info.CorrelationID, SiteID: info.SiteID,
+		TraceParent: info.TraceParent, Subject: msg.Metadata.Get(MetaSubject),
+		Delivery: delivery, StreamSeq: seq, Payload: payload, Raw: msg.Payload,
+	}, nil
+}
+
+// acquire takes the command's lease (see ledger.Acquire), or returns the
+// completed record to answer from.
+func (r *Runtime) acquire(ctx context.Context, cmd *Command) (*ledger.Lease, *ledger.Record, error) {
+	lease, done, err := r.deps.Ledger.Acquire(ctx, ledger.Claim{
+		CommandType: cmd.Type, CommandID: cmd.ID, Subject: cmd.Subject, Delivery: cmd.Delivery,
+		Seq: cmd.StreamSeq, Owner: r.instance, TTL: r.lease(),
+	})
+	var held *ledger.HeldError
+	var coll *ledger.CollisionError
+	switch {
+	case errors.As(err, &held):
+		return nil, nil, &leaseHeldError{owner: held.Owner, until: held.Until, duplicateCopy: held.DuplicateCopy}
+	case errors.As(err, &coll):
+		// Never answer one command with another's outcome.
+		return nil, nil, failure.Permanent(err)
+	case err != nil:
+		return nil, nil, fmt.Errorf("acquire: %w", err)
+	}
+	return lease, done, nil
+}
+
+// run runs the handler under the lease, keeping the lease alive. Its Wix
+// calls are counted once, by the command's progress, and the lease adds
+// them to the command's count.
+func (r *Runtime) run(ctx context.Context, h Handler, cmd *Command, lease *ledger.Lease, prog *Progress) (messages.Event, error) {
+	log := trace.Logger(ctx, r.log)
+	log.Info("handling command", zap.Int("delivery", cmd.Delivery))
+	lease.CountCalls(prog.calls.Load)
+	cmd.Lease = lease
+	workCtx, lost, stopLease := r.keepLease(withProgress(ctx, prog), lease, log)
+	evt, err := h.Handle(workCtx, cmd)
+	stopLease()
+	switch {
+	case lost() || errors.Is(err, ledger.ErrLost):
+		return nil, &leaseHeldError{owner: "another instance (lease lost while working)"}
+	case err != nil:
+		return nil, err
+	case evt == nil:
+		return nil, failure.Permanent(errors.New("handler returned no completion event"))
+	}
+	return evt, nil
+}
+
+// complete records the outcome, then (recorded called) publishes it: after
+// a crash in between, the redelivery finds it recorded and republishes the
+// same event.
+func (r *Runtime) complete(ctx context.Context, lease *ledger.Lease, evt messages.Event, start time.Time, recorded func()) error {
+	// The event, truncated if it would not fit in one message.
+	wm, evt, out, err := r.completion(ctx, lease, evt)
+	if err != nil {
+		return err
+	}
+	if err := lease.Complete(ctx, out); err != nil {
+		if errors.Is(err, ledger.ErrLost) {
+			return &leaseHeldError{owner: "another instance (lease lost before completion)"}
+		}
+		return fmt.Errorf("record outcome: %w", err)
+	}
+	recorded()
+	if err := r.deps.Events.PublishMessage(evt.EventType(), wm); err != nil {
+		return err
+	}
+	trace.Logger(ctx, r.log).Info("command completed", zap.String("event_id", evt.EventID()), zap.Duration("took", time.Since(start)))
+	r.metrics.handled(lease.Record().CommandType, "completed", time.Since(start))
+	return nil
+}
+
+// leaseSlot carries, in a message's context, the lease handle acquired, so
+// the deadLetter middleware records a failure through it.
+type leaseSlot struct {
+	mu    sync.Mutex
+	lease *ledger.Lease
+}
+
+type leaseSlotKey struct{}
+
+func withSlot(ctx context.Context) (context.Context, *leaseSlot) {
+	s := &leaseSlot{}
+	return context.WithValue(ctx, leaseSlotKey{}, s), s
+}
+
+// slotFrom returns the slot in ctx (a throwaway one outside deadLetter).
+func slotFrom(ctx context.Context) *leaseSlot {
+	if s, ok := ctx.Value(leaseSlotKey{}).(*leaseSlot); ok {
+		return s
+	}
+	return &leaseSlot{}
+}
+
+func (s *leaseSlot) set(l *ledger.Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lease = l
+}
+
+func (s *leaseSlot) get() *ledger.Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 
 	"groupflow/internal/dlq"
@@ -541,3 +542,60 @@ func TestOneCommandRunsOnOneInstanceAtATime(t *testing.T) {
 }
 
 func runtimeGosched() { time.Sleep(time.Millisecond) }
+
+// holdPublisher holds the handler that published the first event on topic
+// until a second one is published there (or 15 s pass).
+type holdPublisher struct {
+	message.Publisher
+	topic  string
+	first  atomic.Bool
+	once   sync.Once
+	second chan struct{}
+}
+
+func (p *holdPublisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.Publisher.Publish(topic, msgs...)
+	if topic != p.topic {
+		return err
+	}
+	if p.first.CompareAndSwap(false, true) {
+		select {
+		case <-p.second:
+		case <-time.After(15 * time.Second):
+		}
+	} else {
+		p.once.Do(func() { close(p.second) })
+	}
+	return err
+}
+
+// TestResentRightAfterTheEventIsAnswered: a copy of a command sent once its
+// event is out, while the first copy's handler is still returning, is
+// answered from the ledger (it used to be taken for a second copy running
+// beside the first, and acknowledged without an answer).
+func TestResentRightAfterTheEventIsAnswered(t *testing.T) {
+	env := testenv.Start(t)
+	_, pub := env.EventPublisher()
+	hold := &holdPublisher{Publisher: pub, topic: env.Subjects.Event(messages.EvtReportGenerated), second: make(chan struct{})}
+	cfg := fastConfig()
+	cfg.Subjects = env.Subjects
+	rt := runtime.New(cfg, runtime.Deps{JS: env.JS, Publisher: pub, Events: events.NewPublisher(hold, env.Subjects, "groupflow-test"), Ledger: env.Ledger, Logger: env.Log})
+	h := newReportHandler(nil)
+	runtime.Register[*messages.GenerateReport](rt, h, 4)
+	if err := rt.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-rt.Running()
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"quick","top":2}`)
+	first := w.Next(20*time.Second, testenv.ForCommand("quick"))
+	env.Publish(messages.CmdGenerateReport, `{"id":"quick","top":2}`, nats.MsgIdHdr, "quick-2")
+	second := w.Next(10*time.Second, testenv.ForCommand("quick"))
+	if h.Calls("quick") != 1 || first.Header.Get("ce-id") != second.Header.Get("ce-id") {
+		t.Fatalf("handled %d times; events %s / %s", h.Calls("quick"), first.Header.Get("ce-id"), second.Header.Get("ce-id"))
+	}
+}

@@ -37,7 +37,7 @@ func TestEveryFiresReportsThatAreMailedOnce(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	wx := testenv.StartWix(t, wixsim.Options{Members: 60, Groups: 6})
 	profile := report.Profile{Name: "Acme <School>", URL: "https://acme.example", TimeZone: "Europe/Berlin", Recipients: []string{"head@acme.example"}}
-	h := handlers.NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log).WithProfiles(func(string) report.Profile { return profile })
+	h := handlers.NewGenerateReport(wx.Client, env.JS, env.Log).WithProfiles(func(string) report.Profile { return profile })
 	env.StartRuntime(runtime.Config{AckWait: 5 * time.Second, MaxDeliver: 5, Retries: -1, ShutdownGrace: 5 * time.Second}, runtime.Adapt(h))
 
 	mp := mailpittest.Start(t, 0)
@@ -199,7 +199,7 @@ func TestScheduleOnCommandSubjectIsDeleted(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	wx := testenv.StartWix(t, wixsim.Options{Members: 5, Groups: 2})
 	env.StartRuntime(runtime.Config{AckWait: 5 * time.Second, MaxDeliver: 5, Retries: -1, ShutdownGrace: 5 * time.Second},
-		runtime.Adapt(handlers.NewGenerateReport(wx.Client, env.Ledger, env.JS, env.Log)))
+		runtime.Adapt(handlers.NewGenerateReport(wx.Client, env.JS, env.Log)))
 	ack := env.Publish(messages.CmdGenerateReport, `{}`,
 		schedule.HeaderSchedule, "@every 1h", schedule.HeaderTarget, env.Subjects.Command(messages.CmdGenerateReport+"_x"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -1,0 +1,59 @@
+// Package ledger records, in a JetStream Key-Value bucket, what each command
+// has done, and is the command lifecycle: who works on it (a lease), what it
+// has done so far (checkpoints), and how it ended (the outcome event, or a
+// dead letter). A redelivered, replayed or re-sent command reads its record
+// and resumes or answers from it, so Wix side effects happen once.
+//
+// # The lifecycle
+//
+// Every write to a command's record is a compare-and-set on its revision
+// (a concurrent writer makes it fail or retry, never lose an update). The
+// operations are the protocol:
+//
+//	Ledger.Acquire(claim)  -> *Lease | completed *Record | *HeldError | *CollisionError
+//	Lease.Renew            extend the lease (the runtime, while the handler works)
+//	Lease.Checkpoint       save a step's progress (and extend the lease): one write
+//	Lease.Load             read a step's progress back after a redelivery
+//	Lease.Complete         record the outcome event and give the lease up
+//	Lease.Fail             count a failed attempt and give the lease up
+//	Lease.Release          give the lease up (shutdown: no failure)
+//	Ledger.Fail            count a failed attempt of a command never acquired
+//	Ledger.DeadLetter      mark the command dead-lettered (its dead letter is stored)
+//
+// States and transitions, for a claim by owner O of message seq S
+// ("other" = another owner; a live lease has LeaseUntil in the future):
+//
+//	state of the record                 Acquire                              Renew/Checkpoint/Complete by O's lease
+//	----------------------------------  -----------------------------------  -------------------------------------
+//	none                                create: processing(O,S), Fresh       -
+//	processing, other, live, seq S      *HeldError (nack until it expires)   ErrLost
+//	processing, other, live, seq != S   *HeldError{DuplicateCopy} (ack)      ErrLost
+//	processing, other, expired          take over: processing(O,S)           ErrLost
+//	processing, O (a retry) or no owner take: processing(O,S)                ok (revision moves on)
+//	dead_lettered (a replay)            take, failures cleared,              -
+//	                                    checkpoints kept
+//	completed, with its event           the record: answer from it, no write ErrLost
+//	another command's record            *CollisionError (permanent)          -
+//	concurrent write during Acquire     *HeldError (another instance)        -
+//
+//	Fail(O)       processing -> processing, failures+1, owner cleared if O   (completed, foreign: unchanged)
+//	              none       -> processing, failures 1 (refused before acquire)
+//	Release(O)    processing(O) -> processing, owner cleared                  (otherwise unchanged)
+//	DeadLetter    any but completed/foreign -> dead_lettered, owner cleared
+//	Complete      processing(O) -> completed, owner cleared, checkpoints dropped
+//
+// Every write through a Lease that finds the revision moved (another owner
+// acquired the command) returns ErrLost, and so does every later one: the
+// holder stops, and the new owner resumes from the checkpoints.
+//
+// Checkpoints up to InlineStepLimit bytes live in the record itself, so a
+// checkpoint costs one write that also renews the lease. Larger ones get a
+// step key of their own, written only while the record is at the lease's
+// revision and by a compare-and-set on that key's revision: a stale owner
+// cannot overwrite a newer owner's state. The record also keeps the
+// command's Wix call count (Lease.Calls), updated by each write.
+//
+// A one-person provision_group costs: Acquire (create), one checkpoint (the
+// intent to create the group), Complete — three ledger writes — and the
+// event.
+package ledger

@@ -1,0 +1,547 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Claim is what an instance asks for when it takes a command: the command,
+// the message it works on (subject, delivery, commands-stream sequence) and
+// who it is.
+type Claim struct {
+	CommandType string
+	CommandID   string
+	Subject     string
+	Delivery    int
+	// Seq is the commands-stream sequence of the message: another message
+	// with the same command id (a re-send) has another one.
+	Seq uint64
+	// Owner names the instance; TTL is how long the lease lasts unrenewed.
+	Owner string
+	TTL   time.Duration
+}
+
+// HeldError says another owner holds a live lease on the command.
+type HeldError struct {
+	Owner string
+	Until time.Time
+	// DuplicateCopy: the claim is for another message with the same command
+	// id than the one the owner works on (a re-send).
+	DuplicateCopy bool
+}
+
+func (e *HeldError) Error() string {
+	if e.Until.IsZero() {
+		return "command is being worked on by " + e.Owner
+	}
+	return fmt.Sprintf("command is being worked on by %s (lease until %s)", e.Owner, e.Until.UTC().Format(time.RFC3339))
+}
+
+// CollisionError says the record under a command's key belongs to another
+// command (natsname makes that impossible unless someone wrote the bucket).
+type CollisionError struct{ Type, ID string }
+
+func (e *CollisionError) Error() string {
+	return fmt.Sprintf("ledger key collision: the record under this command's key is %s %q's", e.Type, e.ID)
+}
+
+// ErrLost is returned by a Lease's writes once another owner took the
+// command over (the record's revision moved): the holder must stop.
+var ErrLost = errors.New("ledger: lease lost: the record was written by another owner")
+
+// Inline checkpoint limits: a checkpoint up to InlineStepLimit bytes lives in
+// the record (one compare-and-set that also extends the lease) while the
+// record's inline checkpoints stay under InlineTotalLimit; larger ones get
+// a step key of their own, fenced by its revision and the record's.
+const (
+	InlineStepLimit  = 8 << 10
+	InlineTotalLimit = 48 << 10
+)
+
+// Acquire takes the command's lease for c.Owner (see the package doc's
+// table). It returns the lease, or the completed record to answer from, or
+// a *HeldError, a *CollisionError, or a transient error. A fresh command
+// costs one write (an atomic create) and no read.
+func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) {
+	now := l.now().UTC()
+	rec := Record{CommandType: c.CommandType, CommandID: c.CommandID, Status: StatusProcessing,
+		Subject: c.Subject, Deliveries: c.Delivery, StartedAt: now,
+		Owner: c.Owner, LeaseUntil: now.Add(c.TTL), OwnerSeq: c.Seq}
+	rev, created, err := l.create(ctx, &rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		return &Lease{l: l, claim: c, rec: rec, rev: rev, fresh: true}, nil, nil
+	}
+	cur, rev, err := l.RecordRev(ctx, c.CommandType, c.CommandID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cur == nil { // deleted in between: try again later
+		return nil, nil, &HeldError{Owner: "another instance"}
+	}
+	if err := takeable(cur, c, now); err != nil {
+		return nil, nil, err
+	}
+	if cur.Status == StatusCompleted && len(cur.Event) > 0 {
+		return nil, cur, nil
+	}
+	if cur.Status == StatusDeadLettered {
+		// A replay starts with a clean failure slate; checkpoints stay.
+		cur.Failures, cur.FirstFailure, cur.Reason = 0, time.Time{}, ""
+	}
+	cur.Status, cur.Subject, cur.Deliveries = StatusProcessing, c.Subject, c.Delivery
+	cur.Owner, cur.LeaseUntil, cur.OwnerSeq = c.Owner, now.Add(c.TTL), c.Seq
+	n, err := l.update(ctx, cur, rev)
+	if errors.Is(err, ErrConflict) {
+		return nil, nil, &HeldError{Owner: "another instance"}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Lease{l: l, claim: c, rec: *cur, rev: n}, nil, nil
+}
+
+// takeable checks an existing record against a claim: a foreign record is
+// a collision; a live lease of another owner is held.
+func takeable(cur *Record, c Claim, now time.Time) error {
+	if cur.CommandID != c.CommandID || cur.CommandType != c.CommandType {
+		return &CollisionError{Type: cur.CommandType, ID: cur.CommandID}
+	}
+	if cur.Status == StatusProcessing && cur.Owner != "" && cur.Owner != c.Owner && now.Before(cur.LeaseUntil) {
+		return &HeldError{Owner: cur.Owner, Until: cur.LeaseUntil, DuplicateCopy: cur.OwnerSeq != 0 && cur.OwnerSeq != c.Seq}
+	}
+	return nil
+}
+
+// Lease is one owner's hold on a command, and the command's checkpoint
+// store while it runs. Its writes are compare-and-sets on the record's
+// revision: after another owner's write, each returns ErrLost. Safe for
+// concurrent use (the renewal runs beside the handler).
+type Lease struct {
+	l     *Ledger // nil: a detached lease, memory only
+	claim Claim
+	fresh bool
+
+	mu    sync.Mutex
+	rec   Record
+	rev   uint64
+	lost  bool
+	calls func() int64
+	// spilled holds the checkpoints kept in step keys of their own, with
+	// the revision of that key this lease last read or wrote.
+	spilled map[string]spilledStep
+}
+
+type spilledStep struct {
+	rev uint64
+	val []byte
+}
+
+// Detached returns a lease kept in memory only, for running a handler
+// outside the runtime (its checkpoints are lost with it).
+func Detached(commandType, commandID string) *Lease {
+	return &Lease{claim: Claim{CommandType: commandType, CommandID: commandID}, fresh: true,
+		rec: Record{CommandType: commandType, CommandID: commandID, Status: StatusProcessing}}
+}
+
+// Fresh reports whether no earlier attempt of the command left a record:
+// there are no checkpoints to find.
+func (s *Lease) Fresh() bool { return s.fresh }
+
+// Until is when the lease expires unless renewed (or a checkpoint is written).
+func (s *Lease) Until() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.LeaseUntil
+}
+
+// Record returns a copy of the record as this lease last wrote it.
+func (s *Lease) Record() Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
+
+// CountCalls makes calls (the Wix calls of this attempt) part of the
+// command's call count; the count recorded by earlier attempts is added.
+func (s *Lease) CountCalls(calls func() int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = calls
+}
+
+// Calls returns the Wix calls of the whole command so far: those recorded
+// by earlier attempts plus this attempt's (calls after an earlier attempt's
+// last write are not counted).
+func (s *Lease) Calls() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.callsLocked()
+}
+
+func (s *Lease) callsLocked() int64 {
+	if s.calls == nil {
+		return s.rec.Calls
+	}
+	return s.rec.Calls + s.calls()
+}
+
+// Renew extends the lease by its TTL (one write). ErrLost when another
+// owner wrote the record.
+func (s *Lease) Renew(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeLocked(ctx, func(*Record) {})
+}
+
+// writeLocked applies fn to a copy of the record, extends the lease, and
+// stores it with a compare-and-set; the lease keeps the copy on success.
+// The Wix calls so far are folded into the stored count only in the copy:
+// the base stays that of the attempt's start.
+func (s *Lease) writeLocked(ctx context.Context, fn func(*Record)) error {
+	if s.lost {
+		return ErrLost
+	}
+	next := s.rec
+	next.Steps = cloneSteps(s.rec.Steps)
+	fn(&next)
+	if next.Status == StatusProcessing {
+		next.LeaseUntil = s.now().Add(s.claim.TTL)
+	}
+	calls := s.callsLocked()
+	stored := next
+	stored.Calls = calls
+	if s.l != nil {
+		n, err := s.l.update(ctx, &stored, s.rev)
+		if errors.Is(err, ErrConflict) {
+			s.lost = true
+			return ErrLost
+		}
+		if err != nil {
+			return err
+		}
+		s.rev = n
+	}
+	next.UpdatedAt = stored.UpdatedAt
+	s.rec = next
+	return nil
+}
+
+func (s *Lease) now() time.Time {
+	if s.l == nil {
+		return time.Now().UTC()
+	}
+	return s.l.now().UTC()
+}
+
+func cloneSteps(m map[string]json.RawMessage) map[string]json.RawMessage {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Load decodes checkpoint step into v; false when it was never saved. An
+// inline checkpoint costs nothing; a spilled one, one read.
+func (s *Lease) Load(ctx context.Context, step string, v any) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp, ok := s.spilled[step]; ok {
+		return true, json.Unmarshal(sp.val, v)
+	}
+	if !s.fresh && s.l != nil {
+		e, err := s.l.getEntry(ctx, s.stepKey(step))
+		if err != nil {
+			return false, err
+		}
+		if e != nil {
+			s.spill(step, spilledStep{rev: e.Revision(), val: e.Value()})
+			return true, json.Unmarshal(e.Value(), v)
+		}
+	}
+	b, ok := s.rec.Steps[step]
+	if !ok {
+		return false, nil
+	}
+	return true, json.Unmarshal(b, v)
+}
+
+// Checkpoint saves v as checkpoint step, with the Wix calls so far, and
+// extends the lease: one write. A small checkpoint goes inline into the
+// record (a compare-and-set on its revision); a large one (or one already
+// spilled) into its own step key, written only while the record is still at
+// this lease's revision and with a compare-and-set on the key's own
+// revision, so a stale owner can never overwrite a newer owner's state.
+// ErrLost when another owner wrote either.
+func (s *Lease) Checkpoint(ctx context.Context, step string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: encode: %w", step, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.spilled[step]; ok || len(b) > InlineStepLimit || s.inlineSize()+len(b) > InlineTotalLimit {
+		return s.spillLocked(ctx, step, b)
+	}
+	return s.writeLocked(ctx, func(r *Record) {
+		if r.Steps == nil {
+			r.Steps = map[string]json.RawMessage{}
+		}
+		r.Steps[step] = b
+	})
+}
+
+func (s *Lease) inlineSize() int {
+	n := 0
+	for k, v := range s.rec.Steps {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+func (s *Lease) stepKey(step string) string {
+	return Key("cmd", s.claim.CommandType, s.claim.CommandID, "step") + "." + KeyPart(step)
+}
+
+func (s *Lease) spill(step string, sp spilledStep) {
+	if s.spilled == nil {
+		s.spilled = map[string]spilledStep{}
+	}
+	s.spilled[step] = sp
+}
+
+func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
+	if s.lost {
+		return ErrLost
+	}
+	if s.l == nil {
+		s.spill(step, spilledStep{val: b})
+		return nil
+	}
+	// The record first: a newer owner's acquire moved its revision.
+	if _, rev, err := s.l.RecordRev(ctx, s.claim.CommandType, s.claim.CommandID); err != nil {
+		return err
+	} else if rev != s.rev {
+		s.lost = true
+		return ErrLost
+	}
+	prev, known := s.spilled[step]
+	if !known && !s.fresh {
+		// Not read by this lease: Load first, so the revision is known.
+		e, err := s.l.getEntry(ctx, s.stepKey(step))
+		if err != nil {
+			return err
+		}
+		if e != nil {
+			prev, known = spilledStep{rev: e.Revision()}, true
+		}
+	}
+	n, err := s.l.putRev(ctx, s.stepKey(step), b, prev.rev, known)
+	if errors.Is(err, ErrConflict) {
+		s.lost = true
+		return ErrLost
+	}
+	if err != nil {
+		return err
+	}
+	s.spill(step, spilledStep{rev: n, val: b})
+	delete(s.rec.Steps, step) // an older inline copy goes with the next record write
+	return nil
+}
+
+// Outcome is a completed command's event, kept in its record.
+type Outcome struct {
+	EventType string
+	EventID   string
+	Event     json.RawMessage
+}
+
+// Completed returns the record Complete(o) would write (for sizing it).
+func (s *Lease) Completed(o Outcome) Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rec
+	complete(&r, o)
+	r.Calls = s.callsLocked()
+	return r
+}
+
+func complete(r *Record, o Outcome) {
+	r.Status = StatusCompleted
+	r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+	r.EventType, r.EventID, r.Event = o.EventType, o.EventID, o.Event
+	r.Reason = ""
+	r.Steps = nil // a completed command is answered from its event
+}
+
+// Complete records the outcome and gives up the lease (one write); the
+// record then answers every later copy of the command. ErrLost when
+// another owner wrote the record: that owner completes it.
+func (s *Lease) Complete(ctx context.Context, o Outcome) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeLocked(ctx, func(r *Record) { complete(r, o) })
+}
+
+// Fail records a failed attempt of the lease's command and gives up the
+// lease (see Ledger.Fail), counting this attempt's Wix calls.
+func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
+	s.mu.Lock()
+	f.Owner, f.Calls = s.claim.Owner, s.callsLocked()
+	s.lost = true // the lease is given up: no more writes through it
+	s.mu.Unlock()
+	if s.l == nil {
+		return nil, nil
+	}
+	return s.l.Fail(ctx, s.claim.CommandType, s.claim.CommandID, f)
+}
+
+// Release gives up the lease without counting a failure (a shutdown),
+// keeping this attempt's Wix calls (see Ledger.Release).
+func (s *Lease) Release(ctx context.Context) error {
+	s.mu.Lock()
+	calls := s.callsLocked()
+	s.lost = true
+	s.mu.Unlock()
+	if s.l == nil {
+		return nil
+	}
+	_, err := s.l.modify(ctx, s.claim.CommandType, s.claim.CommandID, func(r *Record) bool {
+		if r.Owner != s.claim.Owner || r.Status != StatusProcessing {
+			return false
+		}
+		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+		r.Calls = max(r.Calls, calls)
+		return true
+	})
+	return err
+}
+
+// Failure describes a failed attempt.
+type Failure struct {
+	Err      string
+	Delivery int
+	At       time.Time
+	// Owner, when it still holds the lease, gives it up.
+	Owner string
+	// Calls is the command's Wix call count so far (kept if larger).
+	Calls int64
+}
+
+// Fail records a failed attempt in the command's record (creating it when
+// there is none, e.g. a command refused before it was acquired) and gives
+// up f.Owner's lease. A completed or foreign record is left as it is. It
+// returns the record (as written, or as found).
+func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Failure) (*Record, error) {
+	return l.modify(ctx, commandType, commandID, func(r *Record) bool {
+		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
+			return false
+		}
+		if r.Status == "" {
+			r.Status = StatusProcessing
+		}
+		if r.FirstFailure.IsZero() {
+			r.FirstFailure = f.At
+		}
+		r.LastFailure, r.LastError, r.Deliveries = f.At, f.Err, f.Delivery
+		r.Failures++
+		r.Calls = max(r.Calls, f.Calls)
+		if f.Owner != "" && r.Owner == f.Owner {
+			r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+		}
+		return true
+	})
+}
+
+// DeadLetter marks the command dead-lettered with reason (its dead letter
+// is stored). A completed or foreign record is left as it is.
+func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID, reason string) error {
+	_, err := l.modify(ctx, commandType, commandID, func(r *Record) bool {
+		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
+			return false
+		}
+		r.Status, r.Reason = StatusDeadLettered, reason
+		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+		return true
+	})
+	return err
+}
+
+// modifyAttempts bounds the read/compare-and-set rounds of modify.
+const modifyAttempts = 8
+
+// modify applies fn to the command's record (a new one when there is none)
+// and stores it with a compare-and-set, reading again after a concurrent
+// write. fn returns false to leave the record unwritten (modify returns
+// it as read).
+func (l *Ledger) modify(ctx context.Context, commandType, commandID string, fn func(*Record) bool) (*Record, error) {
+	for range modifyAttempts {
+		rec, rev, err := l.RecordRev(ctx, commandType, commandID)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			rec = &Record{CommandType: commandType, CommandID: commandID, StartedAt: l.now().UTC()}
+		}
+		if !fn(rec) {
+			return rec, nil
+		}
+		if rev == 0 {
+			if _, created, err := l.create(ctx, rec); err != nil || created {
+				return rec, err
+			}
+			continue
+		}
+		if _, err := l.update(ctx, rec, rev); !errors.Is(err, ErrConflict) {
+			return rec, err
+		}
+	}
+	return nil, fmt.Errorf("ledger: record of %s %s: %w (%d attempts)", commandType, commandID, ErrConflict, modifyAttempts)
+}
+
+// getEntry reads key; nil when it does not exist.
+func (l *Ledger) getEntry(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	e, err := l.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger get %s: %w", key, err)
+	}
+	return e, nil
+}
+
+// putRev stores b at key if it is still at revision rev (exists) or does
+// not exist yet (!exists); ErrConflict otherwise.
+func (l *Ledger) putRev(ctx context.Context, key string, b []byte, rev uint64, exists bool) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	var n uint64
+	var err error
+	if exists {
+		n, err = l.kv.Update(ctx, key, b, rev)
+	} else {
+		n, err = l.kv.Create(ctx, key, b)
+	}
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger write %s: %w", key, err)
+	}
+	return n, nil
+}

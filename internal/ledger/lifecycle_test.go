@@ -1,0 +1,458 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/broker"
+	"groupflow/internal/ledger"
+	"groupflow/internal/testenv"
+	"groupflow/internal/testutil"
+)
+
+const (
+	me    = "me"
+	other = "other"
+	typ   = "provision_group"
+	ttl   = 30 * time.Second
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+type fixture struct {
+	kv    jetstream.KeyValue
+	l     *ledger.Ledger
+	clock *testutil.Clock
+	n     int
+}
+
+func newFixture(t *testing.T) *fixture {
+	env := testenv.Start(t, testenv.Quiet())
+	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{kv: kv, l: ledger.New(kv), clock: testutil.NewClock(t0)}
+	f.l.SetClock(f.clock.Now)
+	return f
+}
+
+// id returns a new command id, so cases share one server.
+func (f *fixture) id() string { f.n++; return fmt.Sprintf("c%d", f.n) }
+
+func (f *fixture) claim(id, owner string, seq uint64) ledger.Claim {
+	return ledger.Claim{CommandType: typ, CommandID: id, Subject: "groups.cmd." + typ, Delivery: 1, Seq: seq, Owner: owner, TTL: ttl}
+}
+
+// put writes rec as the command's record, as another writer would.
+func (f *fixture) put(t *testing.T, rec *ledger.Record) {
+	t.Helper()
+	b, _ := json.Marshal(rec)
+	if _, err := f.kv.Put(context.Background(), ledger.RecordKey(rec.CommandType, rec.CommandID), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) get(t *testing.T, id string) *ledger.Record {
+	t.Helper()
+	rec, err := f.l.Record(context.Background(), typ, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// states builds each record state of the package doc's table for id (nil: none).
+var states = map[string]func(id string) *ledger.Record{
+	"none": func(string) *ledger.Record { return nil },
+	"held-same-seq": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LeaseUntil: t0.Add(time.Minute)}
+	},
+	"held-other-seq": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 3, LeaseUntil: t0.Add(time.Minute)}
+	},
+	"expired": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LeaseUntil: t0.Add(-time.Second),
+			Steps: map[string]json.RawMessage{"group": json.RawMessage(`{"id":"g1"}`)}, Calls: 3}
+	},
+	"mine": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: me, OwnerSeq: 7, LeaseUntil: t0.Add(time.Minute)}
+	},
+	"released": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Failures: 2, LastError: "boom"}
+	},
+	"dead-lettered": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusDeadLettered, Reason: "boom", Failures: 10, FirstFailure: t0.Add(-time.Hour),
+			Steps: map[string]json.RawMessage{"group": json.RawMessage(`{"id":"g1"}`)}, Calls: 5}
+	},
+	"completed": func(id string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusCompleted, EventType: "group_provisioned", EventID: "e1", Event: json.RawMessage(`{"id":1}`)}
+	},
+	"foreign": func(string) *ledger.Record {
+		return &ledger.Record{CommandType: typ, CommandID: "someone-else", Status: ledger.StatusCompleted, EventType: "group_provisioned", EventID: "e2", Event: json.RawMessage(`{"id":2}`)}
+	},
+}
+
+// seed writes state s for a new command id and returns the id.
+func (f *fixture) seed(t *testing.T, s string) string {
+	id := f.id()
+	if rec := states[s](id); rec != nil {
+		key := *rec
+		key.CommandID = id // the key is id's, whatever the record says
+		b, _ := json.Marshal(rec)
+		if _, err := f.kv.Put(context.Background(), ledger.RecordKey(typ, key.CommandID), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return id
+}
+
+// TestAcquireTable: every state of the package doc's table × Acquire (by
+// "me", message seq 7).
+func TestAcquireTable(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		state string
+		want  string // "lease", "fresh", "completed", "held", "duplicate", "collision"
+		check func(t *testing.T, l *ledger.Lease, rec *ledger.Record)
+	}{
+		{"none", "fresh", nil},
+		{"held-same-seq", "held", nil},
+		{"held-other-seq", "duplicate", nil},
+		{"expired", "lease", func(t *testing.T, l *ledger.Lease, rec *ledger.Record) {
+			// Failover: the new owner resumes from the checkpoints and the count.
+			if ok, _ := l.Load(context.Background(), "group", new(map[string]any)); !ok || rec.Calls != 3 || l.Calls() != 3 {
+				t.Errorf("checkpoints or calls not kept on failover: %+v", rec)
+			}
+		}},
+		{"mine", "lease", nil},
+		{"released", "lease", func(t *testing.T, _ *ledger.Lease, rec *ledger.Record) {
+			if rec.Failures != 2 {
+				t.Errorf("failures of a transiently failed command reset by a redelivery: %+v", rec)
+			}
+		}},
+		{"dead-lettered", "lease", func(t *testing.T, l *ledger.Lease, rec *ledger.Record) {
+			// A replay: clean failure slate, checkpoints and calls kept.
+			ok, _ := l.Load(context.Background(), "group", new(map[string]any))
+			if rec.Failures != 0 || !rec.FirstFailure.IsZero() || rec.Reason != "" || !ok || rec.Calls != 5 {
+				t.Errorf("replay of a dead letter: %+v (checkpoint found: %v)", rec, ok)
+			}
+		}},
+		{"completed", "completed", nil},
+		{"foreign", "collision", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.state, func(t *testing.T) {
+			id := f.seed(t, c.state)
+			before := f.get(t, id)
+			l, done, err := f.l.Acquire(context.Background(), f.claim(id, me, 7))
+			var held *ledger.HeldError
+			var coll *ledger.CollisionError
+			got := ""
+			switch {
+			case errors.As(err, &held) && held.DuplicateCopy:
+				got = "duplicate"
+			case errors.As(err, &held):
+				got = "held"
+			case errors.As(err, &coll):
+				got = "collision"
+			case err != nil:
+				t.Fatal(err)
+			case done != nil:
+				got = "completed"
+				if done.EventID != "e1" {
+					t.Errorf("answered from %+v", done)
+				}
+			case l.Fresh():
+				got = "fresh"
+			default:
+				got = "lease"
+			}
+			if got != c.want {
+				t.Fatalf("Acquire on %s: %s (%v), want %s", c.state, got, err, c.want)
+			}
+			after := f.get(t, id)
+			if l == nil {
+				// Refused or answered: the record is not written.
+				if fmt.Sprint(before) != fmt.Sprint(after) {
+					t.Errorf("record written by a refused Acquire:\n%+v\n%+v", before, after)
+				}
+				return
+			}
+			if after.Status != ledger.StatusProcessing || after.Owner != me || after.OwnerSeq != 7 || !after.LeaseUntil.Equal(t0.Add(ttl)) {
+				t.Errorf("lease not taken: %+v", after)
+			}
+			if c.check != nil {
+				c.check(t, l, after)
+			}
+		})
+	}
+}
+
+// TestLeaseOpsTable: each write of a lease, on the record as the lease left
+// it (ok) and after another writer moved it (ErrLost, record untouched).
+func TestLeaseOpsTable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ops := map[string]func(l *ledger.Lease) error{
+		"Renew":           func(l *ledger.Lease) error { return l.Renew(ctx) },
+		"Checkpoint":      func(l *ledger.Lease) error { return l.Checkpoint(ctx, "step", map[string]int{"n": 1}) },
+		"CheckpointLarge": func(l *ledger.Lease) error { return l.Checkpoint(ctx, "big", make([]int, ledger.InlineStepLimit)) },
+		"Complete": func(l *ledger.Lease) error {
+			return l.Complete(ctx, ledger.Outcome{EventType: "x", EventID: "e", Event: json.RawMessage(`{}`)})
+		},
+	}
+	for name, op := range ops {
+		for _, moved := range []string{"", "expired-taken", "dead-lettered", "completed"} {
+			t.Run(name+"/"+firstNonEmpty(moved, "unchanged"), func(t *testing.T) {
+				id := f.id()
+				l, _, err := f.l.Acquire(ctx, f.claim(id, me, 7))
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch moved {
+				case "expired-taken": // failover: another instance took it over
+					f.clock.Advance(ttl + time.Second)
+					if _, _, err := f.l.Acquire(ctx, f.claim(id, other, 7)); err != nil {
+						t.Fatal(err)
+					}
+				case "dead-lettered":
+					if err := f.l.DeadLetter(ctx, typ, id, "gone"); err != nil {
+						t.Fatal(err)
+					}
+				case "completed":
+					rec := f.get(t, id)
+					rec.Status, rec.Event, rec.Owner = ledger.StatusCompleted, json.RawMessage(`{"other":1}`), ""
+					f.put(t, rec)
+				}
+				before := f.get(t, id)
+				err = op(l)
+				after := f.get(t, id)
+				if moved == "" {
+					if err != nil {
+						t.Fatalf("%s on its own record: %v", name, err)
+					}
+					return
+				}
+				if !errors.Is(err, ledger.ErrLost) {
+					t.Fatalf("%s after %s: %v, want ErrLost", name, moved, err)
+				}
+				if fmt.Sprint(before) != fmt.Sprint(after) {
+					t.Errorf("%s by a stale owner changed the record:\n%+v\n%+v", name, before, after)
+				}
+				if err := l.Renew(ctx); !errors.Is(err, ledger.ErrLost) {
+					t.Errorf("a lost lease renewed: %v", err)
+				}
+			})
+		}
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// TestFailReleaseDeadLetterTable: the writes made outside a lease.
+func TestFailReleaseDeadLetterTable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	fail := ledger.Failure{Err: "boom", Delivery: 2, At: t0, Owner: me}
+	cases := []struct {
+		state, op string
+		check     func(t *testing.T, before, after *ledger.Record)
+	}{
+		{"none", "Fail", func(t *testing.T, _, after *ledger.Record) {
+			if after == nil || after.Failures != 1 || after.LastError != "boom" || after.Status != ledger.StatusProcessing {
+				t.Errorf("failure of a command never acquired: %+v", after)
+			}
+		}},
+		{"mine", "Fail", func(t *testing.T, _, after *ledger.Record) {
+			if after.Failures != 1 || after.Owner != "" {
+				t.Errorf("own failure: %+v", after)
+			}
+		}},
+		{"held-same-seq", "Fail", func(t *testing.T, _, after *ledger.Record) {
+			if after.Failures != 1 || after.Owner != other {
+				t.Errorf("failure beside another owner's lease must keep it: %+v", after)
+			}
+		}},
+		{"completed", "Fail", unchanged},
+		{"foreign", "Fail", unchanged},
+		{"mine", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
+			if after.Status != ledger.StatusDeadLettered || after.Reason != "gone" || after.Owner != "" {
+				t.Errorf("dead-lettered: %+v", after)
+			}
+		}},
+		{"none", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
+			if after == nil || after.Status != ledger.StatusDeadLettered {
+				t.Errorf("dead letter of a command never acquired: %+v", after)
+			}
+		}},
+		{"completed", "DeadLetter", unchanged},
+		{"foreign", "DeadLetter", unchanged},
+	}
+	for _, c := range cases {
+		t.Run(c.op+"/"+c.state, func(t *testing.T) {
+			id := f.seed(t, c.state)
+			before := f.get(t, id)
+			var err error
+			if c.op == "Fail" {
+				_, err = f.l.Fail(ctx, typ, id, fail)
+			} else {
+				err = f.l.DeadLetter(ctx, typ, id, "gone")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, before, f.get(t, id))
+		})
+	}
+}
+
+func unchanged(t *testing.T, before, after *ledger.Record) {
+	t.Helper()
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("record changed:\n%+v\n%+v", before, after)
+	}
+}
+
+// TestLeaseLifecycle: acquire, checkpoints (inline and spilled) read back
+// by the next owner after a failover, calls counted across owners, release,
+// and completion dropping the checkpoints.
+func TestLeaseLifecycle(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.id()
+	a, _, err := f.l.Acquire(ctx, f.claim(id, me, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := int64(4)
+	a.CountCalls(func() int64 { return calls })
+	big := make([]int, ledger.InlineStepLimit)
+	if err := a.Checkpoint(ctx, "small", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Checkpoint(ctx, "big", big); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Checkpoint(ctx, "small", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := f.get(t, id); rec.Calls != 4 || string(rec.Steps["small"]) != `"s2"` || rec.Steps["big"] != nil {
+		t.Fatalf("record after checkpoints: %+v", rec)
+	}
+	// A crash; the lease expires; another instance takes over (failover).
+	f.clock.Advance(ttl + time.Second)
+	b, _, err := f.l.Acquire(ctx, f.claim(id, other, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	var got []int
+	if ok, err := b.Load(ctx, "small", &s); !ok || err != nil || s != "s2" {
+		t.Fatalf("inline checkpoint after failover: %q %v %v", s, ok, err)
+	}
+	if ok, err := b.Load(ctx, "big", &got); !ok || err != nil || len(got) != len(big) {
+		t.Fatalf("spilled checkpoint after failover: %d %v %v", len(got), ok, err)
+	}
+	// The stale owner wakes up: none of its writes lands.
+	if err := a.Checkpoint(ctx, "big", []int{1}); !errors.Is(err, ledger.ErrLost) {
+		t.Fatalf("stale owner's spilled checkpoint: %v", err)
+	}
+	if ok, _ := b.Load(ctx, "big", &got); !ok || len(got) != len(big) {
+		t.Fatal("the stale owner overwrote the new owner's state")
+	}
+	b.CountCalls(func() int64 { return 2 })
+	if b.Calls() != 6 {
+		t.Errorf("calls across owners: %d, want 6", b.Calls())
+	}
+	if err := b.Checkpoint(ctx, "big", []int{9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec := f.get(t, id); rec.Owner != "" || rec.Calls != 6 {
+		t.Fatalf("released: %+v", rec)
+	}
+	c, _, err := f.l.Acquire(ctx, f.claim(id, me, 8))
+	if err != nil || c.Fresh() {
+		t.Fatalf("acquire after release: %v fresh=%v", err, c != nil && c.Fresh())
+	}
+	if ok, _ := c.Load(ctx, "big", &got); !ok || len(got) != 1 {
+		t.Fatalf("spilled checkpoint after release: %v %v", ok, got)
+	}
+	if err := c.Complete(ctx, ledger.Outcome{EventType: "x", EventID: "e", Event: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := f.get(t, id); rec.Status != ledger.StatusCompleted || rec.Steps != nil || rec.Owner != "" || rec.Calls != 6 {
+		t.Fatalf("completed: %+v", rec)
+	}
+}
+
+// TestDetachedLease: a lease outside the runtime keeps checkpoints in memory.
+func TestDetachedLease(t *testing.T) {
+	ctx := context.Background()
+	l := ledger.Detached(typ, "x")
+	if err := l.Checkpoint(ctx, "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Checkpoint(ctx, "b", make([]int, ledger.InlineStepLimit)); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if ok, err := l.Load(ctx, "a", &n); !ok || err != nil || n != 1 {
+		t.Fatal(ok, err, n)
+	}
+	var big []int
+	if ok, err := l.Load(ctx, "b", &big); !ok || err != nil || len(big) != ledger.InlineStepLimit {
+		t.Fatal(ok, err, len(big))
+	}
+}
+
+// TestSharedKeyCAS: two writers of a shared key never lose a write.
+func TestSharedKeyCAS(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var v []string
+	rev, err := f.l.Load(ctx, "shared.k", &v)
+	if err != nil || rev != 0 {
+		t.Fatal(rev, err)
+	}
+	r1, err := f.l.Store(ctx, "shared.k", []string{"a"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"b"}, 0); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"a", "c"}, r1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"a", "b"}, r1); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("stale update: %v", err)
+	}
+	if err := f.l.Remove(ctx, "shared.k", r1); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("stale remove: %v", err)
+	}
+	r3, _ := f.l.Load(ctx, "shared.k", &v)
+	if err := f.l.Remove(ctx, "shared.k", r3); err != nil {
+		t.Fatal(err)
+	}
+	if rev, _ := f.l.Load(ctx, "shared.k", &v); rev != 0 {
+		t.Fatalf("removed key still there at %d", rev)
+	}
+	if _, err := f.l.Store(ctx, "shared.k", []string{"d"}, 0); err != nil {
+		t.Fatalf("create after remove: %v", err)
+	}
+}
