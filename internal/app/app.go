@@ -391,6 +391,10 @@ func provisionWithRetry(ctx context.Context, topo broker.Topology, js jetstream.
 	for attempt := 1; ; attempt++ {
 		err := topo.Provision(ctx, js)
 		if err == nil {
+			if topo.StickyDiscardOld(ctx, js) {
+				log.Error("the commands stream was made by a build that kept schedules in it: nats-server cannot turn schedules off, so it still drops its oldest messages when full; recreate it once drained (see README, \"Schedules\")",
+					zap.String("stream", topo.Subjects.CommandStream()))
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
