@@ -312,7 +312,7 @@ func (s *startup) runtime(context.Context) error {
 		return err
 	}
 	s.rt = rt
-	s.reg.MustRegister(admin.NewBrokerCollector(s.js, subjects.CommandStream(), subjects.DLQStream(), s.consumers).WithStreams(subjects.EventStream()))
+	s.reg.MustRegister(admin.NewBrokerCollector(s.js, subjects.CommandStream(), subjects.DLQStream(), s.consumers).WithStreams(subjects.EventStream(), subjects.ScheduleStream()))
 	return nil
 }
 
@@ -330,7 +330,7 @@ func (s *startup) adminHTTP(ctx context.Context) error {
 	cfg, log, subjects, capture := s.cfg, s.log, s.subjects, s.App.capture
 	s.admin = admin.New(cfg.HTTPListen, admin.AllReady(
 		admin.ConnsReady(s.subNC, s.pubNC),
-		admin.BrokerReady(s.subNC, s.js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()),
+		admin.BrokerReady(s.subNC, s.js, subjects.CommandStream(), subjects.ScheduleStream(), subjects.EventStream(), subjects.DLQStream()),
 		s.rt.DLQReady, func(context.Context) error {
 			if n := capture.Waiting(); n > 0 {
 				return fmt.Errorf("DLQ full: %d exhausted command(s) wait in the commands stream to be captured; purge or replay dead letters", n)
