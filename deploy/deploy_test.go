@@ -603,6 +603,9 @@ func TestAccountsPermissions(t *testing.T) {
 			}
 			producer.expectViolation(t, "Publish", s)
 		}
+		if _, err := mailer.js.Publish(ctxT(t, time.Second), subj.DLQ("report_generated"), []byte(`{}`)); err != nil {
+			t.Fatalf("mailer dead-letters a report mail: %v", err)
+		}
 		for _, s := range []string{subj.DLQ("provision_group"), subj.DLQ("generate_report"), subj.DLQ("email_sent")} {
 			if _, err := mailer.js.Publish(ctxT(t, time.Second), s, []byte(`{}`)); err == nil {
 				t.Fatalf("mailer published dead letter %s", s)
@@ -831,6 +834,18 @@ func TestAccountsPermissions(t *testing.T) {
 			t.Fatal("producer created a schedule")
 		}
 		producer.expectViolation(t, "Publish", subj.Schedule("report.weekly"))
+		if _, err := schedule.Create(ctxT(t, time.Second), gf.js, subj, spec); err == nil {
+			t.Fatal("groupflow created a schedule")
+		}
+		gf.expectViolation(t, "Publish", subj.Schedule("report.weekly"))
+		// Fires are the server's: nobody forges one.
+		fired := subj.Fired("generate_report", "report.weekly")
+		for _, c := range []*client{gf, ops, producer} {
+			if _, err := c.js.Publish(ctxT(t, time.Second), fired, []byte(`{}`)); err == nil {
+				t.Fatalf("a client published %s", fired)
+			}
+			c.expectViolation(t, "Publish", fired)
+		}
 		if _, err := schedule.Create(ctx, ops.js, subj, spec); err != nil {
 			t.Fatalf("ops create schedule: %v", err)
 		}
@@ -843,6 +858,12 @@ func TestAccountsPermissions(t *testing.T) {
 		}
 		if list, err := schedule.List(ctx, ops.js, subj); err != nil || len(list) != 0 {
 			t.Fatalf("after remove: %+v %v", list, err)
+		}
+		// groupflow's relay consumes the fired subjects.
+		if _, err := gf.js.CreateOrUpdateConsumer(ctx, subj.ScheduleStream(), jetstream.ConsumerConfig{
+			Durable: "groupflow_schedule_relay", FilterSubject: subj.FiredAll(), AckPolicy: jetstream.AckExplicitPolicy,
+		}); err != nil {
+			t.Fatalf("groupflow relay consumer: %v", err)
 		}
 	})
 
@@ -1049,8 +1070,9 @@ func TestClusterStarts(t *testing.T) {
 }
 
 // clusterSchedules: the processor's provisioning updates the R3 commands
-// stream made above (an older config) in place, keeping its messages, and a
-// schedule on it fires on the cluster, each fire with its own command id.
+// stream made above (an older config) in place, keeping its messages and
+// discarding new, and creates the R3 schedules stream, where a schedule
+// fires on the cluster, each fire with its own command id.
 func clusterSchedules(ctx context.Context, t *testing.T, js jetstream.JetStream) {
 	subj := messages.Subjects{}
 	if err := (broker.Topology{Subjects: subj, Replicas: 3}).Provision(ctx, js); err != nil {
@@ -1060,10 +1082,17 @@ func clusterSchedules(ctx context.Context, t *testing.T, js jetstream.JetStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := st.CachedInfo(); !info.Config.AllowMsgSchedules || info.State.Msgs != 5 || info.Config.Replicas != 3 {
-		t.Fatalf("after provision: schedules %v, %d messages, R%d", info.Config.AllowMsgSchedules, info.State.Msgs, info.Config.Replicas)
+	if info := st.CachedInfo(); info.Config.AllowMsgSchedules || info.Config.Discard != jetstream.DiscardNew || info.State.Msgs != 5 || info.Config.Replicas != 3 {
+		t.Fatalf("after provision: schedules %v, discard %v, %d messages, R%d", info.Config.AllowMsgSchedules, info.Config.Discard, info.State.Msgs, info.Config.Replicas)
 	}
-	oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj.Command(messages.CmdGenerateReport)}})
+	sst, err := js.Stream(ctx, subj.ScheduleStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := sst.CachedInfo(); !info.Config.AllowMsgSchedules || info.Config.Replicas != 3 {
+		t.Fatalf("schedules stream: schedules %v, R%d", info.Config.AllowMsgSchedules, info.Config.Replicas)
+	}
+	oc, err := sst.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj.Fired(messages.CmdGenerateReport, "report.r3")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,10 +79,13 @@ const (
 	evtToken = "evt"
 	dlqToken = "dlq"
 	// schedToken: JetStream message schedules (nats-server 2.14+), kept in
-	// the commands stream (a schedule's target must be in its own stream)
-	// on subjects of their own, outside Commands(): no command consumer,
-	// the catch-all included, ever reads a schedule itself.
+	// a stream of their own, ScheduleStream(), with their fired copies (a
+	// schedule's target must be in its own stream).
 	schedToken = "schedule"
+	// firedToken: where the server publishes each fire of a schedule (the
+	// schedule's target, in the schedules stream); the processor's relay
+	// republishes every fired message to Command(<type>).
+	firedToken = "fired"
 )
 
 // Subjects names the NATS subjects and JetStream streams of one deployment.
@@ -139,7 +142,31 @@ func (s Subjects) Schedule(name string) string { return s.prefix() + "." + sched
 // Schedules returns the wildcard subject matching every schedule, "groups.schedule.>".
 func (s Subjects) Schedules() string { return s.prefix() + "." + schedToken + ".>" }
 
-// CommandStream returns the JetStream stream holding Commands() and Schedules(), e.g. "GROUPS_COMMANDS".
+// Fired returns the subject a schedule named name of command type t fires
+// on, e.g. "groups.fired.generate_report.report.weekly".
+func (s Subjects) Fired(t, name string) string {
+	return s.prefix() + "." + firedToken + "." + t + "." + name
+}
+
+// FiredAll returns the wildcard subject matching every fired message, "groups.fired.>".
+func (s Subjects) FiredAll() string { return s.prefix() + "." + firedToken + ".>" }
+
+// FiredTypeOf returns the command type of a fired subject (its token after
+// "fired"), or "" and false. The type is not checked against the known ones.
+func (s Subjects) FiredTypeOf(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, s.prefix()+"."+firedToken+".")
+	t, _, _ := strings.Cut(rest, ".")
+	if !ok || t == "" || strings.ContainsAny(t, "*> \t\r\n") {
+		return "", false
+	}
+	return t, true
+}
+
+// ScheduleStream returns the JetStream stream holding Schedules() and
+// FiredAll(), e.g. "GROUPS_SCHEDULES".
+func (s Subjects) ScheduleStream() string { return s.streamBase() + "_SCHEDULES" }
+
+// CommandStream returns the JetStream stream holding Commands(), e.g. "GROUPS_COMMANDS".
 func (s Subjects) CommandStream() string { return s.streamBase() + "_COMMANDS" }
 
 // EventStream returns the JetStream stream holding Events(), e.g. "GROUPS_EVENTS".

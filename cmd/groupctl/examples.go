@@ -33,10 +33,10 @@ var examples = map[string]string{
 	"groupctl dlq purge":  "  groupctl dlq purge 3 4\n  groupctl dlq purge --reason-contains boom --yes",
 	"groupctl report":     `  groupctl report get r-1 --format html -o report.html`,
 	"groupctl report get": "  groupctl report get r-1 --format html -o report.html\n  groupctl report get r-1 --format csv",
-	"groupctl schedule": `  groupctl schedule report weekly --cron "0 0 8 * * MON" --tz Europe/Berlin --body '{"allGroups":true}'
-  groupctl schedule ls`,
-	"groupctl schedule report":   `  groupctl schedule report weekly --cron "0 0 8 * * MON" --tz Europe/Berlin --body '{"allGroups":true}' --site-id school`,
-	"groupctl schedule campaign": `  groupctl schedule campaign spring --at 2027-01-10T09:00:00Z --file spring.json`,
+	"groupctl schedule":   "  groupctl schedule report weekly --cron \"0 0 8 * * MON\" --tz Europe/Berlin\n  groupctl schedule ls",
+	"groupctl schedule report": "  groupctl schedule report weekly --cron \"0 0 8 * * MON\" --tz Europe/Berlin --site-id school\n" +
+		"  groupctl schedule report daily --every 24h",
+	"groupctl schedule campaign": `  groupctl schedule campaign spring --at 2027-01-10T09:00:00Z --file campaign.json`,
 	"groupctl schedule ls":       `  groupctl schedule ls`,
 	"groupctl schedule rm":       `  groupctl schedule rm report.weekly`,
 	"groupctl wix":               `  groupctl wix check`,

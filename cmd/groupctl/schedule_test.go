@@ -18,8 +18,8 @@ func TestScheduleReportCampaignLsRm(t *testing.T) {
 	out := mustGroupctl(t, env, "schedule", "ls")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 ||
-		!strings.HasPrefix(lines[0], "campaign.spring\t@at "+at+"\tUTC\tgroups.cmd.send_campaign\t") ||
-		!strings.HasPrefix(lines[1], "report.weekly\t0 0 8 * * MON\tEurope/Berlin\tgroups.cmd.generate_report\t") ||
+		!strings.HasPrefix(lines[0], "campaign.spring\t@at "+at+"\tUTC\tgroups.fired.send_campaign.campaign.spring\t") ||
+		!strings.HasPrefix(lines[1], "report.weekly\t0 0 8 * * MON\tEurope/Berlin\tgroups.fired.generate_report.report.weekly\t") ||
 		!strings.Contains(lines[1], `"siteId":"school"`) || !strings.Contains(lines[1], `"allGroups":true`) {
 		t.Fatalf("ls:\n%s", out)
 	}

@@ -345,10 +345,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 	}()
 
-	reports := make(chan error, 1) // report_generated mails (internal/mailer/report_mail.go)
-	go func() { reports <- m.RunReports(runCtx) }()
-	err = m.Run(runCtx)
-	err = errors.Join(err, <-reports)
+	err = m.Run(runCtx) // member and report mails on one Source and router
 	log.Info("groupmail stopped", zap.Any("stats", m.Stats()))
 	if closed := watch.Err(); closed != nil {
 		return errors.Join(closed, err)

@@ -319,7 +319,7 @@ func (s *startup) runtime(context.Context) error {
 		return err
 	}
 	s.rt = rt
-	s.reg.MustRegister(admin.NewBrokerCollector(s.js, subjects.CommandStream(), subjects.DLQStream(), s.consumers).WithStreams(subjects.EventStream()))
+	s.reg.MustRegister(admin.NewBrokerCollector(s.js, subjects.CommandStream(), subjects.DLQStream(), s.consumers).WithStreams(subjects.EventStream(), subjects.ScheduleStream()))
 	return nil
 }
 
@@ -337,7 +337,7 @@ func (s *startup) adminHTTP(ctx context.Context) error {
 	cfg, log, subjects, capture := s.cfg, s.log, s.subjects, s.App.capture
 	s.admin = admin.New(cfg.HTTPListen, admin.AllReady(
 		admin.ConnsReady(s.subNC, s.pubNC),
-		admin.BrokerReady(s.subNC, s.js, subjects.CommandStream(), subjects.EventStream(), subjects.DLQStream()),
+		admin.BrokerReady(s.subNC, s.js, subjects.CommandStream(), subjects.ScheduleStream(), subjects.EventStream(), subjects.DLQStream()),
 		s.rt.DLQReady, func(context.Context) error {
 			if n := capture.Waiting(); n > 0 {
 				return fmt.Errorf("DLQ full: %d exhausted command(s) wait in the commands stream to be captured; purge or replay dead letters", n)
@@ -398,6 +398,10 @@ func provisionWithRetry(ctx context.Context, topo broker.Topology, js jetstream.
 	for attempt := 1; ; attempt++ {
 		err := topo.Provision(ctx, js)
 		if err == nil {
+			if topo.StickyDiscardOld(ctx, js) {
+				log.Error("the commands stream was made by a build that kept schedules in it: nats-server cannot turn schedules off, so it still drops its oldest messages when full; recreate it once drained (see README, \"Schedules\")",
+					zap.String("stream", topo.Subjects.CommandStream()))
+			}
 			return nil
 		}
 		if ctx.Err() != nil {

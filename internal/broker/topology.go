@@ -39,7 +39,8 @@ type Topology struct {
 	CommandMaxAge, EventMaxAge time.Duration
 	// CommandMaxBytes, EventMaxBytes and DLQMaxBytes bound each stream's
 	// size (defaults DefaultCommandMaxBytes, DefaultEventMaxBytes,
-	// DefaultDLQMaxBytes). Every stream discards new messages when full, so
+	// DefaultDLQMaxBytes). Every stream but the schedules stream (see
+	// scheduleStream) discards new messages when full, so
 	// nothing stored is ever trimmed silently: a producer's publish fails
 	// (commands), a completion is retried (events), a dead letter waits in
 	// its stream while consumption of its type pauses (DLQ).
@@ -88,16 +89,16 @@ func (t Topology) WithDefaults() Topology {
 	return t
 }
 
-// StreamConfigs returns the configuration of the commands, events and
-// dead-letter streams.
+// StreamConfigs returns the configuration of the commands, schedules,
+// events and dead-letter streams.
 func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 	t = t.WithDefaults()
 	s := t.Subjects
 	return []jetstream.StreamConfig{
 		{
 			Name:        s.CommandStream(),
-			Description: "groupflow commands from upstream systems, and the schedules that publish commands",
-			Subjects:    []string{s.Commands(), s.Schedules()},
+			Description: "groupflow commands from upstream systems and from the schedule relay",
+			Subjects:    []string{s.Commands()},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    t.Replicas,
@@ -105,22 +106,14 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			MaxAge:      t.CommandMaxAge,
 			MaxBytes:    t.CommandMaxBytes,
 			MaxMsgs:     -1,
-			// Message schedules (nats-server 2.14+): a schedule must target a
-			// subject of its own stream, so schedules live here, on
-			// Schedules(). The server requires roll-ups (every schedule is a
-			// per-subject roll-up) and refuses schedules with DiscardNew, so
-			// a full stream drops its oldest messages: CommandMaxBytes must
-			// hold CommandMaxAge of commands (the collector's
-			// groupflow_stream_bytes shows how close it is). Schedules carry
-			// "Nats-TTL: never" (AllowMsgTTL) so that MaxAge does not expire
-			// a weekly schedule; fired commands have no TTL and age normally.
-			// All four settings can be turned on by an in-place update of an
-			// existing stream (none can be turned off again).
-			Discard:           jetstream.DiscardOld,
-			AllowMsgSchedules: true,
-			AllowMsgTTL:       true,
-			AllowRollup:       true,
+			// Full: a producer's publish fails with an error (and the relay
+			// of a fired schedule retries) rather than the oldest
+			// unprocessed commands being dropped. This is why schedules
+			// live in a stream of their own: nats-server refuses message
+			// schedules on a discard-new stream.
+			Discard: jetstream.DiscardNew,
 		},
+		t.scheduleStream(),
 		{
 			Name:        s.EventStream(),
 			Description: "groupflow completion and member-selected events",
@@ -162,11 +155,57 @@ func dlqMaxMsgs(n int64) int64 {
 	return n
 }
 
+// Schedule stream bounds: schedules and their fired copies only.
+const (
+	DefaultScheduleMaxBytes int64 = 256 << 20
+	// ScheduleMaxMsgsPerSubject bounds the fired copies kept per schedule
+	// (each schedule fires on a subject of its own, messages.Subjects.Fired).
+	ScheduleMaxMsgsPerSubject int64 = 1000
+)
+
+// scheduleStream holds the JetStream message schedules (Schedules()) and
+// the messages they fire (FiredAll(); the server requires a schedule's
+// target to be in the schedule's stream). nats-server refuses schedules
+// with discard-new (in any form: discard-new-per-subject needs discard-new
+// too) and requires roll-ups, so this stream discards old. That is safe
+// here, unlike on the commands stream: a schedule subject holds one message
+// (every schedule is a per-subject roll-up) exempt from MaxAge by
+// "Nats-TTL: never"; each schedule fires on a subject of its own, and
+// MaxMsgsPerSubject trims only that schedule's oldest fired copies, which
+// the relay has normally republished to the commands stream within
+// milliseconds (an unrelayed one is lost only if a processor is down for
+// ScheduleMaxMsgsPerSubject fires of one schedule, or for MaxAge); MaxBytes
+// (DefaultScheduleMaxBytes) holds thousands of schedules of at most 64 KiB
+// before the stream-wide limit drops anything.
+func (t Topology) scheduleStream() jetstream.StreamConfig {
+	s := t.Subjects
+	return jetstream.StreamConfig{
+		Name:              s.ScheduleStream(),
+		Description:       "groupflow message schedules (groupctl schedule) and the commands they fire, relayed to the commands stream",
+		Subjects:          []string{s.Schedules(), s.FiredAll()},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          t.Replicas,
+		Duplicates:        2 * time.Minute,
+		MaxAge:            t.CommandMaxAge,
+		MaxBytes:          DefaultScheduleMaxBytes,
+		MaxMsgs:           -1,
+		MaxMsgsPerSubject: ScheduleMaxMsgsPerSubject,
+		Discard:           jetstream.DiscardOld,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+		AllowRollup:       true,
+	}
+}
+
 // Provision creates or updates the streams, the ledger bucket and the reports
 // and outcomes object stores. It is idempotent: every processor instance runs it at start.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 	t = t.WithDefaults()
 	for _, cfg := range t.StreamConfigs() {
+		if cfg.Name == t.Subjects.CommandStream() {
+			cfg = keepSticky(ctx, js, cfg)
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
@@ -206,6 +245,36 @@ func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("provision object store %s: %w", OutcomesBucket, err)
 	}
 	return nil
+}
+
+// keepSticky adapts the commands stream's config to what an existing
+// stream allows. A commands stream made by a build that kept schedules in
+// it (AllowMsgSchedules, AllowMsgTTL, discard-old) cannot be put back in
+// place: nats-server refuses to turn message schedules or TTLs off ("can
+// not be disabled") and refuses discard-new with schedules. Such a stream
+// keeps those three settings (and so still discards old when full) and
+// loses only the schedule subjects, which move to the schedules stream;
+// schedules already stored in it keep firing on their command subjects
+// (fired ids as before). Recreating it with discard-new needs the stream
+// drained and deleted (see README).
+func keepSticky(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.StreamConfig {
+	st, err := js.Stream(ctx, cfg.Name)
+	if err != nil {
+		return cfg // new stream (or an error CreateOrUpdateStream reports)
+	}
+	old := st.CachedInfo().Config
+	if old.AllowMsgSchedules {
+		cfg.AllowMsgSchedules, cfg.AllowRollup, cfg.Discard = true, true, jetstream.DiscardOld
+	}
+	cfg.AllowMsgTTL = cfg.AllowMsgTTL || old.AllowMsgTTL
+	return cfg
+}
+
+// StickyDiscardOld reports whether the commands stream is one keepSticky
+// had to leave discarding old messages (made by a build with schedules in it).
+func (t Topology) StickyDiscardOld(ctx context.Context, js jetstream.JetStream) bool {
+	st, err := js.Stream(ctx, t.Subjects.CommandStream())
+	return err == nil && st.CachedInfo().Config.AllowMsgSchedules
 }
 
 // setDirectGet turns direct gets on a stream on or off (idempotent).

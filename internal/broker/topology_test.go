@@ -40,8 +40,7 @@ func TestProvisionBoundsStreamsAndUpdatesOldOnes(t *testing.T) {
 		maxBytes int64
 		discard  jetstream.DiscardPolicy
 	}{
-		// discard-old: nats-server refuses message schedules with discard-new
-		env.Subjects.CommandStream(): {64 << 20, jetstream.DiscardOld},
+		env.Subjects.CommandStream(): {64 << 20, jetstream.DiscardNew},
 		env.Subjects.EventStream():   {32 << 20, jetstream.DiscardNew},
 		env.Subjects.DLQStream():     {16 << 20, jetstream.DiscardNew},
 	}
@@ -69,46 +68,69 @@ func TestProvisionBoundsStreamsAndUpdatesOldOnes(t *testing.T) {
 	}
 }
 
-// TestProvisionEnablesSchedulesInPlace: a commands stream made by a version
-// without schedules (discard-new, commands subjects only, no TTLs) is
-// updated in place — same stream, its messages kept — to take schedules on
-// Schedules() that fire, with a per-message TTL exempting them from MaxAge.
-func TestProvisionEnablesSchedulesInPlace(t *testing.T) {
+// TestProvisionMovesSchedulesOutOfOldCommandStream: a commands stream made
+// by the build that kept schedules in it (discard-old, AllowMsgSchedules,
+// AllowMsgTTL, the schedule subjects) is updated in place, its messages
+// kept: it gives up the schedule subjects to GROUPS_SCHEDULES, which then
+// takes schedules. nats-server cannot turn schedules or TTLs off nor use
+// discard-new with schedules, so that old stream keeps discarding old
+// (StickyDiscardOld says so); a new one discards new and refuses schedules.
+func TestProvisionMovesSchedulesOutOfOldCommandStream(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := env.JS.Stream(ctx, env.Subjects.CommandStream())
+	topo := broker.Topology{Subjects: env.Subjects}
+	schedule := func(subject, target string) error {
+		msg := nats.NewMsg(subject)
+		msg.Header.Set("Nats-Schedule", "@every 1h")
+		msg.Header.Set("Nats-Schedule-Target", target)
+		msg.Header.Set("Nats-TTL", "never")
+		msg.Data = []byte(`{}`)
+		_, err := env.JS.PublishMsg(ctx, msg)
+		return err
+	}
+	if topo.StickyDiscardOld(ctx, env.JS) {
+		t.Fatal("a new commands stream reports sticky discard-old")
+	}
+	if err := schedule(env.Subjects.Command(messages.CmdGenerateReport)+"x", env.Subjects.Command(messages.CmdGenerateReport)); err == nil {
+		t.Fatal("a new commands stream took a schedule")
+	}
+	cmd, err := env.JS.Stream(ctx, env.Subjects.CommandStream())
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := st.CachedInfo().Config
-	if err := env.JS.DeleteStream(ctx, old.Name); err != nil {
-		t.Fatal(err)
+	old := cmd.CachedInfo().Config
+	for _, name := range []string{env.Subjects.ScheduleStream(), old.Name} {
+		if err := env.JS.DeleteStream(ctx, name); err != nil {
+			t.Fatal(err)
+		}
 	}
-	old.Subjects, old.Discard, old.AllowMsgSchedules, old.AllowMsgTTL, old.AllowRollup = []string{env.Subjects.Commands()}, jetstream.DiscardNew, false, false, false
+	old.Subjects, old.Discard, old.AllowMsgSchedules, old.AllowMsgTTL, old.AllowRollup = []string{env.Subjects.Commands(), env.Subjects.Schedules()}, jetstream.DiscardOld, true, true, true
 	if _, err := env.JS.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.JS.Publish(ctx, env.Subjects.Command(messages.CmdGenerateReport), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := (broker.Topology{Subjects: env.Subjects}).Provision(ctx, env.JS); err != nil {
+	if err := topo.Provision(ctx, env.JS); err != nil {
 		t.Fatal(err)
 	}
-	st, err = env.JS.Stream(ctx, old.Name)
+	cmd, err = env.JS.Stream(ctx, old.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := st.CachedInfo().Config
-	if !cfg.AllowMsgSchedules || !cfg.AllowMsgTTL || st.CachedInfo().State.Msgs != 1 || !slices.Contains(cfg.Subjects, env.Subjects.Schedules()) {
-		t.Fatalf("after provision: %+v, %d messages", cfg, st.CachedInfo().State.Msgs)
+	cfg := cmd.CachedInfo().Config
+	if slices.Contains(cfg.Subjects, env.Subjects.Schedules()) || cmd.CachedInfo().State.Msgs != 1 || !topo.StickyDiscardOld(ctx, env.JS) {
+		t.Fatalf("old commands stream after provision: %+v, %d messages", cfg, cmd.CachedInfo().State.Msgs)
 	}
-	msg := nats.NewMsg(env.Subjects.Schedule("t.every"))
-	msg.Header.Set("Nats-Schedule", "@every 1s")
-	msg.Header.Set("Nats-Schedule-Target", env.Subjects.Command(messages.CmdGenerateReport))
-	msg.Header.Set("Nats-TTL", "never")
-	msg.Data = []byte(`{}`)
-	if _, err := env.JS.PublishMsg(ctx, msg); err != nil {
-		t.Fatalf("schedule refused: %v", err)
+	if err := schedule(env.Subjects.Schedule("report.t"), env.Subjects.Fired(messages.CmdGenerateReport, "report.t")); err != nil {
+		t.Fatalf("schedule refused by the schedules stream: %v", err)
+	}
+	sched, err := env.JS.Stream(ctx, env.Subjects.ScheduleStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := sched.CachedInfo().Config; !sc.AllowMsgSchedules || !sc.AllowMsgTTL || sc.MaxMsgsPerSubject <= 0 {
+		t.Errorf("schedules stream: %+v", sc)
 	}
 }

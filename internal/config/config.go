@@ -255,7 +255,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	}
 	size(&c.MemoryLimit, "memory-limit", "Go soft memory limit, e.g. 512MiB (0: GOMEMLIMIT if set, else none)")
 	size(&c.InFlightBytes, "in-flight-bytes", "command bodies held at once (waiting for their site's turn or in work) across all types; a command that does not fit waits")
-	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream; when full, producers' publishes fail (discard new)")
+	size(&c.CommandsMaxBytes, "commands-max-bytes", "size limit of the commands stream; when full, a publish is refused with an error (discard new: nothing unprocessed is dropped; schedules live in GROUPS_SCHEDULES)")
 	size(&c.EventsMaxBytes, "events-max-bytes", "size limit of the events stream; when full, completions wait and are retried (discard new)")
 	size(&c.DLQMaxBytes, "dlq-max-bytes", "size limit of the DLQ stream (no age limit); when full, the affected command types pause")
 	fs.Int64Var(&c.DLQMaxMsgs, "dlq-max-msgs", 0, "message limit of the DLQ stream (0: none) (env "+envName("dlq-max-msgs")+")")

@@ -229,8 +229,10 @@ func (m *Mailer) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := broker.EnsureConsumer(ctx, m.deps.JS, m.cfg.Subjects.EventStream(), m.consumerSpec()); err != nil {
-		return err
+	for _, spec := range []broker.ConsumerSpec{m.consumerSpec(), m.reportConsumerSpec()} {
+		if _, err := broker.EnsureConsumer(ctx, m.deps.JS, m.cfg.Subjects.EventStream(), spec); err != nil {
+			return err
+		}
 	}
 	m.store = st
 	return nil
@@ -261,7 +263,10 @@ func (m *Mailer) Abort() { m.abort() }
 // Run handles events until ctx is cancelled, then stops fetching and waits
 // up to ShutdownGrace for in-flight events (see Config.ShutdownGrace). It
 // runs on groupflow's consumer runtime: a Watermill router (panic recovery)
-// fed by a runtime.Source (fetch, keep-alive, ack, nak with a delay).
+// fed by a runtime.Source (fetch, keep-alive, ack, nak with a delay), with
+// two handlers: member mails (member_selected) and report mails
+// (report_generated, report_mail.go), each dead-lettering and announcing
+// (email_failed) what it cannot send.
 func (m *Mailer) Run(ctx context.Context) error {
 	if m.store == nil {
 		if err := m.Prepare(ctx); err != nil {
@@ -271,9 +276,13 @@ func (m *Mailer) Run(ctx context.Context) error {
 	abortCtx, abort := m.abortCtx, m.abort
 	defer abort()
 	topic := m.cfg.Subjects.Event(messages.EvtMemberSelected)
+	reports := m.cfg.Subjects.Event(messages.EvtReportGenerated)
 	src := runtime.NewSource(m.deps.JS, runtime.SourceConfig{
-		Stream:    m.cfg.Subjects.EventStream(),
-		Topics:    map[string]runtime.Subscription{topic: {Consumer: m.consumerSpec(), Concurrency: m.cfg.Concurrency}},
+		Stream: m.cfg.Subjects.EventStream(),
+		Topics: map[string]runtime.Subscription{
+			topic:   {Consumer: m.consumerSpec(), Concurrency: m.cfg.Concurrency},
+			reports: {Consumer: m.reportConsumerSpec(), Concurrency: 1},
+		},
 		NakDelay:  m.cfg.NakDelay,
 		FetchWait: m.cfg.FetchWait,
 		Grace:     max(m.cfg.ShutdownGrace, time.Millisecond),
@@ -284,7 +293,8 @@ func (m *Mailer) Run(ctx context.Context) error {
 		return fmt.Errorf("watermill router: %w", err)
 	}
 	router.AddMiddleware(middleware.Recoverer)
-	router.AddConsumerHandler(m.cfg.Durable, topic, src, m.handle(abortCtx))
+	router.AddConsumerHandler(m.cfg.Durable, topic, src, m.handle(abortCtx, messages.EvtMemberSelected, m.process))
+	router.AddConsumerHandler(ReportDurable, reports, src, m.handle(abortCtx, messages.EvtReportGenerated, m.processReport))
 	// The router runs on its own context, as groupflow's: shutdown goes
 	// Source first (stop fetching, let in-flight work finish), router second.
 	done := make(chan error, 1)
@@ -336,10 +346,12 @@ func abandon() outcome            { return outcome{kind: doAbandon} }
 type delivery struct {
 	msg     *message.Message // from the Source: headers and delivery metadata
 	subject string
-	seq     uint64 // stream sequence
-	n       int    // delivery count
-	last    bool   // n >= MaxDeliver
-	ev      *messages.MemberSelected
+	seq     uint64                   // stream sequence
+	n       int                      // delivery count
+	last    bool                     // n >= MaxDeliver
+	kind    string                   // the event type: member_selected or report_generated
+	ev      *messages.MemberSelected // member mails
+	report  *messages.ReportGenerated
 	eventID string
 	prev    *Entry // the record read at the start
 	log     *zap.Logger
@@ -352,7 +364,7 @@ type delivery struct {
 //
 // It is the router's handler: nil acks; an error nacks, with the delay in
 // runtime.MetaNakDelay, or abandons (runtime.MetaAbandon).
-func (m *Mailer) handle(abortCtx context.Context) message.NoPublishHandlerFunc {
+func (m *Mailer) handle(abortCtx context.Context, kind string, process func(context.Context, *delivery) outcome) message.NoPublishHandlerFunc {
 	return func(wm *message.Message) error {
 		m.metrics.inFlight.Inc()
 		defer m.metrics.inFlight.Dec()
@@ -361,8 +373,8 @@ func (m *Mailer) handle(abortCtx context.Context) message.NoPublishHandlerFunc {
 		defer context.AfterFunc(wm.Context(), cancel)() // the shutdown grace is over
 
 		dl := runtime.DeliveryOf(wm)
-		d := &delivery{msg: wm, subject: dl.Subject, seq: dl.Seq, n: dl.Deliveries, last: dl.Deliveries >= m.cfg.MaxDeliver}
-		out := m.process(ctx, d)
+		d := &delivery{msg: wm, kind: kind, subject: dl.Subject, seq: dl.Seq, n: dl.Deliveries, last: dl.Deliveries >= m.cfg.MaxDeliver, log: m.log}
+		out := process(ctx, d)
 		switch out.kind {
 		case doNak:
 			wm.Metadata.Set(runtime.MetaNakDelay, out.delay.String())
@@ -758,10 +770,11 @@ func (m *Mailer) release(ctx context.Context, d *delivery, claim Record, rev uin
 
 func (m *Mailer) meta(d *delivery) messages.EventMeta {
 	meta := messages.EventMeta{OccurredAt: time.Now().UTC()}
-	if d.ev != nil {
-		meta.CommandID = d.ev.CommandID
-		meta.CorrelationID = d.ev.CorrelationID
-		meta.SiteID = d.ev.SiteID
+	switch {
+	case d.ev != nil:
+		meta.CommandID, meta.CorrelationID, meta.SiteID = d.ev.CommandID, d.ev.CorrelationID, d.ev.SiteID
+	case d.report != nil:
+		meta.CommandID, meta.CorrelationID, meta.SiteID = d.report.CommandID, d.report.CorrelationID, d.report.SiteID
 	}
 	return meta
 }
@@ -819,14 +832,23 @@ func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
 		email = d.ev.Email
 	}
 	text := redact(err.Error(), email)
+	if d.report != nil {
+		for _, to := range d.report.Recipients {
+			text = redact(text, to)
+		}
+	}
 	now := time.Now().UTC()
 	first := now
 	if d.prev != nil && d.prev.Status == StatusFailed && !d.prev.At.IsZero() && !permanent {
 		first = d.prev.At
 	}
-	entry := dlq.NewEntry(runtime.DeliveryOf(d.msg), dlq.Failure{CommandType: messages.EvtMemberSelected, CommandID: d.eventID,
-		Kind: kind, Reason: text, Handler: m.cfg.Durable, FirstFailure: first, LastFailure: now})
-	subject := m.cfg.Subjects.DLQ(messages.EvtMemberSelected)
+	handler := m.cfg.Durable
+	if d.kind == messages.EvtReportGenerated {
+		handler = ReportDurable
+	}
+	entry := dlq.NewEntry(runtime.DeliveryOf(d.msg), dlq.Failure{CommandType: d.kind, CommandID: d.eventID,
+		Kind: kind, Reason: text, Handler: handler, FirstFailure: first, LastFailure: now})
+	subject := m.cfg.Subjects.DLQ(d.kind)
 	if perr := m.deps.Publisher.Publish(subject, entry.Message()); perr != nil {
 		// Not stored: keep the event (nak) rather than lose it.
 		d.log.Error("dead-lettering failed; the event stays in the stream", zap.Error(perr))
@@ -835,7 +857,7 @@ func (m *Mailer) fail(ctx context.Context, d *delivery, err error) outcome {
 		}
 		return nak(m.cfg.NakDelay(d.n))
 	}
-	if d.ev != nil || d.eventID != "" {
+	if d.ev != nil || d.report != nil || d.eventID != "" {
 		f := &messages.EmailFailed{EventMeta: m.meta(d), SourceEventID: d.eventID, Reason: text, Permanent: permanent}
 		if d.ev != nil {
 			f.CampaignID, f.MemberID = d.ev.CampaignID, d.ev.MemberID

@@ -3,17 +3,15 @@ package mailer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/template"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
+	"groupflow/internal/broker"
 	"groupflow/internal/failure"
 	"groupflow/internal/report"
 	"groupflow/messages"
@@ -39,71 +37,52 @@ const HeaderReportID = "X-Groupflow-Report-Id"
 // when present (text/template over the event, with .SiteName and .Period),
 // else "Groups report · <site name> · <period>".
 
-// ReportConsumerConfig is the durable consumer of report mails.
-func (m *Mailer) ReportConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+// reportConsumerSpec is the durable consumer of report mails; Run reads it
+// on the same Source and router as member mails.
+func (m *Mailer) reportConsumerSpec() broker.ConsumerSpec {
+	return broker.ConsumerSpec{
 		Durable:       ReportDurable,
 		Description:   "groupmail: mails each report_generated to the site's report recipients",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtReportGenerated),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       m.cfg.AckWait,
 		MaxDeliver:    m.cfg.MaxDeliver,
 		MaxAckPending: 4,
 	}
 }
 
-// RunReports mails reports until ctx is cancelled. Prepare must have run
-// (Run's Prepare does; RunReports calls it otherwise).
-func (m *Mailer) RunReports(ctx context.Context) error {
-	if m.store == nil {
-		if err := m.Prepare(ctx); err != nil {
-			return err
-		}
+// processReport mails one report_generated delivery and decides its
+// outcome as member mails do: ack, nak with a delay, abandon, or (a
+// permanent failure, or the last delivery's) a dead letter on
+// Subjects.DLQ(report_generated) announced by email_failed.
+func (m *Mailer) processReport(ctx context.Context, d *delivery) outcome {
+	d.log = m.log.Named("reports").With(zap.String("subject", d.subject), zap.Uint64("stream_seq", d.seq), zap.Int("delivery", d.n))
+	delay, err := m.mailReport(ctx, d)
+	switch {
+	case err == nil:
+		return ack()
+	case failure.IsPermanent(err):
+		return m.fail(ctx, d, err)
+	case delay > 0 && ctx.Err() == nil && !d.last:
+		d.log.Warn("report mail failed; it will be redelivered", zap.Duration("redelivery_in", delay), zap.Error(err))
+		return nak(delay)
 	}
-	cons, err := m.deps.JS.CreateOrUpdateConsumer(ctx, m.cfg.Subjects.EventStream(), m.ReportConsumerConfig())
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", ReportDurable, err)
-	}
-	log := m.log.Named("reports")
-	for ctx.Err() == nil {
-		msg, err := cons.Next(jetstream.FetchMaxWait(m.cfg.FetchWait))
-		if err != nil {
-			if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-				log.Warn("fetch failed; retrying", zap.Error(err))
-				select {
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-				}
-			}
-			continue
-		}
-		md, _ := msg.Metadata()
-		delay, err := m.mailReport(ctx, msg.Data(), log)
-		switch {
-		case err == nil:
-			_ = msg.DoubleAck(ctx)
-		case failure.IsPermanent(err) || (md != nil && int(md.NumDelivered) >= m.cfg.MaxDeliver):
-			log.Error("report not mailed", zap.Error(err))
-			_ = msg.Term()
-		default:
-			log.Warn("report mail failed; retrying", zap.Error(err))
-			_ = msg.NakWithDelay(delay)
-		}
-	}
-	return nil
+	return m.transient(ctx, d, err)
 }
 
 // mailReport sends one report mail unless the registry says it was sent.
 // It returns the redelivery delay with a transient error.
-func (m *Mailer) mailReport(ctx context.Context, body []byte, log *zap.Logger) (time.Duration, error) {
-	ev, err := messages.DecodeEvent(messages.EvtReportGenerated, body)
+func (m *Mailer) mailReport(ctx context.Context, d *delivery) (time.Duration, error) {
+	ev, err := messages.DecodeEvent(messages.EvtReportGenerated, d.msg.Payload)
 	if err != nil {
+		d.eventID = fallbackID(d.msg)
 		return 0, &PermanentError{Reason: ReasonMalformed, Err: err}
 	}
 	r := ev.(*messages.ReportGenerated)
+	d.report = r
 	id := r.EventID()
-	log = log.With(zap.String("event_id", id), zap.String("report_id", r.CommandID))
+	d.eventID = id
+	log := d.log.With(zap.String("event_id", id), zap.String("report_id", r.CommandID))
+	d.log = log
 	if len(r.Recipients) == 0 {
 		log.Info("no report recipients configured for the site; not mailed")
 		return 0, nil
@@ -141,6 +120,9 @@ func (m *Mailer) mailReport(ctx context.Context, body []byte, log *zap.Logger) (
 	if err != nil {
 		claim.Status, claim.Reason = StatusFailed, err.Error()
 		_, _ = m.store.Write(context.WithoutCancel(ctx), id, claim, rev)
+		if perm, code := ClassifySMTP(err); perm {
+			return 0, &PermanentError{Reason: ReasonSMTPPermanent, Err: fmt.Errorf("smtp rejected the report mail (%d): %w", code, err)}
+		}
 		return 5 * time.Second, fmt.Errorf("smtp: %w", err)
 	}
 	claim.Status = StatusSent

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"groupflow/internal/mailer"
 	"groupflow/internal/mailer/mailpittest"
 	"groupflow/internal/report"
+	"groupflow/internal/testenv"
 	"groupflow/messages"
 )
 
@@ -28,32 +31,13 @@ func TestReportMailedOncePerReport(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	at := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
-	mk := func(id string, to ...string) []byte {
-		r := &messages.ReportGenerated{EventMeta: messages.EventMeta{CommandID: id, SiteID: "s", OccurredAt: at}, GeneratedAt: at, TotalGroups: 1,
-			Site:       messages.ReportSite{Name: "Acme School", TimeZone: "Europe/Berlin"},
-			Top:        []messages.GroupStat{{GroupID: "g", Name: "Yoga <b>", MembersCount: 3}},
-			Recipients: to, Objects: report.Objects(id)}
-		page, csvData, js, err := report.Render(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := report.Store(ctx, h.env.JS, id, page, csvData, js); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(r)
-		return b
-	}
-	withRecipients, without := mk("rep-1", "head@acme.example", "deputy@acme.example"), mk("rep-2")
+	withRecipients, without := storeReport(ctx, t, h, at, "rep-1", "head@acme.example", "deputy@acme.example"), storeReport(ctx, t, h, at, "rep-2")
 	for _, b := range [][]byte{withRecipients, withRecipients, without} {
 		if _, err := h.env.JS.Publish(ctx, h.env.Subjects.Event(messages.EvtReportGenerated), b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, nil)
-	rctx, rcancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.M.RunReports(rctx) }()
-	defer func() { rcancel(); <-done }()
+	h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, nil) // Run: member and report mails
 
 	waitFor(t, "report events handled", waitNormal, func() bool {
 		c, err := h.env.JS.Consumer(ctx, h.env.Subjects.EventStream(), mailer.ReportDurable)
@@ -77,5 +61,58 @@ func TestReportMailedOncePerReport(t *testing.T) {
 	msg := mp.Message(s.ID)
 	if !strings.Contains(msg.HTML, "Yoga &lt;b&gt;") || !strings.Contains(msg.HTML, "@media print") {
 		t.Errorf("html body %.200s", msg.HTML)
+	}
+}
+
+// storeReport renders and stores report id and returns its report_generated body.
+func storeReport(ctx context.Context, t *testing.T, h *harness, at time.Time, id string, to ...string) []byte {
+	t.Helper()
+	r := &messages.ReportGenerated{EventMeta: messages.EventMeta{CommandID: id, SiteID: "s", OccurredAt: at}, GeneratedAt: at, TotalGroups: 1,
+		Site:       messages.ReportSite{Name: "Acme School", TimeZone: "Europe/Berlin"},
+		Top:        []messages.GroupStat{{GroupID: "g", Name: "Yoga <b>", MembersCount: 3}},
+		Recipients: to, Objects: report.Objects(id)}
+	page, csvData, js, err := report.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.Store(ctx, h.env.JS, id, page, csvData, js); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(r)
+	return b
+}
+
+// TestReportMailPermanentFailureDeadLettered: a report mail that cannot be
+// built (its subject template fails) is not retried: it is dead-lettered on
+// groups.dlq.report_generated with the reason and announced by a permanent
+// email_failed naming the report's event, as member mails are; nothing is
+// mailed and the consumer has nothing left.
+func TestReportMailPermanentFailureDeadLettered(t *testing.T) {
+	h := newHarness(t)
+	mp := mailpittest.Start(t, 0)
+	if err := os.WriteFile(filepath.Join(h.tmpl, "report.subject.tmpl"), []byte("{{index .Report.Recipients 5}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	at := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
+	body := storeReport(ctx, t, h, at, "rep-bad", "head@acme.example")
+	failed := h.env.Watch(h.env.Subjects.Event(messages.EvtEmailFailed))
+	if _, err := h.env.JS.Publish(ctx, h.env.Subjects.Event(messages.EvtReportGenerated), body); err != nil {
+		t.Fatal(err)
+	}
+	h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, nil)
+
+	ev := testenv.Decode[messages.EmailFailed](t, failed.Next(waitNormal, func(*nats.Msg) bool { return true }))
+	if !ev.Permanent || ev.CommandID != "rep-bad" || ev.SourceEventID == "" || ev.Reason == "" {
+		t.Errorf("email_failed %+v", ev)
+	}
+	dead := h.env.Read(h.env.Subjects.DLQStream(), h.env.Subjects.DLQ(messages.EvtReportGenerated))
+	if len(dead) != 1 || dead[0].Header.Get(messages.HeaderDLQReason) == "" || dead[0].Header.Get(messages.HeaderDLQKind) != messages.FailurePermanent ||
+		dead[0].Header.Get(messages.HeaderDLQHandler) != mailer.ReportDurable {
+		t.Fatalf("dead letters %d: %+v", len(dead), dead)
+	}
+	if _, total := mp.Messages(); total != 0 {
+		t.Errorf("%d mails, want none", total)
 	}
 }

@@ -190,6 +190,7 @@ type Runtime struct {
 	handlers map[string]registration
 	router   *message.Router
 	sub      *Source
+	relaySub *Source // fired schedules (relay.go)
 	// instance names this processor in command leases.
 	instance string
 	// active holds the commands this instance is working on.
@@ -329,6 +330,8 @@ func (r *Runtime) build() error {
 		router.AddConsumerHandler("groupflow_"+t, r.cfg.Subjects.Command(t), sub, r.handle(reg.h))
 	}
 	router.AddConsumerHandler(UnknownCommandsDurable, r.cfg.Subjects.Commands(), sub, r.unknownCommands)
+	r.relaySub = r.relaySource()
+	router.AddConsumerHandler(RelayDurable, r.cfg.Subjects.FiredAll(), r.relaySub, r.relay)
 	r.router = router
 	r.sub = sub
 	return nil
@@ -355,6 +358,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	r.log.Info("runtime stopping: no new commands; waiting for in-flight ones", zap.Duration("grace", r.cfg.ShutdownGrace))
+	_ = r.relaySub.Close()
 	_ = r.sub.Close()
 	if err := r.router.Close(); err != nil {
 		r.log.Warn("router close", zap.Error(err))

@@ -2,12 +2,15 @@
 // JetStream message schedules (nats-server 2.14+): no scheduler of our own.
 //
 // A schedule is one message on Subjects.Schedule("<kind>.<name>") in the
-// commands stream (a schedule's target must be a subject of its own
-// stream), with the headers of nats-server 2.15 (server/stream.go):
+// schedules stream (Subjects.ScheduleStream, not the commands stream:
+// nats-server refuses schedules on a discard-new stream), with the headers
+// of nats-server 2.15 (server/stream.go):
 //
 //	Nats-Schedule            "@at <RFC 3339>", "@every <duration>" or a 6-field cron
 //	Nats-Schedule-Time-Zone  IANA zone of a cron (never with @at/@every)
-//	Nats-Schedule-Target     the command subject, e.g. groups.cmd.generate_report
+//	Nats-Schedule-Target     Subjects.Fired(<command type>, "<kind>.<name>"), in the same
+//	                         stream (the server requires it); the processor's relay
+//	                         republishes each fired message to Subjects.Command(<type>)
 //	Nats-TTL: never          so the stream's MaxAge does not expire it
 //	Groupflow-Schedule-Nonce random, per creation: part of every fired id
 //
@@ -16,7 +19,7 @@
 // here. The server republishes the body to the target at each fire,
 // without Nats-Msg-Id and the Nats-Schedule* headers, adding Nats-Scheduler
 // (the schedule's subject) and Nats-Schedule-Next (the next fire, or
-// "purge" after an @at). FiredID derives the command's id from these and
+// "purge" after an @at). messages.FiredCommandID derives the command's id from these and
 // the nonce, so each fire is a new command (a body "id" would make every
 // fire after the first a duplicate: Create refuses one) while a fire the
 // server repeats (e.g. after a leader change) keeps its id.
@@ -166,7 +169,7 @@ func Create(ctx context.Context, js jetstream.JetStream, subj messages.Subjects,
 	msg := nats.NewMsg(subj.Schedule(s.Kind + "." + s.Name))
 	msg.Data = s.Body
 	msg.Header.Set(HeaderSchedule, pattern)
-	msg.Header.Set(HeaderTarget, subj.Command(ct))
+	msg.Header.Set(HeaderTarget, subj.Fired(ct, s.Kind+"."+s.Name))
 	if s.TimeZone != "" {
 		msg.Header.Set(HeaderTimeZone, s.TimeZone)
 	}
@@ -175,16 +178,16 @@ func Create(ctx context.Context, js jetstream.JetStream, subj messages.Subjects,
 	if s.CreatedBy != "" {
 		msg.Header.Set(HeaderCreatedBy, s.CreatedBy)
 	}
-	ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(subj.CommandStream()))
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(subj.ScheduleStream()))
 	if err != nil {
 		return nil, fmt.Errorf("create schedule %s.%s: %w", s.Kind, s.Name, err)
 	}
-	return &Schedule{Kind: s.Kind, Name: s.Name, Pattern: pattern, TimeZone: s.TimeZone, Target: subj.Command(ct), Body: s.Body, Seq: ack.Sequence}, nil
+	return &Schedule{Kind: s.Kind, Name: s.Name, Pattern: pattern, TimeZone: s.TimeZone, Target: subj.Fired(ct, s.Kind+"."+s.Name), Body: s.Body, Seq: ack.Sequence}, nil
 }
 
 // List returns the stored schedules (one direct read per schedule subject).
 func List(ctx context.Context, js jetstream.JetStream, subj messages.Subjects) ([]Schedule, error) {
-	st, err := js.Stream(ctx, subj.CommandStream())
+	st, err := js.Stream(ctx, subj.ScheduleStream())
 	if err != nil {
 		return nil, fmt.Errorf("schedules: %w", err)
 	}
@@ -217,7 +220,7 @@ func Remove(ctx context.Context, js jetstream.JetStream, subj messages.Subjects,
 	if len(name) > maxNameLen || !nameRE.MatchString(name) || kinds[kind] == "" {
 		return false, fmt.Errorf("schedule: no schedule %s.%s", kind, name)
 	}
-	st, err := js.Stream(ctx, subj.CommandStream())
+	st, err := js.Stream(ctx, subj.ScheduleStream())
 	if err != nil {
 		return false, fmt.Errorf("remove schedule: %w", err)
 	}
@@ -233,7 +236,7 @@ func Remove(ctx context.Context, js jetstream.JetStream, subj messages.Subjects,
 	msg := nats.NewMsg(s)
 	msg.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	msg.Header.Set(HeaderTTL, "60s")
-	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(subj.CommandStream())); err != nil {
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(subj.ScheduleStream())); err != nil {
 		return false, fmt.Errorf("remove schedule: %w", err)
 	}
 	return true, nil
