@@ -358,8 +358,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	r.log.Info("runtime stopping: no new commands; waiting for in-flight ones", zap.Duration("grace", r.cfg.ShutdownGrace))
-	_ = r.relaySub.Close()
-	_ = r.sub.Close()
+	// Both sources stop fetching at once: closing one after the other would
+	// let the commands keep flowing while the first waits for its workers.
+	var closing sync.WaitGroup
+	for _, src := range []*Source{r.sub, r.relaySub} {
+		closing.Add(1)
+		go func() { defer closing.Done(); _ = src.Close() }()
+	}
+	closing.Wait()
 	if err := r.router.Close(); err != nil {
 		r.log.Warn("router close", zap.Error(err))
 	}
