@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -242,7 +241,8 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 		_ = m.NakWithDelay(s.shutdownNakDelay())
 		return
 	}
-	tk := Ticket{Topic: t.topic, Subject: m.Subject(), SiteID: peekString(m.Data(), "siteId"), Bytes: int64(len(m.Data()))}
+	meta := messages.PeekMeta(m.Data()) // the one JSON peek of the body (see withMeta)
+	tk := Ticket{Topic: t.topic, Subject: m.Subject(), SiteID: meta.SiteID, Bytes: int64(len(m.Data()))}
 	admit := func(ctx context.Context) (func(), error) { return s.admit.Admit(ctx, tk) }
 	var slot func(context.Context) (func(), error)
 	if q, ok := s.admit.(queuer); ok {
@@ -255,13 +255,13 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 	t.held.Add(1)
 	go func() {
 		defer t.held.Done()
-		s.hold(t, m, md, admit, slot)
+		s.hold(t, m, md, meta, admit, slot)
 	}()
 }
 
 // hold carries one message from fetch to its ack or nack: admission, a
 // handler slot, the router, the outcome. It is kept alive throughout.
-func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, admit, slot func(context.Context) (func(), error)) {
+func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.CommandMeta, admit, slot func(context.Context) (func(), error)) {
 	// The handler's context survives Close (graceful shutdown lets it finish)
 	// and is cancelled only when the grace period runs out, or when the
 	// message's lease is lost.
@@ -286,8 +286,8 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, a
 	}
 	defer releaseSlot()
 
-	wm := toWatermill(m, md, t.topic)
-	wm.SetContext(msgCtx)
+	wm := toWatermill(m, md, meta, t.topic)
+	wm.SetContext(withMeta(msgCtx, meta))
 	select {
 	case t.out <- wm:
 	case <-s.closing:
@@ -306,8 +306,8 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, a
 }
 
 // toWatermill wraps a fetched message, its headers and delivery metadata.
-func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, topic string) *message.Message {
-	wm := message.NewMessage(commandID(m, md), m.Data())
+func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.CommandMeta, topic string) *message.Message {
+	wm := message.NewMessage(messages.CommandIDFrom(meta.ID, m.Headers(), md.Stream, md.Sequence.Stream), m.Data())
 	for k, vs := range m.Headers() {
 		if len(vs) > 0 {
 			wm.Metadata.Set(k, vs[0])
@@ -392,19 +392,6 @@ func (s *Source) keepAlive(m jetstream.Msg, ackWait time.Duration, lost func()) 
 // burn its deliveries, short enough for another instance to take it soon.
 func (s *Source) shutdownNakDelay() time.Duration { return s.cfg.FetchWait + 2*time.Second }
 
-// peekString reads one top-level string field of a JSON object, or "".
-func peekString(body []byte, field string) string {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(obj[field], &s) != nil {
-		return ""
-	}
-	return s
-}
-
 // Close stops fetching, naks the messages still waiting for admission or a
 // slot, waits up to Grace for the ones in work, then cancels what still
 // runs and waits for it to nack.
@@ -428,11 +415,25 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// commandID picks the command's id (messages.CommandIDOf). Whatever its
+// bodyMetaKey keys, in a message's context, the messages.CommandMeta the
+// Source peeked from its body, so that the middleware does not parse the
+// body again (see bodyMeta).
+type bodyMetaKey struct{}
+
+func withMeta(ctx context.Context, meta messages.CommandMeta) context.Context {
+	return context.WithValue(ctx, bodyMetaKey{}, meta)
+}
+
+// bodyMeta returns the body's id, site and correlation id: peeked once by
+// the Source (start), or now when the message came another way. The
+// command's id is picked from it by messages.CommandIDFrom; whatever its
 // source, the id is held to the contract's limits (messages.IDProblem) by
 // the correlation middleware before anything uses it.
-func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
-	return messages.CommandIDOf(m.Data(), m.Headers(), md.Stream, md.Sequence.Stream)
+func bodyMeta(msg *message.Message) messages.CommandMeta {
+	if meta, ok := msg.Context().Value(bodyMetaKey{}).(messages.CommandMeta); ok {
+		return meta
+	}
+	return messages.PeekMeta(msg.Payload)
 }
 
 // DeliveryOf describes a message handed over by the Source for its dead
