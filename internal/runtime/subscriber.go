@@ -152,12 +152,18 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	t := &topicRun{topic: topic, spec: sub.Consumer, cons: cons,
-		slots: NewFIFOAdmission(max(sub.Concurrency, 1), math.MaxInt64), out: make(chan *message.Message)}
+		slots: NewFIFOAdmission(max(sub.Concurrency, 1), math.MaxInt64), out: make(chan *message.Message),
+		keep: newKeeper(sub.Consumer.AckWait)}
 	s.workers.Add(1)
 	go func() {
 		defer s.workers.Done()
+		stopKeeper := make(chan struct{})
+		keeperDone := make(chan struct{})
+		go func() { defer close(keeperDone); s.runKeeper(t.keep, stopKeeper) }()
 		s.fetch(ctx, t)
 		t.held.Wait()
+		close(stopKeeper)
+		<-keeperDone
 		close(t.out)
 	}()
 	return t.out, nil
@@ -171,6 +177,7 @@ type topicRun struct {
 	slots *FIFOAdmission // handler slots, taken in the order messages are admitted
 	out   chan *message.Message
 	held  sync.WaitGroup // messages fetched and not yet acked or nacked
+	keep  *keeper        // their keep-alives
 }
 
 func (s *Source) stopped(ctx context.Context) bool {
@@ -267,7 +274,7 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, m
 	// message's lease is lost.
 	msgCtx, cancel := context.WithCancel(s.abortCtx)
 	defer cancel()
-	stopKeep := s.keepAlive(m, t.spec.AckWait, cancel)
+	stopKeep := t.keep.add(m, cancel)
 	defer stopKeep()
 
 	release, err := admit(s.stopCtx)
@@ -346,44 +353,6 @@ func (s *Source) nak(m jetstream.Msg, wm *message.Message, delivery int) {
 	if err := m.NakWithDelay(delay); err != nil {
 		s.log.Warn("nak failed; the server redelivers after AckWait", zap.String("message_uuid", wm.UUID), zap.Error(err))
 	}
-}
-
-// keepAlive sends InProgress every ackWait/3 until the returned stop is
-// called. Unheard for a whole ackWait, the server redelivers the message,
-// maybe to another instance: lost is then called, so two instances do not
-// run one command at once.
-func (s *Source) keepAlive(m jetstream.Msg, ackWait time.Duration, lost func()) (stop func()) {
-	every := ackWait / 3
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ticker := time.NewTicker(every)
-		defer ticker.Stop()
-		lastAlive := time.Now()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-ticker.C:
-			}
-			if err := m.InProgress(); err != nil {
-				s.log.Debug("keep-alive failed", zap.String("subject", m.Subject()), zap.Error(err))
-				if ackWait > 0 && time.Since(lastAlive) > ackWait {
-					s.log.Warn("lost the message's lease (keep-alive failing for longer than AckWait); cancelling its work",
-						zap.String("subject", m.Subject()), zap.Error(err))
-					lost()
-				}
-				continue
-			}
-			s.keepAlives.Add(1)
-			lastAlive = time.Now()
-		}
-	}()
-	return func() { close(quit); <-done }
 }
 
 // shutdownNakDelay is the redelivery delay of a message given back during
