@@ -265,9 +265,13 @@ func (r *provisionRun) plan(ctx context.Context) (membershipPlan, error) {
 	for _, m := range current {
 		p.isMember[m.ID] = true
 	}
-	// Invitations sent earlier and not accepted yet: not re-sent, not missing.
-	if _, err := r.h.ledger.Load(ctx, invitedKey(r.cmd.SiteID, r.g.ID), &p.invitedBefore); err != nil {
-		return p, fmt.Errorf("load invitations: %w", err)
+	// Invitations sent earlier and not accepted yet: not re-sent, not
+	// missing. A group this attempt created has none (its id is new: nothing
+	// was recorded under it), so that ledger read is skipped.
+	if !r.g.created {
+		if _, err := r.h.ledger.Load(ctx, invitedKey(r.cmd.SiteID, r.g.ID), &p.invitedBefore); err != nil {
+			return p, fmt.Errorf("load invitations: %w", err)
+		}
 	}
 	wasInvited := make(map[string]bool, len(p.invitedBefore))
 	for _, id := range p.invitedBefore {

@@ -3,7 +3,6 @@ package messages
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"regexp"
 	"strconv"
 	"strings"
@@ -83,13 +82,15 @@ type HeaderGetter interface {
 // "" too). h may be nil. The id is not validated here (see
 // CommandIDProblem).
 func CommandIDOf(body []byte, h HeaderGetter, stream string, seq uint64) string {
-	var peek struct {
-		ID any `json:"id"`
-	}
-	if json.Unmarshal(body, &peek) == nil {
-		if s, ok := peek.ID.(string); ok && s != "" {
-			return s
-		}
+	return CommandIDFrom(PeekMeta(body).ID, h, stream, seq)
+}
+
+// CommandIDFrom is CommandIDOf for a caller that has peeked the body
+// already (PeekMeta): bodyID is the body's "id" ("" when absent or not a
+// string). It reads no JSON.
+func CommandIDFrom(bodyID string, h HeaderGetter, stream string, seq uint64) string {
+	if bodyID != "" {
+		return bodyID
 	}
 	if h != nil {
 		if id := h.Get(HeaderCommandID); id != "" {

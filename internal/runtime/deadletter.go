@@ -157,11 +157,9 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 // captured from the max-deliveries advisory), so whoever waits for the
 // command hears of it.
 func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
-	corr := entry.Headers[events.HeaderCorrelationID]
-	if corr == "" {
-		corr = peekString(entry.Body, "correlationId")
-	}
-	site := firstNonEmpty(peekString(entry.Body, "siteId"), r.cfg.DefaultSiteID)
+	meta := messages.PeekMeta(entry.Body)
+	corr := firstNonEmpty(entry.Headers[events.HeaderCorrelationID], meta.CorrelationID)
+	site := firstNonEmpty(meta.SiteID, r.cfg.DefaultSiteID)
 	// Held to the contract's limits as commands are (see checkMeta), so
 	// that the event and the ledger key can be written.
 	if messages.CommandIDProblem(entry.CommandID) != "" {

@@ -393,16 +393,16 @@ func (r *Runtime) correlation(h message.HandlerFunc) message.HandlerFunc {
 			// subject, metric label or header (the reason quotes it clipped).
 			t = messages.UnknownCommandType
 		}
-		body := msg.Payload
+		meta := bodyMeta(msg)
 		info := trace.Info{
 			CommandType:   t,
 			CommandID:     msg.UUID,
-			CorrelationID: firstNonEmpty(peekString(body, "correlationId"), msg.Metadata.Get(events.HeaderCorrelationID), msg.Metadata.Get(middleware.CorrelationIDMetadataKey), msg.UUID),
-			SiteID:        firstNonEmpty(peekString(body, "siteId"), r.cfg.DefaultSiteID),
+			CorrelationID: firstNonEmpty(meta.CorrelationID, msg.Metadata.Get(events.HeaderCorrelationID), msg.Metadata.Get(middleware.CorrelationIDMetadataKey), msg.UUID),
+			SiteID:        firstNonEmpty(meta.SiteID, r.cfg.DefaultSiteID),
 			TraceParent:   msg.Metadata.Get(events.HeaderTraceParent),
 		}
 		ctx := msg.Context()
-		if err := r.checkMeta(t, &info, body); err != nil {
+		if err := r.checkMeta(t, &info, meta.SiteID); err != nil {
 			// The command fails validation in handle, before any ledger
 			// access; until then (and in its dead letter and command_failed
 			// event) it goes by ids that are safe to use.
@@ -433,8 +433,7 @@ func invalidMeta(ctx context.Context) error {
 // event can still be written: an invalid command id becomes
 // messages.InvalidCommandID(id), an invalid correlation id the command id,
 // an invalid site the default site.
-func (r *Runtime) checkMeta(commandType string, info *trace.Info, body []byte) error {
-	site := peekString(body, "siteId")
+func (r *Runtime) checkMeta(commandType string, info *trace.Info, site string) error {
 	err := messages.ValidateMeta(firstNonEmpty(commandType, "unknown"), messages.CommandMeta{
 		ID: info.CommandID, SiteID: site, CorrelationID: info.CorrelationID})
 	if err == nil {

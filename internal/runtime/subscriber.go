@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -153,12 +152,18 @@ func (s *Source) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	t := &topicRun{topic: topic, spec: sub.Consumer, cons: cons,
-		slots: NewFIFOAdmission(max(sub.Concurrency, 1), math.MaxInt64), out: make(chan *message.Message)}
+		slots: NewFIFOAdmission(max(sub.Concurrency, 1), math.MaxInt64), out: make(chan *message.Message),
+		keep: newKeeper(sub.Consumer.AckWait)}
 	s.workers.Add(1)
 	go func() {
 		defer s.workers.Done()
+		stopKeeper := make(chan struct{})
+		keeperDone := make(chan struct{})
+		go func() { defer close(keeperDone); s.runKeeper(t.keep, stopKeeper) }()
 		s.fetch(ctx, t)
 		t.held.Wait()
+		close(stopKeeper)
+		<-keeperDone
 		close(t.out)
 	}()
 	return t.out, nil
@@ -172,6 +177,7 @@ type topicRun struct {
 	slots *FIFOAdmission // handler slots, taken in the order messages are admitted
 	out   chan *message.Message
 	held  sync.WaitGroup // messages fetched and not yet acked or nacked
+	keep  *keeper        // their keep-alives
 }
 
 func (s *Source) stopped(ctx context.Context) bool {
@@ -242,7 +248,8 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 		_ = m.NakWithDelay(s.shutdownNakDelay())
 		return
 	}
-	tk := Ticket{Topic: t.topic, Subject: m.Subject(), SiteID: peekString(m.Data(), "siteId"), Bytes: int64(len(m.Data()))}
+	meta := messages.PeekMeta(m.Data()) // the one JSON peek of the body (see withMeta)
+	tk := Ticket{Topic: t.topic, Subject: m.Subject(), SiteID: meta.SiteID, Bytes: int64(len(m.Data()))}
 	admit := func(ctx context.Context) (func(), error) { return s.admit.Admit(ctx, tk) }
 	var slot func(context.Context) (func(), error)
 	if q, ok := s.admit.(queuer); ok {
@@ -255,19 +262,19 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 	t.held.Add(1)
 	go func() {
 		defer t.held.Done()
-		s.hold(t, m, md, admit, slot)
+		s.hold(t, m, md, meta, admit, slot)
 	}()
 }
 
 // hold carries one message from fetch to its ack or nack: admission, a
 // handler slot, the router, the outcome. It is kept alive throughout.
-func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, admit, slot func(context.Context) (func(), error)) {
+func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.CommandMeta, admit, slot func(context.Context) (func(), error)) {
 	// The handler's context survives Close (graceful shutdown lets it finish)
 	// and is cancelled only when the grace period runs out, or when the
 	// message's lease is lost.
 	msgCtx, cancel := context.WithCancel(s.abortCtx)
 	defer cancel()
-	stopKeep := s.keepAlive(m, t.spec.AckWait, cancel)
+	stopKeep := t.keep.add(m, cancel)
 	defer stopKeep()
 
 	release, err := admit(s.stopCtx)
@@ -286,8 +293,8 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, a
 	}
 	defer releaseSlot()
 
-	wm := toWatermill(m, md, t.topic)
-	wm.SetContext(msgCtx)
+	wm := toWatermill(m, md, meta, t.topic)
+	wm.SetContext(withMeta(msgCtx, meta))
 	select {
 	case t.out <- wm:
 	case <-s.closing:
@@ -306,8 +313,8 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, a
 }
 
 // toWatermill wraps a fetched message, its headers and delivery metadata.
-func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, topic string) *message.Message {
-	wm := message.NewMessage(commandID(m, md), m.Data())
+func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.CommandMeta, topic string) *message.Message {
+	wm := message.NewMessage(messages.CommandIDFrom(meta.ID, m.Headers(), md.Stream, md.Sequence.Stream), m.Data())
 	for k, vs := range m.Headers() {
 		if len(vs) > 0 {
 			wm.Metadata.Set(k, vs[0])
@@ -348,62 +355,11 @@ func (s *Source) nak(m jetstream.Msg, wm *message.Message, delivery int) {
 	}
 }
 
-// keepAlive sends InProgress every ackWait/3 until the returned stop is
-// called. Unheard for a whole ackWait, the server redelivers the message,
-// maybe to another instance: lost is then called, so two instances do not
-// run one command at once.
-func (s *Source) keepAlive(m jetstream.Msg, ackWait time.Duration, lost func()) (stop func()) {
-	every := ackWait / 3
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ticker := time.NewTicker(every)
-		defer ticker.Stop()
-		lastAlive := time.Now()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-ticker.C:
-			}
-			if err := m.InProgress(); err != nil {
-				s.log.Debug("keep-alive failed", zap.String("subject", m.Subject()), zap.Error(err))
-				if ackWait > 0 && time.Since(lastAlive) > ackWait {
-					s.log.Warn("lost the message's lease (keep-alive failing for longer than AckWait); cancelling its work",
-						zap.String("subject", m.Subject()), zap.Error(err))
-					lost()
-				}
-				continue
-			}
-			s.keepAlives.Add(1)
-			lastAlive = time.Now()
-		}
-	}()
-	return func() { close(quit); <-done }
-}
-
 // shutdownNakDelay is the redelivery delay of a message given back during
 // shutdown: long enough that the server does not hand it to this
 // instance's own pull requests still open (each lasts up to FetchWait) and
 // burn its deliveries, short enough for another instance to take it soon.
 func (s *Source) shutdownNakDelay() time.Duration { return s.cfg.FetchWait + 2*time.Second }
-
-// peekString reads one top-level string field of a JSON object, or "".
-func peekString(body []byte, field string) string {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(obj[field], &s) != nil {
-		return ""
-	}
-	return s
-}
 
 // Close stops fetching, naks the messages still waiting for admission or a
 // slot, waits up to Grace for the ones in work, then cancels what still
@@ -428,11 +384,25 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// commandID picks the command's id (messages.CommandIDOf). Whatever its
+// bodyMetaKey keys, in a message's context, the messages.CommandMeta the
+// Source peeked from its body, so that the middleware does not parse the
+// body again (see bodyMeta).
+type bodyMetaKey struct{}
+
+func withMeta(ctx context.Context, meta messages.CommandMeta) context.Context {
+	return context.WithValue(ctx, bodyMetaKey{}, meta)
+}
+
+// bodyMeta returns the body's id, site and correlation id: peeked once by
+// the Source (start), or now when the message came another way. The
+// command's id is picked from it by messages.CommandIDFrom; whatever its
 // source, the id is held to the contract's limits (messages.IDProblem) by
 // the correlation middleware before anything uses it.
-func commandID(m jetstream.Msg, md *jetstream.MsgMetadata) string {
-	return messages.CommandIDOf(m.Data(), m.Headers(), md.Stream, md.Sequence.Stream)
+func bodyMeta(msg *message.Message) messages.CommandMeta {
+	if meta, ok := msg.Context().Value(bodyMetaKey{}).(messages.CommandMeta); ok {
+		return meta
+	}
+	return messages.PeekMeta(msg.Payload)
 }
 
 // DeliveryOf describes a message handed over by the Source for its dead
