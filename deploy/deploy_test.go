@@ -93,18 +93,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startServer runs nats-server with args in dir and stops it (SIGTERM, then
-// SIGKILL) when the test ends. Its output is logged if the test fails. A
-// start that fails is fatal; startServerOn is the one to retry.
-func startServer(t *testing.T, name, dir string, env []string, args ...string) {
-	t.Helper()
-	if _, err := startServerOn(t, name, dir, env, "", args...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// startServerOn starts nats-server like startServer and, when addr is not
-// empty, waits until it accepts connections there. A server that exits
+// startServerOn runs nats-server with args in dir (stopped, SIGTERM then
+// SIGKILL, when the test ends; its output logged if the test fails) and, when
+// addr is not empty, waits until it accepts connections there. A server that exits
 // because its port was taken meanwhile returns an error wrapping
 // testutil.ErrAddrInUse (testutil.WithPorts then retries with new ports).
 // stop ends the server at once (it also ends when the test does).
