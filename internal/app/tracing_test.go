@@ -81,9 +81,16 @@ func TestTracingOfARosterCommand(t *testing.T) {
 	if attrs[string(trace.AttrCommandID)] != "trace-roster" || attrs[string(trace.AttrCorrelationID)] != "corr-trace" {
 		t.Errorf("command span attributes %v", attrs)
 	}
-	wixCalls := 0
+	wixCalls, checkpoints := 0, 0
 	for _, s := range spans {
 		if s.Parent().SpanID() != cmd.SpanContext().SpanID() {
+			continue
+		}
+		if strings.HasPrefix(s.Name(), "checkpoint ") {
+			checkpoints++
+			if at := attrMap(s); at["groupflow.checkpoint"] == "" || at[string(trace.AttrCommandID)] != "trace-roster" {
+				t.Errorf("checkpoint span %s attributes %v", s.Name(), at)
+			}
 			continue
 		}
 		if !strings.HasPrefix(s.Name(), "wix ") {
@@ -99,6 +106,10 @@ func TestTracingOfARosterCommand(t *testing.T) {
 	}
 	if wixCalls == 0 || int64(wixCalls) != ev.WixCalls {
 		t.Errorf("%d wix child spans, event counts %d Wix calls", wixCalls, ev.WixCalls)
+	}
+	// A new group: its creation intent is the one checkpoint.
+	if checkpoints != 1 {
+		t.Errorf("%d checkpoint child spans, want 1 (the group step)", checkpoints)
 	}
 	if tp := m.Header.Get("traceparent"); tp != "00-"+traceID+"-"+cmd.SpanContext().SpanID().String()+"-01" {
 		t.Errorf("event traceparent %q, want the command span's", tp)

@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	oteltrace "go.opentelemetry.io/otel/trace"
+
+	"groupflow/internal/trace"
 )
 
 // Claim is what an instance asks for when it takes a command: the command,
@@ -284,8 +288,17 @@ func (s *Lease) Load(ctx context.Context, step string, v any) (bool, error) {
 // spilled) into its own step key, written only while the record is still at
 // this lease's revision and with a compare-and-set on the key's own
 // revision, so a stale owner can never overwrite a newer owner's state.
-// ErrLost when another owner wrote either.
-func (s *Lease) Checkpoint(ctx context.Context, step string, v any) error {
+// ErrLost when another owner wrote either. Each checkpoint is an
+// OpenTelemetry span "checkpoint <step>", a child of the command's.
+func (s *Lease) Checkpoint(ctx context.Context, step string, v any) (err error) {
+	ctx, span := trace.Tracer().Start(ctx, "checkpoint "+step, oteltrace.WithAttributes(
+		attribute.String("groupflow.checkpoint", step), trace.AttrCommandID.String(s.claim.CommandID)))
+	defer func() {
+		if err != nil {
+			trace.Fail(span, err)
+		}
+		span.End()
+	}()
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: encode: %w", step, err)
