@@ -508,6 +508,9 @@ func dumpStuck(t testing.TB, gf *groupflow) (stuck, inLedger int) {
 		if strings.Contains(g, "groupflow/internal/ledger.(*Ledger).getEntry") && strings.Contains(g, "jetstream.(*jetStream).apiRequest") {
 			inLedger++
 		}
+		if stuck <= 3 { // where it waits, in the test's own output (the log may be cut)
+			t.Logf("stuck goroutine %s", g[:min(len(g), 6000)])
+		}
 	}
 	t.Logf("goroutine dump: %d goroutines handling a command, %d of them blocked in a ledger KV get", stuck, inLedger)
 	return stuck, inLedger
