@@ -15,6 +15,8 @@ import (
 // eventsStream returns the events stream.
 func (h *SendCampaign) eventsStream(ctx context.Context) (jetstream.Stream, error) {
 	name := h.pub.Subjects().EventStream()
+	ctx, cancel := h.call(ctx)
+	defer cancel()
 	s, err := h.js.Stream(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("events stream %s: %w", name, err)
@@ -22,15 +24,34 @@ func (h *SendCampaign) eventsStream(ctx context.Context) (jetstream.Stream, erro
 	return s, nil
 }
 
-// eventsLastSeq returns the events stream's last sequence.
-func (h *SendCampaign) eventsLastSeq(ctx context.Context) (uint64, error) {
+// call bounds one JetStream API call: a request sent while the stream's
+// leader fails over may get no answer at all, and the handler's own context
+// lasts an hour (--handler-timeout); timed out, the call is a transient
+// error, retried.
+func (h *SendCampaign) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.callTimeout)
+}
+
+// streamInfo returns the events stream's info.
+func (h *SendCampaign) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := h.eventsStream(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	ctx, cancel := h.call(ctx)
+	defer cancel()
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("events stream info: %w", err)
+		return nil, fmt.Errorf("events stream info: %w", err)
+	}
+	return info, nil
+}
+
+// eventsLastSeq returns the events stream's last sequence.
+func (h *SendCampaign) eventsLastSeq(ctx context.Context) (uint64, error) {
+	info, err := h.streamInfo(ctx)
+	if err != nil {
+		return 0, err
 	}
 	return info.State.LastSeq, nil
 }
@@ -42,13 +63,9 @@ func (h *SendCampaign) window(ctx context.Context) (time.Duration, error) {
 	if h.dedupeWindow > 0 {
 		return h.dedupeWindow, nil
 	}
-	s, err := h.eventsStream(ctx)
+	info, err := h.streamInfo(ctx)
 	if err != nil {
 		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("events stream info: %w", err)
 	}
 	return info.Config.Duplicates, nil
 }
@@ -66,7 +83,9 @@ func (h *SendCampaign) scanPublished(ctx context.Context, seq uint64, campaignID
 	if err != nil {
 		return nil, err
 	}
-	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+	cctx, cancel := h.call(ctx)
+	defer cancel()
+	cons, err := s.CreateConsumer(cctx, jetstream.ConsumerConfig{
 		FilterSubject:     h.pub.Subjects().Event(messages.EvtMemberSelected),
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       seq + 1,
@@ -82,7 +101,7 @@ func (h *SendCampaign) scanPublished(ctx context.Context, seq uint64, campaignID
 		defer cancel()
 		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
-	info, err := cons.Info(ctx)
+	info, err := cons.Info(cctx)
 	if err != nil {
 		return nil, fmt.Errorf("scan events: %w", err)
 	}

@@ -59,6 +59,9 @@ type SendCampaign struct {
 	campaignBeforePublish func(memberID string) error
 	// campaignNoScan disables the stream scan (tests prove the scan matters).
 	campaignNoScan bool
+	// callTimeout bounds each JetStream API call on the events stream
+	// (default ledger.CallTimeout).
+	callTimeout time.Duration
 }
 
 // NewSendCampaign returns the send_campaign handler.
@@ -66,7 +69,7 @@ func NewSendCampaign(sites Sites, pub *events.Publisher, js jetstream.JetStream,
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &SendCampaign{sites: sites, pub: pub, js: js, log: log.Named("send_campaign")}
+	return &SendCampaign{sites: sites, pub: pub, js: js, log: log.Named("send_campaign"), callTimeout: ledger.CallTimeout}
 }
 
 // WithDedupeWindow overrides the events stream's duplicate window used to

@@ -199,6 +199,9 @@ func PointerName(siteID string) string { return "latest-" + natsname.Digest(site
 // Latest returns the id of the site's latest all-groups report, "" when
 // there is none. Cost: one object store read, no Wix call.
 func Latest(ctx context.Context, js jetstream.JetStream, siteID string) (string, time.Time, error) {
+	// Bounded like Store: a reply lost in a failover is a retried error.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	store, err := js.ObjectStore(ctx, broker.ReportsBucket)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("open object store %s: %w", broker.ReportsBucket, err)
@@ -248,6 +251,8 @@ func SetLatest(ctx context.Context, js jetstream.JetStream, siteID, id string, a
 	if cur == id || (cur != "" && curAt.After(at)) {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	store, err := js.ObjectStore(ctx, broker.ReportsBucket)
 	if err != nil {
 		return fmt.Errorf("open object store %s: %w", broker.ReportsBucket, err)
