@@ -57,6 +57,11 @@ const (
 	DefaultRetryMaxInterval     = 30 * time.Second
 )
 
+// MaxConnsPerHost bounds the default client's connections to the Wix host
+// (idle ones kept too). Over HTTP/1.1 a connection carries one call at a
+// time: 256 carry thousands of calls a second at Wix's latencies.
+const MaxConnsPerHost = 256
+
 // maxBody caps how much of a response body is read.
 const maxBody = 32 << 20
 
@@ -171,10 +176,16 @@ func (cfg Config) withDefaults() Config {
 	if cfg.HTTPClient == nil {
 		// Go's default transport keeps 2 idle connections per host: with many
 		// calls in flight to the one Wix host, every other call would pay a
-		// new TCP and TLS handshake.
+		// new TCP and TLS handshake. Connections are capped too: when
+		// thousands of sites' tokens come due at once, calls wait for one of
+		// MaxConnsPerHost connections (HTTP/2 multiplexes its streams on
+		// them) rather than each dialling its own, only to close it after
+		// (a dial costs more CPU than the call, and each connection two
+		// goroutines and their buffers).
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 256
-		t.MaxIdleConnsPerHost = 128
+		t.MaxConnsPerHost = MaxConnsPerHost
+		t.MaxIdleConns = MaxConnsPerHost
+		t.MaxIdleConnsPerHost = MaxConnsPerHost
 		cfg.HTTPClient = &http.Client{Transport: t}
 	}
 	// Never follow a redirect, not even with a caller's client: it would
