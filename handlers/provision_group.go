@@ -186,9 +186,13 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		return nil, err
 	}
 	plan.invited += len(newlyInvited)
-	// Invitations accepted since they were recorded are dropped.
-	if err := h.updateInvited(ctx, cmd.SiteID, r.g.ID, nil, plan.isMember); err != nil {
-		return nil, err
+	// Invitations accepted since they were recorded are dropped. With none
+	// recorded before this command (always so for a group it created), there
+	// is nothing to drop: the ones it just recorded are not members.
+	if len(plan.invitedBefore) > 0 {
+		if err := h.updateInvited(ctx, cmd.SiteID, r.g.ID, nil, plan.isMember); err != nil {
+			return nil, err
+		}
 	}
 	removed, err := r.remove(ctx, plan.toRemove, plan.isMember)
 	if err != nil {
