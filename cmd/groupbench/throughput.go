@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,6 +71,9 @@ func provisionBody(site, name, email string) map[string]any {
 // memory, each on a fresh processor.
 func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, error) {
 	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_OVERHEAD_N")); err == nil && v > 0 {
+		n = v
+	}
 	if quick {
 		n = 500
 	}
@@ -88,7 +92,8 @@ func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, err
 func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, error) {
 	const conc = 64
 	row := OverheadRow{Command: "provision_group (1 person, new group)", Wix: wix, N: n, Concurrency: conc}
-	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc)}, WixInMemory: wix == wixInMemory})
+	// One site: --site-concurrency too, or the admission would run 4 at once.
+	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc), "--site-concurrency", itoa(conc)}, WixInMemory: wix == wixInMemory})
 	if err != nil {
 		return row, err
 	}
