@@ -52,6 +52,15 @@ type OverheadRow struct {
 	RawS    float64 `json:"rawSeconds"`
 	RawPerS float64 `json:"rawPerSecond"`
 	Ratio   float64 `json:"ratio"`
+	// Floor is the JetStream floor of the same command (floorRun): its
+	// broker operations alone, on the same server, as many in flight.
+	// FloorRatio = floor/raw bounds Ratio; OfFloor = processor/floor is
+	// how close groupflow runs to that bound.
+	FloorS           float64 `json:"floorSeconds"`
+	FloorPerS        float64 `json:"floorPerSecond"`
+	FloorCPUMicros   float64 `json:"floorCpuMicrosPerCommand"`
+	FloorRatio       float64 `json:"floorRatio"`
+	ProcessorOfFloor float64 `json:"processorOfFloor"`
 }
 
 // Ways of answering Wix in scenario 2.
@@ -164,6 +173,13 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	row.Ratio = row.ProcessorPerS / row.RawPerS
 	logf("  raw JetStream: %d msgs of %d B in %.2fs (median of %d runs; %.0f/s, %.0f CPU-µs/msg); processor/raw %.3f",
 		n, row.MsgBytes, row.RawS, rawRuns, row.RawPerS, row.RawCPUMicrosEach, row.Ratio)
+	if row.FloorS, row.FloorCPUMicros, err = floorRun(h, n, row.MsgBytes, conc); err != nil {
+		return row, err
+	}
+	row.FloorPerS = float64(n) / row.FloorS
+	row.FloorRatio, row.ProcessorOfFloor = row.FloorPerS/row.RawPerS, row.ProcessorPerS/row.FloorPerS
+	logf("  JetStream floor of the command (its broker operations only): %.0f/s, %.0f CPU-µs/command; floor/raw %.3f, processor/floor %.2f",
+		row.FloorPerS, row.FloorCPUMicros, row.FloorRatio, row.ProcessorOfFloor)
 	return row, nil
 }
 
