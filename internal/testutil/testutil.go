@@ -1,7 +1,8 @@
 // Package testutil holds test helpers that import nothing of groupflow, so
 // that every package's tests can use them without an import cycle: a loopback
 // port for a child process with a retry on a lost bind race, the nats-server
-// binary for such a process, and a manual clock. (internal/testenv, which starts a broker and a runtime, builds on
+// binary for such a process, an in-process nats-server that knows one user,
+// and a manual clock. (internal/testenv, which starts a broker and a runtime, builds on
 // the packages under test and cannot be imported by them.)
 package testutil
 
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // ErrAddrInUse marks a start that failed because a port it was given was
@@ -148,6 +151,24 @@ func NATSServerBin(t testing.TB) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// UserNATS starts an in-process nats-server on a free loopback port that
+// knows one user, user with password, and returns its host:port. The server
+// shuts down when the test ends.
+func UserNATS(t testing.TB, user, password string) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Users: []*server.User{{Username: user, Password: password}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return s.Addr().String()
 }
 
 // Clock is a manually advanced clock, safe for concurrent use; its Now
