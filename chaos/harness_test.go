@@ -101,29 +101,6 @@ func binaries(t testing.TB) (groupflow, wixsim string) {
 	return filepath.Join(buildDir, "groupflow"), filepath.Join(buildDir, "wixsim")
 }
 
-// natsServerBin finds nats-server: $NATS_SERVER_BIN, <repo>/bin/nats-server,
-// then PATH. Missing: t.Fatal under CI, else t.Skip.
-func natsServerBin(t testing.TB) string {
-	t.Helper()
-	cands := []string{os.Getenv("NATS_SERVER_BIN"), filepath.Join(repoRoot(), "bin", "nats-server")}
-	for _, c := range cands {
-		if c == "" {
-			continue
-		}
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
-			return c
-		}
-	}
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nats-server not found (set NATS_SERVER_BIN or run make tools)")
-	}
-	t.Skip("nats-server not found (set NATS_SERVER_BIN or run make tools)")
-	return ""
-}
-
 // ---------------------------------------------------------------- child processes
 
 // proc is a child process that can be killed and started again with the
@@ -480,7 +457,7 @@ type natsNode struct {
 // startNATS runs a single JetStream nats-server with a file store in storeDir.
 func startNATS(t testing.TB, dir, name, storeDir string) *natsNode {
 	t.Helper()
-	bin := natsServerBin(t)
+	bin := testutil.NATSServerBin(t)
 	var n *natsNode
 	testutil.WithPorts(t, 1, func(ports []int) error {
 		port := ports[0]
@@ -509,7 +486,7 @@ func (n *natsNode) awaitUp(t testing.TB, d time.Duration) {
 // starts a 3-node JetStream cluster.
 func startCluster(t testing.TB, dir string) []*natsNode {
 	t.Helper()
-	bin := natsServerBin(t)
+	bin := testutil.NATSServerBin(t)
 	var nodes []*natsNode
 	// Client and route port of each node; a bind race lost to another
 	// process restarts all three nodes on new ports.

@@ -37,7 +37,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// helpers: the nats-server binary and processes
+// helpers: the repository root and processes (testutil.NATSServerBin finds nats-server)
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
@@ -46,34 +46,6 @@ func repoRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return filepath.Dir(wd)
-}
-
-// natsServerBin finds nats-server: $NATS_SERVER_BIN, <repo>/bin/nats-server,
-// then PATH. Missing, it fails under CI and skips elsewhere.
-func natsServerBin(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("NATS_SERVER_BIN"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p := filepath.Join(repoRoot(t), "bin", "nats-server"); fileExists(p) {
-		return p
-	}
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	msg := "nats-server not found (set NATS_SERVER_BIN or run `make tools`)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
 }
 
 type lockedBuffer struct {
@@ -101,7 +73,7 @@ func (l *lockedBuffer) String() string {
 // stop ends the server at once (it also ends when the test does).
 func startServerOn(t *testing.T, name, dir string, env []string, addr string, args ...string) (stop func(), err error) {
 	t.Helper()
-	cmd := exec.Command(natsServerBin(t), args...)
+	cmd := exec.Command(testutil.NATSServerBin(t), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out := &lockedBuffer{}
@@ -917,7 +889,7 @@ func TestAccountsPermissions(t *testing.T) {
 // cluster configs
 
 func TestClusterConfigsParse(t *testing.T) {
-	bin := natsServerBin(t)
+	bin := testutil.NATSServerBin(t)
 	dir := filepath.Join(repoRoot(t), "deploy", "nats")
 	env := append(os.Environ(), "NATS_SERVER_NAME=n1",
 		"GF_PRODUCER_PASSWORD=p", "GF_MAILER_PASSWORD=m", "GF_GROUPFLOW_PASSWORD=g", "GF_OPS_PASSWORD=o")
@@ -955,7 +927,7 @@ func TestClusterStarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	natsServerBin(t)
+	testutil.NATSServerBin(t)
 	start := time.Now()
 	src := filepath.Join(repoRoot(t), "deploy", "nats", "cluster")
 	var work string

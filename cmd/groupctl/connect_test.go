@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"groupflow/internal/testutil"
 )
 
 // runCLI runs groupctl with exactly args and returns its error line (as
@@ -44,17 +44,8 @@ func TestConnectErrorHidesPassword(t *testing.T) {
 // TestConnectNamesAuthorizationViolation: a wrong password fails at once with
 // the server's reason and the user, against a real server with user ops.
 func TestConnectNamesAuthorizationViolation(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "ops", Password: "right"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	msg, output := runCLI(t, "--nats-url", "nats://ops:wrong-pw@"+s.Addr().String(), "dlq", "ls")
+	addr := testutil.UserNATS(t, "ops", "right")
+	msg, output := runCLI(t, "--nats-url", "nats://ops:wrong-pw@"+addr, "dlq", "ls")
 	want := "NATS refused the credentials (authorization violation) for user ops"
 	if !strings.Contains(msg, want) || strings.Contains(msg+output, "wrong-pw") || strings.Count(msg, "\n") > 0 {
 		t.Errorf("error %q, want one line containing %q without the password", msg, want)

@@ -2,11 +2,11 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 
+	"groupflow/internal/httpjson"
 	"groupflow/internal/ops"
 	"groupflow/internal/runtime"
 )
@@ -29,15 +29,15 @@ type Ops struct {
 // ops.Discovery) and wait on the site's limiter.
 func (s *Server) MountAPI(o Ops) {
 	s.Handle("GET /api/commands", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, o.Progress.Lookup(""))
+		httpjson.Write(w, http.StatusOK, o.Progress.Lookup(""))
 	}))
 	s.Handle("GET /api/commands/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := o.Progress.Lookup(r.PathValue("id"))
 		if len(got) == 0 {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "command not running on this instance"})
+			httpjson.Write(w, http.StatusNotFound, map[string]string{"error": "command not running on this instance"})
 			return
 		}
-		writeJSON(w, http.StatusOK, got)
+		httpjson.Write(w, http.StatusOK, got)
 	}))
 	if o.Discovery == nil {
 		return
@@ -63,18 +63,10 @@ func answer(ctx context.Context, w http.ResponseWriter, f func(context.Context) 
 	v, err := f(ctx)
 	switch {
 	case errors.Is(err, ops.ErrNoGroup):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		httpjson.Write(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 	case err != nil:
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		httpjson.Write(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 	default:
-		writeJSON(w, http.StatusOK, v)
+		httpjson.Write(w, http.StatusOK, v)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

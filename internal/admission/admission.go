@@ -34,14 +34,14 @@ import (
 	"sync"
 )
 
-// Ticket describes one fetched message waiting to be admitted. It has the
-// fields of runtime.Ticket, in the same order, so one converts to the other.
+// Ticket describes one fetched message waiting to be admitted. It is the
+// one definition: runtime.Ticket is an alias of it.
 type Ticket struct {
 	Topic   string // subscription topic (command subject filter)
 	Subject string // the message's subject
 	SiteID  string // peeked from the body ("siteId"), "" if none/unknown
 	Bytes   int64  // body size
-	Large   bool   // hint: a long job (send_campaign, generate_report, big rosters)
+	Large   bool   // hint: a long job (send_campaign, generate_report, big rosters) — may be false
 }
 
 // Defaults of Options.

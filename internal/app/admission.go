@@ -39,11 +39,10 @@ func (a *fairAdmission) Admit(ctx context.Context, t runtime.Ticket) (func(), er
 	return a.f.Admit(ctx, a.ticket(t))
 }
 
-// ticket converts t, marking long jobs Large.
+// ticket returns t with long jobs marked Large.
 func (a *fairAdmission) ticket(t runtime.Ticket) admission.Ticket {
-	at := admission.Ticket(t)
-	at.Large = at.Large || a.large[t.Topic] || t.Bytes >= largeBodyBytes
-	return at
+	t.Large = t.Large || a.large[t.Topic] || t.Bytes >= largeBodyBytes
+	return t
 }
 
 // handlerSlots is each command type's handler slots: --concurrency, or by

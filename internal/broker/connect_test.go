@@ -6,32 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-)
 
-// authServer starts a real nats-server on a free loopback port that knows
-// one user, ops/right, and returns its host:port.
-func authServer(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "ops", Password: "right"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return s.Addr().String()
-}
+	"groupflow/internal/testutil"
+)
 
 // TestConnectNamesAuthorizationViolation: a wrong password ends Connect at
 // once with one line naming the refusal and the user, never the password;
 // the right one connects.
 func TestConnectNamesAuthorizationViolation(t *testing.T) {
-	addr := authServer(t)
+	addr := testutil.UserNATS(t, "ops", "right")
 	done := make(chan struct{})
 	var nc *nats.Conn
 	var err error

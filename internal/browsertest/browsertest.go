@@ -1,8 +1,9 @@
 // Package browsertest runs tests in a real headless browser (Debian's
 // chromium through github.com/chromedp/chromedp) and saves their screenshots.
 //
-// New skips the test, naming the missing binary and how to install it, when
-// no chromium is found (`make chromium` installs it with apt-get as root).
+// New (and Require, for a test that starts the browser itself) skips the
+// test, naming the missing binary and how to install it, when no chromium is
+// found (`make chromium` installs it with apt-get as root).
 // Screenshots go to the directory of SCREENSHOT_DIR; else, with
 // GROUPFLOW_WRITE_SCREENSHOTS=1 (`make screenshots`), to docs/screenshots at
 // the module root, refreshing the README's; else to a temporary directory,
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +49,18 @@ func Find() string {
 	return ""
 }
 
+// Require returns the browser binary (Find), or skips the test naming what
+// was looked for and how to install it.
+func Require(t testing.TB) string {
+	t.Helper()
+	bin := Find()
+	if bin == "" {
+		t.Skip("browser test skipped: no chromium binary (looked for $CHROMIUM_BIN, else " + strings.Join(Candidates, ", ") + "); " +
+			"install it with `make chromium` (apt-get install -y chromium, as root)")
+	}
+	return bin
+}
+
 // Options tune New.
 type Options struct {
 	// Width and Height of the window (default 1200x800).
@@ -60,11 +74,7 @@ type Options struct {
 // skips the test when no browser is installed.
 func New(t testing.TB, opts Options) context.Context {
 	t.Helper()
-	bin := Find()
-	if bin == "" {
-		t.Skip("browser test skipped: no chromium binary (looked for $CHROMIUM_BIN, /usr/bin/chromium, chromium, chromium-browser); " +
-			"install it with `make chromium` (apt-get install -y chromium, as root)")
-	}
+	bin := Require(t)
 	if opts.Width == 0 {
 		opts.Width, opts.Height = 1200, 800
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"groupflow/internal/httpjson"
 )
 
 // EntryJSON is an entry with its body, as served by GET /dlq/{seq}.
@@ -149,7 +151,7 @@ func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Count = len(out.Entries)
-	writeJSON(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (h *httpHandler) get(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +169,7 @@ func (h *httpHandler) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "get", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e.WithBody())
+	httpjson.Write(w, http.StatusOK, e.WithBody())
 }
 
 func (h *httpHandler) action(w http.ResponseWriter, r *http.Request) (Filter, bool, bool) {
@@ -220,7 +222,7 @@ func (h *httpHandler) replay(w http.ResponseWriter, r *http.Request) {
 		// Nothing selected may be replayed: say so with the refusals.
 		status = http.StatusConflict
 	}
-	writeJSON(w, status, res)
+	httpjson.Write(w, status, res)
 }
 
 func (h *httpHandler) purge(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +236,7 @@ func (h *httpHandler) purge(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, "purge", err)
 			return
 		}
-		writeJSON(w, http.StatusOK, PurgeResponse{Purged: len(entries)})
+		httpjson.Write(w, http.StatusOK, PurgeResponse{Purged: len(entries)})
 		return
 	}
 	n, err := h.store.Purge(r.Context(), f)
@@ -243,7 +245,7 @@ func (h *httpHandler) purge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Warn("dlq purged", zap.Int("purged", n))
-	writeJSON(w, http.StatusOK, PurgeResponse{Purged: n})
+	httpjson.Write(w, http.StatusOK, PurgeResponse{Purged: n})
 }
 
 func (h *httpHandler) fail(w http.ResponseWriter, op string, err error) {
@@ -251,16 +253,8 @@ func (h *httpHandler) fail(w http.ResponseWriter, op string, err error) {
 	writeError(w, http.StatusInternalServerError, err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 func writeError(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, map[string]string{"error": err.Error()})
+	httpjson.Write(w, status, map[string]string{"error": err.Error()})
 }
 
 // maxSinceDays bounds a "<n>d" duration (a larger one overflowed

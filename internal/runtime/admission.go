@@ -4,16 +4,14 @@ import (
 	"container/list"
 	"context"
 	"sync"
+
+	"groupflow/internal/admission"
 )
 
-// Ticket describes one fetched message waiting to be admitted.
-type Ticket struct {
-	Topic   string // subscription topic (command subject filter)
-	Subject string // the message's subject
-	SiteID  string // peeked from the body ("siteId"), "" if none/unknown
-	Bytes   int64  // body size
-	Large   bool   // hint: a long job (send_campaign, generate_report, big rosters) — may be false
-}
+// Ticket describes one fetched message waiting to be admitted. It is
+// admission.Ticket (the one definition), so an Admission can hand it to
+// package admission as is.
+type Ticket = admission.Ticket
 
 // Admission decides when a fetched message may enter the lifecycle. Admit
 // blocks until the message may run, or until ctx ends: then it returns

@@ -5,48 +5,23 @@ import (
 	"context"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"groupflow/internal/browsertest"
 )
-
-// screenshotDir is where screenshots go: docs/screenshots with
-// GROUPFLOW_WRITE_SCREENSHOTS=1 (to refresh the README's), else a temp dir.
-func screenshotDir(t *testing.T) string {
-	if os.Getenv("GROUPFLOW_WRITE_SCREENSHOTS") == "1" {
-		dir := filepath.Join("..", "..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
-
-// chromium returns the browser, or skips the test with the reason.
-func chromium(t *testing.T) string {
-	for _, p := range []string{os.Getenv("CHROMIUM_BIN"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("no headless Chromium (apt-get install -y chromium, or set CHROMIUM_BIN): screenshots not taken")
-	return ""
-}
 
 // shoot loads url in headless Chromium width pixels wide, waits until
 // the JavaScript expression ready is true, and saves a full-page PNG as
 // name; it checks the PNG decodes, is a page (not a blank strip) and stays
-// under 300 KB.
+// under browsertest.MaxScreenshotBytes, in browsertest.Dir. It skips the
+// test when no chromium is installed (browsertest.Require).
 func shoot(t *testing.T, url, ready string, width int, name string) {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.WindowSize(width, 900),
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browsertest.Require(t)), chromedp.NoSandbox, chromedp.WindowSize(width, 900),
 		chromedp.Flag("disable-gpu", true), chromedp.Flag("hide-scrollbars", true))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
@@ -71,10 +46,14 @@ func shoot(t *testing.T, url, ready string, width int, name string) {
 	if b := img.Bounds(); b.Dx() < width*9/10 || b.Dy() < 400 {
 		t.Errorf("screenshot %s is %v", name, b)
 	}
-	if len(buf) > 300<<10 {
-		t.Errorf("screenshot %s is %d KB, want < 300 KB", name, len(buf)>>10)
+	if len(buf) > browsertest.MaxScreenshotBytes {
+		t.Errorf("screenshot %s is %d KB, want < %d KB", name, len(buf)>>10, browsertest.MaxScreenshotBytes>>10)
 	}
-	path := filepath.Join(screenshotDir(t), name)
+	dir := browsertest.Dir(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		t.Fatal(err)
 	}

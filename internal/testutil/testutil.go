@@ -1,7 +1,8 @@
 // Package testutil holds test helpers that import nothing of groupflow, so
 // that every package's tests can use them without an import cycle: a loopback
-// port for a child process with a retry on a lost bind race, and a manual
-// clock. (internal/testenv, which starts a broker and a runtime, builds on
+// port for a child process with a retry on a lost bind race, the nats-server
+// binary for such a process, an in-process nats-server that knows one user,
+// and a manual clock. (internal/testenv, which starts a broker and a runtime, builds on
 // the packages under test and cannot be imported by them.)
 package testutil
 
@@ -9,10 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // ErrAddrInUse marks a start that failed because a port it was given was
@@ -110,6 +116,59 @@ func Dialable(addr string) bool {
 	}
 	_ = c.Close()
 	return true
+}
+
+// NATSServerBin finds the nats-server binary: $NATS_SERVER_BIN when it names
+// a file, else bin/nats-server at the module root (the directory of go.mod
+// at or above the working directory; `make tools` installs it there), else
+// nats-server on PATH. Missing, it fails the test under CI ($CI set) and
+// skips it elsewhere.
+func NATSServerBin(t testing.TB) string {
+	t.Helper()
+	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && !fi.IsDir() }
+	if p := os.Getenv("NATS_SERVER_BIN"); p != "" && isFile(p) {
+		return p
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			if isFile(filepath.Join(d, "go.mod")) {
+				if p := filepath.Join(d, "bin", "nats-server"); isFile(p) {
+					return p
+				}
+				break
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	const msg = "nats-server not found (set NATS_SERVER_BIN or run `make tools`)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// UserNATS starts an in-process nats-server on a free loopback port that
+// knows one user, user with password, and returns its host:port. The server
+// shuts down when the test ends.
+func UserNATS(t testing.TB, user, password string) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Users: []*server.User{{Username: user, Password: password}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return s.Addr().String()
 }
 
 // Clock is a manually advanced clock, safe for concurrent use; its Now

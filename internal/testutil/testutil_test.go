@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -39,10 +38,7 @@ func TestWithPortsRetriesALostBind(t *testing.T) {
 // A real nats-server started on a taken port exits; AwaitStart reads its
 // log and reports ErrAddrInUse, which is what WithPorts retries on.
 func TestAwaitStartSeesNATSBindFailure(t *testing.T) {
-	bin := os.Getenv("NATS_SERVER_BIN")
-	if bin == "" {
-		t.Skip("NATS_SERVER_BIN not set")
-	}
+	bin := NATSServerBin(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"groupflow/internal/failure"
+	"groupflow/internal/testutil"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 )
@@ -23,28 +24,6 @@ const (
 	siteB  = "contract-site-b"
 	apiKey = "contract-test-key"
 )
-
-// fakeClock is a manually advanced clock for the simulator.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // transport counts requests per path and lets a test tamper with a request
 // after the client validated and built it (to send over-limit values the
@@ -87,7 +66,7 @@ type env struct {
 	t      testing.TB
 	sim    *wixsim.Server
 	url    string
-	clock  *fakeClock
+	clock  *testutil.Clock
 	client *wix.Client
 	site   *wix.Site
 	tr     *transport
@@ -104,7 +83,7 @@ type envOpt struct {
 // otherwise) and a client with fast retries, and adds siteA with an API key.
 func newEnv(t testing.TB, o envOpt) *env {
 	t.Helper()
-	clock := newClock()
+	clock := testutil.NewClock(time.Time{})
 	if o.sim.Now == nil {
 		o.sim.Now = clock.Now
 	}

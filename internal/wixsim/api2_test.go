@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"groupflow/internal/testutil"
 )
 
 // scenario builds a small exact site.
@@ -433,7 +435,7 @@ func TestSiteIsolationAndDeterminism(t *testing.T) {
 	}
 	e.ok("GET", G+"/groups/"+g.ID, nil, "wix-site-id", "site-1")
 
-	clock := newClock()
+	clock := testutil.NewClock(time.Time{})
 	mk := func(seed int64) *Site {
 		return New(Options{Members: 300, Groups: 15, Seed: seed, Now: clock.Now}).Site("same")
 	}
@@ -540,7 +542,7 @@ func TestSeedRealism(t *testing.T) {
 
 func TestStateFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	clock := newClock()
+	clock := testutil.NewClock(time.Time{})
 	s1 := New(Options{Members: 50, Groups: 5, StateFile: path, Now: clock.Now})
 	st := s1.Site(testSite)
 	m := st.AddMember(MemberSeed{FirstName: "Renée", LoginEmail: "renee@example.com"})

@@ -6,32 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
+
+	"groupflow/internal/testutil"
 )
-
-// fakeClock is a manually advanced clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 const testSite = "site-a"
 
@@ -39,12 +18,12 @@ type env struct {
 	t     *testing.T
 	srv   *Server
 	url   string
-	clock *fakeClock
+	clock *testutil.Clock
 }
 
 func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
-	clock := newClock()
+	clock := testutil.NewClock(time.Time{})
 	if opts.Now == nil {
 		opts.Now = clock.Now
 	}
