@@ -79,7 +79,7 @@ func TestOverheadInMemoryMicro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row.WixCallsEach != 4 || row.WritesEach < 1 || row.EventWritesEach != 1 || row.CPUMicrosEach <= 0 || row.Ratio <= 0 {
+	if row.WixCallsEach != 4 || row.WritesEach < 1 || row.EventWritesEach != 1 || row.CPUMicrosEach <= 0 || row.Ratio <= 0 || row.FloorPerS <= 0 || row.FloorRatio <= 0 {
 		t.Errorf("row %+v", row)
 	}
 	if _, counted := row.WritesByStream[messages.Subjects{}.CommandStream()]; counted {
