@@ -169,8 +169,11 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	row.LedgerWritesEach, row.EventWritesEach = row.WritesByStream["KV_"+broker.LedgerBucket], row.WritesByStream[h.subj.EventStream()]
 	row.MsgBytes /= n
 	row.ProcessorPerS = float64(n) / row.ProcessorS
-	logf("  processor (Wix %s): %d provision_group in %.2fs (%.0f/s), %d Wix calls each, %.1f writes/command (%s), %.0f CPU-µs/command",
-		wix, n, row.ProcessorS, row.ProcessorPerS, row.WixCallsEach, row.WritesEach, formatPerStream(row.WritesByStream), row.CPUMicrosEach)
+	logf("  processor (Wix %s): %d provision_group in %.2fs (%.0f/s), %d Wix calls each, %.1f writes/command (%s), %.0f CPU-µs/command; %.2f cores, other processes %.2f",
+		wix, n, row.ProcessorS, row.ProcessorPerS, row.WixCallsEach, row.WritesEach, formatPerStream(row.WritesByStream), row.CPUMicrosEach, row.CPU.BenchCores, row.CPU.OtherCores)
+	if row.CPU.OtherCores > noisyCores {
+		logf("  busy machine: other processes used %.2f cores; this row's msgs/s is not comparable with a quiet run's", row.CPU.OtherCores)
+	}
 
 	raw0 := processCPU()
 	if row.RawS, err = rawMedian(h, n, row.MsgBytes); err != nil {
