@@ -84,7 +84,7 @@ func provisionBody(site, name, email string) map[string]any {
 func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, error) {
 	n := 2000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_OVERHEAD_N")); err == nil && v > 0 {
-		n = v
+		n = min(v, maxAsyncPending)
 	}
 	if quick {
 		n = 500
