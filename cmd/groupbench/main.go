@@ -11,7 +11,9 @@
 // bench/results-quick.json and .md; BENCH_OUT overrides the JSON path). BENCH_ONLY=1,3 runs only some scenarios;
 // BENCH_DEBUG=1 prints per-site call rates every 0.5 s in scenario 6.
 // BENCH_CPUPROFILE=file writes a CPU profile of scenario 2's in-memory
-// processor phase (go tool pprof file).
+// processor phase (go tool pprof file); profiles.go lists scenario 2's other
+// opt-in knobs (one row only, --site-concurrency, block, mutex and
+// goroutine profiles, a completion timeline).
 // Processes it starts (scenario 5) are killed on exit, panic or signal.
 package main
 

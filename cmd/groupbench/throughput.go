@@ -26,11 +26,14 @@ type OverheadRow struct {
 	// Wix says how Wix was answered: by the simulator over HTTP on a
 	// loopback socket, or in memory (a canned http.RoundTripper stub, no
 	// socket, no simulator; see wixStub).
-	Wix          string `json:"wix"`
-	N            int    `json:"n"`
-	MsgBytes     int    `json:"msgBytes"`
-	Concurrency  int    `json:"concurrency"`
-	WixCallsEach int64  `json:"wixCallsPerCommand"`
+	Wix         string `json:"wix"`
+	N           int    `json:"n"`
+	MsgBytes    int    `json:"msgBytes"`
+	Concurrency int    `json:"concurrency"`
+	// SiteConcurrency is the run's --site-concurrency (its one site's
+	// commands at once): Concurrency unless BENCH_OVERHEAD_SITE_CONCURRENCY.
+	SiteConcurrency int   `json:"siteConcurrency"`
+	WixCallsEach    int64 `json:"wixCallsPerCommand"`
 	// WritesEach counts the JetStream writes per command: the appends to
 	// every stream and KV bucket (the sum of their last-sequence deltas),
 	// the command's own publish aside. WritesByStream splits it.
@@ -81,13 +84,13 @@ func provisionBody(site, name, email string) map[string]any {
 func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, error) {
 	n := 2000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_OVERHEAD_N")); err == nil && v > 0 {
-		n = v
+		n = min(v, maxAsyncPending)
 	}
 	if quick {
 		n = 500
 	}
 	var rows []OverheadRow
-	for _, wix := range []string{wixHTTP, wixInMemory} {
+	for _, wix := range overheadWixRows() {
 		row, err := overheadRun(n, wix, logf)
 		if err != nil {
 			return rows, fmt.Errorf("%s: %w", wix, err)
@@ -100,9 +103,9 @@ func scenarioOverhead(quick bool, logf func(string, ...any)) ([]OverheadRow, err
 // overheadRun is one row of scenario 2.
 func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, error) {
 	const conc = 64
-	row := OverheadRow{Command: "provision_group (1 person, new group)", Wix: wix, N: n, Concurrency: conc}
+	row := OverheadRow{Command: "provision_group (1 person, new group)", Wix: wix, N: n, Concurrency: conc, SiteConcurrency: overheadSiteConcurrency(conc)}
 	// One site: --site-concurrency too, or the admission would run 4 at once.
-	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc), "--site-concurrency", itoa(conc)}, WixInMemory: wix == wixInMemory})
+	h, err := startApp(appOpts{Args: []string{"--concurrency", itoa(conc), "--site-concurrency", itoa(row.SiteConcurrency)}, WixInMemory: wix == wixInMemory})
 	if err != nil {
 		return row, err
 	}
@@ -123,7 +126,9 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 		return row, err
 	}
 	ps := make([]*pending, n)
-	stopProfile := profileCPU(wix == wixInMemory, logf)
+	stopProfile := profileCPU(wix == wixInMemory || len(overheadWixRows()) == 1, logf)
+	stopContention := profileContention(wix, logf)
+	stopDump := dumpGoroutinesAtHalf(wix, n, h.awaited, logf)
 	cpu, cpu0 := startCPU(), processCPU()
 	start := time.Now()
 	for i := range n {
@@ -147,8 +152,11 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 		}
 	}
 	row.ProcessorS = last.Sub(start).Seconds()
+	logTimeline(ps, start, logf)
 	row.CPU, row.CPUMicrosEach = cpu.Stop(), micros(processCPU()-cpu0)/float64(n)
 	stopProfile()
+	stopContention()
+	stopDump()
 	row.WixCallsEach = (h.wixCalls(site) - before) / int64(n)
 	seqsAfter, err := settledSeqs(h.js)
 	if err != nil {
@@ -161,8 +169,11 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	row.LedgerWritesEach, row.EventWritesEach = row.WritesByStream["KV_"+broker.LedgerBucket], row.WritesByStream[h.subj.EventStream()]
 	row.MsgBytes /= n
 	row.ProcessorPerS = float64(n) / row.ProcessorS
-	logf("  processor (Wix %s): %d provision_group in %.2fs (%.0f/s), %d Wix calls each, %.1f writes/command (%s), %.0f CPU-µs/command",
-		wix, n, row.ProcessorS, row.ProcessorPerS, row.WixCallsEach, row.WritesEach, formatPerStream(row.WritesByStream), row.CPUMicrosEach)
+	logf("  processor (Wix %s): %d provision_group in %.2fs (%.0f/s), %d Wix calls each, %.1f writes/command (%s), %.0f CPU-µs/command; %.2f cores, other processes %.2f",
+		wix, n, row.ProcessorS, row.ProcessorPerS, row.WixCallsEach, row.WritesEach, formatPerStream(row.WritesByStream), row.CPUMicrosEach, row.CPU.BenchCores, row.CPU.OtherCores)
+	if row.CPU.OtherCores > noisyCores {
+		logf("  busy machine: other processes used %.2f cores; this row's msgs/s is not comparable with a quiet run's", row.CPU.OtherCores)
+	}
 
 	raw0 := processCPU()
 	if row.RawS, err = rawMedian(h, n, row.MsgBytes); err != nil {
@@ -183,7 +194,8 @@ func overheadRun(n int, wix string, logf func(string, ...any)) (OverheadRow, err
 	return row, nil
 }
 
-// profileCPU starts a CPU profile into $BENCH_CPUPROFILE when on and the
+// profileCPU starts a CPU profile into $BENCH_CPUPROFILE when on (the
+// in-memory row, or the one row BENCH_OVERHEAD_WIX selects) and the
 // variable is set; the returned function stops it.
 func profileCPU(on bool, logf func(string, ...any)) (stop func()) {
 	path := os.Getenv("BENCH_CPUPROFILE")
