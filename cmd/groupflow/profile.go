@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 
@@ -79,8 +80,10 @@ func writeProfiles(path string, ms *goruntime.MemStats) error {
 		}
 		if p.name == "memstats" {
 			const mib = 1 << 20
-			_, err = fmt.Fprintf(f, "goroutines %d\nheap_inuse_mib %.1f\nheap_alloc_mib %.1f\nheap_idle_mib %.1f\nheap_released_mib %.1f\nstack_inuse_mib %.1f\nsys_mib %.1f\nnext_gc_mib %.1f\nnum_gc %d\n",
-				goruntime.NumGoroutine(), float64(ms.HeapInuse)/mib, float64(ms.HeapAlloc)/mib, float64(ms.HeapIdle)/mib,
+			stackStart := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+			metrics.Read(stackStart)
+			_, err = fmt.Fprintf(f, "goroutines %d\nstack_starting_size_bytes %d\nheap_inuse_mib %.1f\nheap_alloc_mib %.1f\nheap_idle_mib %.1f\nheap_released_mib %.1f\nstack_inuse_mib %.1f\nsys_mib %.1f\nnext_gc_mib %.1f\nnum_gc %d\n",
+				goruntime.NumGoroutine(), stackStart[0].Value.Uint64(), float64(ms.HeapInuse)/mib, float64(ms.HeapAlloc)/mib, float64(ms.HeapIdle)/mib,
 				float64(ms.HeapReleased)/mib, float64(ms.StackInuse)/mib, float64(ms.Sys)/mib, float64(ms.NextGC)/mib, ms.NumGC)
 		} else {
 			err = pprof.Lookup(p.name).WriteTo(f, 0)
