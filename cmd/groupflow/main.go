@@ -52,6 +52,7 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startHeapProfiles(ctx, os.Getenv, log)()
 	// OpenTelemetry: spans per command and Wix call, exported over OTLP only
 	// when OTEL_EXPORTER_OTLP_ENDPOINT is set (see trace.Setup).
 	shutdownTracing, exporting, err := trace.Setup(ctx, "groupflow", os.Getenv)

@@ -23,6 +23,11 @@
 // call inside a running command, so a site needs only a few commands running
 // to use its whole limit).
 //
+// A queued ticket of a site that already runs all it may (PerSite, or its
+// Large share) is parked: it waits for its own site, not for a free slot.
+// Parked counts them, so that the Source fetches past one site's backlog
+// without counting it against its prefetch window (runtime.Parker).
+//
 // Cost: no Wix call and no broker write; one mutex, O(1) work per ticket
 // (O(PerSite) to place a site). A site's state is dropped as soon as it has
 // nothing waiting or running, so memory grows with active sites only.
@@ -103,6 +108,7 @@ type Fair struct {
 	mu      sync.Mutex
 	bytes   int64      // bodies held (site queues and running)
 	running int        // tickets running
+	parked  int        // queued tickets waiting for their own site (see site.parked)
 	peak    int        // most tickets running at once
 	door    *list.List // of *waiter, waiting for byte room, oldest first
 	sites   map[string]*site
@@ -156,6 +162,10 @@ type site struct {
 	held         int           // tickets in the queues or running
 	ring         *list.Element // in f.levels[level] when runnable
 	level        int
+	// parked is how many of the queued tickets could not start even with
+	// slots free everywhere: beyond PerSite-running, or Large beyond the
+	// site's Large share.
+	parked int
 }
 
 // Admit implements runtime.Admission: it blocks until the ticket may run,
@@ -163,11 +173,22 @@ type site struct {
 // (calling it more than once is harmless). When ctx ends first it returns
 // ctx's error and holds nothing.
 func (f *Fair) Admit(ctx context.Context, t Ticket) (func(), error) {
-	if f.opt.Bypass != nil && f.opt.Bypass(t) {
-		return func() {}, nil
-	}
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil && (f.opt.Bypass == nil || !f.opt.Bypass(t)) {
 		return nil, err
+	}
+	wait, _ := f.Queue(t)
+	return wait(ctx)
+}
+
+// Queue enters the ticket as Admit does, but returns at once: tickets
+// queued one after the other keep that order (Admit called from one
+// goroutine per ticket cannot promise it). wait must be called exactly
+// once: it blocks until the ticket runs and returns its release, or, when
+// ctx ends first, gives the ticket's place up and returns ctx's error.
+// admitted reports that the ticket runs already (wait will not block).
+func (f *Fair) Queue(t Ticket) (wait func(ctx context.Context) (release func(), err error), admitted bool) {
+	if f.opt.Bypass != nil && f.opt.Bypass(t) {
+		return func(context.Context) (func(), error) { return func() {}, nil }, true
 	}
 	w := &waiter{t: t, weight: min(max(t.Bytes, 0), f.opt.MaxInFlightBytes), ready: make(chan struct{})}
 	f.mu.Lock()
@@ -182,8 +203,13 @@ func (f *Fair) Admit(ctx context.Context, t Ticket) (func(), error) {
 	if f.entered != nil {
 		f.entered()
 	}
+	admitted = w.state == running
 	f.mu.Unlock()
+	return func(ctx context.Context) (func(), error) { return f.wait(ctx, w) }, admitted
+}
 
+// wait blocks until w runs, or gives its place up when ctx ends first.
+func (f *Fair) wait(ctx context.Context, w *waiter) (func(), error) {
 	select {
 	case <-w.ready:
 		return f.releaser(w), nil
@@ -300,6 +326,7 @@ func (f *Fair) next(s *site) *waiter {
 // a ticket that may start, and out of every level otherwise. A site that
 // stays where it is keeps its turn.
 func (f *Fair) placeLocked(s *site) {
+	f.parkLocked(s)
 	level := -1
 	if f.next(s) != nil {
 		level = s.running
@@ -315,6 +342,16 @@ func (f *Fair) placeLocked(s *site) {
 	if level >= 0 {
 		s.ring = f.levels[level].PushBack(s)
 	}
+}
+
+// parkLocked recounts the site's parked tickets: of its queued ones, those
+// it could not start even if every global slot were free.
+func (f *Fair) parkLocked(s *site) {
+	largeRoom := max(0, f.opt.PerSite-f.opt.ReservedSmall-s.runningLarge)
+	startable := min(max(0, f.opt.PerSite-s.running), s.small.Len()+min(s.large.Len(), largeRoom))
+	parked := s.small.Len() + s.large.Len() - startable
+	f.parked += parked - s.parked
+	s.parked = parked
 }
 
 // dispatchLocked starts tickets while slots are free: each from the site
@@ -357,17 +394,28 @@ type Stats struct {
 	AtDoor      int   // tickets waiting for byte room
 	Bytes       int64 // bodies held (each clipped to the byte bound)
 	Sites       int   // sites holding a ticket
+	// Parked of the Queued wait for their own site: it already runs all
+	// it may (PerSite, or its share of Large tickets).
+	Parked int
 }
 
 // Stats returns the admission's current state.
 func (f *Fair) Stats() Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := Stats{Running: f.running, PeakRunning: f.peak, AtDoor: f.door.Len(), Bytes: f.bytes, Sites: len(f.sites)}
+	st := Stats{Running: f.running, PeakRunning: f.peak, AtDoor: f.door.Len(), Bytes: f.bytes, Sites: len(f.sites), Parked: f.parked}
 	for _, s := range f.sites {
 		st.Queued += s.small.Len() + s.large.Len()
 	}
 	return st
+}
+
+// Parked returns how many queued tickets wait for their own site (see
+// Stats.Parked): a fetch window need not count them (runtime.Parker).
+func (f *Fair) Parked() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.parked
 }
 
 // SiteStats returns the running and queued tickets of one site.

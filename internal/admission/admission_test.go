@@ -102,13 +102,13 @@ func TestPerSiteBound(t *testing.T) {
 	}
 	run := h.drain(2)
 	h.none()
-	h.stats(Stats{Running: 2, Queued: 3, Sites: 1})
+	h.stats(Stats{Running: 2, Queued: 3, Sites: 1, Parked: 3})
 	run[0].release()
 	if a := h.next(); a.label != "a2" {
 		t.Fatalf("%s started, want a2 (FIFO within a site)", a.label)
 	}
 	h.none()
-	h.stats(Stats{Running: 2, Queued: 2, Sites: 1})
+	h.stats(Stats{Running: 2, Queued: 2, Sites: 1, Parked: 2})
 	// Another site is not held back by a's bound.
 	h.admit(context.Background(), "b0", ticketOf("b"))
 	if a := h.next(); a.label != "b0" {
@@ -131,7 +131,7 @@ func TestSmallNotStuckBehindLarge(t *testing.T) {
 		t.Fatalf("%s started, want roster0 in the reserved slot", a.label)
 	}
 	h.none()
-	h.stats(Stats{Running: 3, Queued: 4, Sites: 1})
+	h.stats(Stats{Running: 3, Queued: 4, Sites: 1, Parked: 4})
 }
 
 func TestSmallTakesFreedSlotBeforeOlderLarge(t *testing.T) {
@@ -216,7 +216,7 @@ func TestCancellationHoldsAndReleasesNothing(t *testing.T) {
 	ctxDoor, cancelDoor := context.WithCancel(context.Background())
 	h.admit(ctxDoor, "door", Ticket{SiteID: "c", Bytes: 20}) // 90 held: waits at the door
 	h.admit(context.Background(), "behind", Ticket{SiteID: "d", Bytes: 5})
-	h.stats(Stats{Running: 2, Queued: 1, AtDoor: 2, Sites: 2})
+	h.stats(Stats{Running: 2, Queued: 1, AtDoor: 2, Sites: 2, Parked: 1})
 
 	cancel()
 	got := h.next()
@@ -316,7 +316,7 @@ func TestThousandSitesStartAtOnceBehindBacklog(t *testing.T) {
 		h.admit(context.Background(), fmt.Sprint("other", i), ticketOf(fmt.Sprint("s", i)))
 	}
 	h.drain(999)
-	h.stats(Stats{Running: 1001, Queued: 1998, Sites: 1000})
+	h.stats(Stats{Running: 1001, Queued: 1998, Sites: 1000, Parked: 1998})
 }
 
 func TestBypass(t *testing.T) {
@@ -338,5 +338,91 @@ func TestDefaults(t *testing.T) {
 	}
 	if o := New(Options{}).Options(); o.PerSite != DefaultPerSite || o.ReservedSmall != DefaultReservedSmall {
 		t.Fatalf("options %+v", o)
+	}
+}
+
+// Parked counts the queued tickets that wait for their own site (it runs
+// PerSite, or its share of Large ones), not those that wait for a slot.
+func TestParked(t *testing.T) {
+	h := newHarness(t, Options{MaxInFlight: 4, PerSite: 3, ReservedSmall: 1})
+	large := Ticket{SiteID: "a", Bytes: 10, Large: true}
+	for i := range 3 {
+		h.admit(context.Background(), fmt.Sprint("campaign", i), large)
+	}
+	run := h.drain(2) // the third is beyond a's Large share
+	h.stats(Stats{Running: 2, Queued: 1, Sites: 1, Parked: 1})
+	h.admit(context.Background(), "roster0", ticketOf("a"))
+	h.drain(1) // the reserved slot
+	h.admit(context.Background(), "roster1", ticketOf("a"))
+	h.stats(Stats{Running: 3, Queued: 2, Sites: 1, Parked: 2})
+	// b's tickets wait for the one slot left or for a free one: one
+	// starts, the other waits for a slot, not for b.
+	h.admit(context.Background(), "b0", ticketOf("b"))
+	h.admit(context.Background(), "b1", ticketOf("b"))
+	b0 := h.next()
+	h.stats(Stats{Running: 4, Queued: 3, Sites: 2, Parked: 2})
+	if p := h.f.Parked(); p != 2 {
+		t.Fatalf("Parked() %d, want 2", p)
+	}
+	// A campaign ends: roster1 and campaign2 could start on a's side, but
+	// the slot goes to b1 (b runs fewer), so a's two wait for a slot.
+	run[0].release()
+	if x := h.next(); x.label != "b1" {
+		t.Fatalf("%s started, want b1", x.label)
+	}
+	h.stats(Stats{Running: 4, Queued: 2, Sites: 2, Parked: 1})
+	b0.release()
+	h.next()
+	h.stats(Stats{Running: 4, Queued: 1, Sites: 2, Parked: 1})
+}
+
+// Queue enters tickets in the caller's order and does not block; wait
+// then behaves as Admit.
+func TestQueueKeepsOrder(t *testing.T) {
+	f := New(Options{MaxInFlight: 1, PerSite: 1})
+	wait0, now := f.Queue(ticketOf("a"))
+	if !now {
+		t.Fatal("first ticket not admitted at once")
+	}
+	rel0, err := wait0(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []func(context.Context) (func(), error)
+	for range 5 {
+		w, now := f.Queue(ticketOf("a"))
+		if now {
+			t.Fatal("admitted beyond the bound")
+		}
+		waits = append(waits, w)
+	}
+	if st := f.Stats(); st.Queued != 5 || st.Parked != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if rel, err := waits[4](ctx); err == nil || rel != nil {
+		t.Fatalf("wait on an ended ctx: %v", err)
+	}
+	order := make(chan int, 4)
+	for i, w := range waits[:4] {
+		go func() {
+			rel, err := w(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			rel()
+		}()
+	}
+	rel0()
+	for want := range 4 {
+		if got := <-order; got != want {
+			t.Fatalf("ticket %d ran, want %d (queue order)", got, want)
+		}
+	}
+	if st := f.Stats(); st.Queued != 0 || st.Running != 0 || st.Parked != 0 || st.Sites != 0 {
+		t.Fatalf("stats %+v after all ran", st)
 	}
 }

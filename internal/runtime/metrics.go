@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"errors"
 	"log/slog"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
@@ -13,6 +15,10 @@ import (
 type commandMetrics struct {
 	total    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// messages counts the messages the Sources handed to the router, by
+	// handler and ack: Watermill's subscriber metric, kept (its decorator
+	// is not used: it starts a goroutine per message to await its ack).
+	messages *prometheus.CounterVec
 }
 
 func newCommandMetrics(reg prometheus.Registerer) *commandMetrics {
@@ -27,10 +33,36 @@ func newCommandMetrics(reg prometheus.Registerer) *commandMetrics {
 			Buckets: []float64{.005, .01, .05, .1, .5, 1, 5, 15, 60, 300, 900, 3600},
 		}, []string{"type"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.total, m.duration)
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.total, m.duration)
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "groupflow", Subsystem: "router", Name: "subscriber_messages_received_total",
+		Help: "The total number of messages received by the subscriber",
+	}, []string{"handler_name", "subscriber_name", "acked"})
+	if err := reg.Register(m.messages); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			panic(err)
+		}
+		m.messages = are.ExistingCollector.(*prometheus.CounterVec)
 	}
 	return m
+}
+
+// received counts a message handed to the router once it is acked or
+// nacked (SourceConfig.OnDone).
+func (m *commandMetrics) received(msg *message.Message, acked bool) {
+	if m.messages == nil {
+		return
+	}
+	outcome := "nacked"
+	if acked {
+		outcome = "acked"
+	}
+	ctx := msg.Context()
+	m.messages.WithLabelValues(message.HandlerNameFromCtx(ctx), message.SubscriberNameFromCtx(ctx), outcome).Inc()
 }
 
 func (m *commandMetrics) handled(t, outcome string, d time.Duration) {

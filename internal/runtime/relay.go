@@ -39,6 +39,7 @@ func (r *Runtime) relaySource() *Source {
 		NakDelay: r.cfg.NakDelay,
 		Grace:    r.cfg.ShutdownGrace,
 		Paused:   r.dlqGate.paused,
+		OnDone:   r.metrics.received,
 	}, r.log.Named("relay"))
 }
 

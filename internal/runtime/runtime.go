@@ -293,6 +293,7 @@ func (r *Runtime) build() error {
 		Paused:        r.dlqGate.paused,
 		InFlightBytes: r.cfg.InFlightBytes,
 		Admission:     r.cfg.Admission,
+		OnDone:        r.metrics.received,
 	}, r.log.Named("subscriber"))
 
 	wlog := WatermillLogger(r.log)
@@ -301,8 +302,12 @@ func (r *Runtime) build() error {
 		return fmt.Errorf("watermill router: %w", err)
 	}
 	if r.deps.Registerer != nil {
+		// Not AddPrometheusRouterMetrics: its subscriber decorator starts a
+		// goroutine per message to wait for its ack (thousands held at
+		// once); the Sources count them instead (receivedCounter).
 		mb := metrics.NewPrometheusMetricsBuilder(r.deps.Registerer, "groupflow", "router")
-		mb.AddPrometheusRouterMetrics(router)
+		router.AddPublisherDecorators(mb.DecoratePublisher)
+		router.AddMiddleware(mb.NewRouterMiddleware().Middleware)
 	}
 	// Order matters: the first added is the outermost. Dead-lettering must
 	// sit outside Retry, or Retry never runs (watermill#645).

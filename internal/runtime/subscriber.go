@@ -75,6 +75,10 @@ type SourceConfig struct {
 	// InFlightBytes is the byte bound of the default admission (default
 	// DefaultInFlightBytes); ignored when Admission is set.
 	InFlightBytes int64
+	// OnDone, when set, is called once a message handed to the router is
+	// acked (acked true) or nacked, from the goroutine that held it; it
+	// must not block.
+	OnDone func(msg *message.Message, acked bool)
 }
 
 // Source is a Watermill message.Subscriber over JetStream pull consumers,
@@ -304,11 +308,19 @@ func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, m
 	select {
 	case <-wm.Acked():
 		s.ack(m, wm)
+		s.done(wm, true)
 	case <-wm.Nacked():
+		s.done(wm, false)
 		if wm.Metadata.Get(MetaAbandon) != "" {
 			return // no nak: redelivered after AckWait
 		}
 		s.nak(m, wm, int(md.NumDelivered))
+	}
+}
+
+func (s *Source) done(wm *message.Message, acked bool) {
+	if s.cfg.OnDone != nil {
+		s.cfg.OnDone(wm, acked)
 	}
 }
 
