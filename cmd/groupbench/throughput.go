@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/profiling"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -202,19 +202,13 @@ func profileCPU(on bool, logf func(string, ...any)) (stop func()) {
 	if !on || path == "" {
 		return func() {}
 	}
-	f, err := os.Create(path)
+	stopCPU, err := profiling.StartCPU(path)
 	if err != nil {
-		logf("  cpu profile: %v", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		logf("  cpu profile: %v", err)
-		_ = f.Close()
-		return func() {}
+		logf("  %v", err)
+		return stopCPU
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
+		stopCPU()
 		logf("  cpu profile of the processor phase in %s", path)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"groupflow/internal/app"
 	"groupflow/internal/config"
 	"groupflow/internal/logging"
+	"groupflow/internal/profiling"
 	"groupflow/internal/trace"
 	"groupflow/internal/version"
 )
@@ -47,7 +48,12 @@ func run(args []string) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
-	defer profileCPU(os.Getenv("GROUPFLOW_CPUPROFILE"), log)()
+	// GROUPFLOW_CPUPROFILE=file: a CPU profile of the whole run, for the benchmarks.
+	stopCPU, err := profiling.StartCPU(os.Getenv("GROUPFLOW_CPUPROFILE"))
+	if err != nil {
+		log.Warn("cpu profile not written", zap.Error(err))
+	}
+	defer stopCPU()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

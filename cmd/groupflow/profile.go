@@ -101,26 +101,3 @@ func writeProfiles(path string, ms *goruntime.MemStats) error {
 	}
 	return nil
 }
-
-// profileCPU writes a CPU profile of the whole run to path (go tool pprof)
-// when path is set: a developer's tool, for the benchmarks (GROUPFLOW_CPUPROFILE).
-// The returned function stops it.
-func profileCPU(path string, log *zap.Logger) (stop func()) {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			_ = f.Close()
-		}
-	}
-	if err != nil {
-		log.Warn("cpu profile not written", zap.Error(err))
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
-	}
-}

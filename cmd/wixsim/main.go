@@ -28,7 +28,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +35,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"groupflow/internal/profiling"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/version"
 	"groupflow/internal/wixsim"
@@ -235,33 +235,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopProfile := profileCPU(os.Getenv("WIXSIM_CPUPROFILE"))
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil)
+	stopProfile, err := profiling.StartCPU(os.Getenv("WIXSIM_CPUPROFILE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wixsim:", err)
+	}
+	err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil)
 	stopProfile()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "wixsim:", err)
 		os.Exit(1)
-	}
-}
-
-// profileCPU writes a CPU profile of the whole run to path when it is set
-// (WIXSIM_CPUPROFILE, for the benchmarks); the returned function stops it.
-func profileCPU(path string) (stop func()) {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			_ = f.Close()
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "wixsim: cpu profile not written:", err)
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
 	}
 }
