@@ -61,17 +61,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// repoRoot is the module root (the parent of chaos/).
+// repoRoot is the module root (testutil.ModuleRoot); without a go.mod above,
+// the parent of chaos/.
 func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return filepath.Dir(wd)
-		}
+	if root, err := testutil.ModuleRoot(); err == nil {
+		return root
 	}
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
 }
 
 // binaries builds cmd/groupflow and cmd/wixsim once per test binary.

@@ -1,9 +1,10 @@
 // Package testutil holds test helpers that import nothing of groupflow, so
 // that every package's tests can use them without an import cycle: a loopback
-// port for a child process with a retry on a lost bind race, the nats-server
-// binary for such a process, an in-process nats-server that knows one user,
-// and a manual clock. (internal/testenv, which starts a broker and a runtime, builds on
-// the packages under test and cannot be imported by them.)
+// port for a child process with a retry on a lost bind race, the module root,
+// the nats-server binary for such a process, an in-process nats-server that
+// knows one user, and a manual clock. (internal/testenv, which starts a broker
+// and a runtime, builds on the packages under test and cannot be imported by
+// them.)
 package testutil
 
 import (
@@ -118,28 +119,51 @@ func Dialable(addr string) bool {
 	return true
 }
 
+// ModuleRoot returns the module root: the nearest directory at or above the
+// working directory that holds a go.mod file (for a test, whose working
+// directory is its package's, groupflow's root). It is an error when the
+// working directory is unknown or no such directory exists.
+func ModuleRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("module root: %w", err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if isFile(filepath.Join(d, "go.mod")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("module root: no go.mod at or above %s", wd)
+		}
+	}
+}
+
+// MustModuleRoot is ModuleRoot for a test that cannot go on without the
+// module root: the error fails the test.
+func MustModuleRoot(t testing.TB) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// isFile reports whether p names something that is not a directory.
+func isFile(p string) bool { fi, err := os.Stat(p); return err == nil && !fi.IsDir() }
+
 // NATSServerBin finds the nats-server binary: $NATS_SERVER_BIN when it names
-// a file, else bin/nats-server at the module root (the directory of go.mod
-// at or above the working directory; `make tools` installs it there), else
-// nats-server on PATH. Missing, it fails the test under CI ($CI set) and
-// skips it elsewhere.
+// a file, else bin/nats-server at the module root (ModuleRoot; `make tools`
+// installs it there), else nats-server on PATH. Missing, it fails the test
+// under CI ($CI set) and skips it elsewhere.
 func NATSServerBin(t testing.TB) string {
 	t.Helper()
-	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && !fi.IsDir() }
 	if p := os.Getenv("NATS_SERVER_BIN"); p != "" && isFile(p) {
 		return p
 	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if isFile(filepath.Join(d, "go.mod")) {
-				if p := filepath.Join(d, "bin", "nats-server"); isFile(p) {
-					return p
-				}
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
+	if root, err := ModuleRoot(); err == nil {
+		if p := filepath.Join(root, "bin", "nats-server"); isFile(p) {
+			return p
 		}
 	}
 	if p, err := exec.LookPath("nats-server"); err == nil {

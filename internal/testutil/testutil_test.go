@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +68,54 @@ func TestAwaitStartSeesNATSBindFailure(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// ModuleRoot finds groupflow's go.mod from a package directory two levels
+// down; elsewhere the nearest go.mod above wins, and none is an error.
+func TestModuleRoot(t *testing.T) {
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Dir(filepath.Dir(wd)); root != want {
+		t.Fatalf("ModuleRoot = %s, want %s", root, want)
+	}
+	if got := MustModuleRoot(t); got != root {
+		t.Fatalf("MustModuleRoot = %s, want %s", got, root)
+	}
+
+	// outer/go.mod and outer/inner/go.mod: from outer/inner/pkg, inner wins.
+	outer := t.TempDir()
+	inner := filepath.Join(outer, "inner")
+	if err := os.MkdirAll(filepath.Join(inner, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{outer, inner} {
+		if err := os.WriteFile(filepath.Join(d, "go.mod"), []byte("module x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(filepath.Join(inner, "pkg"))
+	if got, err := ModuleRoot(); err != nil || got != inner {
+		t.Fatalf("ModuleRoot = %q, %v; want %s", got, err, inner)
+	}
+
+	// No go.mod above: an error, unless the machine has one above the
+	// temporary directory.
+	if err := os.Remove(filepath.Join(outer, "go.mod")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(outer)
+	if got, err := ModuleRoot(); err == nil {
+		if strings.HasPrefix(got, outer) {
+			t.Fatalf("ModuleRoot = %s, a directory without go.mod", got)
+		}
+		t.Logf("a go.mod above the temporary directory, at %s: the error case is not checked", got)
+	}
+}
 
 func TestClock(t *testing.T) {
 	c := NewClock(time.Time{})
