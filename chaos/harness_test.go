@@ -659,17 +659,8 @@ func (g *groupflow) setPorts(httpPort, natsPort int) {
 
 func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+	return testutil.JetStream(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(true), nats.Name("chaos-test"), nats.NoCallbacksAfterClientClose())
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }
 
 // publish publishes a command, retrying (with the same Nats-Msg-Id, so the

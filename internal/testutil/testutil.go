@@ -2,7 +2,7 @@
 // that every package's tests can use them without an import cycle: a loopback
 // port for a child process with a retry on a lost bind race, the module root,
 // the nats-server binary for such a process, an in-process nats-server that
-// knows one user, and a manual clock. (internal/testenv, which starts a broker
+// knows one user, a JetStream client connection, and a manual clock. (internal/testenv, which starts a broker
 // and a runtime, builds on the packages under test and cannot be imported by
 // them.)
 package testutil
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrAddrInUse marks a start that failed because a port it was given was
@@ -193,6 +196,32 @@ func UserNATS(t testing.TB, user, password string) string {
 		t.Fatal("nats-server not ready")
 	}
 	return s.Addr().String()
+}
+
+// JetStream connects to the NATS server at natsURL with opts and opens
+// JetStream on that connection; either failing fails the test (naming the
+// URL without its password). The connection closes when the test ends.
+func JetStream(t testing.TB, natsURL string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		t.Fatalf("connect %s: %v", redactedURL(natsURL), err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// redactedURL is s with any password replaced by "xxxxx"; a string that is
+// not one URL (a comma-separated list) is not shown at all.
+func redactedURL(s string) string {
+	if u, err := url.Parse(s); err == nil && !strings.Contains(s, ",") {
+		return u.Redacted()
+	}
+	return "(the NATS URL)"
 }
 
 // Clock is a manually advanced clock, safe for concurrent use; its Now

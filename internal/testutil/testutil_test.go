@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // A start that loses the bind race is retried with new ports; the ports
@@ -114,6 +116,36 @@ func TestModuleRoot(t *testing.T) {
 			t.Fatalf("ModuleRoot = %s, a directory without go.mod", got)
 		}
 		t.Logf("a go.mod above the temporary directory, at %s: the error case is not checked", got)
+	}
+}
+
+// JetStream returns a live connection with its options applied and
+// JetStream on that same connection, closed when the test ends.
+func TestJetStream(t *testing.T) {
+	addr := UserNATS(t, "u", "pw")
+	var nc *nats.Conn
+	t.Run("connect", func(t *testing.T) {
+		var js interface{ Conn() *nats.Conn }
+		nc, js = JetStream(t, "nats://"+addr, nats.UserInfo("u", "pw"), nats.Name("testutil"))
+		if !nc.IsConnected() || js.Conn() != nc || nc.Opts.Name != "testutil" {
+			t.Fatalf("connected %v, same connection %v, name %q", nc.IsConnected(), js.Conn() == nc, nc.Opts.Name)
+		}
+	})
+	if !nc.IsClosed() {
+		t.Fatal("connection open after the test ended")
+	}
+}
+
+// A failed connect is reported without the URL's password.
+func TestRedactedURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                 "nats://127.0.0.1:4222",
+		"nats://limited:limited-pw@127.0.0.1:1": "nats://limited:xxxxx@127.0.0.1:1",
+		"nats://a:pw@h1:1,nats://b:pw@h2:2":     "(the NATS URL)",
+	} {
+		if got := redactedURL(in); got != want || strings.Contains(got, "pw") {
+			t.Errorf("redactedURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
