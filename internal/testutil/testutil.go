@@ -1,8 +1,9 @@
 // Package testutil holds test helpers that import nothing of groupflow, so
 // that every package's tests can use them without an import cycle: a loopback
 // port for a child process with a retry on a lost bind race, the module root,
-// the nats-server binary for such a process, an in-process nats-server that
-// knows one user, a JetStream client connection, and a manual clock. (internal/testenv, which starts a broker
+// the nats-server binary for such a process, an in-process nats-server (one
+// that knows a single user, too), a JetStream client connection, and a manual
+// clock. (internal/testenv, which starts a broker
 // and a runtime, builds on the packages under test and cannot be imported by
 // them.)
 package testutil
@@ -180,13 +181,23 @@ func NATSServerBin(t testing.TB) string {
 	return ""
 }
 
-// UserNATS starts an in-process nats-server on a free loopback port that
-// knows one user, user with password, and returns its host:port. The server
-// shuts down when the test ends.
-func UserNATS(t testing.TB, user, password string) string {
+// NATS starts an in-process nats-server with opts (nil: none) and returns it
+// ready for connections; it shuts down when the test ends. It sets opts'
+// NoLog and NoSigs, and an unset Host and Port to 127.0.0.1 and a free port;
+// the rest (users, JetStream and its StoreDir) is the caller's.
+func NATS(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: user, Password: password}}})
+	if opts == nil {
+		opts = &server.Options{}
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +206,14 @@ func UserNATS(t testing.TB, user, password string) string {
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	return s.Addr().String()
+	return s
+}
+
+// UserNATS starts an in-process nats-server (NATS) that knows one user,
+// user with password, and returns its host:port.
+func UserNATS(t testing.TB, user, password string) string {
+	t.Helper()
+	return NATS(t, &server.Options{Users: []*server.User{{Username: user, Password: password}}}).Addr().String()
 }
 
 // JetStream connects to the NATS server at natsURL with opts and opens

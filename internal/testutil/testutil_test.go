@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -116,6 +117,19 @@ func TestModuleRoot(t *testing.T) {
 			t.Fatalf("ModuleRoot = %s, a directory without go.mod", got)
 		}
 		t.Logf("a go.mod above the temporary directory, at %s: the error case is not checked", got)
+	}
+}
+
+// NATS keeps the caller's options and fills in a loopback host and a free
+// port.
+func TestNATS(t *testing.T) {
+	s := NATS(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
+	host, _, err := net.SplitHostPort(s.Addr().String())
+	if err != nil || host != "127.0.0.1" || !s.JetStreamEnabled() {
+		t.Fatalf("address %s (%v), JetStream %v: want 127.0.0.1 with JetStream", s.Addr(), err, s.JetStreamEnabled())
+	}
+	if NATS(t, nil).Addr().String() == s.Addr().String() {
+		t.Fatal("two servers on one port")
 	}
 }
 
