@@ -61,17 +61,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// repoRoot is the module root (the parent of chaos/).
+// repoRoot is the module root (testutil.ModuleRoot); without a go.mod above,
+// the parent of chaos/.
 func repoRoot() string {
-	wd, _ := os.Getwd()
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return filepath.Dir(wd)
-		}
+	if root, err := testutil.ModuleRoot(); err == nil {
+		return root
 	}
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
 }
 
 // binaries builds cmd/groupflow and cmd/wixsim once per test binary.
@@ -662,17 +659,8 @@ func (g *groupflow) setPorts(httpPort, natsPort int) {
 
 func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+	return testutil.JetStream(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(true), nats.Name("chaos-test"), nats.NoCallbacksAfterClientClose())
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }
 
 // publish publishes a command, retrying (with the same Nats-Msg-Id, so the

@@ -37,16 +37,8 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// helpers: the repository root and processes (testutil.NATSServerBin finds nats-server)
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd() // the package directory, deploy/
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(wd)
-}
+// helpers: processes (testutil.MustModuleRoot is the repository root,
+// testutil.NATSServerBin finds nats-server)
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -237,7 +229,7 @@ func buildGroupctl(t *testing.T) string {
 	}
 	out := filepath.Join(t.TempDir(), "groupctl")
 	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/groupctl")
-	cmd.Dir = repoRoot(t)
+	cmd.Dir = testutil.MustModuleRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build groupctl: %v\n%s", err, b)
 	}
@@ -254,7 +246,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // accounts.conf against a real nats-server
 
 func TestAccountsPermissions(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.MustModuleRoot(t)
 	pw := map[string]string{}
 	var env []string
 	for _, u := range []string{"producer", "mailer", "groupflow", "ops"} {
@@ -890,7 +882,7 @@ func TestAccountsPermissions(t *testing.T) {
 
 func TestClusterConfigsParse(t *testing.T) {
 	bin := testutil.NATSServerBin(t)
-	dir := filepath.Join(repoRoot(t), "deploy", "nats")
+	dir := filepath.Join(testutil.MustModuleRoot(t), "deploy", "nats")
 	env := append(os.Environ(), "NATS_SERVER_NAME=n1",
 		"GF_PRODUCER_PASSWORD=p", "GF_MAILER_PASSWORD=m", "GF_GROUPFLOW_PASSWORD=g", "GF_OPS_PASSWORD=o")
 	for _, f := range []string{"cluster/n1.conf", "cluster/n2.conf", "cluster/n3.conf", "cluster/docker.conf", "server.conf"} {
@@ -929,7 +921,7 @@ func TestClusterStarts(t *testing.T) {
 	}
 	testutil.NATSServerBin(t)
 	start := time.Now()
-	src := filepath.Join(repoRoot(t), "deploy", "nats", "cluster")
+	src := filepath.Join(testutil.MustModuleRoot(t), "deploy", "nats", "cluster")
 	var work string
 	var clientURLs []string
 	// Client, cluster and monitoring port of each node: the configs' 4222-4224,
@@ -1099,7 +1091,7 @@ var exportedMetrics = map[string]bool{ // name -> histogram
 }
 
 func TestGrafanaDashboardMetrics(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.MustModuleRoot(t)
 	b, err := os.ReadFile(filepath.Join(root, "deploy", "grafana", "groupflow-dashboard.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -1276,7 +1268,7 @@ func dig(v any, path ...string) any {
 }
 
 func TestComposeAndKubernetesManifests(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "deploy")
+	dir := filepath.Join(testutil.MustModuleRoot(t), "deploy")
 	compose := yamlDocs(t, filepath.Join(dir, "docker-compose.yml"))[0]
 	for _, svc := range []string{"n1", "n2", "n3", "groupflow", "wixsim", "groupmail", "mailpit"} {
 		if dig(compose, "services", svc, "healthcheck", "test") == nil {

@@ -13,6 +13,7 @@ import (
 
 	"groupflow/internal/config"
 	"groupflow/internal/netsafe"
+	"groupflow/internal/testutil"
 )
 
 // dockerfileEnv returns the ENV settings of a Dockerfile (KEY=VALUE forms,
@@ -71,7 +72,7 @@ func parseGroupflow(args []string, env map[string]string) error {
 // GROUPFLOW_ADMIN_TOKEN) do not give an admin API open beyond loopback:
 // groupflow refuses to start, with the reason.
 func TestImageDoesNotStartOpen(t *testing.T) {
-	env := dockerfileEnv(t, filepath.Join(repoRoot(t), "deploy", "Dockerfile"))
+	env := dockerfileEnv(t, filepath.Join(testutil.MustModuleRoot(t), "deploy", "Dockerfile"))
 	listen := env["GROUPFLOW_HTTP_LISTEN"]
 	if listen == "" {
 		listen = "127.0.0.1:8080" // groupflow's own default
@@ -94,7 +95,7 @@ func TestImageDoesNotStartOpen(t *testing.T) {
 // loopback, the plain-http simulator explicitly allowed), and would not
 // without its token.
 func TestComposeGroupflowStarts(t *testing.T) {
-	compose := yamlDocs(t, filepath.Join(repoRoot(t), "deploy", "docker-compose.yml"))[0]
+	compose := yamlDocs(t, filepath.Join(testutil.MustModuleRoot(t), "deploy", "docker-compose.yml"))[0]
 	var args []string
 	for _, a := range dig(compose, "services", "groupflow", "command").([]any) {
 		args = append(args, composeExpand(fmt.Sprint(a)))
@@ -119,7 +120,7 @@ func TestComposeGroupflowStarts(t *testing.T) {
 // the Secret, and the ConfigMap's settings start groupflow with it and
 // refuse without it.
 func TestKubernetesAdminToken(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "deploy", "k8s")
+	dir := filepath.Join(testutil.MustModuleRoot(t), "deploy", "k8s")
 	dep := yamlDocs(t, filepath.Join(dir, "groupflow-deployment.yaml"))[0]
 	c := dig(dep, "spec", "template", "spec", "containers", "0")
 	found := false

@@ -5,11 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/events"
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -18,29 +17,13 @@ import (
 // timeout with an error (transient: retried), instead of waiting out the
 // handler's one-hour context with the campaign's message kept alive.
 func TestCampaignStreamCallsBounded(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	// The only responder to the JetStream API swallows every request.
+	// A server without JetStream, whose only responder to the JetStream API
+	// swallows every request.
+	nc, js := testutil.JetStream(t, testutil.NATS(t, nil).ClientURL())
 	if _, err := nc.Subscribe("$JS.API.>", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
 		t.Fatal(err)
 	}
 	h := NewSendCampaign(nil, events.NewPublisher(nil, messages.Subjects{}, "test"), js, nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -22,8 +23,7 @@ import (
 // the ledger bucket. It returns the limited user's URL.
 func restrictedServer(t *testing.T) string {
 	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+	ns := testutil.NATS(t, &server.Options{
 		JetStream: true, StoreDir: t.TempDir(),
 		Users: []*server.User{
 			{Username: "admin", Password: "admin-pw"},
@@ -36,16 +36,7 @@ func restrictedServer(t *testing.T) string {
 				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 			}},
 		},
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	})
 	addr := ns.Addr().String()
 	nc, err := nats.Connect("nats://"+addr, nats.UserInfo("admin", "admin-pw"))
 	if err != nil {

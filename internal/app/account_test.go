@@ -16,6 +16,7 @@ import (
 	"groupflow/internal/config"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/testenv"
+	"groupflow/internal/testutil"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -40,7 +41,7 @@ func TestAccountKeySites(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	t.Cleanup(func() { _ = a.Stop() })
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	done, err := nc.SubscribeSync("groups.evt.report_generated")
 	if err != nil {
 		t.Fatal(err)

@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"groupflow/internal/app"
 	"groupflow/internal/config"
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -62,7 +61,7 @@ func TestDefaultRunEndToEnd(t *testing.T) {
 		t.Fatalf("/healthz = %d", code)
 	}
 
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var names []string
@@ -121,7 +120,7 @@ func TestDefaultRunEndToEnd(t *testing.T) {
 // limit never half-arrives; the producer gets a clear error at once.
 func TestOversizedCommandRefusedAtPublish(t *testing.T) {
 	a := startApp(t, "--max-payload-mb", "1")
-	_, js := connectClient(t, a)
+	_, js := testutil.JetStream(t, a.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	big := `{"id":"huge","group":{"name":"x"},"people":[` + strings.Repeat(`{"email":"someone@example.com"},`, 40000) + `{"email":"last@example.com"}]}`
@@ -129,20 +128,4 @@ func TestOversizedCommandRefusedAtPublish(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "maximum payload exceeded") {
 		t.Fatalf("publish of %d bytes: err = %v, want maximum payload exceeded", len(big), err)
 	}
-}
-
-// connectClient connects a test client (a producer or consumer) to the
-// app's NATS server; the connection closes when the test ends.
-func connectClient(t *testing.T, a *app.App) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(a.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }

@@ -5,13 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"groupflow/internal/testutil"
 )
 
 // TestConsoleMounted: the processor serves the ops console at / (no token on
 // loopback), fed by its runtime, ledger, events and Wix sites.
 func TestConsoleMounted(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	sub, err := nc.SubscribeSync("groups.evt.report_generated")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"groupflow/internal/app"
 	"groupflow/internal/dlq"
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -56,7 +57,7 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []*dlq.Entry {
 // limit, and a valid command published after them must still complete.
 func TestOversizedIDAndSiteDeadLetteredProcessorSurvives(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -124,7 +125,7 @@ func TestOversizedIDAndSiteDeadLetteredProcessorSurvives(t *testing.T) {
 // Nats-Msg-Id header (no id in the body) is held to the same limit.
 func TestHugeIDAndCorrelationDeadLetteredAndAnnounced(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	failed, err := nc.SubscribeSync("groups.evt.command_failed")

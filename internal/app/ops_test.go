@@ -23,7 +23,7 @@ import (
 // then follows a campaign's progress while it runs.
 func TestDiscoveryAndProgress(t *testing.T) {
 	a := startApp(t, "--wix-rate-per-minute", "60")
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	cl := &ops.Client{NC: nc, Subjects: messages.Subjects{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

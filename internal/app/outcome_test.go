@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestOversizedOutcomeIsOneTruncatedEvent(t *testing.T) {
 	const limit = 1 << 20
 	a := startApp(t, "--max-payload-mb", "1", "--max-deliver", "2")
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -12,6 +12,7 @@ import (
 	"groupflow/internal/app"
 	"groupflow/internal/ledger"
 	"groupflow/internal/natsname"
+	"groupflow/internal/testutil"
 	"groupflow/messages"
 )
 
@@ -47,7 +48,7 @@ func eventOf(subject, id string) func(*nats.Msg) bool {
 // processor must keep going.
 func TestLongUnknownTypeDeadLetteredOnUnknown(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	evts, _ := nc.SubscribeSync("groups.evt.>")
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -110,7 +111,7 @@ func TestReadyzChecksPublisherConnection(t *testing.T) {
 // event and never ran.
 func TestLedgerKeyCollisionBothRun(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	evts, _ := nc.SubscribeSync("groups.evt.>")
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -131,7 +132,7 @@ func TestLedgerKeyCollisionBothRun(t *testing.T) {
 // collision, and the record is left as it was.
 func TestForeignLedgerRecordIsACollision(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	evts, _ := nc.SubscribeSync("groups.evt.>")
@@ -184,7 +185,7 @@ func TestForeignLedgerRecordIsACollision(t *testing.T) {
 // reserved prefix is now refused, so neither command completes under it.
 func TestDerivedIDRefusedAndCompletedUntouched(t *testing.T) {
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	evts, _ := nc.SubscribeSync("groups.evt.>")
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"groupflow/internal/testutil"
 	"groupflow/internal/trace"
 	"groupflow/messages"
 )
@@ -31,7 +32,7 @@ func TestTracingOfARosterCommand(t *testing.T) {
 	t.Cleanup(func() { otel.SetTracerProvider(prev); _ = tp.Shutdown(context.Background()) })
 
 	a := startApp(t)
-	nc, js := connectClient(t, a)
+	nc, js := testutil.JetStream(t, a.NATSURL)
 	var people []string
 	for _, m := range a.Sim.Site("demo-site").Members()[:3] {
 		people = append(people, fmt.Sprintf(`{"email":%q}`, m.LoginEmail))

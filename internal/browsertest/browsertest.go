@@ -23,6 +23,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"groupflow/internal/testutil"
 )
 
 // Candidates are the binaries looked for, in order, when CHROMIUM_BIN is unset.
@@ -100,7 +102,7 @@ func New(t testing.TB, opts Options) context.Context {
 
 // Dir returns the screenshot directory: $SCREENSHOT_DIR; else, with
 // GROUPFLOW_WRITE_SCREENSHOTS=1, docs/screenshots under the module root
-// (found from the working directory); else a temporary directory.
+// (testutil.ModuleRoot; none fails the test); else a temporary directory.
 func Dir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("SCREENSHOT_DIR"); d != "" {
@@ -109,20 +111,11 @@ func Dir(t testing.TB) string {
 	if os.Getenv("GROUPFLOW_WRITE_SCREENSHOTS") != "1" {
 		return t.TempDir()
 	}
-	dir, err := os.Getwd()
+	root, err := testutil.ModuleRoot()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("browsertest: %v", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "docs", "screenshots")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("browsertest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return filepath.Join(root, "docs", "screenshots")
 }
 
 // Screenshot saves a PNG of the current viewport as Dir/name.png.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"groupflow/internal/testenv"
+	"groupflow/internal/testutil"
 )
 
 // BenchmarkSharedLimiterManySites: one instance with 1,000 sites that all
@@ -23,7 +24,7 @@ func BenchmarkSharedLimiterManySites(b *testing.B) {
 	env := testenv.Start(b, testenv.Quiet())
 	var opsPerMin, bytesPerMin, heapPerSite, calls float64
 	for it := range b.N {
-		_, js := newJS(b, env)
+		_, js := testutil.JetStream(b, env.Server.URL)
 		ctx, cancel := context.WithCancel(context.Background())
 		g := NewGroup(ctx, js, fmt.Sprintf("bench-%d", it), Options{})
 		lims := make([]*Shared, sites)

@@ -10,31 +10,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"groupflow/internal/natsname"
 	"groupflow/internal/testenv"
+	"groupflow/internal/testutil"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 )
-
-// newJS opens a connection of its own (one per simulated instance).
-func newJS(t testing.TB, env *testenv.Env) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(env.Server.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 // instance is one simulated groupflow process: its own NATS connection, its
 // own wix.Client with shared limiters, and workers with a backlog.
@@ -53,7 +38,7 @@ type instance struct {
 
 func startInstance(t testing.TB, env *testenv.Env, url, id string, perMinute float64, opts Options) *instance {
 	t.Helper()
-	nc, js := newJS(t, env)
+	nc, js := testutil.JetStream(t, env.Server.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{id: id, nc: nc, cancel: cancel, lims: map[string]*Shared{}}
 	g := NewGroup(ctx, js, id, opts)
@@ -310,7 +295,7 @@ func TestSharedDemandAndBroadcast(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	mk := func(id string) *Shared {
-		_, js := newJS(t, env)
+		_, js := testutil.JetStream(t, env.Server.URL)
 		s, err := NewShared(ctx, js, "demand-site", id, 600, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -369,7 +354,7 @@ func TestSharedDemandAndBroadcast(t *testing.T) {
 	waitFor(t, 300*time.Millisecond, "a to see b closed", func() bool { _ = a.Wait(ctx); return n(a) == 1 })
 
 	// Group.Close gives back every site's share at once.
-	_, js := newJS(t, env)
+	_, js := testutil.JetStream(t, env.Server.URL)
 	g := NewGroup(ctx, js, "c", opts)
 	c, err := g.Shared("demand-site", 600)
 	if err != nil {
@@ -389,7 +374,7 @@ func TestSharedDemandAndBroadcast(t *testing.T) {
 func TestSharedFallbackWhenBrokerLost(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	opts := Options{Heartbeat: 50 * time.Millisecond, StaleAfter: 300 * time.Millisecond}
-	nc, js := newJS(t, env)
+	nc, js := testutil.JetStream(t, env.Server.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := NewShared(ctx, js, "lost", "x", 600, opts)
@@ -428,7 +413,7 @@ func TestSharedFallbackWhenBrokerLost(t *testing.T) {
 // and two such limiters still see each other.
 func TestSharedHostileSiteIDKeepsConnection(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
-	nc, js := newJS(t, env)
+	nc, js := testutil.JetStream(t, env.Server.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	site := strings.Repeat("s", 5000)

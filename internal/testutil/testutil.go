@@ -1,15 +1,18 @@
 // Package testutil holds test helpers that import nothing of groupflow, so
 // that every package's tests can use them without an import cycle: a loopback
-// port for a child process with a retry on a lost bind race, the nats-server
-// binary for such a process, an in-process nats-server that knows one user,
-// and a manual clock. (internal/testenv, which starts a broker and a runtime, builds on
-// the packages under test and cannot be imported by them.)
+// port for a child process with a retry on a lost bind race, the module root,
+// the nats-server binary for such a process, an in-process nats-server (one
+// that knows a single user, too), a JetStream client connection, and a manual
+// clock. (internal/testenv, which starts a broker
+// and a runtime, builds on the packages under test and cannot be imported by
+// them.)
 package testutil
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrAddrInUse marks a start that failed because a port it was given was
@@ -118,28 +123,51 @@ func Dialable(addr string) bool {
 	return true
 }
 
+// ModuleRoot returns the module root: the nearest directory at or above the
+// working directory that holds a go.mod file (for a test, whose working
+// directory is its package's, groupflow's root). It is an error when the
+// working directory is unknown or no such directory exists.
+func ModuleRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("module root: %w", err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if isFile(filepath.Join(d, "go.mod")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("module root: no go.mod at or above %s", wd)
+		}
+	}
+}
+
+// MustModuleRoot is ModuleRoot for a test that cannot go on without the
+// module root: the error fails the test.
+func MustModuleRoot(t testing.TB) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// isFile reports whether p names something that is not a directory.
+func isFile(p string) bool { fi, err := os.Stat(p); return err == nil && !fi.IsDir() }
+
 // NATSServerBin finds the nats-server binary: $NATS_SERVER_BIN when it names
-// a file, else bin/nats-server at the module root (the directory of go.mod
-// at or above the working directory; `make tools` installs it there), else
-// nats-server on PATH. Missing, it fails the test under CI ($CI set) and
-// skips it elsewhere.
+// a file, else bin/nats-server at the module root (ModuleRoot; `make tools`
+// installs it there), else nats-server on PATH. Missing, it fails the test
+// under CI ($CI set) and skips it elsewhere.
 func NATSServerBin(t testing.TB) string {
 	t.Helper()
-	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && !fi.IsDir() }
 	if p := os.Getenv("NATS_SERVER_BIN"); p != "" && isFile(p) {
 		return p
 	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if isFile(filepath.Join(d, "go.mod")) {
-				if p := filepath.Join(d, "bin", "nats-server"); isFile(p) {
-					return p
-				}
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
+	if root, err := ModuleRoot(); err == nil {
+		if p := filepath.Join(root, "bin", "nats-server"); isFile(p) {
+			return p
 		}
 	}
 	if p, err := exec.LookPath("nats-server"); err == nil {
@@ -153,13 +181,23 @@ func NATSServerBin(t testing.TB) string {
 	return ""
 }
 
-// UserNATS starts an in-process nats-server on a free loopback port that
-// knows one user, user with password, and returns its host:port. The server
-// shuts down when the test ends.
-func UserNATS(t testing.TB, user, password string) string {
+// NATS starts an in-process nats-server with opts (nil: none) and returns it
+// ready for connections; it shuts down when the test ends. It sets opts'
+// NoLog and NoSigs, and an unset Host and Port to 127.0.0.1 and a free port;
+// the rest (users, JetStream and its StoreDir) is the caller's.
+func NATS(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: user, Password: password}}})
+	if opts == nil {
+		opts = &server.Options{}
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +206,40 @@ func UserNATS(t testing.TB, user, password string) string {
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	return s.Addr().String()
+	return s
+}
+
+// UserNATS starts an in-process nats-server (NATS) that knows one user,
+// user with password, and returns its host:port.
+func UserNATS(t testing.TB, user, password string) string {
+	t.Helper()
+	return NATS(t, &server.Options{Users: []*server.User{{Username: user, Password: password}}}).Addr().String()
+}
+
+// JetStream connects to the NATS server at natsURL with opts and opens
+// JetStream on that connection; either failing fails the test (naming the
+// URL without its password). The connection closes when the test ends.
+func JetStream(t testing.TB, natsURL string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		t.Fatalf("connect %s: %v", redactedURL(natsURL), err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// redactedURL is s with any password replaced by "xxxxx"; a string that is
+// not one URL (a comma-separated list) is not shown at all.
+func redactedURL(s string) string {
+	if u, err := url.Parse(s); err == nil && !strings.Contains(s, ",") {
+		return u.Redacted()
+	}
+	return "(the NATS URL)"
 }
 
 // Clock is a manually advanced clock, safe for concurrent use; its Now

@@ -15,11 +15,13 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"groupflow/internal/testutil"
 )
 
-// Bin finds the Mailpit binary: $MAILPIT_BIN, else <repo root>/bin/mailpit
-// (installed by the Makefile), else PATH. Without it the test is skipped, or
-// fails when $CI is set.
+// Bin finds the Mailpit binary: $MAILPIT_BIN, else bin/mailpit at the module
+// root (testutil.ModuleRoot; installed by the Makefile), else PATH. Without
+// it the test is skipped, or fails when $CI is set.
 func Bin(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("MAILPIT_BIN"); p != "" {
@@ -28,20 +30,10 @@ func Bin(t testing.TB) string {
 		}
 		return p
 	}
-	if dir, err := os.Getwd(); err == nil {
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				p := filepath.Join(dir, "bin", "mailpit")
-				if _, err := os.Stat(p); err == nil {
-					return p
-				}
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
+	if root, err := testutil.ModuleRoot(); err == nil {
+		p := filepath.Join(root, "bin", "mailpit")
+		if _, err := os.Stat(p); err == nil {
+			return p
 		}
 	}
 	if p, err := exec.LookPath("mailpit"); err == nil {
