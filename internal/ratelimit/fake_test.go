@@ -16,6 +16,35 @@ type fakeKV struct {
 	rev      uint64
 	vals     map[string]fakeEntry
 	watchers []*fakeWatcher
+	held     []fakeEntry // not yet delivered while holding (see hold)
+	holding  bool
+}
+
+// hold keeps every later put and delete from the watchers until release,
+// as a slow watch would.
+func (f *fakeKV) hold() {
+	f.mu.Lock()
+	f.holding = true
+	f.mu.Unlock()
+}
+
+// release delivers what hold kept back, in order, and stops holding.
+func (f *fakeKV) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.holding = false
+	for _, e := range f.held {
+		f.deliverLocked(e)
+	}
+	f.held = nil
+}
+
+func (f *fakeKV) deliverLocked(e fakeEntry) {
+	for _, w := range f.watchers {
+		if !w.stopped {
+			w.ch <- e
+		}
+	}
 }
 
 func newFakeKV() *fakeKV { return &fakeKV{vals: map[string]fakeEntry{}} }
@@ -39,10 +68,10 @@ func (f *fakeKV) write(key string, value []byte, op jetstream.KeyValueOp) uint64
 	} else {
 		delete(f.vals, key)
 	}
-	for _, w := range f.watchers {
-		if !w.stopped {
-			w.ch <- e
-		}
+	if f.holding {
+		f.held = append(f.held, e)
+	} else {
+		f.deliverLocked(e)
 	}
 	return f.rev
 }
@@ -147,4 +176,16 @@ func (d *drivenGroup) tick() {
 			return
 		}
 	}
+}
+
+// state returns the local state of site (nil if none).
+func (g *Group) state(site string) *siteState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, st := range g.sites {
+		if st.site == site {
+			return st
+		}
+	}
+	return nil
 }

@@ -62,12 +62,15 @@ type Group struct {
 // siteState is the state of one site with demand (or recent demand); all
 // its fields but lim and slot are guarded by Group.mu.
 type siteState struct {
-	site, tok     string
-	perMinute     float64
-	lim           *rate.Limiter
-	slot          chan struct{} // held by the one caller with a reservation
-	waiting       int           // callers inside Wait
-	lastDemand    time.Time     // clock time of the last Wait
+	site, tok string
+	perMinute float64
+	lim       *rate.Limiter
+	slot      chan struct{} // held by the one caller with a reservation
+	// wake (buffered 1) tells the caller with a reservation that the
+	// site's share may have grown (see Group.take).
+	wake          chan struct{}
+	waiting       int       // callers inside Wait
+	lastDemand    time.Time // clock time of the last Wait
 	listed        bool
 	joinSeq       uint64 // the first list put naming the site
 	n, healthyN   int

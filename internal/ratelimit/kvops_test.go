@@ -204,3 +204,44 @@ func TestJoinsWrittenBeforeTheHeartbeat(t *testing.T) {
 		t.Errorf("heartbeats without a tick: %+v", o)
 	}
 }
+
+// TestConfirmedShareEndsConservativeWait: a caller that waits for its token
+// at the conservative share (its site's list not yet heard back through the
+// watch) takes it at the full share as soon as the list comes back, not
+// after the conservative interval. Fallback 1,000 instances make that
+// interval 10.3 s at 6,000/min, against 10 ms at the full share.
+func TestConfirmedShareEndsConservativeWait(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv := newFakeKV()
+	g, err := newDrivenGroup(ctx, kv, "inst-a", Options{FallbackInstances: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	s, _ := g.Shared("s1", 6000)
+	kv.hold()
+	if err := s.Wait(ctx); err != nil { // the burst token: at once
+		t.Fatal(err)
+	}
+	if per, n := s.Rate(); n != 1000 {
+		t.Fatalf("before the list is heard back: %v/min over %d instances, want the conservative share (1000)", per, n)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Wait(ctx) }()
+	st := g.state("s1")
+	waitFor(t, 5*time.Second, "the second caller's reservation", func() bool { return st.lim.Tokens() < 0 })
+	kv.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, n := s.Rate(); n != 1 {
+			t.Errorf("after the list was heard back: %d instances, want 1", n)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatalf("still waiting %v after the list was heard back: the reservation made at the conservative share (10.3 s) was kept", time.Since(start).Round(time.Millisecond))
+	}
+}

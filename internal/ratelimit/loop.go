@@ -255,6 +255,19 @@ func (g *Group) apply(e jetstream.KeyValueEntry, initial bool) {
 	}
 }
 
+// confirmLocked records that our list of seq was heard back: the sites it
+// named first leave the conservative share, and their waiting callers are
+// woken to take their next token at the full one; g.mu held.
+func (g *Group) confirmLocked(seq uint64) {
+	was := g.echoSeq
+	g.echoSeq = seq
+	for _, st := range g.sites {
+		if st.waiting > 0 && st.listed && st.joinSeq > was && st.joinSeq <= seq {
+			wakeLocked(st)
+		}
+	}
+}
+
 // applyInstance records a put or delete of an instance's key.
 func (g *Group) applyInstance(tok, kind string, put, initial bool, value []byte, now time.Time) {
 	g.mu.Lock()
@@ -266,7 +279,7 @@ func (g *Group) applyInstance(tok, kind string, put, initial bool, value []byte,
 		g.h.lastEcho = now
 		var hb heartbeat
 		if kind == "sites" && json.Unmarshal(value, &hb) == nil && hb.Seq > g.echoSeq {
-			g.echoSeq = hb.Seq
+			g.confirmLocked(hb.Seq)
 		}
 		return
 	}

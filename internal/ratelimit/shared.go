@@ -46,7 +46,10 @@
 // Only one caller of a site's Wait holds a reservation of its local bucket
 // at a time, and the share is recomputed before each reservation, so a change
 // of share takes effect on the next request instead of after a queue of
-// reservations made at the old rate.
+// reservations made at the old rate. When the list naming a new site is
+// heard back (the site leaves the conservative share), the caller waiting
+// for its token is woken and reserves again at the full share
+// (TestConfirmedShareEndsConservativeWait).
 //
 // A 429 (Throttled) pauses the site's local limiter for Retry-After (or,
 // without one, the time the site's limit takes to earn 5 requests: 1.5 s at
@@ -278,8 +281,7 @@ func (s *Shared) Wait(ctx context.Context) error {
 		if err := s.g.waitPause(ctx, st); err != nil {
 			return err
 		}
-		s.g.refresh(st)
-		if err := st.lim.Wait(ctx); err != nil {
+		if err := s.g.take(ctx, st); err != nil {
 			return err
 		}
 		if !s.g.paused(st) {

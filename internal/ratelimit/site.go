@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -14,7 +15,7 @@ func (g *Group) stateLocked(s *Shared) *siteState {
 	st := g.sites[s.tok]
 	if st == nil {
 		st = &siteState{site: s.site, tok: s.tok, perMinute: s.perMinute,
-			lim: rate.NewLimiter(0, g.opts.Burst), slot: make(chan struct{}, 1)}
+			lim: rate.NewLimiter(0, g.opts.Burst), slot: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 		if g.gauges != nil {
 			st.shareG = g.gauges.share.WithLabelValues(s.site)
 			st.instG = g.gauges.instances.WithLabelValues(s.site)
@@ -101,4 +102,54 @@ func (g *Group) waitPause(ctx context.Context, st *siteState) error {
 		defer g.mu.Unlock()
 		return time.Until(st.pausedUntil)
 	})
+}
+
+// take sets st's share from the current view and waits for a token of the
+// site's local bucket, as rate.Limiter.Wait does (an error at once when
+// ctx's deadline comes before the token), except that a wake ends the wait
+// early: the reservation is given back and made again at the share of the
+// view then. This matters for a new site: it runs at the conservative share
+// until the list naming it comes back through the watch (a few ms, more on
+// a loaded machine); without the wake its second call would wait the
+// conservative interval (0.93 s at 200/min with 3 fallback instances) though
+// the full share applies a moment later. Caller holds st.slot.
+func (g *Group) take(ctx context.Context, st *siteState) error {
+	select { // a wake from before this refresh is stale
+	case <-st.wake:
+	default:
+	}
+	g.refresh(st)
+	for {
+		now := time.Now()
+		r := st.lim.ReserveN(now, 1)
+		d := r.DelayFrom(now)
+		if deadline, ok := ctx.Deadline(); !r.OK() || (ok && deadline.Sub(now) < d) {
+			r.CancelAt(now)
+			return fmt.Errorf("ratelimit: site %s: the next request is not due before the context's deadline", st.site)
+		}
+		if d == 0 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			r.Cancel()
+			return ctx.Err()
+		case <-st.wake:
+			t.Stop()
+			r.Cancel()
+			g.refresh(st)
+		}
+	}
+}
+
+// wakeLocked wakes the caller waiting for st's token, if any; g.mu held.
+func wakeLocked(st *siteState) {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
 }
