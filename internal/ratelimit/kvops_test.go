@@ -245,3 +245,52 @@ func TestConfirmedShareEndsConservativeWait(t *testing.T) {
 		t.Fatalf("still waiting %v after the list was heard back: the reservation made at the conservative share (10.3 s) was kept", time.Since(start).Round(time.Millisecond))
 	}
 }
+
+// TestPeersLeavingEndWaitAtSmallerShare: a caller waiting for its token at
+// a tenth of the site's limit (nine other instances call the site) takes it
+// at the whole limit soon after the nine stop, not after the interval it
+// reserved (10.3 s at 60/min ÷ 10, against 1.03 s alone).
+func TestPeersLeavingEndWaitAtSmallerShare(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv := newFakeKV()
+	var gs []*drivenGroup
+	for i := range 10 {
+		g, err := newDrivenGroup(ctx, kv, fmt.Sprintf("inst-%d", i), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = g.Close() })
+		s, _ := g.Shared("s1", 60)
+		g.begin(s) // demand for s1 on every instance
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		g.tick()
+	}
+	a := gs[0]
+	s, _ := a.Shared("s1", 60)
+	waitFor(t, 5*time.Second, "a to see the nine others", func() bool { _, n := s.Rate(); return n == 10 })
+	if err := s.Wait(ctx); err != nil { // the burst token: at once
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait(ctx) }()
+	st := a.state("s1")
+	waitFor(t, 5*time.Second, "the second caller's reservation", func() bool { return st.lim.Tokens() < 0 })
+	for _, g := range gs[1:] {
+		_ = g.Close()
+	}
+	left := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, n := s.Rate(); n != 1 {
+			t.Errorf("after the others left: divided by %d, want 1", n)
+		}
+	case <-time.After(7 * time.Second):
+		t.Fatalf("still waiting %v after the other nine left: the reservation made at a tenth of the limit (10.3 s) was kept", time.Since(left).Round(time.Millisecond))
+	}
+}

@@ -285,6 +285,9 @@ func (g *Group) applyInstance(tok, kind string, put, initial bool, value []byte,
 	}
 	p := g.peers[tok]
 	if !put {
+		if p != nil {
+			g.wakeLeftLocked(p.sites, nil)
+		}
 		switch {
 		case kind == "live":
 			delete(g.peers, tok)
@@ -305,9 +308,25 @@ func (g *Group) applyInstance(tok, kind string, put, initial bool, value []byte,
 	if json.Unmarshal(value, &hb) != nil {
 		return
 	}
+	was := p.sites
 	p.sites = make(map[string]struct{}, min(len(hb.Sites), maxListed))
 	for _, s := range hb.Sites[:min(len(hb.Sites), maxListed)] {
 		p.sites[s] = struct{}{}
+	}
+	g.wakeLeftLocked(was, p.sites)
+}
+
+// wakeLeftLocked wakes our waiting callers of the sites a peer listed
+// before (was) and no longer lists (now): their share grows, and they
+// should not finish a wait reserved at the smaller one; g.mu held.
+func (g *Group) wakeLeftLocked(was, now map[string]struct{}) {
+	for tok := range was {
+		if _, still := now[tok]; still {
+			continue
+		}
+		if st := g.sites[tok]; st != nil && st.waiting > 0 {
+			wakeLocked(st)
+		}
 	}
 }
 

@@ -46,10 +46,11 @@
 // Only one caller of a site's Wait holds a reservation of its local bucket
 // at a time, and the share is recomputed before each reservation, so a change
 // of share takes effect on the next request instead of after a queue of
-// reservations made at the old rate. When the list naming a new site is
-// heard back (the site leaves the conservative share), the caller waiting
-// for its token is woken and reserves again at the full share
-// (TestConfirmedShareEndsConservativeWait).
+// reservations made at the old rate. When a site's share grows while its
+// caller waits for a token — the list naming a new site is heard back (it
+// leaves the conservative share), or another instance stops listing it —
+// the caller is woken and reserves again at the new share
+// (TestConfirmedShareEndsConservativeWait, TestPeersLeavingEndWaitAtSmallerShare).
 //
 // A 429 (Throttled) pauses the site's local limiter for Retry-After (or,
 // without one, the time the site's limit takes to earn 5 requests: 1.5 s at
