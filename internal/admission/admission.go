@@ -52,10 +52,13 @@ type Ticket struct {
 // Defaults of Options.
 const (
 	// DefaultMaxInFlight is the default bound on tickets running at once:
-	// enough for 1,000 sites to have two commands each waiting on their own
-	// Wix limit (which keeps every site's limit busy), small enough to stay
-	// well under 200 MiB.
-	DefaultMaxInFlight = 2048
+	// about one command each for 1,000 sites, which keeps every site's Wix
+	// limit busy (the Wix client paces each call, and a site's burst-1
+	// limiter has its next token ready while the next command starts);
+	// each command in work costs about 60 KiB (goroutine stacks, handler
+	// and Wix client state), so this keeps a processor serving 1,000 sites
+	// under 200 MiB. Beyond 1,000 active sites, raise it to about one per site.
+	DefaultMaxInFlight = 1024
 	// DefaultMaxInFlightBytes bounds the bodies held (64 MiB).
 	DefaultMaxInFlightBytes int64 = 64 << 20
 	// DefaultPerSite is the default bound on one site's running tickets.

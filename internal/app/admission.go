@@ -39,6 +39,10 @@ func (a *fairAdmission) Admit(ctx context.Context, t runtime.Ticket) (func(), er
 	return a.f.Admit(ctx, a.ticket(t))
 }
 
+// Parked implements runtime.Parker: the fetch window does not count the
+// commands that wait for their own site.
+func (a *fairAdmission) Parked() int { return a.f.Parked() }
+
 // ticket returns t with long jobs marked Large.
 func (a *fairAdmission) ticket(t runtime.Ticket) admission.Ticket {
 	t.Large = t.Large || a.large[t.Topic] || t.Bytes >= largeBodyBytes

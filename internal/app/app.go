@@ -309,7 +309,7 @@ func (s *startup) runtime(context.Context) error {
 	rt := runtime.New(runtime.Config{
 		Subjects: subjects, DefaultSiteID: cfg.SiteID, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		HandlerTimeout: cfg.HandlerTimeout, ShutdownGrace: cfg.ShutdownGrace, InFlightBytes: cfg.InFlightBytes,
-		Instance: s.instance, Admission: adm,
+		Instance: s.instance, Admission: adm, MaxInFlight: cfg.MaxInFlight,
 		SiteRate: func(string) float64 { return cfg.WixRatePerMinute },
 	}, runtime.Deps{JS: s.js, Publisher: wpub, Events: evts, Ledger: s.led, Outcomes: s.outcomes, Logger: log, Registerer: s.reg})
 	for _, t := range registerHandlers(rt, deps, handlerSlots(cfg)) {

@@ -88,7 +88,7 @@ func TestParse(t *testing.T) {
 				}
 			}},
 		{name: "admission defaults: no per-type concurrency to tune", check: func(t *testing.T, c *Config) {
-			if c.Concurrency != 0 || c.MaxInFlight != 2048 || c.SiteConcurrency != 4 || c.InFlightBytes != 64<<20 {
+			if c.Concurrency != 0 || c.MaxInFlight != 1024 || c.SiteConcurrency != 4 || c.InFlightBytes != 64<<20 {
 				t.Errorf("concurrency %d max-in-flight %d site-concurrency %d in-flight-bytes %d", c.Concurrency, c.MaxInFlight, c.SiteConcurrency, c.InFlightBytes)
 			}
 		}},

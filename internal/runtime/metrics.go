@@ -51,6 +51,26 @@ func newCommandMetrics(reg prometheus.Registerer) *commandMetrics {
 	return m
 }
 
+// watchSource exposes what src holds as gauges (groupflow_source_held,
+// groupflow_source_held_peak); nothing when reg is nil.
+func (m *commandMetrics) watchSource(reg prometheus.Registerer, src *Source) {
+	if reg == nil {
+		return
+	}
+	gauge := func(name, help string, v func() int) {
+		err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "groupflow", Subsystem: "source", Name: name, Help: help},
+			func() float64 { return float64(v()) }))
+		var are prometheus.AlreadyRegisteredError
+		if err != nil && !errors.As(err, &are) {
+			panic(err)
+		}
+	}
+	gauge("held", "Command messages fetched (or asked for) and not yet acked or nacked: waiting for their site, queued or running.",
+		func() int { h, _ := src.Held(); return h })
+	gauge("held_peak", "The most command messages held at once since the start.",
+		func() int { _, p := src.Held(); return p })
+}
+
 // received counts a message handed to the router once it is acked or
 // nacked (SourceConfig.OnDone).
 func (m *commandMetrics) received(msg *message.Message, acked bool) {

@@ -110,6 +110,14 @@ type Config struct {
 	// Admission decides when a fetched command enters the lifecycle (nil:
 	// NewFIFOAdmission bounded by InFlightBytes). See SourceConfig.
 	Admission Admission
+	// MaxInFlight is how many commands Admission runs at once over all
+	// types (the app's --max-in-flight). When set, the commands' Source
+	// holds at most DefaultMaxHeld(MaxInFlight) messages, of them at most
+	// DefaultMaxRunnable(MaxInFlight) not parked behind their own site
+	// (Parker), and each command consumer's MaxAckPending is the former,
+	// so that this window, not the server, bounds what is fetched. Zero:
+	// no window; each consumer's MaxAckPending is twice its handler slots.
+	MaxInFlight int
 	// MaxPayload is the largest message, headers included, that completion
 	// events and their ledger records must fit in (default: the max_payload
 	// the server announces; a smaller value suits a stream or bucket with a
@@ -259,14 +267,22 @@ func (r *Runtime) consumerMaxDeliver() int { return 2*r.cfg.MaxDeliver + 5 }
 // tests may call it to inspect the router.
 func (r *Runtime) build() error {
 	topics := map[string]Subscription{}
+	maxHeld, maxRunnable := 0, 0
+	if r.cfg.MaxInFlight > 0 {
+		maxHeld, maxRunnable = DefaultMaxHeld(r.cfg.MaxInFlight), DefaultMaxRunnable(r.cfg.MaxInFlight)
+	}
 	for t, reg := range r.handlers {
+		pending := 2 * reg.concurrency
+		if maxHeld > 0 {
+			pending = maxHeld + TopicReserve
+		}
 		topics[r.cfg.Subjects.Command(t)] = Subscription{
 			Consumer: broker.ConsumerSpec{
 				Durable:       broker.DurableName(t),
 				FilterSubject: r.cfg.Subjects.Command(t),
 				AckWait:       r.cfg.AckWait,
 				MaxDeliver:    r.consumerMaxDeliver(),
-				MaxAckPending: 2 * reg.concurrency,
+				MaxAckPending: pending,
 			},
 			Concurrency: reg.concurrency,
 		}
@@ -293,8 +309,11 @@ func (r *Runtime) build() error {
 		Paused:        r.dlqGate.paused,
 		InFlightBytes: r.cfg.InFlightBytes,
 		Admission:     r.cfg.Admission,
+		MaxHeld:       maxHeld,
+		MaxRunnable:   maxRunnable,
 		OnDone:        r.metrics.received,
 	}, r.log.Named("subscriber"))
+	r.metrics.watchSource(r.deps.Registerer, sub)
 
 	wlog := WatermillLogger(r.log)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.ShutdownGrace + 10*time.Second}, wlog)

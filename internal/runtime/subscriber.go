@@ -75,6 +75,12 @@ type SourceConfig struct {
 	// InFlightBytes is the byte bound of the default admission (default
 	// DefaultInFlightBytes); ignored when Admission is set.
 	InFlightBytes int64
+	// MaxHeld bounds the messages the Source holds (fetched, not yet acked
+	// or nacked) over all its topics, and MaxRunnable those of them not
+	// parked behind their own site (see Parker); each topic may hold
+	// TopicReserve whatever the bounds. Zero: no bound but each consumer's
+	// MaxAckPending. A runtime sets DefaultMaxHeld and DefaultMaxRunnable.
+	MaxHeld, MaxRunnable int
 	// OnDone, when set, is called once a message handed to the router is
 	// acked (acked true) or nacked, from the goroutine that held it; it
 	// must not block.
@@ -96,6 +102,7 @@ type Source struct {
 	cfg   SourceConfig
 	log   *zap.Logger
 	admit Admission
+	win   *window // nil: no bound but MaxAckPending
 
 	closing   chan struct{}
 	stopCtx   context.Context // cancelled by Close: ends fetches and waits
@@ -126,6 +133,13 @@ func NewSource(js jetstream.JetStream, cfg SourceConfig, log *zap.Logger) *Sourc
 		cfg.Admission = NewFIFOAdmission(0, cfg.InFlightBytes)
 	}
 	s := &Source{js: js, cfg: cfg, log: log, admit: cfg.Admission, closing: make(chan struct{})}
+	if cfg.MaxHeld > 0 || cfg.MaxRunnable > 0 {
+		var parked func() int
+		if p, ok := cfg.Admission.(Parker); ok {
+			parked = p.Parked
+		}
+		s.win = newWindow(cfg.MaxHeld, cfg.MaxRunnable, parked)
+	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	return s
@@ -142,6 +156,16 @@ func DefaultNakDelay(delivery int) time.Duration {
 
 // KeepAlives counts the keep-alives (InProgress) sent so far.
 func (s *Source) KeepAlives() int64 { return s.keepAlives.Load() }
+
+// Held returns the messages the Source holds now (fetched, or asked for by
+// a pull request in progress, and not yet acked or nacked) and the most it
+// held so far; both 0 without MaxHeld or MaxRunnable.
+func (s *Source) Held() (held, peak int) {
+	if s.win == nil {
+		return 0, 0
+	}
+	return s.win.stats()
+}
 
 // Subscribe creates (or updates) the topic's durable consumer and starts
 // fetching it. The channel closes after Close, once in-flight messages are
@@ -221,13 +245,22 @@ func (s *Source) fetch(ctx context.Context, t *topicRun) {
 			s.pause(ctx, min(s.cfg.FetchWait, 100*time.Millisecond))
 			continue
 		}
-		batch, err := t.cons.Fetch(fetchBatch(t.spec), jetstream.FetchMaxWait(s.cfg.FetchWait))
+		n := fetchBatch(t.spec)
+		if s.win != nil {
+			if n = s.win.take(ctx, s.closing, t.topic, n); n == 0 {
+				continue // closing
+			}
+		}
+		got := 0
+		batch, err := t.cons.Fetch(n, jetstream.FetchMaxWait(s.cfg.FetchWait))
 		if err == nil {
 			for m := range batch.Messages() {
+				got++
 				s.start(ctx, t, m)
 			}
 			err = batch.Error()
 		}
+		s.release(t, n-got) // asked for, not delivered
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 			failures++
 			if failures == 1 || failures%30 == 0 {
@@ -240,16 +273,25 @@ func (s *Source) fetch(ctx context.Context, t *topicRun) {
 	}
 }
 
+// release gives n of t's place in the window back.
+func (s *Source) release(t *topicRun, n int) {
+	if s.win != nil {
+		s.win.give(t.topic, n)
+	}
+}
+
 // start takes one fetched message into the Source's care.
 func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		s.log.Error("message without metadata; terminating it", zap.String("subject", m.Subject()), zap.Error(err))
 		_ = m.Term()
+		s.release(t, 1)
 		return
 	}
 	if s.stopped(ctx) {
 		_ = m.NakWithDelay(s.shutdownNakDelay())
+		s.release(t, 1)
 		return
 	}
 	meta := messages.PeekMeta(m.Data()) // the one JSON peek of the body (see withMeta)
@@ -266,6 +308,7 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 	t.held.Add(1)
 	go func() {
 		defer t.held.Done()
+		defer s.release(t, 1)
 		s.hold(t, m, md, meta, admit, slot)
 	}()
 }
