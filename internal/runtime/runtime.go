@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -208,6 +207,8 @@ type Runtime struct {
 	dlqGate *dlqGate
 	// progress holds the progress of the commands in work (ephemeral).
 	progress *ProgressRegistry
+	// leases renews the leases of the commands in work.
+	leases *leaseKeeper
 }
 
 // New returns a runtime; register handlers, then Run it.
@@ -218,6 +219,7 @@ func New(cfg Config, deps Deps) *Runtime {
 	cfg = cfg.withDefaults()
 	return &Runtime{
 		progress: NewProgressRegistry(cfg.Instance, cfg.SiteRate),
+		leases:   newLeaseKeeper(cfg.AckWait),
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
@@ -507,50 +509,6 @@ func (r *Runtime) answerCompleted(ctx context.Context, rec *ledger.Record, start
 // anyway.
 func (r *Runtime) lease() time.Duration { return r.cfg.AckWait }
 
-// keepLease renews the lease while the handler works, whenever less than
-// two thirds of it are left (a checkpoint extends it too, so a command that
-// checkpoints often is never renewed). If another instance took the
-// command over, it cancels the work (lost then reports true). stop ends
-// the renewal and waits for it.
-func (r *Runtime) keepLease(ctx context.Context, lease *ledger.Lease, log *zap.Logger) (work context.Context, lost func() bool, stop func()) {
-	work, cancel := context.WithCancel(ctx)
-	var wasLost atomic.Bool
-	done := make(chan struct{})
-	quit := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(r.lease() / 6)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-work.Done():
-				return
-			case <-t.C:
-				if time.Until(lease.Until()) > 2*r.lease()/3 {
-					continue
-				}
-				err := lease.Renew(context.WithoutCancel(work))
-				switch {
-				case errors.Is(err, ledger.ErrLost):
-					log.Warn("another instance took this command over; stopping work on it")
-					wasLost.Store(true)
-					cancel()
-					return
-				case err != nil:
-					log.Debug("lease renewal failed", zap.Error(err))
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() { close(quit); <-done; cancel() })
-	}
-	return work, wasLost.Load, stop
-}
-
 // leaseHeldError says another instance holds the command's lease: the
 // message is given back for later, and it is no failure of the command.
 type leaseHeldError struct {
@@ -689,7 +647,7 @@ func (r *Runtime) run(ctx context.Context, h Handler, cmd *Command, lease *ledge
 	log.Info("handling command", zap.Int("delivery", cmd.Delivery))
 	lease.CountCalls(prog.calls.Load)
 	cmd.Lease = lease
-	workCtx, lost, stopLease := r.keepLease(withProgress(ctx, prog), lease, log)
+	workCtx, lost, stopLease := r.leases.keep(withProgress(ctx, prog), lease, log)
 	evt, err := h.Handle(workCtx, cmd)
 	stopLease()
 	switch {
