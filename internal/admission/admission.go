@@ -53,8 +53,9 @@ type Ticket struct {
 const (
 	// DefaultMaxInFlight is the default bound on tickets running at once:
 	// about one command each for 1,000 sites, which keeps every site's Wix
-	// limit busy (the Wix client paces each call, and a site's burst-1
-	// limiter has its next token ready while the next command starts);
+	// limit busy (the Wix client paces each call, and the runtime's fetch
+	// window holds each site's next command, so it starts as soon as the
+	// last one ends: runtime.DefaultMaxRunnable);
 	// each command in work costs about 60 KiB (goroutine stacks, handler
 	// and Wix client state), so this keeps a processor serving 1,000 sites
 	// under 200 MiB. Beyond 1,000 active sites, raise it to about one per site.

@@ -29,9 +29,14 @@ const windowPoll = 50 * time.Millisecond
 func DefaultMaxHeld(maxInFlight int) int { return max(2*maxInFlight, 4096) + 256 }
 
 // DefaultMaxRunnable is the most messages not parked a runtime's Source
-// holds (SourceConfig.MaxRunnable): what runs plus an eighth more fetched
-// ahead, so a freed slot finds its next command in memory.
-func DefaultMaxRunnable(maxInFlight int) int { return maxInFlight + maxInFlight/8 }
+// holds (SourceConfig.MaxRunnable): what runs and as many again fetched
+// ahead. Commands arrive interleaved over the sites, so a site whose
+// command ends finds its next one in memory only if about one more per
+// running command is held; with fewer, its next command is still in the
+// stream behind the other sites' and the site idles meanwhile (measured:
+// with an eighth more, 1,000 sites used 0.58 of their limits instead of
+// 0.97).
+func DefaultMaxRunnable(maxInFlight int) int { return 2 * maxInFlight }
 
 // window bounds what a Source holds: messages fetched (or asked for by a
 // pull request in progress) and not yet acked or nacked. Each held message
