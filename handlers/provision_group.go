@@ -160,7 +160,7 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 		return nil, err
 	}
 	r := &provisionRun{h: h, cmd: cmd, c: c, site: site, prog: prog,
-		log: h.log.With(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))}
+		log: h.log.WithLazy(zap.String("command_id", cmd.ID), zap.String("site_id", cmd.SiteID))}
 
 	if r.g, err = h.group(ctx, site, prog, c, cmd.SiteID); err != nil {
 		var pend *errPending

@@ -14,6 +14,7 @@ import (
 //	BENCH_OVERHEAD_WIX=http|memory     run only that row
 //	BENCH_BLOCKPROFILE=prefix          block profile of each row's processor phase in prefix.<http|memory>
 //	BENCH_MUTEXPROFILE=prefix          mutex profile of the same, in prefix.<http|memory>
+//	BENCH_ALLOCPROFILE=prefix          allocs profile (since the process started) after the same, in prefix.<http|memory>
 //	BENCH_GOROUTINES=prefix            goroutine dump (debug=1) when half the commands have completed
 //	BENCH_TIMELINE=ms                  print the completions in each interval of ms milliseconds
 //
@@ -52,8 +53,8 @@ func rowSuffix(wix string) string {
 // BENCH_BLOCKPROFILE and BENCH_MUTEXPROFILE; the returned function writes
 // them (prefix.<row>) and turns them off.
 func profileContention(wix string, logf func(string, ...any)) (stop func()) {
-	block, mutex := os.Getenv("BENCH_BLOCKPROFILE"), os.Getenv("BENCH_MUTEXPROFILE")
-	if block == "" && mutex == "" {
+	block, mutex, allocs := os.Getenv("BENCH_BLOCKPROFILE"), os.Getenv("BENCH_MUTEXPROFILE"), os.Getenv("BENCH_ALLOCPROFILE")
+	if block == "" && mutex == "" && allocs == "" {
 		return func() {}
 	}
 	if block != "" {
@@ -70,6 +71,9 @@ func profileContention(wix string, logf func(string, ...any)) (stop func()) {
 		if mutex != "" {
 			writeProfile("mutex", mutex+"."+rowSuffix(wix), 0, logf)
 			runtime.SetMutexProfileFraction(0)
+		}
+		if allocs != "" {
+			writeProfile("allocs", allocs+"."+rowSuffix(wix), 0, logf)
 		}
 	}
 }

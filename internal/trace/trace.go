@@ -55,9 +55,12 @@ func (i Info) Fields() []zap.Field {
 	return fs
 }
 
-// Logger returns log annotated with the command found in ctx.
+// Logger returns log annotated with the command found in ctx. The fields
+// are added lazily (zap's WithLazy): the logger's encoder is copied only
+// when something is logged through it, not for every command whose logs
+// are all below the level.
 func Logger(ctx context.Context, log *zap.Logger) *zap.Logger {
-	return log.With(From(ctx).Fields()...)
+	return log.WithLazy(From(ctx).Fields()...)
 }
 
 // ValidTraceParent reports whether s is a well-formed version-00 W3C
