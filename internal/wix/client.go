@@ -494,13 +494,28 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 		return tok, parseAPIError(resp.StatusCode, resp.Header, raw, c.op, c.method, c.path, s.c.now())
 	}
 	if c.out != nil && len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, c.out); err != nil {
+		if err := decode(raw, c.out); err != nil {
 			// Not retried: the call succeeded, repeating it cannot help and
 			// may repeat a side effect.
 			return tok, &decodeError{op: c.op, err: err}
 		}
 	}
 	return tok, nil
+}
+
+// wixDecoder is an answer type that decodes itself in one pass: its
+// elements' wire forms have no UnmarshalJSON, which encoding/json would
+// call on each element's bytes after scanning them, to scan them again.
+type wixDecoder interface {
+	decodeWix(raw []byte) error
+}
+
+// decode decodes a 2xx answer into out.
+func decode(raw []byte, out any) error {
+	if d, ok := out.(wixDecoder); ok {
+		return d.decodeWix(raw)
+	}
+	return json.Unmarshal(raw, out)
 }
 
 // errLimiterWait marks a failed limiter wait (ctx done, or a deadline too

@@ -2,6 +2,7 @@ package wix
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -30,6 +31,22 @@ type memberIDsBody struct {
 
 type groupMembersEnvelope struct {
 	Members []GroupMember `json:"members"`
+}
+
+// decodeWix decodes an answer into e, its members through groupMemberJSON.
+func (e *groupMembersEnvelope) decodeWix(raw []byte) error {
+	var v struct {
+		Members []groupMemberJSON `json:"members"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	ms, err := groupMembersOf(v.Members)
+	if err != nil {
+		return err
+	}
+	e.Members = ms
+	return nil
 }
 
 // AddGroupMembers adds up to MaxMemberIDsPerAdd site members to a group and

@@ -2,6 +2,7 @@ package wix
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -193,13 +194,7 @@ func (s *Site) CreateGroup(ctx context.Context, g Group, creatorID string) (*Gro
 	if n := utf8.RuneCountInString(g.Name); n > MaxGroupNameLen {
 		return nil, fmt.Errorf("create group: %w", invalid("name has %d characters, max %d", n, MaxGroupNameLen))
 	}
-	var out struct {
-		Group *Group `json:"group"`
-		// GroupRequest (or createRequest) is where the simulator puts the
-		// pending request; Wix's wire shape for it is unconfirmed.
-		GroupRequest  *GroupRequest `json:"groupRequest"`
-		CreateRequest *GroupRequest `json:"createRequest"`
-	}
+	var out createGroupAnswer
 	err := s.do(ctx, call{
 		op: OpGroupsCreate, method: http.MethodPost, path: s.c.cfg.GroupsPrefix + groupsCollectionPath,
 		body: createGroupRequest{Group: g.writable(false), CreatorID: creatorID, ContentType: descriptionType(g)}, out: &out, unsafeRetry: true,
@@ -215,6 +210,48 @@ func (s *Site) CreateGroup(ctx context.Context, g Group, creatorID string) (*Gro
 		return nil, pe
 	}
 	return out.Group, nil
+}
+
+// createGroupAnswer is Create Group's answer.
+type createGroupAnswer struct {
+	Group *Group `json:"group"`
+	// GroupRequest (or createRequest) is where the simulator puts the
+	// pending request; Wix's wire shape for it is unconfirmed.
+	GroupRequest  *GroupRequest `json:"groupRequest"`
+	CreateRequest *GroupRequest `json:"createRequest"`
+}
+
+// decodeWix decodes an answer into a, its group through groupJSON.
+func (a *createGroupAnswer) decodeWix(raw []byte) error {
+	var v struct {
+		Group         *groupJSON    `json:"group"`
+		GroupRequest  *GroupRequest `json:"groupRequest"`
+		CreateRequest *GroupRequest `json:"createRequest"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	if v.Group != nil {
+		g := v.Group.group()
+		a.Group = &g
+	}
+	a.GroupRequest, a.CreateRequest = v.GroupRequest, v.CreateRequest
+	return nil
+}
+
+// decodeWix decodes an answer into e, its group through groupJSON.
+func (e *groupEnvelope) decodeWix(raw []byte) error {
+	var v struct {
+		Group *groupJSON `json:"group,omitempty"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	if v.Group != nil {
+		g := v.Group.group()
+		e.Group = &g
+	}
+	return nil
 }
 
 func groupOrEmpty(g *Group) *Group {

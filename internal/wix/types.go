@@ -213,23 +213,36 @@ type Group struct {
 // title, privacyLevel, recentActivityDate, createdBy.id and
 // details.membersTitle.
 func (g *Group) UnmarshalJSON(b []byte) error {
-	type plain Group
-	var v struct {
-		plain
-		Title              string     `json:"title"`
-		PrivacyLevel       string     `json:"privacyLevel"`
-		RecentActivityDate *time.Time `json:"recentActivityDate"`
-		CreatedBy          *struct {
-			ID string `json:"id"`
-		} `json:"createdBy"`
-		Details *struct {
-			MembersTitle string `json:"membersTitle"`
-		} `json:"details"`
-	}
+	var v groupJSON
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*g = Group(v.plain)
+	*g = v.group()
+	return nil
+}
+
+// groupPlain is Group without its methods.
+type groupPlain Group
+
+// groupJSON is a Group's wire form: the current names and the legacy ones.
+// It has no UnmarshalJSON, so an answer holding groups decoded through it
+// (see wixDecoder) is scanned once, not once more per group.
+type groupJSON struct {
+	groupPlain
+	Title              string     `json:"title"`
+	PrivacyLevel       string     `json:"privacyLevel"`
+	RecentActivityDate *time.Time `json:"recentActivityDate"`
+	CreatedBy          *struct {
+		ID string `json:"id"`
+	} `json:"createdBy"`
+	Details *struct {
+		MembersTitle string `json:"membersTitle"`
+	} `json:"details"`
+}
+
+// group returns the Group v holds, legacy names filling the current ones.
+func (v *groupJSON) group() Group {
+	g := Group(v.groupPlain)
 	g.Name = firstNonEmpty(g.Name, v.Title)
 	g.PrivacyStatus = firstNonEmpty(g.PrivacyStatus, v.PrivacyLevel)
 	g.LastActivityDate = firstNonNil(g.LastActivityDate, v.RecentActivityDate)
@@ -239,7 +252,19 @@ func (g *Group) UnmarshalJSON(b []byte) error {
 	if g.MemberTitle == "" && v.Details != nil {
 		g.MemberTitle = v.Details.MembersTitle
 	}
-	return nil
+	return g
+}
+
+// groupsOf converts decoded groups (nil stays nil).
+func groupsOf(vs []groupJSON) []Group {
+	if vs == nil {
+		return nil
+	}
+	gs := make([]Group, len(vs))
+	for i := range vs {
+		gs[i] = vs[i].group()
+	}
+	return gs
 }
 
 // writable returns g without the read-only fields, for create and update
@@ -294,6 +319,11 @@ func (m *GroupMember) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
+	return v.member(m)
+}
+
+// member sets *m from its wire form v.
+func (v *groupMemberJSON) member(m *GroupMember) error {
 	*m = GroupMember{MemberID: firstNonEmpty(v.MemberID, v.SiteMemberID), JoinedDate: v.JoinedDate}
 	if len(v.Role) > 0 && string(v.Role) != "null" {
 		var obj struct {
@@ -308,6 +338,20 @@ func (m *GroupMember) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// groupMembersOf converts decoded group members (nil stays nil).
+func groupMembersOf(vs []groupMemberJSON) ([]GroupMember, error) {
+	if vs == nil {
+		return nil, nil
+	}
+	ms := make([]GroupMember, len(vs))
+	for i := range vs {
+		if err := vs[i].member(&ms[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ms, nil
 }
 
 // MemberContact is the contact part of a site member.
@@ -551,6 +595,36 @@ type GroupMembersPage struct {
 	Members []GroupMember `json:"members"`
 	// Metadata is the paging metadata.
 	Metadata PagingMetadata `json:"metadata"`
+}
+
+// decodeWix decodes an answer into p, its groups through groupJSON.
+func (p *GroupsPage) decodeWix(raw []byte) error {
+	var v struct {
+		Groups   []groupJSON    `json:"groups"`
+		Metadata PagingMetadata `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	p.Groups, p.Metadata = groupsOf(v.Groups), v.Metadata
+	return nil
+}
+
+// decodeWix decodes an answer into p, its members through groupMemberJSON.
+func (p *GroupMembersPage) decodeWix(raw []byte) error {
+	var v struct {
+		Members  []groupMemberJSON `json:"members"`
+		Metadata PagingMetadata    `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	ms, err := groupMembersOf(v.Members)
+	if err != nil {
+		return err
+	}
+	p.Members, p.Metadata = ms, v.Metadata
+	return nil
 }
 
 // MembersPage is one page of site members.
