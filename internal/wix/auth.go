@@ -20,12 +20,29 @@ type authenticator interface {
 	invalidate(tok string) bool
 }
 
-// apiKeyAuth implements API-key mode.
-type apiKeyAuth struct{ key string }
+// apiKeyAuth implements API-key mode. Its header values are made once and
+// shared by the site's requests (read-only).
+type apiKeyAuth struct {
+	key    string
+	header []string // {key}
+	site   []string // {site id}
+}
+
+func newAPIKeyAuth(key, siteID string) apiKeyAuth {
+	return apiKeyAuth{key: key, header: []string{key}, site: []string{siteID}}
+}
 
 func (a apiKeyAuth) apply(_ context.Context, req *http.Request, siteID string) (string, error) {
-	req.Header.Set("Authorization", a.key)
-	req.Header.Set("wix-site-id", siteID)
+	if a.header != nil {
+		req.Header["Authorization"] = a.header
+	} else {
+		req.Header.Set("Authorization", a.key)
+	}
+	if len(a.site) == 1 && a.site[0] == siteID {
+		req.Header["Wix-Site-Id"] = a.site
+	} else {
+		req.Header.Set("wix-site-id", siteID)
+	}
 	return "", nil
 }
 

@@ -287,7 +287,7 @@ func (c *Client) newSite(siteID string, creds Credentials, l Limiter) *Site {
 	if creds.oauth() {
 		s.auth = &oauthAuth{c: c, creds: creds, site: siteID}
 	} else {
-		s.auth = apiKeyAuth{key: creds.APIKey}
+		s.auth = newAPIKeyAuth(creds.APIKey, siteID)
 	}
 	return s
 }
@@ -458,9 +458,11 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 	if err != nil {
 		return "", fmt.Errorf("wix %s: build request: %w", c.op, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	// Canonical keys, values shared by every request (read-only: the
+	// transport and http.Client only read or copy them).
+	req.Header["Accept"] = jsonHeaderValue
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonHeaderValue
 	}
 	tok, err = s.authFor(c).apply(actx, req, s.id)
 	if err != nil {
@@ -481,7 +483,10 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 		s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), time.Since(start))
 		return tok, redirectError(resp, c.op, c.method, c.path)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	rb := getReadBuf()
+	defer putReadBuf(rb)
+	_, err = rb.ReadFrom(io.LimitReader(resp.Body, maxBody))
+	raw := rb.Bytes() // valid until putReadBuf: nothing decoded from it keeps it
 	dur := time.Since(start)
 	s.c.metrics.request(s.id, c.op, statusLabel(resp.StatusCode), dur)
 	if ce := s.c.log.Check(zap.DebugLevel, "wix call"); ce != nil { // no fields built when debug is off
@@ -517,6 +522,25 @@ func decode(raw []byte, out any) error {
 	}
 	return json.Unmarshal(raw, out)
 }
+
+// readBufs holds the buffers answers are read into. Decoding copies what it
+// keeps (strings, json.RawMessage), and so does parseAPIError, so a buffer
+// is reused once its attempt returns; large ones are left to the GC.
+var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledReadBuf = 64 << 10
+
+func getReadBuf() *bytes.Buffer { return readBufs.Get().(*bytes.Buffer) }
+
+func putReadBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledReadBuf {
+		b.Reset()
+		readBufs.Put(b)
+	}
+}
+
+// jsonHeaderValue is the Accept and Content-Type of every request.
+var jsonHeaderValue = []string{"application/json"}
 
 // errLimiterWait marks a failed limiter wait (ctx done, or a deadline too
 // close for the next slot); it is not retried.

@@ -3,6 +3,7 @@ package wix
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,8 @@ type metrics struct {
 	throttled   *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	limiterWait prometheus.Histogram
+	// durations caches duration's child of each endpoint (never deleted).
+	durations sync.Map // endpoint → prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,14 +67,31 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-func statusLabel(code int) string { return strconv.Itoa(code) }
+// statusLabels holds the labels of the codes 100 to 599, made once.
+var statusLabels = func() (l [500]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(100 + i)
+	}
+	return l
+}()
+
+func statusLabel(code int) string {
+	if code >= 100 && code < 600 {
+		return statusLabels[code-100]
+	}
+	return strconv.Itoa(code)
+}
 
 func (m *metrics) request(site, endpoint, status string, d time.Duration) {
 	if m == nil {
 		return
 	}
 	m.requests.WithLabelValues(site, endpoint, status).Inc()
-	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+	o, ok := m.durations.Load(endpoint)
+	if !ok {
+		o, _ = m.durations.LoadOrStore(endpoint, m.duration.WithLabelValues(endpoint))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func (m *metrics) throttle(site string) {
