@@ -24,7 +24,7 @@ func (r *Runtime) tracing(h message.HandlerFunc) message.HandlerFunc {
 			return h(msg)
 		}
 		ctx := trace.Extract(msg.Context(), msg.Metadata)
-		attrs := append(info.Attributes(),
+		attrs := append(info.AppendAttributes(make([]attribute.KeyValue, 0, 7)),
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.destination.name", msg.Metadata.Get(MetaSubject)),
 			attribute.String("groupflow.delivery", msg.Metadata.Get(MetaDelivery)))

@@ -2,6 +2,7 @@ package wix
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -22,17 +23,32 @@ type callSpan struct {
 }
 
 func (s *Site) startSpan(ctx context.Context, c call) (context.Context, *callSpan) {
-	attrs := append(trace.From(ctx).Attributes(),
-		attribute.String("wix.endpoint", c.op), attribute.String("http.request.method", c.method), attribute.String("wix.site", s.id))
-	ctx, span := trace.Tracer().Start(ctx, "wix "+c.op, oteltrace.WithSpanKind(oteltrace.SpanKindClient), oteltrace.WithAttributes(attrs...))
+	attrs := trace.From(ctx).AppendAttributes(make([]attribute.KeyValue, 0, 7))
+	attrs = append(attrs, attribute.String("wix.endpoint", c.op), attribute.String("http.request.method", c.method), attribute.String("wix.site", s.id))
+	ctx, span := trace.Tracer().Start(ctx, spanName(c.op), spanKindClient, oteltrace.WithAttributes(attrs...))
 	return ctx, &callSpan{span: span}
+}
+
+var spanKindClient = oteltrace.WithSpanKind(oteltrace.SpanKindClient)
+
+// spanNames caches "wix " + op for each endpoint name (a fixed set).
+var spanNames sync.Map
+
+func spanName(op string) string {
+	if n, ok := spanNames.Load(op); ok {
+		return n.(string)
+	}
+	n, _ := spanNames.LoadOrStore(op, "wix "+op)
+	return n.(string)
 }
 
 // end records the outcome and ends the span.
 func (cs *callSpan) end(err error) {
-	cs.span.SetAttributes(attribute.Float64("wix.limiter_wait_ms", float64(cs.wait.Microseconds())/1000))
+	wait := attribute.Float64("wix.limiter_wait_ms", float64(cs.wait.Microseconds())/1000)
 	if cs.status != 0 {
-		cs.span.SetAttributes(attribute.Int("http.response.status_code", cs.status))
+		cs.span.SetAttributes(wait, attribute.Int("http.response.status_code", cs.status))
+	} else {
+		cs.span.SetAttributes(wait)
 	}
 	if err != nil {
 		trace.Fail(cs.span, err)
