@@ -203,7 +203,7 @@ func ackPending(t *testing.T, env *testenv.Env, types ...string) int {
 // not keep the window's room reserved for their pull requests: with four
 // idle topics, a busy one holds all of MaxRunnable but their reserves.
 // (Each idle topic asked for a full batch, so four of them kept 4 × 256 of
-// the default 2 × --max-in-flight reserved for messages that never came.)
+// the runnable room reserved for messages that never came.)
 func TestSourceIdleTopicsLeaveRunnableRoom(t *testing.T) {
 	types := []string{messages.CmdProvisionGroup, messages.CmdGenerateReport, messages.CmdSendCampaign,
 		messages.CmdPropagateRules, messages.CmdSetMembershipQuestions}
