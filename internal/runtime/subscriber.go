@@ -240,6 +240,7 @@ func fetchBatch(spec broker.ConsumerSpec) int {
 // message: fetching goes on while messages wait in Admission.
 func (s *Source) fetch(ctx context.Context, t *topicRun) {
 	failures := 0
+	ask := TopicReserve // with a window: what the next pull request asks for
 	for !s.stopped(ctx) {
 		if s.cfg.Paused != nil && s.cfg.Paused(t.topic) {
 			s.pause(ctx, min(s.cfg.FetchWait, 100*time.Millisecond))
@@ -247,7 +248,7 @@ func (s *Source) fetch(ctx context.Context, t *topicRun) {
 		}
 		n := fetchBatch(t.spec)
 		if s.win != nil {
-			if n = s.win.take(ctx, s.closing, t.topic, n); n == 0 {
+			if n = s.win.take(ctx, s.closing, t.topic, min(ask, n)); n == 0 {
 				continue // closing
 			}
 		}
@@ -261,6 +262,12 @@ func (s *Source) fetch(ctx context.Context, t *topicRun) {
 			err = batch.Error()
 		}
 		s.release(t, n-got) // asked for, not delivered
+		// A pull request holds its room in the window until it ends (up to
+		// FetchWait), delivered or not, so a topic asks for twice what it
+		// last got: an idle topic keeps TopicReserve reserved, not a full
+		// batch of the runnable room the busy topics need, and a busy one
+		// is back at a full batch within a few requests.
+		ask = max(2*got, TopicReserve)
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 			failures++
 			if failures == 1 || failures%30 == 0 {

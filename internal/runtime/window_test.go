@@ -198,3 +198,24 @@ func ackPending(t *testing.T, env *testenv.Env, types ...string) int {
 	}
 	return sum
 }
+
+// TestSourceIdleTopicsLeaveRunnableRoom: topics with nothing to fetch do
+// not keep the window's room reserved for their pull requests: with four
+// idle topics, a busy one holds all of MaxRunnable but their reserves.
+// (Each idle topic asked for a full batch, so four of them kept 4 × 256 of
+// the runnable room reserved for messages that never came.)
+func TestSourceIdleTopicsLeaveRunnableRoom(t *testing.T) {
+	types := []string{messages.CmdProvisionGroup, messages.CmdGenerateReport, messages.CmdSendCampaign,
+		messages.CmdPropagateRules, messages.CmdSetMembershipQuestions}
+	const maxRunnable = 600
+	env, _, _ := windowEnv(t, newParking(), 5000, maxRunnable, types...)
+	for i := range 1000 {
+		env.Publish(messages.CmdProvisionGroup, fmt.Sprintf(`{"id":"p-%d","siteId":"s%d"}`, i, i))
+	}
+	// Nothing is acked: the busy topic's messages stay held. Its own pull
+	// request in progress and the idle topics' may be reserved besides.
+	want := maxRunnable - len(types)*runtime.TopicReserve - 2*runtime.TopicReserve
+	awaitCond(t, fmt.Sprintf("%d provision_group messages delivered", want), func() bool {
+		return ackPending(t, env, types[0]) >= want
+	})
+}
