@@ -19,12 +19,6 @@ type Parker interface {
 // others keep it.
 const TopicReserve = 16
 
-// minFetch is the fewest messages a fetch asks for while its topic holds
-// its reserve, at most a quarter of the tighter bound: one pull request per
-// freed message would cost more than the messages (each is a request and a
-// reply on the connection).
-const minFetch = 32
-
 // windowPoll bounds how long a fetch loop without room waits before it
 // looks again: parked counts change without telling the window.
 const windowPoll = 50 * time.Millisecond
@@ -61,8 +55,6 @@ type window struct {
 	maxHeld, maxRunnable int
 	parked               func() int // nil: nothing is parked
 
-	lowWater int // see minFetch
-
 	mu       sync.Mutex
 	held     int
 	topics   map[string]int
@@ -72,13 +64,7 @@ type window struct {
 }
 
 func newWindow(maxHeld, maxRunnable int, parked func() int) *window {
-	low := minFetch
-	for _, b := range []int{maxHeld, maxRunnable} {
-		if b > 0 {
-			low = min(low, max(b/4, 1))
-		}
-	}
-	return &window{maxHeld: maxHeld, maxRunnable: maxRunnable, parked: parked, lowWater: low,
+	return &window{maxHeld: maxHeld, maxRunnable: maxRunnable, parked: parked,
 		topics: map[string]int{}, released: make(chan struct{})}
 }
 
@@ -98,9 +84,6 @@ func (w *window) room(limit, held, own, parked int) int {
 
 // take waits until topic may fetch, then reserves and returns up to limit
 // messages of room; it returns 0 when stop is closed or ctx ends first.
-// Past its reserve, a topic waits until the room reaches the window's low
-// water mark (minFetch) or limit, so that freed messages are fetched in
-// batches.
 func (w *window) take(ctx context.Context, stop <-chan struct{}, topic string, limit int) int {
 	for {
 		parked := 0
@@ -108,8 +91,7 @@ func (w *window) take(ctx context.Context, stop <-chan struct{}, topic string, l
 			parked = w.parked()
 		}
 		w.mu.Lock()
-		own := w.topics[topic]
-		if n := w.room(limit, w.held, own, parked); n > 0 && (n >= min(limit, w.lowWater) || own < TopicReserve) {
+		if n := w.room(limit, w.held, w.topics[topic], parked); n > 0 {
 			w.held += n
 			w.topics[topic] += n
 			w.peak = max(w.peak, w.held)
