@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -82,7 +83,9 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 		return nil, nil, err
 	}
 	if created {
-		return &Lease{l: l, claim: c, rec: rec, rev: rev, fresh: true}, nil, nil
+		lease := &Lease{l: l, claim: c, rev: rev, fresh: true}
+		lease.setRecordLocked(rec)
+		return lease, nil, nil
 	}
 	cur, rev, err := l.RecordRev(ctx, c.CommandType, c.CommandID)
 	if err != nil {
@@ -110,7 +113,9 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Lease{l: l, claim: c, rec: *cur, rev: n}, nil, nil
+	lease := &Lease{l: l, claim: c, rev: n}
+	lease.setRecordLocked(*cur)
+	return lease, nil, nil
 }
 
 // takeable checks an existing record against a claim: a foreign record is
@@ -133,6 +138,10 @@ type Lease struct {
 	l     *Ledger // nil: a detached lease, memory only
 	claim Claim
 	fresh bool
+
+	// until mirrors rec.LeaseUntil (UnixNano; 0: none) so that Until
+	// never waits for a write in progress under mu.
+	until atomic.Int64
 
 	mu    sync.Mutex
 	rec   Record
@@ -160,11 +169,25 @@ func Detached(commandType, commandID string) *Lease {
 // there are no checkpoints to find.
 func (s *Lease) Fresh() bool { return s.fresh }
 
-// Until is when the lease expires unless renewed (or a checkpoint is written).
+// Until is when the lease expires unless renewed (or a checkpoint is
+// written). It does not wait for a write in progress: during one it
+// returns the expiry before it.
 func (s *Lease) Until() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rec.LeaseUntil
+	n := s.until.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// setRecordLocked makes rec the lease's record; s.mu held (or s not yet shared).
+func (s *Lease) setRecordLocked(rec Record) {
+	s.rec = rec
+	var n int64
+	if !rec.LeaseUntil.IsZero() {
+		n = rec.LeaseUntil.UnixNano()
+	}
+	s.until.Store(n)
 }
 
 // Record returns a copy of the record as this lease last wrote it.
@@ -235,7 +258,7 @@ func (s *Lease) writeLocked(ctx context.Context, fn func(*Record)) error {
 		s.rev = n
 	}
 	next.UpdatedAt = stored.UpdatedAt
-	s.rec = next
+	s.setRecordLocked(next)
 	return nil
 }
 

@@ -139,7 +139,9 @@ func (g *Group) take(ctx context.Context, st *siteState) error {
 			r.Cancel()
 			return ctx.Err()
 		case <-st.wake:
-			t.Stop()
+			if !t.Stop() {
+				return nil // the token fell due meanwhile: take it
+			}
 			r.Cancel()
 			g.refresh(st)
 		}

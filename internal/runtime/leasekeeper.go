@@ -12,18 +12,18 @@ import (
 	"groupflow/internal/ledger"
 )
 
-// renewParallel bounds the lease renewals a leaseKeeper sends at once.
-const renewParallel = 16
-
 // leaseKeeper renews the leases of the commands in work from one goroutine
 // and one ticker instead of one of each per command: a command in work
 // costs a map entry here, not a goroutine, its stack and a timer. Every
-// term/6 it renews the leases with less than two thirds of their term left
-// (a checkpoint extends a lease too, so a command that checkpoints often is
-// never renewed here), at most renewParallel at once, each bounded by
-// term/6, so a slow renewal does not hold the others back. A lease another
-// instance took (ledger.ErrLost) cancels its command's work. The goroutine
-// runs only while some lease is kept. Cost: one ledger write per lease due.
+// term/6 it looks at every lease (without waiting for any: Lease.Until
+// does not block) and renews, each in a goroutine of its own, those with
+// less than two thirds of their term left and no renewal in flight (a
+// checkpoint extends a lease too, so a command that checkpoints often is
+// never renewed here). A slow renewal therefore delays only its own lease,
+// and each is bounded by term/6. A lease another instance took
+// (ledger.ErrLost) cancels its command's work; a lease whose work ends
+// (done, cancelled, or lost) is renewed no more. The goroutine runs only
+// while some lease is kept. Cost: one ledger write per lease due.
 type leaseKeeper struct {
 	term    time.Duration
 	mu      sync.Mutex
@@ -33,12 +33,13 @@ type leaseKeeper struct {
 
 // keptLease is one command's lease in the keeper.
 type keptLease struct {
-	lease   *ledger.Lease
-	log     *zap.Logger
-	cancel  context.CancelFunc
-	lost    atomic.Bool
-	mu      sync.Mutex // held while it is renewed; stop waits for it
-	stopped bool
+	lease    *ledger.Lease
+	log      *zap.Logger
+	cancel   context.CancelFunc
+	lost     atomic.Bool
+	renewing atomic.Bool // a renewal is in flight
+	mu       sync.Mutex  // held while it is renewed; stop waits for it
+	stopped  bool
 }
 
 func newLeaseKeeper(term time.Duration) *leaseKeeper {
@@ -47,8 +48,8 @@ func newLeaseKeeper(term time.Duration) *leaseKeeper {
 
 // keep renews lease while the command works on work (derived from ctx). If
 // another instance took the command over, work is cancelled and lost
-// reports true. After stop returns no renewal of lease is sent, and work
-// is cancelled.
+// reports true. Once work ends, or after stop returns, no renewal of lease
+// is sent; stop cancels work.
 func (k *leaseKeeper) keep(ctx context.Context, lease *ledger.Lease, log *zap.Logger) (work context.Context, lost func() bool, stop func()) {
 	work, cancel := context.WithCancel(ctx)
 	e := &keptLease{lease: lease, log: log, cancel: cancel}
@@ -59,13 +60,13 @@ func (k *leaseKeeper) keep(ctx context.Context, lease *ledger.Lease, log *zap.Lo
 		go k.run()
 	}
 	k.mu.Unlock()
+	unwatch := context.AfterFunc(work, func() { k.drop(e) })
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			k.mu.Lock()
-			delete(k.held, e)
-			k.mu.Unlock()
-			e.mu.Lock()
+			unwatch()
+			k.drop(e)
+			e.mu.Lock() // a renewal in flight ends first
 			e.stopped = true
 			e.mu.Unlock()
 			cancel()
@@ -74,13 +75,20 @@ func (k *leaseKeeper) keep(ctx context.Context, lease *ledger.Lease, log *zap.Lo
 	return work, e.lost.Load, stop
 }
 
-// run renews the due leases every term/6 until none is kept.
+// drop takes e out of the keeper: it is renewed no more.
+func (k *leaseKeeper) drop(e *keptLease) {
+	k.mu.Lock()
+	delete(k.held, e)
+	k.mu.Unlock()
+}
+
+// run starts the due renewals every term/6 until no lease is kept.
 func (k *leaseKeeper) run() {
 	t := time.NewTicker(max(k.term/6, time.Millisecond))
 	defer t.Stop()
-	var due []*keptLease
+	var all []*keptLease
 	for range t.C {
-		due = due[:0]
+		all = all[:0]
 		k.mu.Lock()
 		if len(k.held) == 0 {
 			k.running = false
@@ -88,33 +96,21 @@ func (k *leaseKeeper) run() {
 			return
 		}
 		for e := range k.held {
-			if time.Until(e.lease.Until()) <= 2*k.term/3 {
-				due = append(due, e)
-			}
+			all = append(all, e)
 		}
 		k.mu.Unlock()
-		k.renewAll(due)
-		clear(due)
+		for i, e := range all {
+			if time.Until(e.lease.Until()) <= 2*k.term/3 && e.renewing.CompareAndSwap(false, true) {
+				go k.renew(e)
+			}
+			all[i] = nil
+		}
 	}
-}
-
-// renewAll renews the due leases, renewParallel at a time.
-func (k *leaseKeeper) renewAll(due []*keptLease) {
-	sem := make(chan struct{}, renewParallel)
-	var wg sync.WaitGroup
-	for _, e := range due {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			k.renew(e)
-		}()
-	}
-	wg.Wait()
 }
 
 // renew renews one lease unless its command stopped.
 func (k *leaseKeeper) renew(e *keptLease) {
+	defer e.renewing.Store(false)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
@@ -128,10 +124,7 @@ func (k *leaseKeeper) renew(e *keptLease) {
 		e.log.Warn("another instance took this command over; stopping work on it")
 		e.lost.Store(true)
 		e.stopped = true
-		e.cancel()
-		k.mu.Lock()
-		delete(k.held, e)
-		k.mu.Unlock()
+		e.cancel() // drops it from the keeper
 	case err != nil:
 		e.log.Debug("lease renewal failed", zap.Error(err))
 	}

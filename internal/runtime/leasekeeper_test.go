@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,22 +19,9 @@ import (
 // work is cancelled and lost reports it; a stopped lease is renewed no more,
 // and the keeper's goroutine ends once it keeps none.
 func TestLeaseKeeperRenewsAndReportsLoss(t *testing.T) {
-	srv := testutil.NATS(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
-	_, js := testutil.JetStream(t, srv.ClientURL())
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "TEST_LEASES", Storage: jetstream.MemoryStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	led := ledger.New(kv)
 	const term = 600 * time.Millisecond
-	acquire := func(id string) *ledger.Lease {
-		l, _, err := led.Acquire(ctx, ledger.Claim{CommandType: "provision_group", CommandID: id, Delivery: 1, Seq: 1, Owner: "inst-a", TTL: term})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	kv, acquire := leaseLedger(t, term)
 	k := newLeaseKeeper(term)
 	running := func() bool { k.mu.Lock(); defer k.mu.Unlock(); return k.running }
 
@@ -75,6 +63,107 @@ func TestLeaseKeeperRenewsAndReportsLoss(t *testing.T) {
 	awaitTrue(t, "the keeper to end with no lease kept", func() bool { return !running() })
 	if !b.Until().Equal(until) {
 		t.Fatal("a stopped lease was renewed")
+	}
+}
+
+// leaseLedger returns a ledger bucket on an in-process server and a
+// function taking a fresh command's lease of the given term in it.
+func leaseLedger(t *testing.T, term time.Duration) (jetstream.KeyValue, func(id string) *ledger.Lease) {
+	t.Helper()
+	srv := testutil.NATS(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
+	_, js := testutil.JetStream(t, srv.ClientURL())
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "TEST_LEASES", Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := ledger.New(kv)
+	return kv, func(id string) *ledger.Lease {
+		l, _, err := led.Acquire(context.Background(), ledger.Claim{CommandType: "provision_group", CommandID: id, Delivery: 1, Seq: 1, Owner: "inst-a", TTL: term})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+}
+
+// TestLeaseKeeperNotHeldByOneLease: a lease whose own mutex is held (a
+// checkpoint's slow write) holds back neither the keeper's scan nor other
+// commands starting and ending.
+func TestLeaseKeeperNotHeldByOneLease(t *testing.T) {
+	const term = 60 * time.Millisecond
+	k := newLeaseKeeper(term)
+	ctx := context.Background()
+	slow := ledger.Detached("provision_group", "slow")
+	block, inside := make(chan struct{}), make(chan struct{}, 1)
+	slow.CountCalls(func() int64 { inside <- struct{}{}; <-block; return 0 }) // stands for a slow write under the lease's mutex
+	_, _, stopSlow := k.keep(ctx, slow, zap.NewNop())
+	go slow.Calls() // the command's own goroutine, inside the lease's mutex
+	<-inside
+	done := make(chan struct{})
+	go func() {
+		for i := range 20 { // across several scans
+			_, _, stop := k.keep(ctx, ledger.Detached("provision_group", fmt.Sprint("other-", i)), zap.NewNop())
+			time.Sleep(term / 6)
+			stop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("other commands' keep/stop blocked behind one lease's mutex")
+	}
+	close(block)
+	stopSlow()
+}
+
+// TestLeaseKeeperRenewsInParallel: 256 leases due at once, each renewal
+// taking 100 ms, are all renewed before they lapse (one at a time, or 16 at
+// a time behind a barrier, they would not be).
+func TestLeaseKeeperRenewsInParallel(t *testing.T) {
+	const term, n = 3 * time.Second, 256
+	_, acquire := leaseLedger(t, term)
+	k := newLeaseKeeper(term)
+	var leases []*ledger.Lease
+	for i := range n {
+		l := acquire(fmt.Sprint("c-", i))
+		l.CountCalls(func() int64 { time.Sleep(100 * time.Millisecond); return 0 }) // a slow ledger write
+		_, _, stop := k.keep(context.Background(), l, zap.NewNop())
+		t.Cleanup(stop)
+		leases = append(leases, l)
+	}
+	first := leases[n-1].Until()
+	awaitTrue(t, "every lease renewed once", func() bool {
+		for _, l := range leases {
+			if !l.Until().After(first) {
+				if time.Now().After(l.Until()) {
+					t.Fatalf("a lease lapsed %v before it was renewed", time.Since(l.Until()).Round(time.Millisecond))
+				}
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestLeaseKeeperStopsWhenWorkEnds: once the command's work is cancelled
+// (grace period over, message lost), its lease is renewed no more, even
+// before stop: a hung handler does not hold the command for ever.
+func TestLeaseKeeperStopsWhenWorkEnds(t *testing.T) {
+	const term = 600 * time.Millisecond
+	_, acquire := leaseLedger(t, term)
+	l := acquire("c-1")
+	k := newLeaseKeeper(term)
+	parent, cancel := context.WithCancel(context.Background())
+	work, _, stop := k.keep(parent, l, zap.NewNop())
+	defer stop()
+	cancel()
+	<-work.Done()
+	awaitTrue(t, "the keeper to let the lease go", func() bool { k.mu.Lock(); defer k.mu.Unlock(); return len(k.held) == 0 })
+	at := l.Until()
+	time.Sleep(3 * term) // an absence: no event to await
+	if l.Until().After(at) {
+		t.Fatalf("lease renewed %v past the work's cancellation", l.Until().Sub(at))
 	}
 }
 

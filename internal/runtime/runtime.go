@@ -113,9 +113,11 @@ type Config struct {
 	// types (the app's --max-in-flight). When set, the commands' Source
 	// holds at most DefaultMaxHeld(MaxInFlight) messages, of them at most
 	// DefaultMaxRunnable(MaxInFlight) not parked behind their own site
-	// (Parker), and each command consumer's MaxAckPending is the former,
-	// so that this window, not the server, bounds what is fetched. Zero:
-	// no window; each consumer's MaxAckPending is twice its handler slots.
+	// (Parker), and each command consumer's MaxAckPending is the former
+	// plus TopicReserve, so that on one instance this window, not the
+	// server, bounds what is fetched (MaxAckPending is per durable, shared
+	// by all instances: several instances share it too). Zero: no window;
+	// each consumer's MaxAckPending is twice its handler slots.
 	MaxInFlight int
 	// MaxPayload is the largest message, headers included, that completion
 	// events and their ledger records must fit in (default: the max_payload

@@ -83,7 +83,8 @@ func (w *window) room(limit, held, own, parked int) int {
 }
 
 // take waits until topic may fetch, then reserves and returns up to limit
-// messages of room; it returns 0 when stop is closed or ctx ends first.
+// messages of room; it returns 0 when stop is closed or ctx ends while it
+// waits (the caller checks them before it fetches).
 func (w *window) take(ctx context.Context, stop <-chan struct{}, topic string, limit int) int {
 	for {
 		parked := 0
