@@ -21,24 +21,20 @@ type authenticator interface {
 }
 
 // apiKeyAuth implements API-key mode. Its header values are made once and
-// shared by the site's requests (read-only).
+// shared by the site's requests (read-only: Header.Set replaces a slice,
+// it never writes into one).
 type apiKeyAuth struct {
-	key    string
-	header []string // {key}
+	header []string // {API key}
 	site   []string // {site id}
 }
 
 func newAPIKeyAuth(key, siteID string) apiKeyAuth {
-	return apiKeyAuth{key: key, header: []string{key}, site: []string{siteID}}
+	return apiKeyAuth{header: []string{key}, site: []string{siteID}}
 }
 
 func (a apiKeyAuth) apply(_ context.Context, req *http.Request, siteID string) (string, error) {
-	if a.header != nil {
-		req.Header["Authorization"] = a.header
-	} else {
-		req.Header.Set("Authorization", a.key)
-	}
-	if len(a.site) == 1 && a.site[0] == siteID {
+	req.Header["Authorization"] = a.header
+	if a.site[0] == siteID {
 		req.Header["Wix-Site-Id"] = a.site
 	} else {
 		req.Header.Set("wix-site-id", siteID)

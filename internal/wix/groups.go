@@ -231,11 +231,7 @@ func (a *createGroupAnswer) decodeWix(raw []byte) error {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	if v.Group != nil {
-		g := v.Group.group()
-		a.Group = &g
-	}
-	a.GroupRequest, a.CreateRequest = v.GroupRequest, v.CreateRequest
+	a.Group, a.GroupRequest, a.CreateRequest = v.Group.ptr(), v.GroupRequest, v.CreateRequest
 	return nil
 }
 
@@ -247,10 +243,7 @@ func (e *groupEnvelope) decodeWix(raw []byte) error {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	if v.Group != nil {
-		g := v.Group.group()
-		e.Group = &g
-	}
+	e.Group = v.Group.ptr()
 	return nil
 }
 

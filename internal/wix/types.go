@@ -255,6 +255,15 @@ func (v *groupJSON) group() Group {
 	return g
 }
 
+// ptr returns the Group v holds, nil for a nil v (an answer without one).
+func (v *groupJSON) ptr() *Group {
+	if v == nil {
+		return nil
+	}
+	g := v.group()
+	return &g
+}
+
 // groupsOf converts decoded groups (nil stays nil).
 func groupsOf(vs []groupJSON) []Group {
 	if vs == nil {
