@@ -11,17 +11,8 @@ import (
 	"groupflow/internal/runtime"
 )
 
-// awaitCond polls cond until it holds, failing after 10s.
-func awaitCond(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// awaitCond polls cond until it holds, failing after 10s (AwaitCond).
+var awaitCond = runtime.AwaitCond
 
 // admitAsync admits t in a goroutine; the channel yields its release.
 func admitAsync(a runtime.Admission, ctx context.Context, t runtime.Ticket) <-chan func() {

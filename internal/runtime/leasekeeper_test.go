@@ -28,7 +28,7 @@ func TestLeaseKeeperRenewsAndReportsLoss(t *testing.T) {
 	a := acquire("c-a")
 	first := a.Until()
 	work, lost, stop := k.keep(ctx, a, zap.NewNop())
-	awaitTrue(t, "a renewal", func() bool { return a.Until().After(first) })
+	AwaitCond(t, "a renewal", func() bool { return a.Until().After(first) })
 	if lost() || work.Err() != nil {
 		t.Fatal("lease reported lost after a renewal")
 	}
@@ -60,7 +60,7 @@ func TestLeaseKeeperRenewsAndReportsLoss(t *testing.T) {
 	_, _, stopB := k.keep(ctx, b, zap.NewNop())
 	stopB()
 	until := b.Until()
-	awaitTrue(t, "the keeper to end with no lease kept", func() bool { return !running() })
+	AwaitCond(t, "the keeper to end with no lease kept", func() bool { return !running() })
 	if !b.Until().Equal(until) {
 		t.Fatal("a stopped lease was renewed")
 	}
@@ -133,7 +133,7 @@ func TestLeaseKeeperRenewsInParallel(t *testing.T) {
 		leases = append(leases, l)
 	}
 	first := leases[n-1].Until()
-	awaitTrue(t, "every lease renewed once", func() bool {
+	AwaitCond(t, "every lease renewed once", func() bool {
 		for _, l := range leases {
 			if !l.Until().After(first) {
 				if time.Now().After(l.Until()) {
@@ -159,7 +159,7 @@ func TestLeaseKeeperStopsWhenWorkEnds(t *testing.T) {
 	defer stop()
 	cancel()
 	<-work.Done()
-	awaitTrue(t, "the keeper to let the lease go", func() bool { k.mu.Lock(); defer k.mu.Unlock(); return len(k.held) == 0 })
+	AwaitCond(t, "the keeper to let the lease go", func() bool { k.mu.Lock(); defer k.mu.Unlock(); return len(k.held) == 0 })
 	at := l.Until()
 	time.Sleep(3 * term) // an absence: no event to await
 	if l.Until().After(at) {
@@ -167,13 +167,15 @@ func TestLeaseKeeperStopsWhenWorkEnds(t *testing.T) {
 	}
 }
 
-func awaitTrue(t *testing.T, what string, cond func() bool) {
+// AwaitCond polls cond until it holds, failing after 10s; exported to
+// the package's external tests (awaitCond there).
+func AwaitCond(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
