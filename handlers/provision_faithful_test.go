@@ -3,11 +3,13 @@ package handlers
 import (
 	"context"
 	"errors"
-	"groupflow/internal/runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"groupflow/internal/failure"
+	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
@@ -111,8 +113,39 @@ func TestProvisionLostCreateResponseQueryLag(t *testing.T) {
 	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "lag-1", map[string]any{
 		"group": map[string]any{"name": "Lagging"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
 	gs := e.Site.GroupsByName("Lagging")
-	if len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 {
+	if len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 || ev.Reused {
 		t.Fatalf("%d groups, %d creates, event %+v", len(gs), e.calls(wix.OpGroupsCreate), ev)
+	}
+}
+
+// An in-process retry of an attempt that failed before Create Group was
+// sent knows no create can be pending (ledger.Lease.Unsure is false): it
+// creates at once, without polling Query Groups for a group that cannot
+// show up, and with no checkpoint write before the create.
+func TestProvisionRetryBeforeCreateDoesNotSettle(t *testing.T) {
+	e := newWF(t)
+	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
+	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
+	e.Site.SetModes(wixsim.Modes{QueryGroupsLag: time.Hour})
+	h := NewProvisionGroup(e.Sites, e.Ledger, ProvisionConfig{DefaultRegion: "US", CreateSettle: time.Hour, SettlePoll: 10 * time.Millisecond}, e.Log)
+	e.Config.Retries = 2 // in-process retries, as by default
+	var failed, settled atomic.Bool
+	h.hook = func(_ context.Context, point string) error {
+		switch {
+		case point == "create" && failed.CompareAndSwap(false, true):
+			return errors.New("transient failure before the create was sent")
+		case point == "settle.wait":
+			settled.Store(true)
+			return failure.Permanent(errors.New("polled Query Groups though no create was sent"))
+		}
+		return nil
+	}
+	e.start(runtime.Adapt(h))
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "retry-1", map[string]any{
+		"group": map[string]any{"name": "Retried"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
+	gs := e.Site.GroupsByName("Retried")
+	if !failed.Load() || settled.Load() || len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 || ev.Reused {
+		t.Fatalf("failed %v, settled %v, %d groups, %d creates, event %+v", failed.Load(), settled.Load(), len(gs), e.calls(wix.OpGroupsCreate), ev)
 	}
 }
 

@@ -49,13 +49,14 @@ type ProvisionConfig struct {
 // there is no one to remove. An empty sync roster is refused earlier, by
 // Validate.
 //
-// Idempotency, with as few ledger writes as that allows (one for a new
-// group, none for a reused one, besides the runtime's record and outcome):
-// the intent to create the group, with the groups of that name that exist
-// before, is checkpointed before Create Group is sent; a redelivery that
-// finds it looks for the new group by name (polling up to CreateSettle, as
-// Query Groups may lag) before any new create, so one command never
-// creates two groups. Everything else a redelivery asks Wix again: the
+// Idempotency, with as few ledger writes as that allows (none for a new
+// or reused group besides the runtime's record and outcome; one, the
+// intent, with allowDuplicateName): a resumed command (a crash, failover,
+// replay, or an in-process retry after Create Group was sent:
+// ledger.Lease.Unsure) looks for the group by name, polling up to
+// CreateSettle as Query Groups may lag, before any new create, so one
+// command never creates two groups (see group). Everything else a
+// redelivery asks Wix again: the
 // roster is resolved again (reads), the group's members are listed again
 // (so adds and removals already done are not repeated), questions and rules
 // are replaced again (idempotent). Invitations of private members are
@@ -68,8 +69,8 @@ type ProvisionGroup struct {
 	ledger *ledger.Ledger
 	cfg    ProvisionConfig
 	log    *zap.Logger
-	// hook, in tests, runs at named points ("created", "add.<k>",
-	// "remove.<k>") and may fail the attempt there.
+	// hook, in tests, runs at named points ("create", "created",
+	// "settle.wait", "add.<k>", "remove.<k>") and may fail the attempt there.
 	hook func(ctx context.Context, point string) error
 }
 
@@ -100,7 +101,7 @@ func (h *ProvisionGroup) at(ctx context.Context, point string) error {
 	return h.hook(ctx, point)
 }
 
-// groupStep is the "group" checkpoint.
+// groupStep is the groupStepName checkpoint.
 type groupStep struct {
 	ID      string `json:"id,omitempty"`
 	Slug    string `json:"slug,omitempty"`
@@ -509,15 +510,22 @@ func guardSync(c *messages.ProvisionGroup, members, toRemove, resolved int) erro
 
 // group finds or creates the group, at most once per command.
 //
+// Exactly once without a checkpoint: a fresh command (and an in-process
+// retry of attempts that sent no Create Group: ledger.Lease.Unsure) finds
+// the group by name or creates it; a resumed one that finds none polls
+// Query Groups for up to CreateSettle first (settle), since a create an
+// earlier attempt sent may show late. With allowDuplicateName a group of
+// the name may exist already, so the intent to create, with the groups
+// that exist before, is checkpointed before the create instead (one write).
+//
 // On a site that requires approval of groups created by members, the create
 // becomes a group request: group returns *errPending with its id and
 // remembers it per site and name (requestKey). A later command for the same
 // name finds the request: still pending, *errPending again (no second
 // request); approved, its group; rejected, a permanent error.
 func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.ProvisionGroup, siteID string) (groupStep, error) {
-	const step = "group"
 	var g groupStep
-	if _, err := prog.Load(ctx, step, &g); err != nil {
+	if _, err := prog.Load(ctx, groupStepName, &g); err != nil {
 		return g, err
 	}
 	if g.ID != "" {
@@ -527,63 +535,132 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger
 	if err != nil {
 		return g, err
 	}
-	if g.Creating {
-		// A create was sent and its outcome is unknown: a group of that name
-		// that did not exist before is ours. Query Groups may show it only
-		// after a delay, so poll for up to CreateSettle before creating again.
-		deadline := time.Now().Add(h.cfg.CreateSettle)
-		for {
-			for _, x := range same {
-				if !hasString(g.Existing, x.ID) {
-					g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}
-					return g, prog.Checkpoint(ctx, step, g)
-				}
-			}
-			if r, err := h.requestNamed(ctx, site, c.Group.Name); err != nil {
-				return g, err
-			} else if r != nil && r.Status == wix.RequestPending {
-				return g, h.rememberRequest(ctx, siteID, c.Group.Name, r.ID)
-			}
-			if !time.Now().Before(deadline) {
-				break
-			}
-			if err := h.at(ctx, "settle.wait"); err != nil {
-				return g, err
-			}
-			select {
-			case <-ctx.Done():
-				return g, ctx.Err()
-			case <-time.After(h.cfg.SettlePoll):
-			}
-			if same, err = groupsNamed(ctx, site, c.Group.Name); err != nil {
-				return g, err
-			}
+	var done bool
+	switch {
+	case g.Creating: // an intent checkpointed by an earlier attempt
+		g, done, err = h.resumeIntent(ctx, site, prog, c, siteID, g, same)
+	case c.AllowDuplicateName:
+		g, done, err = h.intend(ctx, site, prog, c, siteID, same)
+	default:
+		g, done, err = h.find(ctx, site, prog, c, siteID, same)
+	}
+	if err != nil || done {
+		return g, err
+	}
+	return h.create(ctx, site, prog, c, siteID)
+}
+
+// groupStepName is the ledger step of the group (groupStep).
+const groupStepName = "group"
+
+// find reuses the oldest group of the name (done), or reports none so the
+// caller creates one. A resumed command (Unsure) that finds none first
+// polls for up to CreateSettle (settle): an earlier attempt's create may
+// show late. A group a resumed command finds that Wix dates at or after
+// the command's first attempt (by groupflow's clock) is reported as
+// created by it, not reused: a Wix clock behind groupflow's can make such
+// a group read as reused, never make a second one.
+func (h *ProvisionGroup) find(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.ProvisionGroup, siteID string, same []wix.Group) (g groupStep, done bool, err error) {
+	if len(same) == 0 {
+		if found, err := h.pendingRequest(ctx, site, prog, siteID, c.Group.Name, &g); err != nil || found {
+			return g, true, err
 		}
-	} else {
-		if len(same) == 0 {
-			if found, err := h.pendingRequest(ctx, site, prog, siteID, c.Group.Name, &g); err != nil || found {
-				return g, err
-			}
+		if !prog.Unsure() {
+			return g, false, nil
 		}
-		if len(same) > 0 && !c.AllowDuplicateName {
-			x := same[0]
-			// Not checkpointed unless its settings differ: a redelivery finds
-			// the same (oldest) group, but after an update of its settings
-			// it must still report what differed.
-			g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true, Differ: settingsDiffer(x, c.Group)}
-			if len(g.Differ) == 0 {
-				return g, nil
-			}
-			return g, prog.Checkpoint(ctx, step, g)
+		x, err := h.settle(ctx, site, siteID, c.Group.Name, same, func(wix.Group) bool { return true })
+		if err != nil || x == nil {
+			return g, err != nil, err
 		}
-		g = groupStep{Creating: true}
-		for _, x := range same {
-			g.Existing = append(g.Existing, x.ID)
-		}
-		if err := prog.Checkpoint(ctx, step, g); err != nil {
-			return g, err
+		same = []wix.Group{*x}
+	}
+	x := same[0]
+	if prog.Unsure() && x.CreatedDate != nil && !x.CreatedDate.Before(prog.Record().StartedAt) {
+		return groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}, true, nil
+	}
+	// Not checkpointed unless its settings differ: a redelivery finds the
+	// same (oldest) group, but after an update of its settings it must
+	// still report what differed.
+	g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID, Reused: true, Differ: settingsDiffer(x, c.Group)}
+	if len(g.Differ) == 0 {
+		return g, true, nil
+	}
+	return g, true, prog.Checkpoint(ctx, groupStepName, g)
+}
+
+// intend checkpoints the intent to create a group beside the ones of that
+// name (allowDuplicateName): Creating, with their ids. A pending request
+// remembered for the name when there are none is the answer (done).
+func (h *ProvisionGroup) intend(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.ProvisionGroup, siteID string, same []wix.Group) (g groupStep, done bool, err error) {
+	if len(same) == 0 {
+		if found, err := h.pendingRequest(ctx, site, prog, siteID, c.Group.Name, &g); err != nil || found {
+			return g, true, err
 		}
 	}
+	g = groupStep{Creating: true}
+	for _, x := range same {
+		g.Existing = append(g.Existing, x.ID)
+	}
+	return g, false, prog.Checkpoint(ctx, groupStepName, g)
+}
+
+// resumeIntent resumes after a checkpointed intent (intend): a create was
+// sent and its outcome is unknown, so a group of the name that did not
+// exist before is ours, polling for up to CreateSettle (settle) before
+// creating again.
+func (h *ProvisionGroup) resumeIntent(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.ProvisionGroup, siteID string, g groupStep, same []wix.Group) (groupStep, bool, error) {
+	x, err := h.settle(ctx, site, siteID, c.Group.Name, same, func(x wix.Group) bool { return !hasString(g.Existing, x.ID) })
+	if err != nil || x == nil {
+		return g, err != nil, err
+	}
+	g = groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}
+	return g, true, prog.Checkpoint(ctx, groupStepName, g)
+}
+
+// settle polls Query Groups every SettlePoll for up to CreateSettle until a
+// group of the name is ours, and returns it (nil when none showed). A
+// pending group request of the name ends it with *errPending. Costs 1 Query
+// Groups and 1 List Group Requests per poll.
+func (h *ProvisionGroup) settle(ctx context.Context, site *wix.Site, siteID, name string, same []wix.Group, ours func(wix.Group) bool) (*wix.Group, error) {
+	deadline := time.Now().Add(h.cfg.CreateSettle)
+	for {
+		for i := range same {
+			if ours(same[i]) {
+				return &same[i], nil
+			}
+		}
+		if r, err := h.requestNamed(ctx, site, name); err != nil {
+			return nil, err
+		} else if r != nil && r.Status == wix.RequestPending {
+			return nil, h.rememberRequest(ctx, siteID, name, r.ID)
+		}
+		if !time.Now().Before(deadline) {
+			return nil, nil
+		}
+		if err := h.at(ctx, "settle.wait"); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(h.cfg.SettlePoll):
+		}
+		var err error
+		if same, err = groupsNamed(ctx, site, name); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// create sends Create Group, marking the lease Acting first (a later
+// attempt is then Unsure and looks before creating again); a refusal (4xx)
+// takes the mark back. Not checkpointed after: a redelivery finds the group
+// by name (settle), and that saves a write on every command.
+func (h *ProvisionGroup) create(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.ProvisionGroup, siteID string) (groupStep, error) {
+	if err := h.at(ctx, "create"); err != nil {
+		return groupStep{}, err
+	}
+	prog.Acting()
 	created, err := site.CreateGroup(ctx, wix.Group{
 		Name:          c.Group.Name,
 		Description:   c.Group.Description,
@@ -592,21 +669,16 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger
 		MemberTitle:   c.Group.MemberTitle,
 	}, c.CreatorID)
 	var pe *wix.PendingGroupError
-	if errors.As(err, &pe) {
-		id := pe.RequestID
-		if id == "" {
-			r, err := h.requestNamed(ctx, site, c.Group.Name)
-			if err != nil {
-				return g, err
-			}
-			if r != nil {
-				id = r.ID
-			}
+	switch {
+	case errors.As(err, &pe) && pe.RequestID != "":
+		return groupStep{}, h.rememberRequest(ctx, siteID, c.Group.Name, pe.RequestID)
+	case errors.As(err, &pe):
+		return groupStep{}, h.pendingCreated(ctx, site, siteID, c.Group.Name, "")
+	case err != nil:
+		if s := wix.StatusOf(err); s >= 400 && s < 500 {
+			prog.Unacted() // refused: nothing was created
 		}
-		return g, h.rememberRequest(ctx, siteID, c.Group.Name, id)
-	}
-	if err != nil {
-		return g, fmt.Errorf("create group: %w", err)
+		return groupStep{}, fmt.Errorf("create group: %w", err)
 	}
 	if c.CreatorID != "" {
 		// A create for a member may have become a group request whose answer
@@ -614,30 +686,33 @@ func (h *ProvisionGroup) group(ctx context.Context, site *wix.Site, prog *ledger
 		// example shows a request _id equal to its group's _id; unconfirmed).
 		// One Get Group tells: a 404 means pending.
 		if _, err := site.GetGroup(ctx, created.ID); wix.IsNotFound(err) {
-			r, err := h.requestNamed(ctx, site, c.Group.Name)
-			if err != nil {
-				return g, err
-			}
-			id := created.ID
-			if r != nil {
-				id = r.ID
-			}
-			return g, h.rememberRequest(ctx, siteID, c.Group.Name, id)
+			return groupStep{}, h.pendingCreated(ctx, site, siteID, c.Group.Name, created.ID)
 		} else if err != nil {
-			return g, fmt.Errorf("created group: %w", err) // the error names the call and the group
+			return groupStep{}, fmt.Errorf("created group: %w", err) // the error names the call and the group
 		}
 	}
 	if err := h.at(ctx, "created"); err != nil {
-		return g, err
+		return groupStep{}, err
 	}
 	owner := created.OwnerID
 	if c.CreatorID != "" {
 		owner = c.CreatorID
 	}
-	// Not checkpointed: the intent saved before the create is enough for a
-	// redelivery to find the group (the settle poll above), and it saves a
-	// write on every command.
 	return groupStep{ID: created.ID, Slug: created.Slug, OwnerID: owner, created: true}, nil
+}
+
+// pendingCreated remembers the group request a create became: the newest
+// pending request of the name, else id (the id Wix answered, or none), and
+// returns the *errPending that reports it.
+func (h *ProvisionGroup) pendingCreated(ctx context.Context, site *wix.Site, siteID, name, id string) error {
+	r, err := h.requestNamed(ctx, site, name)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		id = r.ID
+	}
+	return h.rememberRequest(ctx, siteID, name, id)
 }
 
 // pendingRequest looks up the group request remembered for name. Still
@@ -667,7 +742,7 @@ func (h *ProvisionGroup) pendingRequest(ctx context.Context, site *wix.Site, pro
 		return false, nil
 	case r.Status == wix.RequestApproved && r.Group.ID != "":
 		*g = groupStep{ID: r.Group.ID, Slug: r.Group.Slug, OwnerID: r.Group.OwnerID}
-		return true, prog.Checkpoint(ctx, "group", *g)
+		return true, prog.Checkpoint(ctx, groupStepName, *g)
 	case r.Status == wix.RequestApproved:
 		return false, nil // approved, group id not in the request: Query Groups will find it
 	default:

@@ -19,7 +19,7 @@ import (
 //
 //	the command's publish (async, as the producer's) and its delivery;
 //	ledger: Create (the lease), Get (the remembered group request),
-//	Update (the group-creation intent), Update (completion);
+//	Update (completion);
 //	the event's publish (synchronous: the ack waits for it);
 //	the command's double ack; the event's delivery to its consumer.
 //
@@ -120,10 +120,8 @@ func floorCommand(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyV
 	if _, err := kv.Get(ctx, "req."+key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return err
 	}
-	for range 2 { // the intent, then the completion
-		if rev, err = kv.Update(ctx, key, record, rev); err != nil {
-			return err
-		}
+	if _, err = kv.Update(ctx, key, record, rev); err != nil { // the completion
+		return err
 	}
 	if _, err := js.Publish(ctx, "benchfloor.evt."+key, event); err != nil {
 		return err

@@ -14,6 +14,8 @@
 //	Lease.Renew            extend the lease (the runtime, while the handler works)
 //	Lease.Checkpoint       save a step's progress (and extend the lease): one write
 //	Lease.Load             read a step's progress back after a redelivery
+//	Lease.Unsure           may an earlier attempt have sent a side effect it left no checkpoint of?
+//	Lease.Acting           this attempt sends one (memory only: no write)
 //	Lease.Complete         record the outcome event and give the lease up
 //	Lease.Fail             count a failed attempt and give the lease up
 //	Lease.Release          give the lease up (shutdown: no failure)
@@ -53,7 +55,15 @@
 // cannot overwrite a newer owner's state. The record also keeps the
 // command's Wix call count (Lease.Calls), updated by each write.
 //
-// A one-person provision_group costs: Acquire (create), one checkpoint (the
-// intent to create the group), Complete — three ledger writes — and the
-// event.
+// Unsure replaces a checkpoint written only to say "a side effect may have
+// been sent": it is true after a crash, a failover or a replay (a handler
+// then asks Wix, allowing for its answers lagging), and false on a fresh
+// command and on an in-process retry (Claim.After) that follows attempts
+// of this process which marked no Acting and nobody else's write:
+//
+//	Acquire            fresh (created)  took over, Claim.After wrote last   took over, otherwise
+//	Unsure             false            After.Unsure || After acted         true
+//
+// A one-person provision_group costs: Acquire (create) and Complete — two
+// ledger writes — and the event.
 package ledger

@@ -30,6 +30,10 @@ type Claim struct {
 	// Owner names the instance; TTL is how long the lease lasts unrenewed.
 	Owner string
 	TTL   time.Duration
+	// After is this process's previous attempt at the same message (an
+	// in-process retry), or nil: if nobody wrote the record since, the new
+	// lease is Unsure only if that attempt was (see Lease.Acting).
+	After *Lease
 }
 
 // HeldError says another owner holds a live lease on the command.
@@ -83,6 +87,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 		return nil, nil, err
 	}
 	if created {
+		c.After = nil
 		lease := &Lease{l: l, claim: c, rev: rev, fresh: true}
 		lease.setRecordLocked(rec)
 		return lease, nil, nil
@@ -113,7 +118,9 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	lease := &Lease{l: l, claim: c, rev: n}
+	unsure := c.After.unsureSince(rev)
+	c.After = nil // not kept: a chain of earlier leases
+	lease := &Lease{l: l, claim: c, rev: n, unsure: unsure}
 	lease.setRecordLocked(*cur)
 	return lease, nil, nil
 }
@@ -138,6 +145,10 @@ type Lease struct {
 	l     *Ledger // nil: a detached lease, memory only
 	claim Claim
 	fresh bool
+	// unsure: an earlier attempt may have sent a side effect it left no
+	// checkpoint of (Unsure); acting: this attempt has (Acting).
+	unsure bool
+	acting atomic.Bool
 
 	// until mirrors rec.LeaseUntil (UnixNano; 0: none) so that Until
 	// never waits for a write in progress under mu.
@@ -168,6 +179,36 @@ func Detached(commandType, commandID string) *Lease {
 // Fresh reports whether no earlier attempt of the command left a record:
 // there are no checkpoints to find.
 func (s *Lease) Fresh() bool { return s.fresh }
+
+// Unsure reports whether an earlier attempt of the command may have sent a
+// side effect it left no checkpoint of, so the handler must ask Wix (and
+// allow for Wix's answers lagging) before repeating it. False for a fresh
+// command, and for an in-process retry (Claim.After) whose only earlier
+// attempts were this process's and marked no Acting; true otherwise (a
+// redelivery after a crash, a failover, a replay). Costs nothing: the
+// knowledge that saves a checkpoint write is kept in memory, and a crash
+// loses it on the safe side.
+func (s *Lease) Unsure() bool { return s.unsure }
+
+// Acting marks that this attempt sends a side effect without a checkpoint
+// first: a later attempt is Unsure. Memory only, no write; Unacted takes it
+// back once the side effect is known not to have happened (Wix refused it).
+func (s *Lease) Acting()  { s.acting.Store(true) }
+func (s *Lease) Unacted() { s.acting.Store(false) }
+
+// unsureSince is whether a lease taking over the record at revision rev
+// after s (this process's previous attempt; nil: none) is Unsure: sure only
+// if s wrote the record last (rev is its revision), was sure itself and did
+// not act.
+func (s *Lease) unsureSince(rev uint64) bool {
+	if s == nil {
+		return true
+	}
+	s.mu.Lock()
+	last := s.rev
+	s.mu.Unlock()
+	return last != rev || s.unsure || s.acting.Load()
+}
 
 // Until is when the lease expires unless renewed (or a checkpoint is
 // written). It does not wait for a write in progress: during one it

@@ -43,6 +43,16 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// acquire takes command id's lease for owner, failing the test otherwise.
+func (f *fixture) acquire(t *testing.T, id, owner string, seq uint64) *ledger.Lease {
+	t.Helper()
+	l, _, err := f.l.Acquire(context.Background(), f.claim(id, owner, seq))
+	if err != nil || l == nil {
+		t.Fatalf("acquire %s for %s: %v", id, owner, err)
+	}
+	return l
+}
+
 // id returns a new command id, so cases share one server.
 func (f *fixture) id() string { f.n++; return fmt.Sprintf("c%d", f.n) }
 
@@ -397,6 +407,83 @@ func TestLeaseLifecycle(t *testing.T) {
 	}
 	if rec := f.get(t, id); rec.Status != ledger.StatusCompleted || rec.Steps != nil || rec.Owner != "" || rec.Calls != 6 {
 		t.Fatalf("completed: %+v", rec)
+	}
+}
+
+// TestUnsureTable: Unsure (an earlier attempt may have sent a side effect
+// it left no checkpoint of) is false only for a fresh command and for an
+// in-process retry (Claim.After) of sure attempts that did not act, with
+// nobody's write in between; every other take-over is unsure.
+func TestUnsureTable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// prepare makes the earlier attempt(s) and returns the lease the
+		// claim names as After (nil: none).
+		prepare func(t *testing.T, id string) *ledger.Lease
+		want    bool
+	}{
+		{"fresh", func(*testing.T, string) *ledger.Lease { return nil }, false},
+		{"redelivery after a crash (no After)", func(t *testing.T, id string) *ledger.Lease {
+			f.acquire(t, id, me, 7)
+			return nil
+		}, true},
+		{"in-process retry, no side effect", func(t *testing.T, id string) *ledger.Lease {
+			return f.acquire(t, id, me, 7)
+		}, false},
+		{"in-process retry after Acting", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			a.Acting()
+			return a
+		}, true},
+		{"in-process retry after Acting taken back (refused)", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			a.Acting()
+			a.Unacted()
+			return a
+		}, false},
+		{"in-process retry after a checkpoint and renewal", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			if err := a.Checkpoint(ctx, "s", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Renew(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}, false},
+		{"retry of a retry that was unsure", func(t *testing.T, id string) *ledger.Lease {
+			f.acquire(t, id, me, 7) // crashed attempt
+			b, _, err := f.l.Acquire(ctx, f.claim(id, me, 7))
+			if err != nil || !b.Unsure() {
+				t.Fatalf("second attempt: %v unsure=%v", err, b != nil && b.Unsure())
+			}
+			return b
+		}, true},
+		{"another owner wrote since After", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			f.clock.Advance(ttl + time.Second)
+			b := f.acquire(t, id, other, 7) // failover; then it gives up
+			if err := b.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := f.id()
+			cl := f.claim(id, me, 7)
+			cl.After = c.prepare(t, id)
+			lease, _, err := f.l.Acquire(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lease.Unsure() != c.want {
+				t.Errorf("Unsure = %v, want %v", lease.Unsure(), c.want)
+			}
+		})
 	}
 }
 

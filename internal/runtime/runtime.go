@@ -626,6 +626,7 @@ func (r *Runtime) acquire(ctx context.Context, cmd *Command) (*ledger.Lease, *le
 	lease, done, err := r.deps.Ledger.Acquire(ctx, ledger.Claim{
 		CommandType: cmd.Type, CommandID: cmd.ID, Subject: cmd.Subject, Delivery: cmd.Delivery,
 		Seq: cmd.StreamSeq, Owner: r.instance, TTL: r.lease(),
+		After: slotFrom(ctx).get(), // the previous in-process attempt (Retry), if any
 	})
 	var held *ledger.HeldError
 	var coll *ledger.CollisionError
