@@ -21,7 +21,7 @@ import (
 //	ledger: Create (the lease), Get (the remembered group request),
 //	Update (completion);
 //	the event's publish (synchronous: the ack waits for it);
-//	the command's double ack; the event's delivery to its consumer.
+//	the command's ack (not awaited); the event's delivery to its consumer.
 //
 // It returns the seconds from the first publish to the last event consumed
 // and the CPU-µs per command. Each operation is awaited as groupflow awaits
@@ -126,5 +126,5 @@ func floorCommand(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyV
 	if _, err := js.Publish(ctx, "benchfloor.evt."+key, event); err != nil {
 		return err
 	}
-	return m.DoubleAck(ctx)
+	return m.Ack() // not awaited, as the Source's
 }

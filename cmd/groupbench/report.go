@@ -140,7 +140,7 @@ func report(w io.Writer, r *Results) {
 		p("")
 		p("CPU-µs/command is the bench process's CPU time (processor, embedded broker, producer and, over HTTP, the simulator's server) divided by the commands; on a shared machine the figures are noisy.")
 		p("")
-		p("JetStream floor: the command's broker operations alone (publish, delivery, ledger Create + Get + Update, the event's synchronous publish, the double ack, the event's delivery; no Watermill, handler, Wix or JSON) on the same server with as many in flight, each operation awaited as groupflow awaits it. processor/raw cannot exceed floor/raw without a cheaper protocol (fewer, or batched, broker operations); processor/floor is the share of the time groupflow spends on its broker operations.")
+		p("JetStream floor: the command's broker operations alone (publish, delivery, ledger Create + Get + Update, the event's synchronous publish, the ack, the event's delivery; no Watermill, handler, Wix or JSON) on the same server with as many in flight, each operation awaited as groupflow awaits it. processor/raw cannot exceed floor/raw without a cheaper protocol (fewer, or batched, broker operations); processor/floor is the share of the time groupflow spends on its broker operations.")
 		p("")
 		p("| Wix | floor msgs/s | floor CPU-µs/command | floor/raw | processor/floor |")
 		p("|---|--:|--:|--:|--:|")

@@ -391,14 +391,15 @@ func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.Comma
 	return wm
 }
 
+// ack acknowledges a handled message without awaiting the server's
+// confirmation (no double ack): the outcome is in the ledger before the
+// handler returns, so an ack lost with a crash or a broken connection only
+// makes the server redeliver after AckWait, and that copy is answered from
+// the record with no Wix call and no second event (its Nats-Msg-Id). Not
+// awaiting saves the server's reply and a round trip per command.
 func (s *Source) ack(m jetstream.Msg, wm *message.Message) {
-	ctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-	err := m.DoubleAck(ctx)
-	c()
-	if err != nil {
-		// The work is done and recorded; a redelivery is answered from the
-		// record without side effects.
-		s.log.Warn("ack not confirmed; the message may be redelivered", zap.String("message_uuid", wm.UUID), zap.Error(err))
+	if err := m.Ack(); err != nil {
+		s.log.Warn("ack not sent; the message will be redelivered and answered from the ledger", zap.String("message_uuid", wm.UUID), zap.Error(err))
 	}
 }
 
