@@ -660,6 +660,11 @@ func (h *ProvisionGroup) create(ctx context.Context, site *wix.Site, prog *ledge
 	if err := h.at(ctx, "create"); err != nil {
 		return groupStep{}, err
 	}
+	// No write since Acquire (or the intent): make sure no other instance
+	// took the command over (Hold), as the intent's compare-and-set did.
+	if err := prog.Hold(ctx); err != nil {
+		return groupStep{}, err
+	}
 	prog.Acting()
 	created, err := site.CreateGroup(ctx, wix.Group{
 		Name:          c.Group.Name,

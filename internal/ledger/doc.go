@@ -16,6 +16,7 @@
 //	Lease.Load             read a step's progress back after a redelivery
 //	Lease.Unsure           may an earlier attempt have sent a side effect it left no checkpoint of?
 //	Lease.Acting           this attempt sends one (memory only: no write)
+//	Lease.Hold             renew only if under half the term is left (before an unfenced side effect)
 //	Lease.Complete         record the outcome event and give the lease up
 //	Lease.Fail             count a failed attempt and give the lease up
 //	Lease.Release          give the lease up (shutdown: no failure)

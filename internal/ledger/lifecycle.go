@@ -262,6 +262,30 @@ func (s *Lease) callsLocked() int64 {
 	return s.rec.Calls + s.calls()
 }
 
+// Hold makes sure the lease is this owner's for at least half its term
+// more, by this process's clock: when less is left (its renewals failed or
+// are late: a partition, a long pause) it renews it (one write), which
+// fails with ErrLost if another owner took the command over meanwhile. A
+// handler calls it right before a side effect it sends without a
+// checkpoint (see Acting): the checkpoint was a compare-and-set that
+// fenced off a stale owner, and Hold keeps that fence without its write
+// while the lease is well kept. A detached lease is always held.
+func (s *Lease) Hold(ctx context.Context) error {
+	if s.l == nil {
+		return nil
+	}
+	if s.Until().Sub(s.now()) >= s.claim.TTL/2 {
+		s.mu.Lock()
+		lost := s.lost
+		s.mu.Unlock()
+		if !lost {
+			return nil
+		}
+		return ErrLost
+	}
+	return s.Renew(ctx)
+}
+
 // Renew extends the lease by its TTL (one write). ErrLost when another
 // owner wrote the record.
 func (s *Lease) Renew(ctx context.Context) error {

@@ -487,6 +487,29 @@ func TestUnsureTable(t *testing.T) {
 	}
 }
 
+// TestLeaseHold: Hold writes nothing while over half the term is left,
+// renews when less is, and reports ErrLost once another owner took over
+// (the fence a checkpoint before a side effect used to be).
+func TestLeaseHold(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.id()
+	a := f.acquire(t, id, me, 7)
+	until := a.Until()
+	if err := a.Hold(ctx); err != nil || !a.Until().Equal(until) {
+		t.Fatalf("fresh lease: Hold = %v, until %v -> %v (want no write)", err, until, a.Until())
+	}
+	f.clock.Advance(ttl/2 + time.Second)
+	if err := a.Hold(ctx); err != nil || !a.Until().After(until) {
+		t.Fatalf("half the term gone: Hold = %v, until %v -> %v (want a renewal)", err, until, a.Until())
+	}
+	f.clock.Advance(ttl + time.Second) // a's renewals fail; other takes over
+	f.acquire(t, id, other, 7)
+	if err := a.Hold(ctx); !errors.Is(err, ledger.ErrLost) {
+		t.Fatalf("after a take-over: Hold = %v, want ErrLost", err)
+	}
+}
+
 // TestDetachedLease: a lease outside the runtime keeps checkpoints in memory.
 func TestDetachedLease(t *testing.T) {
 	ctx := context.Background()
