@@ -172,3 +172,36 @@ func TestProvisionGroupRequests404IsAnError(t *testing.T) {
 	}
 	expectFailed(t, e, m, "p404-2", messages.FailurePermanent, "group-requests-prefix")
 }
+
+// A redelivery (the in-process retries exhausted, or none: the failure is
+// recorded and the message nacked) of an attempt that failed before
+// Create Group was sent does not poll Query Groups either: before 3a0d1f3
+// it found no intent checkpoint and created at once; with Unsure alone it
+// waits CreateSettle (5s by default, 2 Wix calls a poll) on every command
+// redelivered after a transient Wix or ledger failure, or a shutdown.
+func TestProvisionRedeliveryBeforeCreateDoesNotSettle(t *testing.T) {
+	e := newWF(t)
+	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
+	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
+	e.Site.SetModes(wixsim.Modes{QueryGroupsLag: time.Hour})
+	h := NewProvisionGroup(e.Sites, e.Ledger, ProvisionConfig{DefaultRegion: "US", CreateSettle: time.Hour, SettlePoll: 10 * time.Millisecond}, e.Log)
+	// wfConfig: no in-process retries; the failure is a redelivery.
+	var failed, settled atomic.Bool
+	h.hook = func(_ context.Context, point string) error {
+		switch {
+		case point == "create" && failed.CompareAndSwap(false, true):
+			return errors.New("transient failure before the create was sent")
+		case point == "settle.wait":
+			settled.Store(true)
+			return failure.Permanent(errors.New("polled Query Groups though no create was sent"))
+		}
+		return nil
+	}
+	e.start(runtime.Adapt(h))
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "redeliver-1", map[string]any{
+		"group": map[string]any{"name": "Redelivered"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
+	gs := e.Site.GroupsByName("Redelivered")
+	if !failed.Load() || settled.Load() || len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 || ev.Reused {
+		t.Fatalf("failed %v, settled %v, %d groups, %d creates, event %+v", failed.Load(), settled.Load(), len(gs), e.calls(wix.OpGroupsCreate), ev)
+	}
+}

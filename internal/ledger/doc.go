@@ -59,11 +59,13 @@
 // Unsure replaces a checkpoint written only to say "a side effect may have
 // been sent": it is true after a crash, a failover or a replay (a handler
 // then asks Wix, allowing for its answers lagging), and false on a fresh
-// command and on an in-process retry (Claim.After) that follows attempts
-// of this process which marked no Acting and nobody else's write:
+// command, on an in-process retry (Claim.After) that follows attempts
+// of this process which marked no Acting and nobody else's write, and on a
+// redelivery or replay after such attempts gave the lease up (Lease.Fail,
+// Lease.Release keep it in the write they make anyway: Record.Sure):
 //
-//	Acquire            fresh (created)  took over, Claim.After wrote last   took over, otherwise
-//	Unsure             false            After.Unsure || After acted         true
+//	Acquire   fresh (created)  Record.Sure  took over, Claim.After wrote last   took over, otherwise
+//	Unsure    false            false        After.Unsure || After acted         true
 //
 // A one-person provision_group costs: Acquire (create) and Complete — two
 // ledger writes — and the event.

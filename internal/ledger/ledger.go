@@ -88,6 +88,11 @@ type Record struct {
 	// Calls counts the Wix calls of the command, across attempts, as of
 	// the record's last write.
 	Calls int64 `json:"wixCalls,omitempty"`
+	// Sure says the owner that gave the lease up last (Lease.Fail,
+	// Lease.Release) was sure and sent no side effect it left no checkpoint
+	// of (see Lease.Unsure): the next Acquire is not Unsure. Every Acquire
+	// writes it false, so a crash leaves it false.
+	Sure bool `json:"sure,omitempty"`
 }
 
 // ErrConflict is returned by a compare-and-set when the record changed

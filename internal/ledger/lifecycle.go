@@ -111,6 +111,8 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	}
 	cur.Status, cur.Subject, cur.Deliveries = StatusProcessing, c.Subject, c.Delivery
 	cur.Owner, cur.LeaseUntil, cur.OwnerSeq = c.Owner, now.Add(c.TTL), c.Seq
+	sure := cur.Sure // the last owner gave the lease up sure (Fail, Release)
+	cur.Sure = false
 	n, err := l.update(ctx, cur, rev)
 	if errors.Is(err, ErrConflict) {
 		return nil, nil, &HeldError{Owner: "another instance"}
@@ -118,7 +120,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	unsure := c.After.unsureSince(rev)
+	unsure := !sure && c.After.unsureSince(rev)
 	c.After = nil // not kept: a chain of earlier leases
 	lease := &Lease{l: l, claim: c, rev: n, unsure: unsure}
 	lease.setRecordLocked(*cur)
@@ -183,9 +185,10 @@ func (s *Lease) Fresh() bool { return s.fresh }
 // Unsure reports whether an earlier attempt of the command may have sent a
 // side effect it left no checkpoint of, so the handler must ask Wix (and
 // allow for Wix's answers lagging) before repeating it. False for a fresh
-// command, and for an in-process retry (Claim.After) whose only earlier
-// attempts were this process's and marked no Acting; true otherwise (a
-// redelivery after a crash, a failover, a replay). Costs nothing: the
+// command, for an in-process retry (Claim.After) whose only earlier
+// attempts were this process's and marked no Acting, and after such
+// attempts gave the lease up (Record.Sure); true otherwise (a redelivery
+// after a crash or a lost lease, or after an attempt that acted). Costs nothing: the
 // knowledge that saves a checkpoint write is kept in memory, and a crash
 // loses it on the safe side.
 func (s *Lease) Unsure() bool { return s.unsure }
@@ -483,7 +486,7 @@ func complete(r *Record, o Outcome) {
 	r.Status = StatusCompleted
 	r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 	r.EventType, r.EventID, r.Event = o.EventType, o.EventID, o.Event
-	r.Reason = ""
+	r.Reason, r.Sure = "", false
 	r.Steps = nil // a completed command is answered from its event
 }
 
@@ -500,7 +503,7 @@ func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 // lease (see Ledger.Fail), counting this attempt's Wix calls.
 func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 	s.mu.Lock()
-	f.Owner, f.Calls = s.claim.Owner, s.callsLocked()
+	f.Owner, f.Calls, f.Sure = s.claim.Owner, s.callsLocked(), s.sureLocked()
 	s.lost = true // the lease is given up: no more writes through it
 	s.mu.Unlock()
 	if s.l == nil {
@@ -509,11 +512,15 @@ func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 	return s.l.Fail(ctx, s.claim.CommandType, s.claim.CommandID, f)
 }
 
+// sureLocked is whether no attempt up to this one may have sent a side
+// effect it left no checkpoint of (what Record.Sure keeps); s.mu held.
+func (s *Lease) sureLocked() bool { return !s.unsure && !s.acting.Load() }
+
 // Release gives up the lease without counting a failure (a shutdown),
 // keeping this attempt's Wix calls (see Ledger.Release).
 func (s *Lease) Release(ctx context.Context) error {
 	s.mu.Lock()
-	calls := s.callsLocked()
+	calls, sure := s.callsLocked(), s.sureLocked()
 	s.lost = true
 	s.mu.Unlock()
 	if s.l == nil {
@@ -525,6 +532,7 @@ func (s *Lease) Release(ctx context.Context) error {
 		}
 		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 		r.Calls = max(r.Calls, calls)
+		r.Sure = sure
 		return true
 	})
 	return err
@@ -539,6 +547,9 @@ type Failure struct {
 	Owner string
 	// Calls is the command's Wix call count so far (kept if larger).
 	Calls int64
+	// Sure: the owner's attempts sent no side effect they left no
+	// checkpoint of (Record.Sure; set by Lease.Fail).
+	Sure bool
 }
 
 // Fail records a failed attempt in the command's record (creating it when
@@ -559,8 +570,12 @@ func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Fail
 		r.LastFailure, r.LastError, r.Deliveries = f.At, f.Err, f.Delivery
 		r.Failures++
 		r.Calls = max(r.Calls, f.Calls)
-		if f.Owner != "" && r.Owner == f.Owner {
+		switch {
+		case f.Owner != "" && r.Owner == f.Owner:
 			r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+			r.Sure = f.Sure
+		case !f.Sure:
+			r.Sure = false // a stale owner's attempts may have acted
 		}
 		return true
 	})

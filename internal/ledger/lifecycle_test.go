@@ -461,6 +461,71 @@ func TestUnsureTable(t *testing.T) {
 			}
 			return b
 		}, true},
+		{"redelivery after a sure attempt failed", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			if _, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, false},
+		{"redelivery after a sure attempt was released (shutdown)", func(t *testing.T, id string) *ledger.Lease {
+			if err := f.acquire(t, id, me, 7).Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, false},
+		{"takeover by another owner after a sure attempt failed", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, other, 7)
+			if _, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, false},
+		{"redelivery after an acting attempt failed", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			a.Acting()
+			if _, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, true},
+		{"redelivery after an acting attempt was released", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			a.Acting()
+			if err := a.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, true},
+		{"redelivery after an unsure attempt failed", func(t *testing.T, id string) *ledger.Lease {
+			f.acquire(t, id, me, 7) // crashed attempt
+			b := f.acquire(t, id, me, 7)
+			if _, err := b.Fail(ctx, ledger.Failure{Err: "x", Delivery: 2, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, true},
+		{"crash after a redelivery that followed a sure failure", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			if _, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			f.acquire(t, id, me, 7) // then crashed: it may have acted
+			return nil
+		}, true},
+		{"a stale owner's failure after another's sure failure", func(t *testing.T, id string) *ledger.Lease {
+			a := f.acquire(t, id, me, 7)
+			a.Acting()
+			f.clock.Advance(ttl + time.Second)
+			b := f.acquire(t, id, other, 7)
+			if _, err := b.Fail(ctx, ledger.Failure{Err: "x", Delivery: 2, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, true},
 		{"another owner wrote since After", func(t *testing.T, id string) *ledger.Lease {
 			a := f.acquire(t, id, me, 7)
 			f.clock.Advance(ttl + time.Second)
