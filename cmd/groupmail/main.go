@@ -27,8 +27,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -182,6 +184,8 @@ func newLogger(level, format string) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
+// run runs groupmail until ctx is done or a NATS connection is closed for
+// good; the error of the latter makes the exit status non-zero.
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	o, err := parse(args, getenv, out)
 	if err != nil {
@@ -192,43 +196,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	if lim := config.ApplyMemoryLimit(o.MemoryLimit); lim != math.MaxInt64 {
-		log.Info("memory limit", zap.Int64("bytes", lim))
-	}
-	if o.passwordOnCommandLine {
-		log.Warn("the SMTP password was given on the command line, where other users may see it; use GROUPMAIL_SMTP_PASSWORD")
-	}
+	applySettings(o, log)
 
-	smtpCfg := mailer.SMTPConfig{
-		Host: o.SMTPHost, Port: o.SMTPPort, TLS: o.SMTPTLS, TLSSkipVerify: o.SMTPSkipVerify,
-		Auth: o.SMTPAuth, Username: o.SMTPUser, Password: o.SMTPPassword, Timeout: o.SMTPTimeout, HELO: o.SMTPHELO,
-	}
+	smtpCfg := o.smtpConfig()
 	sender, err := mailer.NewSMTPSender(smtpCfg)
 	if err != nil {
 		return err
 	}
-
-	connCfg := broker.ConnConfig{
-		URL: o.NATSURL, Name: "groupmail", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
-		TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey, TLSCA: o.NATSTLSCA, InboxPrefix: o.NATSInboxPrefix,
-	}
-	nc, err := broker.Connect(connCfg, log)
+	nc, pubConn, pub, err := connect(o, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	// The publisher has a connection of its own (its Close closes it).
-	pubCfg := connCfg
-	pubCfg.Name = "groupmail-publisher"
-	pubConn, err := broker.Connect(pubCfg, log)
-	if err != nil {
-		return err
-	}
-	pub, err := events.NewJetStreamPublisher(pubConn, runtime.WatermillLogger(log))
-	if err != nil {
-		pubConn.Close()
-		return err
-	}
 	defer func() { _ = pub.Close() }()
 	// Both connections reconnect forever; one closed all the same cannot
 	// come back: /healthz fails and run returns an error (exit status 1)
@@ -246,22 +225,95 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 
 	subjects := messages.Subjects{Prefix: o.Prefix}
 	reg := admin.NewRegistry()
-	m, err := mailer.New(mailer.Config{
+	m, err := newMailer(o, subjects, mailer.Deps{JS: js, Publisher: pub, Sender: sender, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	// Serve /healthz at once; /readyz turns ready once the consumer exists.
+	prepared := make(chan struct{})
+	addr, stopAdmin, err := serveAdmin(o, readiness(nc, js, subjects, m, prepared), reg, watch, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+	log.Info("groupmail starting", zap.String("http", addr), zap.String("nats", nc.ConnectedUrlRedacted()),
+		zap.Stringer("smtp", smtpCfg), zap.String("templates", o.Templates))
+	if ok, err := waitForStream(ctx, m, watch, log); !ok {
+		return err
+	}
+	close(prepared)
+	return serve(ctx, m, watch, log)
+}
+
+// applySettings applies the memory limit and warns of an SMTP password given
+// on the command line.
+func applySettings(o *options, log *zap.Logger) {
+	if lim := config.ApplyMemoryLimit(o.MemoryLimit); lim != math.MaxInt64 {
+		log.Info("memory limit", zap.Int64("bytes", lim))
+	}
+	if o.passwordOnCommandLine {
+		log.Warn("the SMTP password was given on the command line, where other users may see it; use GROUPMAIL_SMTP_PASSWORD")
+	}
+}
+
+// smtpConfig is the SMTP server the flags name.
+func (o *options) smtpConfig() mailer.SMTPConfig {
+	return mailer.SMTPConfig{
+		Host: o.SMTPHost, Port: o.SMTPPort, TLS: o.SMTPTLS, TLSSkipVerify: o.SMTPSkipVerify,
+		Auth: o.SMTPAuth, Username: o.SMTPUser, Password: o.SMTPPassword, Timeout: o.SMTPTimeout, HELO: o.SMTPHELO,
+	}
+}
+
+// connConfig is the consumer's NATS connection the flags name.
+func (o *options) connConfig() broker.ConnConfig {
+	return broker.ConnConfig{
+		URL: o.NATSURL, Name: "groupmail", CredsFile: o.NATSCreds, NKeyFile: o.NATSNKey,
+		TLSCert: o.NATSTLSCert, TLSKey: o.NATSTLSKey, TLSCA: o.NATSTLSCA, InboxPrefix: o.NATSInboxPrefix,
+	}
+}
+
+// connect opens the consumer connection and the publisher with its own
+// connection, pubConn; on error nothing is left open.
+func connect(o *options, log *zap.Logger) (nc, pubConn *nats.Conn, pub message.Publisher, err error) {
+	connCfg := o.connConfig()
+	nc, err = broker.Connect(connCfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The publisher has a connection of its own (its Close closes it).
+	pubCfg := connCfg
+	pubCfg.Name = "groupmail-publisher"
+	pubConn, err = broker.Connect(pubCfg, log)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	pub, err = events.NewJetStreamPublisher(pubConn, runtime.WatermillLogger(log))
+	if err != nil {
+		pubConn.Close()
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	return nc, pubConn, pub, nil
+}
+
+// newMailer makes the mailer the flags configure.
+func newMailer(o *options, subjects messages.Subjects, deps mailer.Deps) (*mailer.Mailer, error) {
+	return mailer.New(mailer.Config{
 		Subjects: subjects, Durable: o.Durable,
 		Store:     mailer.StoreConfig{Bucket: o.Bucket, Replicas: o.KVReplicas, TTL: o.KVTTL},
 		Templates: o.Templates, From: o.From, UnsubscribeURL: o.UnsubscribeURL, MessageIDDomain: o.MessageIDDom,
 		Rate: o.Rate, Burst: o.Burst, Concurrency: o.Concurrency, MaxDeliver: o.MaxDeliver,
 		AckWait: o.AckWait, ClaimTimeout: o.ClaimTimeout, SendTimeout: o.SMTPTimeout, SendAttempts: o.SendAttempts,
 		ShutdownGrace: o.ShutdownGrace,
-	}, mailer.Deps{JS: js, Publisher: pub, Sender: sender, Logger: log, Registerer: reg})
-	if err != nil {
-		return err
-	}
+	}, deps)
+}
 
-	// Serve /healthz at once; /readyz turns ready once the consumer exists.
+// readiness is /readyz: the broker is up, prepared is closed (the events
+// stream and the consumer exist) and the mailer is ready.
+func readiness(nc *nats.Conn, js jetstream.JetStream, subjects messages.Subjects, m *mailer.Mailer, prepared <-chan struct{}) admin.ReadyCheck {
 	brokerReady := admin.BrokerReady(nc, js, subjects.EventStream())
-	prepared := make(chan struct{})
-	srv := admin.New(o.HTTPListen, func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		if err := brokerReady(ctx); err != nil {
 			return err
 		}
@@ -271,39 +323,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 			return errors.New("waiting for the events stream and the consumer")
 		}
 		return m.Ready(ctx)
-	}, reg, log)
-	srv.SetLive(watch.Live)
-	addr, err := srv.Start()
-	if err != nil {
-		return fmt.Errorf("http listen %s: %w", o.HTTPListen, err)
 	}
-	defer func() {
+}
+
+// serveAdmin starts the admin HTTP server, live while watch is; stop shuts
+// it down within 5s.
+func serveAdmin(o *options, ready admin.ReadyCheck, reg *prometheus.Registry, watch *admin.ConnWatch, log *zap.Logger) (addr string, stop func(), err error) {
+	srv := admin.New(o.HTTPListen, ready, reg, log)
+	srv.SetLive(watch.Live)
+	addr, err = srv.Start()
+	if err != nil {
+		return "", nil, fmt.Errorf("http listen %s: %w", o.HTTPListen, err)
+	}
+	return addr, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}()
-	log.Info("groupmail starting", zap.String("http", addr), zap.String("nats", nc.ConnectedUrlRedacted()),
-		zap.Stringer("smtp", smtpCfg), zap.String("templates", o.Templates))
+	}, nil
+}
 
+// waitForStream prepares the mailer, retrying until groupflow's events
+// stream exists. Not ok: ctx is done (err nil) or a connection is closed
+// for good (its error).
+func waitForStream(ctx context.Context, m *mailer.Mailer, watch *admin.ConnWatch, log *zap.Logger) (bool, error) {
 	// The events stream belongs to groupflow: wait for it rather than create it.
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := m.Prepare(pctx)
 		cancel()
 		if err == nil {
-			break
+			return true, nil
 		}
 		log.Warn("waiting for groupflow's events stream", zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		case <-watch.Closed():
-			return watch.Err()
+			return false, watch.Err()
 		case <-time.After(2 * time.Second):
 		}
 	}
-	close(prepared)
+}
 
+// serve runs the prepared mailer until ctx is done or a connection is
+// closed for good, handling SIGHUP and a second stop signal meanwhile.
+func serve(ctx context.Context, m *mailer.Mailer, watch *admin.ConnWatch, log *zap.Logger) error {
 	// The mailer runs until ctx is done or a connection is closed for good.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
@@ -315,17 +379,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		case <-runCtx.Done():
 		}
 	}()
+	stopSignals := handleSignals(m, log)
+	defer stopSignals()
 
+	err := m.Run(runCtx) // member and report mails on one Source and router
+	log.Info("groupmail stopped", zap.Any("stats", m.Stats()))
+	if closed := watch.Err(); closed != nil {
+		return errors.Join(closed, err)
+	}
+	return err
+}
+
+// handleSignals reloads the templates on SIGHUP and aborts the mailer on a
+// second SIGINT/SIGTERM, until stop is called.
+func handleSignals(m *mailer.Mailer, log *zap.Logger) (stop func()) {
 	// SIGHUP reloads the templates; a second SIGINT/SIGTERM during the
 	// graceful shutdown aborts at once (in-flight events are redelivered).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	quit := make(chan os.Signal, 1)
 	signal.Notify(quit, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(quit)
 	stopped := make(chan struct{})
-	defer close(stopped)
 	go func() {
 		signals := 0
 		for {
@@ -344,13 +418,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 			}
 		}
 	}()
-
-	err = m.Run(runCtx) // member and report mails on one Source and router
-	log.Info("groupmail stopped", zap.Any("stats", m.Stats()))
-	if closed := watch.Err(); closed != nil {
-		return errors.Join(closed, err)
+	return func() {
+		close(stopped)
+		signal.Stop(quit)
+		signal.Stop(hup)
 	}
-	return err
 }
 
 // testHookConnected, when set by a test, receives the consumer connection
