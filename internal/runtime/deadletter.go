@@ -33,85 +33,126 @@ func (r *Runtime) deadLetter(h message.HandlerFunc) message.HandlerFunc {
 			return out, nil
 		}
 		msg.SetContext(ctx)
-		info := trace.From(ctx)
-		log := trace.Logger(ctx, r.log)
-		delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
-		permanent := failure.IsPermanent(err)
-
-		var held *leaseHeldError
-		if errors.As(err, &held) {
-			// Another instance works on it: not a failure of the command.
-			if held.duplicateCopy {
-				log.Info("second copy of a command that is running; acknowledged (the running copy publishes the outcome): "+held.Error(),
-					zap.Int("delivery", delivery))
-				return nil, nil
-			}
-			log.Info("command given back until its lease expires: "+held.Error(), zap.Int("delivery", delivery))
-			msg.Metadata.Set(MetaNakDelay, held.retryIn().String())
-			return nil, err
-		}
-		if !permanent && ctx.Err() != nil {
-			// Shutdown cancelled the work: not a failure of the command. Its
-			// lease is given up so that the next instance starts at once.
-			log.Info("command interrupted by shutdown; it will be redelivered and resume", zap.Error(err))
-			if lease := slot.get(); lease != nil {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				_ = lease.Release(rctx) // best effort: otherwise the lease expires
-				cancel()
-			}
-			return nil, err
-		}
-
-		now := time.Now().UTC()
-		rec, lerr := r.recordFailure(context.WithoutCancel(ctx), slot.get(), info, ledger.Failure{
-			Err: err.Error(), Delivery: delivery, At: now, Owner: r.instance})
-		if lerr != nil {
-			log.Warn("could not record the failure in the ledger", zap.Error(lerr))
-		}
-		// Failed attempts count, not deliveries: a delivery given back by a
-		// shutdown is no failure. The consumer allows more deliveries than
-		// MaxDeliver failures (see consumerMaxDeliver); its own limit is the
-		// backstop when the ledger cannot be written.
-		failures := delivery
-		if rec != nil {
-			failures = rec.Failures
-		}
-		exhausted := failures >= r.cfg.MaxDeliver || delivery >= r.consumerMaxDeliver()
-
-		if !permanent && !exhausted {
-			log.Warn("command failed transiently; it will be redelivered",
-				zap.Int("delivery", delivery), zap.Int("max_deliver", r.cfg.MaxDeliver),
-				zap.Duration("redelivery_in", r.cfg.NakDelay(delivery)), zap.Error(err))
-			r.metrics.handled(info.CommandType, "retried", 0)
-			return nil, err
-		}
-
-		first := now
-		if rec != nil && !rec.FirstFailure.IsZero() {
-			first = rec.FirstFailure
-		}
-		kind, fields := classify(err, permanent)
-		entry := dlq.NewEntry(DeliveryOf(msg), dlq.Failure{CommandType: info.CommandType, CommandID: info.CommandID,
-			Kind: kind, Reason: err.Error(), Fields: fields, Handler: "groupflow_" + info.CommandType, FirstFailure: first, LastFailure: now})
-		if !messages.IsCommandType(entry.CommandType) {
-			entry.CommandType = messages.UnknownCommandType
-		}
-		dlqSubject := r.cfg.Subjects.DLQ(entry.CommandType)
-		perr := r.deps.Publisher.Publish(dlqSubject, entry.Message())
-		if IsDLQFull(perr) {
-			perr = r.holdForDLQ(ctx, msg, dlqSubject, entry, log)
-		}
-		if perr != nil {
-			// Not stored: keep the message (nack) rather than lose it.
-			log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
-			return nil, fmt.Errorf("dead-letter: %w", perr)
-		}
-		r.announce(ctx, entry, info.CorrelationID, info.SiteID)
-		log.Error("command dead-lettered", zap.String("kind", kind), zap.Int("delivery", delivery),
-			zap.String("dlq_subject", dlqSubject), zap.Error(err))
-		r.metrics.handled(info.CommandType, "dead_lettered", 0)
-		return nil, nil
+		return nil, r.failed(ctx, msg, slot, err)
 	}
+}
+
+// failed handles a failed attempt; it returns nil to acknowledge the
+// message, else the error to nack it.
+func (r *Runtime) failed(ctx context.Context, msg *message.Message, slot *leaseSlot, err error) error {
+	delivery, _ := strconv.Atoi(msg.Metadata.Get(MetaDelivery))
+	var held *leaseHeldError
+	if errors.As(err, &held) {
+		return r.leaseHeld(ctx, msg, held, delivery, err)
+	}
+	if !failure.IsPermanent(err) && ctx.Err() != nil {
+		r.interrupted(ctx, slot, err)
+		return err
+	}
+	return r.deadLetterOrNak(ctx, msg, slot, delivery, err)
+}
+
+// leaseHeld acknowledges a second copy of a running command (nil) and gives
+// any other held command back (err) until its lease expires.
+func (r *Runtime) leaseHeld(ctx context.Context, msg *message.Message, held *leaseHeldError, delivery int, err error) error {
+	// Another instance works on it: not a failure of the command.
+	log := trace.Logger(ctx, r.log)
+	if held.duplicateCopy {
+		log.Info("second copy of a command that is running; acknowledged (the running copy publishes the outcome): "+held.Error(),
+			zap.Int("delivery", delivery))
+		return nil
+	}
+	log.Info("command given back until its lease expires: "+held.Error(), zap.Int("delivery", delivery))
+	msg.Metadata.Set(MetaNakDelay, held.retryIn().String())
+	return err
+}
+
+// interrupted gives up the lease of a command whose work shutdown
+// cancelled, so that it is redelivered and resumes.
+func (r *Runtime) interrupted(ctx context.Context, slot *leaseSlot, err error) {
+	// Shutdown cancelled the work: not a failure of the command. Its
+	// lease is given up so that the next instance starts at once.
+	trace.Logger(ctx, r.log).Info("command interrupted by shutdown; it will be redelivered and resume", zap.Error(err))
+	if lease := slot.get(); lease != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = lease.Release(rctx) // best effort: otherwise the lease expires
+		cancel()
+	}
+}
+
+// deadLetterOrNak records the failure, then nacks a transient one with
+// deliveries left (err) or dead-letters the command (see storeDeadLetter).
+func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slot *leaseSlot, delivery int, err error) error {
+	info := trace.From(ctx)
+	log := trace.Logger(ctx, r.log)
+	permanent := failure.IsPermanent(err)
+	now := time.Now().UTC()
+	rec, lerr := r.recordFailure(context.WithoutCancel(ctx), slot.get(), info, ledger.Failure{
+		Err: err.Error(), Delivery: delivery, At: now, Owner: r.instance})
+	if lerr != nil {
+		log.Warn("could not record the failure in the ledger", zap.Error(lerr))
+	}
+	if !permanent && !r.exhausted(rec, delivery) {
+		log.Warn("command failed transiently; it will be redelivered",
+			zap.Int("delivery", delivery), zap.Int("max_deliver", r.cfg.MaxDeliver),
+			zap.Duration("redelivery_in", r.cfg.NakDelay(delivery)), zap.Error(err))
+		r.metrics.handled(info.CommandType, "retried", 0)
+		return err
+	}
+	return r.storeDeadLetter(ctx, msg, deadLetterEntry(msg, info, rec, now, permanent, err), delivery, err)
+}
+
+// exhausted reports whether the command used up its failed attempts (rec:
+// its ledger record, nil if it could not be written) or its deliveries.
+func (r *Runtime) exhausted(rec *ledger.Record, delivery int) bool {
+	// Failed attempts count, not deliveries: a delivery given back by a
+	// shutdown is no failure. The consumer allows more deliveries than
+	// MaxDeliver failures (see consumerMaxDeliver); its own limit is the
+	// backstop when the ledger cannot be written.
+	failures := delivery
+	if rec != nil {
+		failures = rec.Failures
+	}
+	return failures >= r.cfg.MaxDeliver || delivery >= r.consumerMaxDeliver()
+}
+
+// deadLetterEntry builds the dead letter of msg, which failed with err at now.
+func deadLetterEntry(msg *message.Message, info trace.Info, rec *ledger.Record, now time.Time, permanent bool, err error) *dlq.Entry {
+	first := now
+	if rec != nil && !rec.FirstFailure.IsZero() {
+		first = rec.FirstFailure
+	}
+	kind, fields := classify(err, permanent)
+	entry := dlq.NewEntry(DeliveryOf(msg), dlq.Failure{CommandType: info.CommandType, CommandID: info.CommandID,
+		Kind: kind, Reason: err.Error(), Fields: fields, Handler: "groupflow_" + info.CommandType, FirstFailure: first, LastFailure: now})
+	if !messages.IsCommandType(entry.CommandType) {
+		entry.CommandType = messages.UnknownCommandType
+	}
+	return entry
+}
+
+// storeDeadLetter publishes the dead letter (waiting for room in a full
+// DLQ) and announces it (nil: acknowledge); when it cannot be stored it
+// returns the error, so that the command stays in the stream.
+func (r *Runtime) storeDeadLetter(ctx context.Context, msg *message.Message, entry *dlq.Entry, delivery int, err error) error {
+	info := trace.From(ctx)
+	log := trace.Logger(ctx, r.log)
+	kind := entry.Kind
+	dlqSubject := r.cfg.Subjects.DLQ(entry.CommandType)
+	perr := r.deps.Publisher.Publish(dlqSubject, entry.Message())
+	if IsDLQFull(perr) {
+		perr = r.holdForDLQ(ctx, msg, dlqSubject, entry, log)
+	}
+	if perr != nil {
+		// Not stored: keep the message (nack) rather than lose it.
+		log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
+		return fmt.Errorf("dead-letter: %w", perr)
+	}
+	r.announce(ctx, entry, info.CorrelationID, info.SiteID)
+	log.Error("command dead-lettered", zap.String("kind", kind), zap.Int("delivery", delivery),
+		zap.String("dlq_subject", dlqSubject), zap.Error(err))
+	r.metrics.handled(info.CommandType, "dead_lettered", 0)
+	return nil
 }
 
 // recordFailure counts a failed attempt in the ledger: through the lease
