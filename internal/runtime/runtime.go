@@ -270,11 +270,43 @@ func (r *Runtime) consumerMaxDeliver() int { return 2*r.cfg.MaxDeliver + 5 }
 // Build creates the router, its middleware and the consumers. Run calls it;
 // tests may call it to inspect the router.
 func (r *Runtime) build() error {
-	topics := map[string]Subscription{}
 	maxHeld, maxRunnable := 0, 0
 	if r.cfg.MaxInFlight > 0 {
 		maxHeld, maxRunnable = DefaultMaxHeld(r.cfg.MaxInFlight), DefaultMaxRunnable(r.cfg.MaxInFlight)
 	}
+	sub := NewSource(r.deps.JS, SourceConfig{
+		Stream:        r.cfg.Subjects.CommandStream(),
+		Topics:        r.topics(maxHeld),
+		NakDelay:      r.cfg.NakDelay,
+		Grace:         r.cfg.ShutdownGrace,
+		Paused:        r.dlqGate.paused,
+		InFlightBytes: r.cfg.InFlightBytes,
+		Admission:     r.cfg.Admission,
+		MaxHeld:       maxHeld,
+		MaxRunnable:   maxRunnable,
+		OnDone:        r.metrics.received,
+	}, r.log.Named("subscriber"))
+	r.metrics.watchSource(r.deps.Registerer, sub)
+
+	router, err := r.newRouter()
+	if err != nil {
+		return err
+	}
+	for t, reg := range r.handlers {
+		router.AddConsumerHandler("groupflow_"+t, r.cfg.Subjects.Command(t), sub, r.handle(reg.h))
+	}
+	router.AddConsumerHandler(UnknownCommandsDurable, r.cfg.Subjects.Commands(), sub, r.unknownCommands)
+	r.relaySub = r.relaySource()
+	router.AddConsumerHandler(RelayDurable, r.cfg.Subjects.FiredAll(), r.relaySub, r.relay)
+	r.router = router
+	r.sub = sub
+	return nil
+}
+
+// topics are the command consumers: one per registered type (maxHeld: the
+// Source's window, 0 if none) and one for commands of unknown types.
+func (r *Runtime) topics(maxHeld int) map[string]Subscription {
+	topics := map[string]Subscription{}
 	for t, reg := range r.handlers {
 		pending := 2 * reg.concurrency
 		if maxHeld > 0 {
@@ -305,24 +337,15 @@ func (r *Runtime) build() error {
 		},
 		Concurrency: 2,
 	}
-	sub := NewSource(r.deps.JS, SourceConfig{
-		Stream:        r.cfg.Subjects.CommandStream(),
-		Topics:        topics,
-		NakDelay:      r.cfg.NakDelay,
-		Grace:         r.cfg.ShutdownGrace,
-		Paused:        r.dlqGate.paused,
-		InFlightBytes: r.cfg.InFlightBytes,
-		Admission:     r.cfg.Admission,
-		MaxHeld:       maxHeld,
-		MaxRunnable:   maxRunnable,
-		OnDone:        r.metrics.received,
-	}, r.log.Named("subscriber"))
-	r.metrics.watchSource(r.deps.Registerer, sub)
+	return topics
+}
 
+// newRouter creates the router with its metrics and middleware, no handlers.
+func (r *Runtime) newRouter() (*message.Router, error) {
 	wlog := WatermillLogger(r.log)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.ShutdownGrace + 10*time.Second}, wlog)
 	if err != nil {
-		return fmt.Errorf("watermill router: %w", err)
+		return nil, fmt.Errorf("watermill router: %w", err)
 	}
 	if r.deps.Registerer != nil {
 		// Not AddPrometheusRouterMetrics: its subscriber decorator starts a
@@ -338,31 +361,29 @@ func (r *Runtime) build() error {
 		r.correlation,
 		r.tracing,
 		r.deadLetter,
-		middleware.Retry{
-			MaxRetries:          r.cfg.Retries,
-			InitialInterval:     r.cfg.RetryInitial,
-			MaxInterval:         r.cfg.RetryMax,
-			Multiplier:          2,
-			RandomizationFactor: 0.3,
-			ResetContextOnRetry: true,
-			ShouldRetry: func(p middleware.RetryParams) bool {
-				var held *leaseHeldError
-				return !failure.IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) && !errors.As(p.Err, &held)
-			},
-			Logger: wlog,
-		}.Middleware,
+		r.retry(wlog),
 		middleware.Timeout(r.cfg.HandlerTimeout),
 		r.recoverer,
 	)
-	for t, reg := range r.handlers {
-		router.AddConsumerHandler("groupflow_"+t, r.cfg.Subjects.Command(t), sub, r.handle(reg.h))
-	}
-	router.AddConsumerHandler(UnknownCommandsDurable, r.cfg.Subjects.Commands(), sub, r.unknownCommands)
-	r.relaySub = r.relaySource()
-	router.AddConsumerHandler(RelayDurable, r.cfg.Subjects.FiredAll(), r.relaySub, r.relay)
-	r.router = router
-	r.sub = sub
-	return nil
+	return router, nil
+}
+
+// retry retries a transient failure in-process with backoff; a permanent
+// one, a cancellation or a held lease is not retried.
+func (r *Runtime) retry(wlog watermill.LoggerAdapter) message.HandlerMiddleware {
+	return middleware.Retry{
+		MaxRetries:          r.cfg.Retries,
+		InitialInterval:     r.cfg.RetryInitial,
+		MaxInterval:         r.cfg.RetryMax,
+		Multiplier:          2,
+		RandomizationFactor: 0.3,
+		ResetContextOnRetry: true,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			var held *leaseHeldError
+			return !failure.IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled) && !errors.As(p.Err, &held)
+		},
+		Logger: wlog,
+	}.Middleware
 }
 
 // Run processes commands until ctx is cancelled, then shuts down gracefully:
