@@ -178,6 +178,11 @@ func TestListsCountPerSite(t *testing.T) {
 	b.tick()
 	waitFor(t, 5*time.Second, "a to see b again", func() bool { return share(a, "s1") == 2 })
 	b.crash()
+	// b's last writes (its list and its heartbeat) reach a's watch in order
+	// but at their own pace: a.tick returns once a hears its own write, and
+	// so everything b wrote before it. a counts b as heard until then, and
+	// as stale StaleAfter (+ a heartbeat) after.
+	a.tick()
 	for range int(a.opts.StaleAfter/a.opts.Heartbeat) + 1 {
 		a.tick()
 	}
