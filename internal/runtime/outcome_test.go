@@ -194,7 +194,13 @@ func TestOversizedOutcomeSurvivesCrashes(t *testing.T) {
 				}
 				seen = append(seen, m)
 			}
-			stored := env.Events(messages.EvtGroupProvisioned)
+			// A subscriber can see the event before the stream's state
+			// counts it (the server routes, then stores): await the store.
+			var stored []testenv.StreamMsg
+			awaitCond(t, "the event in the events stream", func() bool {
+				stored = env.Events(messages.EvtGroupProvisioned)
+				return len(stored) > 0
+			})
 			if len(stored) != 1 {
 				t.Fatalf("events stream holds %d group_provisioned, want exactly 1", len(stored))
 			}
