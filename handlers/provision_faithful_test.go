@@ -118,37 +118,6 @@ func TestProvisionLostCreateResponseQueryLag(t *testing.T) {
 	}
 }
 
-// An in-process retry of an attempt that failed before Create Group was
-// sent knows no create can be pending (ledger.Lease.Unsure is false): it
-// creates at once, without polling Query Groups for a group that cannot
-// show up, and with no checkpoint write before the create.
-func TestProvisionRetryBeforeCreateDoesNotSettle(t *testing.T) {
-	e := newWF(t)
-	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
-	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
-	e.Site.SetModes(wixsim.Modes{QueryGroupsLag: time.Hour})
-	h := NewProvisionGroup(e.Sites, e.Ledger, ProvisionConfig{DefaultRegion: "US", CreateSettle: time.Hour, SettlePoll: 10 * time.Millisecond}, e.Log)
-	e.Config.Retries = 2 // in-process retries, as by default
-	var failed, settled atomic.Bool
-	h.hook = func(_ context.Context, point string) error {
-		switch {
-		case point == "create" && failed.CompareAndSwap(false, true):
-			return errors.New("transient failure before the create was sent")
-		case point == "settle.wait":
-			settled.Store(true)
-			return failure.Permanent(errors.New("polled Query Groups though no create was sent"))
-		}
-		return nil
-	}
-	e.start(runtime.Adapt(h))
-	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "retry-1", map[string]any{
-		"group": map[string]any{"name": "Retried"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
-	gs := e.Site.GroupsByName("Retried")
-	if !failed.Load() || settled.Load() || len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 || ev.Reused {
-		t.Fatalf("failed %v, settled %v, %d groups, %d creates, event %+v", failed.Load(), settled.Load(), len(gs), e.calls(wix.OpGroupsCreate), ev)
-	}
-}
-
 // A 404 from List Group Requests (wrong base URL or prefix) is an error, not
 // "no request": otherwise each re-send of a pending command forgets the
 // remembered request and makes a second one on a live site.
@@ -173,19 +142,33 @@ func TestProvisionGroupRequests404IsAnError(t *testing.T) {
 	expectFailed(t, e, m, "p404-2", messages.FailurePermanent, "group-requests-prefix")
 }
 
-// A redelivery (the in-process retries exhausted, or none: the failure is
-// recorded and the message nacked) of an attempt that failed before
-// Create Group was sent does not poll Query Groups either: before 3a0d1f3
-// it found no intent checkpoint and created at once; with Unsure alone it
-// waits CreateSettle (5s by default, 2 Wix calls a poll) on every command
-// redelivered after a transient Wix or ledger failure, or a shutdown.
-func TestProvisionRedeliveryBeforeCreateDoesNotSettle(t *testing.T) {
+// An attempt that failed before Create Group was sent leaves no create
+// pending, so the next one creates at once, without polling Query Groups
+// for a group that cannot show up and with no checkpoint write before the
+// create: an in-process retry (ledger.Lease.Unsure is false) and a
+// redelivery (the retries exhausted or none: the failure is recorded, with
+// Record.Sure, and the message nacked). With Unsure alone a redelivery
+// would wait CreateSettle (5s by default, 2 Wix calls a poll) after every
+// transient Wix or ledger failure, or a shutdown.
+func TestProvisionFailureBeforeCreateDoesNotSettle(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		retries int // runtime.Config.Retries; wfConfig's -1: none
+	}{
+		{"in-process retry", 2},
+		{"redelivery", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFailureBeforeCreateDoesNotSettle(t, tc.retries) })
+	}
+}
+
+func testFailureBeforeCreateDoesNotSettle(t *testing.T, retries int) {
 	e := newWF(t)
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
 	m := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
 	e.Site.SetModes(wixsim.Modes{QueryGroupsLag: time.Hour})
 	h := NewProvisionGroup(e.Sites, e.Ledger, ProvisionConfig{DefaultRegion: "US", CreateSettle: time.Hour, SettlePoll: 10 * time.Millisecond}, e.Log)
-	// wfConfig: no in-process retries; the failure is a redelivery.
+	e.Config.Retries = retries
 	var failed, settled atomic.Bool
 	h.hook = func(_ context.Context, point string) error {
 		switch {
@@ -198,9 +181,9 @@ func TestProvisionRedeliveryBeforeCreateDoesNotSettle(t *testing.T) {
 		return nil
 	}
 	e.start(runtime.Adapt(h))
-	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "redeliver-1", map[string]any{
-		"group": map[string]any{"name": "Redelivered"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
-	gs := e.Site.GroupsByName("Redelivered")
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "retry-1", map[string]any{
+		"group": map[string]any{"name": "Retried"}, "people": []messages.Person{{Email: m.LoginEmail}}}))
+	gs := e.Site.GroupsByName("Retried")
 	if !failed.Load() || settled.Load() || len(gs) != 1 || e.calls(wix.OpGroupsCreate) != 1 || ev.GroupID != gs[0].ID || ev.Added != 1 || ev.Reused {
 		t.Fatalf("failed %v, settled %v, %d groups, %d creates, event %+v", failed.Load(), settled.Load(), len(gs), e.calls(wix.OpGroupsCreate), ev)
 	}
