@@ -286,13 +286,15 @@ func (m *Mailer) Run(ctx context.Context) error {
 		NakDelay:  m.cfg.NakDelay,
 		FetchWait: m.cfg.FetchWait,
 		Grace:     max(m.cfg.ShutdownGrace, time.Millisecond),
+		// runtime.Settle is the router's outermost middleware (below).
+		SettleInRouter: true,
 	}, m.log.Named("source"))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: max(m.cfg.ShutdownGrace, 0) + 10*time.Second},
 		runtime.WatermillLogger(m.log))
 	if err != nil {
 		return fmt.Errorf("watermill router: %w", err)
 	}
-	router.AddMiddleware(middleware.Recoverer)
+	router.AddMiddleware(runtime.Settle, middleware.Recoverer)
 	router.AddConsumerHandler(m.cfg.Durable, topic, src, m.handle(abortCtx, messages.EvtMemberSelected, m.process))
 	router.AddConsumerHandler(ReportDurable, reports, src, m.handle(abortCtx, messages.EvtReportGenerated, m.processReport))
 	// The router runs on its own context, as groupflow's: shutdown goes

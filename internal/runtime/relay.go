@@ -40,6 +40,8 @@ func (r *Runtime) relaySource() *Source {
 		Grace:    r.cfg.ShutdownGrace,
 		Paused:   r.dlqGate.paused,
 		OnDone:   r.metrics.received,
+		// Settle is the router's outermost middleware (newRouter).
+		SettleInRouter: true,
 	}, r.log.Named("relay"))
 }
 

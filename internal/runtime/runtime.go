@@ -275,16 +275,17 @@ func (r *Runtime) build() error {
 		maxHeld, maxRunnable = DefaultMaxHeld(r.cfg.MaxInFlight), DefaultMaxRunnable(r.cfg.MaxInFlight)
 	}
 	sub := NewSource(r.deps.JS, SourceConfig{
-		Stream:        r.cfg.Subjects.CommandStream(),
-		Topics:        r.topics(maxHeld),
-		NakDelay:      r.cfg.NakDelay,
-		Grace:         r.cfg.ShutdownGrace,
-		Paused:        r.dlqGate.paused,
-		InFlightBytes: r.cfg.InFlightBytes,
-		Admission:     r.cfg.Admission,
-		MaxHeld:       maxHeld,
-		MaxRunnable:   maxRunnable,
-		OnDone:        r.metrics.received,
+		Stream:         r.cfg.Subjects.CommandStream(),
+		Topics:         r.topics(maxHeld),
+		NakDelay:       r.cfg.NakDelay,
+		Grace:          r.cfg.ShutdownGrace,
+		Paused:         r.dlqGate.paused,
+		InFlightBytes:  r.cfg.InFlightBytes,
+		Admission:      r.cfg.Admission,
+		MaxHeld:        maxHeld,
+		MaxRunnable:    maxRunnable,
+		OnDone:         r.metrics.received,
+		SettleInRouter: true,
 	}, r.log.Named("subscriber"))
 	r.metrics.watchSource(r.deps.Registerer, sub)
 
@@ -347,6 +348,7 @@ func (r *Runtime) newRouter() (*message.Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watermill router: %w", err)
 	}
+	router.AddMiddleware(Settle) // outermost: it acts on the outcome Watermill sees
 	if r.deps.Registerer != nil {
 		// Not AddPrometheusRouterMetrics: its subscriber decorator starts a
 		// goroutine per message to wait for its ack (thousands held at

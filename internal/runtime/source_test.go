@@ -43,21 +43,29 @@ func (g *gateAdmission) Admit(ctx context.Context, t runtime.Ticket) (func(), er
 	}
 }
 
+// testSourceConfig configures a Source of one durable consumer on the
+// provision_group subject.
+func testSourceConfig(env *testenv.Env, durable string, ackWait time.Duration, maxAckPending, concurrency int) runtime.SourceConfig {
+	topic := env.Subjects.Command(messages.CmdProvisionGroup)
+	return runtime.SourceConfig{
+		Stream: env.Subjects.CommandStream(),
+		Topics: map[string]runtime.Subscription{topic: {
+			Consumer:    broker.ConsumerSpec{Durable: durable, FilterSubject: topic, AckWait: ackWait, MaxDeliver: 5, MaxAckPending: maxAckPending},
+			Concurrency: concurrency,
+		}},
+		FetchWait: 200 * time.Millisecond,
+		Grace:     time.Minute,
+	}
+}
+
 // sourceEnv starts a Source on the provision_group subject.
 func sourceEnv(t *testing.T, admission runtime.Admission, ackWait time.Duration) (*testenv.Env, *runtime.Source, <-chan *message.Message) {
 	t.Helper()
 	env := testenv.Start(t, testenv.Quiet())
 	topic := env.Subjects.Command(messages.CmdProvisionGroup)
-	src := runtime.NewSource(env.JS, runtime.SourceConfig{
-		Stream: env.Subjects.CommandStream(),
-		Topics: map[string]runtime.Subscription{topic: {
-			Consumer:    broker.ConsumerSpec{Durable: "source_test", FilterSubject: topic, AckWait: ackWait, MaxDeliver: 5, MaxAckPending: 10},
-			Concurrency: 1,
-		}},
-		FetchWait: 200 * time.Millisecond,
-		Grace:     time.Minute,
-		Admission: admission,
-	}, env.Log)
+	cfg := testSourceConfig(env, "source_test", ackWait, 10, 1)
+	cfg.Admission = admission
+	src := runtime.NewSource(env.JS, cfg, env.Log)
 	t.Cleanup(func() { _ = src.Close() })
 	out, err := src.Subscribe(context.Background(), topic)
 	if err != nil {

@@ -85,6 +85,14 @@ type SourceConfig struct {
 	// acked (acked true) or nacked, from the goroutine that held it; it
 	// must not block.
 	OnDone func(msg *message.Message, acked bool)
+	// SettleInRouter says the router runs Settle as its outermost
+	// middleware: it acks or naks each message when its handler returns,
+	// and the Source keeps no goroutine per message handed over (8 KiB of
+	// stack each, ~1,000 at once with many sites). Without it the Source
+	// waits for Watermill's Ack or Nack itself. Set it only with Settle:
+	// a message the router never settles stays unacknowledged until
+	// redelivered.
+	SettleInRouter bool
 }
 
 // Source is a Watermill message.Subscriber over JetStream pull consumers,
@@ -313,58 +321,116 @@ func (s *Source) start(ctx context.Context, t *topicRun, m jetstream.Msg) {
 		}
 	}
 	t.held.Add(1)
-	go func() {
-		defer t.held.Done()
-		defer s.release(t, 1)
-		s.hold(t, m, md, meta, admit, slot)
-	}()
+	go s.hold(t, m, md, meta, admit, slot)
 }
 
-// hold carries one message from fetch to its ack or nack: admission, a
-// handler slot, the router, the outcome. It is kept alive throughout.
+// hold carries one message from fetch to the router: admission, a handler
+// slot, the hand-over. It is kept alive from fetch to its ack or nack. With
+// SettleInRouter it returns once the router has the message (Settle acks or
+// naks it); without, it waits for Watermill's Ack or Nack.
 func (s *Source) hold(t *topicRun, m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.CommandMeta, admit, slot func(context.Context) (func(), error)) {
+	var undo undoList
+	undo.add(t.held.Done)
+	undo.add(func() { s.release(t, 1) })
 	// The handler's context survives Close (graceful shutdown lets it finish)
 	// and is cancelled only when the grace period runs out, or when the
 	// message's lease is lost.
 	msgCtx, cancel := context.WithCancel(s.abortCtx)
-	defer cancel()
-	stopKeep := t.keep.add(m, cancel)
-	defer stopKeep()
+	undo.add(cancel)
+	undo.add(t.keep.add(m, cancel))
+	giveBack := func() {
+		_ = m.NakWithDelay(s.shutdownNakDelay())
+		undo.run()
+	}
 
 	release, err := admit(s.stopCtx)
 	if err != nil {
-		_ = m.NakWithDelay(s.shutdownNakDelay())
+		giveBack()
 		return
 	}
-	defer release()
+	undo.add(release)
 	if slot == nil { // queued for a slot once admitted
 		slot, _ = t.slots.queue(Ticket{})
 	}
 	releaseSlot, err := slot(s.stopCtx)
 	if err != nil {
-		_ = m.NakWithDelay(s.shutdownNakDelay())
+		giveBack()
 		return
 	}
-	defer releaseSlot()
+	undo.add(releaseSlot)
 
 	wm := toWatermill(m, md, meta, t.topic)
-	wm.SetContext(withMeta(msgCtx, meta))
+	var once sync.Once
+	settle := func(acked bool) { once.Do(func() { s.settle(m, wm, int(md.NumDelivered), acked); undo.run() }) }
+	ctx := withMeta(msgCtx, meta)
+	if s.cfg.SettleInRouter {
+		ctx = context.WithValue(ctx, settleKey{}, settle)
+	}
+	wm.SetContext(ctx)
 	select {
 	case t.out <- wm:
 	case <-s.closing:
-		_ = m.NakWithDelay(s.shutdownNakDelay())
+		giveBack()
 		return
+	}
+	if s.cfg.SettleInRouter {
+		return // Settle has it
 	}
 	select {
 	case <-wm.Acked():
+		settle(true)
+	case <-wm.Nacked():
+		settle(false)
+	}
+}
+
+// settle acks a handled message, or naks one whose handler failed (after
+// the delay NakDelay or its MetaNakDelay gives; not at all if it set
+// MetaAbandon).
+func (s *Source) settle(m jetstream.Msg, wm *message.Message, delivery int, acked bool) {
+	if acked {
 		s.ack(m, wm)
 		s.done(wm, true)
-	case <-wm.Nacked():
-		s.done(wm, false)
-		if wm.Metadata.Get(MetaAbandon) != "" {
-			return // no nak: redelivered after AckWait
+		return
+	}
+	s.done(wm, false)
+	if wm.Metadata.Get(MetaAbandon) != "" {
+		return // no nak: redelivered after AckWait
+	}
+	s.nak(m, wm, delivery)
+}
+
+// undoList runs its functions once, last added first (as defers would).
+type undoList []func()
+
+func (u *undoList) add(f func()) { *u = append(*u, f) }
+
+func (u *undoList) run() {
+	for i := len(*u) - 1; i >= 0; i-- {
+		(*u)[i]()
+	}
+}
+
+// settleKey keys, in the context of a message a Source with SettleInRouter
+// handed over, the function that acks (true) or naks it and gives back its
+// admission, slot and keep-alive.
+type settleKey struct{}
+
+// Settle is the router middleware of a Source with SettleInRouter: when the
+// handler returns it acks the message (nil error) or naks it, as the
+// Source's own wait on Watermill's Ack and Nack would, so no goroutine per
+// message waits for that. It must be the router's outermost middleware (the
+// first added): the outcome it sees is the one Watermill acts on. Messages
+// of other subscribers pass through untouched.
+func Settle(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		settle, ok := msg.Context().Value(settleKey{}).(func(bool))
+		if !ok {
+			return h(msg)
 		}
-		s.nak(m, wm, int(md.NumDelivered))
+		out, err := h(msg)
+		settle(err == nil)
+		return out, err
 	}
 }
 
