@@ -121,3 +121,80 @@ func TestSettleHoldsNoGoroutinePerMessage(t *testing.T) {
 		}
 	}
 }
+
+// A panic between Settle and the handler's own recoverer (groupflow's router
+// has its metrics, correlation, tracing, dead-lettering, retry and timeout
+// middleware there) is recovered by Watermill's router, which only nacks the
+// Watermill message. Settle naks the delivery on the panic's way out: it is
+// redelivered, and its slot, admission and held count are given back, so
+// Close returns. Without SettleInRouter the Source hears Watermill's Nack
+// itself (the control).
+func TestSettleNaksWhenAMiddlewarePanics(t *testing.T) {
+	for _, inRouter := range []bool{false, true} {
+		name := map[bool]string{false: "Source waits for Nack (control)", true: "SettleInRouter"}[inRouter]
+		t.Run(name, func(t *testing.T) { settlePanic(t, inRouter) })
+	}
+}
+
+func settlePanic(t *testing.T, inRouter bool) {
+	env := testenv.Start(t, testenv.Quiet())
+	acks := make(chan string, 256)
+	sub, err := env.NC.Subscribe("$JS.ACK.>", func(m *nats.Msg) { acks <- string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	topic := env.Subjects.Command(messages.CmdProvisionGroup)
+	cfg := testSourceConfig(env, "settle_panic", 900*time.Millisecond, 16, 1)
+	cfg.NakDelay = func(int) time.Duration { return 50 * time.Millisecond }
+	cfg.Grace = 500 * time.Millisecond
+	cfg.SettleInRouter = inRouter
+	src := runtime.NewSource(env.JS, cfg, env.Log)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inRouter {
+		router.AddMiddleware(runtime.Settle)
+	}
+	router.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
+		return func(m *message.Message) ([]*message.Message, error) {
+			if m.Metadata.Get(runtime.MetaDelivery) == "1" {
+				panic("a bug in a middleware outside the recoverer")
+			}
+			return h(m)
+		}
+	})
+	handled := make(chan string, 8)
+	router.AddConsumerHandler("settle_panic", topic, src, func(m *message.Message) error {
+		handled <- m.Metadata.Get(runtime.MetaDelivery)
+		return nil
+	})
+	go func() { _ = router.Run(context.Background()) }()
+	<-router.Running()
+	t.Cleanup(func() { _ = router.Close() })
+
+	env.Publish(messages.CmdProvisionGroup, `{"id":"c-panic"}`)
+	var seen []string
+	select {
+	case d := <-handled:
+		if d == "1" {
+			t.Fatal("the panicking delivery reached the handler")
+		}
+	case <-time.After(5 * time.Second):
+		for len(acks) > 0 {
+			seen = append(seen, <-acks)
+		}
+		t.Errorf("the message whose middleware panicked (Watermill nacked it) was not redelivered within 5s (AckWait 900ms); server heard %q", seen)
+	}
+	if slices.ContainsFunc(seen, func(a string) bool { return strings.HasPrefix(a, "+WPI") }) && !slices.ContainsFunc(seen, func(a string) bool { return strings.HasPrefix(a, "-NAK") }) {
+		t.Errorf("it is kept alive (+WPI) and never nacked")
+	}
+	closed := make(chan struct{})
+	go func() { _ = src.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Errorf("Source.Close (Grace %v) has not returned after 5s: the unsettled message's held count leaked", cfg.Grace)
+	}
+}

@@ -89,9 +89,9 @@ type SourceConfig struct {
 	// middleware: it acks or naks each message when its handler returns,
 	// and the Source keeps no goroutine per message handed over (8 KiB of
 	// stack each, ~1,000 at once with many sites). Without it the Source
-	// waits for Watermill's Ack or Nack itself. Set it only with Settle:
-	// a message the router never settles stays unacknowledged until
-	// redelivered.
+	// waits for Watermill's Ack or Nack itself. Set it only with Settle
+	// as the outermost middleware: a message the router never settles is
+	// kept alive, holds its slot and admission, and Close waits for it.
 	SettleInRouter bool
 }
 
@@ -420,16 +420,19 @@ type settleKey struct{}
 // handler returns it acks the message (nil error) or naks it, as the
 // Source's own wait on Watermill's Ack and Nack would, so no goroutine per
 // message waits for that. It must be the router's outermost middleware (the
-// first added): the outcome it sees is the one Watermill acts on. Messages
-// of other subscribers pass through untouched.
+// first added): the outcome it sees is the one Watermill acts on. A handler
+// that panics has its message nacked before the panic goes on. Messages of
+// other subscribers pass through untouched.
 func Settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		settle, ok := msg.Context().Value(settleKey{}).(func(bool))
 		if !ok {
 			return h(msg)
 		}
+		acked := false
+		defer func() { settle(acked) }() // a panic naks it, and gives all back
 		out, err := h(msg)
-		settle(err == nil)
+		acked = err == nil
 		return out, err
 	}
 }
