@@ -18,9 +18,9 @@
 //	Lease.Acting           this attempt sends one (memory only: no write)
 //	Lease.Hold             renew only if under half the term is left (before an unfenced side effect)
 //	Lease.Complete         record the outcome event and give the lease up
-//	Lease.Fail             count a failed attempt and give the lease up
-//	Lease.Release          give the lease up (shutdown: no failure)
-//	Ledger.Fail            count a failed attempt of a command never acquired
+//	Lease.Fail             count a failed attempt and give the lease up (if still its)
+//	Lease.Release          give the lease up (shutdown: no failure; if still its)
+//	Ledger.Fail            count a failed attempt of a message that never acquired the command
 //	Ledger.DeadLetter      mark the command dead-lettered (its dead letter is stored)
 //
 // States and transitions, for a claim by owner O of message seq S
@@ -39,11 +39,20 @@
 //	another command's record            *CollisionError (permanent)          -
 //	concurrent write during Acquire     *HeldError (another instance)        -
 //
-//	Fail(O)       processing -> processing, failures+1, owner cleared if O   (completed, foreign: unchanged)
-//	              none       -> processing, failures 1 (refused before acquire)
-//	Release(O)    processing(O) -> processing, owner cleared                  (otherwise unchanged)
-//	DeadLetter    any but completed/foreign -> dead_lettered, owner cleared
-//	Complete      processing(O) -> completed, owner cleared, checkpoints dropped
+//	Lease.Fail     at the lease's revision -> failures+1, owner cleared, Sure kept
+//	               moved on (a later attempt acquired it) -> failures+1, Sure only lowered
+//	Lease.Release  at the lease's revision -> owner cleared, Sure kept         (otherwise unchanged)
+//	Ledger.Fail    none -> processing, failures 1 (refused before acquire)
+//	               live lease (another copy runs) -> unchanged; otherwise failures+1, no owner change
+//	DeadLetter     any but completed/foreign/live lease -> dead_lettered, owner cleared
+//	Complete       processing(O) -> completed, owner cleared, checkpoints dropped
+//	(completed and foreign records: unchanged by all of them)
+//
+// A lease gives itself up by the record's revision, not by its owner's
+// name: two copies of a command (a re-send) can be leased one after the
+// other in one instance, and the first copy's late Fail must not free the
+// second's live lease. A message that never acquired the command (an
+// invalid or forged copy) changes nothing a live lease holds.
 //
 // Every write through a Lease that finds the revision moved (another owner
 // acquired the command) returns ErrLost, and so does every later one: the

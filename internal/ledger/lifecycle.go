@@ -499,17 +499,21 @@ func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 	return s.writeLocked(ctx, func(r *Record) { complete(r, o) })
 }
 
-// Fail records a failed attempt of the lease's command and gives up the
-// lease (see Ledger.Fail), counting this attempt's Wix calls.
+// Fail records a failed attempt of the lease's command, counting this
+// attempt's Wix calls, and gives the lease up if it is still this lease's:
+// only while the record is at the revision this lease last wrote. Once
+// another attempt acquired the command (another instance, or another copy
+// in this one) the failure is only counted, and may only lower Record.Sure.
 func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 	s.mu.Lock()
-	f.Owner, f.Calls, f.Sure = s.claim.Owner, s.callsLocked(), s.sureLocked()
+	f.Calls, f.Sure = s.callsLocked(), s.sureLocked()
+	rev := s.rev
 	s.lost = true // the lease is given up: no more writes through it
 	s.mu.Unlock()
 	if s.l == nil {
 		return nil, nil
 	}
-	return s.l.Fail(ctx, s.claim.CommandType, s.claim.CommandID, f)
+	return s.l.fail(ctx, s.claim.CommandType, s.claim.CommandID, f, rev)
 }
 
 // sureLocked is whether no attempt up to this one may have sent a side
@@ -517,18 +521,20 @@ func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 func (s *Lease) sureLocked() bool { return !s.unsure && !s.acting.Load() }
 
 // Release gives up the lease without counting a failure (a shutdown),
-// keeping this attempt's Wix calls (see Ledger.Release).
+// keeping this attempt's Wix calls, while the record is at the revision this
+// lease last wrote (as Fail); otherwise it writes nothing.
 func (s *Lease) Release(ctx context.Context) error {
 	s.mu.Lock()
 	calls, sure := s.callsLocked(), s.sureLocked()
 	s.lost = true
+	rev := s.rev
 	s.mu.Unlock()
 	if s.l == nil {
 		return nil
 	}
-	_, err := s.l.modify(ctx, s.claim.CommandType, s.claim.CommandID, func(r *Record) bool {
-		if r.Owner != s.claim.Owner || r.Status != StatusProcessing {
-			return false
+	_, err := s.l.modify(ctx, s.claim.CommandType, s.claim.CommandID, func(r *Record, at uint64) bool {
+		if at != rev || r.Status != StatusProcessing {
+			return false // another attempt acquired it since: not ours to give up
 		}
 		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 		r.Calls = max(r.Calls, calls)
@@ -543,8 +549,6 @@ type Failure struct {
 	Err      string
 	Delivery int
 	At       time.Time
-	// Owner, when it still holds the lease, gives it up.
-	Owner string
 	// Calls is the command's Wix call count so far (kept if larger).
 	Calls int64
 	// Sure: the owner's attempts sent no side effect they left no
@@ -552,13 +556,27 @@ type Failure struct {
 	Sure bool
 }
 
-// Fail records a failed attempt in the command's record (creating it when
-// there is none, e.g. a command refused before it was acquired) and gives
-// up f.Owner's lease. A completed or foreign record is left as it is. It
-// returns the record (as written, or as found).
+// Fail records a failed attempt of a message that never acquired the
+// command (refused before it was acquired, e.g. invalid), creating the
+// record when there is none. It gives up no lease, and leaves a record that
+// a live lease holds (another copy of the command is running: this failure
+// is not its), a completed one and a foreign one as they are. It returns
+// the record (as written, or as found).
 func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Failure) (*Record, error) {
-	return l.modify(ctx, commandType, commandID, func(r *Record) bool {
+	return l.fail(ctx, commandType, commandID, f, 0)
+}
+
+// fail counts a failure; leaseRev is the revision the failing attempt's
+// lease last wrote (0: it never acquired one). The lease is given up only
+// while the record is still at leaseRev.
+func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Failure, leaseRev uint64) (*Record, error) {
+	now := l.now()
+	return l.modify(ctx, commandType, commandID, func(r *Record, rev uint64) bool {
 		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
+			return false
+		}
+		mine := leaseRev != 0 && rev == leaseRev
+		if leaseRev == 0 && r.live(now) {
 			return false
 		}
 		if r.Status == "" {
@@ -571,7 +589,7 @@ func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Fail
 		r.Failures++
 		r.Calls = max(r.Calls, f.Calls)
 		switch {
-		case f.Owner != "" && r.Owner == f.Owner:
+		case mine:
 			r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 			r.Sure = f.Sure
 		case !f.Sure:
@@ -582,27 +600,36 @@ func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Fail
 }
 
 // DeadLetter marks the command dead-lettered with reason (its dead letter
-// is stored). A completed or foreign record is left as it is.
-func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID, reason string) error {
-	_, err := l.modify(ctx, commandType, commandID, func(r *Record) bool {
-		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
+// is stored). A completed or foreign record, and one a live lease holds
+// (another copy of the command is running), are left as they are. It
+// returns the record as written or found: a record of this command whose
+// status is not StatusDeadLettered says the command did not fail (it
+// completed or runs), only the copy that was dead-lettered did.
+func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID, reason string) (*Record, error) {
+	now := l.now()
+	return l.modify(ctx, commandType, commandID, func(r *Record, _ uint64) bool {
+		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.live(now) {
 			return false
 		}
 		r.Status, r.Reason = StatusDeadLettered, reason
 		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 		return true
 	})
-	return err
+}
+
+// live reports whether an owner holds the record's lease at now.
+func (r *Record) live(now time.Time) bool {
+	return r.Status == StatusProcessing && r.Owner != "" && now.Before(r.LeaseUntil)
 }
 
 // modifyAttempts bounds the read/compare-and-set rounds of modify.
 const modifyAttempts = 8
 
 // modify applies fn to the command's record (a new one when there is none)
-// and stores it with a compare-and-set, reading again after a concurrent
-// write. fn returns false to leave the record unwritten (modify returns
-// it as read).
-func (l *Ledger) modify(ctx context.Context, commandType, commandID string, fn func(*Record) bool) (*Record, error) {
+// at its revision (0: none) and stores it with a compare-and-set, reading
+// again after a concurrent write. fn returns false to leave the record
+// unwritten (modify returns it as read).
+func (l *Ledger) modify(ctx context.Context, commandType, commandID string, fn func(r *Record, rev uint64) bool) (*Record, error) {
 	for range modifyAttempts {
 		rec, rev, err := l.RecordRev(ctx, commandType, commandID)
 		if err != nil {
@@ -611,7 +638,7 @@ func (l *Ledger) modify(ctx context.Context, commandType, commandID string, fn f
 		if rec == nil {
 			rec = &Record{CommandType: commandType, CommandID: commandID, StartedAt: l.now().UTC()}
 		}
-		if !fn(rec) {
+		if !fn(rec, rev) {
 			return rec, nil
 		}
 		if rev == 0 {

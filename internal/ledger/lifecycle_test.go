@@ -232,10 +232,10 @@ func TestLeaseOpsTable(t *testing.T) {
 					if _, _, err := f.l.Acquire(ctx, f.claim(id, other, 7)); err != nil {
 						t.Fatal(err)
 					}
-				case "dead-lettered":
-					if err := f.l.DeadLetter(ctx, typ, id, "gone"); err != nil {
-						t.Fatal(err)
-					}
+				case "dead-lettered": // by an operator's hand: DeadLetter leaves a live lease alone
+					rec := f.get(t, id)
+					rec.Status, rec.Owner = ledger.StatusDeadLettered, ""
+					f.put(t, rec)
 				case "completed":
 					rec := f.get(t, id)
 					rec.Status, rec.Event, rec.Owner = ledger.StatusCompleted, json.RawMessage(`{"other":1}`), ""
@@ -275,7 +275,7 @@ func firstNonEmpty(a, b string) string {
 func TestFailReleaseDeadLetterTable(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	fail := ledger.Failure{Err: "boom", Delivery: 2, At: t0, Owner: me}
+	fail := ledger.Failure{Err: "boom", Delivery: 2, At: t0}
 	cases := []struct {
 		state, op string
 		check     func(t *testing.T, before, after *ledger.Record)
@@ -285,23 +285,38 @@ func TestFailReleaseDeadLetterTable(t *testing.T) {
 				t.Errorf("failure of a command never acquired: %+v", after)
 			}
 		}},
-		{"mine", "Fail", func(t *testing.T, _, after *ledger.Record) {
-			if after.Failures != 1 || after.Owner != "" {
-				t.Errorf("own failure: %+v", after)
+		// A message that never acquired the command gives up no lease, not
+		// even one of its own instance (another copy's), and a failure of it
+		// is not the running copy's: a live lease's record is left alone.
+		{"mine", "Fail", unchanged},
+		{"held-same-seq", "Fail", unchanged},
+		{"held-other-seq", "Fail", unchanged},
+		{"expired", "Fail", func(t *testing.T, before, after *ledger.Record) {
+			if after.Failures != 1 || after.Owner != before.Owner || after.Sure {
+				t.Errorf("failure beside an expired lease: %+v", after)
 			}
 		}},
-		{"held-same-seq", "Fail", func(t *testing.T, _, after *ledger.Record) {
-			if after.Failures != 1 || after.Owner != other {
-				t.Errorf("failure beside another owner's lease must keep it: %+v", after)
+		{"released", "Fail", func(t *testing.T, _, after *ledger.Record) {
+			if after.Failures != 3 || after.LastError != "boom" {
+				t.Errorf("failure of a released command: %+v", after)
 			}
 		}},
 		{"completed", "Fail", unchanged},
 		{"foreign", "Fail", unchanged},
-		{"mine", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
+		{"released", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
 			if after.Status != ledger.StatusDeadLettered || after.Reason != "gone" || after.Owner != "" {
 				t.Errorf("dead-lettered: %+v", after)
 			}
 		}},
+		{"expired", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
+			if after.Status != ledger.StatusDeadLettered || after.Owner != "" {
+				t.Errorf("dead-lettered beside an expired lease: %+v", after)
+			}
+		}},
+		// A live lease: another copy of the command runs; only the copy
+		// that was dead-lettered failed.
+		{"mine", "DeadLetter", unchanged},
+		{"held-other-seq", "DeadLetter", unchanged},
 		{"none", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
 			if after == nil || after.Status != ledger.StatusDeadLettered {
 				t.Errorf("dead letter of a command never acquired: %+v", after)
@@ -318,7 +333,7 @@ func TestFailReleaseDeadLetterTable(t *testing.T) {
 			if c.op == "Fail" {
 				_, err = f.l.Fail(ctx, typ, id, fail)
 			} else {
-				err = f.l.DeadLetter(ctx, typ, id, "gone")
+				_, err = f.l.DeadLetter(ctx, typ, id, "gone")
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -629,5 +644,54 @@ func TestSharedKeyCAS(t *testing.T) {
 	}
 	if _, err := f.l.Store(ctx, "shared.k", []string{"d"}, 0); err != nil {
 		t.Fatalf("create after remove: %v", err)
+	}
+}
+
+// TestStaleLeaseGivesUpNothing: two leases of one owner (one process)
+// on one command exist when a second copy of the command (a re-send, seq 8)
+// is acquired by this instance between the first copy's handler returning
+// (runtime.handle's deferred inactive frees r.active) and the deadLetter
+// middleware recording its failure through the first lease (Lease.Fail), or
+// its shutdown (Lease.Release). The first lease's give-up must not give up
+// the second's live lease, nor write the first's Sure over the second's
+// attempt, which is sending Create Group (Acting): otherwise another
+// instance takes the live lease over at once and is sure (no Wix lookup),
+// and creates a second group.
+func TestStaleLeaseGivesUpNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		up   func(*ledger.Lease) error
+	}{
+		{"Fail", func(a *ledger.Lease) error {
+			_, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0})
+			return err
+		}},
+		{"Release", func(a *ledger.Lease) error { return a.Release(ctx) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id := f.id()
+			a := f.acquire(t, id, me, 7) // copy 1: fresh, sure, no side effect
+			b := f.acquire(t, id, me, 8) // copy 2 on the same instance takes the record
+			if err := b.Hold(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b.Acting() // b sends Create Group
+			if err := c.up(a); err != nil {
+				t.Fatal(err)
+			}
+			rec := f.get(t, id)
+			if rec.Owner != me || rec.OwnerSeq != 8 {
+				t.Errorf("a's %s gave up b's live lease: owner %q seq %d sure %v", c.name, rec.Owner, rec.OwnerSeq, rec.Sure)
+			}
+			if rec.Sure {
+				t.Errorf("a's %s wrote Sure over b's attempt, which acted", c.name)
+			}
+			p, _, err := f.l.Acquire(ctx, f.claim(id, other, 8))
+			if err == nil {
+				t.Errorf("another owner took b's live lease over (Unsure = %v: false means it creates the group again without looking)", p.Unsure())
+			}
+		})
 	}
 }

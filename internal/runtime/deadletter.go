@@ -88,7 +88,7 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 	permanent := failure.IsPermanent(err)
 	now := time.Now().UTC()
 	rec, lerr := r.recordFailure(context.WithoutCancel(ctx), slot.get(), info, ledger.Failure{
-		Err: err.Error(), Delivery: delivery, At: now, Owner: r.instance})
+		Err: err.Error(), Delivery: delivery, At: now})
 	if lerr != nil {
 		log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 	}
@@ -164,8 +164,11 @@ func (r *Runtime) recordFailure(ctx context.Context, lease *ledger.Lease, info t
 	return r.deps.Ledger.Fail(ctx, info.CommandType, info.CommandID, f)
 }
 
-// announce publishes the command_failed event of a stored dead letter and
-// marks the command dead-lettered in the ledger.
+// announce marks the command dead-lettered in the ledger and publishes the
+// command_failed event of its stored dead letter, unless the ledger says the
+// command itself did not fail: it completed, or another copy of it runs (a
+// stale, forged or invalid copy was dead-lettered; the command's own
+// outcome event stands).
 func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) {
 	log := trace.Logger(ctx, r.log)
 	failed := &failedEvent{
@@ -181,10 +184,14 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		},
 		id: entry.MsgID(),
 	}
-	// A completed command stays completed (and answered from the ledger);
-	// another's record is not ours.
-	if err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, entry.Reason); err != nil {
+	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, entry.Reason)
+	switch {
+	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
+	case rec.CommandType == entry.CommandType && rec.CommandID == entry.CommandID && rec.Status != ledger.StatusDeadLettered:
+		log.Info("dead letter of one copy of a command that is "+rec.Status+": stored, not announced (the command's own outcome stands)",
+			zap.String("dlq_subject", r.cfg.Subjects.DLQ(entry.CommandType)))
+		return
 	}
 	// Recorded first, announced second: whoever reacts to the event (a
 	// replay, say) finds the ledger already saying dead-lettered.
