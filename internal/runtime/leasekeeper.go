@@ -21,7 +21,11 @@ import (
 // checkpoint extends a lease too, so a command that checkpoints often is
 // never renewed here). A slow renewal therefore delays only its own lease,
 // and each is bounded by term/6. A lease another instance took
-// (ledger.ErrLost) cancels its command's work; a lease whose work ends
+// (ledger.ErrLost) cancels its command's work, and so does a lease about
+// to lapse (under term/6 left) after its last renewal failed: past its
+// expiry another instance may take the command over, and this one must
+// not send a side effect then (a Wix call waiting for its site's tokens is
+// cancelled before it goes out); a lease whose work ends
 // (done, cancelled, or lost) is renewed no more. The goroutine runs only
 // while some lease is kept. Cost: one ledger write per lease due.
 type leaseKeeper struct {
@@ -38,6 +42,7 @@ type keptLease struct {
 	cancel   context.CancelFunc
 	lost     atomic.Bool
 	renewing atomic.Bool // a renewal is in flight
+	failing  atomic.Bool // the last renewal failed (not lost: no answer, a broker error)
 	mu       sync.Mutex  // held while it is renewed; stop waits for it
 	stopped  bool
 }
@@ -100,7 +105,11 @@ func (k *leaseKeeper) run() {
 		}
 		k.mu.Unlock()
 		for i, e := range all {
-			if time.Until(e.lease.Until()) <= 2*k.term/3 && e.renewing.CompareAndSwap(false, true) {
+			left := time.Until(e.lease.Until())
+			switch {
+			case left <= k.term/6 && e.failing.Load():
+				k.lapse(e)
+			case left <= 2*k.term/3 && e.renewing.CompareAndSwap(false, true):
 				go k.renew(e)
 			}
 			all[i] = nil
@@ -119,6 +128,7 @@ func (k *leaseKeeper) renew(e *keptLease) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(k.term/6, time.Second))
 	err := e.lease.Renew(ctx)
 	cancel()
+	e.failing.Store(err != nil)
 	switch {
 	case errors.Is(err, ledger.ErrLost):
 		e.log.Warn("another instance took this command over; stopping work on it")
@@ -128,4 +138,15 @@ func (k *leaseKeeper) renew(e *keptLease) {
 	case err != nil:
 		e.log.Debug("lease renewal failed", zap.Error(err))
 	}
+}
+
+// lapse stops the work of a lease its renewals could not keep: it counts
+// as lost (the command is given back until the lease expires).
+func (k *leaseKeeper) lapse(e *keptLease) {
+	if e.lost.Swap(true) {
+		return
+	}
+	e.log.Warn("lease renewals failed and the lease is about to lapse; stopping work on this command",
+		zap.Time("lease_until", e.lease.Until()))
+	e.cancel() // drops it from the keeper
 }

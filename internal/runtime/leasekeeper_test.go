@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,5 +179,45 @@ func AwaitCond(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// failingKV fails every update while fail is set, as a ledger whose
+// stream has no leader would (no conflict: nobody else wrote).
+type failingKV struct {
+	jetstream.KeyValue
+	fail atomic.Bool
+}
+
+func (f *failingKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if f.fail.Load() {
+		return 0, errors.New("nats: no responders available for request")
+	}
+	return f.KeyValue.Update(ctx, key, value, rev)
+}
+
+// TestLeaseKeeperStopsWorkOnALapsingLease: when renewals fail (the ledger
+// does not answer), the work is cancelled before the lease expires and
+// lost reports it: past the expiry another instance may take the command
+// over, so this one must send nothing more.
+func TestLeaseKeeperStopsWorkOnALapsingLease(t *testing.T) {
+	const term = 600 * time.Millisecond
+	kv, _ := leaseLedger(t, term)
+	fkv := &failingKV{KeyValue: kv}
+	l, _, err := ledger.New(fkv).Acquire(context.Background(), ledger.Claim{CommandType: "provision_group", CommandID: "c-lapse", Delivery: 1, Seq: 1, Owner: "inst-a", TTL: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fkv.fail.Store(true)
+	k := newLeaseKeeper(term)
+	work, lost, stop := k.keep(context.Background(), l, zap.NewNop())
+	defer stop()
+	select {
+	case <-work.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("work not cancelled while its lease lapsed")
+	}
+	if !lost() {
+		t.Fatal("lost() false after the work was cancelled for a lapsing lease")
 	}
 }
