@@ -422,7 +422,9 @@ type settleKey struct{}
 // message waits for that. It must be the router's outermost middleware (the
 // first added): the outcome it sees is the one Watermill acts on. A handler
 // that panics has its message nacked before the panic goes on. Messages of
-// other subscribers pass through untouched.
+// other subscribers pass through untouched. It is for consumer handlers
+// (AddConsumerHandler): messages a handler produced would be published by
+// the router after Settle acked its input.
 func Settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		settle, ok := msg.Context().Value(settleKey{}).(func(bool))
