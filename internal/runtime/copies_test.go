@@ -144,18 +144,8 @@ func TestInvalidCopyLeavesARunningCommandAlone(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("copy 1 never ran")
 	}
-	forged := env.Publish(messages.CmdGenerateReport, `{"id":"forge","top":-5}`, "Nats-Msg-Id", "forged")
+	publishInvalidCopy(t, env, "forge", 1) // copy 1 stays pending
 	ctx := context.Background()
-	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The invalid copy is acknowledged once its dead letter is stored and
-	// announced (or not): then only copy 1 is pending.
-	awaitCond(t, "the invalid copy dead-lettered and acknowledged", func() bool {
-		info, err := cons.Info(ctx)
-		return err == nil && info.Delivered.Stream >= forged.Sequence && info.NumAckPending == 1 && len(env.DeadLetters()) == 1
-	})
 	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "forge")
 	if err != nil {
 		t.Fatal(err)
@@ -184,16 +174,8 @@ func TestInvalidCopyOfACompletedCommandIsNotAnnounced(t *testing.T) {
 	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	env.Publish(messages.CmdGenerateReport, `{"id":"late","top":3}`, "Nats-Msg-Id", "real")
 	done.Next(30*time.Second, testenv.ForCommand("late"))
-	forged := env.Publish(messages.CmdGenerateReport, `{"id":"late","top":-5}`, "Nats-Msg-Id", "forged")
+	publishInvalidCopy(t, env, "late", 0)
 	ctx := context.Background()
-	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
-	if err != nil {
-		t.Fatal(err)
-	}
-	awaitCond(t, "the invalid copy dead-lettered and acknowledged", func() bool {
-		info, err := cons.Info(ctx)
-		return err == nil && info.AckFloor.Stream >= forged.Sequence && len(env.DeadLetters()) == 1
-	})
 	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "late")
 	if err != nil {
 		t.Fatal(err)
@@ -207,4 +189,21 @@ func TestInvalidCopyOfACompletedCommandIsNotAnnounced(t *testing.T) {
 	if n := h.Calls("late"); n != 1 {
 		t.Errorf("the handler ran %d times", n)
 	}
+}
+
+// publishInvalidCopy publishes an invalid generate_report with command id
+// id and waits until it is dead-lettered and acknowledged (its dead letter
+// stored, and announced or not), with pending other messages unacked.
+func publishInvalidCopy(t *testing.T, env *testenv.Env, id string, pending int) {
+	t.Helper()
+	forged := env.Publish(messages.CmdGenerateReport, `{"id":"`+id+`","top":-5}`, "Nats-Msg-Id", "forged-"+id)
+	ctx := context.Background()
+	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, "the invalid copy dead-lettered and acknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.Delivered.Stream >= forged.Sequence && info.NumAckPending == pending && len(env.DeadLetters()) == 1
+	})
 }
