@@ -39,21 +39,28 @@
 //	another command's record            *CollisionError (permanent)          -
 //	concurrent write during Acquire     *HeldError (another instance)        -
 //
-//	Lease.Fail     at the lease's revision -> failures+1, owner cleared, Sure kept
-//	               moved on (a later attempt acquired it) -> failures+1, Sure only lowered
-//	Lease.Release  at the lease's revision -> owner cleared, Sure kept         (otherwise unchanged)
-//	Ledger.Fail    none -> processing, failures 1 (refused before acquire)
-//	               live lease (another copy runs) -> unchanged; otherwise failures+1, no owner change
-//	DeadLetter     any but completed/foreign/live lease -> dead_lettered, owner cleared
+//	Lease.Fail     still its lease -> failures+1, owner cleared, Sure kept
+//	               another message holds it -> unchanged (Sure only lowered)
+//	               otherwise (a stale lease, nobody holds it) -> failures+1
+//	Lease.Release  still its lease -> owner cleared, Sure kept              (otherwise unchanged)
+//	Ledger.Fail(S) none -> processing, failures 1 (refused before acquire)
+//	               another message than S holds it -> unchanged; otherwise failures+1, no owner change
+//	DeadLetter(S)  any but completed/foreign/held by another message than S -> dead_lettered, owner cleared
 //	Complete       processing(O) -> completed, owner cleared, checkpoints dropped
 //	(completed and foreign records: unchanged by all of them)
 //
-// A lease gives itself up by the record's revision, not by its owner's
-// name: two copies of a command (a re-send) can be leased one after the
-// other in one instance, and the first copy's late Fail must not free the
-// second's live lease. A message that never acquired the command (an
-// invalid or forged copy) changes nothing a live lease holds.
-//
+// "Still its lease": the record is at the revision the lease last wrote,
+// or names the lease's owner and message (a write stored, its reply lost).
+// A lease gives itself up by its message, not its owner's name alone: two
+// copies of a command (a re-send) can be leased one after the other in one
+// instance, and the first copy's late Fail must not free the second's live
+// lease. "Held by another message than S": a processing record with a live
+// lease of another message, or whose last acquirer (Record.LastSeq, kept
+// after the lease is given up) was another message. So a message that
+// never acquired the command — an invalid or forged copy — changes nothing
+// of a command in progress on behalf of another copy, and a dead letter of
+// it does not mark the command dead-lettered.
+
 // Every write through a Lease that finds the revision moved (another owner
 // acquired the command) returns ErrLost, and so does every later one: the
 // holder stops, and the new owner resumes from the checkpoints.

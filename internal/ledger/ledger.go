@@ -82,6 +82,11 @@ type Record struct {
 	// OwnerSeq is the commands-stream sequence of the message the owner
 	// works on: another message with the same command id is a second copy.
 	OwnerSeq uint64 `json:"ownerSeq,omitempty"`
+	// LastSeq is the commands-stream sequence of the last message that
+	// acquired the command, kept when it gives the lease up: while the
+	// command is in progress, a failure of another message (an invalid or
+	// forged copy) is not the command's (see heldByAnother).
+	LastSeq uint64 `json:"lastSeq,omitempty"`
 	// Steps holds the small checkpoints of a command in progress (see
 	// Lease.Checkpoint); dropped on completion.
 	Steps map[string]json.RawMessage `json:"steps,omitempty"`

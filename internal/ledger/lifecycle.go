@@ -81,7 +81,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	now := l.now().UTC()
 	rec := Record{CommandType: c.CommandType, CommandID: c.CommandID, Status: StatusProcessing,
 		Subject: c.Subject, Deliveries: c.Delivery, StartedAt: now,
-		Owner: c.Owner, LeaseUntil: now.Add(c.TTL), OwnerSeq: c.Seq}
+		Owner: c.Owner, LeaseUntil: now.Add(c.TTL), OwnerSeq: c.Seq, LastSeq: c.Seq}
 	rev, created, err := l.create(ctx, &rec)
 	if err != nil {
 		return nil, nil, err
@@ -110,7 +110,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 		cur.Failures, cur.FirstFailure, cur.Reason = 0, time.Time{}, ""
 	}
 	cur.Status, cur.Subject, cur.Deliveries = StatusProcessing, c.Subject, c.Delivery
-	cur.Owner, cur.LeaseUntil, cur.OwnerSeq = c.Owner, now.Add(c.TTL), c.Seq
+	cur.Owner, cur.LeaseUntil, cur.OwnerSeq, cur.LastSeq = c.Owner, now.Add(c.TTL), c.Seq, c.Seq
 	sure := cur.Sure // the last owner gave the lease up sure (Fail, Release)
 	cur.Sure = false
 	n, err := l.update(ctx, cur, rev)
@@ -500,20 +500,29 @@ func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 }
 
 // Fail records a failed attempt of the lease's command, counting this
-// attempt's Wix calls, and gives the lease up if it is still this lease's:
-// only while the record is at the revision this lease last wrote. Once
-// another attempt acquired the command (another instance, or another copy
-// in this one) the failure is only counted, and may only lower Record.Sure.
+// attempt's Wix calls, and gives the lease up if the record is still this
+// lease's (see Lease.mine). Once another message acquired the command (a
+// re-sent copy, in this instance or another) nothing is counted: this
+// lease may only lower Record.Sure.
 func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 	s.mu.Lock()
-	f.Calls, f.Sure = s.callsLocked(), s.sureLocked()
+	f.Calls, f.Sure, f.Seq = s.callsLocked(), s.sureLocked(), s.claim.Seq
 	rev := s.rev
 	s.lost = true // the lease is given up: no more writes through it
 	s.mu.Unlock()
 	if s.l == nil {
 		return nil, nil
 	}
-	return s.l.fail(ctx, s.claim.CommandType, s.claim.CommandID, f, rev)
+	return s.l.fail(ctx, s.claim.CommandType, s.claim.CommandID, f, func(r *Record, at uint64) bool { return s.mine(r, at, rev) })
+}
+
+// mine is whether record r, at revision at, still holds this lease: this
+// lease wrote it last (rev), or it names this lease's owner and message (a
+// write of this lease was stored but its reply lost, so rev is behind). A
+// later copy of the command leased by the same instance has another
+// message sequence, so a late Fail or Release of the first never frees it.
+func (s *Lease) mine(r *Record, at, rev uint64) bool {
+	return at == rev || s.claim.Seq != 0 && r.Owner == s.claim.Owner && r.OwnerSeq == s.claim.Seq
 }
 
 // sureLocked is whether no attempt up to this one may have sent a side
@@ -521,8 +530,8 @@ func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 func (s *Lease) sureLocked() bool { return !s.unsure && !s.acting.Load() }
 
 // Release gives up the lease without counting a failure (a shutdown),
-// keeping this attempt's Wix calls, while the record is at the revision this
-// lease last wrote (as Fail); otherwise it writes nothing.
+// keeping this attempt's Wix calls, while the record is still this lease's
+// (see Lease.mine); otherwise it writes nothing.
 func (s *Lease) Release(ctx context.Context) error {
 	s.mu.Lock()
 	calls, sure := s.callsLocked(), s.sureLocked()
@@ -533,8 +542,8 @@ func (s *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	_, err := s.l.modify(ctx, s.claim.CommandType, s.claim.CommandID, func(r *Record, at uint64) bool {
-		if at != rev || r.Status != StatusProcessing {
-			return false // another attempt acquired it since: not ours to give up
+		if !s.mine(r, at, rev) || r.Status != StatusProcessing {
+			return false // another message acquired it since: not ours to give up
 		}
 		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 		r.Calls = max(r.Calls, calls)
@@ -554,30 +563,37 @@ type Failure struct {
 	// Sure: the owner's attempts sent no side effect they left no
 	// checkpoint of (Record.Sure; set by Lease.Fail).
 	Sure bool
+	// Seq is the commands-stream sequence of the failed message (0:
+	// unknown).
+	Seq uint64
 }
 
-// Fail records a failed attempt of a message that never acquired the
+// Fail records a failed attempt of message f.Seq that never acquired the
 // command (refused before it was acquired, e.g. invalid), creating the
-// record when there is none. It gives up no lease, and leaves a record that
-// a live lease holds (another copy of the command is running: this failure
-// is not its), a completed one and a foreign one as they are. It returns
-// the record (as written, or as found).
+// record when there is none. It gives up no lease, and leaves as they are
+// a completed or foreign record and one that another message holds (see
+// heldByAnother: an invalid or forged copy's failure is not the command's).
+// It returns the record (as written, or as found).
 func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Failure) (*Record, error) {
-	return l.fail(ctx, commandType, commandID, f, 0)
+	return l.fail(ctx, commandType, commandID, f, nil)
 }
 
-// fail counts a failure; leaseRev is the revision the failing attempt's
-// lease last wrote (0: it never acquired one). The lease is given up only
-// while the record is still at leaseRev.
-func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Failure, leaseRev uint64) (*Record, error) {
+// fail counts a failure of message f.Seq; mine (nil: the message never
+// acquired the command) says whether the record at a revision is still the
+// failing attempt's lease, which is then given up.
+func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Failure, mine func(*Record, uint64) bool) (*Record, error) {
 	now := l.now()
 	return l.modify(ctx, commandType, commandID, func(r *Record, rev uint64) bool {
 		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
 			return false
 		}
-		mine := leaseRev != 0 && rev == leaseRev
-		if leaseRev == 0 && r.live(now) {
-			return false
+		held := mine != nil && mine(r, rev)
+		if !held && r.heldByAnother(f.Seq, now) {
+			if mine == nil || f.Sure || !r.Sure {
+				return false
+			}
+			r.Sure = false // a stale lease may have acted: the next attempt must know
+			return true
 		}
 		if r.Status == "" {
 			r.Status = StatusProcessing
@@ -589,7 +605,7 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 		r.Failures++
 		r.Calls = max(r.Calls, f.Calls)
 		switch {
-		case mine:
+		case held:
 			r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 			r.Sure = f.Sure
 		case !f.Sure:
@@ -599,22 +615,34 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 	})
 }
 
-// DeadLetter marks the command dead-lettered with reason (its dead letter
-// is stored). A completed or foreign record, and one a live lease holds
-// (another copy of the command is running), are left as they are. It
-// returns the record as written or found: a record of this command whose
-// status is not StatusDeadLettered says the command did not fail (it
-// completed or runs), only the copy that was dead-lettered did.
-func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID, reason string) (*Record, error) {
+// DeadLetter marks the command dead-lettered with reason: message seq (its
+// commands-stream sequence; 0: unknown) was dead-lettered, and its dead
+// letter is stored. A completed or foreign record, and one that another
+// message holds (see heldByAnother), are left as they are. It returns the
+// record as written or found: a record of this command whose status is not
+// StatusDeadLettered says the command did not fail (it completed, or
+// another copy of it is in progress); only message seq did.
+func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, seq uint64, reason string) (*Record, error) {
 	now := l.now()
 	return l.modify(ctx, commandType, commandID, func(r *Record, _ uint64) bool {
-		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.live(now) {
+		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.heldByAnother(seq, now) {
 			return false
 		}
 		r.Status, r.Reason = StatusDeadLettered, reason
 		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
 		return true
 	})
+}
+
+// heldByAnother reports whether the command is in progress on behalf of
+// another message than seq: a live lease of another message, or (lease
+// given up, awaiting its redelivery) another message acquired it last.
+// A record of a command never acquired, or dead-lettered, is nobody's.
+func (r *Record) heldByAnother(seq uint64, now time.Time) bool {
+	if r.Status != StatusProcessing {
+		return false
+	}
+	return r.live(now) && r.OwnerSeq != seq || seq != 0 && r.LastSeq != 0 && r.LastSeq != seq
 }
 
 // live reports whether an owner holds the record's lease at now.

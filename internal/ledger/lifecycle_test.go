@@ -82,20 +82,20 @@ func (f *fixture) get(t *testing.T, id string) *ledger.Record {
 var states = map[string]func(id string) *ledger.Record{
 	"none": func(string) *ledger.Record { return nil },
 	"held-same-seq": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LeaseUntil: t0.Add(time.Minute)}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LastSeq: 7, LeaseUntil: t0.Add(time.Minute)}
 	},
 	"held-other-seq": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 3, LeaseUntil: t0.Add(time.Minute)}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 3, LastSeq: 3, LeaseUntil: t0.Add(time.Minute)}
 	},
 	"expired": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LeaseUntil: t0.Add(-time.Second),
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LastSeq: 7, LeaseUntil: t0.Add(-time.Second),
 			Steps: map[string]json.RawMessage{"group": json.RawMessage(`{"id":"g1"}`)}, Calls: 3}
 	},
 	"mine": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: me, OwnerSeq: 7, LeaseUntil: t0.Add(time.Minute)}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: me, OwnerSeq: 7, LastSeq: 7, LeaseUntil: t0.Add(time.Minute)}
 	},
 	"released": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Failures: 2, LastError: "boom"}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Failures: 2, LastError: "boom", LastSeq: 7}
 	},
 	"dead-lettered": func(id string) *ledger.Record {
 		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusDeadLettered, Reason: "boom", Failures: 10, FirstFailure: t0.Add(-time.Hour),
@@ -271,69 +271,74 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// TestFailReleaseDeadLetterTable: the writes made outside a lease.
+// TestFailReleaseDeadLetterTable: the writes made outside a lease, by
+// message seq 7 (the one that acquired each seeded record) or 9 (another
+// copy with the same command id: a re-send, forged or invalid).
 func TestFailReleaseDeadLetterTable(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	fail := ledger.Failure{Err: "boom", Delivery: 2, At: t0}
+	counted := func(n int) func(t *testing.T, before, after *ledger.Record) {
+		return func(t *testing.T, before, after *ledger.Record) {
+			if after == nil || after.Failures != n || after.LastError != "boom" || after.Status != ledger.StatusProcessing ||
+				after.Owner != before.Owner || after.LeaseUntil != before.LeaseUntil || after.Sure {
+				t.Errorf("want failures %d, lease untouched: %+v", n, after)
+			}
+		}
+	}
+	deadLettered := func(t *testing.T, _, after *ledger.Record) {
+		if after == nil || after.Status != ledger.StatusDeadLettered || after.Reason != "gone" || after.Owner != "" {
+			t.Errorf("want dead-lettered: %+v", after)
+		}
+	}
 	cases := []struct {
 		state, op string
+		seq       uint64
 		check     func(t *testing.T, before, after *ledger.Record)
 	}{
-		{"none", "Fail", func(t *testing.T, _, after *ledger.Record) {
-			if after == nil || after.Failures != 1 || after.LastError != "boom" || after.Status != ledger.StatusProcessing {
-				t.Errorf("failure of a command never acquired: %+v", after)
-			}
-		}},
+		{"none", "Fail", 7, func(t *testing.T, _, after *ledger.Record) { counted(1)(t, &ledger.Record{}, after) }},
 		// A message that never acquired the command gives up no lease, not
-		// even one of its own instance (another copy's), and a failure of it
-		// is not the running copy's: a live lease's record is left alone.
-		{"mine", "Fail", unchanged},
-		{"held-same-seq", "Fail", unchanged},
-		{"held-other-seq", "Fail", unchanged},
-		{"expired", "Fail", func(t *testing.T, before, after *ledger.Record) {
-			if after.Failures != 1 || after.Owner != before.Owner || after.Sure {
-				t.Errorf("failure beside an expired lease: %+v", after)
+		// even one of its own instance.
+		{"mine", "Fail", 7, counted(1)},
+		{"held-same-seq", "Fail", 7, counted(1)},
+		{"expired", "Fail", 7, counted(1)},
+		{"released", "Fail", 7, counted(3)},
+		{"dead-lettered", "Fail", 9, func(t *testing.T, _, after *ledger.Record) {
+			if after.Failures != 11 || after.Status != ledger.StatusDeadLettered {
+				t.Errorf("failure of a dead-lettered command: %+v", after)
 			}
 		}},
-		{"released", "Fail", func(t *testing.T, _, after *ledger.Record) {
-			if after.Failures != 3 || after.LastError != "boom" {
-				t.Errorf("failure of a released command: %+v", after)
-			}
-		}},
-		{"completed", "Fail", unchanged},
-		{"foreign", "Fail", unchanged},
-		{"released", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
-			if after.Status != ledger.StatusDeadLettered || after.Reason != "gone" || after.Owner != "" {
-				t.Errorf("dead-lettered: %+v", after)
-			}
-		}},
-		{"expired", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
-			if after.Status != ledger.StatusDeadLettered || after.Owner != "" {
-				t.Errorf("dead-lettered beside an expired lease: %+v", after)
-			}
-		}},
-		// A live lease: another copy of the command runs; only the copy
-		// that was dead-lettered failed.
-		{"mine", "DeadLetter", unchanged},
-		{"held-other-seq", "DeadLetter", unchanged},
-		{"none", "DeadLetter", func(t *testing.T, _, after *ledger.Record) {
-			if after == nil || after.Status != ledger.StatusDeadLettered {
-				t.Errorf("dead letter of a command never acquired: %+v", after)
-			}
-		}},
-		{"completed", "DeadLetter", unchanged},
-		{"foreign", "DeadLetter", unchanged},
+		// Another copy's failure is not the command's: it runs, or awaits
+		// its redelivery, on behalf of message 7.
+		{"held-other-seq", "Fail", 7, unchanged},
+		{"mine", "Fail", 9, unchanged},
+		{"released", "Fail", 9, unchanged},
+		{"completed", "Fail", 7, unchanged},
+		{"foreign", "Fail", 7, unchanged},
+
+		{"none", "DeadLetter", 7, deadLettered},
+		{"released", "DeadLetter", 7, deadLettered},
+		{"expired", "DeadLetter", 7, deadLettered},
+		// Its own lease still on the record (the lease's Fail could not be
+		// written, or the owner crashed and the deliveries ran out).
+		{"mine", "DeadLetter", 7, deadLettered},
+		{"held-same-seq", "DeadLetter", 7, deadLettered},
+		{"dead-lettered", "DeadLetter", 9, deadLettered},
+		// Only the copy that was dead-lettered failed.
+		{"held-other-seq", "DeadLetter", 7, unchanged},
+		{"mine", "DeadLetter", 9, unchanged},
+		{"released", "DeadLetter", 9, unchanged},
+		{"completed", "DeadLetter", 7, unchanged},
+		{"foreign", "DeadLetter", 7, unchanged},
 	}
 	for _, c := range cases {
-		t.Run(c.op+"/"+c.state, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/seq%d", c.op, c.state, c.seq), func(t *testing.T) {
 			id := f.seed(t, c.state)
 			before := f.get(t, id)
 			var err error
 			if c.op == "Fail" {
-				_, err = f.l.Fail(ctx, typ, id, fail)
+				_, err = f.l.Fail(ctx, typ, id, ledger.Failure{Err: "boom", Delivery: 2, At: t0, Seq: c.seq})
 			} else {
-				_, err = f.l.DeadLetter(ctx, typ, id, "gone")
+				_, err = f.l.DeadLetter(ctx, typ, id, c.seq, "gone")
 			}
 			if err != nil {
 				t.Fatal(err)

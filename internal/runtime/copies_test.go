@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -11,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/broker"
+	"groupflow/internal/dlq"
+	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
@@ -73,6 +76,9 @@ func TestFailOfAnEarlierCopyLeavesTheRunningCopysLease(t *testing.T) {
 			gate.mu.Unlock()
 			return errors.New("wix 503 before any side effect") // transient
 		}
+		if attempt > 2 {
+			return nil // copy 1 again: counted below
+		}
 		if err := cmd.Lease.Hold(ctx); err != nil {
 			return err
 		}
@@ -85,7 +91,7 @@ func TestFailOfAnEarlierCopyLeavesTheRunningCopysLease(t *testing.T) {
 		return nil
 	})
 	env.StartRuntime(fastConfig(), runtime.Adapt(h))
-	env.Publish(messages.CmdGenerateReport, `{"id":"race"}`, "Nats-Msg-Id", "copy-1")
+	copy1 := env.Publish(messages.CmdGenerateReport, `{"id":"race"}`, "Nats-Msg-Id", "copy-1")
 	select {
 	case <-gate.blocked: // copy 1's Fail is about to read the record
 	case <-time.After(20 * time.Second):
@@ -100,12 +106,24 @@ func TestFailOfAnEarlierCopyLeavesTheRunningCopysLease(t *testing.T) {
 	close(gate.open) // copy 1's Fail goes on
 	defer close(finish)
 
+	// Copy 1 is nacked once its failure is dealt with; its redelivery
+	// finds copy 2 running and is acknowledged.
 	ctx := context.Background()
-	var rec *ledger.Record
-	awaitCond(t, "copy 1's failure recorded", func() bool {
-		rec, err = direct.Record(ctx, messages.CmdGenerateReport, "race")
-		return err == nil && rec != nil && rec.Failures > 0
+	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, "copy 1 failed, redelivered and acknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.AckFloor.Stream >= copy1.Sequence
 	})
+	if n := h.Calls("race"); n != 2 {
+		t.Errorf("the handler ran %d times, want 2 (copy 1 once, copy 2 once, still running)", n)
+	}
+	rec, err := direct.Record(ctx, messages.CmdGenerateReport, "race")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if rec.Owner == "" || rec.Sure {
 		t.Errorf("while copy 2 runs (acting), copy 1's failure left owner %q seq %d sure %v", rec.Owner, rec.OwnerSeq, rec.Sure)
 	}
@@ -206,4 +224,221 @@ func publishInvalidCopy(t *testing.T, env *testenv.Env, id string, pending int) 
 		info, err := cons.Info(ctx)
 		return err == nil && info.Delivered.Stream >= forged.Sequence && info.NumAckPending == pending && len(env.DeadLetters()) == 1
 	})
+}
+
+// faultKV fails the next Update of a record key once armed: either not
+// stored (a broker error) or stored with its reply lost (a timeout after
+// the server applied it).
+type faultKV struct {
+	jetstream.KeyValue
+	mu     sync.Mutex
+	armed  bool
+	stored bool
+}
+
+var errInjected = errors.New("injected: no reply from the broker")
+
+func (k *faultKV) arm(stored bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.armed, k.stored = true, stored
+}
+
+func (k *faultKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	k.mu.Lock()
+	hit := k.armed && strings.HasSuffix(key, ".record")
+	stored := k.stored
+	if hit {
+		k.armed = false
+	}
+	k.mu.Unlock()
+	if !hit {
+		return k.KeyValue.Update(ctx, key, value, rev)
+	}
+	if stored {
+		_, _ = k.KeyValue.Update(ctx, key, value, rev)
+	}
+	return 0, errInjected
+}
+
+// A command fails permanently on its own lease (the only copy), and one
+// ledger write of that lease goes wrong: the lease's Fail is not stored, or
+// an earlier renewal was stored but its reply lost (so the lease's revision
+// is stale). The record then still shows the command's own live lease. Were
+// it taken for another copy's, the message would be acknowledged and its
+// dead letter stored, but no command_failed published and the record left
+// "processing" for ever, unless the record is known for this message's own
+// (its owner and sequence): then both are recorded and announced.
+func TestOwnFailedCommandIsAnnouncedWhenItsLeaseWriteWentWrong(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		run  func(ctx context.Context, kv *faultKV, cmd *runtime.Command) error
+	}{
+		{"Fail not stored", func(ctx context.Context, kv *faultKV, cmd *runtime.Command) error {
+			kv.arm(false) // the deadLetter middleware's Lease.Fail write
+			return failure.Permanent(errors.New("wix 400: bad request"))
+		}},
+		{"renewal stored, reply lost", func(ctx context.Context, kv *faultKV, cmd *runtime.Command) error {
+			kv.arm(true)
+			if err := cmd.Lease.Renew(ctx); !errors.Is(err, errInjected) {
+				return err
+			}
+			return failure.Permanent(errors.New("wix 400: bad request"))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := testenv.Start(t)
+			kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fkv := &faultKV{KeyValue: kv}
+			direct := env.Ledger
+			env.Ledger = ledger.New(fkv)
+			h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+				return c.run(ctx, fkv, cmd)
+			})
+			env.StartRuntime(fastConfig(), runtime.Adapt(h))
+			pub := env.Publish(messages.CmdGenerateReport, `{"id":"own-fail"}`)
+			ctx := context.Background()
+			cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Acknowledged only after the dead letter is stored and announce
+			// returned.
+			awaitCond(t, "the command dead-lettered and acknowledged", func() bool {
+				info, err := cons.Info(ctx)
+				return err == nil && info.AckFloor.Stream >= pub.Sequence && len(env.DeadLetters()) == 1
+			})
+			if n := len(env.Events(messages.EvtCommandFailed)); n != 1 {
+				t.Errorf("command_failed published %d times for the one copy of a command that failed permanently (want 1)", n)
+			}
+			rec, err := direct.Record(ctx, messages.CmdGenerateReport, "own-fail")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Status != ledger.StatusDeadLettered {
+				t.Errorf("record %s (owner %q seq %d, lease until %s), want dead_lettered: nothing will redeliver the acknowledged message",
+					rec.Status, rec.Owner, rec.OwnerSeq, rec.LeaseUntil.Format(time.RFC3339))
+			}
+		})
+	}
+}
+
+// The max-deliveries capture: an instance crashed while working on the
+// last delivery of a command (or the lease keeper lapsed its work and
+// naked it, leaving the lease to expire). The advisory comes after the ack
+// wait since the last keep-alive, which can be before the lease (renewed
+// after that keep-alive) expires: the record still shows a live lease, but
+// it is the captured message's own (OwnerSeq is its sequence), not another
+// copy's. AnnounceCaptured must still record and announce the failure.
+func TestCapturedDeadLetterOfACrashedOwnersMessageIsAnnounced(t *testing.T) {
+	env := testenv.Start(t)
+	rt := env.StartRuntime(fastConfig(), runtime.Adapt(newReportHandler(nil)))
+	ctx := context.Background()
+	const seq = 7
+	// The crashed instance's lease on this very message (seq 7), renewed
+	// shortly before it died.
+	if _, _, err := env.Ledger.Acquire(ctx, ledger.Claim{CommandType: messages.CmdGenerateReport, CommandID: "crashed-1",
+		Subject: env.Subjects.Command(messages.CmdGenerateReport), Delivery: 4, Seq: seq, Owner: "crashed-instance", TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	rt.AnnounceCaptured(ctx, &dlq.Entry{
+		CommandType: messages.CmdGenerateReport, CommandID: "crashed-1", Kind: messages.FailureExhausted,
+		Reason: dlq.ReasonExhausted, OriginalSubject: env.Subjects.Command(messages.CmdGenerateReport),
+		OriginalSeq: seq, Deliveries: 4, Body: []byte(`{"id":"crashed-1","correlationId":"c-1"}`),
+	})
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "crashed-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != ledger.StatusDeadLettered {
+		t.Errorf("record %s (owner %q seq %d): the captured message's own lease kept the command 'processing' with nothing left to redeliver it",
+			rec.Status, rec.Owner, rec.OwnerSeq)
+	}
+	// AnnounceCaptured publishes synchronously: the event is in the stream
+	// if it was published at all.
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 1 {
+		t.Errorf("command_failed published %d times for a captured command whose deliveries ran out (want 1)", n)
+	}
+}
+
+// A valid command failed transiently (before any side effect) and waits for
+// its redelivery: its lease is given up, so no live lease protects the
+// record. A forged invalid copy with the same id arriving then is counted
+// as a failure of the command (Ledger.Fail), marks it dead-lettered and
+// announces command_failed for a command that then completes: a hostile
+// producer makes a valid command "fail". The record names the message that
+// acquired it last (LastSeq): the forged copy's failure is not the command's.
+func TestForgedCopyBetweenDeliveriesDoesNotFailAValidCommand(t *testing.T) {
+	env := testenv.Start(t)
+	waiting := make(chan struct{})
+	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt == 1 {
+			close(waiting)
+			return errors.New("wix 503") // transient: nacked, redelivered later
+		}
+		return nil
+	})
+	cfg := fastConfig()
+	cfg.NakDelay = func(int) time.Duration { return 4 * time.Second }
+	env.StartRuntime(cfg, runtime.Adapt(h))
+	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"between","top":3}`, "Nats-Msg-Id", "real")
+	<-waiting
+	ctx := context.Background()
+	awaitCond(t, "the real copy's failure recorded, its lease given up", func() bool {
+		rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "between")
+		return err == nil && rec != nil && rec.Failures == 1 && rec.Owner == ""
+	})
+	forged := env.Publish(messages.CmdGenerateReport, `{"id":"between","top":-5}`, "Nats-Msg-Id", "forged")
+	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done.Next(30*time.Second, testenv.ForCommand("between"))
+	// Both acknowledged: the forged copy's dead letter stored, announced or not.
+	awaitCond(t, "the forged copy dead-lettered and acknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.AckFloor.Stream >= forged.Sequence && len(env.DeadLetters()) == 1
+	})
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) for a valid command that completed: a forged copy made it fail", n)
+	}
+}
+
+// A command whose outcome was recorded but never published (the copy that
+// completed it ran out of deliveries publishing the event): a dead letter
+// of a copy of it republishes the recorded outcome, not command_failed.
+func TestDeadLetterOfACompletedCommandRepublishesItsOutcome(t *testing.T) {
+	env := testenv.Start(t)
+	env.StartRuntime(fastConfig(), runtime.Adapt(newReportHandler(nil)))
+	ctx := context.Background()
+	l, _, err := env.Ledger.Acquire(ctx, ledger.Claim{CommandType: messages.CmdGenerateReport, CommandID: "unpublished",
+		Subject: env.Subjects.Command(messages.CmdGenerateReport), Delivery: 1, Seq: 1, Owner: "gone-instance", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evt := &messages.ReportGenerated{EventMeta: messages.EventMeta{CommandID: "unpublished", CorrelationID: "unpublished"}, TotalGroups: 3}
+	payload, err := json.Marshal(evt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Complete(ctx, ledger.Outcome{EventType: messages.EvtReportGenerated, EventID: evt.EventID(), Event: payload}); err != nil {
+		t.Fatal(err)
+	}
+	publishInvalidCopy(t, env, "unpublished", 0)
+	var got []testenv.StreamMsg
+	for _, m := range env.Events(messages.EvtReportGenerated) {
+		if strings.Contains(string(m.Data), `"unpublished"`) {
+			got = append(got, m)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("recorded outcome published %d times, want 1", len(got))
+	}
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) for a command that completed", n)
+	}
 }

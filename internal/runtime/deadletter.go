@@ -88,7 +88,7 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 	permanent := failure.IsPermanent(err)
 	now := time.Now().UTC()
 	rec, lerr := r.recordFailure(context.WithoutCancel(ctx), slot.get(), info, ledger.Failure{
-		Err: err.Error(), Delivery: delivery, At: now})
+		Err: err.Error(), Delivery: delivery, At: now, Seq: DeliveryOf(msg).Seq})
 	if lerr != nil {
 		log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 	}
@@ -166,9 +166,9 @@ func (r *Runtime) recordFailure(ctx context.Context, lease *ledger.Lease, info t
 
 // announce marks the command dead-lettered in the ledger and publishes the
 // command_failed event of its stored dead letter, unless the ledger says the
-// command itself did not fail: it completed, or another copy of it runs (a
-// stale, forged or invalid copy was dead-lettered; the command's own
-// outcome event stands).
+// command itself did not fail: another copy of it is in progress, or it
+// completed (its recorded outcome event is republished instead: the copy
+// that completed it may have run out of deliveries publishing it).
 func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) {
 	log := trace.Logger(ctx, r.log)
 	failed := &failedEvent{
@@ -184,13 +184,20 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		},
 		id: entry.MsgID(),
 	}
-	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, entry.Reason)
+	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, entry.OriginalSeq, entry.Reason)
 	switch {
 	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
 	case rec.CommandType == entry.CommandType && rec.CommandID == entry.CommandID && rec.Status != ledger.StatusDeadLettered:
 		log.Info("dead letter of one copy of a command that is "+rec.Status+": stored, not announced (the command's own outcome stands)",
 			zap.String("dlq_subject", r.cfg.Subjects.DLQ(entry.CommandType)))
+		if rec.Status == ledger.StatusCompleted && len(rec.Event) > 0 {
+			// Its outcome may never have been published (the copy that
+			// completed it ran out of deliveries publishing it).
+			if err := r.deps.Events.Republish(ctx, rec.EventType, rec.Event); err != nil {
+				log.Warn("recorded outcome event not republished", zap.Error(err))
+			}
+		}
 		return
 	}
 	// Recorded first, announced second: whoever reacts to the event (a

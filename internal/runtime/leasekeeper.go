@@ -22,7 +22,8 @@ import (
 // never renewed here). A slow renewal therefore delays only its own lease,
 // and each is bounded by term/6. A lease another instance took
 // (ledger.ErrLost) cancels its command's work, and so does a lease about
-// to lapse (under term/6 left) after its last renewal failed: past its
+// to lapse (a third of its term left, so at least a scan's term/6 before
+// it expires, after two renewals) whose last renewal failed: past its
 // expiry another instance may take the command over, and this one must
 // not send a side effect then (a Wix call waiting for its site's tokens is
 // cancelled before it goes out); a lease whose work ends
@@ -107,7 +108,7 @@ func (k *leaseKeeper) run() {
 		for i, e := range all {
 			left := time.Until(e.lease.Until())
 			switch {
-			case left <= k.term/6 && e.failing.Load():
+			case left <= k.term/3 && e.failing.Load():
 				k.lapse(e)
 			case left <= 2*k.term/3 && e.renewing.CompareAndSwap(false, true):
 				go k.renew(e)
