@@ -328,6 +328,7 @@ func (s *startup) runtime(context.Context) error {
 func (s *startup) capture(ctx context.Context) error {
 	capture := dlq.NewCapture(s.subNC, s.js, s.subjects, s.log.Named("dlq-capture"))
 	capture.OnCaptured = s.rt.AnnounceCaptured
+	capture.CatchAll = runtime.UnknownCommandsDurable
 	s.App.capture = capture
 	return capture.Start(ctx)
 }

@@ -51,6 +51,11 @@ type Capture struct {
 	// OnCaptured, if set, is called with each entry Capture stores (the
 	// processor publishes command_failed for it).
 	OnCaptured func(ctx context.Context, e *Entry)
+	// CatchAll names a consumer that reads every command subject and leaves
+	// the known command types to their own consumers: its running out of
+	// deliveries on a known command is not that command's failure (its own
+	// consumer still has it), so such an advisory is not captured.
+	CatchAll string
 
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -183,6 +188,10 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	cmdType, ok := c.subjects.CommandTypeOf(orig.Subject)
 	if !ok || !messages.IsCommandType(cmdType) {
 		cmdType = messages.UnknownCommandType // never a subject made of an unbounded token
+	} else if c.CatchAll != "" && adv.Consumer == c.CatchAll {
+		c.log.Debug("max-deliveries advisory of the catch-all consumer for a known command; its own consumer has it",
+			zap.Uint64("stream_seq", adv.StreamSeq), zap.String("command_type", cmdType))
+		return nil, nil
 	}
 	// Already dead-lettered by the runtime? Such an entry was stored after
 	// the command was published, on the command type's DLQ subject.

@@ -43,18 +43,18 @@
 //	               another message holds it -> unchanged (Sure only lowered)
 //	               otherwise (a stale lease, nobody holds it) -> failures+1
 //	Lease.Release  still its lease -> owner cleared, Sure kept              (otherwise unchanged)
-//	Ledger.Fail(S) none -> processing, failures 1 (refused before acquire)
+//	Ledger.Fail(S) none -> processing, failures 1, LastSeq S (refused before acquire)
 //	               another message than S holds it -> unchanged; otherwise failures+1, no owner change
 //	DeadLetter(S)  any but completed/foreign/held by another message than S -> dead_lettered, owner cleared
 //	Complete       processing(O) -> completed, owner cleared, checkpoints dropped
 //	(completed and foreign records: unchanged by all of them)
 //
 // "Still its lease": the record is at the revision the lease last wrote,
-// or names the lease's owner and message (a write stored, its reply lost).
-// A lease gives itself up by its message, not its owner's name alone: two
-// copies of a command (a re-send) can be leased one after the other in one
-// instance, and the first copy's late Fail must not free the second's live
-// lease. "Held by another message than S": a processing record with a live
+// or carries the lease's id (Record.LeaseID, random per Acquire: a write
+// stored, its reply lost). A lease gives itself up by its id, never by its
+// owner's name: two deliveries or copies of a command can be leased one
+// after the other in one instance, and the first one's late Fail must not
+// free the second's live lease. "Held by another message than S": a processing record with a live
 // lease of another message, or whose last acquirer (Record.LastSeq, kept
 // after the lease is given up) was another message. So a message that
 // never acquired the command — an invalid or forged copy — changes nothing

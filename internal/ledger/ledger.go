@@ -82,6 +82,12 @@ type Record struct {
 	// OwnerSeq is the commands-stream sequence of the message the owner
 	// works on: another message with the same command id is a second copy.
 	OwnerSeq uint64 `json:"ownerSeq,omitempty"`
+	// LeaseID names the Acquire that took the current lease (random, one
+	// per Acquire; cleared with Owner): that lease's own Fail and Release
+	// know the record is still theirs even after one of its writes was
+	// stored with its reply lost, and no other lease — of a later delivery
+	// of the same message, or another copy — is taken for it.
+	LeaseID string `json:"leaseId,omitempty"`
 	// LastSeq is the commands-stream sequence of the last message that
 	// acquired the command, kept when it gives the lease up: while the
 	// command is in progress, a failure of another message (an invalid or

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,16 +81,17 @@ const (
 // costs one write (an atomic create) and no read.
 func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) {
 	now := l.now().UTC()
+	id := newLeaseID()
 	rec := Record{CommandType: c.CommandType, CommandID: c.CommandID, Status: StatusProcessing,
 		Subject: c.Subject, Deliveries: c.Delivery, StartedAt: now,
-		Owner: c.Owner, LeaseUntil: now.Add(c.TTL), OwnerSeq: c.Seq, LastSeq: c.Seq}
+		Owner: c.Owner, LeaseUntil: now.Add(c.TTL), OwnerSeq: c.Seq, LastSeq: c.Seq, LeaseID: id}
 	rev, created, err := l.create(ctx, &rec)
 	if err != nil {
 		return nil, nil, err
 	}
 	if created {
 		c.After = nil
-		lease := &Lease{l: l, claim: c, rev: rev, fresh: true}
+		lease := &Lease{l: l, claim: c, id: id, rev: rev, fresh: true}
 		lease.setRecordLocked(rec)
 		return lease, nil, nil
 	}
@@ -110,7 +113,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 		cur.Failures, cur.FirstFailure, cur.Reason = 0, time.Time{}, ""
 	}
 	cur.Status, cur.Subject, cur.Deliveries = StatusProcessing, c.Subject, c.Delivery
-	cur.Owner, cur.LeaseUntil, cur.OwnerSeq, cur.LastSeq = c.Owner, now.Add(c.TTL), c.Seq, c.Seq
+	cur.Owner, cur.LeaseUntil, cur.OwnerSeq, cur.LastSeq, cur.LeaseID = c.Owner, now.Add(c.TTL), c.Seq, c.Seq, id
 	sure := cur.Sure // the last owner gave the lease up sure (Fail, Release)
 	cur.Sure = false
 	n, err := l.update(ctx, cur, rev)
@@ -122,7 +125,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	}
 	unsure := !sure && c.After.unsureSince(rev)
 	c.After = nil // not kept: a chain of earlier leases
-	lease := &Lease{l: l, claim: c, rev: n, unsure: unsure}
+	lease := &Lease{l: l, claim: c, id: id, rev: n, unsure: unsure}
 	lease.setRecordLocked(*cur)
 	return lease, nil, nil
 }
@@ -146,6 +149,7 @@ func takeable(cur *Record, c Claim, now time.Time) error {
 type Lease struct {
 	l     *Ledger // nil: a detached lease, memory only
 	claim Claim
+	id    string // Record.LeaseID of this lease
 	fresh bool
 	// unsure: an earlier attempt may have sent a side effect it left no
 	// checkpoint of (Unsure); acting: this attempt has (Acting).
@@ -484,7 +488,7 @@ func (s *Lease) Completed(o Outcome) Record {
 
 func complete(r *Record, o Outcome) {
 	r.Status = StatusCompleted
-	r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+	r.Owner, r.LeaseUntil, r.OwnerSeq, r.LeaseID = "", time.Time{}, 0, ""
 	r.EventType, r.EventID, r.Event = o.EventType, o.EventID, o.Event
 	r.Reason, r.Sure = "", false
 	r.Steps = nil // a completed command is answered from its event
@@ -517,12 +521,19 @@ func (s *Lease) Fail(ctx context.Context, f Failure) (*Record, error) {
 }
 
 // mine is whether record r, at revision at, still holds this lease: this
-// lease wrote it last (rev), or it names this lease's owner and message (a
-// write of this lease was stored but its reply lost, so rev is behind). A
-// later copy of the command leased by the same instance has another
-// message sequence, so a late Fail or Release of the first never frees it.
+// lease wrote it last (rev), or it carries this lease's id (a write of this
+// lease was stored but its reply lost, so rev is behind). Any later lease —
+// a redelivery of the same message or another copy, in this instance or
+// another — has another id, so a late Fail or Release never frees it.
 func (s *Lease) mine(r *Record, at, rev uint64) bool {
-	return at == rev || s.claim.Seq != 0 && r.Owner == s.claim.Owner && r.OwnerSeq == s.claim.Seq
+	return at == rev || s.id != "" && r.LeaseID == s.id
+}
+
+// newLeaseID returns a random lease id (Record.LeaseID).
+func newLeaseID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // sureLocked is whether no attempt up to this one may have sent a side
@@ -545,7 +556,7 @@ func (s *Lease) Release(ctx context.Context) error {
 		if !s.mine(r, at, rev) || r.Status != StatusProcessing {
 			return false // another message acquired it since: not ours to give up
 		}
-		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+		r.Owner, r.LeaseUntil, r.OwnerSeq, r.LeaseID = "", time.Time{}, 0, ""
 		r.Calls = max(r.Calls, calls)
 		r.Sure = sure
 		return true
@@ -598,6 +609,9 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 		if r.Status == "" {
 			r.Status = StatusProcessing
 		}
+		if rev == 0 { // created: this message's record (it may be valid and come back)
+			r.LastSeq = f.Seq
+		}
 		if r.FirstFailure.IsZero() {
 			r.FirstFailure = f.At
 		}
@@ -606,7 +620,7 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 		r.Calls = max(r.Calls, f.Calls)
 		switch {
 		case held:
-			r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+			r.Owner, r.LeaseUntil, r.OwnerSeq, r.LeaseID = "", time.Time{}, 0, ""
 			r.Sure = f.Sure
 		case !f.Sure:
 			r.Sure = false // a stale owner's attempts may have acted
@@ -629,7 +643,7 @@ func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, 
 			return false
 		}
 		r.Status, r.Reason = StatusDeadLettered, reason
-		r.Owner, r.LeaseUntil, r.OwnerSeq = "", time.Time{}, 0
+		r.Owner, r.LeaseUntil, r.OwnerSeq, r.LeaseID = "", time.Time{}, 0, ""
 		return true
 	})
 }

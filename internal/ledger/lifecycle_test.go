@@ -295,7 +295,12 @@ func TestFailReleaseDeadLetterTable(t *testing.T) {
 		seq       uint64
 		check     func(t *testing.T, before, after *ledger.Record)
 	}{
-		{"none", "Fail", 7, func(t *testing.T, _, after *ledger.Record) { counted(1)(t, &ledger.Record{}, after) }},
+		{"none", "Fail", 7, func(t *testing.T, _, after *ledger.Record) {
+			counted(1)(t, &ledger.Record{}, after)
+			if after.LastSeq != 7 {
+				t.Errorf("the record a failure creates names its message: LastSeq %d", after.LastSeq)
+			}
+		}},
 		// A message that never acquired the command gives up no lease, not
 		// even one of its own instance.
 		{"mine", "Fail", 7, counted(1)},
@@ -698,5 +703,82 @@ func TestStaleLeaseGivesUpNothing(t *testing.T) {
 				t.Errorf("another owner took b's live lease over (Unsure = %v: false means it creates the group again without looking)", p.Unsure())
 			}
 		})
+	}
+}
+
+// TestStaleLeaseOfTheSameMessageGivesUpNothing: a redelivery of the same
+// message (same stream sequence, delivery 2) taken by the same instance
+// while the first delivery's attempt is still settling (its Fail or
+// Release comes late: a slow ledger write, the message redelivered after
+// AckWait without keep-alives) is another lease. The first lease's late
+// give-up must not free the second's live lease nor write its Sure:
+// otherwise another instance takes the command over sure while the second
+// lease still sends Create Group (Hold needs no write with half a term
+// left), and a second group is created.
+func TestStaleLeaseOfTheSameMessageGivesUpNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		up   func(*ledger.Lease) error
+	}{
+		{"Fail", func(a *ledger.Lease) error {
+			_, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0})
+			return err
+		}},
+		{"Release", func(a *ledger.Lease) error { return a.Release(ctx) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id := f.id()
+			a := f.acquire(t, id, me, 7) // delivery 1: fresh, sure, no side effect
+			cl := f.claim(id, me, 7)
+			cl.Delivery = 2
+			b, _, err := f.l.Acquire(ctx, cl) // delivery 2 of the same message, same instance
+			if err != nil || b == nil {
+				t.Fatal(err)
+			}
+			b.Acting() // b sends Create Group
+			if err := c.up(a); err != nil {
+				t.Fatal(err)
+			}
+			rec := f.get(t, id)
+			if rec.Owner != me || rec.OwnerSeq != 7 {
+				t.Errorf("a's %s gave up b's live lease: owner %q seq %d sure %v", c.name, rec.Owner, rec.OwnerSeq, rec.Sure)
+			}
+			if rec.Sure {
+				t.Errorf("a's %s wrote Sure over b's attempt, which acted", c.name)
+			}
+			if err := b.Hold(ctx); err != nil {
+				t.Fatalf("b lost its lease to a's %s: %v", c.name, err)
+			}
+			p, _, err := f.l.Acquire(ctx, f.claim(id, other, 7))
+			if err == nil {
+				t.Errorf("another owner took b's live lease over while b holds it (Hold said yes) (Unsure = %v: false means it creates the group again without looking)", p.Unsure())
+			}
+		})
+	}
+}
+
+// TestForgedCopyAfterAPreAcquireFailureDoesNotFailTheCommand: message 7
+// (valid) failed before it could acquire the command (Acquire's write timed
+// out; the failure is recorded by Ledger.Fail, which creates the record),
+// and awaits its redelivery. A forged invalid copy, message 9, must not
+// mark the command dead-lettered: the record names no acquirer (LastSeq 0).
+func TestForgedCopyAfterAPreAcquireFailureDoesNotFailTheCommand(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.id()
+	if _, err := f.l.Fail(ctx, typ, id, ledger.Failure{Err: "acquire: timeout", Delivery: 1, At: t0, Seq: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.l.Fail(ctx, typ, id, ledger.Failure{Err: "invalid", Delivery: 1, At: t0, Seq: 9}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.l.DeadLetter(ctx, typ, id, 9, "invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status == ledger.StatusDeadLettered || rec.Failures != 1 {
+		t.Errorf("a forged copy's dead letter failed the command message 7 still carries (announced command_failed): %+v", rec)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/broker"
@@ -440,5 +442,187 @@ func TestDeadLetterOfACompletedCommandRepublishesItsOutcome(t *testing.T) {
 	}
 	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
 		t.Errorf("command_failed announced (%d) for a command that completed", n)
+	}
+}
+
+// acquireFailKV fails, once, the atomic create of a record that names an
+// owner (Acquire's first write of a fresh command), not stored: a broker
+// error or timeout. Ledger.Fail's create (no owner) goes through.
+type acquireFailKV struct {
+	jetstream.KeyValue
+	mu   sync.Mutex
+	done bool
+}
+
+func (k *acquireFailKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	k.mu.Lock()
+	hit := !k.done && strings.HasSuffix(key, ".record") && strings.Contains(string(value), `"owner":`)
+	if hit {
+		k.done = true
+	}
+	k.mu.Unlock()
+	if hit {
+		return 0, errors.New("injected: acquire's create timed out")
+	}
+	return k.KeyValue.Create(ctx, key, value, opts...)
+}
+
+// A valid command's first delivery fails before it acquires the command
+// (Acquire's write times out); Ledger.Fail records the failure, creating
+// the record, and the message waits for its redelivery. A forged invalid
+// copy with the same id arriving then must not mark the command
+// dead-lettered nor announce command_failed: the valid message runs and
+// completes on its redelivery: the record Ledger.Fail created names the
+// message it failed (LastSeq), so the forged copy's failure is not its.
+func TestForgedCopyAfterAFailedAcquireDoesNotFailAValidCommand(t *testing.T) {
+	env := testenv.Start(t)
+	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := env.Ledger
+	env.Ledger = ledger.New(&acquireFailKV{KeyValue: kv})
+	h := newReportHandler(nil)
+	cfg := fastConfig()
+	cfg.NakDelay = func(int) time.Duration { return 4 * time.Second }
+	env.StartRuntime(cfg, runtime.Adapt(h))
+	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"preacq","top":3}`, "Nats-Msg-Id", "real")
+	ctx := context.Background()
+	awaitCond(t, "the real copy's pre-acquire failure recorded", func() bool {
+		rec, err := direct.Record(ctx, messages.CmdGenerateReport, "preacq")
+		return err == nil && rec != nil && rec.Failures == 1
+	})
+	publishInvalidCopy(t, env, "preacq", 1) // the real copy stays pending
+	rec, err := direct.Record(ctx, messages.CmdGenerateReport, "preacq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != ledger.StatusProcessing || rec.Failures != 1 {
+		t.Errorf("the forged copy changed the record of a command whose valid message awaits redelivery: status %s, failures %d", rec.Status, rec.Failures)
+	}
+	done.Next(30*time.Second, testenv.ForCommand("preacq"))
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) for a valid command that completed: a forged copy made it fail", n)
+	}
+}
+
+// The max-deliveries capture follows every consumer of the commands
+// stream, the unknown-commands one too (MaxDeliver, not the typed
+// consumers' 2*MaxDeliver+5), which sees every command and only
+// acknowledges the known ones. Its copy of a known command running on the
+// typed consumer (deliveries burnt by crashes or shutdowns while it waited
+// for admission) has the same stream sequence as the running message: its
+// capture must not mark the command dead-lettered (cutting the running
+// lease off) nor announce command_failed for a command that completes.
+func TestCaptureOfTheUnknownConsumersCopyLeavesARunningCommandAlone(t *testing.T) {
+	env := testenv.Start(t)
+	running, release := make(chan struct{}), make(chan struct{})
+	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt == 1 {
+			close(running)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	rt := env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	pub := env.Publish(messages.CmdGenerateReport, `{"id":"both","top":3}`, "Nats-Msg-Id", "both")
+	select {
+	case <-running:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command never ran")
+	}
+	ctx := context.Background()
+	capture := dlq.NewCapture(env.NC, env.JS, env.Subjects, nil)
+	capture.CatchAll = runtime.UnknownCommandsDurable // as the processor sets it up
+	e, err := capture.CaptureSeq(ctx, dlq.MaxDeliveriesAdvisory{Stream: env.Subjects.CommandStream(),
+		Consumer: runtime.UnknownCommandsDurable, StreamSeq: pub.Sequence, Deliveries: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e != nil {
+		t.Errorf("the unknown consumer's copy of a known command was captured: %+v", e)
+		rt.AnnounceCaptured(ctx, e)
+	}
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "both")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != ledger.StatusProcessing || rec.Owner == "" {
+		t.Errorf("the unknown consumer's capture changed the running command's record: %s, owner %q", rec.Status, rec.Owner)
+	}
+	close(release)
+	done.Next(30*time.Second, testenv.ForCommand("both"))
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) for a command that completed", n)
+	}
+}
+
+// createGateKV holds the first atomic create of a record (Acquire's first
+// write) until open is closed.
+type createGateKV struct {
+	jetstream.KeyValue
+	once    sync.Once
+	blocked chan struct{}
+	open    chan struct{}
+}
+
+func (k *createGateKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if strings.HasSuffix(key, ".record") {
+		first := false
+		k.once.Do(func() { first = true })
+		if first {
+			close(k.blocked)
+			<-k.open
+		}
+	}
+	return k.KeyValue.Create(ctx, key, value, opts...)
+}
+
+// A second copy of a command reaching this instance while the first is
+// still acquiring the command is given back (nak), not acknowledged: the
+// first may yet fail to acquire it, and then only the ledger can tell
+// which copy holds the command. Once the first completes, the second's
+// redelivery is answered from the ledger: the handler runs once.
+func TestSecondCopyWaitsWhileTheFirstAcquires(t *testing.T) {
+	env := testenv.Start(t)
+	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &createGateKV{KeyValue: kv, blocked: make(chan struct{}), open: make(chan struct{})}
+	env.Ledger = ledger.New(gate)
+	acks := make(chan string, 64) // the typed consumer's (the unknown-commands one acks every known command)
+	sub, err := env.NC.Subscribe("$JS.ACK."+env.Subjects.CommandStream()+".groupflow_generate_report.>", func(m *nats.Msg) { acks <- string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate.open) }) }
+	defer open() // a failed test must not leave copy 1 held at shutdown
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"twice","top":3}`, "Nats-Msg-Id", "copy-1")
+	select {
+	case <-gate.blocked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("copy 1 never acquired")
+	}
+	env.Publish(messages.CmdGenerateReport, `{"id":"twice","top":3}`, "Nats-Msg-Id", "copy-2")
+	// Copy 1 is held in its Acquire: the first settlement heard is copy 2's.
+	if before := awaitAck(t, acks, "-NAK"); slices.ContainsFunc(before, func(a string) bool { return strings.HasPrefix(a, "+ACK") }) {
+		t.Fatalf("copy 2 acknowledged while copy 1 had not acquired the command (%q)", before)
+	}
+	open()
+	done.Next(30*time.Second, testenv.ForCommand("twice"))
+	if n := h.Calls("twice"); n != 1 {
+		t.Errorf("the handler ran %d times", n)
 	}
 }

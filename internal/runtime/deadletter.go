@@ -88,7 +88,7 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 	permanent := failure.IsPermanent(err)
 	now := time.Now().UTC()
 	rec, lerr := r.recordFailure(context.WithoutCancel(ctx), slot.get(), info, ledger.Failure{
-		Err: err.Error(), Delivery: delivery, At: now, Seq: DeliveryOf(msg).Seq})
+		Err: err.Error(), Delivery: delivery, At: now, Seq: r.commandSeq(msg)})
 	if lerr != nil {
 		log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 	}
@@ -100,6 +100,15 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 		return err
 	}
 	return r.storeDeadLetter(ctx, msg, deadLetterEntry(msg, info, rec, now, permanent, err), delivery, err)
+}
+
+// commandSeq is msg's commands-stream sequence, the one the ledger knows
+// its messages by; 0 for a message of another stream (a fired schedule).
+func (r *Runtime) commandSeq(msg *message.Message) uint64 {
+	if msg.Metadata.Get(MetaStream) != r.cfg.Subjects.CommandStream() {
+		return 0
+	}
+	return DeliveryOf(msg).Seq
 }
 
 // exhausted reports whether the command used up its failed attempts (rec:

@@ -19,8 +19,7 @@ func (r *Runtime) Active() []Active {
 	var out []Active
 	r.active.Range(func(k, v any) bool {
 		t, id, _ := strings.Cut(k.(string), "\x00")
-		seq, _ := v.(uint64)
-		out = append(out, Active{CommandType: t, CommandID: id, StreamSeq: seq})
+		out = append(out, Active{CommandType: t, CommandID: id, StreamSeq: v.(*activeCopy).seq})
 		return true
 	})
 	slices.SortFunc(out, func(a, b Active) int { return cmp.Compare(a.StreamSeq, b.StreamSeq) })

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -202,7 +203,8 @@ type Runtime struct {
 	relaySub *Source // fired schedules (relay.go)
 	// instance names this processor in command leases.
 	instance string
-	// active holds the commands this instance is working on.
+	// active holds the commands this instance is working on: command type
+	// and id -> *activeCopy.
 	active  sync.Map
 	metrics *commandMetrics
 	// dlqGate pauses the topics whose dead letters wait for DLQ room.
@@ -591,11 +593,11 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		}
 		// One copy of a command at a time in this instance too, until its
 		// outcome is recorded: a copy arriving after that is answered from it.
-		activeKey := cmd.Type + "\x00" + cmd.ID
-		if held, busy := r.active.LoadOrStore(activeKey, cmd.StreamSeq); busy {
-			return &leaseHeldError{owner: "this instance", duplicateCopy: held.(uint64) != cmd.StreamSeq}
+		activeKey, mine := cmd.Type+"\x00"+cmd.ID, &activeCopy{seq: cmd.StreamSeq}
+		if held, busy := r.active.LoadOrStore(activeKey, mine); busy {
+			return held.(*activeCopy).busy(cmd.StreamSeq)
 		}
-		inactive := func() { r.active.CompareAndDelete(activeKey, cmd.StreamSeq) }
+		inactive := func() { r.active.CompareAndDelete(activeKey, mine) }
 		defer inactive()
 		prog := r.progress.Start(cmd.Type, cmd.ID, cmd.SiteID)
 		defer r.progress.Finish(prog)
@@ -608,12 +610,28 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			return err
 		}
 		slotFrom(ctx).set(lease)
+		mine.acquired.Store(true)
 		evt, err := r.run(ctx, h, cmd, lease, prog)
 		if err != nil {
 			return err
 		}
 		return r.complete(ctx, lease, evt, start, inactive)
 	}
+}
+
+// activeCopy is the message of a command this instance works on.
+type activeCopy struct {
+	seq      uint64
+	acquired atomic.Bool // it holds the command's lease
+}
+
+// busy answers another delivery (of message seq) of the command: a second
+// copy (another message) is acknowledged once this one holds the lease
+// (the running copy publishes the outcome); until then, or for the same
+// message, it is given back for later: this one may yet fail to acquire,
+// and the ledger must then decide.
+func (a *activeCopy) busy(seq uint64) error {
+	return &leaseHeldError{owner: "this instance", duplicateCopy: seq != a.seq && a.acquired.Load()}
 }
 
 // decode checks, decodes and validates the message into a Command. An id,
