@@ -657,20 +657,22 @@ func TestSharedKeyCAS(t *testing.T) {
 	}
 }
 
-// TestStaleLeaseGivesUpNothing: two leases of one owner (one process)
-// on one command exist when a second copy of the command (a re-send, seq 8)
-// is acquired by this instance between the first copy's handler returning
-// (runtime.handle's deferred inactive frees r.active) and the deadLetter
-// middleware recording its failure through the first lease (Lease.Fail), or
-// its shutdown (Lease.Release). The first lease's give-up must not give up
-// the second's live lease, nor write the first's Sure over the second's
-// attempt, which is sending Create Group (Acting): otherwise another
-// instance takes the live lease over at once and is sure (no Wix lookup),
-// and creates a second group.
+// TestStaleLeaseGivesUpNothing: two leases of one owner (one process) on
+// one command exist when a second lease is acquired by this instance
+// between the first's handler returning (runtime.handle frees its in-process
+// guard) and the deadLetter middleware recording the first's failure
+// (Lease.Fail) or its shutdown (Lease.Release): a second copy of the
+// command (a re-send, seq 8), or a redelivery of the same message (seq 7,
+// delivery 2: redelivered after AckWait without keep-alives). The first
+// lease's late give-up must not free the second's live lease, nor write the
+// first's Sure over the second's attempt, which sends Create Group
+// (Acting): otherwise another instance takes the command over at once, sure
+// (no Wix lookup), while the second still sends (Hold needs no write with
+// half a term left), and a second group is created.
 func TestStaleLeaseGivesUpNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	for _, c := range []struct {
+	ups := []struct {
 		name string
 		up   func(*ledger.Lease) error
 	}{
@@ -679,83 +681,42 @@ func TestStaleLeaseGivesUpNothing(t *testing.T) {
 			return err
 		}},
 		{"Release", func(a *ledger.Lease) error { return a.Release(ctx) }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			id := f.id()
-			a := f.acquire(t, id, me, 7) // copy 1: fresh, sure, no side effect
-			b := f.acquire(t, id, me, 8) // copy 2 on the same instance takes the record
-			if err := b.Hold(ctx); err != nil {
-				t.Fatal(err)
-			}
-			b.Acting() // b sends Create Group
-			if err := c.up(a); err != nil {
-				t.Fatal(err)
-			}
-			rec := f.get(t, id)
-			if rec.Owner != me || rec.OwnerSeq != 8 {
-				t.Errorf("a's %s gave up b's live lease: owner %q seq %d sure %v", c.name, rec.Owner, rec.OwnerSeq, rec.Sure)
-			}
-			if rec.Sure {
-				t.Errorf("a's %s wrote Sure over b's attempt, which acted", c.name)
-			}
-			p, _, err := f.l.Acquire(ctx, f.claim(id, other, 8))
-			if err == nil {
-				t.Errorf("another owner took b's live lease over (Unsure = %v: false means it creates the group again without looking)", p.Unsure())
-			}
-		})
 	}
-}
-
-// TestStaleLeaseOfTheSameMessageGivesUpNothing: a redelivery of the same
-// message (same stream sequence, delivery 2) taken by the same instance
-// while the first delivery's attempt is still settling (its Fail or
-// Release comes late: a slow ledger write, the message redelivered after
-// AckWait without keep-alives) is another lease. The first lease's late
-// give-up must not free the second's live lease nor write its Sure:
-// otherwise another instance takes the command over sure while the second
-// lease still sends Create Group (Hold needs no write with half a term
-// left), and a second group is created.
-func TestStaleLeaseOfTheSameMessageGivesUpNothing(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	for _, c := range []struct {
-		name string
-		up   func(*ledger.Lease) error
-	}{
-		{"Fail", func(a *ledger.Lease) error {
-			_, err := a.Fail(ctx, ledger.Failure{Err: "x", Delivery: 1, At: t0})
-			return err
-		}},
-		{"Release", func(a *ledger.Lease) error { return a.Release(ctx) }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			id := f.id()
-			a := f.acquire(t, id, me, 7) // delivery 1: fresh, sure, no side effect
-			cl := f.claim(id, me, 7)
-			cl.Delivery = 2
-			b, _, err := f.l.Acquire(ctx, cl) // delivery 2 of the same message, same instance
-			if err != nil || b == nil {
-				t.Fatal(err)
-			}
-			b.Acting() // b sends Create Group
-			if err := c.up(a); err != nil {
-				t.Fatal(err)
-			}
-			rec := f.get(t, id)
-			if rec.Owner != me || rec.OwnerSeq != 7 {
-				t.Errorf("a's %s gave up b's live lease: owner %q seq %d sure %v", c.name, rec.Owner, rec.OwnerSeq, rec.Sure)
-			}
-			if rec.Sure {
-				t.Errorf("a's %s wrote Sure over b's attempt, which acted", c.name)
-			}
-			if err := b.Hold(ctx); err != nil {
-				t.Fatalf("b lost its lease to a's %s: %v", c.name, err)
-			}
-			p, _, err := f.l.Acquire(ctx, f.claim(id, other, 7))
-			if err == nil {
-				t.Errorf("another owner took b's live lease over while b holds it (Hold said yes) (Unsure = %v: false means it creates the group again without looking)", p.Unsure())
-			}
-		})
+	seconds := []struct {
+		name     string
+		seq      uint64
+		delivery int
+	}{{"another copy", 8, 1}, {"same message redelivered", 7, 2}}
+	for _, second := range seconds {
+		for _, c := range ups {
+			t.Run(second.name+"/"+c.name, func(t *testing.T) {
+				id := f.id()
+				a := f.acquire(t, id, me, 7) // the first: fresh, sure, no side effect
+				cl := f.claim(id, me, second.seq)
+				cl.Delivery = second.delivery
+				b, _, err := f.l.Acquire(ctx, cl) // the second, same instance
+				if err != nil || b == nil {
+					t.Fatal(err)
+				}
+				b.Acting() // b sends Create Group
+				if err := c.up(a); err != nil {
+					t.Fatal(err)
+				}
+				rec := f.get(t, id)
+				if rec.Owner != me || rec.OwnerSeq != second.seq {
+					t.Errorf("a's %s gave up b's live lease: owner %q seq %d sure %v", c.name, rec.Owner, rec.OwnerSeq, rec.Sure)
+				}
+				if rec.Sure {
+					t.Errorf("a's %s wrote Sure over b's attempt, which acted", c.name)
+				}
+				if err := b.Hold(ctx); err != nil {
+					t.Fatalf("b lost its lease to a's %s: %v", c.name, err)
+				}
+				if p, _, err := f.l.Acquire(ctx, f.claim(id, other, second.seq)); err == nil {
+					t.Errorf("another owner took b's live lease over (Unsure = %v: false means it creates the group again without looking)", p.Unsure())
+				}
+			})
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,30 +27,85 @@ import (
 // beside a copy that runs: only the copy holding the lease changes the
 // command's record, and only the command's own outcome is announced.
 
-// gateKV blocks the first read of a record key after it is armed (the
-// deadLetter middleware's Lease.Fail reading the record it modifies) until
-// open is closed.
-type gateKV struct {
+var errInjected = errors.New("injected: no reply from the broker")
+
+// recordKV is the ledger bucket with a test's hooks on the reads and writes
+// of command records (keys ending ".record"); next does the real call, and
+// a hook left nil passes through.
+type recordKV struct {
 	jetstream.KeyValue
-	mu      sync.Mutex
-	armed   bool
-	blocked chan struct{} // closed once the read is held
-	open    chan struct{}
+	get    func(next func() (jetstream.KeyValueEntry, error)) (jetstream.KeyValueEntry, error)
+	create func(value []byte, next func() (uint64, error)) (uint64, error)
+	update func(next func() (uint64, error)) (uint64, error)
 }
 
-func (g *gateKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	g.mu.Lock()
-	hold := g.armed && strings.HasSuffix(key, ".record")
-	if hold {
-		g.armed = false
+// hookLedger makes env's runtime use the ledger bucket through kv's hooks
+// (set them before the runtime starts); it returns the ledger without them.
+func hookLedger(t *testing.T, env *testenv.Env, kv *recordKV) *ledger.Ledger {
+	t.Helper()
+	bucket, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
 	}
-	g.mu.Unlock()
-	if hold {
+	kv.KeyValue = bucket
+	direct := env.Ledger
+	env.Ledger = ledger.New(kv)
+	return direct
+}
+
+func (k *recordKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	next := func() (jetstream.KeyValueEntry, error) { return k.KeyValue.Get(ctx, key) }
+	if k.get == nil || !strings.HasSuffix(key, ".record") {
+		return next()
+	}
+	return k.get(next)
+}
+
+func (k *recordKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	next := func() (uint64, error) { return k.KeyValue.Create(ctx, key, value, opts...) }
+	if k.create == nil || !strings.HasSuffix(key, ".record") {
+		return next()
+	}
+	return k.create(value, next)
+}
+
+func (k *recordKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	next := func() (uint64, error) { return k.KeyValue.Update(ctx, key, value, rev) }
+	if k.update == nil || !strings.HasSuffix(key, ".record") {
+		return next()
+	}
+	return k.update(next)
+}
+
+// callGate holds the first call a hook lets through it until opened.
+type callGate struct {
+	armed   atomic.Bool
+	once    sync.Once
+	blocked chan struct{} // closed once a call is held
+	open    chan struct{}
+	opened  sync.Once
+}
+
+func newCallGate(armed bool) *callGate {
+	g := &callGate{blocked: make(chan struct{}), open: make(chan struct{})}
+	g.armed.Store(armed)
+	return g
+}
+
+// pass holds the first call once armed until Open.
+func (g *callGate) pass() {
+	if !g.armed.Load() {
+		return
+	}
+	held := false
+	g.once.Do(func() { held = true })
+	if held {
 		close(g.blocked)
 		<-g.open
 	}
-	return g.KeyValue.Get(ctx, key)
 }
+
+func (g *callGate) Open() { g.opened.Do(func() { close(g.open) }) }
 
 // Copy 1 of a command fails (transiently, before any side effect: sure);
 // its handler has returned, so this instance's one-copy-at-a-time guard is
@@ -61,21 +117,18 @@ func (g *gateKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, 
 // create a second group.
 func TestFailOfAnEarlierCopyLeavesTheRunningCopysLease(t *testing.T) {
 	env := testenv.Start(t)
-	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &gateKV{KeyValue: kv, blocked: make(chan struct{}), open: make(chan struct{})}
-	direct := env.Ledger
-	env.Ledger = ledger.New(gate)
+	failRead := newCallGate(false) // armed by copy 1: the read of its Fail's modify
+	direct := hookLedger(t, env, &recordKV{get: func(next func() (jetstream.KeyValueEntry, error)) (jetstream.KeyValueEntry, error) {
+		failRead.pass()
+		return next()
+	}})
+	defer failRead.Open()
 
 	copy2Acting := make(chan struct{})
 	finish := make(chan struct{})
 	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
 		if attempt == 1 {
-			gate.mu.Lock()
-			gate.armed = true
-			gate.mu.Unlock()
+			failRead.armed.Store(true)
 			return errors.New("wix 503 before any side effect") // transient
 		}
 		if attempt > 2 {
@@ -95,7 +148,7 @@ func TestFailOfAnEarlierCopyLeavesTheRunningCopysLease(t *testing.T) {
 	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	copy1 := env.Publish(messages.CmdGenerateReport, `{"id":"race"}`, "Nats-Msg-Id", "copy-1")
 	select {
-	case <-gate.blocked: // copy 1's Fail is about to read the record
+	case <-failRead.blocked: // copy 1's Fail is about to read the record
 	case <-time.After(20 * time.Second):
 		t.Fatal("copy 1's failure never read the record")
 	}
@@ -105,7 +158,7 @@ func TestFailOfAnEarlierCopyLeavesTheRunningCopysLease(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("copy 2 never ran")
 	}
-	close(gate.open) // copy 1's Fail goes on
+	failRead.Open() // copy 1's Fail goes on
 	defer close(finish)
 
 	// Copy 1 is nacked once its failure is dealt with; its redelivery
@@ -228,60 +281,25 @@ func publishInvalidCopy(t *testing.T, env *testenv.Env, id string, pending int) 
 	})
 }
 
-// faultKV fails the next Update of a record key once armed: either not
-// stored (a broker error) or stored with its reply lost (a timeout after
-// the server applied it).
-type faultKV struct {
-	jetstream.KeyValue
-	mu     sync.Mutex
-	armed  bool
-	stored bool
-}
-
-var errInjected = errors.New("injected: no reply from the broker")
-
-func (k *faultKV) arm(stored bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.armed, k.stored = true, stored
-}
-
-func (k *faultKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	k.mu.Lock()
-	hit := k.armed && strings.HasSuffix(key, ".record")
-	stored := k.stored
-	if hit {
-		k.armed = false
-	}
-	k.mu.Unlock()
-	if !hit {
-		return k.KeyValue.Update(ctx, key, value, rev)
-	}
-	if stored {
-		_, _ = k.KeyValue.Update(ctx, key, value, rev)
-	}
-	return 0, errInjected
-}
-
 // A command fails permanently on its own lease (the only copy), and one
 // ledger write of that lease goes wrong: the lease's Fail is not stored, or
 // an earlier renewal was stored but its reply lost (so the lease's revision
 // is stale). The record then still shows the command's own live lease. Were
 // it taken for another copy's, the message would be acknowledged and its
 // dead letter stored, but no command_failed published and the record left
-// "processing" for ever, unless the record is known for this message's own
-// (its owner and sequence): then both are recorded and announced.
+// "processing" for ever; the record carries the lease's id, so it is known
+// for this lease's own: both are recorded and announced.
 func TestOwnFailedCommandIsAnnouncedWhenItsLeaseWriteWentWrong(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		run  func(ctx context.Context, kv *faultKV, cmd *runtime.Command) error
+		run  func(ctx context.Context, arm func(stored bool), cmd *runtime.Command) error
 	}{
-		{"Fail not stored", func(ctx context.Context, kv *faultKV, cmd *runtime.Command) error {
-			kv.arm(false) // the deadLetter middleware's Lease.Fail write
+		{"Fail not stored", func(ctx context.Context, arm func(bool), cmd *runtime.Command) error {
+			arm(false) // the deadLetter middleware's Lease.Fail write
 			return failure.Permanent(errors.New("wix 400: bad request"))
 		}},
-		{"renewal stored, reply lost", func(ctx context.Context, kv *faultKV, cmd *runtime.Command) error {
-			kv.arm(true)
+		{"renewal stored, reply lost", func(ctx context.Context, arm func(bool), cmd *runtime.Command) error {
+			arm(true)
 			if err := cmd.Lease.Renew(ctx); !errors.Is(err, errInjected) {
 				return err
 			}
@@ -290,15 +308,22 @@ func TestOwnFailedCommandIsAnnouncedWhenItsLeaseWriteWentWrong(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := testenv.Start(t)
-			kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fkv := &faultKV{KeyValue: kv}
-			direct := env.Ledger
-			env.Ledger = ledger.New(fkv)
+			// The next record update once armed fails: not stored (a broker
+			// error), or stored with its reply lost (a timeout after the
+			// server applied it).
+			var armed, stored atomic.Bool
+			direct := hookLedger(t, env, &recordKV{update: func(next func() (uint64, error)) (uint64, error) {
+				if !armed.CompareAndSwap(true, false) {
+					return next()
+				}
+				if stored.Load() {
+					_, _ = next()
+				}
+				return 0, errInjected
+			}})
+			arm := func(s bool) { stored.Store(s); armed.Store(true) }
 			h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
-				return c.run(ctx, fkv, cmd)
+				return c.run(ctx, arm, cmd)
 			})
 			env.StartRuntime(fastConfig(), runtime.Adapt(h))
 			pub := env.Publish(messages.CmdGenerateReport, `{"id":"own-fail"}`)
@@ -445,28 +470,6 @@ func TestDeadLetterOfACompletedCommandRepublishesItsOutcome(t *testing.T) {
 	}
 }
 
-// acquireFailKV fails, once, the atomic create of a record that names an
-// owner (Acquire's first write of a fresh command), not stored: a broker
-// error or timeout. Ledger.Fail's create (no owner) goes through.
-type acquireFailKV struct {
-	jetstream.KeyValue
-	mu   sync.Mutex
-	done bool
-}
-
-func (k *acquireFailKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	k.mu.Lock()
-	hit := !k.done && strings.HasSuffix(key, ".record") && strings.Contains(string(value), `"owner":`)
-	if hit {
-		k.done = true
-	}
-	k.mu.Unlock()
-	if hit {
-		return 0, errors.New("injected: acquire's create timed out")
-	}
-	return k.KeyValue.Create(ctx, key, value, opts...)
-}
-
 // A valid command's first delivery fails before it acquires the command
 // (Acquire's write times out); Ledger.Fail records the failure, creating
 // the record, and the message waits for its redelivery. A forged invalid
@@ -476,12 +479,15 @@ func (k *acquireFailKV) Create(ctx context.Context, key string, value []byte, op
 // message it failed (LastSeq), so the forged copy's failure is not its.
 func TestForgedCopyAfterAFailedAcquireDoesNotFailAValidCommand(t *testing.T) {
 	env := testenv.Start(t)
-	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := env.Ledger
-	env.Ledger = ledger.New(&acquireFailKV{KeyValue: kv})
+	// Acquire's first create (a record naming an owner) fails once, not
+	// stored; Ledger.Fail's create (no owner) goes through.
+	var failed atomic.Bool
+	direct := hookLedger(t, env, &recordKV{create: func(value []byte, next func() (uint64, error)) (uint64, error) {
+		if strings.Contains(string(value), `"owner":`) && failed.CompareAndSwap(false, true) {
+			return 0, errors.New("injected: acquire's create timed out")
+		}
+		return next()
+	}})
 	h := newReportHandler(nil)
 	cfg := fastConfig()
 	cfg.NakDelay = func(int) time.Duration { return 4 * time.Second }
@@ -563,27 +569,6 @@ func TestCaptureOfTheUnknownConsumersCopyLeavesARunningCommandAlone(t *testing.T
 	}
 }
 
-// createGateKV holds the first atomic create of a record (Acquire's first
-// write) until open is closed.
-type createGateKV struct {
-	jetstream.KeyValue
-	once    sync.Once
-	blocked chan struct{}
-	open    chan struct{}
-}
-
-func (k *createGateKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	if strings.HasSuffix(key, ".record") {
-		first := false
-		k.once.Do(func() { first = true })
-		if first {
-			close(k.blocked)
-			<-k.open
-		}
-	}
-	return k.KeyValue.Create(ctx, key, value, opts...)
-}
-
 // A second copy of a command reaching this instance while the first is
 // still acquiring the command is given back (nak), not acknowledged: the
 // first may yet fail to acquire it, and then only the ledger can tell
@@ -591,27 +576,24 @@ func (k *createGateKV) Create(ctx context.Context, key string, value []byte, opt
 // redelivery is answered from the ledger: the handler runs once.
 func TestSecondCopyWaitsWhileTheFirstAcquires(t *testing.T) {
 	env := testenv.Start(t)
-	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &createGateKV{KeyValue: kv, blocked: make(chan struct{}), open: make(chan struct{})}
-	env.Ledger = ledger.New(gate)
+	acquire := newCallGate(true) // copy 1's first write
+	hookLedger(t, env, &recordKV{create: func(_ []byte, next func() (uint64, error)) (uint64, error) {
+		acquire.pass()
+		return next()
+	}})
+	defer acquire.Open()          // a failed test must not leave copy 1 held at shutdown
 	acks := make(chan string, 64) // the typed consumer's (the unknown-commands one acks every known command)
 	sub, err := env.NC.Subscribe("$JS.ACK."+env.Subjects.CommandStream()+".groupflow_generate_report.>", func(m *nats.Msg) { acks <- string(m.Data) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	var opened sync.Once
-	open := func() { opened.Do(func() { close(gate.open) }) }
-	defer open() // a failed test must not leave copy 1 held at shutdown
 	h := newReportHandler(nil)
 	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
 	env.Publish(messages.CmdGenerateReport, `{"id":"twice","top":3}`, "Nats-Msg-Id", "copy-1")
 	select {
-	case <-gate.blocked:
+	case <-acquire.blocked:
 	case <-time.After(20 * time.Second):
 		t.Fatal("copy 1 never acquired")
 	}
@@ -620,7 +602,7 @@ func TestSecondCopyWaitsWhileTheFirstAcquires(t *testing.T) {
 	if before := awaitAck(t, acks, "-NAK"); slices.ContainsFunc(before, func(a string) bool { return strings.HasPrefix(a, "+ACK") }) {
 		t.Fatalf("copy 2 acknowledged while copy 1 had not acquired the command (%q)", before)
 	}
-	open()
+	acquire.Open()
 	done.Next(30*time.Second, testenv.ForCommand("twice"))
 	if n := h.Calls("twice"); n != 1 {
 		t.Errorf("the handler ran %d times", n)
