@@ -120,3 +120,21 @@ func TestCaptureSkipsRuntimeDeadLetter(t *testing.T) {
 		t.Fatalf("%d dead letters", n)
 	}
 }
+
+// The catch-all consumer's exhaustion is ignored only for known command
+// types: an unknown type's copy has no other consumer, so it is captured.
+func TestCaptureOfTheCatchAllKeepsUnknownTypes(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx := context.Background()
+	capture := dlq.NewCapture(env.Conn(), env.JS, env.Subjects, zaptest.NewLogger(t))
+	capture.CatchAll = "groupflow_unknown_commands"
+	ack := env.Publish("bogus_type", `{"id":"u-1"}`)
+	e, err := capture.CaptureSeq(ctx, dlq.MaxDeliveriesAdvisory{Stream: env.Subjects.CommandStream(),
+		Consumer: capture.CatchAll, StreamSeq: ack.Sequence, Deliveries: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e == nil || e.CommandType != messages.UnknownCommandType {
+		t.Fatalf("an unknown command whose catch-all deliveries ran out was not captured: %+v", e)
+	}
+}

@@ -40,12 +40,14 @@
 //	concurrent write during Acquire     *HeldError (another instance)        -
 //
 //	Lease.Fail     still its lease -> failures+1, owner cleared, Sure kept
-//	               another message holds it -> unchanged (Sure only lowered)
+//	               another lease live, or another message holds it -> unchanged (Sure only lowered, never beside a live lease)
 //	               otherwise (a stale lease, nobody holds it) -> failures+1
 //	Lease.Release  still its lease -> owner cleared, Sure kept              (otherwise unchanged)
 //	Ledger.Fail(S) none -> processing, failures 1, LastSeq S (refused before acquire)
-//	               another message than S holds it -> unchanged; otherwise failures+1, no owner change
-//	DeadLetter(S)  any but completed/foreign/held by another message than S -> dead_lettered, owner cleared
+//	               a live lease, or another message than S holds it -> unchanged
+//	               otherwise -> failures+1, LastSeq S if it named none, no owner change
+//	DeadLetter(S, lease)  any but completed/foreign/held by another message than S/another live lease
+//	               -> dead_lettered, owner cleared
 //	Complete       processing(O) -> completed, owner cleared, checkpoints dropped
 //	(completed and foreign records: unchanged by all of them)
 //

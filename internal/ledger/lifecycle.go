@@ -529,6 +529,9 @@ func (s *Lease) mine(r *Record, at, rev uint64) bool {
 	return at == rev || s.id != "" && r.LeaseID == s.id
 }
 
+// ID is the lease's id (Record.LeaseID; "" for a detached lease).
+func (s *Lease) ID() string { return s.id }
+
 // newLeaseID returns a random lease id (Record.LeaseID).
 func newLeaseID() string {
 	var b [9]byte
@@ -599,8 +602,10 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 			return false
 		}
 		held := mine != nil && mine(r, rev)
-		if !held && r.heldByAnother(f.Seq, now) {
-			if mine == nil || f.Sure || !r.Sure {
+		if !held && (r.live(now) || r.heldByAnother(f.Seq, now)) {
+			// Another lease's record (a live one never has Sure set): a
+			// write would cut it off, and this failure is not its.
+			if mine == nil || f.Sure || !r.Sure || r.live(now) {
 				return false
 			}
 			r.Sure = false // a stale lease may have acted: the next attempt must know
@@ -609,7 +614,7 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 		if r.Status == "" {
 			r.Status = StatusProcessing
 		}
-		if rev == 0 { // created: this message's record (it may be valid and come back)
+		if r.LastSeq == 0 { // created, or naming no message: this one's (it may be valid and come back)
 			r.LastSeq = f.Seq
 		}
 		if r.FirstFailure.IsZero() {
@@ -629,17 +634,28 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 	})
 }
 
-// DeadLetter marks the command dead-lettered with reason: message seq (its
-// commands-stream sequence; 0: unknown) was dead-lettered, and its dead
-// letter is stored. A completed or foreign record, and one that another
-// message holds (see heldByAnother), are left as they are. It returns the
-// record as written or found: a record of this command whose status is not
-// StatusDeadLettered says the command did not fail (it completed, or
-// another copy of it is in progress); only message seq did.
-func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, seq uint64, reason string) (*Record, error) {
+// Holder names the message a failure or dead letter is of: its
+// commands-stream sequence (0: unknown) and, if it held one, its lease's id.
+type Holder struct {
+	Seq     uint64
+	LeaseID string
+}
+
+// DeadLetter marks the command dead-lettered with reason: message by was
+// dead-lettered, and its dead letter is stored. A completed or foreign
+// record, one that another message holds (see heldByAnother), and one whose
+// live lease is another lease than by's (another delivery of the same
+// message) are left as they are. It returns the record as written or
+// found: a record of this command whose status is not StatusDeadLettered
+// says the command did not fail (it completed, or another copy of it is in
+// progress); only message by did.
+func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, by Holder, reason string) (*Record, error) {
 	now := l.now()
 	return l.modify(ctx, commandType, commandID, func(r *Record, _ uint64) bool {
-		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.heldByAnother(seq, now) {
+		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.heldByAnother(by.Seq, now) {
+			return false
+		}
+		if by.LeaseID != "" && r.live(now) && r.LeaseID != by.LeaseID {
 			return false
 		}
 		r.Status, r.Reason = StatusDeadLettered, reason

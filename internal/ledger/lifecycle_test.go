@@ -302,9 +302,11 @@ func TestFailReleaseDeadLetterTable(t *testing.T) {
 			}
 		}},
 		// A message that never acquired the command gives up no lease, not
-		// even one of its own instance.
-		{"mine", "Fail", 7, counted(1)},
-		{"held-same-seq", "Fail", 7, counted(1)},
+		// even one of its own instance, and writes nothing beside a live one
+		// (another delivery of the same message holds it: a write would cut
+		// it off).
+		{"mine", "Fail", 7, unchanged},
+		{"held-same-seq", "Fail", 7, unchanged},
 		{"expired", "Fail", 7, counted(1)},
 		{"released", "Fail", 7, counted(3)},
 		{"dead-lettered", "Fail", 9, func(t *testing.T, _, after *ledger.Record) {
@@ -343,7 +345,7 @@ func TestFailReleaseDeadLetterTable(t *testing.T) {
 			if c.op == "Fail" {
 				_, err = f.l.Fail(ctx, typ, id, ledger.Failure{Err: "boom", Delivery: 2, At: t0, Seq: c.seq})
 			} else {
-				_, err = f.l.DeadLetter(ctx, typ, id, c.seq, "gone")
+				_, err = f.l.DeadLetter(ctx, typ, id, ledger.Holder{Seq: c.seq}, "gone")
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -720,26 +722,70 @@ func TestStaleLeaseGivesUpNothing(t *testing.T) {
 	}
 }
 
+// TestStaleFailOfTheSameMessageLeavesTheLiveLeaseWritable: a (delivery 1
+// of message 7) fails late, after b (delivery 2 of the same message,
+// redelivered after AckWait, in this instance or another) acquired the
+// command and sent Create Group. a's Fail must write nothing beside b's
+// live lease (a write would move the record's revision): b's next write —
+// the checkpoint of the group it created — must still be accepted, since
+// nobody else acquired the command.
+func TestStaleFailOfTheSameMessageLeavesTheLiveLeaseWritable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, owner := range []string{me, other} {
+		t.Run("second owner "+owner, func(t *testing.T) {
+			id := f.id()
+			a := f.acquire(t, id, me, 7)
+			if owner != me {
+				f.clock.Advance(ttl + time.Second) // a's lease expired: another instance takes the redelivery
+			}
+			cl := f.claim(id, owner, 7)
+			cl.Delivery = 2
+			b, _, err := f.l.Acquire(ctx, cl)
+			if err != nil || b == nil {
+				t.Fatal(err)
+			}
+			b.Acting() // b sends Create Group
+			if _, err := a.Fail(ctx, ledger.Failure{Err: "wix 503", Delivery: 1, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Checkpoint(ctx, "group", map[string]string{"id": "g-1"}); err != nil {
+				t.Errorf("b, the only live lease, could not checkpoint the group it created after a's late Fail: %v (rec %+v)", err, *f.get(t, id))
+			}
+		})
+	}
+}
+
 // TestForgedCopyAfterAPreAcquireFailureDoesNotFailTheCommand: message 7
 // (valid) failed before it could acquire the command (Acquire's write timed
-// out; the failure is recorded by Ledger.Fail, which creates the record),
-// and awaits its redelivery. A forged invalid copy, message 9, must not
-// mark the command dead-lettered: the record names no acquirer (LastSeq 0).
+// out; Ledger.Fail records it) and awaits its redelivery; its failure names
+// it (LastSeq), whether it created the record or found one naming no
+// message (written by an older version, or by a fired schedule's relay
+// failure, Seq 0). A forged invalid copy, message 9, must then not count a
+// failure nor mark the command dead-lettered (which announces
+// command_failed).
 func TestForgedCopyAfterAPreAcquireFailureDoesNotFailTheCommand(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	id := f.id()
-	if _, err := f.l.Fail(ctx, typ, id, ledger.Failure{Err: "acquire: timeout", Delivery: 1, At: t0, Seq: 7}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.l.Fail(ctx, typ, id, ledger.Failure{Err: "invalid", Delivery: 1, At: t0, Seq: 9}); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := f.l.DeadLetter(ctx, typ, id, 9, "invalid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Status == ledger.StatusDeadLettered || rec.Failures != 1 {
-		t.Errorf("a forged copy's dead letter failed the command message 7 still carries (announced command_failed): %+v", rec)
+	for _, existing := range []bool{false, true} {
+		t.Run(map[bool]string{false: "record created", true: "record naming no message"}[existing], func(t *testing.T) {
+			id := f.id()
+			if existing {
+				f.put(t, &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, StartedAt: t0})
+			}
+			if _, err := f.l.Fail(ctx, typ, id, ledger.Failure{Err: "acquire: timeout", Delivery: 1, At: t0, Seq: 7}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.l.Fail(ctx, typ, id, ledger.Failure{Err: "invalid", Delivery: 1, At: t0, Seq: 9}); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := f.l.DeadLetter(ctx, typ, id, ledger.Holder{Seq: 9}, "invalid")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Status == ledger.StatusDeadLettered || rec.Failures != 1 {
+				t.Errorf("a forged copy's dead letter failed the command message 7 still carries (announced command_failed): %+v", rec)
+			}
+		})
 	}
 }

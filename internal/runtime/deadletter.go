@@ -49,7 +49,24 @@ func (r *Runtime) failed(ctx context.Context, msg *message.Message, slot *leaseS
 		r.interrupted(ctx, slot, err)
 		return err
 	}
+	if r.catchAllOfKnownType(msg) {
+		// The catch-all failed at its own work (deleting a schedule): the
+		// command's own consumer has the command, and its record.
+		trace.Logger(ctx, r.log).Warn("the catch-all consumer failed on a known command; it will be redelivered to it",
+			zap.Int("delivery", delivery), zap.Error(err))
+		return err
+	}
 	return r.deadLetterOrNak(ctx, msg, slot, delivery, err)
+}
+
+// catchAllOfKnownType reports whether msg is the catch-all consumer's
+// (UnknownCommandsDurable) copy of a command of a known type.
+func (r *Runtime) catchAllOfKnownType(msg *message.Message) bool {
+	if msg.Metadata.Get(MetaTopic) != r.cfg.Subjects.Commands() {
+		return false
+	}
+	t, ok := r.cfg.Subjects.CommandTypeOf(msg.Metadata.Get(MetaSubject))
+	return ok && messages.IsCommandType(t)
 }
 
 // leaseHeld acknowledges a second copy of a running command (nil) and gives
@@ -193,7 +210,14 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		},
 		id: entry.MsgID(),
 	}
-	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, entry.OriginalSeq, entry.Reason)
+	by := ledger.Holder{}
+	if _, ok := r.cfg.Subjects.CommandTypeOf(entry.OriginalSubject); ok {
+		by.Seq = entry.OriginalSeq // a commands-stream sequence (not a fired schedule's)
+	}
+	if lease := slotFrom(ctx).get(); lease != nil {
+		by.LeaseID = lease.ID()
+	}
+	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, by, entry.Reason)
 	switch {
 	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -593,11 +592,15 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 		}
 		// One copy of a command at a time in this instance too, until its
 		// outcome is recorded: a copy arriving after that is answered from it.
-		activeKey, mine := cmd.Type+"\x00"+cmd.ID, &activeCopy{seq: cmd.StreamSeq}
+		activeKey, mine := cmd.Type+"\x00"+cmd.ID, newActiveCopy(cmd.StreamSeq)
 		if held, busy := r.active.LoadOrStore(activeKey, mine); busy {
-			return held.(*activeCopy).busy(cmd.StreamSeq)
+			return held.(*activeCopy).busy(ctx, cmd.StreamSeq)
 		}
-		inactive := func() { r.active.CompareAndDelete(activeKey, mine) }
+		inactive := func() {
+			if r.active.CompareAndDelete(activeKey, mine) {
+				close(mine.done)
+			}
+		}
 		defer inactive()
 		prog := r.progress.Start(cmd.Type, cmd.ID, cmd.SiteID)
 		defer r.progress.Finish(prog)
@@ -610,7 +613,7 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 			return err
 		}
 		slotFrom(ctx).set(lease)
-		mine.acquired.Store(true)
+		close(mine.acquired)
 		evt, err := r.run(ctx, h, cmd, lease, prog)
 		if err != nil {
 			return err
@@ -622,16 +625,33 @@ func (r *Runtime) handle(h Handler) message.NoPublishHandlerFunc {
 // activeCopy is the message of a command this instance works on.
 type activeCopy struct {
 	seq      uint64
-	acquired atomic.Bool // it holds the command's lease
+	acquired chan struct{} // closed once it holds the command's lease
+	done     chan struct{} // closed once its outcome is recorded, or it failed
 }
 
-// busy answers another delivery (of message seq) of the command: a second
-// copy (another message) is acknowledged once this one holds the lease
-// (the running copy publishes the outcome); until then, or for the same
-// message, it is given back for later: this one may yet fail to acquire,
-// and the ledger must then decide.
-func (a *activeCopy) busy(seq uint64) error {
-	return &leaseHeldError{owner: "this instance", duplicateCopy: seq != a.seq && a.acquired.Load()}
+func newActiveCopy(seq uint64) *activeCopy {
+	return &activeCopy{seq: seq, acquired: make(chan struct{}), done: make(chan struct{})}
+}
+
+// busy answers another delivery (of message seq) of the command. It waits,
+// in memory and without spending a delivery, until this copy holds the
+// lease or is done (or ctx ends): a second copy (another message) is then
+// acknowledged if this one holds the lease (the running copy publishes the
+// outcome); otherwise — this one failed to acquire it, or the delivery is
+// of the same message — it is given back once, and its redelivery asks the
+// ledger.
+func (a *activeCopy) busy(ctx context.Context, seq uint64) error {
+	var acquired <-chan struct{}
+	if seq != a.seq {
+		acquired = a.acquired
+	}
+	select {
+	case <-acquired:
+		return &leaseHeldError{owner: "this instance", duplicateCopy: true}
+	case <-a.done:
+	case <-ctx.Done():
+	}
+	return &leaseHeldError{owner: "this instance"}
 }
 
 // decode checks, decodes and validates the message into a Command. An id,
