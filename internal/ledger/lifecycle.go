@@ -675,6 +675,15 @@ func (r *Record) heldByAnother(seq uint64, now time.Time) bool {
 	return r.live(now) && r.OwnerSeq != seq || seq != 0 && r.LastSeq != 0 && r.LastSeq != seq
 }
 
+// HeldByAnotherDelivery reports whether another lease than by's holds the
+// record live at now on behalf of by's own message (a redelivery of it,
+// taken after by's lease expired): that delivery settles the message, so
+// by's must neither acknowledge it nor dead-letter it (acks are by stream
+// sequence: by's ack would settle the message the other works on).
+func (r *Record) HeldByAnotherDelivery(by Holder, now time.Time) bool {
+	return by.Seq != 0 && r.live(now) && r.OwnerSeq == by.Seq && r.LeaseID != by.LeaseID
+}
+
 // live reports whether an owner holds the record's lease at now.
 func (r *Record) live(now time.Time) bool {
 	return r.Status == StatusProcessing && r.Owner != "" && now.Before(r.LeaseUntil)

@@ -618,3 +618,74 @@ func TestSecondCopyWaitsWhileTheFirstAcquires(t *testing.T) {
 		t.Errorf("the handler ran %d times", n)
 	}
 }
+
+// Message 7's delivery a (this instance, lease L1) fails permanently after
+// delivery b of the same message (redelivered after AckWait, taken by
+// another instance once L1 expired by its clock) leased the command (L2):
+// the premise of ledger's TestStaleFailOfTheSameMessageLeavesTheLiveLeaseWritable,
+// with a dead letter instead of a nak. a's DeadLetter now leaves b's live
+// lease alone and announces nothing; were a's dead letter acknowledged,
+// that ack would settle the message b works on (acks are by stream sequence):
+// if b then fails transiently its nak redelivers nothing, and the command
+// is left "processing" for ever, never announced. a must leave the message
+// to b (neither acknowledge nor dead-letter it): b's outcome decides.
+func TestDeadLetterBesideALiveLeaseOfTheSameMessageIsNotSilentlyAcked(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	bucket, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newReportHandler(func(hctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt > 1 {
+			return nil
+		}
+		// b acquires (what ledger.Acquire writes for another owner, seq 7).
+		key := ledger.RecordKey(cmd.Type, cmd.ID)
+		e, err := bucket.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		var rec ledger.Record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return err
+		}
+		rec.Owner, rec.LeaseID, rec.LeaseUntil = "instance-b", "lease-b", time.Now().Add(time.Minute)
+		rec.OwnerSeq, rec.LastSeq, rec.Deliveries = cmd.StreamSeq, cmd.StreamSeq, cmd.Delivery+1
+		b, _ := json.Marshal(rec)
+		if _, err := bucket.Update(ctx, key, b, e.Revision()); err != nil {
+			return err
+		}
+		return failure.Permanent(errors.New("wix 400: bad request"))
+	})
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	pub := env.Publish(messages.CmdGenerateReport, `{"id":"shared-msg"}`)
+	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, "a's dead letter stored and the message acknowledged, or the message given back", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && (info.AckFloor.Stream >= pub.Sequence && len(env.DeadLetters()) == 1 || info.NumRedelivered > 0)
+	})
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.AckFloor.Stream < pub.Sequence {
+		// Left to b (neither acked nor nacked: redelivered only once b's
+		// keep-alives would stop), with no dead letter of it.
+		if n := len(env.DeadLetters()); n != 0 {
+			t.Errorf("a's failure dead-lettered message %d (%d entries) though b holds it", pub.Sequence, n)
+		}
+		return
+	}
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "shared-msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.Events(messages.EvtCommandFailed)); n == 0 && rec.Status != ledger.StatusDeadLettered {
+		t.Errorf("message %d acknowledged by a's dead letter while b holds its live lease (record %s, owner %q, seq %d), and nothing announced: "+
+			"b's work has no message left (its nak or failure redelivers nothing) and the command is never announced", pub.Sequence, rec.Status, rec.Owner, rec.OwnerSeq)
+	}
+}

@@ -109,6 +109,14 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 	if lerr != nil {
 		log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 	}
+	if rec != nil && rec.HeldByAnotherDelivery(r.holder(ctx, r.commandSeq(msg)), now) {
+		// A redelivery of this very message holds the command: it settles
+		// the message (this delivery's ack or nak would settle it under it).
+		log.Warn("another delivery of this message holds the command's lease; it is left to settle it",
+			zap.Int("delivery", delivery), zap.Error(err))
+		msg.Metadata.Set(MetaAbandon, "true")
+		return err
+	}
 	if !permanent && !r.exhausted(rec, delivery) {
 		log.Warn("command failed transiently; it will be redelivered",
 			zap.Int("delivery", delivery), zap.Int("max_deliver", r.cfg.MaxDeliver),
@@ -117,6 +125,17 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 		return err
 	}
 	return r.storeDeadLetter(ctx, msg, deadLetterEntry(msg, info, rec, now, permanent, err), delivery, err)
+}
+
+// holder names, for the ledger, the message of commands-stream sequence
+// seq (0: another stream's) and the lease its attempt held, if any (the
+// lease handle leaves in ctx's slot).
+func (r *Runtime) holder(ctx context.Context, seq uint64) ledger.Holder {
+	by := ledger.Holder{Seq: seq}
+	if lease := slotFrom(ctx).get(); lease != nil {
+		by.LeaseID = lease.ID()
+	}
+	return by
 }
 
 // commandSeq is msg's commands-stream sequence, the one the ledger knows
@@ -210,14 +229,11 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		},
 		id: entry.MsgID(),
 	}
-	by := ledger.Holder{}
+	var seq uint64
 	if _, ok := r.cfg.Subjects.CommandTypeOf(entry.OriginalSubject); ok {
-		by.Seq = entry.OriginalSeq // a commands-stream sequence (not a fired schedule's)
+		seq = entry.OriginalSeq // a commands-stream sequence (not a fired schedule's)
 	}
-	if lease := slotFrom(ctx).get(); lease != nil {
-		by.LeaseID = lease.ID()
-	}
-	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, by, entry.Reason)
+	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, r.holder(ctx, seq), entry.Reason)
 	switch {
 	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
