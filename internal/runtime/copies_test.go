@@ -660,19 +660,7 @@ func TestDeadLetterBesideALiveLeaseOfTheSameMessageIsNotSilentlyAcked(t *testing
 	})
 	env.StartRuntime(fastConfig(), runtime.Adapt(h))
 	pub := env.Publish(messages.CmdGenerateReport, `{"id":"shared-msg"}`)
-	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
-	if err != nil {
-		t.Fatal(err)
-	}
-	awaitCond(t, "a's dead letter stored and the message acknowledged, or the message given back", func() bool {
-		info, err := cons.Info(ctx)
-		return err == nil && (info.AckFloor.Stream >= pub.Sequence && len(env.DeadLetters()) == 1 || info.NumRedelivered > 0)
-	})
-	info, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.AckFloor.Stream < pub.Sequence {
+	if !ackedWithDeadLetter(t, env, pub) {
 		// Left to b (neither acked nor nacked: redelivered only once b's
 		// keep-alives would stop), with no dead letter of it.
 		if n := len(env.DeadLetters()); n != 0 {
@@ -688,4 +676,133 @@ func TestDeadLetterBesideALiveLeaseOfTheSameMessageIsNotSilentlyAcked(t *testing
 		t.Errorf("message %d acknowledged by a's dead letter while b holds its live lease (record %s, owner %q, seq %d), and nothing announced: "+
 			"b's work has no message left (its nak or failure redelivers nothing) and the command is never announced", pub.Sequence, rec.Status, rec.Owner, rec.OwnerSeq)
 	}
+}
+
+// The premise of TestDeadLetterBesideALiveLeaseOfTheSameMessageIsNotSilentlyAcked
+// (message 7 redelivered while delivery a still holds it), with b's acquire
+// landing one step later: after a's Lease.Fail gave the lease up (so b's
+// Acquire takes it at once) and before a's announce (DeadLetter) — the
+// window in which a stores its dead letter, which holdForDLQ can stretch
+// to minutes while the DLQ is full. a's DeadLetter then leaves b's live
+// lease alone and announces nothing, but storeDeadLetter still returns nil:
+// a acknowledges message 7 under b. If b then fails transiently its nak
+// redelivers nothing, and the command stays "processing", never announced.
+func TestDeadLetterAfterARedeliveryAcquiredBetweenFailAndAnnounceIsNotSilentlyAcked(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	raw, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	var seq atomic.Uint64
+	injected := make(chan error, 1)
+	key := ledger.RecordKey(messages.CmdGenerateReport, "window-msg")
+	hookLedger(t, env, &recordKV{update: func(next func() (uint64, error)) (uint64, error) {
+		n, err := next()
+		if err != nil || !armed.CompareAndSwap(true, false) {
+			return n, err
+		}
+		// a's Lease.Fail is stored (owner cleared): b, a redelivery of the
+		// same message at another instance, acquires now (what
+		// ledger.Acquire writes for it).
+		injected <- func() error {
+			e, err := raw.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			var rec ledger.Record
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				return err
+			}
+			if rec.Owner != "" {
+				return errors.New("the armed update was not a's Fail (owner " + rec.Owner + ")")
+			}
+			rec.Owner, rec.LeaseID, rec.LeaseUntil = "instance-b", "lease-b", time.Now().Add(time.Minute)
+			rec.OwnerSeq, rec.LastSeq, rec.Deliveries = seq.Load(), seq.Load(), rec.Deliveries+1
+			b, _ := json.Marshal(rec)
+			_, err = raw.Update(ctx, key, b, e.Revision())
+			return err
+		}()
+		return n, err
+	}})
+	h := newReportHandler(func(hctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt > 1 {
+			return nil
+		}
+		seq.Store(cmd.StreamSeq)
+		armed.Store(true) // the deadLetter middleware's Lease.Fail write
+		return failure.Permanent(errors.New("wix 400: bad request"))
+	})
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	pub := env.Publish(messages.CmdGenerateReport, `{"id":"window-msg"}`)
+	select {
+	case err := <-injected:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a's Fail never written")
+	}
+	if !ackedWithDeadLetter(t, env, pub) {
+		return // left to b
+	}
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "window-msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.Events(messages.EvtCommandFailed)); n == 0 && rec.Status != ledger.StatusDeadLettered {
+		t.Errorf("message %d acknowledged by a's dead letter while b holds its live lease (record %s, owner %q, seq %d), and nothing announced: "+
+			"b's work has no message left and the command is never announced", pub.Sequence, rec.Status, rec.Owner, rec.OwnerSeq)
+	}
+}
+
+var _ jetstream.KeyValue = (*recordKV)(nil)
+
+// A delivery whose own Acquire was stored but lost its reply sees its own
+// lease in the record (OwnerSeq its message, a LeaseID it never learnt):
+// HeldByAnotherDelivery calls it another delivery's, and the message is
+// abandoned. It must still come back (after AckWait: its keep-alive
+// stopped) and complete, not stay unsettled.
+func TestOwnAcquireWithLostReplyIsNotAbandonedForEver(t *testing.T) {
+	env := testenv.Start(t)
+	var lost atomic.Bool
+	lost.Store(true)
+	hookLedger(t, env, &recordKV{create: func(_ []byte, next func() (uint64, error)) (uint64, error) {
+		n, err := next()
+		if err == nil && lost.CompareAndSwap(true, false) {
+			return 0, errInjected
+		}
+		return n, err
+	}})
+	h := newReportHandler(nil)
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"own-lost"}`)
+	w.Next(20*time.Second, testenv.ForCommand("own-lost"))
+	if n := h.Calls("own-lost"); n != 1 {
+		t.Errorf("handler ran %d times", n)
+	}
+}
+
+// ackedWithDeadLetter awaits message pub of generate_report being either
+// acknowledged with a dead letter stored, or given back (redelivered), and
+// reports which.
+func ackedWithDeadLetter(t *testing.T, env *testenv.Env, pub *jetstream.PubAck) bool {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := env.JS.Consumer(ctx, env.Subjects.CommandStream(), "groupflow_generate_report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked bool
+	awaitCond(t, "a's dead letter stored and the message acknowledged, or the message given back", func() bool {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return false
+		}
+		acked = info.AckFloor.Stream >= pub.Sequence && len(env.DeadLetters()) == 1
+		return acked || info.NumRedelivered > 0
+	})
+	return acked
 }

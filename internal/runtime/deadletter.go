@@ -193,7 +193,14 @@ func (r *Runtime) storeDeadLetter(ctx context.Context, msg *message.Message, ent
 		log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
 		return fmt.Errorf("dead-letter: %w", perr)
 	}
-	r.announce(ctx, entry, info.CorrelationID, info.SiteID)
+	if r.announce(ctx, entry, info.CorrelationID, info.SiteID) {
+		// A redelivery of this message took the command meanwhile: it
+		// settles the message (this delivery's ack would settle it under it).
+		log.Warn("dead letter stored, but another delivery of this message now holds the command; it is left to settle it",
+			zap.String("dlq_subject", dlqSubject), zap.Error(err))
+		msg.Metadata.Set(MetaAbandon, "true")
+		return fmt.Errorf("dead-lettered while another delivery holds the command: %w", err)
+	}
 	log.Error("command dead-lettered", zap.String("kind", kind), zap.Int("delivery", delivery),
 		zap.String("dlq_subject", dlqSubject), zap.Error(err))
 	r.metrics.handled(info.CommandType, "dead_lettered", 0)
@@ -213,8 +220,10 @@ func (r *Runtime) recordFailure(ctx context.Context, lease *ledger.Lease, info t
 // command_failed event of its stored dead letter, unless the ledger says the
 // command itself did not fail: another copy of it is in progress, or it
 // completed (its recorded outcome event is republished instead: the copy
-// that completed it may have run out of deliveries publishing it).
-func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) {
+// that completed it may have run out of deliveries publishing it). It
+// reports whether another delivery of the dead letter's own message holds
+// the command (Record.HeldByAnotherDelivery): that one settles the message.
+func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) (leftToAnother bool) {
 	log := trace.Logger(ctx, r.log)
 	failed := &failedEvent{
 		CommandFailed: &messages.CommandFailed{
@@ -233,7 +242,8 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 	if _, ok := r.cfg.Subjects.CommandTypeOf(entry.OriginalSubject); ok {
 		seq = entry.OriginalSeq // a commands-stream sequence (not a fired schedule's)
 	}
-	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, r.holder(ctx, seq), entry.Reason)
+	by := r.holder(ctx, seq)
+	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, by, entry.Reason)
 	switch {
 	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
@@ -247,13 +257,14 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 				log.Warn("recorded outcome event not republished", zap.Error(err))
 			}
 		}
-		return
+		return rec.HeldByAnotherDelivery(by, time.Now())
 	}
 	// Recorded first, announced second: whoever reacts to the event (a
 	// replay, say) finds the ledger already saying dead-lettered.
 	if err := r.deps.Events.Publish(ctx, failed); err != nil {
 		log.Warn("command_failed event not published", zap.Error(err))
 	}
+	return false
 }
 
 // AnnounceCaptured announces a dead letter stored outside the router (a
