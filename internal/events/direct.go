@@ -3,10 +3,17 @@ package events
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// PublishTimeout bounds how long PublishAcked waits for the stream's
+// PubAck: a reply lost in a stream leader change must not hold the command
+// until its handler times out; the timeout is a transient error (retried,
+// and the event's id deduplicates the retry).
+const PublishTimeout = 10 * time.Second
 
 // PublishAcked publishes a message made by Message straight on js (the
 // same subject and headers as PublishMessage) and returns the stream
@@ -18,6 +25,8 @@ func (p *Publisher) PublishAcked(ctx context.Context, js jetstream.JetStream, ev
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
+	defer cancel()
 	ack, err := js.PublishMsg(ctx, nm)
 	if err != nil {
 		return 0, fmt.Errorf("publish %s event %s: %w", eventType, msg.UUID, err)
