@@ -177,11 +177,15 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 // CaptureSeq stores the original message of adv as a dead letter. It returns
 // nil and no error when the DLQ already holds an entry for it.
 func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*Entry, error) {
-	st, err := c.js.Stream(ctx, adv.Stream)
+	cctx, cancel := context.WithTimeout(ctx, CaptureCallTimeout)
+	st, err := c.js.Stream(cctx, adv.Stream)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", adv.Stream, err)
 	}
-	orig, err := st.GetMsg(ctx, adv.StreamSeq)
+	cctx, cancel = context.WithTimeout(ctx, CaptureCallTimeout)
+	orig, err := st.GetMsg(cctx, adv.StreamSeq)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("read %s seq %d: %w", adv.Stream, adv.StreamSeq, err)
 	}
@@ -249,15 +253,43 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	// The runtime's dead letter of the same message has this id too, so the
 	// DLQ stream keeps one of them within its duplicate window.
 	out.Header.Set(nats.MsgIdHdr, e.MsgID())
-	ack, err := c.js.PublishMsg(ctx, out, jetstream.WithExpectStream(c.subjects.DLQStream()))
-	if err != nil {
-		return nil, fmt.Errorf("store dead letter: %w", err)
+	// Each wait for the PubAck is bounded: a reply lost in a stream leader
+	// change is retried at once (deduplicated by the Nats-Msg-Id). A
+	// duplicate after such a lost reply is this capture's own dead letter
+	// (the server names its sequence), announced as stored here.
+	var unsure bool
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, CaptureCallTimeout)
+		ack, err := c.js.PublishMsg(pctx, out, jetstream.WithExpectStream(c.subjects.DLQStream()))
+		cancel()
+		if err != nil {
+			if lostReply(err) && ctx.Err() == nil && attempt < publishAttempts {
+				unsure = true
+				continue
+			}
+			return nil, fmt.Errorf("store dead letter: %w", err)
+		}
+		if ack.Duplicate && !unsure {
+			return nil, nil
+		}
+		e.Seq = ack.Sequence
+		return e, nil
 	}
-	if ack.Duplicate {
-		return nil, nil
-	}
-	e.Seq = ack.Sequence
-	return e, nil
+}
+
+// CaptureCallTimeout bounds each broker call of a capture (reading the
+// exhausted message, publishing its dead letter), whatever is left of the
+// capture's own budget.
+const CaptureCallTimeout = 10 * time.Second
+
+// publishAttempts bounds the publishes of one dead letter whose replies are
+// lost.
+const publishAttempts = 3
+
+// lostReply reports whether err is a request that got no reply in time:
+// the message may have been stored.
+func lostReply(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // jsStoreFailed is JetStream's error code for a message a stream refused to
