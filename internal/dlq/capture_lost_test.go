@@ -113,3 +113,65 @@ func TestCaptureWithALostPubAckIsAnnounced(t *testing.T) {
 		t.Fatalf("announced %+v; dead letters %+v", announced, dls)
 	}
 }
+
+// TestReplayWithALostPubAckGoesOn: an operator replays two dead letters
+// under a long deadline (groupctl's --timeout, the console's request); the
+// first republish is stored but its PubAck is lost. The replay must not
+// wait out the whole deadline on that one reply and then give up on the
+// rest: within a bounded wait it retries (ReplayMsgID deduplicates it),
+// counts the entry replayed, removes it, and replays the second one, each
+// command stored once.
+func TestReplayWithALostPubAckGoesOn(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	for _, id := range []string{"replay-lost-1", "replay-lost-2"} {
+		deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdGenerateReport, CommandID: id,
+			Reason: "wix: 400", Body: []byte(`{"id":"` + id + `"}`)})
+	}
+	js := &lostAckJS{JetStream: env.JS, dlqPrefix: env.Subjects.Command(messages.CmdGenerateReport),
+		held: make(chan struct{}), release: make(chan struct{})}
+	defer func() {
+		select {
+		case <-js.release:
+		default:
+			close(js.release)
+		}
+	}()
+	store := dlq.NewStore(js, env.Subjects)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	type result struct {
+		res dlq.ReplayResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := store.Replay(ctx, dlq.Filter{All: true}, dlq.ReplayOptions{})
+		done <- result{res, err}
+	}()
+	select {
+	case <-js.held:
+	case r := <-done:
+		t.Fatalf("replayed without publishing: %+v %v", r.res, r.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the replay never republished")
+	}
+	const within = 40 * time.Second
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(within):
+		close(js.release)
+		r = <-done
+		t.Fatalf("%v after the first republish (its PubAck lost) the replay still waited on its reply (then: %+v %v)", within, r.res, r.err)
+	}
+	if r.err != nil || r.res.Replayed != 2 || r.res.Failed != 0 {
+		t.Fatalf("replay: %+v %v", r.res, r.err)
+	}
+	if msgs := env.Read(env.Subjects.CommandStream(), env.Subjects.Command(messages.CmdGenerateReport)); len(msgs) != 2 {
+		t.Fatalf("commands stream: %d messages, want 2 (each replayed command once)", len(msgs))
+	}
+	if dls := env.DeadLetters(); len(dls) != 0 {
+		t.Fatalf("left in the DLQ: %+v", dls)
+	}
+}
