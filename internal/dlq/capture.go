@@ -177,13 +177,13 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 // CaptureSeq stores the original message of adv as a dead letter. It returns
 // nil and no error when the DLQ already holds an entry for it.
 func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*Entry, error) {
-	cctx, cancel := context.WithTimeout(ctx, CaptureCallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	st, err := c.js.Stream(cctx, adv.Stream)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", adv.Stream, err)
 	}
-	cctx, cancel = context.WithTimeout(ctx, CaptureCallTimeout)
+	cctx, cancel = context.WithTimeout(ctx, CallTimeout)
 	orig, err := st.GetMsg(cctx, adv.StreamSeq)
 	cancel()
 	if err != nil {
@@ -259,7 +259,7 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	// (the server names its sequence), announced as stored here.
 	var unsure bool
 	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, CaptureCallTimeout)
+		pctx, cancel := context.WithTimeout(ctx, CallTimeout)
 		ack, err := c.js.PublishMsg(pctx, out, jetstream.WithExpectStream(c.subjects.DLQStream()))
 		cancel()
 		if err != nil {
@@ -277,10 +277,10 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	}
 }
 
-// CaptureCallTimeout bounds each broker call of a capture (reading the
-// exhausted message, publishing its dead letter), whatever is left of the
-// capture's own budget.
-const CaptureCallTimeout = 10 * time.Second
+// CallTimeout bounds each broker call of a capture (reading the
+// exhausted message, publishing its dead letter) and each replay
+// republish, whatever is left of the caller's own budget.
+const CallTimeout = 10 * time.Second
 
 // publishAttempts bounds the publishes of one dead letter whose replies are
 // lost.

@@ -150,7 +150,7 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 		return nil
 	}
 	msg := s.ReplayMsg(e, subject)
-	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(s.subjects.CommandStream())); err != nil {
+	if err := s.republish(ctx, msg); err != nil {
 		if ctx.Err() != nil {
 			// Maybe stored, maybe not: the entry stays, a later replay is
 			// deduplicated or answered from the ledger.
@@ -168,6 +168,21 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 			Error: fmt.Sprintf("replayed, but not removed from the DLQ (replaying it again is harmless): %v", err)})
 	}
 	return nil
+}
+
+// republish publishes a replayed command, each wait for its PubAck bounded
+// by CallTimeout whatever is left of ctx: a reply lost in a stream
+// leader change is retried (ReplayMsgID deduplicates the retry), a few
+// times, instead of holding the whole replay until ctx ends.
+func (s *Store) republish(ctx context.Context, msg *nats.Msg) error {
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, CallTimeout)
+		_, err := s.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(s.subjects.CommandStream()))
+		cancel()
+		if err == nil || !lostReply(err) || ctx.Err() != nil || attempt >= publishAttempts {
+			return err
+		}
+	}
 }
 
 // ErrRefused marks a dead letter that replay refuses: its DLQ subject and
