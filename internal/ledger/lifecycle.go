@@ -321,8 +321,7 @@ func (s *Lease) writeLocked(ctx context.Context, fn func(*Record)) error {
 	if s.l != nil {
 		n, err := s.l.update(ctx, &stored, s.rev)
 		if errors.Is(err, ErrConflict) {
-			s.lost = true
-			return ErrLost
+			n, err = s.rewriteLocked(ctx, &stored)
 		}
 		if err != nil {
 			return err
@@ -332,6 +331,29 @@ func (s *Lease) writeLocked(ctx context.Context, fn func(*Record)) error {
 	next.UpdatedAt = stored.UpdatedAt
 	s.setRecordLocked(next)
 	return nil
+}
+
+// rewriteLocked stores rec over a record that changed since this lease's
+// last known revision, if the record still carries this lease's id: only
+// this lease writes it (any other Acquire writes its own), so the change
+// was a write of this lease stored with its reply lost (a stream leader
+// change), and the lease is still this one's. ErrLost otherwise (another
+// lease took the record, or it completed); s.mu held.
+func (s *Lease) rewriteLocked(ctx context.Context, rec *Record) (uint64, error) {
+	cur, at, err := s.l.RecordRev(ctx, s.claim.CommandType, s.claim.CommandID)
+	if err != nil {
+		return 0, err
+	}
+	if cur == nil || s.id == "" || cur.LeaseID != s.id || cur.Status != StatusProcessing {
+		s.lost = true
+		return 0, ErrLost
+	}
+	n, err := s.l.update(ctx, rec, at)
+	if errors.Is(err, ErrConflict) {
+		s.lost = true
+		return 0, ErrLost
+	}
+	return n, err
 }
 
 func (s *Lease) now() time.Time {
