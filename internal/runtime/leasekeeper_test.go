@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -35,7 +36,8 @@ func TestLeaseKeeperRenewsAndReportsLoss(t *testing.T) {
 		t.Fatal("lease reported lost after a renewal")
 	}
 
-	// Another owner writes the record: the next renewal finds it lost.
+	// Another owner takes the record (its Acquire writes its own lease id):
+	// the next renewal finds it lost.
 	keys, err := kv.Keys(ctx)
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("keys %v, %v", keys, err)
@@ -44,7 +46,13 @@ func TestLeaseKeeperRenewsAndReportsLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, keys[0], e.Value()); err != nil {
+	var rec ledger.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Owner, rec.LeaseID = "other", "other-lease"
+	taken, _ := json.Marshal(rec)
+	if _, err := kv.Put(ctx, keys[0], taken); err != nil {
 		t.Fatal(err)
 	}
 	select {
