@@ -806,3 +806,65 @@ func ackedWithDeadLetter(t *testing.T, env *testenv.Env, pub *jetstream.PubAck) 
 	})
 	return acked
 }
+
+// A renewal of a running command's lease is stored but its reply is lost
+// (a stream leader change): the record still carries the lease's id, so
+// the lease is still this delivery's. Its work goes on and completes in
+// one attempt: it must not be cancelled as taken over by another instance
+// (and the message given back until the lease, its own, expires).
+func TestLostRenewalReplyDoesNotStopTheCommand(t *testing.T) {
+	env := testenv.Start(t)
+	var armed atomic.Bool
+	var after atomic.Int32 // record writes stored after the lost one
+	renewedTwice := make(chan struct{})
+	var once sync.Once
+	hookLedger(t, env, &recordKV{update: func(next func() (uint64, error)) (uint64, error) {
+		n, err := next()
+		if err != nil {
+			return n, err
+		}
+		if armed.CompareAndSwap(true, false) {
+			return 0, errInjected // stored, reply lost
+		}
+		if after.Add(1) >= 3 {
+			once.Do(func() { close(renewedTwice) })
+		}
+		return n, err
+	}})
+	var cancelled atomic.Bool
+	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt > 1 {
+			return nil
+		}
+		after.Store(-1 << 20)
+		armed.Store(true) // the keeper's next renewal loses its reply
+		for armed.Load() {
+			select {
+			case <-ctx.Done():
+				cancelled.Store(true)
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		after.Store(0)
+		select { // the renewals after it
+		case <-renewedTwice:
+			return nil
+		case <-ctx.Done():
+			cancelled.Store(true)
+			return ctx.Err()
+		case <-time.After(20 * time.Second):
+			return errors.New("no renewal after the lost one")
+		}
+	})
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	w := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	env.Publish(messages.CmdGenerateReport, `{"id":"lost-renewal"}`)
+	w.Next(30*time.Second, testenv.ForCommand("lost-renewal"))
+	if cancelled.Load() {
+		t.Error("the command's work was cancelled after a renewal whose reply was lost (lease taken for lost)")
+	}
+	if n := h.Calls("lost-renewal"); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+}
