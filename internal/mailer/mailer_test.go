@@ -45,6 +45,8 @@ type harness struct {
 	env    *testenv.Env
 	events *events.Publisher
 	tmpl   string
+	// wrapJS, if set, wraps the mailer's JetStream (a test's broker hooks).
+	wrapJS func(jetstream.JetStream) jetstream.JetStream
 }
 
 func newHarness(t *testing.T) *harness {
@@ -138,6 +140,9 @@ func (h *harness) startWith(sender mailer.Sender, log *zap.Logger, mod func(*mai
 	js, err := jetstream.New(nc)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.wrapJS != nil {
+		js = h.wrapJS(js)
 	}
 	m, err := mailer.New(cfg, mailer.Deps{JS: js, Publisher: pub, Sender: sender, Logger: log, Registerer: prometheus.NewRegistry()})
 	if err != nil {
