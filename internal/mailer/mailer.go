@@ -528,9 +528,27 @@ func (m *Mailer) claim(ctx context.Context, d *delivery) (Record, uint64, outcom
 		if ctx.Err() != nil {
 			return claim, 0, abandon(), false
 		}
+		if n, ok := m.confirmClaim(ctx, d, claim); ok {
+			return claim, n, outcome{}, true
+		}
 		return claim, 0, m.transient(ctx, d, err), false
 	}
 	return claim, rev, outcome{}, true
+}
+
+// confirmClaim reads the record after a claim write that failed without a
+// conflict: a reply lost in a stream leader change leaves the claim stored
+// and this delivery's (the same owner, claim count and time to the
+// nanosecond), and its revision is returned. Otherwise (not stored, or the
+// read fails too) false: the write failed.
+func (m *Mailer) confirmClaim(ctx context.Context, d *delivery, claim Record) (uint64, bool) {
+	cur, err := m.store.Get(ctx, d.eventID)
+	if err != nil || cur == nil || cur.Status != StatusSending || cur.Owner != claim.Owner ||
+		cur.Claims != claim.Claims || !cur.At.Equal(claim.At) {
+		return 0, false
+	}
+	d.log.Info("claim stored though its write's reply was lost; going on with it")
+	return cur.Revision, true
 }
 
 // sendAndRecord sends the email under the claim, then records "sent" and
@@ -688,7 +706,10 @@ func (m *Mailer) send(ctx context.Context, d *delivery, email *mail.Msg, claim R
 				return struct{}{}, backoff.Permanent(fmt.Errorf("%w: %v", errClaimLost, err))
 			}
 			if err != nil {
-				return struct{}{}, err
+				var ok bool
+				if n, ok = m.confirmClaim(ctx, d, claim); !ok {
+					return struct{}{}, err
+				}
 			}
 			rev = n
 		}
