@@ -63,9 +63,12 @@
 // of a command in progress on behalf of another copy, and a dead letter of
 // it does not mark the command dead-lettered.
 
-// Every write through a Lease that finds the revision moved (another owner
-// acquired the command) returns ErrLost, and so does every later one: the
-// holder stops, and the new owner resumes from the checkpoints.
+// Every write through a Lease that finds the revision moved re-reads the
+// record: if it still carries the lease's id and is processing, the move was
+// the lease's own earlier write stored with its reply lost, and the write is
+// made on the record's current revision. Otherwise (another owner acquired
+// the command, or it ended) it returns ErrLost, and so does every later one:
+// the holder stops, and the new owner resumes from the checkpoints.
 //
 // Checkpoints up to InlineStepLimit bytes live in the record itself, so a
 // checkpoint costs one write that also renews the lease. Larger ones get a
