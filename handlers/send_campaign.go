@@ -267,7 +267,12 @@ func (r *campaignRun) next(ctx context.Context) error {
 		recent[id] = true
 	}
 	r.st.Recent = r.st.Recent[:0]
+	onPage := make(map[string]bool, len(page))
 	for _, cand := range page {
+		if onPage[cand.ID] {
+			continue // named twice in one answer: one member, counted and selected once
+		}
+		onPage[cand.ID] = true
 		r.st.Recent = append(r.st.Recent, cand.ID)
 		if recent[cand.ID] {
 			continue // read on the previous page, pushed down by new joiners
