@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/events"
+	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/trace"
@@ -146,6 +147,10 @@ type campaignState struct {
 	// members who join the group during the campaign shift the offset
 	// pages, so a member of one page may come again at the top of the next.
 	Recent []string `json:"recent,omitempty"`
+	// Stalled counts the consecutive full pages (single group) that brought
+	// no member the previous page had not: a Wix answering the same page
+	// whatever the offset, without a total, would page for ever.
+	Stalled int `json:"stalled,omitempty"`
 	// NoQuestions lists the groups of an interest campaign without
 	// membership questions (nothing to match).
 	NoQuestions []string `json:"noQuestions,omitempty"`
@@ -284,10 +289,31 @@ func (r *campaignRun) next(ctx context.Context) error {
 		}
 		r.st.Pending = append(r.st.Pending, cand)
 	}
+	fresh := 0
+	for _, id := range r.st.Recent {
+		if !recent[id] {
+			fresh++
+		}
+	}
+	if more && fresh == 0 {
+		r.st.Stalled++
+	} else {
+		r.st.Stalled = 0
+	}
+	if r.st.Stalled >= maxCampaignStalledPages {
+		return failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row (offset %d) repeat the page before and Wix says more follow: its paging makes no progress",
+			r.c.GroupIDs[0], r.st.Stalled, r.st.Offset))
+	}
 	r.st.Offset += len(page)
 	r.st.SourceDone = !more
 	return r.save(ctx)
 }
+
+// maxCampaignStalledPages is how many full pages in a row that repeat the
+// page before (only members pushed down by joiners) a single-group campaign
+// reads before it gives up: one such page is 100 joiners between two
+// reads, three in a row is a Wix that ignores the offset.
+const maxCampaignStalledPages = 3
 
 // readPage reads one page of group gi from offset: group members (audience
 // all) or answers (interest). more reports whether another page follows.
