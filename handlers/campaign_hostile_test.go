@@ -143,3 +143,47 @@ func TestCampaignHostileWixPaginationNeverEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestCampaignHostileWixPaginationNeverEndsSeveralGroups: the same endless
+// List Group Members in a campaign over two groups (the collect phase, one
+// ledger page checkpoint per answer) must end too.
+func TestCampaignHostileWixPaginationNeverEndsSeveralGroups(t *testing.T) {
+	dropOffset := func(r *http.Request) {
+		q := r.URL.Query()
+		q.Del("offset")
+		r.URL.RawQuery = q.Encode()
+	}
+	e, site, g, lists := hostileCampaignEnv(t, 150, dropOffset, func(_ *http.Request, body []byte) []byte {
+		return bytes.Replace(body, []byte(`"metadata":{`), []byte(`"metadata":{"tooManyToCount":true,`), 1)
+	})
+	m := site.AddMember(wixsim.MemberSeed{FirstName: "Other", LastName: "Group", LoginEmail: "other@example.com"})
+	site.SetSubscription("other@example.com", "SUBSCRIBED")
+	other := site.AddGroup("Other", "", m.ID)
+	ended := make(chan *nats.Msg, 16)
+	sub, err := e.env.Conn().ChanSubscribe(e.env.Subjects.Events(), ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	e.env.Publish(messages.CmdSendCampaign, fmt.Sprintf(`{"id":"endless-2","campaignId":"endless2","groupIds":[%q,%q],"audience":{"type":"all"}}`, other.ID, g))
+	const bound = 300
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for {
+		select {
+		case m := <-ended:
+			if m.Header.Get("Groupflow-Command-Id") == "endless-2" &&
+				(strings.HasSuffix(m.Subject, messages.EvtCampaignCompleted) || strings.HasSuffix(m.Subject, messages.EvtCommandFailed)) {
+				t.Logf("ended with %s after %d list calls", m.Subject, lists.Load())
+				return
+			}
+		case <-tick.C:
+			if n := lists.Load(); n > bound {
+				t.Fatalf("campaign over two groups still collecting after %d List Group Members calls of a 150-member group (the same page every time, no total): it never ends", n)
+			}
+		case <-deadline:
+			t.Fatalf("campaign neither ended nor paged past %d calls in 2 minutes (%d calls)", bound, lists.Load())
+		}
+	}
+}
