@@ -143,11 +143,12 @@ type campaignState struct {
 	Buffer     []campaignRecipient `json:"buffer,omitempty"`
 	Batch      *campaignBatch      `json:"batch,omitempty"`
 	Totals     campaignTotals      `json:"totals"`
-	// Recent holds the member ids of the last page read (single group):
-	// members who join the group during the campaign shift the offset
-	// pages, so a member of one page may come again at the top of the next.
+	// Recent holds the member ids of the last page read (single group;
+	// several groups: of the group being collected): members who join the
+	// group during the campaign shift the offset pages, so a member of one
+	// page may come again at the top of the next.
 	Recent []string `json:"recent,omitempty"`
-	// Stalled counts the consecutive full pages (single group) that brought
+	// Stalled counts the consecutive full pages of one group that brought
 	// no member the previous page had not: a Wix answering the same page
 	// whatever the offset, without a total, would page for ever.
 	Stalled int `json:"stalled,omitempty"`
@@ -289,6 +290,36 @@ func (r *campaignRun) next(ctx context.Context) error {
 		}
 		r.st.Pending = append(r.st.Pending, cand)
 	}
+	if err := r.stalled(recent, more, 0); err != nil {
+		return err
+	}
+	r.st.Offset += len(page)
+	r.st.SourceDone = !more
+	return r.save(ctx)
+}
+
+// noteStall keeps the ids of a collected page of group gi in Recent and
+// counts, in Stalled, the full pages in a row that repeat the page before.
+func (r *campaignRun) noteStall(page []campaignCandidate, more bool, gi int) error {
+	recent := make(map[string]bool, len(r.st.Recent))
+	for _, id := range r.st.Recent {
+		recent[id] = true
+	}
+	r.st.Recent = r.st.Recent[:0]
+	onPage := make(map[string]bool, len(page))
+	for _, c := range page {
+		if !onPage[c.ID] {
+			onPage[c.ID] = true
+			r.st.Recent = append(r.st.Recent, c.ID)
+		}
+	}
+	return r.stalled(recent, more, gi)
+}
+
+// stalled counts in Stalled whether the page now in Recent brought no id
+// the page before (recent) had not while Wix says more follow, and fails
+// permanently after maxCampaignStalledPages such pages in a row.
+func (r *campaignRun) stalled(recent map[string]bool, more bool, gi int) error {
 	fresh := 0
 	for _, id := range r.st.Recent {
 		if !recent[id] {
@@ -302,11 +333,9 @@ func (r *campaignRun) next(ctx context.Context) error {
 	}
 	if r.st.Stalled >= maxCampaignStalledPages {
 		return failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row (offset %d) repeat the page before and Wix says more follow: its paging makes no progress",
-			r.c.GroupIDs[0], r.st.Stalled, r.st.Offset))
+			r.c.GroupIDs[gi], r.st.Stalled, r.st.Offset))
 	}
-	r.st.Offset += len(page)
-	r.st.SourceDone = !more
-	return r.save(ctx)
+	return nil
 }
 
 // maxCampaignStalledPages is how many full pages in a row that repeat the
@@ -388,6 +417,12 @@ func (r *campaignRun) collect(ctx context.Context) error {
 		page, more, err := r.readPage(ctx, r.st.Group, r.st.Offset)
 		if err != nil {
 			return err
+		}
+		if err := r.noteStall(page, more, r.st.Group); err != nil {
+			return err
+		}
+		if !more {
+			r.st.Recent, r.st.Stalled = nil, 0 // the next group starts afresh
 		}
 		if err := r.steps.Checkpoint(ctx, campaignPageStep(r.st.Pages), page); err != nil {
 			return err
