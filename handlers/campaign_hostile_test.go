@@ -187,3 +187,44 @@ func TestCampaignHostileWixPaginationNeverEndsSeveralGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestCampaignHostileWixDuplicateMemberAcrossPages: a member of the first
+// List Group Members page named again on the last page (a hostile or buggy
+// Wix; not adjacent, so Recent does not catch it) is one member: the events
+// stream keeps one member_selected event, and the completion must not count
+// the member twice in Selected or MembersSeen.
+func TestCampaignHostileWixDuplicateMemberAcrossPages(t *testing.T) {
+	var first atomic.Value
+	e, _, g, _ := hostileCampaignEnv(t, 250, nil, func(r *http.Request, body []byte) []byte {
+		var page map[string]any
+		if err := json.Unmarshal(body, &page); err != nil {
+			return body
+		}
+		ms, _ := page["members"].([]any)
+		switch r.URL.Query().Get("offset") {
+		case "", "0":
+			if len(ms) > 0 {
+				first.Store(ms[0])
+			}
+			return body
+		case "200":
+			if m := first.Load(); m != nil {
+				page["members"] = append(ms, m)
+			}
+		default:
+			return body
+		}
+		out, _ := json.Marshal(page)
+		return out
+	})
+	done, failed := e.run(map[string]any{"id": "dup-pages-1", "campaignId": "dup-pages", "groupIds": []string{g},
+		"audience": map[string]any{"type": messages.AudienceAll}})
+	if failed != nil {
+		t.Fatalf("campaign failed: %+v", failed)
+	}
+	stored := e.selected("dup-pages")
+	if len(stored) != 250 || done.Selected != 250 || done.MembersSeen != 250 || done.AlreadySelected != 0 {
+		t.Fatalf("stored %d member_selected events; campaign_completed says selected %d, seen %d, already %d; want 250, 250, 250, 0",
+			len(stored), done.Selected, done.MembersSeen, done.AlreadySelected)
+	}
+}
