@@ -170,6 +170,9 @@ type campaignRun struct {
 	// batchAlready counts the members of the batch in work that a repeated
 	// campaign's earlier command selected already.
 	batchAlready int
+	// batchRepeated counts the members of the batch in work that an earlier
+	// batch of this command selected already (Wix named them twice).
+	batchRepeated int
 }
 
 // Handle implements runtime.TypedHandler.
@@ -575,7 +578,7 @@ func (r *campaignRun) resumeBatch(ctx context.Context) error {
 // batch as done.
 func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) error {
 	b := r.st.Batch
-	r.batchAlready = 0
+	r.batchAlready, r.batchRepeated = 0, 0
 	for _, m := range b.Members {
 		if skip[m.ID] {
 			continue
@@ -589,8 +592,9 @@ func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) er
 			return err
 		}
 	}
-	r.st.Totals.Selected += len(b.Members) - r.batchAlready
+	r.st.Totals.Selected += len(b.Members) - r.batchAlready - r.batchRepeated
 	r.st.Totals.Already += r.batchAlready
+	r.st.Totals.Seen -= r.batchRepeated // counted when Wix named them the first time
 	r.st.Batch = nil
 	return r.save(ctx)
 }
