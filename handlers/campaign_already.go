@@ -15,7 +15,8 @@ import (
 // another command (a repeated campaign with the same campaign id) selected
 // this member already: the events stream then holds its event, with the same
 // id, inside the duplicate window, and keeps it instead of this one. A
-// duplicate of this command's own earlier attempt is no repeat. Cost: one
+// duplicate of this command's own earlier attempt of the batch is no repeat;
+// one of its own earlier batch is a member Wix named twice (batchRepeated). Cost: one
 // stream read per duplicate.
 func (r *campaignRun) publishSelected(ctx context.Context, msg *message.Message) error {
 	dup, err := r.h.pub.PublishAcked(ctx, r.h.js, messages.EvtMemberSelected, msg)
@@ -30,8 +31,14 @@ func (r *campaignRun) publishSelected(ctx context.Context, msg *message.Message)
 	if err != nil {
 		return fmt.Errorf("read the selected event kept by the stream (seq %d): %w", dup, err)
 	}
-	if orig.Header.Get(events.HeaderCommandID) != r.cmd.ID {
+	switch {
+	case orig.Header.Get(events.HeaderCommandID) != r.cmd.ID:
 		r.batchAlready++
+	case r.st.Batch != nil && dup <= r.st.Batch.Seq:
+		// This command's own event from an earlier batch: Wix named the
+		// member twice (pages that repeat a member beyond the page before).
+		// It was seen and selected then.
+		r.batchRepeated++
 	}
 	return nil
 }

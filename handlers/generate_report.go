@@ -253,11 +253,16 @@ func (h *GenerateReport) readAll(ctx context.Context, site *wix.Site, c *message
 	if h.profiles != nil {
 		siteURL = h.profiles(site.ID()).URL
 	}
+	seen := map[string]bool{}
 	for page, err := range site.ListGroupPages(ctx) {
 		if err != nil {
 			return fmt.Errorf("list groups: %w", err)
 		}
 		for _, g := range page.Groups {
+			if g.ID != "" && seen[g.ID] {
+				continue // named again on a later page: one group, one row
+			}
+			seen[g.ID] = true
 			if len(d.Groups) >= maxReportGroups {
 				return failure.Permanent(fmt.Errorf("list groups: more than %d groups; a report with allGroups covers at most that many", maxReportGroups))
 			}

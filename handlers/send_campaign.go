@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/events"
+	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/trace"
@@ -142,10 +143,15 @@ type campaignState struct {
 	Buffer     []campaignRecipient `json:"buffer,omitempty"`
 	Batch      *campaignBatch      `json:"batch,omitempty"`
 	Totals     campaignTotals      `json:"totals"`
-	// Recent holds the member ids of the last page read (single group):
-	// members who join the group during the campaign shift the offset
-	// pages, so a member of one page may come again at the top of the next.
+	// Recent holds the member ids of the last page read (single group;
+	// several groups: of the group being collected): members who join the
+	// group during the campaign shift the offset pages, so a member of one
+	// page may come again at the top of the next.
 	Recent []string `json:"recent,omitempty"`
+	// Stalled counts the consecutive full pages of one group that brought
+	// no member the previous page had not: a Wix answering the same page
+	// whatever the offset, without a total, would page for ever.
+	Stalled int `json:"stalled,omitempty"`
 	// NoQuestions lists the groups of an interest campaign without
 	// membership questions (nothing to match).
 	NoQuestions []string `json:"noQuestions,omitempty"`
@@ -164,6 +170,9 @@ type campaignRun struct {
 	// batchAlready counts the members of the batch in work that a repeated
 	// campaign's earlier command selected already.
 	batchAlready int
+	// batchRepeated counts the members of the batch in work that an earlier
+	// batch of this command selected already (Wix named them twice).
+	batchRepeated int
 }
 
 // Handle implements runtime.TypedHandler.
@@ -267,7 +276,12 @@ func (r *campaignRun) next(ctx context.Context) error {
 		recent[id] = true
 	}
 	r.st.Recent = r.st.Recent[:0]
+	onPage := make(map[string]bool, len(page))
 	for _, cand := range page {
+		if onPage[cand.ID] {
+			continue // named twice in one answer: one member, counted and selected once
+		}
+		onPage[cand.ID] = true
 		r.st.Recent = append(r.st.Recent, cand.ID)
 		if recent[cand.ID] {
 			continue // read on the previous page, pushed down by new joiners
@@ -279,10 +293,59 @@ func (r *campaignRun) next(ctx context.Context) error {
 		}
 		r.st.Pending = append(r.st.Pending, cand)
 	}
+	if err := r.stalled(recent, more, 0); err != nil {
+		return err
+	}
 	r.st.Offset += len(page)
 	r.st.SourceDone = !more
 	return r.save(ctx)
 }
+
+// noteStall keeps the ids of a collected page of group gi in Recent and
+// counts, in Stalled, the full pages in a row that repeat the page before.
+func (r *campaignRun) noteStall(page []campaignCandidate, more bool, gi int) error {
+	recent := make(map[string]bool, len(r.st.Recent))
+	for _, id := range r.st.Recent {
+		recent[id] = true
+	}
+	r.st.Recent = r.st.Recent[:0]
+	onPage := make(map[string]bool, len(page))
+	for _, c := range page {
+		if !onPage[c.ID] {
+			onPage[c.ID] = true
+			r.st.Recent = append(r.st.Recent, c.ID)
+		}
+	}
+	return r.stalled(recent, more, gi)
+}
+
+// stalled counts in Stalled whether the page now in Recent brought no id
+// the page before (recent) had not while Wix says more follow, and fails
+// permanently after maxCampaignStalledPages such pages in a row.
+func (r *campaignRun) stalled(recent map[string]bool, more bool, gi int) error {
+	fresh := 0
+	for _, id := range r.st.Recent {
+		if !recent[id] {
+			fresh++
+		}
+	}
+	if more && fresh == 0 {
+		r.st.Stalled++
+	} else {
+		r.st.Stalled = 0
+	}
+	if r.st.Stalled >= maxCampaignStalledPages {
+		return failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row (offset %d) repeat the page before and Wix says more follow: its paging makes no progress",
+			r.c.GroupIDs[gi], r.st.Stalled, r.st.Offset))
+	}
+	return nil
+}
+
+// maxCampaignStalledPages is how many full pages in a row that repeat the
+// page before (only members pushed down by joiners) a single-group campaign
+// reads before it gives up: one such page is 100 joiners between two
+// reads, three in a row is a Wix that ignores the offset.
+const maxCampaignStalledPages = 3
 
 // readPage reads one page of group gi from offset: group members (audience
 // all) or answers (interest). more reports whether another page follows.
@@ -357,6 +420,12 @@ func (r *campaignRun) collect(ctx context.Context) error {
 		page, more, err := r.readPage(ctx, r.st.Group, r.st.Offset)
 		if err != nil {
 			return err
+		}
+		if err := r.noteStall(page, more, r.st.Group); err != nil {
+			return err
+		}
+		if !more {
+			r.st.Recent, r.st.Stalled = nil, 0 // the next group starts afresh
 		}
 		if err := r.steps.Checkpoint(ctx, campaignPageStep(r.st.Pages), page); err != nil {
 			return err
@@ -509,7 +578,7 @@ func (r *campaignRun) resumeBatch(ctx context.Context) error {
 // batch as done.
 func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) error {
 	b := r.st.Batch
-	r.batchAlready = 0
+	r.batchAlready, r.batchRepeated = 0, 0
 	for _, m := range b.Members {
 		if skip[m.ID] {
 			continue
@@ -523,8 +592,9 @@ func (r *campaignRun) publishBatch(ctx context.Context, skip map[string]bool) er
 			return err
 		}
 	}
-	r.st.Totals.Selected += len(b.Members) - r.batchAlready
+	r.st.Totals.Selected += len(b.Members) - r.batchAlready - r.batchRepeated
 	r.st.Totals.Already += r.batchAlready
+	r.st.Totals.Seen -= r.batchRepeated // counted when Wix named them the first time
 	r.st.Batch = nil
 	return r.save(ctx)
 }

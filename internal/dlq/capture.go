@@ -138,6 +138,13 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	if adv.Stream == "" {
 		adv.Stream = c.subjects.CommandStream()
 	}
+	if adv.Stream != c.subjects.CommandStream() {
+		// Forged (the server's advisories on this subject name the commands
+		// stream): never read another stream's message into the DLQ.
+		c.log.Warn("max-deliveries advisory naming another stream ignored", zap.String("subject", m.Subject),
+			zap.String("stream", clip(adv.Stream)), zap.Uint64("stream_seq", adv.StreamSeq))
+		return
+	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	// Retried: the advisory is a core NATS message, sent once. A full DLQ
@@ -174,9 +181,18 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	}
 }
 
+// ErrForeignStream is CaptureSeq's refusal of an advisory naming a stream
+// other than the commands stream: its payload is the publisher's word, and
+// another stream's message (a ledger record, an event) is no dead letter.
+var ErrForeignStream = errors.New("advisory names a stream other than the commands stream")
+
 // CaptureSeq stores the original message of adv as a dead letter. It returns
 // nil and no error when the DLQ already holds an entry for it.
+// Only the commands stream's messages are captured (ErrForeignStream).
 func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*Entry, error) {
+	if adv.Stream != c.subjects.CommandStream() {
+		return nil, fmt.Errorf("%w: %.64q", ErrForeignStream, adv.Stream)
+	}
 	cctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	st, err := c.js.Stream(cctx, adv.Stream)
 	cancel()

@@ -224,7 +224,14 @@ func (m *Mailer) consumerSpec() broker.ConsumerSpec {
 
 // Prepare opens the KV bucket and creates (or updates) the consumer. The
 // events stream itself must exist (groupflow provisions it).
+//
+// It refuses a send-record TTL shorter than the events stream's MaxAge: a
+// delivery of a stored event after its record expired (a re-created
+// consumer, a redelivery) would mail it again.
 func (m *Mailer) Prepare(ctx context.Context) error {
+	if err := m.checkRecordTTL(ctx); err != nil {
+		return err
+	}
 	st, err := OpenStore(ctx, m.deps.JS, m.cfg.Store)
 	if err != nil {
 		return err
@@ -235,6 +242,30 @@ func (m *Mailer) Prepare(ctx context.Context) error {
 		}
 	}
 	m.store = st
+	return nil
+}
+
+// checkRecordTTL compares the send records' TTL with the events stream's
+// MaxAge (a stream keeping events for ever is only warned about: every TTL
+// is shorter).
+func (m *Mailer) checkRecordTTL(ctx context.Context) error {
+	ttl := m.cfg.Store.TTL
+	if ttl <= 0 {
+		ttl = DefaultRecordTTL
+	}
+	name := m.cfg.Subjects.EventStream()
+	st, err := m.deps.JS.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("events stream %s: %w", name, err)
+	}
+	switch maxAge := st.CachedInfo().Config.MaxAge; {
+	case maxAge == 0:
+		m.log.Warn("the events stream keeps events for ever: a stored event delivered after its send record expired is mailed again",
+			zap.String("stream", name), zap.Duration("record_ttl", ttl))
+	case ttl < maxAge:
+		return fmt.Errorf("mailer: send records kept %s, less than the %s the events stream %s keeps events: an event delivered after its record expired would be mailed again (raise the record TTL, --kv-ttl)",
+			ttl, maxAge, name)
+	}
 	return nil
 }
 

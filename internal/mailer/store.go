@@ -15,6 +15,9 @@ import (
 // DefaultBucket is the JetStream KV bucket of send records.
 const DefaultBucket = "GROUPMAIL_SENT"
 
+// DefaultRecordTTL is how long send records are kept by default.
+const DefaultRecordTTL = 30 * 24 * time.Hour
+
 // Record states.
 const (
 	// StatusSending: an instance claimed the event and may be sending it.
@@ -62,7 +65,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 		cfg.Replicas = 1
 	}
 	if cfg.TTL <= 0 {
-		cfg.TTL = 30 * 24 * time.Hour
+		cfg.TTL = DefaultRecordTTL
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,

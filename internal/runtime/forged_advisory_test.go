@@ -1,0 +1,80 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"groupflow/internal/dlq"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/testenv"
+	"groupflow/messages"
+)
+
+// TestForgedAdvisoryOfARunningCommandLeavesItAlone: max-deliveries
+// advisories are core NATS messages anyone allowed on their subject can
+// publish. One naming the typed consumer and the stream sequence of a
+// command that is running (its first delivery, far from MaxDeliver) is
+// forged: the processor's capture must neither mark the running command
+// dead-lettered nor announce command_failed for a command that completes.
+func TestForgedAdvisoryOfARunningCommandLeavesItAlone(t *testing.T) {
+	env := testenv.Start(t)
+	running, release := make(chan struct{}), make(chan struct{})
+	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt == 1 {
+			close(running)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	rt := env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	pub := env.Publish(messages.CmdGenerateReport, `{"id":"forged-adv","top":3}`, "Nats-Msg-Id", "forged-adv")
+	select {
+	case <-running:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command never ran")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	capture := dlq.NewCapture(env.NC, env.JS, env.Subjects, nil)
+	capture.CatchAll = runtime.UnknownCommandsDurable // as the processor sets it up
+	captured := make(chan *dlq.Entry, 1)
+	capture.OnCaptured = func(ctx context.Context, e *dlq.Entry) {
+		rt.AnnounceCaptured(ctx, e) // as the processor sets it up
+		captured <- e
+	}
+	if err := capture.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	b, _ := json.Marshal(dlq.MaxDeliveriesAdvisory{Type: "io.nats.jetstream.advisory.v1.max_deliver",
+		Stream: env.Subjects.CommandStream(), Consumer: "groupflow_generate_report", StreamSeq: pub.Sequence, Deliveries: 5, Timestamp: time.Now()})
+	if err := env.NC.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+env.Subjects.CommandStream()+".groupflow_generate_report", b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-captured:
+		t.Errorf("forged advisory captured as dead letter #%d of %s %s", e.Seq, e.CommandType, e.CommandID)
+	case <-time.After(3 * time.Second):
+		// Nothing captured (the capture's retries would have stored it by now).
+	}
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "forged-adv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != ledger.StatusProcessing || rec.Owner == "" {
+		t.Errorf("a forged advisory changed the running command's record: %s, owner %q", rec.Status, rec.Owner)
+	}
+	close(release)
+	done.Next(30*time.Second, testenv.ForCommand("forged-adv"))
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) for a command that completed", n)
+	}
+}
