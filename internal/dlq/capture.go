@@ -151,12 +151,16 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	// ends the retries at once: from then on the capture is held (counted
 	// by Waiting, retried whatever the error) instead of being given up
 	// after these few attempts when a later one fails another way.
+	// An attempt whose publish lost its reply may have stored the entry:
+	// the next one takes the entry it finds for its own and announces it.
 	var stored *Entry
 	var err error
+	var mayHaveStored bool
 	for attempt := 1; attempt <= 5; attempt++ {
-		if stored, err = c.CaptureSeq(hctx, adv); err == nil || IsFull(err) || hctx.Err() != nil {
+		if stored, err = c.captureSeq(hctx, adv, mayHaveStored); err == nil || IsFull(err) || hctx.Err() != nil {
 			break
 		}
+		mayHaveStored = mayHaveStored || lostReply(err)
 		select {
 		case <-time.After(time.Duration(attempt) * time.Second):
 		case <-hctx.Done():
@@ -173,12 +177,29 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	case stored != nil:
 		log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ",
 			zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
-		if c.OnCaptured != nil {
-			c.OnCaptured(hctx, stored)
-		}
+		c.onCaptured(hctx, stored)
 	default:
 		log.Debug("max-deliveries advisory for a command already in the DLQ")
 	}
+}
+
+// onCaptured hands a stored entry to OnCaptured, under a context that
+// also ends when the capture is closed (OnCaptured may wait: see
+// runtime.AnnounceCaptured).
+func (c *Capture) onCaptured(ctx context.Context, e *Entry) {
+	if c.OnCaptured == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c.OnCaptured(ctx, e)
 }
 
 // ErrForeignStream is CaptureSeq's refusal of an advisory naming a stream
@@ -190,6 +211,14 @@ var ErrForeignStream = errors.New("advisory names a stream other than the comman
 // nil and no error when the DLQ already holds an entry for it.
 // Only the commands stream's messages are captured (ErrForeignStream).
 func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*Entry, error) {
+	return c.captureSeq(ctx, adv, false)
+}
+
+// captureSeq is CaptureSeq; mayHaveStored says an earlier attempt's publish
+// lost its reply, so an entry found for the message is that attempt's own
+// (or the runtime's: announcing it again is deduplicated by its event id)
+// and is returned as stored, to be announced.
+func (c *Capture) captureSeq(ctx context.Context, adv MaxDeliveriesAdvisory, mayHaveStored bool) (*Entry, error) {
 	if adv.Stream != c.subjects.CommandStream() {
 		return nil, fmt.Errorf("%w: %.64q", ErrForeignStream, adv.Stream)
 	}
@@ -218,12 +247,12 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	// The search is bounded and best effort: when it cannot finish, the
 	// entry is stored anyway — a duplicate dead letter is harmless (replay
 	// is idempotent), a lost command is not. The advisory is not sent again.
-	var dup bool
+	var dup *Entry
 	errFound := errors.New("found")
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = c.store.Each(sctx, Filter{CommandType: cmdType, Since: orig.Time.Add(-time.Second)}, false, func(e *Entry) error {
 		if e.OriginalSeq == adv.StreamSeq && (e.OriginalSubject == "" || e.OriginalSubject == orig.Subject) {
-			dup = true
+			dup = e
 			return errFound
 		}
 		return nil
@@ -233,7 +262,10 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 		c.log.Warn("could not search the DLQ for an earlier dead letter; storing one anyway",
 			zap.Uint64("stream_seq", adv.StreamSeq), zap.Error(err))
 	}
-	if dup {
+	if dup != nil {
+		if mayHaveStored {
+			return dup, nil
+		}
 		return nil, nil
 	}
 	meta := map[string]string{}
@@ -273,7 +305,7 @@ func (c *Capture) CaptureSeq(ctx context.Context, adv MaxDeliveriesAdvisory) (*E
 	// change is retried at once (deduplicated by the Nats-Msg-Id). A
 	// duplicate after such a lost reply is this capture's own dead letter
 	// (the server names its sequence), announced as stored here.
-	var unsure bool
+	unsure := mayHaveStored
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, CallTimeout)
 		ack, err := c.js.PublishMsg(pctx, out, jetstream.WithExpectStream(c.subjects.DLQStream()))
@@ -364,9 +396,7 @@ func (c *Capture) holdWhileFull(ctx context.Context, adv MaxDeliveriesAdvisory, 
 				if stored != nil {
 					log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ once it had room",
 						zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
-					if c.OnCaptured != nil {
-						c.OnCaptured(hctx, stored)
-					}
+					c.onCaptured(hctx, stored)
 				}
 				cancel()
 				return

@@ -175,3 +175,58 @@ func TestReplayWithALostPubAckGoesOn(t *testing.T) {
 		t.Fatalf("left in the DLQ: %+v", dls)
 	}
 }
+
+// lostAcksJS stores each of the first n publishes on a DLQ subject and
+// answers it as a reply that never came (at once, as a call whose own
+// timeout ran out would).
+type lostAcksJS struct {
+	jetstream.JetStream
+	dlqPrefix string
+	n         atomic.Int32
+}
+
+func (j *lostAcksJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	ack, err := j.JetStream.PublishMsg(ctx, m, opts...)
+	if err == nil && strings.HasPrefix(m.Subject, j.dlqPrefix) && j.n.Add(-1) >= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	return ack, err
+}
+
+// TestCaptureWhoseEveryPublishLostItsReplyIsAnnounced: every publish of the
+// capture's first attempt (its bounded retries included) is stored with
+// its reply lost, so the attempt fails; the next attempt finds the entry in
+// the DLQ. That entry is the capture's own (an earlier attempt may have
+// stored it): it is announced, once, not taken for an earlier dead letter.
+func TestCaptureWhoseEveryPublishLostItsReplyIsAnnounced(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	js := &lostAcksJS{JetStream: env.JS, dlqPrefix: strings.TrimSuffix(env.Subjects.DLQs(), ">")}
+	js.n.Store(3) // the attempt's publish and both retries
+	announced := make(chan *dlq.Entry, 2)
+	capture := dlq.NewCapture(env.Conn(), js, env.Subjects, zaptest.NewLogger(t))
+	capture.OnCaptured = func(_ context.Context, e *dlq.Entry) { announced <- e }
+	if err := capture.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+
+	env.Publish(messages.CmdGenerateReport, `{"id":"report-all-lost"}`)
+	exhaust(t, env, ctx, "groupflow_generate_report", messages.CmdGenerateReport)
+	var e *dlq.Entry
+	select {
+	case e = <-announced:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the dead letter, stored with every reply lost, was never announced (%d lost replies left)", js.n.Load())
+	}
+	dls := env.DeadLetters()
+	if len(dls) != 1 || e.CommandID != "report-all-lost" || e.Seq != dls[0].Seq {
+		t.Fatalf("announced %+v; dead letters %+v", e, dls)
+	}
+	select {
+	case e2 := <-announced:
+		t.Fatalf("announced twice: %+v", e2)
+	default:
+	}
+}
