@@ -624,10 +624,10 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 			return false
 		}
 		held := mine != nil && mine(r, rev)
-		if !held && (r.live(now) || r.heldByAnother(f.Seq, now)) {
+		if !held && (r.Live(now) || r.heldByAnother(f.Seq, now)) {
 			// Another lease's record (a live one never has Sure set): a
 			// write would cut it off, and this failure is not its.
-			if mine == nil || f.Sure || !r.Sure || r.live(now) {
+			if mine == nil || f.Sure || !r.Sure || r.Live(now) {
 				return false
 			}
 			r.Sure = false // a stale lease may have acted: the next attempt must know
@@ -677,7 +677,7 @@ func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, 
 		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.heldByAnother(by.Seq, now) {
 			return false
 		}
-		if by.LeaseID != "" && r.live(now) && r.LeaseID != by.LeaseID {
+		if by.LeaseID != "" && r.Live(now) && r.LeaseID != by.LeaseID {
 			return false
 		}
 		r.Status, r.Reason = StatusDeadLettered, reason
@@ -694,7 +694,7 @@ func (r *Record) heldByAnother(seq uint64, now time.Time) bool {
 	if r.Status != StatusProcessing {
 		return false
 	}
-	return r.live(now) && r.OwnerSeq != seq || seq != 0 && r.LastSeq != 0 && r.LastSeq != seq
+	return r.Live(now) && r.OwnerSeq != seq || seq != 0 && r.LastSeq != 0 && r.LastSeq != seq
 }
 
 // HeldByAnotherDelivery reports whether another lease than by's holds the
@@ -703,11 +703,11 @@ func (r *Record) heldByAnother(seq uint64, now time.Time) bool {
 // by's must neither acknowledge it nor dead-letter it (acks are by stream
 // sequence: by's ack would settle the message the other works on).
 func (r *Record) HeldByAnotherDelivery(by Holder, now time.Time) bool {
-	return by.Seq != 0 && r.live(now) && r.OwnerSeq == by.Seq && r.LeaseID != by.LeaseID
+	return by.Seq != 0 && r.Live(now) && r.OwnerSeq == by.Seq && r.LeaseID != by.LeaseID
 }
 
-// live reports whether an owner holds the record's lease at now.
-func (r *Record) live(now time.Time) bool {
+// Live reports whether an owner holds the record's lease at now.
+func (r *Record) Live(now time.Time) bool {
 	return r.Status == StatusProcessing && r.Owner != "" && now.Before(r.LeaseUntil)
 }
 

@@ -365,9 +365,10 @@ func TestCapturedDeadLetterOfACrashedOwnersMessageIsAnnounced(t *testing.T) {
 	ctx := context.Background()
 	const seq = 7
 	// The crashed instance's lease on this very message (seq 7), renewed
-	// shortly before it died.
+	// shortly before it died: still live when the capture announces, it
+	// lapses unrenewed (AnnounceCaptured waits for that).
 	if _, _, err := env.Ledger.Acquire(ctx, ledger.Claim{CommandType: messages.CmdGenerateReport, CommandID: "crashed-1",
-		Subject: env.Subjects.Command(messages.CmdGenerateReport), Delivery: 4, Seq: seq, Owner: "crashed-instance", TTL: time.Minute}); err != nil {
+		Subject: env.Subjects.Command(messages.CmdGenerateReport), Delivery: 4, Seq: seq, Owner: "crashed-instance", TTL: 3 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	rt.AnnounceCaptured(ctx, &dlq.Entry{

@@ -286,7 +286,51 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 	if messages.SiteIDProblem(site) != "" {
 		site = r.cfg.DefaultSiteID
 	}
-	r.announce(trace.With(ctx, trace.Info{CommandType: entry.CommandType, CommandID: entry.CommandID, CorrelationID: firstNonEmpty(corr, entry.CommandID), SiteID: site}), entry, firstNonEmpty(corr, entry.CommandID), site)
+	ctx = trace.With(ctx, trace.Info{CommandType: entry.CommandType, CommandID: entry.CommandID, CorrelationID: firstNonEmpty(corr, entry.CommandID), SiteID: site})
+	if !r.leaseLapsed(ctx, entry) {
+		return
+	}
+	r.announce(ctx, entry, firstNonEmpty(corr, entry.CommandID), site)
+}
+
+// leaseSlack is how long past a lease's end leaseLapsed waits before it
+// reads the record again, for the owner's renewal in flight and clock skew.
+const leaseSlack = time.Second
+
+// leaseLapsed waits for a live lease on a captured command to end and
+// reports whether it ended unrenewed (or there was none): only then is the
+// captured dead letter announced. A genuine max-deliveries advisory means
+// the owner of the message's last delivery stopped keeping it alive (it
+// crashed or was cut off), so its lease lapses; a lease renewed meanwhile
+// is a command still running — the advisory was forged (a core NATS
+// message anyone allowed on its subject can publish) — and marking it
+// dead-lettered would cut its lease and announce a failure it does not
+// have. It is left alone: the entry stays in the DLQ, unannounced (a replay
+// of it is answered from the ledger). Costs two ledger reads, and waits at
+// most the lease's term (AckWait) plus leaseSlack, or until ctx ends (the
+// capture closes): then it is not announced either, and says so.
+func (r *Runtime) leaseLapsed(ctx context.Context, entry *dlq.Entry) bool {
+	log := trace.Logger(ctx, r.log)
+	rec, rev, err := r.deps.Ledger.RecordRev(ctx, entry.CommandType, entry.CommandID)
+	if err != nil || rec == nil || !rec.Live(time.Now()) {
+		return true // announce reads the record again and decides
+	}
+	t := time.NewTimer(time.Until(rec.LeaseUntil) + leaseSlack)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		log.Error("captured dead letter not announced: the command's lease was live when the capture stopped; it stays in the DLQ",
+			zap.Time("lease_until", rec.LeaseUntil))
+		return false
+	}
+	now, at, err := r.deps.Ledger.RecordRev(ctx, entry.CommandType, entry.CommandID)
+	if err == nil && now != nil && at != rev && now.Live(time.Now()) {
+		log.Warn("max-deliveries advisory for a command whose lease was renewed since (a forged advisory, or the command runs again): stored in the DLQ, not announced",
+			zap.String("owner", now.Owner))
+		return false
+	}
+	return true
 }
 
 // classify names the failure kind for the dead letter and the event.
