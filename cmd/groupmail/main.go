@@ -138,7 +138,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (*options, 
 	str(&o.Durable, "durable", mailer.DefaultDurable, "consumer name on the events stream")
 	str(&o.Bucket, "kv-bucket", mailer.DefaultBucket, "JetStream KV bucket of send records")
 	fs.IntVar(&o.KVReplicas, "kv-replicas", 1, "replicas of the KV bucket (3 on a cluster) (env "+envName("kv-replicas")+")")
-	fs.DurationVar(&o.KVTTL, "kv-ttl", 30*24*time.Hour, "how long send records are kept (longer than the events stream keeps events) (env "+envName("kv-ttl")+")")
+	fs.DurationVar(&o.KVTTL, "kv-ttl", mailer.DefaultRecordTTL, "how long send records are kept (longer than the events stream keeps events) (env "+envName("kv-ttl")+")")
 
 	str(&o.HTTPListen, "http-listen", "127.0.0.1:8081", "admin HTTP: /healthz /readyz /metrics")
 	str(&o.LogLevel, "log-level", "info", "debug, info, warn or error (email addresses are logged at debug only)")
