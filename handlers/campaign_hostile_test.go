@@ -106,66 +106,51 @@ func TestCampaignHostileWixDuplicateMemberInAPage(t *testing.T) {
 // tooManyToCount (no total) must not keep a campaign paging for ever: it
 // must end (completed or failed) after a bounded number of calls.
 func TestCampaignHostileWixPaginationNeverEnds(t *testing.T) {
-	// The proxy drops the offset: every page is the first one.
-	dropOffset := func(r *http.Request) {
-		q := r.URL.Query()
-		q.Del("offset")
-		r.URL.RawQuery = q.Encode()
-	}
-	e, _, g, lists := hostileCampaignEnv(t, 150, dropOffset, func(_ *http.Request, body []byte) []byte {
-		return bytes.Replace(body, []byte(`"metadata":{`), []byte(`"metadata":{"tooManyToCount":true,`), 1)
-	})
-	ended := make(chan *nats.Msg, 16)
-	sub, err := e.env.Conn().ChanSubscribe(e.env.Subjects.Events(), ended)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	e.env.Publish(messages.CmdSendCampaign, fmt.Sprintf(`{"id":"endless-1","campaignId":"endless","groupIds":[%q],"audience":{"type":"all"}}`, g))
-	const bound = 300 // 300 full pages would be 30,000 members of a 150-member group
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(2 * time.Minute)
-	for {
-		select {
-		case m := <-ended:
-			if m.Header.Get("Groupflow-Command-Id") == "endless-1" &&
-				(strings.HasSuffix(m.Subject, messages.EvtCampaignCompleted) || strings.HasSuffix(m.Subject, messages.EvtCommandFailed)) {
-				t.Logf("ended with %s after %d list calls", m.Subject, lists.Load())
-				return
-			}
-		case <-tick.C:
-			if n := lists.Load(); n > bound {
-				t.Fatalf("campaign still paging after %d List Group Members calls over a 150-member group (the same page every time, no total): it never ends", n)
-			}
-		case <-deadline:
-			t.Fatalf("campaign neither ended nor paged past %d calls in 2 minutes (%d calls)", bound, lists.Load())
-		}
-	}
+	e, _, g, lists := endlessPagingEnv(t)
+	awaitCampaignEndWithinBound(t, e, lists, "endless-1",
+		fmt.Sprintf(`{"id":"endless-1","campaignId":"endless","groupIds":[%q],"audience":{"type":"all"}}`, g))
 }
 
 // TestCampaignHostileWixPaginationNeverEndsSeveralGroups: the same endless
 // List Group Members in a campaign over two groups (the collect phase, one
 // ledger page checkpoint per answer) must end too.
 func TestCampaignHostileWixPaginationNeverEndsSeveralGroups(t *testing.T) {
+	e, site, g, lists := endlessPagingEnv(t)
+	m := site.AddMember(wixsim.MemberSeed{FirstName: "Other", LastName: "Group", LoginEmail: "other@example.com"})
+	site.SetSubscription("other@example.com", "SUBSCRIBED")
+	other := site.AddGroup("Other", "", m.ID)
+	awaitCampaignEndWithinBound(t, e, lists, "endless-2",
+		fmt.Sprintf(`{"id":"endless-2","campaignId":"endless2","groupIds":[%q,%q],"audience":{"type":"all"}}`, other.ID, g))
+}
+
+// endlessPagingEnv is hostileCampaignEnv over a 150-member group whose Wix
+// ignores the offset (every List Group Members answer is the first page)
+// and answers tooManyToCount instead of a total.
+func endlessPagingEnv(t *testing.T) (*campaignEnv, *wixsim.Site, string, *atomic.Int64) {
+	t.Helper()
 	dropOffset := func(r *http.Request) {
 		q := r.URL.Query()
 		q.Del("offset")
 		r.URL.RawQuery = q.Encode()
 	}
-	e, site, g, lists := hostileCampaignEnv(t, 150, dropOffset, func(_ *http.Request, body []byte) []byte {
+	return hostileCampaignEnv(t, 150, dropOffset, func(_ *http.Request, body []byte) []byte {
 		return bytes.Replace(body, []byte(`"metadata":{`), []byte(`"metadata":{"tooManyToCount":true,`), 1)
 	})
-	m := site.AddMember(wixsim.MemberSeed{FirstName: "Other", LastName: "Group", LoginEmail: "other@example.com"})
-	site.SetSubscription("other@example.com", "SUBSCRIBED")
-	other := site.AddGroup("Other", "", m.ID)
+}
+
+// awaitCampaignEndWithinBound publishes the campaign command body (id id)
+// and fails the test unless its completion or failure event arrives before
+// more than 300 List Group Members calls have been made: 300 full pages
+// would be 30,000 members of a 150-member group.
+func awaitCampaignEndWithinBound(t *testing.T, e *campaignEnv, lists *atomic.Int64, id, body string) {
+	t.Helper()
 	ended := make(chan *nats.Msg, 16)
 	sub, err := e.env.Conn().ChanSubscribe(e.env.Subjects.Events(), ended)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	e.env.Publish(messages.CmdSendCampaign, fmt.Sprintf(`{"id":"endless-2","campaignId":"endless2","groupIds":[%q,%q],"audience":{"type":"all"}}`, other.ID, g))
+	e.env.Publish(messages.CmdSendCampaign, body)
 	const bound = 300
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -173,14 +158,14 @@ func TestCampaignHostileWixPaginationNeverEndsSeveralGroups(t *testing.T) {
 	for {
 		select {
 		case m := <-ended:
-			if m.Header.Get("Groupflow-Command-Id") == "endless-2" &&
+			if m.Header.Get("Groupflow-Command-Id") == id &&
 				(strings.HasSuffix(m.Subject, messages.EvtCampaignCompleted) || strings.HasSuffix(m.Subject, messages.EvtCommandFailed)) {
 				t.Logf("ended with %s after %d list calls", m.Subject, lists.Load())
 				return
 			}
 		case <-tick.C:
 			if n := lists.Load(); n > bound {
-				t.Fatalf("campaign over two groups still collecting after %d List Group Members calls of a 150-member group (the same page every time, no total): it never ends", n)
+				t.Fatalf("campaign still paging after %d List Group Members calls over a 150-member group (the same page every time, no total): it never ends", n)
 			}
 		case <-deadline:
 			t.Fatalf("campaign neither ended nor paged past %d calls in 2 minutes (%d calls)", bound, lists.Load())
