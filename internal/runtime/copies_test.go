@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -523,26 +524,8 @@ func TestForgedCopyAfterAFailedAcquireDoesNotFailAValidCommand(t *testing.T) {
 // lease off) nor announce command_failed for a command that completes.
 func TestCaptureOfTheUnknownConsumersCopyLeavesARunningCommandAlone(t *testing.T) {
 	env := testenv.Start(t)
-	running, release := make(chan struct{}), make(chan struct{})
-	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
-		if attempt == 1 {
-			close(running)
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
-	rt := env.StartRuntime(fastConfig(), runtime.Adapt(h))
-	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
-	pub := env.Publish(messages.CmdGenerateReport, `{"id":"both","top":3}`, "Nats-Msg-Id", "both")
-	select {
-	case <-running:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the command never ran")
-	}
+	held := startHeldReport(t, env, "both")
+	rt, pub := held.rt, held.pub
 	ctx := context.Background()
 	capture := dlq.NewCapture(env.NC, env.JS, env.Subjects, nil)
 	capture.CatchAll = runtime.UnknownCommandsDurable // as the processor sets it up
@@ -555,17 +538,65 @@ func TestCaptureOfTheUnknownConsumersCopyLeavesARunningCommandAlone(t *testing.T
 		t.Errorf("the unknown consumer's copy of a known command was captured: %+v", e)
 		rt.AnnounceCaptured(ctx, e)
 	}
-	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "both")
+	held.leftAloneAndCompletes(ctx, "the unknown consumer's capture")
+}
+
+// heldReport is a generate_report command whose first attempt runs until
+// release is called, on a runtime of its own (startHeldReport).
+type heldReport struct {
+	t       *testing.T
+	env     *testenv.Env
+	id      string
+	rt      *testenv.Running
+	pub     *jetstream.PubAck
+	done    *testenv.Watcher
+	release func()
+}
+
+// startHeldReport publishes generate_report id and returns once its first
+// attempt is running (and held).
+func startHeldReport(t *testing.T, env *testenv.Env, id string) *heldReport {
+	t.Helper()
+	running, release := make(chan struct{}), make(chan struct{})
+	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt == 1 {
+			close(running)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	held := &heldReport{t: t, env: env, id: id, release: sync.OnceFunc(func() { close(release) })}
+	held.rt = env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	held.done = env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	held.pub = env.Publish(messages.CmdGenerateReport, fmt.Sprintf(`{"id":%q,"top":3}`, id), "Nats-Msg-Id", id)
+	select {
+	case <-running:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command never ran")
+	}
+	return held
+}
+
+// leftAloneAndCompletes fails the test unless the held command's record is
+// still processing under an owner (what, e.g. a capture, changed nothing),
+// and, once released, the command completes without a command_failed.
+func (h *heldReport) leftAloneAndCompletes(ctx context.Context, what string) {
+	h.t.Helper()
+	rec, err := h.env.Ledger.Record(ctx, messages.CmdGenerateReport, h.id)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	if rec.Status != ledger.StatusProcessing || rec.Owner == "" {
-		t.Errorf("the unknown consumer's capture changed the running command's record: %s, owner %q", rec.Status, rec.Owner)
+		h.t.Errorf("%s changed the running command's record: %s, owner %q", what, rec.Status, rec.Owner)
 	}
-	close(release)
-	done.Next(30*time.Second, testenv.ForCommand("both"))
-	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
-		t.Errorf("command_failed announced (%d) for a command that completed", n)
+	h.release()
+	h.done.Next(30*time.Second, testenv.ForCommand(h.id))
+	if n := len(h.env.Events(messages.EvtCommandFailed)); n != 0 {
+		h.t.Errorf("command_failed announced (%d) for a command that completed", n)
 	}
 }
 

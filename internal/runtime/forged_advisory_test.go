@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"groupflow/internal/dlq"
-	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
-	"groupflow/messages"
 )
 
 // TestForgedAdvisoryOfARunningCommandLeavesItAlone: max-deliveries
@@ -22,26 +20,8 @@ import (
 // command that completes.
 func TestForgedAdvisoryOfARunningCommandLeavesItAlone(t *testing.T) {
 	env := testenv.Start(t)
-	running, release := make(chan struct{}), make(chan struct{})
-	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
-		if attempt == 1 {
-			close(running)
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
-	rt := env.StartRuntime(fastConfig(), runtime.Adapt(h))
-	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
-	pub := env.Publish(messages.CmdGenerateReport, `{"id":"forged-adv","top":3}`, "Nats-Msg-Id", "forged-adv")
-	select {
-	case <-running:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the command never ran")
-	}
+	held := startHeldReport(t, env, "forged-adv")
+	rt, pub := held.rt, held.pub
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	capture := dlq.NewCapture(env.NC, env.JS, env.Subjects, nil)
@@ -68,16 +48,5 @@ func TestForgedAdvisoryOfARunningCommandLeavesItAlone(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the advisory was never captured and decided on")
 	}
-	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "forged-adv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Status != ledger.StatusProcessing || rec.Owner == "" {
-		t.Errorf("a forged advisory changed the running command's record: %s, owner %q", rec.Status, rec.Owner)
-	}
-	close(release)
-	done.Next(30*time.Second, testenv.ForCommand("forged-adv"))
-	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
-		t.Errorf("command_failed announced (%d) for a command that completed", n)
-	}
+	held.leftAloneAndCompletes(ctx, "a forged advisory")
 }
