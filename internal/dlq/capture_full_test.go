@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,47 @@ import (
 	"groupflow/internal/testenv"
 	"groupflow/messages"
 )
+
+// announcements records the entries a capture announced (its OnCaptured).
+type announcements struct {
+	mu sync.Mutex
+	es []*dlq.Entry
+}
+
+func (a *announcements) record(_ context.Context, e *dlq.Entry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.es = append(a.es, e)
+}
+
+// list returns what was announced so far.
+func (a *announcements) list() []*dlq.Entry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.es)
+}
+
+// startRecordingCapture starts a capture on js, logging to log, after
+// configure (nil: none) has set its options, recording what it announces;
+// it is closed when the test ends.
+func startRecordingCapture(t *testing.T, ctx context.Context, env *testenv.Env, js jetstream.JetStream,
+	log *zap.Logger, configure func(*dlq.Capture)) (*dlq.Capture, *announcements) {
+	t.Helper()
+	var announced announcements
+	capture := dlq.NewCapture(env.Conn(), js, env.Subjects, log)
+	if configure != nil {
+		configure(capture)
+	}
+	capture.OnCaptured = announced.record
+	if err := capture.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = capture.Close() })
+	return capture, &announced
+}
+
+// fastFullRetry retries a capture refused by a full DLQ every 50 ms.
+func fastFullRetry(c *dlq.Capture) { c.FullRetry = 50 * time.Millisecond }
 
 // awaitCond polls cond until it holds or within elapses, then fails with what.
 func awaitCond(t *testing.T, within time.Duration, what string, cond func() bool) {
@@ -87,19 +129,7 @@ func TestCaptureWaitsWhileDLQFull(t *testing.T) {
 	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
 		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
 
-	var mu sync.Mutex
-	var announced []*dlq.Entry
-	capture := dlq.NewCapture(env.Conn(), env.JS, env.Subjects, zaptest.NewLogger(t))
-	capture.FullRetry = 50 * time.Millisecond
-	capture.OnCaptured = func(_ context.Context, e *dlq.Entry) {
-		mu.Lock()
-		defer mu.Unlock()
-		announced = append(announced, e)
-	}
-	if err := capture.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer capture.Close()
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS, zaptest.NewLogger(t), fastFullRetry)
 
 	ack := env.Publish(messages.CmdGenerateReport, `{"id":"report-full"}`)
 	exhaust(t, env, ctx, "groupflow_generate_report", messages.CmdGenerateReport)
@@ -109,11 +139,9 @@ func TestCaptureWaitsWhileDLQFull(t *testing.T) {
 	if dls := env.DeadLetters(); len(dls) != 1 || dls[0].CommandID != "filler" {
 		t.Fatalf("while full, dead letters: %+v", dls)
 	}
-	mu.Lock()
-	if len(announced) != 0 {
-		t.Fatalf("announced while the DLQ was full: %+v", announced)
+	if a := announced.list(); len(a) != 0 {
+		t.Fatalf("announced while the DLQ was full: %+v", a)
 	}
-	mu.Unlock()
 	// Not lost meanwhile: the command is still in its stream.
 	if msgs := env.Read(env.Subjects.CommandStream(), env.Subjects.Command(messages.CmdGenerateReport)); len(msgs) != 1 || msgs[0].Seq != ack.Sequence {
 		t.Fatalf("commands stream while waiting: %v", msgs)
@@ -140,10 +168,8 @@ func TestCaptureWaitsWhileDLQFull(t *testing.T) {
 		e.Handler != "groupflow_generate_report" || string(e.Body) != `{"id":"report-full"}` {
 		t.Fatalf("entry: %+v", e)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(announced) != 1 || announced[0].Seq != e.Seq || announced[0].CommandID != "report-full" {
-		t.Fatalf("announced %d: %+v (stored seq %d)", len(announced), announced, e.Seq)
+	if a := announced.list(); len(a) != 1 || a[0].Seq != e.Seq || a[0].CommandID != "report-full" {
+		t.Fatalf("announced %d: %+v (stored seq %d)", len(a), a, e.Seq)
 	}
 }
 
@@ -169,20 +195,9 @@ func TestCaptureFullThenTransientErrorKeepsWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var announced []*dlq.Entry
 	obs, logs := observer.New(zap.WarnLevel)
-	capture := dlq.NewCapture(env.Conn(), env.JS, env.Subjects, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)))
-	capture.FullRetry = 50 * time.Millisecond
-	capture.OnCaptured = func(_ context.Context, e *dlq.Entry) {
-		mu.Lock()
-		defer mu.Unlock()
-		announced = append(announced, e)
-	}
-	if err := capture.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer capture.Close()
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS,
+		zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), fastFullRetry)
 
 	ack := env.Publish(messages.CmdGenerateReport, `{"id":"report-blip"}`)
 	exhaust(t, env, ctx, "groupflow_generate_report", messages.CmdGenerateReport)
@@ -227,9 +242,7 @@ func TestCaptureFullThenTransientErrorKeepsWaiting(t *testing.T) {
 	if len(dls) != 1 || dls[0].CommandID != "report-blip" || dls[0].OriginalSeq != ack.Sequence || dls[0].Kind != messages.FailureExhausted {
 		t.Fatalf("dead letters: %+v", dls)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(announced) != 1 || announced[0].Seq != dls[0].Seq {
-		t.Fatalf("announced %d: %+v (stored seq %d)", len(announced), announced, dls[0].Seq)
+	if a := announced.list(); len(a) != 1 || a[0].Seq != dls[0].Seq {
+		t.Fatalf("announced %d: %+v (stored seq %d)", len(a), a, dls[0].Seq)
 	}
 }

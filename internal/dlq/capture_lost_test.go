@@ -3,7 +3,6 @@ package dlq_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,19 +64,8 @@ func TestCaptureWithALostPubAckIsAnnounced(t *testing.T) {
 
 	js := &lostAckJS{JetStream: env.JS, dlqPrefix: strings.TrimSuffix(env.Subjects.DLQs(), ">"),
 		held: make(chan struct{}), release: make(chan struct{})}
-	var mu sync.Mutex
-	var announced []*dlq.Entry
-	capture := dlq.NewCapture(env.Conn(), js, env.Subjects, zaptest.NewLogger(t))
-	capture.OnCaptured = func(_ context.Context, e *dlq.Entry) {
-		mu.Lock()
-		defer mu.Unlock()
-		announced = append(announced, e)
-	}
-	if err := capture.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer capture.Close()
-	defer close(js.release) // before Close: a failing run does not wait out the capture
+	_, announced := startRecordingCapture(t, ctx, env, js, zaptest.NewLogger(t), nil)
+	defer close(js.release) // before the capture's Close (a cleanup): a failing run does not wait it out
 
 	env.Publish(messages.CmdGenerateReport, `{"id":"report-lost-ack"}`)
 	exhaust(t, env, ctx, "groupflow_generate_report", messages.CmdGenerateReport)
@@ -94,10 +82,7 @@ func TestCaptureWithALostPubAckIsAnnounced(t *testing.T) {
 	const within = 40 * time.Second // the capture's own budget is 2 minutes
 	deadline := time.Now().Add(within)
 	for {
-		mu.Lock()
-		n := len(announced)
-		mu.Unlock()
-		if n > 0 {
+		if len(announced.list()) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -107,10 +92,8 @@ func TestCaptureWithALostPubAckIsAnnounced(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	dls := env.DeadLetters()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(dls) != 1 || len(announced) != 1 || announced[0].Seq != dls[0].Seq || announced[0].CommandID != "report-lost-ack" {
-		t.Fatalf("announced %+v; dead letters %+v", announced, dls)
+	if a := announced.list(); len(dls) != 1 || len(a) != 1 || a[0].Seq != dls[0].Seq || a[0].CommandID != "report-lost-ack" {
+		t.Fatalf("announced %+v; dead letters %+v", a, dls)
 	}
 }
 
