@@ -330,6 +330,9 @@ func (s *startup) capture(ctx context.Context) error {
 	capture.OnCaptured = s.rt.AnnounceCaptured
 	capture.CatchAll = runtime.UnknownCommandsDurable
 	s.App.capture = capture
+	s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "groupflow_dlq_advisories_dropped_total",
+		Help: "Max-deliveries advisories the dead-letter capture dropped behind a burst (their commands, if genuine, stay exhausted in the commands stream)."},
+		func() float64 { return float64(capture.Dropped()) }))
 	return capture.Start(ctx)
 }
 

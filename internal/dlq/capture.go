@@ -68,24 +68,56 @@ type Capture struct {
 	FullRetry time.Duration
 	waiting   atomic.Int64
 
-	mu   sync.Mutex
-	sub  *nats.Subscription
-	wg   sync.WaitGroup
-	stop chan struct{}
-	once sync.Once
+	droppedLogged atomic.Int64
+
+	slots chan struct{} // one per capture in progress (captureConcurrency)
+
+	mu       sync.Mutex
+	sub      *nats.Subscription
+	inFlight map[adviceKey]struct{} // advisories being captured or held while the DLQ is full
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	once     sync.Once
 }
+
+// adviceKey names what one advisory asks to capture: an exhausted stream
+// message, on the catch-all consumer or on its own (the consumer's name is
+// otherwise the publisher's word, and would let one message be claimed
+// once per name).
+type adviceKey struct {
+	catchAll bool
+	seq      uint64
+}
+
+func (c *Capture) keyOf(adv MaxDeliveriesAdvisory) adviceKey {
+	return adviceKey{c.CatchAll != "" && adv.Consumer == c.CatchAll, adv.StreamSeq}
+}
+
+// Bounds of the advisory loop. Advisories are core NATS messages, sent
+// once: those arriving while advisoryBuffer are waiting are dropped by the
+// client (counted by Dropped). The loop never waits on one capture: up to
+// captureConcurrency run at once (each reads the message, searches the DLQ
+// and stores the entry, at most a few CallTimeouts), and an announcement
+// (OnCaptured, which may wait out a lease) runs on its own, so neither a
+// slow capture nor a forged advisory naming a running command stops the
+// advisories behind it.
+const (
+	advisoryBuffer     = 4096
+	captureConcurrency = 8
+)
 
 // NewCapture returns a capture over nc (advisories) and js (streams).
 func NewCapture(nc *nats.Conn, js jetstream.JetStream, subjects messages.Subjects, log *zap.Logger) *Capture {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Capture{nc: nc, js: js, subjects: subjects, log: log, store: NewStore(js, subjects), stop: make(chan struct{})}
+	return &Capture{nc: nc, js: js, subjects: subjects, log: log, store: NewStore(js, subjects), stop: make(chan struct{}),
+		slots: make(chan struct{}, captureConcurrency), inFlight: map[adviceKey]struct{}{}}
 }
 
 // Start subscribes to the advisories; capturing runs until ctx ends or Close.
 func (c *Capture) Start(ctx context.Context) error {
-	ch := make(chan *nats.Msg, 1024)
+	ch := make(chan *nats.Msg, advisoryBuffer)
 	sub, err := c.nc.ChanSubscribe(AdvisorySubject(c.subjects.CommandStream()), ch)
 	if err != nil {
 		return fmt.Errorf("dlq capture: subscribe to advisories: %w", err)
@@ -108,14 +140,18 @@ func (c *Capture) Start(ctx context.Context) error {
 			case <-c.stop:
 				return
 			case m := <-ch:
-				c.handle(ctx, m)
+				if !c.dispatch(ctx, m) {
+					return
+				}
+				c.reportDropped()
 			}
 		}
 	}()
 	return nil
 }
 
-// Close stops capturing and waits for the advisory in hand.
+// Close stops capturing and waits for the captures in progress and the
+// announcements they started (whose context it ends).
 func (c *Capture) Close() error {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -129,11 +165,91 @@ func (c *Capture) Close() error {
 	return nil
 }
 
-func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
+// Dropped returns how many advisories the client dropped because the
+// capture's buffer was full (each may be a command left exhausted in the
+// commands stream, never dead-lettered): 0 before Start.
+func (c *Capture) Dropped() int {
+	c.mu.Lock()
+	sub := c.sub
+	c.mu.Unlock()
+	if sub == nil {
+		return 0
+	}
+	n, err := sub.Dropped()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// reportDropped logs the advisories dropped since it last did (the client
+// drops them when the buffer is full, so a burst is seen only once it ends).
+func (c *Capture) reportDropped() {
+	n := int64(c.Dropped())
+	if last := c.droppedLogged.Load(); n > last && c.droppedLogged.CompareAndSwap(last, n) {
+		c.log.Error("max-deliveries advisories dropped (the capture fell behind a burst): their commands, if genuine, stay exhausted in the commands stream, neither dead-lettered nor announced",
+			zap.Int64("dropped", n-last), zap.Int64("dropped_total", n))
+	}
+}
+
+// dispatch starts capturing the advisory m on its own goroutine once a slot
+// is free, unless the same advisory is already being captured. It returns
+// false when the capture stopped while it waited for a slot.
+func (c *Capture) dispatch(ctx context.Context, m *nats.Msg) bool {
+	adv, ok := c.advisory(m)
+	if !ok {
+		return true
+	}
+	key := c.keyOf(adv)
+	if !c.claim(key) {
+		c.log.Debug("max-deliveries advisory repeated while its capture is in progress",
+			zap.String("consumer", clip(adv.Consumer)), zap.Uint64("stream_seq", adv.StreamSeq))
+		return true
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		c.unclaim(key)
+		return false
+	case <-c.stop:
+		c.unclaim(key)
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.slots }()
+		if !c.handle(ctx, adv) {
+			c.unclaim(key)
+		}
+	}()
+	return true
+}
+
+// claim marks key in progress; false if it already was.
+func (c *Capture) claim(key adviceKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, busy := c.inFlight[key]; busy {
+		return false
+	}
+	c.inFlight[key] = struct{}{}
+	return true
+}
+
+func (c *Capture) unclaim(key adviceKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inFlight, key)
+}
+
+// advisory reads m as a max-deliveries advisory of the commands stream;
+// false (logged) for one that cannot be, or names another stream.
+func (c *Capture) advisory(m *nats.Msg) (MaxDeliveriesAdvisory, bool) {
 	var adv MaxDeliveriesAdvisory
 	if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
 		c.log.Warn("unreadable max-deliveries advisory", zap.String("subject", m.Subject), zap.Error(err))
-		return
+		return adv, false
 	}
 	if adv.Stream == "" {
 		adv.Stream = c.subjects.CommandStream()
@@ -143,8 +259,14 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 		// stream): never read another stream's message into the DLQ.
 		c.log.Warn("max-deliveries advisory naming another stream ignored", zap.String("subject", m.Subject),
 			zap.String("stream", clip(adv.Stream)), zap.Uint64("stream_seq", adv.StreamSeq))
-		return
+		return adv, false
 	}
+	return adv, true
+}
+
+// handle captures adv. It returns true when the capture is held until the
+// full DLQ has room (holdWhileFull then owns the advisory's claim).
+func (c *Capture) handle(ctx context.Context, adv MaxDeliveriesAdvisory) (held bool) {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	// Retried: the advisory is a core NATS message, sent once. A full DLQ
@@ -166,10 +288,10 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 		case <-hctx.Done():
 		}
 	}
-	log := c.log.With(zap.String("consumer", adv.Consumer), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
+	log := c.log.With(zap.String("consumer", clip(adv.Consumer)), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
 	if IsFull(err) {
 		c.holdWhileFull(ctx, adv, log)
-		return
+		return true
 	}
 	switch {
 	case err != nil:
@@ -177,29 +299,34 @@ func (c *Capture) handle(ctx context.Context, m *nats.Msg) {
 	case stored != nil:
 		log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ",
 			zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
-		c.onCaptured(hctx, stored)
+		c.onCaptured(ctx, stored)
 	default:
 		log.Debug("max-deliveries advisory for a command already in the DLQ")
 	}
+	return false
 }
 
-// onCaptured hands a stored entry to OnCaptured, under a context that
-// also ends when the capture is closed (OnCaptured may wait: see
-// runtime.AnnounceCaptured).
+// onCaptured hands a stored entry to OnCaptured on a goroutine of its own
+// (OnCaptured may wait: see runtime.AnnounceCaptured), under a context of
+// the capture's lifetime that also ends when the capture is closed.
 func (c *Capture) onCaptured(ctx context.Context, e *Entry) {
 	if c.OnCaptured == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	c.wg.Add(1)
 	go func() {
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
+		defer c.wg.Done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		c.OnCaptured(ctx, e)
 	}()
-	c.OnCaptured(ctx, e)
 }
 
 // ErrForeignStream is CaptureSeq's refusal of an advisory naming a stream
@@ -379,6 +506,7 @@ func (c *Capture) holdWhileFull(ctx context.Context, adv MaxDeliveriesAdvisory, 
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer c.unclaim(c.keyOf(adv))
 		defer c.waiting.Add(-1)
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -396,7 +524,7 @@ func (c *Capture) holdWhileFull(ctx context.Context, adv MaxDeliveriesAdvisory, 
 				if stored != nil {
 					log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ once it had room",
 						zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
-					c.onCaptured(hctx, stored)
+					c.onCaptured(ctx, stored)
 				}
 				cancel()
 				return

@@ -37,18 +37,18 @@ func (a *announcements) list() []*dlq.Entry {
 	return slices.Clone(a.es)
 }
 
-// startRecordingCapture starts a capture on js, logging to log, after
-// configure (nil: none) has set its options, recording what it announces;
-// it is closed when the test ends.
+// startRecordingCapture starts a capture on js, logging to log, recording
+// what it announces, after configure (nil: none) has set its options (it
+// may replace OnCaptured); it is closed when the test ends.
 func startRecordingCapture(t *testing.T, ctx context.Context, env *testenv.Env, js jetstream.JetStream,
 	log *zap.Logger, configure func(*dlq.Capture)) (*dlq.Capture, *announcements) {
 	t.Helper()
 	var announced announcements
 	capture := dlq.NewCapture(env.Conn(), js, env.Subjects, log)
+	capture.OnCaptured = announced.record
 	if configure != nil {
 		configure(capture)
 	}
-	capture.OnCaptured = announced.record
 	if err := capture.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,132 @@
+package dlq_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"groupflow/internal/dlq"
+	"groupflow/internal/testenv"
+	"groupflow/messages"
+)
+
+// TestCaptureGoesOnWhileAnAnnouncementWaits: announcing a captured entry
+// may wait (the processor waits out a live lease before it announces, see
+// runtime.AnnounceCaptured), and advisories are core NATS messages the
+// client drops once the capture's buffer is full. An announcement that
+// waits — here for ever, until the test ends — must not stop the capture
+// of the advisories behind it, even a flood of them (2,000 repeats of the
+// first, as a forger would send, more than the old 1,024-message buffer
+// held): the next command's advisory is still captured and announced, and
+// none is dropped.
+func TestCaptureGoesOnWhileAnAnnouncementWaits(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	first := env.Publish(messages.CmdGenerateReport, `{"id":"report-waits"}`)
+	second := env.Publish(messages.CmdGenerateReport, `{"id":"report-next"}`)
+	release := make(chan struct{})
+	defer close(release)
+	waiting := make(chan struct{})
+	announced := make(chan *dlq.Entry, 4)
+	capture, _ := startRecordingCapture(t, ctx, env, env.JS, zaptest.NewLogger(t), func(c *dlq.Capture) {
+		c.OnCaptured = func(ctx context.Context, e *dlq.Entry) {
+			if e.OriginalSeq == first.Sequence {
+				close(waiting)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return
+			}
+			announced <- e
+		}
+	})
+	advise(t, env, first.Sequence)
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first advisory was never captured and announced")
+	}
+	for range 2000 {
+		advise(t, env, first.Sequence)
+	}
+	advise(t, env, second.Sequence)
+	if err := env.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-announced:
+		if e.OriginalSeq != second.Sequence || e.CommandID != "report-next" {
+			t.Fatalf("announced %+v, want the second command's entry", e)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the second command's advisory was not captured while the first one's announcement waited (%d advisories dropped)", capture.Dropped())
+	}
+	if n := capture.Dropped(); n != 0 {
+		t.Errorf("%d advisories dropped", n)
+	}
+	if dls := env.DeadLetters(); len(dls) != 2 {
+		t.Errorf("dead letters: %d, want 2 (one per command, whatever the repeats)", len(dls))
+	}
+}
+
+// TestRepeatedAdvisoryWhileTheDLQIsFullWaitsOnce: an advisory repeated
+// while its capture waits for room in the full DLQ (a forger's flood, or
+// the same advisory seen twice) is that one capture: Waiting stays 1 — no
+// goroutine and no DLQ search per repeat — and once the DLQ has room the
+// command is stored and announced once.
+func TestRepeatedAdvisoryWhileTheDLQIsFullWaitsOnce(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dlqStream := limitDLQ(t, env, 1)
+	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
+		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
+	obs, logs := observer.New(zap.DebugLevel)
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), fastFullRetry)
+	ack := env.Publish(messages.CmdGenerateReport, `{"id":"report-repeated"}`)
+	advise(t, env, ack.Sequence)
+	awaitCond(t, 30*time.Second, "the capture never waited for the full DLQ", func() bool { return capture.Waiting() == 1 })
+	const repeats = 50
+	for range repeats {
+		advise(t, env, ack.Sequence)
+	}
+	awaitCond(t, 30*time.Second, "the repeats were not all seen", func() bool {
+		return logs.FilterMessage("max-deliveries advisory repeated while its capture is in progress").Len() == repeats
+	})
+	if n := capture.Waiting(); n != 1 {
+		t.Fatalf("waiting %d after %d repeats of one advisory, want 1", n, repeats)
+	}
+	if err := dlqStream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, 30*time.Second, "capture still waiting after the DLQ was purged", func() bool { return capture.Waiting() == 0 })
+	if err := capture.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dls := env.DeadLetters(); len(dls) != 1 || dls[0].OriginalSeq != ack.Sequence {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+	if a := announced.list(); len(a) != 1 || a[0].OriginalSeq != ack.Sequence {
+		t.Fatalf("announced %d: %+v", len(a), a)
+	}
+}
+
+// advise publishes a max-deliveries advisory of the report consumer for
+// the commands stream's message seq, as the server (or a forger) would.
+func advise(t *testing.T, env *testenv.Env, seq uint64) {
+	t.Helper()
+	b, _ := json.Marshal(dlq.MaxDeliveriesAdvisory{Type: "io.nats.jetstream.advisory.v1.max_deliver",
+		Stream: env.Subjects.CommandStream(), Consumer: "groupflow_generate_report", StreamSeq: seq, Deliveries: 25, Timestamp: time.Now()})
+	if err := env.NC.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+env.Subjects.CommandStream()+".groupflow_generate_report", b); err != nil {
+		t.Fatal(err)
+	}
+}
