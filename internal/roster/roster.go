@@ -2,8 +2,9 @@
 // file whose header row names the columns: email, phone, contactId, name,
 // first name and last name, in any order, spelled loosely ("E-mail",
 // "contact_id", "First Name"), extra columns ignored. It accepts a UTF-8 BOM,
-// quoted fields (with commas, quotes and line breaks) and blank lines, and
-// reports unusable rows with their line numbers instead of sending them.
+// LF, CRLF or CR-only line ends, quoted fields (with commas, quotes and line
+// breaks) and blank lines, and reports unusable rows with their line numbers
+// instead of sending them.
 package roster
 
 import (
@@ -96,6 +97,11 @@ func Read(r io.Reader) (*Result, error) {
 		return nil, err
 	}
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if !bytes.ContainsRune(data, '\n') {
+		// Classic Mac line ends (CR only): encoding/csv ends a record only at
+		// LF, so the whole file would be one header row and every row lost.
+		data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+	}
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true

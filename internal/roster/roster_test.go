@@ -74,6 +74,26 @@ func TestRead(t *testing.T) {
 			},
 		},
 		{
+			name: "CR-only line ends, unquoted",
+			in:   "email,name\rann@example.com,Ann\rbob@example.com,Bob",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann", Ref: "2"},
+				{Email: "bob@example.com", Name: "Bob", Ref: "3"},
+			},
+		},
+		{
+			// Classic Mac line ends (Excel for Mac's "CSV (Macintosh)"):
+			// encoding/csv ends lines only at LF, so the whole file was one
+			// header row and every person was lost without a word.
+			name: "CR-only line ends",
+			in:   "email,name\rann@example.com,Ann\rtwo@example.com,\"Two\rLines\"\rbob@example.com,Bob\r",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann", Ref: "2"},
+				{Email: "two@example.com", Name: "Two\nLines", Ref: "3"},
+				{Email: "bob@example.com", Name: "Bob", Ref: "5"},
+			},
+		},
+		{
 			name: "bad rows with line numbers",
 			in:   "email,name,notes\nann@example.com,Ann,\nnot-an-email,Bob,\n,,only notes\nann@example,Carl,\nzed@example.com,,\n",
 			people: []messages.Person{
