@@ -79,6 +79,11 @@ type Result struct {
 	Ignored []string
 }
 
+// MaxFileBytes bounds a roster file (64 MiB): far more than MaxPeople
+// rows with many extra columns, and a bound on the memory a hostile or
+// mistaken file (a database dump, /dev/zero) can take.
+const MaxFileBytes = 64 << 20
+
 // ReadFile parses the roster file at path.
 func ReadFile(path string) (*Result, error) {
 	f, err := os.Open(path)
@@ -90,11 +95,14 @@ func ReadFile(path string) (*Result, error) {
 }
 
 // Read parses a roster. Its error is fatal (no header, no identifier
-// column, malformed CSV); unusable rows are reported in Result.Bad.
+// column, malformed CSV, more than MaxFileBytes); unusable rows are reported in Result.Bad.
 func Read(r io.Reader) (*Result, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("roster: file is larger than %d MiB", MaxFileBytes>>20)
 	}
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	if !bytes.ContainsRune(data, '\n') {

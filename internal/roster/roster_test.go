@@ -2,6 +2,7 @@ package roster_test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,5 +195,32 @@ func TestColumnOf(t *testing.T) {
 	}
 	if _, ok := roster.ColumnOf("notes"); ok {
 		t.Error("notes recognised")
+	}
+}
+
+// endless yields rows forever, counting the bytes read.
+type endless struct{ n int64 }
+
+var endlessRows = []byte(strings.Repeat("ann@example.com\n", 4096))
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, endlessRows)
+	e.n += int64(n)
+	return n, nil
+}
+
+func TestReadBoundsTheFile(t *testing.T) {
+	src := &endless{}
+	_, err := roster.Read(io.MultiReader(strings.NewReader("email\n"), src))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("endless roster: %v", err)
+	}
+	if src.n > roster.MaxFileBytes+1<<20 {
+		t.Errorf("read %d bytes of an endless roster, bound %d", src.n, roster.MaxFileBytes)
+	}
+	// One byte over the bound is refused before any parsing.
+	over := "email\n" + strings.Repeat(" ", roster.MaxFileBytes-len("email\n")) + "\n"
+	if _, err := roster.Read(strings.NewReader(over)); err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("roster of %d bytes: %v", len(over), err)
 	}
 }
