@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,4 +126,29 @@ func writeJSONLine(w io.Writer, b []byte) {
 	fmt.Fprintf(w, "%s\n", jsonSafe(out.String()))
 }
 
-func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }
+func readAll(r io.Reader) ([]byte, error) { return readBounded(r, "stdin") }
+
+// readBounded reads a command body (or part of one) from r, named name in
+// the error: at most messages.MaxCommandBytes, which Decode would refuse
+// anyway, so an endless or huge input fails at once instead of filling
+// memory.
+func readBounded(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, messages.MaxCommandBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > messages.MaxCommandBytes {
+		return nil, fmt.Errorf("%s: more than %d bytes (a command's limit)", name, messages.MaxCommandBytes)
+	}
+	return b, nil
+}
+
+// readFileBounded is readBounded of the file name.
+func readFileBounded(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readBounded(f, name)
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -120,7 +119,7 @@ func scheduleBody(body, file, def, site string) ([]byte, error) {
 		return nil, fmt.Errorf("give --body or --file, not both")
 	case file != "":
 		var err error
-		if b, err = os.ReadFile(file); err != nil {
+		if b, err = readFileBounded(file); err != nil {
 			return nil, err
 		}
 	case body == "" && def == "":

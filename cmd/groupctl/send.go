@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -236,7 +235,7 @@ func (a *app) sendReportCmd(o *sendOpts) *cobra.Command {
 // readArg returns s, or the content of file s[1:] when s starts with '@'.
 func readArg(s string) ([]byte, error) {
 	if name, ok := strings.CutPrefix(s, "@"); ok {
-		return os.ReadFile(name)
+		return readFileBounded(name)
 	}
 	return []byte(s), nil
 }
@@ -278,7 +277,7 @@ func (a *app) sendRaw(ctx context.Context, o *sendOpts, subject, file string) er
 	if file == "-" {
 		body, err = readAll(a.stdin)
 	} else {
-		body, err = os.ReadFile(file)
+		body, err = readFileBounded(file)
 	}
 	if err != nil {
 		return err

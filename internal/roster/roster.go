@@ -2,8 +2,9 @@
 // file whose header row names the columns: email, phone, contactId, name,
 // first name and last name, in any order, spelled loosely ("E-mail",
 // "contact_id", "First Name"), extra columns ignored. It accepts a UTF-8 BOM,
-// quoted fields (with commas, quotes and line breaks) and blank lines, and
-// reports unusable rows with their line numbers instead of sending them.
+// LF, CRLF or CR-only line ends, quoted fields (with commas, quotes and line
+// breaks) and blank lines, and reports unusable rows with their line numbers
+// instead of sending them.
 package roster
 
 import (
@@ -78,6 +79,11 @@ type Result struct {
 	Ignored []string
 }
 
+// MaxFileBytes bounds a roster file (64 MiB): far more than MaxPeople
+// rows with many extra columns, and a bound on the memory a hostile or
+// mistaken file (a database dump, /dev/zero) can take.
+const MaxFileBytes = 64 << 20
+
 // ReadFile parses the roster file at path.
 func ReadFile(path string) (*Result, error) {
 	f, err := os.Open(path)
@@ -89,13 +95,21 @@ func ReadFile(path string) (*Result, error) {
 }
 
 // Read parses a roster. Its error is fatal (no header, no identifier
-// column, malformed CSV); unusable rows are reported in Result.Bad.
+// column, malformed CSV, more than MaxFileBytes); unusable rows are reported in Result.Bad.
 func Read(r io.Reader) (*Result, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
 		return nil, err
 	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("roster: file is larger than %d MiB", MaxFileBytes>>20)
+	}
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if !bytes.ContainsRune(data, '\n') {
+		// Classic Mac line ends (CR only): encoding/csv ends a record only at
+		// LF, so the whole file would be one header row and every row lost.
+		data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+	}
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true

@@ -2,6 +2,7 @@ package roster_test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,26 @@ func TestRead(t *testing.T) {
 			people: []messages.Person{
 				{Email: "ann@example.com", Ref: "2"},
 				{Name: "Bob", Ref: "3"},
+			},
+		},
+		{
+			name: "CR-only line ends, unquoted",
+			in:   "email,name\rann@example.com,Ann\rbob@example.com,Bob",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann", Ref: "2"},
+				{Email: "bob@example.com", Name: "Bob", Ref: "3"},
+			},
+		},
+		{
+			// Classic Mac line ends (Excel for Mac's "CSV (Macintosh)"):
+			// encoding/csv ends lines only at LF, so the whole file was one
+			// header row and every person was lost without a word.
+			name: "CR-only line ends",
+			in:   "email,name\rann@example.com,Ann\rtwo@example.com,\"Two\rLines\"\rbob@example.com,Bob\r",
+			people: []messages.Person{
+				{Email: "ann@example.com", Name: "Ann", Ref: "2"},
+				{Email: "two@example.com", Name: "Two\nLines", Ref: "3"},
+				{Email: "bob@example.com", Name: "Bob", Ref: "5"},
 			},
 		},
 		{
@@ -174,5 +195,32 @@ func TestColumnOf(t *testing.T) {
 	}
 	if _, ok := roster.ColumnOf("notes"); ok {
 		t.Error("notes recognised")
+	}
+}
+
+// endless yields rows forever, counting the bytes read.
+type endless struct{ n int64 }
+
+var endlessRows = []byte(strings.Repeat("ann@example.com\n", 4096))
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, endlessRows)
+	e.n += int64(n)
+	return n, nil
+}
+
+func TestReadBoundsTheFile(t *testing.T) {
+	src := &endless{}
+	_, err := roster.Read(io.MultiReader(strings.NewReader("email\n"), src))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("endless roster: %v", err)
+	}
+	if src.n > roster.MaxFileBytes+1<<20 {
+		t.Errorf("read %d bytes of an endless roster, bound %d", src.n, roster.MaxFileBytes)
+	}
+	// One byte over the bound is refused before any parsing.
+	over := "email\n" + strings.Repeat(" ", roster.MaxFileBytes-len("email\n")) + "\n"
+	if _, err := roster.Read(strings.NewReader(over)); err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("roster of %d bytes: %v", len(over), err)
 	}
 }
