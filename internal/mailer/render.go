@@ -223,8 +223,12 @@ func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeUR
 	return &out, nil
 }
 
-// oneLine folds a rendered subject to one line (no header injection).
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine folds a rendered subject or display name to one line of
+// printable text (no header injection): control characters (C0, DEL, C1)
+// and runs of white space become one space.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+}
 
 // maxDisplayName bounds a recipient's display name, in bytes.
 const maxDisplayName = 256

@@ -46,6 +46,14 @@ func TestRenderSampleTemplates(t *testing.T) {
 	if out.Subject != "Custom Bcc: evil@example.com" {
 		t.Errorf("subject not folded to one line: %q", out.Subject)
 	}
+	// Other control characters (NUL, ESC, DEL, C1) are no header's either.
+	c.Subject = "Custom\x00Null\x1b[31mRed\x7f\u0085End\u009b"
+	if out, err = r.Render(ev, c, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out.Subject != "Custom Null [31mRed End" {
+		t.Errorf("control characters left in the subject: %q", out.Subject)
+	}
 }
 
 func TestRenderErrorsArePermanentAndClear(t *testing.T) {
