@@ -282,6 +282,12 @@ func (c *Capture) handle(ctx context.Context, adv MaxDeliveriesAdvisory) (held b
 		if stored, err = c.captureSeq(hctx, adv, mayHaveStored); err == nil || IsFull(err) || hctx.Err() != nil {
 			break
 		}
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Final: a genuine advisory names the message the server just
+			// gave up delivering. A forger's naming none would otherwise
+			// hold a slot for the retries (8 of them, every slot).
+			break
+		}
 		mayHaveStored = mayHaveStored || lostReply(err)
 		select {
 		case <-time.After(time.Duration(attempt) * time.Second):
@@ -294,6 +300,8 @@ func (c *Capture) handle(ctx context.Context, adv MaxDeliveriesAdvisory) (held b
 		return true
 	}
 	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		log.Warn("max-deliveries advisory naming no message of the commands stream ignored (forged, or the message is gone)", zap.Error(err))
 	case err != nil:
 		log.Error("command exhausted its deliveries and could not be dead-lettered", zap.Error(err))
 	case stored != nil:
