@@ -1,10 +1,13 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,7 +77,8 @@ type Capture struct {
 
 	mu       sync.Mutex
 	sub      *nats.Subscription
-	inFlight map[adviceKey]struct{} // advisories being captured or held while the DLQ is full
+	inFlight map[adviceKey]struct{}              // advisories being captured or held while the DLQ is full
+	held     map[adviceKey]MaxDeliveriesAdvisory // held until the full DLQ has room (retryHeld)
 	wg       sync.WaitGroup
 	stop     chan struct{}
 	once     sync.Once
@@ -112,7 +116,8 @@ func NewCapture(nc *nats.Conn, js jetstream.JetStream, subjects messages.Subject
 		log = zap.NewNop()
 	}
 	return &Capture{nc: nc, js: js, subjects: subjects, log: log, store: NewStore(js, subjects), stop: make(chan struct{}),
-		slots: make(chan struct{}, captureConcurrency), inFlight: map[adviceKey]struct{}{}}
+		slots: make(chan struct{}, captureConcurrency), inFlight: map[adviceKey]struct{}{},
+		held: map[adviceKey]MaxDeliveriesAdvisory{}}
 }
 
 // Start subscribes to the advisories; capturing runs until ctx ends or Close.
@@ -129,7 +134,11 @@ func (c *Capture) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.sub = sub
 	c.mu.Unlock()
-	c.wg.Add(1)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		c.retryHeld(ctx)
+	}()
 	go func() {
 		defer c.wg.Done()
 		for {
@@ -296,7 +305,7 @@ func (c *Capture) handle(ctx context.Context, adv MaxDeliveriesAdvisory) (held b
 	}
 	log := c.log.With(zap.String("consumer", clip(adv.Consumer)), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
 	if IsFull(err) {
-		c.holdWhileFull(ctx, adv, log)
+		c.holdWhileFull(adv, log)
 		return true
 	}
 	switch {
@@ -499,48 +508,93 @@ func IsFull(err error) bool {
 // Waiting returns how many exhausted commands wait for room in the full DLQ.
 func (c *Capture) Waiting() int64 { return c.waiting.Load() }
 
-// holdWhileFull keeps retrying a capture the full DLQ refused, in its own
-// goroutine (the advisory loop must keep reading), until it is stored or the
-// capture stops: the command stays in the commands stream meanwhile and is
-// never given up, whatever error a retry meets (the DLQ still full, or
-// briefly unreachable). It logs once when it starts waiting.
-func (c *Capture) holdWhileFull(ctx context.Context, adv MaxDeliveriesAdvisory, log *zap.Logger) {
+// maxHeld bounds the exhausted commands held while the DLQ is full (one
+// per commands-stream message: a forger naming every message in the
+// stream would otherwise hold them all): past it an advisory is logged and
+// dropped.
+var maxHeld = 10000
+
+// holdWhileFull holds a capture the full DLQ refused until retryHeld
+// stores it or the capture stops: the command stays in the commands stream
+// meanwhile and is never given up, whatever error a retry meets (the DLQ
+// still full, or briefly unreachable). It logs when the command starts
+// waiting, and releases the advisory's claim when it drops it (maxHeld).
+func (c *Capture) holdWhileFull(adv MaxDeliveriesAdvisory, log *zap.Logger) {
+	c.mu.Lock()
+	n := len(c.held)
+	if n < maxHeld {
+		c.held[c.keyOf(adv)] = adv
+		c.waiting.Store(int64(n + 1))
+	}
+	c.mu.Unlock()
+	if n >= maxHeld {
+		c.unclaim(c.keyOf(adv))
+		log.Error("DLQ full and too many exhausted commands already wait for room: this advisory is dropped; its command, if genuine, stays exhausted in the commands stream",
+			zap.Int("waiting", n))
+		return
+	}
+	log.Error("DLQ full: an exhausted command waits in the commands stream until the DLQ has room; purge or replay dead letters")
+}
+
+// retryHeld retries the held captures every FullRetry, oldest message
+// first, until the capture stops; a retry the DLQ refuses as full ends the
+// round (the rest would be refused too).
+func (c *Capture) retryHeld(ctx context.Context) {
 	every := c.FullRetry
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	log.Error("DLQ full: an exhausted command waits in the commands stream until the DLQ has room; purge or replay dead letters")
-	c.waiting.Add(1)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer c.unclaim(c.keyOf(adv))
-		defer c.waiting.Add(-1)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-c.stop:
-				return
-			case <-t.C:
-			}
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			stored, err := c.CaptureSeq(hctx, adv)
-			if err == nil {
-				if stored != nil {
-					log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ once it had room",
-						zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
-					c.onCaptured(ctx, stored)
-				}
-				cancel()
-				return
-			}
-			cancel()
-			if !IsFull(err) {
-				log.Warn("capture while the DLQ was full failed; retrying", zap.Error(err))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		for _, adv := range c.heldByAge() {
+			if full := c.retryOne(ctx, adv); full || ctx.Err() != nil {
+				break
 			}
 		}
-	}()
+	}
+}
+
+// heldByAge returns the held advisories in stream order.
+func (c *Capture) heldByAge() []MaxDeliveriesAdvisory {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	advs := slices.Collect(maps.Values(c.held))
+	slices.SortFunc(advs, func(a, b MaxDeliveriesAdvisory) int { return cmp.Compare(a.StreamSeq, b.StreamSeq) })
+	return advs
+}
+
+// retryOne retries one held capture; full reports that the DLQ refused it
+// again. Once stored (or the message is gone) it is announced and released.
+func (c *Capture) retryOne(ctx context.Context, adv MaxDeliveriesAdvisory) (full bool) {
+	log := c.log.With(zap.String("consumer", clip(adv.Consumer)), zap.Uint64("stream_seq", adv.StreamSeq))
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	stored, err := c.CaptureSeq(hctx, adv)
+	cancel()
+	switch {
+	case IsFull(err):
+		return true
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		log.Warn("exhausted command waiting for room in the DLQ is gone from the commands stream (its age or size limit); given up")
+	case err != nil:
+		log.Warn("capture while the DLQ was full failed; retrying", zap.Error(err))
+		return false
+	case stored != nil:
+		log.Error("command exhausted its deliveries without dead-lettering; captured into the DLQ once it had room",
+			zap.String("command_type", stored.CommandType), zap.String("command_id", stored.CommandID))
+		c.onCaptured(ctx, stored)
+	}
+	c.mu.Lock()
+	delete(c.held, c.keyOf(adv))
+	delete(c.inFlight, c.keyOf(adv))
+	c.waiting.Store(int64(len(c.held)))
+	c.mu.Unlock()
+	return false
 }

@@ -130,3 +130,49 @@ func advise(t *testing.T, env *testenv.Env, seq uint64) {
 		t.Fatal(err)
 	}
 }
+
+// TestHeldCapturesAreBounded: while the DLQ is full, each exhausted command
+// waits for room (held, retried); how many may wait is bounded (one per
+// commands-stream message otherwise: a forger naming every message would
+// hold them all). Past the bound an advisory is dropped with an error line,
+// and its claim released: the same advisory sent again once there is room
+// is captured.
+func TestHeldCapturesAreBounded(t *testing.T) {
+	t.Cleanup(dlq.SetMaxHeld(2)) // restored after the capture closes (cleanups run last first)
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dlqStream := limitDLQ(t, env, 1)
+	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
+		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
+	obs, logs := observer.New(zap.ErrorLevel)
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), fastFullRetry)
+	var seqs []uint64
+	for _, id := range []string{"held-1", "held-2", "held-3"} {
+		seqs = append(seqs, env.Publish(messages.CmdGenerateReport, `{"id":"`+id+`"}`).Sequence)
+	}
+	advise(t, env, seqs[0])
+	advise(t, env, seqs[1])
+	awaitCond(t, 30*time.Second, "the first two never waited for the full DLQ", func() bool { return capture.Waiting() == 2 })
+	advise(t, env, seqs[2])
+	awaitCond(t, 30*time.Second, "the third was not dropped past the bound", func() bool {
+		return logs.FilterMessageSnippet("too many exhausted commands already wait").Len() == 1
+	})
+	if n := capture.Waiting(); n != 2 {
+		t.Fatalf("waiting %d, want the bound (2)", n)
+	}
+	limitDLQ(t, env, 10)
+	if err := dlqStream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, 30*time.Second, "held captures not stored once the DLQ had room", func() bool { return capture.Waiting() == 0 })
+	advise(t, env, seqs[2])
+	awaitCond(t, 30*time.Second, "the dropped advisory, sent again, was not captured", func() bool { return len(announced.list()) == 3 })
+	got := map[uint64]bool{}
+	for _, e := range announced.list() {
+		got[e.OriginalSeq] = true
+	}
+	if len(got) != 3 {
+		t.Fatalf("announced %+v, want each of %v once", announced.list(), seqs)
+	}
+}

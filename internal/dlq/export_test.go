@@ -1,0 +1,9 @@
+package dlq
+
+// SetMaxHeld sets how many exhausted commands may wait for room in the full
+// DLQ; restore puts the default back.
+func SetMaxHeld(n int) (restore func()) {
+	old := maxHeld
+	maxHeld = n
+	return func() { maxHeld = old }
+}
