@@ -79,6 +79,7 @@ type Capture struct {
 	sub      *nats.Subscription
 	inFlight map[adviceKey]struct{}              // advisories being captured or held while the DLQ is full
 	held     map[adviceKey]MaxDeliveriesAdvisory // held until the full DLQ has room (retryHeld)
+	dropped  int                                 // advisories the client dropped, as last seen
 	wg       sync.WaitGroup
 	stop     chan struct{}
 	once     sync.Once
@@ -150,6 +151,7 @@ func (c *Capture) Start(ctx context.Context) error {
 				return
 			case m := <-ch:
 				if !c.dispatch(ctx, m) {
+					_ = sub.Unsubscribe()
 					return
 				}
 				c.reportDropped()
@@ -176,19 +178,17 @@ func (c *Capture) Close() error {
 
 // Dropped returns how many advisories the client dropped because the
 // capture's buffer was full (each may be a command left exhausted in the
-// commands stream, never dead-lettered): 0 before Start.
+// commands stream, never dead-lettered): 0 before Start, the last count
+// seen once the subscription is gone.
 func (c *Capture) Dropped() int {
 	c.mu.Lock()
-	sub := c.sub
-	c.mu.Unlock()
-	if sub == nil {
-		return 0
+	defer c.mu.Unlock()
+	if c.sub != nil {
+		if n, err := c.sub.Dropped(); err == nil && n > c.dropped {
+			c.dropped = n
+		}
 	}
-	n, err := sub.Dropped()
-	if err != nil {
-		return 0
-	}
-	return n
+	return c.dropped
 }
 
 // reportDropped logs the advisories dropped since it last did (the client

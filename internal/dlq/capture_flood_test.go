@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -174,5 +175,55 @@ func TestHeldCapturesAreBounded(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Fatalf("announced %+v, want each of %v once", announced.list(), seqs)
+	}
+}
+
+// stuckJS never answers a stream lookup until release is closed: every
+// capture slot stays busy, so the advisory loop stops reading.
+type stuckJS struct {
+	jetstream.JetStream
+	release chan struct{}
+}
+
+func (j *stuckJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	select {
+	case <-j.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return j.JetStream.Stream(ctx, name)
+}
+
+// TestDroppedAdvisoriesAreCountedAndStayCounted: when every capture is
+// stuck (the broker does not answer) and a burst fills the buffer, the
+// client drops advisories: Dropped counts them (the metric
+// groupflow_dlq_advisories_dropped_total reads it), an error line says
+// so, and the count does not fall back to 0 once the capture closes (a
+// counter never goes down).
+func TestDroppedAdvisoriesAreCountedAndStayCounted(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	js := &stuckJS{JetStream: env.JS, release: make(chan struct{})}
+	obs, logs := observer.New(zap.ErrorLevel)
+	capture, _ := startRecordingCapture(t, ctx, env, js, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), nil)
+	const burst = 6000 // past 8 stuck captures and the 4,096 waiting
+	for i := range burst {
+		advise(t, env, uint64(i+1))
+	}
+	if err := env.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	awaitCond(t, 30*time.Second, "no advisory counted as dropped", func() bool { return capture.Dropped() > 0 })
+	close(js.release)
+	awaitCond(t, 60*time.Second, "no error line for the dropped advisories", func() bool {
+		return logs.FilterMessageSnippet("max-deliveries advisories dropped").Len() > 0
+	})
+	n := capture.Dropped()
+	if err := capture.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := capture.Dropped(); after < n {
+		t.Fatalf("dropped %d before Close, %d after: the count went down", n, after)
 	}
 }
