@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"groupflow/messages"
 )
@@ -178,10 +179,20 @@ func Read(r io.Reader) (*Result, error) {
 	return res, nil
 }
 
+// ProblemNotUTF8 is the bad-row reason of a row whose fields are not UTF-8
+// text (a roster saved in a legacy encoding, such as Excel's plain "CSV"):
+// sent, its bytes would become U+FFFD replacement characters.
+const ProblemNotUTF8 = "not UTF-8 text (save the roster as CSV UTF-8)"
+
 // problem says why a row cannot be used, or "".
 func problem(p messages.Person) string {
 	if p.Kind() == "" {
 		return messages.ProblemNoIdentifier
+	}
+	for _, f := range []string{p.Email, p.Phone, p.ContactID, p.Name, p.FirstName, p.LastName} {
+		if !utf8.ValidString(f) {
+			return ProblemNotUTF8
+		}
 	}
 	if p.Email != "" && !messages.ValidEmail(p.Email) {
 		return fmt.Sprintf("%s %q", messages.ProblemMalformedEmail, p.Email)

@@ -108,6 +108,13 @@ func TestRead(t *testing.T) {
 			},
 		},
 		{
+			// Excel's plain "CSV" is Windows-1252: "José" is 4A 6F 73 E9.
+			name:   "a row that is not UTF-8 is reported, not sent mangled",
+			in:     "email,name\nann@example.com,Ann\njose@example.com,Jos\xe9\n",
+			people: []messages.Person{{Email: "ann@example.com", Name: "Ann", Ref: "2"}},
+			bad:    []string{"line 3: " + roster.ProblemNotUTF8},
+		},
+		{
 			name:   "malformed email reported even when a contact id is given",
 			in:     "contactId,email\nc-1,nope\n",
 			bad:    []string{`line 2: malformed email "nope"`},
