@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -191,21 +192,29 @@ func parseAPIError(status int, header http.Header, body []byte, op, method, path
 	return e
 }
 
-// parseRetryAfter parses a Retry-After header (delta-seconds or HTTP-date).
+// MaxRetryAfter bounds the Retry-After a response may impose (a minute):
+// Wix's limit is per minute, so within one a site's whole allowance is
+// back and no honest Retry-After is longer; a longer one (a proxy's, a
+// buggy or hostile answer: "Retry-After: 31536000") would pause every
+// command of the site for that long.
+const MaxRetryAfter = time.Minute
+
+// parseRetryAfter parses a Retry-After header (delta-seconds or HTTP-date),
+// at most MaxRetryAfter; zero when absent, past or unreadable (NaN, Inf).
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
+	if secs, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if math.IsNaN(secs) || (math.IsInf(secs, 0) && !errors.Is(err, strconv.ErrRange)) || secs <= 0 {
 			return 0
 		}
-		return time.Duration(secs * float64(time.Second))
+		return time.Duration(min(secs, MaxRetryAfter.Seconds()) * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, MaxRetryAfter)
 		}
 	}
 	return 0

@@ -63,8 +63,30 @@ func TestParseAPIError(t *testing.T) {
 			errHas: []string{"retry after 7s"},
 		},
 		{
-			name: "429 Retry-After HTTP date", status: 429, header: http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}},
-			want: APIError{Status: 429, RetryAfter: 90 * time.Second},
+			name: "429 Retry-After HTTP date", status: 429, header: http.Header{"Retry-After": {now.Add(45 * time.Second).Format(http.TimeFormat)}},
+			want: APIError{Status: 429, RetryAfter: 45 * time.Second},
+		},
+		// A Retry-After longer than Wix's per-minute window would pause the
+		// site's every command for that long: at most MaxRetryAfter.
+		{
+			name: "429 Retry-After of a year", status: 429, header: http.Header{"Retry-After": {"31536000"}},
+			want: APIError{Status: 429, RetryAfter: MaxRetryAfter},
+		},
+		{
+			name: "429 Retry-After HTTP date a day ahead", status: 429, header: http.Header{"Retry-After": {now.Add(24 * time.Hour).Format(http.TimeFormat)}},
+			want: APIError{Status: 429, RetryAfter: MaxRetryAfter},
+		},
+		{
+			name: "429 Retry-After past float64", status: 429, header: http.Header{"Retry-After": {"1e400"}},
+			want: APIError{Status: 429, RetryAfter: MaxRetryAfter},
+		},
+		{
+			name: "429 Retry-After NaN", status: 429, header: http.Header{"Retry-After": {"NaN"}},
+			want: APIError{Status: 429},
+		},
+		{
+			name: "429 Retry-After Inf", status: 429, header: http.Header{"Retry-After": {"+Inf"}},
+			want: APIError{Status: 429},
 		},
 		{name: "401", status: 401, body: []byte(`{"message":"","details":{}}`), want: APIError{Status: 401}, permanent: true},
 		{name: "409", status: 409, want: APIError{Status: 409}, permanent: true},
