@@ -56,7 +56,8 @@ type Config struct {
 	// Concurrency is the number of events handled at once (default 4).
 	Concurrency int
 	// MaxDeliver bounds deliveries of an event (default 10); the last one
-	// dead-letters instead of failing again.
+	// dead-letters instead of failing again. It is groupmail's own bound,
+	// not the consumer's (see consumerMaxDeliver).
 	MaxDeliver int
 	// AckWait is the consumer's ack wait (default 30s); messages being
 	// handled are kept alive every AckWait/3.
@@ -209,6 +210,14 @@ func (m *Mailer) Renderer() *Renderer { return m.renderer }
 // Stats returns the counters since New.
 func (m *Mailer) Stats() Stats { return m.metrics.stats() }
 
+// consumerMaxDeliver is the consumers' delivery limit: none. The mailer
+// dead-letters an event itself on its MaxDeliver-th delivery; a delivery at
+// or past it that ends otherwise — given back by a shutdown or a crash, or
+// nacked because the dead letter could not be stored — must be delivered
+// again, and a consumer limit of MaxDeliver never would: the event was
+// silently dropped (no email, no dead letter, no email_failed).
+const consumerMaxDeliver = -1
+
 // consumerSpec is the durable consumer the mailer reads: only
 // member_selected events of GROUPS_EVENTS (not its own email_* events).
 func (m *Mailer) consumerSpec() broker.ConsumerSpec {
@@ -217,7 +226,7 @@ func (m *Mailer) consumerSpec() broker.ConsumerSpec {
 		Description:   "groupmail: sends one email per member_selected event",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtMemberSelected),
 		AckWait:       m.cfg.AckWait,
-		MaxDeliver:    m.cfg.MaxDeliver,
+		MaxDeliver:    consumerMaxDeliver,
 		MaxAckPending: 2 * m.cfg.Concurrency,
 	}
 }

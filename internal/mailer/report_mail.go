@@ -45,7 +45,7 @@ func (m *Mailer) reportConsumerSpec() broker.ConsumerSpec {
 		Description:   "groupmail: mails each report_generated to the site's report recipients",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtReportGenerated),
 		AckWait:       m.cfg.AckWait,
-		MaxDeliver:    m.cfg.MaxDeliver,
+		MaxDeliver:    consumerMaxDeliver,
 		MaxAckPending: 4,
 	}
 }
