@@ -53,8 +53,10 @@
 // than dropped, and a replay is answered from the record.
 //
 // ClaimTimeout must exceed the longest send attempt (Config.SendTimeout plus
-// the refresh interval), or a live but slow instance could lose its claim to
-// a redelivery; the default (5 minutes) is far above the defaults.
+// the wait before the claim's next refresh, 1.5 × RetryMax), or a live but
+// slow instance would lose its claim to a copy of the event, which would send
+// it again: New refuses a shorter one. The default (5 minutes) is far above
+// the defaults (60 s + 15 s).
 //
 // # Failures
 //

@@ -63,7 +63,9 @@ type Config struct {
 	// handled are kept alive every AckWait/3.
 	AckWait time.Duration
 	// ClaimTimeout is when a "sending" claim counts as left by a crashed
-	// instance and is taken over (default 5m). See the package doc.
+	// instance and is taken over (default 5m). See the package doc. It must
+	// exceed SendTimeout + 1.5 × RetryMax (one attempt and the randomized
+	// wait before the next refresh of the claim); New refuses less.
 	ClaimTimeout time.Duration
 	// SendTimeout bounds one SMTP attempt (default 60s).
 	SendTimeout time.Duration
@@ -183,6 +185,13 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if longest := cfg.SendTimeout + cfg.RetryMax*3/2; cfg.ClaimTimeout <= longest {
+		// A claim is refreshed only between attempts: one that outlives
+		// ClaimTimeout is taken over by any copy of the event, which sends
+		// it again while the first attempt is still waiting for its server.
+		return nil, fmt.Errorf("mailer: claim timeout %s must exceed one SMTP attempt and the wait before the next (%s + %s): a slow but live send would have its claim taken over and the email sent twice (raise --claim-timeout or lower --smtp-timeout)",
+			cfg.ClaimTimeout, cfg.SendTimeout, cfg.RetryMax*3/2)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = zap.NewNop()
