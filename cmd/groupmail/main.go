@@ -133,7 +133,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (*options, 
 	fs.IntVar(&o.MaxDeliver, "max-deliver", 10, "deliveries of an event before it is dead-lettered (env "+envName("max-deliver")+")")
 	fs.IntVar(&o.SendAttempts, "send-attempts", 3, "SMTP attempts per delivery, with backoff (env "+envName("send-attempts")+")")
 	fs.DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "consumer ack wait; events in work are kept alive (env "+envName("ack-wait")+")")
-	fs.DurationVar(&o.ClaimTimeout, "claim-timeout", 5*time.Minute, "age after which a 'sending' claim left by a crash is taken over and the email resent (env "+envName("claim-timeout")+")")
+	fs.DurationVar(&o.ClaimTimeout, "claim-timeout", 5*time.Minute, "age after which a 'sending' claim left by a crash is taken over and the email resent; more than --smtp-timeout + 15s (env "+envName("claim-timeout")+")")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long shutdown waits for in-flight emails (env "+envName("shutdown-grace")+")")
 	str(&o.Durable, "durable", mailer.DefaultDurable, "consumer name on the events stream")
 	str(&o.Bucket, "kv-bucket", mailer.DefaultBucket, "JetStream KV bucket of send records")

@@ -53,8 +53,10 @@
 // than dropped, and a replay is answered from the record.
 //
 // ClaimTimeout must exceed the longest send attempt (Config.SendTimeout plus
-// the refresh interval), or a live but slow instance could lose its claim to
-// a redelivery; the default (5 minutes) is far above the defaults.
+// the wait before the claim's next refresh, 1.5 × RetryMax), or a live but
+// slow instance would lose its claim to a copy of the event, which would send
+// it again: New refuses a shorter one. The default (5 minutes) is far above
+// the defaults (60 s + 15 s).
 //
 // # Failures
 //
@@ -69,7 +71,10 @@
 // CommandType "member_selected", CommandID = the event id and
 // OriginalSubject = the event subject, so `groupctl dlq replay` republishes
 // the event; the record (never "sent" for a dead-lettered event) lets the
-// replay send it.
+// replay send it. The last delivery is groupmail's to count
+// (Config.MaxDeliver): the consumer itself has no delivery limit, so a last
+// delivery given back by a shutdown or a crash, or whose dead letter could
+// not be stored, is delivered again rather than dropped.
 //
 // Logs carry member, campaign and event ids; email addresses only at debug
 // level, and SMTP error texts are stripped of the recipient's address.

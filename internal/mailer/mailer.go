@@ -56,13 +56,16 @@ type Config struct {
 	// Concurrency is the number of events handled at once (default 4).
 	Concurrency int
 	// MaxDeliver bounds deliveries of an event (default 10); the last one
-	// dead-letters instead of failing again.
+	// dead-letters instead of failing again. It is groupmail's own bound,
+	// not the consumer's (see consumerMaxDeliver).
 	MaxDeliver int
 	// AckWait is the consumer's ack wait (default 30s); messages being
 	// handled are kept alive every AckWait/3.
 	AckWait time.Duration
 	// ClaimTimeout is when a "sending" claim counts as left by a crashed
-	// instance and is taken over (default 5m). See the package doc.
+	// instance and is taken over (default 5m). See the package doc. It must
+	// exceed SendTimeout + 1.5 × RetryMax (one attempt and the randomized
+	// wait before the next refresh of the claim); New refuses less.
 	ClaimTimeout time.Duration
 	// SendTimeout bounds one SMTP attempt (default 60s).
 	SendTimeout time.Duration
@@ -182,6 +185,13 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if longest := cfg.SendTimeout + cfg.RetryMax*3/2; cfg.ClaimTimeout <= longest {
+		// A claim is refreshed only between attempts: one that outlives
+		// ClaimTimeout is taken over by any copy of the event, which sends
+		// it again while the first attempt is still waiting for its server.
+		return nil, fmt.Errorf("mailer: claim timeout %s must exceed one SMTP attempt and the wait before the next (%s + %s): a slow but live send would have its claim taken over and the email sent twice (raise --claim-timeout or lower --smtp-timeout)",
+			cfg.ClaimTimeout, cfg.SendTimeout, cfg.RetryMax*3/2)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -209,6 +219,14 @@ func (m *Mailer) Renderer() *Renderer { return m.renderer }
 // Stats returns the counters since New.
 func (m *Mailer) Stats() Stats { return m.metrics.stats() }
 
+// consumerMaxDeliver is the consumers' delivery limit: none. The mailer
+// dead-letters an event itself on its MaxDeliver-th delivery; a delivery at
+// or past it that ends otherwise — given back by a shutdown or a crash, or
+// nacked because the dead letter could not be stored — must be delivered
+// again, and a consumer limit of MaxDeliver never would: the event was
+// silently dropped (no email, no dead letter, no email_failed).
+const consumerMaxDeliver = -1
+
 // consumerSpec is the durable consumer the mailer reads: only
 // member_selected events of GROUPS_EVENTS (not its own email_* events).
 func (m *Mailer) consumerSpec() broker.ConsumerSpec {
@@ -217,7 +235,7 @@ func (m *Mailer) consumerSpec() broker.ConsumerSpec {
 		Description:   "groupmail: sends one email per member_selected event",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtMemberSelected),
 		AckWait:       m.cfg.AckWait,
-		MaxDeliver:    m.cfg.MaxDeliver,
+		MaxDeliver:    consumerMaxDeliver,
 		MaxAckPending: 2 * m.cfg.Concurrency,
 	}
 }

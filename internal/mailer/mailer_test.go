@@ -93,7 +93,7 @@ func testConfig(h *harness) mailer.Config {
 	return mailer.Config{
 		Templates: h.tmpl, From: testFrom, UnsubscribeURL: testUnsub,
 		Concurrency: 4, AckWait: 2 * time.Second, ClaimTimeout: 3 * time.Second,
-		SendTimeout: 5 * time.Second, SendAttempts: 2, RetryInitial: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		SendTimeout: 2 * time.Second, SendAttempts: 2, RetryInitial: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 		NakDelay: func(int) time.Duration { return 200 * time.Millisecond }, ShutdownGrace: 5 * time.Second,
 	}
 }
@@ -643,7 +643,7 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	r := h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, func(c *mailer.Config) { c.ClaimTimeout = 1500 * time.Millisecond })
+	r := h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, func(c *mailer.Config) { c.ClaimTimeout, c.SendTimeout = 1500*time.Millisecond, time.Second })
 	h.publish(ev)
 	mp.WaitCount(1, waitNormal)
 	if el := time.Since(start); el < 1500*time.Millisecond {

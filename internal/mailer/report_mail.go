@@ -3,6 +3,7 @@ package mailer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/template"
@@ -45,7 +46,7 @@ func (m *Mailer) reportConsumerSpec() broker.ConsumerSpec {
 		Description:   "groupmail: mails each report_generated to the site's report recipients",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtReportGenerated),
 		AckWait:       m.cfg.AckWait,
-		MaxDeliver:    m.cfg.MaxDeliver,
+		MaxDeliver:    consumerMaxDeliver,
 		MaxAckPending: 4,
 	}
 }
@@ -118,12 +119,18 @@ func (m *Mailer) mailReport(ctx context.Context, d *delivery) (time.Duration, er
 	err = m.deps.Sender.Send(sctx, email)
 	cancel()
 	if err != nil {
-		claim.Status, claim.Reason = StatusFailed, err.Error()
+		// SMTP errors quote the recipients: strip them, as for member mails,
+		// before the text goes into logs, the record or a dead letter.
+		text := err.Error()
+		for _, to := range r.Recipients {
+			text = redact(text, to)
+		}
+		claim.Status, claim.Reason = StatusFailed, text
 		_, _ = m.store.Write(context.WithoutCancel(ctx), id, claim, rev)
 		if perm, code := ClassifySMTP(err); perm {
-			return 0, &PermanentError{Reason: ReasonSMTPPermanent, Err: fmt.Errorf("smtp rejected the report mail (%d): %w", code, err)}
+			return 0, &PermanentError{Reason: ReasonSMTPPermanent, Err: fmt.Errorf("smtp rejected the report mail (%d): %s", code, text)}
 		}
-		return 5 * time.Second, fmt.Errorf("smtp: %w", err)
+		return 5 * time.Second, errors.New("smtp: " + text)
 	}
 	claim.Status = StatusSent
 	if _, err := m.store.Write(context.WithoutCancel(ctx), id, claim, rev); err != nil {

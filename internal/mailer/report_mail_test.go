@@ -3,6 +3,7 @@ package mailer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"groupflow/internal/mailer"
 	"groupflow/internal/mailer/mailpittest"
@@ -114,5 +118,35 @@ func TestReportMailPermanentFailureDeadLettered(t *testing.T) {
 	}
 	if _, total := mp.Messages(); total != 0 {
 		t.Errorf("%d mails, want none", total)
+	}
+}
+
+// TestReportMailFailureLogsNoRecipient: an SMTP error quotes the addresses
+// it concerns (go-mail's "affected recipient(s): …"); member mails strip the
+// recipient's address from it, and a report mail must too — its recipients
+// are people — in every log line above debug level, while the 4xx is retried
+// until the server takes the mail.
+func TestReportMailFailureLogsNoRecipient(t *testing.T) {
+	h := newHarness(t)
+	mp := mailpittest.Start(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	const to = "Head.Teacher@acme.example"
+	body := storeReport(ctx, t, h, time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC), "rep-451", to)
+	mp.Chaos(451, 100)
+	if _, err := h.env.JS.Publish(ctx, h.env.Subjects.Event(messages.EvtReportGenerated), body); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, zap.New(core), nil)
+	waitFor(t, "a report mail failing with 451", waitNormal, func() bool {
+		return logs.FilterMessage("report mail failed; it will be redelivered").Len() > 0
+	})
+	mp.Chaos(451, 0)
+	mp.WaitCount(1, waitNormal)
+	for _, e := range logs.All() {
+		if line := e.Message + fmt.Sprint(e.ContextMap()); strings.Contains(strings.ToLower(line), strings.ToLower(to)) {
+			t.Errorf("a %s log line carries the recipient's address: %s", e.Level, line)
+		}
 	}
 }
