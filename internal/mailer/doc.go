@@ -72,9 +72,10 @@
 // OriginalSubject = the event subject, so `groupctl dlq replay` republishes
 // the event; the record (never "sent" for a dead-lettered event) lets the
 // replay send it. The last delivery is groupmail's to count
-// (Config.MaxDeliver): the consumer itself has no delivery limit, so a last
-// delivery given back by a shutdown or a crash, or whose dead letter could
-// not be stored, is delivered again rather than dropped.
+// (Config.MaxDeliver): the consumer allows 2 × MaxDeliver + 5 deliveries
+// (runtime.ConsumerMaxDeliver, as groupflow's), so a last delivery given
+// back by a shutdown or a crash, or whose dead letter could not be stored,
+// is delivered again rather than dropped.
 //
 // Logs carry member, campaign and event ids; email addresses only at debug
 // level, and SMTP error texts are stripped of the recipient's address.

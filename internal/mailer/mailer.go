@@ -219,13 +219,13 @@ func (m *Mailer) Renderer() *Renderer { return m.renderer }
 // Stats returns the counters since New.
 func (m *Mailer) Stats() Stats { return m.metrics.stats() }
 
-// consumerMaxDeliver is the consumers' delivery limit: none. The mailer
-// dead-letters an event itself on its MaxDeliver-th delivery; a delivery at
-// or past it that ends otherwise — given back by a shutdown or a crash, or
-// nacked because the dead letter could not be stored — must be delivered
-// again, and a consumer limit of MaxDeliver never would: the event was
-// silently dropped (no email, no dead letter, no email_failed).
-const consumerMaxDeliver = -1
+// consumerMaxDeliver is the consumers' delivery limit: above MaxDeliver,
+// the mailer's own count (it dead-letters an event on its MaxDeliver-th
+// delivery), so that a delivery at or past it that ends otherwise — given
+// back by a shutdown or a crash, or nacked because its dead letter could
+// not be stored — is delivered again instead of dropped (no email, no dead
+// letter, no email_failed); the same backstop as groupflow's consumers.
+func (m *Mailer) consumerMaxDeliver() int { return runtime.ConsumerMaxDeliver(m.cfg.MaxDeliver) }
 
 // consumerSpec is the durable consumer the mailer reads: only
 // member_selected events of GROUPS_EVENTS (not its own email_* events).
@@ -235,7 +235,7 @@ func (m *Mailer) consumerSpec() broker.ConsumerSpec {
 		Description:   "groupmail: sends one email per member_selected event",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtMemberSelected),
 		AckWait:       m.cfg.AckWait,
-		MaxDeliver:    consumerMaxDeliver,
+		MaxDeliver:    m.consumerMaxDeliver(),
 		MaxAckPending: 2 * m.cfg.Concurrency,
 	}
 }

@@ -46,7 +46,7 @@ func (m *Mailer) reportConsumerSpec() broker.ConsumerSpec {
 		Description:   "groupmail: mails each report_generated to the site's report recipients",
 		FilterSubject: m.cfg.Subjects.Event(messages.EvtReportGenerated),
 		AckWait:       m.cfg.AckWait,
-		MaxDeliver:    consumerMaxDeliver,
+		MaxDeliver:    m.consumerMaxDeliver(),
 		MaxAckPending: 4,
 	}
 }

@@ -263,10 +263,17 @@ func WatermillLogger(log *zap.Logger) watermill.LoggerAdapter {
 	)
 }
 
-// consumerMaxDeliver is the consumers' delivery limit: MaxDeliver failed
-// attempts dead-letter a command, and the extra deliveries absorb those
-// given back by shutdowns and crashes, which are no failures.
-func (r *Runtime) consumerMaxDeliver() int { return 2*r.cfg.MaxDeliver + 5 }
+// consumerMaxDeliver is the consumers' delivery limit (ConsumerMaxDeliver).
+func (r *Runtime) consumerMaxDeliver() int { return ConsumerMaxDeliver(r.cfg.MaxDeliver) }
+
+// ConsumerMaxDeliver is the delivery limit of a consumer whose handler
+// dead-letters a message itself after maxDeliver failed attempts (groupflow
+// counts them in the ledger, groupmail by delivery): the extra deliveries
+// absorb those given back by shutdowns and crashes, which are no failures,
+// so that a last attempt cut short comes back and is settled — the
+// consumer's own limit is only a backstop against a message that kills
+// every process taking it.
+func ConsumerMaxDeliver(maxDeliver int) int { return 2*maxDeliver + 5 }
 
 // Build creates the router, its middleware and the consumers. Run calls it;
 // tests may call it to inspect the router.
