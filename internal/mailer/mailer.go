@@ -650,18 +650,25 @@ func decodeMemberSelected(body []byte) (*messages.MemberSelected, error) {
 	if ev.CampaignID == "" || ev.MemberID == "" {
 		return nil, errors.New("member_selected event without campaignId or memberId")
 	}
+	// They name the send record (EventID): held to the contract's ids.
+	if p := messages.IDProblem(ev.CampaignID); p != "" {
+		return nil, fmt.Errorf("member_selected event: campaignId: %s", p)
+	}
+	if p := messages.IDProblem(ev.MemberID); p != "" {
+		return nil, fmt.Errorf("member_selected event: memberId: %s", p)
+	}
 	return ev, nil
 }
 
-// fallbackID names an undecodable event: its ce-id, else Nats-Msg-Id, else
+// fallbackID names an undecodable event: its ce-id, else Nats-Msg-Id (each
+// only if it is a valid id), else
 // stream and sequence (not messages.CommandIDOf: an event's
 // Groupflow-Command-Id names the command that caused it).
 func fallbackID(msg *message.Message) string {
-	if id := msg.Metadata.Get(messages.HeaderCEID); id != "" {
-		return id
-	}
-	if id := msg.Metadata.Get(messages.HeaderNatsMsgID); id != "" {
-		return id
+	for _, h := range []string{messages.HeaderCEID, messages.HeaderNatsMsgID} {
+		if id := msg.Metadata.Get(h); id != "" && messages.IDProblem(id) == "" {
+			return id
+		}
 	}
 	return msg.Metadata.Get(runtime.MetaStream) + "-" + msg.Metadata.Get(runtime.MetaStreamSeq)
 }
