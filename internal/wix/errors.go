@@ -1,6 +1,7 @@
 package wix
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,21 +164,30 @@ type wixErrorBody struct {
 
 // parseAPIError builds an APIError from a non-2xx response. The body may be
 // empty or not JSON at all (5xx from a proxy); then only Status and, for short
-// plain-text bodies, Message are set.
-func parseAPIError(status int, header http.Header, body []byte, op, method, path string, now time.Time) *APIError {
+// plain-text bodies, Message are set. Every occurrence of a non-empty secret
+// (the credential the request carried: an answer may echo the headers or
+// the body it was sent) is replaced by [REDACTED], in the body before it is
+// read and in the strings decoded from it.
+func parseAPIError(status int, header http.Header, body []byte, op, method, path string, now time.Time, secrets ...string) *APIError {
 	e := &APIError{Status: status, Op: op, Method: method, Path: path}
 	e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+	body = redactBytes(body, secrets)
 	var wb wixErrorBody
 	if len(body) > 0 && json.Unmarshal(body, &wb) == nil {
-		e.Message = wb.Message
+		red := func(v string) string { return redactString(v, secrets) }
+		e.Message = red(wb.Message)
 		if ae := wb.Details.ApplicationError; ae != nil {
-			e.Code, e.Description = ae.Code, ae.Description
+			e.Code, e.Description = red(ae.Code), red(ae.Description)
 			if len(ae.Data) > 0 && string(ae.Data) != "null" && string(ae.Data) != "{}" {
-				e.Data = ae.Data
+				e.Data = redactBytes(ae.Data, secrets)
 			}
 		}
 		if ve := wb.Details.ValidationError; ve != nil {
 			e.FieldViolations = ve.FieldViolations
+			for i, v := range e.FieldViolations {
+				e.FieldViolations[i] = FieldViolation{Field: red(v.Field), Description: red(v.Description),
+					ViolatedRule: red(v.ViolatedRule), RuleName: red(v.RuleName)}
+			}
 		}
 		return e
 	}
@@ -190,6 +200,27 @@ func parseAPIError(status int, header http.Header, body []byte, op, method, path
 		e.Message = strings.Join(strings.Fields(s), " ")
 	}
 	return e
+}
+
+// redactBytes returns b with every occurrence of each non-empty secret
+// replaced by [REDACTED] (b itself when none occurs).
+func redactBytes(b []byte, secrets []string) []byte {
+	for _, sec := range secrets {
+		if sec != "" && bytes.Contains(b, []byte(sec)) {
+			b = bytes.ReplaceAll(b, []byte(sec), []byte(redacted))
+		}
+	}
+	return b
+}
+
+// redactString is redactBytes for a string.
+func redactString(v string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			v = strings.ReplaceAll(v, sec, redacted)
+		}
+	}
+	return v
 }
 
 // MaxRetryAfter bounds the Retry-After a response may impose (a minute):
