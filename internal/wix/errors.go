@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // permanentSentinel is a sentinel error that declares itself permanent to
@@ -60,8 +62,11 @@ type APIError struct {
 	Description string
 	// Data is details.applicationError.data, raw, if any.
 	Data json.RawMessage
-	// FieldViolations is details.validationError.fieldViolations, if any.
+	// FieldViolations is details.validationError.fieldViolations, if any:
+	// the first MaxFieldViolations of them.
 	FieldViolations []FieldViolation
+	// MoreFieldViolations counts the field violations left out.
+	MoreFieldViolations int
 	// Op is the stable operation name, e.g. "groups.create".
 	Op string
 	// Method and Path name the endpoint called (path without query string).
@@ -108,6 +113,9 @@ func (e *APIError) Error() string {
 			if v.Description != "" {
 				b.WriteString(" " + v.Description)
 			}
+		}
+		if e.MoreFieldViolations > 0 {
+			fmt.Fprintf(&b, " and %d more", e.MoreFieldViolations)
 		}
 	}
 	if e.RetryAfter > 0 {
@@ -174,19 +182,26 @@ func parseAPIError(status int, header http.Header, body []byte, op, method, path
 	body = redactBytes(body, secrets)
 	var wb wixErrorBody
 	if len(body) > 0 && json.Unmarshal(body, &wb) == nil {
-		red := func(v string) string { return redactString(v, secrets) }
-		e.Message = red(wb.Message)
+		// Every text is cleaned and bounded: it goes into logs, the
+		// ledger, dead letters and events.
+		txt := func(v string, n int) string { return cleanText(redactString(v, secrets), n) }
+		e.Message = txt(wb.Message, maxErrorText)
 		if ae := wb.Details.ApplicationError; ae != nil {
-			e.Code, e.Description = red(ae.Code), red(ae.Description)
-			if len(ae.Data) > 0 && string(ae.Data) != "null" && string(ae.Data) != "{}" {
+			e.Code, e.Description = txt(ae.Code, maxErrorToken), txt(ae.Description, maxErrorText)
+			if len(ae.Data) > 0 && len(ae.Data) <= maxErrorData && string(ae.Data) != "null" && string(ae.Data) != "{}" {
 				e.Data = redactBytes(ae.Data, secrets)
 			}
 		}
 		if ve := wb.Details.ValidationError; ve != nil {
-			e.FieldViolations = ve.FieldViolations
-			for i, v := range e.FieldViolations {
-				e.FieldViolations[i] = FieldViolation{Field: red(v.Field), Description: red(v.Description),
-					ViolatedRule: red(v.ViolatedRule), RuleName: red(v.RuleName)}
+			vs := ve.FieldViolations
+			if len(vs) > MaxFieldViolations {
+				e.MoreFieldViolations = len(vs) - MaxFieldViolations
+				vs = vs[:MaxFieldViolations]
+			}
+			for _, v := range vs {
+				e.FieldViolations = append(e.FieldViolations, FieldViolation{Field: txt(v.Field, maxErrorToken),
+					Description: txt(v.Description, maxViolationText), ViolatedRule: txt(v.ViolatedRule, maxErrorToken),
+					RuleName: txt(v.RuleName, maxErrorToken)})
 			}
 		}
 		return e
@@ -194,12 +209,42 @@ func parseAPIError(status int, header http.Header, body []byte, op, method, path
 	// Non-JSON body: keep a short single-line excerpt, it is usually a proxy
 	// error page title or "upstream connect error".
 	if s := strings.TrimSpace(string(body)); s != "" && !strings.HasPrefix(s, "<") {
-		if len(s) > 200 {
-			s = s[:200] + "..."
-		}
-		e.Message = strings.Join(strings.Fields(s), " ")
+		e.Message = cleanText(s, 200)
 	}
 	return e
+}
+
+// Bounds of the texts an APIError keeps from an error body, in bytes (a
+// longer one is cut, with "..."), and of its raw Data (a longer one is
+// dropped).
+const (
+	maxErrorText     = 500 // message, description
+	maxViolationText = 200 // a field violation's description
+	maxErrorToken    = 100 // code, field, rule
+	maxErrorData     = 4 << 10
+	// MaxFieldViolations bounds the field violations an APIError keeps.
+	MaxFieldViolations = 10
+)
+
+// cleanText makes s one line of at most n bytes (plus "..." when cut):
+// control characters (C0, DEL, C1) and invalid UTF-8 become spaces, and
+// runs of white space one space.
+func cleanText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // redactBytes returns b with every occurrence of each non-empty secret

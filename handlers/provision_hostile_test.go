@@ -1,0 +1,48 @@
+package handlers
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"groupflow/internal/runtime"
+	"groupflow/internal/wix"
+	"groupflow/internal/wixsim"
+	"groupflow/messages"
+)
+
+// TestProvisionHostileWixHugeErrorMessage: a Create Group refused with an
+// error body whose message is 2 MiB of text with control characters (a
+// hostile or buggy Wix, a proxy dumping a page into JSON) is dead-lettered
+// and announced like any permanent refusal, with a bounded, single-line
+// reason: the error text goes into the ledger, the dead letter and the
+// command_failed event, each bounded by the broker's payload limit.
+func TestProvisionHostileWixHugeErrorMessage(t *testing.T) {
+	e := newWF(t)
+	e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
+	huge := strings.Repeat("refused\x1b[31m\r\n", (2<<20)/15)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"message":` + mustJSON(t, huge) + `,"details":{"applicationError":{"code":` + mustJSON(t, huge) + `,"description":` + mustJSON(t, huge) + `}}}`))
+			return
+		}
+		e.Wix.Sim.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
+	if err := client.AddSite(e.Wix.SiteID, wix.Credentials{APIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "huge-err", map[string]any{
+		"group": map[string]any{"name": "Huge Error"}, "people": []messages.Person{{Email: "a@example.com"}}})
+	expectFailed(t, e, m, "huge-err", messages.FailurePermanent, "400 Bad Request")
+	f := expect[messages.CommandFailed](t, e, m, messages.EvtCommandFailed)
+	if len(f.Reason) > 4<<10 || strings.ContainsAny(f.Reason, "\x1b\r\n") {
+		t.Fatalf("command_failed reason of %d bytes (control characters: %v)", len(f.Reason), strings.ContainsAny(f.Reason, "\x1b\r\n"))
+	}
+}
