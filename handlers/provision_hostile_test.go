@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,5 +45,44 @@ func TestProvisionHostileWixHugeErrorMessage(t *testing.T) {
 	f := expect[messages.CommandFailed](t, e, m, messages.EvtCommandFailed)
 	if len(f.Reason) > 4<<10 || strings.ContainsAny(f.Reason, "\x1b\r\n") {
 		t.Fatalf("command_failed reason of %d bytes (control characters: %v)", len(f.Reason), strings.ContainsAny(f.Reason, "\x1b\r\n"))
+	}
+}
+
+// TestProvisionHostileWixInvalidGroupID: a Create Group answer whose group
+// id carries a terminal escape and 2 MiB of text fails the command
+// (permanent) instead of becoming the id of group_provisioned, of the
+// ledger's checkpoint and of the URLs of the calls after it.
+func TestProvisionHostileWixInvalidGroupID(t *testing.T) {
+	e := newWF(t)
+	e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
+	evil := "evil\x1b]0;pwned\x07" + strings.Repeat("x", 2<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups") && rec.Code == http.StatusOK {
+			var v map[string]map[string]any
+			if err := json.Unmarshal(body, &v); err != nil {
+				t.Error(err)
+			}
+			v["group"]["id"] = evil
+			body, _ = json.Marshal(v)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
+	if err := client.AddSite(e.Wix.SiteID, wix.Credentials{APIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "evil-id", map[string]any{
+		"group": map[string]any{"name": "Evil Id"}, "people": []messages.Person{{Email: "a@example.com"}}})
+	expectFailed(t, e, m, "evil-id", messages.FailurePermanent, "invalid group id")
+	if strings.Contains(string(m.Data), "pwned") || len(m.Data) > 8<<10 {
+		t.Fatalf("command_failed of %d bytes names the id", len(m.Data))
 	}
 }
