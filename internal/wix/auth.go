@@ -204,7 +204,7 @@ func (a *oauthAuth) request(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("wix oauth token (POST %s): read body: %w", oauthTokenPath, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", time.Time{}, parseAPIError(resp.StatusCode, resp.Header, raw, opOAuthToken, http.MethodPost, oauthTokenPath, a.c.now())
+		return "", time.Time{}, parseAPIError(resp.StatusCode, resp.Header, raw, opOAuthToken, http.MethodPost, oauthTokenPath, a.c.now(), a.creds.AppSecret)
 	}
 	var tr tokenResponse
 	if err := json.Unmarshal(raw, &tr); err != nil {

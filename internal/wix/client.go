@@ -496,7 +496,8 @@ func (s *Site) attempt(ctx context.Context, lim Limiter, c call, body []byte) (t
 		return tok, fmt.Errorf("wix %s (%s %s): read response: %w", c.op, c.method, c.path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return tok, parseAPIError(resp.StatusCode, resp.Header, raw, c.op, c.method, c.path, s.c.now())
+		// The credential sent (API key or token) is never repeated.
+		return tok, parseAPIError(resp.StatusCode, resp.Header, raw, c.op, c.method, c.path, s.c.now(), req.Header.Get("Authorization"))
 	}
 	if c.out != nil && len(bytes.TrimSpace(raw)) > 0 {
 		if err := decode(raw, c.out); err != nil {

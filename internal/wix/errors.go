@@ -1,6 +1,7 @@
 package wix
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // permanentSentinel is a sentinel error that declares itself permanent to
@@ -59,8 +62,11 @@ type APIError struct {
 	Description string
 	// Data is details.applicationError.data, raw, if any.
 	Data json.RawMessage
-	// FieldViolations is details.validationError.fieldViolations, if any.
+	// FieldViolations is details.validationError.fieldViolations, if any:
+	// the first MaxFieldViolations of them.
 	FieldViolations []FieldViolation
+	// MoreFieldViolations counts the field violations left out.
+	MoreFieldViolations int
 	// Op is the stable operation name, e.g. "groups.create".
 	Op string
 	// Method and Path name the endpoint called (path without query string).
@@ -107,6 +113,9 @@ func (e *APIError) Error() string {
 			if v.Description != "" {
 				b.WriteString(" " + v.Description)
 			}
+		}
+		if e.MoreFieldViolations > 0 {
+			fmt.Fprintf(&b, " and %d more", e.MoreFieldViolations)
 		}
 	}
 	if e.RetryAfter > 0 {
@@ -163,33 +172,100 @@ type wixErrorBody struct {
 
 // parseAPIError builds an APIError from a non-2xx response. The body may be
 // empty or not JSON at all (5xx from a proxy); then only Status and, for short
-// plain-text bodies, Message are set.
-func parseAPIError(status int, header http.Header, body []byte, op, method, path string, now time.Time) *APIError {
+// plain-text bodies, Message are set. Every occurrence of a non-empty secret
+// (the credential the request carried: an answer may echo the headers or
+// the body it was sent) is replaced by [REDACTED], in the body before it is
+// read and in the strings decoded from it.
+func parseAPIError(status int, header http.Header, body []byte, op, method, path string, now time.Time, secrets ...string) *APIError {
 	e := &APIError{Status: status, Op: op, Method: method, Path: path}
 	e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+	body = redactBytes(body, secrets)
 	var wb wixErrorBody
 	if len(body) > 0 && json.Unmarshal(body, &wb) == nil {
-		e.Message = wb.Message
+		// Every text is cleaned and bounded: it goes into logs, the
+		// ledger, dead letters and events.
+		txt := func(v string, n int) string { return cleanText(redactString(v, secrets), n) }
+		e.Message = txt(wb.Message, maxErrorText)
 		if ae := wb.Details.ApplicationError; ae != nil {
-			e.Code, e.Description = ae.Code, ae.Description
-			if len(ae.Data) > 0 && string(ae.Data) != "null" && string(ae.Data) != "{}" {
-				e.Data = ae.Data
+			e.Code, e.Description = txt(ae.Code, maxErrorToken), txt(ae.Description, maxErrorText)
+			if len(ae.Data) > 0 && len(ae.Data) <= maxErrorData && string(ae.Data) != "null" && string(ae.Data) != "{}" {
+				e.Data = redactBytes(ae.Data, secrets)
 			}
 		}
 		if ve := wb.Details.ValidationError; ve != nil {
-			e.FieldViolations = ve.FieldViolations
+			vs := ve.FieldViolations
+			if len(vs) > MaxFieldViolations {
+				e.MoreFieldViolations = len(vs) - MaxFieldViolations
+				vs = vs[:MaxFieldViolations]
+			}
+			for _, v := range vs {
+				e.FieldViolations = append(e.FieldViolations, FieldViolation{Field: txt(v.Field, maxErrorToken),
+					Description: txt(v.Description, maxViolationText), ViolatedRule: txt(v.ViolatedRule, maxErrorToken),
+					RuleName: txt(v.RuleName, maxErrorToken)})
+			}
 		}
 		return e
 	}
 	// Non-JSON body: keep a short single-line excerpt, it is usually a proxy
 	// error page title or "upstream connect error".
 	if s := strings.TrimSpace(string(body)); s != "" && !strings.HasPrefix(s, "<") {
-		if len(s) > 200 {
-			s = s[:200] + "..."
-		}
-		e.Message = strings.Join(strings.Fields(s), " ")
+		e.Message = cleanText(s, 200)
 	}
 	return e
+}
+
+// Bounds of the texts an APIError keeps from an error body, in bytes (a
+// longer one is cut, with "..."), and of its raw Data (a longer one is
+// dropped).
+const (
+	maxErrorText     = 500 // message, description
+	maxViolationText = 200 // a field violation's description
+	maxErrorToken    = 100 // code, field, rule
+	maxErrorData     = 4 << 10
+	// MaxFieldViolations bounds the field violations an APIError keeps.
+	MaxFieldViolations = 10
+)
+
+// cleanText makes s one line of at most n bytes (plus "..." when cut):
+// control characters (C0, DEL, C1) and invalid UTF-8 become spaces, and
+// runs of white space one space.
+func cleanText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// redactBytes returns b with every occurrence of each non-empty secret
+// replaced by [REDACTED] (b itself when none occurs).
+func redactBytes(b []byte, secrets []string) []byte {
+	for _, sec := range secrets {
+		if sec != "" && bytes.Contains(b, []byte(sec)) {
+			b = bytes.ReplaceAll(b, []byte(sec), []byte(redacted))
+		}
+	}
+	return b
+}
+
+// redactString is redactBytes for a string.
+func redactString(v string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			v = strings.ReplaceAll(v, sec, redacted)
+		}
+	}
+	return v
 }
 
 // MaxRetryAfter bounds the Retry-After a response may impose (a minute):

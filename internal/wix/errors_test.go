@@ -2,6 +2,7 @@ package wix
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"groupflow/internal/failure"
 )
@@ -483,5 +485,35 @@ func TestLimiterFailureNotRetried(t *testing.T) {
 	s, _ := c.Site(testSite)
 	if _, err := s.GetGroup(context.Background(), "g1"); err == nil || lim.waits != 1 || len(f.requests()) != 0 {
 		t.Fatalf("err %v, waits %d, requests %d", err, lim.waits, len(f.requests()))
+	}
+}
+
+// An error body's texts are untrusted: each is one line without control
+// characters and bounded, at most MaxFieldViolations violations are kept
+// (the rest counted), and a huge Data is dropped.
+func TestAPIErrorTextIsBounded(t *testing.T) {
+	huge := strings.Repeat("é\x1b[2J\r\n\x00\u0085", 1<<16)
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	long := q(huge[:4<<10])
+	var vs []string
+	for range 1000 {
+		vs = append(vs, `{"field":`+long+`,"description":`+long+`,"violatedRule":`+long+`,"ruleName":`+long+`}`)
+	}
+	body := `{"message":` + q(huge) + `,"details":{"applicationError":{"code":` + q(huge) + `,"description":` + q("other"+huge) +
+		`,"data":{"x":` + q(huge) + `}},"validationError":{"fieldViolations":[` + strings.Join(vs, ",") + `]}}}`
+	e := parseAPIError(400, http.Header{}, []byte(body), OpGroupsCreate, "POST", "/g", time.Now())
+	msg := e.Error()
+	if len(msg) > 8<<10 || strings.ContainsAny(msg, "\x1b\r\n\x00\u0085") || !utf8.ValidString(msg) {
+		t.Fatalf("Error() of %d bytes: %q...", len(msg), msg[:min(len(msg), 200)])
+	}
+	if len(e.FieldViolations) != MaxFieldViolations || e.MoreFieldViolations != 1000-MaxFieldViolations ||
+		!strings.Contains(msg, fmt.Sprintf("and %d more", 1000-MaxFieldViolations)) {
+		t.Fatalf("%d violations kept, %d more: %q", len(e.FieldViolations), e.MoreFieldViolations, msg[len(msg)-100:])
+	}
+	if e.Data != nil {
+		t.Fatalf("Data of %d bytes kept", len(e.Data))
+	}
+	if !strings.HasPrefix(e.Message, "é [2J é") {
+		t.Fatalf("Message %q", e.Message[:20])
 	}
 }

@@ -48,6 +48,26 @@ func requireID(what, id string) error {
 	return nil
 }
 
+// MaxIDLen bounds an id in Wix's answers, in bytes (Wix's ids are
+// 36-character GUIDs).
+const MaxIDLen = 128
+
+// checkAnswerID checks an id (what: "group id", ...) from a Wix answer
+// before it goes into the ledger, events, logs and later URLs: empty, or
+// at most MaxIDLen bytes of printable ASCII without spaces. The error names
+// neither the id nor any of its bytes.
+func checkAnswerID(what, id string) error {
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("invalid %s in the answer: %d bytes, max %d", what, len(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("invalid %s in the answer: byte %d is not printable ASCII", what, i)
+		}
+	}
+	return nil
+}
+
 // checkPaging rejects page sizes over MaxPageSize and negative values.
 func checkPaging(p *Paging) error {
 	if p == nil {
@@ -231,7 +251,11 @@ func (a *createGroupAnswer) decodeWix(raw []byte) error {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	a.Group, a.GroupRequest, a.CreateRequest = v.Group.ptr(), v.GroupRequest, v.CreateRequest
+	g, err := v.Group.ptr()
+	if err != nil {
+		return err
+	}
+	a.Group, a.GroupRequest, a.CreateRequest = g, v.GroupRequest, v.CreateRequest
 	return nil
 }
 
@@ -243,8 +267,9 @@ func (e *groupEnvelope) decodeWix(raw []byte) error {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	e.Group = v.Group.ptr()
-	return nil
+	var err error
+	e.Group, err = v.Group.ptr()
+	return err
 }
 
 func groupOrEmpty(g *Group) *Group {

@@ -117,7 +117,7 @@ func (m *memberCred) exchange(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("wix member token (POST %s): read body: %w", oauthTokenPath, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ae := parseAPIError(resp.StatusCode, resp.Header, raw, opMemberToken, http.MethodPost, oauthTokenPath, c.now())
+		ae := parseAPIError(resp.StatusCode, resp.Header, raw, opMemberToken, http.MethodPost, oauthTokenPath, c.now(), refresh)
 		return "", time.Time{}, &memberTokenError{site: m.site, err: ae}
 	}
 	var tr memberTokenResponse

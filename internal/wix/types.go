@@ -217,8 +217,9 @@ func (g *Group) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*g = v.group()
-	return nil
+	var err error
+	*g, err = v.group()
+	return err
 }
 
 // groupPlain is Group without its methods.
@@ -240,8 +241,9 @@ type groupJSON struct {
 	} `json:"details"`
 }
 
-// group returns the Group v holds, legacy names filling the current ones.
-func (v *groupJSON) group() Group {
+// group returns the Group v holds, legacy names filling the current ones;
+// an invalid id or owner id (see checkAnswerID) is an error.
+func (v *groupJSON) group() (Group, error) {
 	g := Group(v.groupPlain)
 	g.Name = firstNonEmpty(g.Name, v.Title)
 	g.PrivacyStatus = firstNonEmpty(g.PrivacyStatus, v.PrivacyLevel)
@@ -252,28 +254,40 @@ func (v *groupJSON) group() Group {
 	if g.MemberTitle == "" && v.Details != nil {
 		g.MemberTitle = v.Details.MembersTitle
 	}
-	return g
+	if err := checkAnswerID("group id", g.ID); err != nil {
+		return Group{}, err
+	}
+	if err := checkAnswerID("group owner id", g.OwnerID); err != nil {
+		return Group{}, err
+	}
+	return g, nil
 }
 
 // ptr returns the Group v holds, nil for a nil v (an answer without one).
-func (v *groupJSON) ptr() *Group {
+func (v *groupJSON) ptr() (*Group, error) {
 	if v == nil {
-		return nil
+		return nil, nil
 	}
-	g := v.group()
-	return &g
+	g, err := v.group()
+	if err != nil {
+		return nil, err
+	}
+	return &g, nil
 }
 
 // groupsOf converts decoded groups (nil stays nil).
-func groupsOf(vs []groupJSON) []Group {
+func groupsOf(vs []groupJSON) ([]Group, error) {
 	if vs == nil {
-		return nil
+		return nil, nil
 	}
 	gs := make([]Group, len(vs))
 	for i := range vs {
-		gs[i] = vs[i].group()
+		var err error
+		if gs[i], err = vs[i].group(); err != nil {
+			return nil, err
+		}
 	}
-	return gs
+	return gs, nil
 }
 
 // writable returns g without the read-only fields, for create and update
@@ -334,6 +348,9 @@ func (m *GroupMember) UnmarshalJSON(b []byte) error {
 // member sets *m from its wire form v.
 func (v *groupMemberJSON) member(m *GroupMember) error {
 	*m = GroupMember{MemberID: firstNonEmpty(v.MemberID, v.SiteMemberID), JoinedDate: v.JoinedDate}
+	if err := checkAnswerID("member id", m.MemberID); err != nil {
+		return err
+	}
 	if len(v.Role) > 0 && string(v.Role) != "null" {
 		var obj struct {
 			Value string `json:"value"`
@@ -615,7 +632,11 @@ func (p *GroupsPage) decodeWix(raw []byte) error {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	p.Groups, p.Metadata = groupsOf(v.Groups), v.Metadata
+	gs, err := groupsOf(v.Groups)
+	if err != nil {
+		return err
+	}
+	p.Groups, p.Metadata = gs, v.Metadata
 	return nil
 }
 
