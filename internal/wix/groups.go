@@ -48,17 +48,18 @@ func requireID(what, id string) error {
 	return nil
 }
 
-// MaxIDLen bounds an id in Wix's answers, in bytes (Wix's ids are
-// 36-character GUIDs).
-const MaxIDLen = 128
+// maxAnswerIDBytes bounds an id in Wix's answers (Wix's ids are
+// 36-character GUIDs); under messages.maxAnswerIDBytes, so that an id taken from
+// Wix is also a valid id of the contract's events and commands.
+const maxAnswerIDBytes = 128
 
 // checkAnswerID checks an id (what: "group id", ...) from a Wix answer
 // before it goes into the ledger, events, logs and later URLs: empty, or
-// at most MaxIDLen bytes of printable ASCII without spaces. The error names
+// at most maxAnswerIDBytes bytes of printable ASCII without spaces. The error names
 // neither the id nor any of its bytes.
 func checkAnswerID(what, id string) error {
-	if len(id) > MaxIDLen {
-		return fmt.Errorf("invalid %s in the answer: %d bytes, max %d", what, len(id), MaxIDLen)
+	if len(id) > maxAnswerIDBytes {
+		return fmt.Errorf("invalid %s in the answer: %d bytes, max %d", what, len(id), maxAnswerIDBytes)
 	}
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c <= ' ' || c > '~' {

@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"groupflow/internal/failure"
+	"groupflow/messages"
 )
 
 // Ids in Wix's answers go into the ledger, events and logs and back into
-// URLs: one with a control character, a space or more than MaxIDLen bytes
+// URLs: one with a control character, a space or more than maxAnswerIDBytes bytes
 // is a permanent decode error naming neither the id nor its length's bytes.
 func TestAnswersWithInvalidIDsAreRefused(t *testing.T) {
 	ctx := context.Background()
@@ -19,7 +20,7 @@ func TestAnswersWithInvalidIDsAreRefused(t *testing.T) {
 		"escape":   "g1\x1b]0;pwned\x07",
 		"newline":  "g1\nforged log line",
 		"space":    "g 1",
-		"too long": strings.Repeat("a", MaxIDLen+1),
+		"too long": strings.Repeat("a", maxAnswerIDBytes+1),
 		"not utf8": "g\xff1",
 	}
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
@@ -62,5 +63,12 @@ func TestAnswersWithInvalidIDsAreRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// An id Wix may give is one the contract accepts in events and commands.
+func TestAnswerIDBoundIsWithinTheContract(t *testing.T) {
+	if maxAnswerIDBytes > messages.MaxIDLen {
+		t.Fatalf("maxAnswerIDBytes %d > messages.MaxIDLen %d", maxAnswerIDBytes, messages.MaxIDLen)
 	}
 }
