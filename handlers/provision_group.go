@@ -575,7 +575,9 @@ func (h *ProvisionGroup) find(ctx context.Context, site *wix.Site, prog *ledger.
 		same = []wix.Group{*x}
 	}
 	x := same[0]
-	if prog.Unsure() && x.CreatedDate != nil && !x.CreatedDate.Before(prog.Record().StartedAt) {
+	// Wix dates to the millisecond: a group created in the millisecond the
+	// command started (a fast Wix) is dated before StartedAt's nanoseconds.
+	if prog.Unsure() && x.CreatedDate != nil && !x.CreatedDate.Before(prog.Record().StartedAt.Truncate(time.Millisecond)) {
 		return groupStep{ID: x.ID, Slug: x.Slug, OwnerID: x.OwnerID}, true, nil
 	}
 	// Not checkpointed unless its settings differ: a redelivery finds the
