@@ -436,6 +436,19 @@ type Member struct {
 	LastLoginDate *time.Time `json:"lastLoginDate,omitempty"`
 }
 
+// UnmarshalJSON reads a member; an invalid id or contact id (see
+// checkAnswerID) is an error.
+func (m *Member) UnmarshalJSON(b []byte) error {
+	type plain Member
+	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+		return err
+	}
+	if err := checkAnswerID("member id", m.ID); err != nil {
+		return err
+	}
+	return checkAnswerID("member contact id", m.ContactID)
+}
+
 // Email returns the login email, else the first contact email, else "".
 func (m Member) Email() string {
 	if m.LoginEmail != "" {
@@ -554,6 +567,9 @@ type contactV4 struct {
 func (c *Contact) UnmarshalJSON(b []byte) error {
 	var v contactV4
 	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if err := checkAnswerID("contact id", v.ID); err != nil {
 		return err
 	}
 	*c = Contact{ID: v.ID, FirstName: v.Info.Name.First, LastName: v.Info.Name.Last}
