@@ -58,7 +58,7 @@ func TestAnswersWithInvalidIDsAreRefused(t *testing.T) {
 				if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "invalid") {
 					t.Fatalf("err %v", err)
 				}
-				if len(err.Error()) > 500 || strings.ContainsAny(err.Error(), "\x1b\n\xff") {
+				if len(err.Error()) > 500 || strings.ContainsAny(err.Error(), "\x1b\n\ufffd") || strings.Contains(err.Error(), "\xff") {
 					t.Fatalf("error repeats the id: %q", err)
 				}
 			})
