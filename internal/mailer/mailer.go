@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	netmail "net/mail"
 	"os"
 	"strings"
@@ -156,6 +157,34 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Bounds of the counts in Config: each costs memory or goroutines (a
+// concurrency slot, a consumer's MaxAckPending of 2 × Concurrency), or
+// repeats work on every delivery.
+const (
+	MaxConcurrency  = 1024
+	MaxBurst        = 10000
+	MaxSendAttempts = 20
+	MaxMaxDeliver   = 1000
+)
+
+// checkBounds refuses a negative Rate (it read as unlimited) and counts
+// past their bounds, naming the flag.
+func (c Config) checkBounds() error {
+	switch {
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("mailer: rate %v must be a number of emails per second, 0 for unlimited (--rate)", c.Rate)
+	case c.Concurrency > MaxConcurrency:
+		return fmt.Errorf("mailer: concurrency %d is more than %d (--concurrency)", c.Concurrency, MaxConcurrency)
+	case c.Burst > MaxBurst:
+		return fmt.Errorf("mailer: burst %d is more than %d (--burst)", c.Burst, MaxBurst)
+	case c.SendAttempts > MaxSendAttempts:
+		return fmt.Errorf("mailer: send attempts %d are more than %d (--send-attempts)", c.SendAttempts, MaxSendAttempts)
+	case c.MaxDeliver > MaxMaxDeliver:
+		return fmt.Errorf("mailer: max deliver %d is more than %d (--max-deliver)", c.MaxDeliver, MaxMaxDeliver)
+	}
+	return nil
+}
+
 // New checks cfg and builds a mailer; Prepare then Run it.
 func New(cfg Config, deps Deps) (*Mailer, error) {
 	if deps.JS == nil || deps.Publisher == nil || deps.Sender == nil {
@@ -185,6 +214,9 @@ func New(cfg Config, deps Deps) (*Mailer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if err := cfg.checkBounds(); err != nil {
+		return nil, err
+	}
 	if longest := cfg.SendTimeout + cfg.RetryMax*3/2; cfg.ClaimTimeout <= longest {
 		// A claim is refreshed only between attempts: one that outlives
 		// ClaimTimeout is taken over by any copy of the event, which sends
