@@ -15,7 +15,6 @@ import (
 
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
-	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -38,7 +37,7 @@ func hostileCampaignEnv(t *testing.T, n int, before func(r *http.Request), rewri
 	g := site.AddGroup("Hostile", "", ids...)
 	site.RemoveFromGroup(g.ID, site.OwnerID())
 	var lists atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	client := proxiedWix(t, "test-site", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/groups/"+g.ID+"/members") {
 			sim.Handler().ServeHTTP(w, r)
 			return
@@ -60,12 +59,7 @@ func hostileCampaignEnv(t *testing.T, n int, before func(r *http.Request), rewri
 		}
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
-	if err := client.AddSite("test-site", wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	pub, _ := env.EventPublisher()
 	h := NewSendCampaign(client, pub, env.JS, env.Log)
 	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(h))

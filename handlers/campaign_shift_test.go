@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"groupflow/internal/runtime"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"groupflow/internal/testenv"
-	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -36,17 +34,12 @@ func TestCampaignSingleGroupPagesShiftedByJoins(t *testing.T) {
 	}
 	// Between the first and the second page, 30 members join.
 	var lists atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	client := proxiedWix(t, "test-site", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/groups/"+g.ID+"/members") && lists.Add(1) == 2 {
 			site.AddToGroup(g.ID, joiners...)
 		}
 		sim.Handler().ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
-	if err := client.AddSite("test-site", wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	pub, _ := env.EventPublisher()
 	h := NewSendCampaign(client, pub, env.JS, env.Log)
 	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(h))

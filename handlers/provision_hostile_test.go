@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"groupflow/internal/runtime"
-	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -23,7 +22,7 @@ func TestProvisionHostileWixHugeErrorMessage(t *testing.T) {
 	e := newWF(t)
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
 	huge := strings.Repeat("refused\x1b[31m\r\n", (2<<20)/15)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups") {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -31,12 +30,7 @@ func TestProvisionHostileWixHugeErrorMessage(t *testing.T) {
 			return
 		}
 		e.Wix.Sim.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
-	if err := client.AddSite(e.Wix.SiteID, wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	e.Sites = WixSites(client)
 	e.start(runtime.Adapt(provisionHandler(e)))
 	m := e.send(messages.CmdProvisionGroup, "huge-err", map[string]any{
@@ -56,7 +50,7 @@ func TestProvisionHostileWixInvalidGroupID(t *testing.T) {
 	e := newWF(t)
 	e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
 	evil := "evil\x1b]0;pwned\x07" + strings.Repeat("x", 2<<20)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		e.Wix.Sim.Handler().ServeHTTP(rec, r)
 		body := rec.Body.Bytes()
@@ -71,12 +65,7 @@ func TestProvisionHostileWixInvalidGroupID(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
-	if err := client.AddSite(e.Wix.SiteID, wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	e.Sites = WixSites(client)
 	e.start(runtime.Adapt(provisionHandler(e)))
 	m := e.send(messages.CmdProvisionGroup, "evil-id", map[string]any{

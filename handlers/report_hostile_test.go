@@ -10,7 +10,6 @@ import (
 
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
-	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -26,7 +25,7 @@ func TestReportAllGroupsHostileWixDuplicateGroupAcrossPages(t *testing.T) {
 	site := sim.Site("test-site")
 	g := len(site.Groups())
 	var first atomic.Value
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	client := proxiedWix(t, "test-site", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || r.URL.Query().Get("limit") == "" {
 			sim.Handler().ServeHTTP(w, r)
 			return
@@ -53,12 +52,7 @@ func TestReportAllGroupsHostileWixDuplicateGroupAcrossPages(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(body)
-	}))
-	defer srv.Close()
-	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
-	if err := client.AddSite("test-site", wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(client, env.JS, env.Log)))
 	w := env.Watch(env.Subjects.Events())
 	env.PublishJSON(messages.CmdGenerateReport, map[string]any{"id": "dup-groups", "allGroups": true, "top": 5, "idle": 5})

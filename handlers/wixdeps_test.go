@@ -3,6 +3,8 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +141,18 @@ func TestItemRefusedMember401(t *testing.T) {
 	if itemRefused(apiKey) {
 		t.Error("a 401 with the API key is about the site's credentials")
 	}
+}
+
+// proxiedWix returns a Wix client for siteID (API key "k", no rate limit
+// to speak of) whose requests go through proxy, an HTTP server closed when
+// the test ends: a hostile or shifting Wix in front of the simulator.
+func proxiedWix(t *testing.T, siteID string, proxy http.HandlerFunc) *wix.Client {
+	t.Helper()
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	client := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
+	if err := client.AddSite(siteID, wix.Credentials{APIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
