@@ -8,9 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 
 	"groupflow/internal/dlq"
 	"groupflow/internal/testenv"
@@ -88,11 +86,9 @@ func TestRepeatedAdvisoryWhileTheDLQIsFullWaitsOnce(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dlqStream := limitDLQ(t, env, 1)
-	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
-		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
-	obs, logs := observer.New(zap.DebugLevel)
-	capture, announced := startRecordingCapture(t, ctx, env, env.JS, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), fastFullRetry)
+	dlqStream := fillDLQ(t, env)
+	log, logs := observedLogger(t, zap.DebugLevel)
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS, log, fastFullRetry)
 	ack := env.Publish(messages.CmdGenerateReport, `{"id":"report-repeated"}`)
 	advise(t, env, ack.Sequence)
 	awaitCond(t, 30*time.Second, "the capture never waited for the full DLQ", func() bool { return capture.Waiting() == 1 })
@@ -143,11 +139,9 @@ func TestHeldCapturesAreBounded(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dlqStream := limitDLQ(t, env, 1)
-	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
-		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
-	obs, logs := observer.New(zap.ErrorLevel)
-	capture, announced := startRecordingCapture(t, ctx, env, env.JS, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), fastFullRetry)
+	dlqStream := fillDLQ(t, env)
+	log, logs := observedLogger(t, zap.ErrorLevel)
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS, log, fastFullRetry)
 	var seqs []uint64
 	for _, id := range []string{"held-1", "held-2", "held-3"} {
 		seqs = append(seqs, env.Publish(messages.CmdGenerateReport, `{"id":"`+id+`"}`).Sequence)
@@ -205,8 +199,8 @@ func TestDroppedAdvisoriesAreCountedAndStayCounted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	js := &stuckJS{JetStream: env.JS, release: make(chan struct{})}
-	obs, logs := observer.New(zap.ErrorLevel)
-	capture, _ := startRecordingCapture(t, ctx, env, js, zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), nil)
+	log, logs := observedLogger(t, zap.ErrorLevel)
+	capture, _ := startRecordingCapture(t, ctx, env, js, log, nil)
 	const burst = 6000 // past 8 stuck captures and the 4,096 waiting
 	for i := range burst {
 		advise(t, env, uint64(i+1))

@@ -69,6 +69,23 @@ func awaitCond(t *testing.T, within time.Duration, what string, cond func() bool
 	}
 }
 
+// fillDLQ makes the DLQ hold one dead letter and holds one (a filler):
+// the next store is refused as full.
+func fillDLQ(t *testing.T, env *testenv.Env) jetstream.Stream {
+	t.Helper()
+	st := limitDLQ(t, env, 1)
+	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
+		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
+	return st
+}
+
+// observedLogger logs to the test and records what is logged at level or
+// above, for the test to look for.
+func observedLogger(t *testing.T, level zapcore.Level) (*zap.Logger, *observer.ObservedLogs) {
+	obs, logs := observer.New(level)
+	return zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), logs
+}
+
 // limitDLQ makes the DLQ hold at most maxMsgs dead letters, refusing new ones
 // (discard new) as an operator's --dlq-max-msgs does.
 func limitDLQ(t *testing.T, env *testenv.Env, maxMsgs int64) jetstream.Stream {
@@ -125,9 +142,7 @@ func TestCaptureWaitsWhileDLQFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	dlqStream := limitDLQ(t, env, 1)
-	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
-		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
+	dlqStream := fillDLQ(t, env)
 
 	capture, announced := startRecordingCapture(t, ctx, env, env.JS, zaptest.NewLogger(t), fastFullRetry)
 
@@ -183,9 +198,7 @@ func TestCaptureFullThenTransientErrorKeepsWaiting(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	dlqStream := limitDLQ(t, env, 1)
-	deadLetter(t, env, &dlq.Entry{CommandType: messages.CmdProvisionGroup, CommandID: "filler",
-		Reason: "wix: 400", Body: []byte(`{"id":"filler"}`)})
+	dlqStream := fillDLQ(t, env)
 	// An attempt to store the capture is a publish on this subject.
 	attempts, err := env.NC.SubscribeSync(env.Subjects.DLQ(messages.CmdGenerateReport))
 	if err != nil {
@@ -195,9 +208,8 @@ func TestCaptureFullThenTransientErrorKeepsWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	obs, logs := observer.New(zap.WarnLevel)
-	capture, announced := startRecordingCapture(t, ctx, env, env.JS,
-		zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), obs)), fastFullRetry)
+	log, logs := observedLogger(t, zap.WarnLevel)
+	capture, announced := startRecordingCapture(t, ctx, env, env.JS, log, fastFullRetry)
 
 	ack := env.Publish(messages.CmdGenerateReport, `{"id":"report-blip"}`)
 	exhaust(t, env, ctx, "groupflow_generate_report", messages.CmdGenerateReport)
