@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"groupflow/internal/oneline"
 	"groupflow/messages"
 )
 
@@ -226,9 +227,7 @@ func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeUR
 // oneLine folds a rendered subject or display name to one line of
 // printable text (no header injection): control characters (C0, DEL, C1)
 // and runs of white space become one space.
-func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-}
+func oneLine(s string) string { return oneline.Fold(s) }
 
 // maxDisplayName bounds a recipient's display name, in bytes.
 const maxDisplayName = 256

@@ -11,8 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"groupflow/internal/oneline"
 )
 
 // permanentSentinel is a sentinel error that declares itself permanent to
@@ -230,13 +231,7 @@ const (
 // control characters (C0, DEL, C1) and invalid UTF-8 become spaces, and
 // runs of white space one space.
 func cleanText(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	s = oneline.Fold(s)
 	if len(s) <= n {
 		return s
 	}
