@@ -87,7 +87,9 @@ type memberTokenResponse struct {
 }
 
 // exchange trades the current refresh token for a member access token and
-// keeps the refresh token Wix sends back, if it differs.
+// keeps the refresh token Wix sends back, if it differs. A 3xx answer is a
+// permanent *RedirectError (never followed); another non-2xx one a
+// *memberTokenError.
 func (m *memberCred) exchange(ctx context.Context) (string, time.Time, error) {
 	m.mu.Lock()
 	refresh := m.refresh
@@ -111,6 +113,14 @@ func (m *memberCred) exchange(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("wix member token (POST %s): %w", oauthTokenPath, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp.StatusCode) {
+		// Like the app token (auth.go): a 3xx means a wrong base URL or a
+		// proxy, not a bad refresh token, and retrying gets the same answer,
+		// so it is the permanent *RedirectError; the redirect is not
+		// followed (it would re-send the refresh token).
+		c.metrics.request(m.site, opMemberToken, statusLabel(resp.StatusCode), time.Since(start))
+		return "", time.Time{}, redirectError(resp, opMemberToken, http.MethodPost, oauthTokenPath)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	c.metrics.request(m.site, opMemberToken, statusLabel(resp.StatusCode), time.Since(start))
 	if err != nil {

@@ -2,11 +2,14 @@ package wix
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
 
 	"groupflow/internal/failure"
 )
@@ -110,5 +113,49 @@ func TestInsecureBaseURLSendsNothing(t *testing.T) {
 	_, err := s.GetGroup(context.Background(), "g1")
 	if err == nil || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("GetGroup on http://wix.example.invalid = %v, want a permanent plain-http refusal", err)
+	}
+}
+
+// TestMemberTokenRedirectIsPermanent: a 3xx answer to the member-token
+// exchange (POST /oauth2/token, refresh-token grant) is the same permanent
+// *RedirectError as one to the app token request: it names the status and
+// the Location host, is not retried, and the Location target receives
+// nothing (no refresh token).
+func TestMemberTokenRedirectIsPermanent(t *testing.T) {
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			target := newFakeWix(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+				replyJSON(w, 200, []byte(`{"access_token":"stolen","expires_in":3600,"rules":[]}`))
+			})
+			loc, _ := url.Parse(target.srv.URL)
+			origin := newFakeWix(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+				http.Redirect(w, r, target.srv.URL+r.URL.Path, status)
+			})
+			s := memberSite(t, origin.srv.URL, newFakeClock(), zap.NewNop(), memberCreds)
+			_, err := s.ListRules(context.Background(), "g1")
+			if err == nil {
+				t.Fatal("ListRules succeeded through a redirect")
+			}
+			var re *RedirectError
+			if !errors.As(err, &re) || re.Status != status || re.Op != opMemberToken {
+				t.Errorf("err %v (%T), want a *RedirectError of %s with status %d", err, err, opMemberToken, status)
+			}
+			if !failure.IsPermanent(err) {
+				t.Errorf("redirect error is not permanent: %v", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "redirect") || !strings.Contains(msg, strconv.Itoa(status)) || !strings.Contains(msg, loc.Host) {
+				t.Errorf("error %q does not explain the redirect, its status %d and the Location host %s", msg, status, loc.Host)
+			}
+			if strings.Contains(msg, testRefresh) {
+				t.Errorf("error leaks the refresh token: %q", msg)
+			}
+			if got := target.requests(); len(got) != 0 {
+				t.Errorf("the Location target received %d request(s), first %s %s", len(got), got[0].Method, got[0].Path)
+			}
+			if got := origin.requests(); len(got) != 1 || got[0].Path != oauthTokenPath {
+				t.Errorf("origin got %d requests, want 1 token request (a redirect is not retried)", len(got))
+			}
+		})
 	}
 }
