@@ -138,7 +138,10 @@ func (a *oauthAuth) fetch(ctx context.Context, f *tokenFetch) {
 		now := a.c.now()
 		a.tok, a.expiry = f.tok, f.expiry
 		life := f.expiry.Sub(now)
-		// Renew at 80% of the lifetime, and at least 60s before expiry.
+		// Renew at 80% of the lifetime, and at least 60s before expiry,
+		// but not before half of it: with the lifetime at least
+		// MinTokenLifetime (tokenLifetime), a token is reused for at least
+		// MinTokenLifetime/2 and renewAt is never in the past.
 		early := max(life/5, time.Minute)
 		if early > life/2 {
 			early = life / 2
@@ -148,6 +151,42 @@ func (a *oauthAuth) fetch(ctx context.Context, f *tokenFetch) {
 	a.inflight = nil
 	a.mu.Unlock()
 	close(f.done)
+}
+
+// Bounds of the lifetime a token is cached for, whatever expires_in its
+// answer claims. The reference gives only `"expires_in": <seconds>`
+// (/work/shared/reference/wix-rest-api.md, §10 "App OAuth"); Wix documents
+// it as "Always 14400 (4 hours)" for app tokens (Create Access Token,
+// https://dev.wix.com/docs/rest/app-management/oauth-2/create-access-token)
+// and member access tokens as "valid for 4 hours" (AUTH.md, "Evidence").
+// The 5-minute tokens of Wix's legacy custom authentication are not used
+// here.
+const (
+	// MaxTokenLifetime caps the cached lifetime at the documented 4 hours: a
+	// longer claim (a proxy's or a buggy answer: years) would keep a token
+	// past the life Wix gives it.
+	MaxTokenLifetime = 4 * time.Hour
+	// MinTokenLifetime floors it: a shorter claim (1s) would make nearly
+	// every call fetch a token first, an extra request against the site's
+	// 200 a minute. Renewed half-way, a token then costs at most 4 requests
+	// a minute per credential. Should Wix really retire it sooner, the 401
+	// path (Site.do) drops it and fetches a fresh one once.
+	MinTokenLifetime = 30 * time.Second
+	// unknownTokenLifetime is assumed when expires_in is absent, zero or
+	// negative: conservative, well under the documented lifetime.
+	unknownTokenLifetime = 5 * time.Minute
+)
+
+// tokenLifetime is how long a token whose answer said expires_in (seconds)
+// is cached: unknownTokenLifetime when it is not positive, else expires_in
+// within [MinTokenLifetime, MaxTokenLifetime]. The bounds apply in seconds,
+// before the conversion, so no claim overflows a time.Duration.
+func tokenLifetime(expiresIn float64) time.Duration {
+	if !(expiresIn > 0) { // absent, zero, negative (or NaN)
+		return unknownTokenLifetime
+	}
+	secs := min(max(expiresIn, MinTokenLifetime.Seconds()), MaxTokenLifetime.Seconds())
+	return time.Duration(secs * float64(time.Second))
 }
 
 type tokenRequest struct {
@@ -213,10 +252,7 @@ func (a *oauthAuth) request(ctx context.Context) (string, time.Time, error) {
 	if tr.AccessToken == "" {
 		return "", time.Time{}, fmt.Errorf("wix oauth token: response without access_token")
 	}
-	ttl := time.Duration(tr.ExpiresIn * float64(time.Second))
-	if ttl <= 0 {
-		ttl = 5 * time.Minute // lifetime unknown: stay conservative, refetch often.
-	}
+	ttl := tokenLifetime(tr.ExpiresIn)
 	a.c.log.Debug("wix oauth token fetched", zapSite(a.site), zapDuration("ttl", ttl))
 	return tr.AccessToken, a.c.now().Add(ttl), nil
 }

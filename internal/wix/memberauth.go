@@ -146,10 +146,7 @@ func (m *memberCred) exchange(ctx context.Context) (string, time.Time, error) {
 		}
 		m.mu.Unlock()
 	}
-	ttl := time.Duration(secs * float64(time.Second))
-	if ttl <= 0 {
-		ttl = 5 * time.Minute
-	}
+	ttl := tokenLifetime(secs)
 	c.log.Debug("wix member token fetched", zapSite(m.site), zapDuration("ttl", ttl), zap.Bool("refresh_token_rotated", rotated))
 	return tok, c.now().Add(ttl), nil
 }

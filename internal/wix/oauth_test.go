@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"groupflow/internal/failure"
 )
@@ -190,4 +193,90 @@ func TestOAuth401RefreshesOnce(t *testing.T) {
 			t.Errorf("requests = %d, want 1 (token request only)", n)
 		}
 	})
+}
+
+// TestTokenLifetimeIsBounded: whatever expires_in a token answer carries
+// (absent or zero, tiny, negative, years), the app and member tokens are
+// fetched once by concurrent callers, reused by the calls of the next ten
+// seconds (a tiny lifetime does not cost a token request per call), and
+// renewed within Wix's documented 4 hours (a huge lifetime does not keep a
+// token cached past it).
+func TestTokenLifetimeIsBounded(t *testing.T) {
+	for _, kind := range []string{"app", "member"} {
+		for _, expiresIn := range []int{0, 1, 29, -60, 1e8} {
+			t.Run(fmt.Sprintf("%s/expires_in=%d", kind, expiresIn), func(t *testing.T) {
+				clock := newFakeClock()
+				var (
+					s      *Site
+					tokens func() int
+					call   func() error
+					gate   = make(chan struct{})
+				)
+				ctx := context.Background()
+				switch kind {
+				case "app":
+					o := newOAuthWix(t, expiresIn, func(tok string) bool { return strings.HasPrefix(tok, "tok-") })
+					o.gate = gate
+					s = oauthSite(t, o.srv.URL, clock)
+					tokens = func() int { _, tr := o.apiRequests(); return len(tr) }
+					call = func() error { _, err := s.GetGroup(ctx, "g1"); return err }
+				default:
+					m := newMemberWix(t, expiresIn, false)
+					m.gate = gate
+					s = memberSite(t, m.srv.URL, clock, zap.NewNop(), memberCreds)
+					tokens = func() int { return countPath(m.requests(), oauthTokenPath) }
+					call = func() error { _, err := s.ListRules(ctx, "g1"); return err }
+				}
+
+				var wg sync.WaitGroup
+				errs := make(chan error, 20)
+				for range 20 {
+					wg.Go(func() { errs <- call() })
+				}
+				close(gate)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n := tokens(); n != 1 {
+					t.Fatalf("%d token requests for 20 concurrent calls, want 1", n)
+				}
+				for range 10 {
+					clock.Advance(time.Second)
+					if err := call(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n := tokens(); n != 1 {
+					t.Fatalf("%d token requests for calls spread over 10s, want 1 (the token is reused)", n)
+				}
+				clock.Advance(4 * time.Hour)
+				if err := call(); err != nil {
+					t.Fatal(err)
+				}
+				if n := tokens(); n != 2 {
+					t.Fatalf("%d token requests 4h after the first, want 2 (renewed within the documented lifetime)", n)
+				}
+			})
+		}
+	}
+}
+
+// TestTokenLifetime: the cached lifetime of an expires_in claim.
+func TestTokenLifetime(t *testing.T) {
+	for _, tt := range []struct {
+		secs float64
+		want time.Duration
+	}{
+		{0, 5 * time.Minute}, {-1, 5 * time.Minute}, {math.NaN(), 5 * time.Minute}, {math.Inf(-1), 5 * time.Minute},
+		{0.5, MinTokenLifetime}, {1, MinTokenLifetime}, {30, 30 * time.Second}, {3600, time.Hour},
+		{14400, 4 * time.Hour}, {14401, MaxTokenLifetime}, {1e300, MaxTokenLifetime}, {math.Inf(1), MaxTokenLifetime},
+	} {
+		if got := tokenLifetime(tt.secs); got != tt.want {
+			t.Errorf("tokenLifetime(%v) = %v, want %v", tt.secs, got, tt.want)
+		}
+	}
 }
