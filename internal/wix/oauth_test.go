@@ -280,3 +280,55 @@ func TestTokenLifetime(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenRequestsDoNotWaitOnSiteLimiter pins a decision (AUTH.md, "Token
+// requests and the rate limit"): the Wix reference does not say whether
+// POST /oauth2/token counts toward a site's 200 requests a minute, so a
+// token request, app or member, takes no slot of the site's limiter of its
+// own: it is made within the slot of the API call that needed it. It is
+// still counted by the call's CallCounter.
+func TestTokenRequestsDoNotWaitOnSiteLimiter(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []string{"app", "member"} {
+		t.Run(kind, func(t *testing.T) {
+			var (
+				srv   string
+				reqs  func() []recorded
+				creds = appCreds
+			)
+			if kind == "app" {
+				o := newOAuthWix(t, 14400, func(tok string) bool { return tok == "tok-1" })
+				srv, reqs = o.srv.URL, o.requests
+			} else {
+				m := newMemberWix(t, 14400, false)
+				srv, reqs, creds = m.srv.URL, m.requests, memberCreds
+			}
+			c := testClient(t, srv, nil)
+			lim := &fakeLimiter{}
+			if err := c.AddSiteWithLimiter(testSite, creds, lim); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := c.Site(testSite)
+			var counter CallCounter
+			cctx := WithCallCounter(ctx, &counter)
+			var err error
+			if kind == "app" {
+				_, err = s.GetGroup(cctx, "g1")
+			} else {
+				_, err = s.ListRules(cctx, "g1")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, tok := len(reqs()), countPath(reqs(), oauthTokenPath); n != 2 || tok != 1 {
+				t.Fatalf("%d requests (%d token requests), want 2 (1)", n, tok)
+			}
+			lim.mu.Lock()
+			waits := lim.waits
+			lim.mu.Unlock()
+			if waits != 1 || counter.Load() != 2 {
+				t.Fatalf("limiter waited %d times, call counter %d; want 1 (the API call only) and 2", waits, counter.Load())
+			}
+		})
+	}
+}
