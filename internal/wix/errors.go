@@ -8,9 +8,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"groupflow/internal/oneline"
@@ -175,11 +177,13 @@ type wixErrorBody struct {
 // empty or not JSON at all (5xx from a proxy); then only Status and, for short
 // plain-text bodies, Message are set. Every occurrence of a non-empty secret
 // (the credential the request carried: an answer may echo the headers or
-// the body it was sent) is replaced by [REDACTED], in the body before it is
-// read and in the strings decoded from it.
+// the body it was sent), as is or JSON-escaped (see redactionForms), is
+// replaced by [REDACTED], in the body before it is read and in the strings
+// decoded from it.
 func parseAPIError(status int, header http.Header, body []byte, op, method, path string, now time.Time, secrets ...string) *APIError {
 	e := &APIError{Status: status, Op: op, Method: method, Path: path}
 	e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+	secrets = redactionForms(secrets)
 	body = redactBytes(body, secrets)
 	var wb wixErrorBody
 	if len(body) > 0 && json.Unmarshal(body, &wb) == nil {
@@ -240,6 +244,80 @@ func cleanText(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// redactionForms returns the non-empty secrets together with the forms an
+// answer may echo them in when it quotes them inside a JSON string (the app
+// secret and refresh token travel in a JSON body): escaped as encoding/json
+// writes them (`\"`, `\\`, `\u003c`, `\u003e`, `\u0026`, control
+// characters, U+2028/U+2029), without the HTML escapes (JavaScript's
+// JSON.stringify), with every non-ASCII rune as \uxxxx or \uXXXX as well
+// (Python's and Java's defaults), and each of those with `/` as `\/` (PHP's).
+// A decoded JSON string turns an escaped echo back into the secret, but the
+// raw Data, a plain-text excerpt and a JSON document quoted in a message keep
+// it escaped. Longest first, so that a form containing another is replaced
+// whole. A secret that needs no escaping gives only itself.
+func redactionForms(secrets []string) []string {
+	var forms []string
+	add := func(f string) {
+		if f != "" && !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	for _, sec := range secrets {
+		add(sec)
+		if !mayBeEscaped(sec) {
+			continue
+		}
+		for _, html := range []bool{true, false} {
+			q := jsonStringBody(sec, html)
+			for _, f := range []string{q, asciiEscaped(q, "\\u%04x"), asciiEscaped(q, "\\u%04X")} {
+				add(f)
+				add(strings.ReplaceAll(f, "/", `\/`))
+			}
+		}
+	}
+	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return forms
+}
+
+// mayBeEscaped reports whether a JSON encoder may write s otherwise than
+// as is: s has a control character, a non-ASCII byte or one of " \ / < > &.
+func mayBeEscaped(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || strings.IndexByte(`"\/<>&`, c) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonStringBody is s JSON-encoded, without the quotes.
+func jsonStringBody(s string, escapeHTML bool) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(s) // a string always encodes
+	q := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return string(q[1 : len(q)-1])
+}
+
+// asciiEscaped is the JSON string body q with every non-ASCII rune written
+// as format (\uxxxx or \uXXXX), as UTF-16 surrogates past U+FFFF.
+func asciiEscaped(q, format string) string {
+	var b strings.Builder
+	for _, r := range q {
+		switch {
+		case r < utf8.RuneSelf:
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, format+format, r1, r2)
+		default:
+			fmt.Fprintf(&b, format, r)
+		}
+	}
+	return b.String()
 }
 
 // redactBytes returns b with every occurrence of each non-empty secret

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -515,5 +516,23 @@ func TestAPIErrorTextIsBounded(t *testing.T) {
 	}
 	if !strings.HasPrefix(e.Message, "é [2J é") {
 		t.Fatalf("Message %q", e.Message[:20])
+	}
+}
+
+// TestRedactionForms: a secret JSON never escapes is redacted as is only; one
+// with characters it may escape also in each escaped form, longest first.
+func TestRedactionForms(t *testing.T) {
+	if got := redactionForms([]string{"", "plain-KEY.123_x", "plain-KEY.123_x"}); !slices.Equal(got, []string{"plain-KEY.123_x"}) {
+		t.Errorf("plain secret: forms %q, want only itself", got)
+	}
+	got := redactionForms([]string{`a/"<é😀`})
+	for _, want := range []string{`a/"<é😀`, `a/\"\u003cé😀`, `a\/\"\u003cé😀`, `a/\"<é😀`, `a\/\"<é😀`,
+		`a/\"\u003c\u00e9\ud83d\ude00`, `a\/\"<\u00E9\uD83D\uDE00`} {
+		if !slices.Contains(got, want) {
+			t.Errorf("forms %q lack %q", got, want)
+		}
+	}
+	if !slices.IsSortedFunc(got, func(a, b string) int { return len(b) - len(a) }) {
+		t.Errorf("forms %q are not longest first", got)
 	}
 }
