@@ -1,8 +1,8 @@
 // Package ratelimit shares each site's Wix rate limit among the groupflow
 // instances that run at the same time, through a JetStream KV bucket (no
 // other store). Wix allows "up to 200 requests per minute, per [app]
-// instance", i.e. per site (/work/shared/reference/wix-rest-api.md, "Rate
-// limits"); every instance calling a site must therefore stay within its
+// instance", i.e. per site (Wix, "Rate Limits",
+// https://dev.wix.com/docs/rest/articles/get-started/rate-limits); every instance calling a site must therefore stay within its
 // part of that one budget.
 //
 // Design. A Group is one instance's view. Per site with demand it keeps a

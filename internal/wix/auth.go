@@ -154,9 +154,8 @@ func (a *oauthAuth) fetch(ctx context.Context, f *tokenFetch) {
 }
 
 // Bounds of the lifetime a token is cached for, whatever expires_in its
-// answer claims. The reference gives only `"expires_in": <seconds>`
-// (/work/shared/reference/wix-rest-api.md, §10 "App OAuth"); Wix documents
-// it as "Always 14400 (4 hours)" for app tokens (Create Access Token,
+// answer claims. Wix documents it as "Always 14400 (4 hours)" for app
+// tokens (Create Access Token,
 // https://dev.wix.com/docs/rest/app-management/oauth-2/create-access-token)
 // and member access tokens as "valid for 4 hours" (AUTH.md, "Evidence").
 // The 5-minute tokens of Wix's legacy custom authentication are not used

@@ -27,8 +27,9 @@ var ErrTooManySites error = permanentSentinel("wix: too many sites")
 // AccountSites is the account-key mode of a Client (see UseAccount). Wix API
 // keys are made at account level and work for every site of the account: a
 // site-level call names its site with the wix-site-id header
-// (/work/shared/reference/wix-rest-api.md, "Base URL, headers": "site-level
-// calls work only with keys made in the account that owns the site").
+// (Wix, "Make REST API Calls with an API Key": "Site-level calls only work
+// with API keys that belong to the account that owns the site",
+// https://dev.wix.com/docs/develop-websites/articles/coding-with-velo/authorization/make-rest-api-calls-with-an-api-key).
 type AccountSites struct {
 	// APIKey is the account-level API key (never in errors or logs).
 	APIKey string
