@@ -545,7 +545,10 @@ func (m *Mailer) checkRecord(ctx context.Context, d *delivery) (outcome, bool) {
 		m.announceSent(ctx, d, prev.Record)
 		return ack(), false
 	case StatusSending:
-		age := m.cfg.now().Sub(prev.Stored)
+		age, err := m.claimAge(ctx, prev)
+		if err != nil {
+			return m.transient(ctx, d, err), false
+		}
 		if age < m.cfg.ClaimTimeout {
 			if d.last {
 				return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner)), false
@@ -558,6 +561,20 @@ func (m *Mailer) checkRecord(ctx context.Context, d *delivery) (outcome, bool) {
 			zap.String("owner", prev.Owner), zap.Duration("age", age))
 	}
 	return outcome{}, true
+}
+
+// claimAge is how long ago the server stored the "sending" claim prev, on
+// the server's clock (Store.ServerNow): an instance's own clock, ahead of
+// the server's by more than ClaimTimeout, would take over a live claim at
+// once and send the email twice. It costs a write and a read, so it is
+// asked only when a claim is found, not on every delivery. An age below
+// zero (a new stream leader whose clock is behind the last one's) is zero.
+func (m *Mailer) claimAge(ctx context.Context, prev *Entry) (time.Duration, error) {
+	now, err := m.store.ServerNow(ctx, m.cfg.Instance)
+	if err != nil {
+		return 0, err
+	}
+	return max(now.Sub(prev.Stored), 0), nil
 }
 
 // render builds the email; a template or address problem is permanent.

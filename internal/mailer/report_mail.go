@@ -99,8 +99,14 @@ func (m *Mailer) mailReport(ctx context.Context, d *delivery) (time.Duration, er
 			log.Info("report already mailed", zap.String("message_id", prev.MessageID))
 			return 0, nil
 		}
-		if age := m.cfg.now().Sub(prev.Stored); prev.Status == StatusSending && age < m.cfg.ClaimTimeout {
-			return m.cfg.ClaimTimeout - age + time.Second, fmt.Errorf("%w: by %s", errClaimHeld, prev.Owner)
+		if prev.Status == StatusSending {
+			age, err := m.claimAge(ctx, prev)
+			if err != nil {
+				return time.Second, err
+			}
+			if age < m.cfg.ClaimTimeout {
+				return m.cfg.ClaimTimeout - age + time.Second, fmt.Errorf("%w: by %s", errClaimHeld, prev.Owner)
+			}
 		}
 		rev, claims = prev.Revision, prev.Claims+1
 	}
