@@ -3,12 +3,15 @@ package mailer_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/mailer"
+	"groupflow/internal/testenv"
 	"groupflow/messages"
 )
 
@@ -31,6 +34,17 @@ func claimLive(ctx context.Context, t *testing.T, h *harness, eventID, owner str
 	return store
 }
 
+// claimedMember starts a harness whose member_selected event of campaign is
+// claimed by owner, and returns a context for the test's broker calls.
+func claimedMember(t *testing.T, campaign, owner string) (*harness, context.Context, *messages.MemberSelected, *mailer.Store) {
+	t.Helper()
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	t.Cleanup(cancel)
+	ev := member(campaign, 1, offerJSON)
+	return h, ctx, ev, claimLive(ctx, t, h, ev.EventID(), owner)
+}
+
 // TestLiveClaimNotTakenOverByAClockAhead: a claim's age is the time since
 // the server stored it. An instance whose clock runs 10 minutes ahead of
 // the server's (more than the 5-minute ClaimTimeout) must not read a claim
@@ -39,11 +53,7 @@ func claimLive(ctx context.Context, t *testing.T, h *harness, eventID, owner str
 // delivery it dead-letters the event as claim_held; nothing is sent and
 // the live owner's claim is left as it was.
 func TestLiveClaimNotTakenOverByAClockAhead(t *testing.T) {
-	h := newHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	ev := member("clock-ahead", 1, offerJSON)
-	store := claimLive(ctx, t, h, ev.EventID(), "alive")
+	h, ctx, ev, store := claimedMember(t, "clock-ahead", "alive")
 	report := storeReport(ctx, t, h, time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC), "rep-clock", "head@acme.example")
 	reportID := messages.EventID(messages.EvtReportGenerated, "rep-clock")
 	claimLive(ctx, t, h, reportID, "alive")
@@ -81,11 +91,7 @@ func TestLiveClaimNotTakenOverByAClockAhead(t *testing.T) {
 // 10 minutes behind the server's must take over a claim left by a crash
 // once it is ClaimTimeout old on the server's clock, not 10 minutes later.
 func TestStaleClaimTakenOverOnTimeByAClockBehind(t *testing.T) {
-	h := newHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	ev := member("clock-behind", 1, offerJSON)
-	store := claimLive(ctx, t, h, ev.EventID(), "crashed")
+	h, ctx, ev, store := claimedMember(t, "clock-behind", "crashed")
 	sender := &countingSender{}
 	sent := h.env.Watch(h.env.Subjects.Event(messages.EvtEmailSent))
 	h.startWith(sender, nil, func(c *mailer.Config) {
@@ -97,5 +103,48 @@ func TestStaleClaimTakenOverOnTimeByAClockBehind(t *testing.T) {
 	rec, err := store.Get(ctx, ev.EventID())
 	if err != nil || rec == nil || rec.Status != mailer.StatusSent || rec.Claims != 2 || sender.n.Load() != 1 {
 		t.Fatalf("record = %+v, %v; sends %d; want sent once under the second claim", rec, err, sender.n.Load())
+	}
+}
+
+// failingClockKV fails every write of the clock probe (ClockKey).
+type failingClockKV struct {
+	jetstream.KeyValue
+	probes atomic.Int32
+}
+
+func (k *failingClockKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if key == mailer.ClockKey {
+		k.probes.Add(1)
+		return 0, nats.ErrTimeout
+	}
+	return k.KeyValue.Put(ctx, key, value)
+}
+
+// TestFailedClockProbeTakesNoClaimOver: when the server's time cannot be
+// read, a claim's age is unknown. The delivery must not guess it from the
+// instance's clock (or take the claim for stale) and send: it is retried
+// as any broker error is, and the last delivery dead-letters the event as
+// exhausted, with nothing sent and the claim untouched.
+func TestFailedClockProbeTakesNoClaimOver(t *testing.T) {
+	h, ctx, ev, store := claimedMember(t, "clock-probe", "crashed")
+	kv := &failingClockKV{}
+	h.hookKV(func(inner jetstream.KeyValue) jetstream.KeyValue { kv.KeyValue = inner; return kv })
+	sender := &countingSender{}
+	failed := h.env.Watch(h.env.Subjects.Event(messages.EvtEmailFailed))
+	h.startWith(sender, nil, func(c *mailer.Config) {
+		c.MaxDeliver = 2
+		mailer.SetClock(c, skewedClock(time.Hour)) // the instance's own clock calls the claim stale
+	})
+	h.publish(ev)
+	f := testenv.Decode[messages.EmailFailed](t, failed.Next(waitNormal, nil))
+	if f.SourceEventID != ev.EventID() || f.Permanent || !strings.Contains(f.Reason, "clock probe") {
+		t.Errorf("email_failed = %+v, want the failed clock probe", f)
+	}
+	if n, p := sender.n.Load(), kv.probes.Load(); n != 0 || p != 2 {
+		t.Fatalf("%d sends, %d probes; want none sent after a failed probe on each of the 2 deliveries", n, p)
+	}
+	rec, err := store.Get(ctx, ev.EventID())
+	if err != nil || rec == nil || rec.Status != mailer.StatusSending || rec.Owner != "crashed" || rec.Claims != 1 {
+		t.Errorf("record = %+v, %v; want the claim untouched", rec, err)
 	}
 }
