@@ -64,7 +64,8 @@ type Config struct {
 	// handled are kept alive every AckWait/3.
 	AckWait time.Duration
 	// ClaimTimeout is when a "sending" claim counts as left by a crashed
-	// instance and is taken over (default 5m). See the package doc. It must
+	// instance and is taken over (default 5m), its age read on the server's
+	// clock (Store.ServerNow). See the package doc. It must
 	// exceed SendTimeout + 1.5 × RetryMax (one attempt and the randomized
 	// wait before the next refresh of the claim); New refuses less.
 	ClaimTimeout time.Duration
