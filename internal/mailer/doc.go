@@ -10,7 +10,8 @@
 // An event is identified by its payload-derived id (MemberSelected.EventID,
 // equal to the ce-id header), never by Nats-Msg-Id, which a dead-letter
 // replay changes. The JetStream KV bucket GROUPMAIL_SENT holds one record per
-// event id, written only with compare-and-set on the entry's revision:
+// event id (and the clock probe, below), written only with compare-and-set
+// on the entry's revision:
 //
 //  1. On every delivery, read the record. "sent" → acknowledge without
 //     sending (and republish email_sent, deduplicated by its id).
@@ -51,6 +52,17 @@
 // very recent crash): the delivery is nacked until the claim is resolved or
 // stale; on the last delivery it is dead-lettered (reason claim_held) rather
 // than dropped, and a replay is answered from the record.
+//
+// A claim's age is measured on the server's clock only: the time the stream
+// stored the claim against the time it stores a probe written then
+// (Store.ServerNow, on the bucket's one key ClockKey, overwritten by every
+// probe). An instance's own clock plays no part, so a clock ahead of the
+// server's by more than ClaimTimeout cannot take over a live claim (and send
+// twice), nor a clock behind delay the take-over of a stale one. The probe
+// is a write and a read, made only when a "sending" claim is found; if it
+// fails, the delivery is retried as after any broker error, never sent on a
+// guess. What remains assumed is that the servers that lead the bucket's
+// stream in turn (a cluster's leader changes) roughly agree with each other.
 //
 // ClaimTimeout must exceed the longest send attempt (Config.SendTimeout plus
 // the wait before the claim's next refresh, 1.5 × RetryMax), or a live but

@@ -14,19 +14,23 @@ import (
 	"groupflow/messages"
 )
 
-// lostClaimJS opens the send-record bucket through lostClaimKV.
-type lostClaimJS struct {
+// kvHookJS opens the send-record bucket through wrap (a test's KV hooks).
+type kvHookJS struct {
 	jetstream.JetStream
-	kv *lostClaimKV
+	wrap func(jetstream.KeyValue) jetstream.KeyValue
 }
 
-func (j *lostClaimJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+func (j *kvHookJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := j.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	j.kv.KeyValue = kv
-	return j.kv, nil
+	return j.wrap(kv), nil
+}
+
+// hookKV makes h's mailers open their bucket through wrap.
+func (h *harness) hookKV(wrap func(jetstream.KeyValue) jetstream.KeyValue) {
+	h.wrapJS = func(js jetstream.JetStream) jetstream.JetStream { return &kvHookJS{JetStream: js, wrap: wrap} }
 }
 
 // lostClaimKV stores the first record it creates (the first claim) and
@@ -57,7 +61,7 @@ func (s *countingSender) Send(context.Context, *gomail.Msg) error { s.n.Add(1); 
 func TestLostClaimReplyDoesNotFailTheEmail(t *testing.T) {
 	h := newHarness(t)
 	kv := &lostClaimKV{}
-	h.wrapJS = func(js jetstream.JetStream) jetstream.JetStream { return &lostClaimJS{JetStream: js, kv: kv} }
+	h.hookKV(func(inner jetstream.KeyValue) jetstream.KeyValue { kv.KeyValue = inner; return kv })
 	sender := &countingSender{}
 	h.startWith(sender, nil, func(c *mailer.Config) {
 		c.MaxDeliver = 2

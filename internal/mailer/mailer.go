@@ -64,7 +64,8 @@ type Config struct {
 	// handled are kept alive every AckWait/3.
 	AckWait time.Duration
 	// ClaimTimeout is when a "sending" claim counts as left by a crashed
-	// instance and is taken over (default 5m). See the package doc. It must
+	// instance and is taken over (default 5m), its age read on the server's
+	// clock (Store.ServerNow). See the package doc. It must
 	// exceed SendTimeout + 1.5 × RetryMax (one attempt and the randomized
 	// wait before the next refresh of the claim); New refuses less.
 	ClaimTimeout time.Duration
@@ -88,6 +89,10 @@ type Config struct {
 	Source string
 	// Instance names this process in claims (default host-pid-random).
 	Instance string
+
+	// now is this instance's clock (default time.Now); tests set it
+	// through export_test.go to run an instance whose clock is off.
+	now func() time.Time
 }
 
 // Deps are the mailer's collaborators.
@@ -153,6 +158,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Instance == "" {
 		c.Instance = natsname.InstanceID()
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	return c
 }
@@ -538,7 +546,10 @@ func (m *Mailer) checkRecord(ctx context.Context, d *delivery) (outcome, bool) {
 		m.announceSent(ctx, d, prev.Record)
 		return ack(), false
 	case StatusSending:
-		age := time.Since(prev.Stored)
+		age, err := m.claimAge(ctx, prev)
+		if err != nil {
+			return m.transient(ctx, d, err), false
+		}
 		if age < m.cfg.ClaimTimeout {
 			if d.last {
 				return m.fail(ctx, d, fmt.Errorf("%w: claimed %s ago by %s and not resolved by the last delivery", errClaimHeld, age.Round(time.Second), prev.Owner)), false
@@ -551,6 +562,20 @@ func (m *Mailer) checkRecord(ctx context.Context, d *delivery) (outcome, bool) {
 			zap.String("owner", prev.Owner), zap.Duration("age", age))
 	}
 	return outcome{}, true
+}
+
+// claimAge is how long ago the server stored the "sending" claim prev, on
+// the server's clock (Store.ServerNow): an instance's own clock, ahead of
+// the server's by more than ClaimTimeout, would take over a live claim at
+// once and send the email twice. It costs a write and a read, so it is
+// asked only when a claim is found, not on every delivery. An age below
+// zero (a new stream leader whose clock is behind the last one's) is zero.
+func (m *Mailer) claimAge(ctx context.Context, prev *Entry) (time.Duration, error) {
+	now, err := m.store.ServerNow(ctx, m.cfg.Instance)
+	if err != nil {
+		return 0, err
+	}
+	return max(now.Sub(prev.Stored), 0), nil
 }
 
 // render builds the email; a template or address problem is permanent.
@@ -590,7 +615,7 @@ func (m *Mailer) render(ctx context.Context, d *delivery) (*mail.Msg, outcome, b
 func (m *Mailer) claim(ctx context.Context, d *delivery) (Record, uint64, outcome, bool) {
 	claim := Record{
 		Status: StatusSending, EventID: d.eventID, CampaignID: d.ev.CampaignID, MemberID: d.ev.MemberID,
-		MessageID: d.msgID, Owner: m.cfg.Instance, Claims: 1, At: time.Now().UTC(),
+		MessageID: d.msgID, Owner: m.cfg.Instance, Claims: 1, At: m.cfg.now().UTC(),
 	}
 	var rev uint64
 	if d.prev != nil {
@@ -788,7 +813,7 @@ func (m *Mailer) send(ctx context.Context, d *delivery, email *mail.Msg, claim R
 			if ctx.Err() != nil {
 				return struct{}{}, backoff.Permanent(ctx.Err())
 			}
-			claim.At = time.Now().UTC()
+			claim.At = m.cfg.now().UTC()
 			n, err := m.store.Write(ctx, d.eventID, claim, rev)
 			if errors.Is(err, ErrConflict) {
 				return struct{}{}, backoff.Permanent(fmt.Errorf("%w: %v", errClaimLost, err))
@@ -847,7 +872,7 @@ func kvCritical(ctx context.Context, f func(context.Context) error) error {
 func (m *Mailer) recordSent(ctx context.Context, d *delivery, claim Record, rev uint64) {
 	rec := claim
 	rec.Status = StatusSent
-	rec.At = time.Now().UTC()
+	rec.At = m.cfg.now().UTC()
 	rec.Reason = ""
 	err := kvCritical(ctx, func(c context.Context) error {
 		_, err := m.store.Write(c, d.eventID, rec, rev)
@@ -868,7 +893,7 @@ func (m *Mailer) recordSent(ctx context.Context, d *delivery, claim Record, rev 
 func (m *Mailer) release(ctx context.Context, d *delivery, claim Record, rev uint64, cause error) {
 	rec := claim
 	rec.Status = StatusFailed
-	rec.At = time.Now().UTC()
+	rec.At = m.cfg.now().UTC()
 	rec.Reason = cause.Error()
 	err := kvCritical(ctx, func(c context.Context) error {
 		_, err := m.store.Write(c, d.eventID, rec, rev)

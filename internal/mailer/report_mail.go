@@ -99,8 +99,14 @@ func (m *Mailer) mailReport(ctx context.Context, d *delivery) (time.Duration, er
 			log.Info("report already mailed", zap.String("message_id", prev.MessageID))
 			return 0, nil
 		}
-		if age := time.Since(prev.Stored); prev.Status == StatusSending && age < m.cfg.ClaimTimeout {
-			return m.cfg.ClaimTimeout - age + time.Second, fmt.Errorf("%w: by %s", errClaimHeld, prev.Owner)
+		if prev.Status == StatusSending {
+			age, err := m.claimAge(ctx, prev)
+			if err != nil {
+				return time.Second, err
+			}
+			if age < m.cfg.ClaimTimeout {
+				return m.cfg.ClaimTimeout - age + time.Second, fmt.Errorf("%w: by %s", errClaimHeld, prev.Owner)
+			}
 		}
 		rev, claims = prev.Revision, prev.Claims+1
 	}
@@ -111,7 +117,7 @@ func (m *Mailer) mailReport(ctx context.Context, d *delivery) (time.Duration, er
 	if err := m.waitRate(ctx); err != nil { // the same send rate as member mails
 		return time.Second, err
 	}
-	claim := Record{Status: StatusSending, EventID: id, MessageID: msgID, Owner: m.cfg.Instance, Claims: claims, At: time.Now().UTC()}
+	claim := Record{Status: StatusSending, EventID: id, MessageID: msgID, Owner: m.cfg.Instance, Claims: claims, At: m.cfg.now().UTC()}
 	if rev, err = m.store.Write(ctx, id, claim, rev); err != nil {
 		return time.Second, err
 	}

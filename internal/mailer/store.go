@@ -87,8 +87,9 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 func Key(eventID string) string { return natsname.Digest(eventID) }
 
 // Entry is a record with its revision and the server's time of that
-// revision (used to age claims, so instance clocks need not agree with each
-// other, only roughly with the server).
+// revision. A claim's age is measured on the server's clock alone (Stored
+// against ServerNow), so instance clocks need agree neither with each other
+// nor with the server.
 type Entry struct {
 	Record
 	Revision uint64
@@ -148,6 +149,34 @@ func (s *Store) Put(ctx context.Context, eventID string, r Record) (uint64, erro
 		return 0, fmt.Errorf("kv put %s: %w", eventID, err)
 	}
 	return n, nil
+}
+
+// ClockKey is the key ServerNow writes: one key for all instances,
+// overwritten by every probe (History 1), so it never grows the bucket. It
+// cannot be the key of an event, which is 64 hex digits (Key).
+const ClockKey = "clock"
+
+// ServerNow is the server's current time as the bucket's stream stamps
+// entries: it writes a probe to ClockKey (the value is the instance's name,
+// for `nats kv get`) and reads back the latest entry of the key. That entry
+// is the probe or a later one (another instance's), so its time lies
+// between the write and the read: a claim's age, ServerNow minus its Stored
+// time, is never more than it is on the server's clock. A read older than
+// the probe (a replica behind, answering a direct get) is an error, as is
+// any failed write or read: the caller retries later.
+func (s *Store) ServerNow(ctx context.Context, instance string) (time.Time, error) {
+	rev, err := s.kv.Put(ctx, ClockKey, []byte(natsname.Token(instance)))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("kv clock probe: %w", err)
+	}
+	e, err := s.kv.Get(ctx, ClockKey)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("kv clock probe read: %w", err)
+	}
+	if e.Revision() < rev {
+		return time.Time{}, fmt.Errorf("kv clock probe read revision %d, older than the probe's %d", e.Revision(), rev)
+	}
+	return e.Created(), nil
 }
 
 // Bucket returns the bucket name.
