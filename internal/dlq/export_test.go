@@ -7,3 +7,11 @@ func SetMaxHeld(n int) (restore func()) {
 	maxHeld = n
 	return func() { maxHeld = old }
 }
+
+// SetMaxListBytes sets the text budget of one GET /dlq answer; restore puts
+// the default back.
+func SetMaxListBytes(n int) (restore func()) {
+	old := maxListBytes
+	maxListBytes = n
+	return func() { maxListBytes = old }
+}

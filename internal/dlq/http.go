@@ -41,9 +41,18 @@ func (e *Entry) WithBody() EntryJSON {
 type ListResponse struct {
 	Count   int      `json:"count"`
 	Entries []*Entry `json:"entries"`
-	// Truncated says more entries match than the limit let through.
+	// Truncated says more entries match than the limit (or the byte budget,
+	// see maxListBytes) let through.
 	Truncated bool `json:"truncated,omitempty"`
 }
+
+// maxListBytes bounds the text (see Entry.textSize) of the entries one GET
+// /dlq answers, whatever the limit: a forged dead letter may carry ~64 KiB
+// of headers, and JSON writes a "<" or a control character as 6 bytes, so
+// 10,000 of them would make the processor hold and encode gigabytes. The
+// answer stops before the entry that would pass it (at least one entry is
+// listed) and says "truncated". A variable for tests.
+var maxListBytes = 8 << 20
 
 // Bounds of one GET /dlq answer (query limit=).
 const (
@@ -73,8 +82,9 @@ type PurgeResponse struct {
 // NewHTTPHandler serves the DLQ operations for tools and dashboards:
 //
 //	GET  /dlq             list (query: command, since = RFC 3339 or duration,
-//	                      reason, limit: default 1000, at most 10,000;
-//	                      "truncated" says more match)
+//	                      reason, limit: default 1000, at most 10,000, and
+//	                      at most 8 MiB of entries' text; "truncated" says
+//	                      more match)
 //	GET  /dlq/{seq}       one entry, body included
 //	POST /dlq/replay      ActionRequest → ReplayResult (409 when every
 //	                      entry selected was refused, see Store.ReplayTarget)
@@ -138,8 +148,10 @@ func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	out := ListResponse{Entries: []*Entry{}}
+	size := 0
 	err := h.store.Each(r.Context(), f, false, func(e *Entry) error {
-		if len(out.Entries) == limit {
+		size += e.textSize()
+		if len(out.Entries) == limit || (len(out.Entries) > 0 && size > maxListBytes) {
 			out.Truncated = true
 			return errListFull
 		}
@@ -152,6 +164,20 @@ func (h *httpHandler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Count = len(out.Entries)
 	httpjson.Write(w, http.StatusOK, out)
+}
+
+// textSize is the length of e's text without its body: what a listing
+// holds and encodes of it (see maxListBytes).
+func (e *Entry) textSize() int {
+	n := len(e.CommandType) + len(e.CommandID) + len(e.Kind) + len(e.Reason) + len(e.OriginalSubject) +
+		len(e.Handler) + len(e.HeadersDropped) + len(e.Subject) + len(e.Refused)
+	for k, v := range e.Headers {
+		n += len(k) + len(v)
+	}
+	for _, fe := range e.Fields {
+		n += len(fe.Field) + len(fe.Message)
+	}
+	return n
 }
 
 func (h *httpHandler) get(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -445,11 +446,18 @@ func (s *Source) done(wm *message.Message, acked bool) {
 	}
 }
 
-// toWatermill wraps a fetched message, its headers and delivery metadata.
+// metaPrefix starts every metadata key of the Source (MetaSubject, ...).
+// A published header with this prefix is not copied: the keys steer how the
+// message is settled (MetaNakDelay, MetaAbandon) and are the Source's and
+// its handlers' alone, not a producer's.
+const metaPrefix = "_gf_"
+
+// toWatermill wraps a fetched message, its headers (but those named like
+// its metadata keys, see metaPrefix) and delivery metadata.
 func toWatermill(m jetstream.Msg, md *jetstream.MsgMetadata, meta messages.CommandMeta, topic string) *message.Message {
 	wm := message.NewMessage(messages.CommandIDFrom(meta.ID, m.Headers(), md.Stream, md.Sequence.Stream), m.Data())
 	for k, vs := range m.Headers() {
-		if len(vs) > 0 {
+		if len(vs) > 0 && !strings.HasPrefix(k, metaPrefix) {
 			wm.Metadata.Set(k, vs[0])
 		}
 	}
