@@ -67,7 +67,7 @@ func (r *Runtime) relay(msg *message.Message) error {
 	out := nats.NewMsg(r.cfg.Subjects.Command(t))
 	out.Data = msg.Payload
 	for k, v := range msg.Metadata {
-		if !strings.HasPrefix(k, "_gf_") && !strings.HasPrefix(strings.ToLower(k), "nats-") {
+		if !strings.HasPrefix(k, metaPrefix) && !strings.HasPrefix(strings.ToLower(k), "nats-") {
 			out.Header.Set(k, v)
 		}
 	}

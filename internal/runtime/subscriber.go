@@ -21,23 +21,30 @@ import (
 	"groupflow/messages"
 )
 
+// metaPrefix starts every metadata key of the Source (MetaSubject, ...).
+// A published header with this prefix is not copied (toWatermill), nor
+// relayed (Runtime.relay): the keys steer how the message is settled
+// (MetaNakDelay, MetaAbandon) and are the Source's and its handlers' alone,
+// not a producer's.
+const metaPrefix = "_gf_"
+
 // Metadata keys the Source sets on every Watermill message, besides the
-// NATS headers (copied as they are).
+// NATS headers (copied as they are, but those named like these).
 const (
-	MetaSubject   = "_gf_subject"
-	MetaDelivery  = "_gf_delivery"
-	MetaStreamSeq = "_gf_stream_seq"
-	MetaStream    = "_gf_stream"
-	MetaPublished = "_gf_published"
+	MetaSubject   = metaPrefix + "subject"
+	MetaDelivery  = metaPrefix + "delivery"
+	MetaStreamSeq = metaPrefix + "stream_seq"
+	MetaStream    = metaPrefix + "stream"
+	MetaPublished = metaPrefix + "published"
 	// MetaNakDelay, set by a handler before it fails, overrides the
 	// redelivery delay (a Go duration).
-	MetaNakDelay = "_gf_nak_delay"
+	MetaNakDelay = metaPrefix + "nak_delay"
 	// MetaTopic is the subscription (topic) the message came from.
-	MetaTopic = "_gf_topic"
+	MetaTopic = metaPrefix + "topic"
 	// MetaAbandon, set (to any value) by a handler before it nacks, leaves
 	// the message unacknowledged, as a crash would: the server redelivers
 	// it after AckWait.
-	MetaAbandon = "_gf_abandon"
+	MetaAbandon = metaPrefix + "abandon"
 )
 
 // Subscription says how to consume one topic (a command subject).
@@ -445,12 +452,6 @@ func (s *Source) done(wm *message.Message, acked bool) {
 		s.cfg.OnDone(wm, acked)
 	}
 }
-
-// metaPrefix starts every metadata key of the Source (MetaSubject, ...).
-// A published header with this prefix is not copied: the keys steer how the
-// message is settled (MetaNakDelay, MetaAbandon) and are the Source's and
-// its handlers' alone, not a producer's.
-const metaPrefix = "_gf_"
 
 // toWatermill wraps a fetched message, its headers (but those named like
 // its metadata keys, see metaPrefix) and delivery metadata.
