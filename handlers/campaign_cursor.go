@@ -27,9 +27,9 @@ import (
 //     the page before without a gap. It takes those. Exact, join dates or
 //     not.
 //   - No Recent id, every member joined after Tail (the tail's joinedDate):
-//     at least a page of members joined between two reads and this page
-//     lies before the members read. It moves on (the next page), takes
-//     nothing, keeps Recent.
+//     100 or more members joined between two reads and pushed the tail
+//     past this page, which holds members read on earlier pages or
+//     joiners. It moves on (the next page), takes nothing, keeps Recent.
 //   - No Recent id, some joined after Tail and none on Tail's date: every
 //     member of the page before left, and this page spans the tail's place.
 //     It takes the members who joined before Tail.
@@ -44,7 +44,7 @@ import (
 // of ⌈m/100⌉ (every page after the first brings 99 new members; one more
 // call per 9,900 members), plus one call per step back (one per ≤99
 // members who left before the page boundary between two reads) and one per
-// page of joiners passed (a burst of ≥99 joins between two reads).
+// page passed (per 99 joins beyond 99 between two reads).
 //
 // Unordered lists (List Answers documents no order and has no join dates)
 // are read as before: at Offset, skipping the Recent ids (members pushed
@@ -69,7 +69,8 @@ type offsetCursor struct {
 // maxCampaignStepBacks bounds the step-backs looking for the last page
 // taken: up to ~10×99 members who leave before the page boundary between
 // two reads are not missed. Only a gap costs step-backs (and, without join
-// dates, a burst of ≥199 joins between two reads: 10 calls wasted).
+// dates, ≥100 joins between two reads: 10 calls wasted, then the old
+// behaviour).
 const maxCampaignStepBacks = 10
 
 // maxCampaignStalledPages is how many full pages in a row that repeat the
