@@ -91,7 +91,7 @@ func BenchmarkCampaignLargeGroup(b *testing.B) {
 					b.Fatal(err)
 				}
 				done := evt.(*messages.CampaignCompleted)
-				want := 2*int64((m+99)/100) + int64((emails+99)/100)
+				want := campaignListPages(m) + int64((m+99)/100) + int64((emails+99)/100)
 				if wx.Calls() != want || done.WixCalls != want {
 					b.Errorf("calls sim=%d event=%d, want %d: %v", wx.Calls(), done.WixCalls, want, wx.Sim.Calls(wx.SiteID))
 				}

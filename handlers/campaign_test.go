@@ -342,8 +342,10 @@ func TestCampaignEndToEnd(t *testing.T) {
 	})
 }
 
-// TestCampaignCallBudget checks the exact Wix call budget: ⌈m/100⌉ list
-// pages + ⌈m/100⌉ member queries + ⌈e/100⌉ subscription queries.
+// TestCampaignCallBudget checks the exact Wix call budget:
+// campaignListPages(m) list pages (⌈(m−1)/99⌉, at least 1: each page after
+// the first overlaps the one before by a member) + ⌈m/100⌉ member queries
+// + ⌈e/100⌉ subscription queries.
 func TestCampaignCallBudget(t *testing.T) {
 	e := newCampaignEnv(t, nil)
 	for _, tc := range []struct{ m, noEmail int }{{100, 0}, {100, 30}, {1000, 150}, {1000, 0}, {250, 1}} {
@@ -369,8 +371,7 @@ func TestCampaignCallBudget(t *testing.T) {
 				t.Fatal(failed)
 			}
 			em := tc.m - tc.noEmail
-			pages := (tc.m + 99) / 100
-			want := map[string]int64{wix.OpGroupMembersList: int64(pages), wix.OpMembersQuery: int64(pages), wix.OpSubscriptionsQuery: int64((em + 99) / 100)}
+			want := map[string]int64{wix.OpGroupMembersList: campaignListPages(tc.m), wix.OpMembersQuery: int64((tc.m + 99) / 100), wix.OpSubscriptionsQuery: int64((em + 99) / 100)}
 			calls := e.wx.Sim.Calls(e.wx.SiteID)
 			for op, n := range want {
 				if calls[op] != n {
@@ -445,13 +446,17 @@ func TestCampaignCrashResumesWithoutDuplicates(t *testing.T) {
 				ids = append(ids, e.member("C", fmt.Sprintf("crash%d@example.com", i), wix.StatusSubscribed))
 			}
 			groups := []string{e.group("Crash", ids...)}
-			budget := int64(3 + 3 + 3)
+			// 300 members: 4 list pages (offsets 0, 99, 198, 297), 3 member
+			// and 3 subscription queries.
+			budget := campaignListPages(300) + 3 + 3
 			if tc.multi {
 				for i := range 50 {
 					ids2 = append(ids2, e.member("D", fmt.Sprintf("crash2-%d@example.com", i), wix.StatusSubscribed))
 				}
 				groups = append(groups, e.group("Crash 2", append(ids2, ids[:20]...)...))
-				budget = 3 + 1 + 4 + 4
+				// Collected: 4 + 1 list pages (the second group has 70
+				// members), then 350 distinct members: 4 + 4 queries.
+				budget = campaignListPages(300) + campaignListPages(70) + 4 + 4
 			}
 			e.wx.Sim.ResetCalls()
 			done, failed := e.run(map[string]any{"id": "crash-cmd", "campaignId": "crash", "groupIds": groups})

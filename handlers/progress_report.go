@@ -23,16 +23,18 @@ func (r *campaignRun) reportProgress(ctx context.Context) {
 }
 
 // expectCampaignCalls announces the calls left after a page of a group of
-// total members ending at next: per page of 100 one List, one Query
-// Members and at most one Query Email Subscriptions (the README budget,
-// with every member having an email), plus the batch in work.
+// total members ending at next: one List per 99 members (pages overlap by
+// one), one Query Members and at most one Query Email Subscriptions per 100
+// (the README budget, with every member having an email), plus the batch in
+// work.
 func expectCampaignCalls(ctx context.Context, total, next int) {
 	if total <= 0 {
 		return
 	}
 	p := runtime.ProgressFrom(ctx)
 	p.Total(runtime.ProgressMembersSeen, int64(total))
-	p.ExpectCalls(int64(3*ceilDiv(max(0, total-next), wix.MaxPageSize) + 2))
+	left := max(0, total-next)
+	p.ExpectCalls(int64(ceilDiv(left, wix.MaxPageSize-1) + 2*ceilDiv(left, wix.MaxPageSize) + 2))
 }
 
 // expectAdds announces the adds a provision has left (one call per 100).

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/events"
-	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/trace"
@@ -29,8 +28,10 @@ import (
 // {"id": {"$in": ids}} with the FULL fieldset (100 ids a call) → Query Email
 // Subscriptions {"email": {"$in": emails}} (100 emails a call) → SUBSCRIBED
 // only. Member and subscription queries are only sent full (100) except the
-// last of each, so a campaign over m members with e emails costs exactly
-// ⌈m/100⌉ + ⌈m/100⌉ + ⌈e/100⌉ calls.
+// last of each. Group member pages overlap by one member (offsetCursor: a
+// member who leaves mid-campaign must not make the campaign miss another),
+// so a campaign over a group of m members with e emails that does not
+// change costs exactly max(1, ⌈(m−1)/99⌉) + ⌈m/100⌉ + ⌈e/100⌉ calls.
 //
 // Memory: a single-group campaign streams (at most ~200 members held at
 // once, whatever the group size). A campaign over several groups must dedupe
@@ -94,6 +95,9 @@ type campaignCandidate struct {
 	ID string       `json:"id"`
 	G  campaignBits `json:"g"` // indexes into GroupIDs
 	K  campaignBits `json:"k"` // matched keywords (interest)
+	// joined is the member's joinedDate (zero: unknown), for the cursor
+	// only: never saved.
+	joined time.Time
 }
 
 // campaignRecipient is a member with an email, waiting for its
@@ -129,10 +133,11 @@ type campaignTotals struct {
 
 // campaignState is the checkpoint of a campaign, saved after every step.
 type campaignState struct {
-	// Group and Offset: the next page to read (single group: the stream
-	// source; several groups: the collect phase).
-	Group  int `json:"group"`
-	Offset int `json:"offset"`
+	// Group and the cursor (Offset, Recent, Tail, Back, Stalled): where
+	// the next page is read (single group: the stream source; several
+	// groups: the collect phase, in group Group).
+	Group int `json:"group"`
+	offsetCursor
 	// Pages counts the id pages saved by the collect phase (several groups).
 	Pages     int  `json:"pages"`
 	Collected bool `json:"collected"`
@@ -143,15 +148,6 @@ type campaignState struct {
 	Buffer     []campaignRecipient `json:"buffer,omitempty"`
 	Batch      *campaignBatch      `json:"batch,omitempty"`
 	Totals     campaignTotals      `json:"totals"`
-	// Recent holds the member ids of the last page read (single group;
-	// several groups: of the group being collected): members who join the
-	// group during the campaign shift the offset pages, so a member of one
-	// page may come again at the top of the next.
-	Recent []string `json:"recent,omitempty"`
-	// Stalled counts the consecutive full pages of one group that brought
-	// no member the previous page had not: a Wix answering the same page
-	// whatever the offset, without a total, would page for ever.
-	Stalled int `json:"stalled,omitempty"`
 	// NoQuestions lists the groups of an interest campaign without
 	// membership questions (nothing to match).
 	NoQuestions []string `json:"noQuestions,omitempty"`
@@ -267,25 +263,16 @@ func (r *campaignRun) next(ctx context.Context) error {
 		r.st.SourceDone = r.st.Pos >= len(r.union)
 		return r.save(ctx)
 	}
-	page, more, err := r.readPage(ctx, 0, r.st.Offset)
+	ordered := r.match == nil // List Answers documents no order
+	page, n, more, err := r.readPage(ctx, 0, r.st.at(ordered))
 	if err != nil {
 		return err
 	}
-	recent := make(map[string]bool, len(r.st.Recent))
-	for _, id := range r.st.Recent {
-		recent[id] = true
+	fresh, done, err := r.st.advance(page, n, more, ordered, r.c.GroupIDs[0])
+	if err != nil {
+		return err
 	}
-	r.st.Recent = r.st.Recent[:0]
-	onPage := make(map[string]bool, len(page))
-	for _, cand := range page {
-		if onPage[cand.ID] {
-			continue // named twice in one answer: one member, counted and selected once
-		}
-		onPage[cand.ID] = true
-		r.st.Recent = append(r.st.Recent, cand.ID)
-		if recent[cand.ID] {
-			continue // read on the previous page, pushed down by new joiners
-		}
+	for _, cand := range fresh {
 		r.st.Totals.Seen++
 		if r.match != nil && !r.match.selected(cand.K) {
 			r.st.Totals.NotMatched++
@@ -293,84 +280,38 @@ func (r *campaignRun) next(ctx context.Context) error {
 		}
 		r.st.Pending = append(r.st.Pending, cand)
 	}
-	if err := r.stalled(recent, more, 0); err != nil {
-		return err
-	}
-	r.st.Offset += len(page)
-	r.st.SourceDone = !more
+	r.st.SourceDone = done
 	return r.save(ctx)
 }
 
-// noteStall keeps the ids of a collected page of group gi in Recent and
-// counts, in Stalled, the full pages in a row that repeat the page before.
-func (r *campaignRun) noteStall(page []campaignCandidate, more bool, gi int) error {
-	recent := make(map[string]bool, len(r.st.Recent))
-	for _, id := range r.st.Recent {
-		recent[id] = true
-	}
-	r.st.Recent = r.st.Recent[:0]
-	onPage := make(map[string]bool, len(page))
-	for _, c := range page {
-		if !onPage[c.ID] {
-			onPage[c.ID] = true
-			r.st.Recent = append(r.st.Recent, c.ID)
-		}
-	}
-	return r.stalled(recent, more, gi)
-}
-
-// stalled counts in Stalled whether the page now in Recent brought no id
-// the page before (recent) had not while Wix says more follow, and fails
-// permanently after maxCampaignStalledPages such pages in a row.
-func (r *campaignRun) stalled(recent map[string]bool, more bool, gi int) error {
-	fresh := 0
-	for _, id := range r.st.Recent {
-		if !recent[id] {
-			fresh++
-		}
-	}
-	if more && fresh == 0 {
-		r.st.Stalled++
-	} else {
-		r.st.Stalled = 0
-	}
-	if r.st.Stalled >= maxCampaignStalledPages {
-		return failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row (offset %d) repeat the page before and Wix says more follow: its paging makes no progress",
-			r.c.GroupIDs[gi], r.st.Stalled, r.st.Offset))
-	}
-	return nil
-}
-
-// maxCampaignStalledPages is how many full pages in a row that repeat the
-// page before (only members pushed down by joiners) a single-group campaign
-// reads before it gives up: one such page is 100 joiners between two
-// reads, three in a row is a Wix that ignores the offset.
-const maxCampaignStalledPages = 3
-
 // readPage reads one page of group gi from offset: group members (audience
-// all) or answers (interest). more reports whether another page follows.
-func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campaignCandidate, more bool, err error) {
+// all) or answers (interest). n is the number of entries Wix answered; more
+// reports whether another page follows.
+func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campaignCandidate, n int, more bool, err error) {
 	groupID := r.c.GroupIDs[gi]
 	var g campaignBits
 	g.set(gi)
 	var md wix.PagingMetadata
-	var n int
 	if r.match == nil {
 		p, err := r.site.ListGroupMembers(ctx, groupID, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
 		if err != nil {
-			return nil, false, err // names the call and the group
+			return nil, 0, false, err // names the call and the group
 		}
 		out = make([]campaignCandidate, 0, len(p.Members))
 		for _, m := range p.Members {
 			if m.MemberID != "" {
-				out = append(out, campaignCandidate{ID: m.MemberID, G: g})
+				c := campaignCandidate{ID: m.MemberID, G: g}
+				if m.JoinedDate != nil {
+					c.joined = *m.JoinedDate
+				}
+				out = append(out, c)
 			}
 		}
 		md, n = p.Metadata, len(p.Members)
 	} else {
 		p, err := r.site.ListAnswers(ctx, groupID, nil, wix.Paging{Limit: wix.MaxPageSize, Offset: offset})
 		if err != nil {
-			return nil, false, err // names the call and the group
+			return nil, 0, false, err // names the call and the group
 		}
 		out = make([]campaignCandidate, 0, len(p.MemberAnswers))
 		for _, ma := range p.MemberAnswers {
@@ -380,13 +321,13 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 		}
 		md, n = p.Metadata, len(p.MemberAnswers)
 		if err := r.noteNoAnswers(ctx, gi, offset, n); err != nil {
-			return nil, false, err
+			return nil, 0, false, err
 		}
 	}
 	next := offset + n
 	expectCampaignCalls(ctx, md.Total, next)
 	more = n > 0 && n >= wix.MaxPageSize && (md.TooManyToCount || md.Total <= 0 || next < md.Total)
-	return out, more, nil
+	return out, n, more, nil
 }
 
 // collect lists every group (several groups): each page of ids is saved in
@@ -416,26 +357,26 @@ func (r *campaignRun) collect(ctx context.Context) error {
 		}
 		add(page)
 	}
+	ordered := r.match == nil // List Answers documents no order
 	for !r.st.Collected {
-		page, more, err := r.readPage(ctx, r.st.Group, r.st.Offset)
+		page, n, more, err := r.readPage(ctx, r.st.Group, r.st.at(ordered))
 		if err != nil {
 			return err
 		}
-		if err := r.noteStall(page, more, r.st.Group); err != nil {
+		fresh, done, err := r.st.advance(page, n, more, ordered, r.c.GroupIDs[r.st.Group])
+		if err != nil {
 			return err
 		}
-		if !more {
-			r.st.Recent, r.st.Stalled = nil, 0 // the next group starts afresh
+		if len(fresh) > 0 { // a page stepped back from or passed saves none
+			if err := r.steps.Checkpoint(ctx, campaignPageStep(r.st.Pages), fresh); err != nil {
+				return err
+			}
+			add(fresh)
+			r.st.Pages++
 		}
-		if err := r.steps.Checkpoint(ctx, campaignPageStep(r.st.Pages), page); err != nil {
-			return err
-		}
-		add(page)
-		r.st.Pages++
-		r.st.Offset += len(page)
-		if !more {
+		if done {
 			r.st.Group++
-			r.st.Offset = 0
+			r.st.offsetCursor = offsetCursor{} // the next group starts afresh
 			r.st.Collected = r.st.Group >= len(r.c.GroupIDs)
 		}
 		if err := r.save(ctx); err != nil {
