@@ -25,12 +25,21 @@ const (
 )
 
 // ReplayMsgID is the Nats-Msg-Id of the replay of the dead letter at
-// dlqSeq: one per dead letter, so replaying the same entry twice within the
-// commands stream's duplicate window (an interrupted replay run again) is
-// stored once, while a command that failed again and is replayed again from
-// its new entry is a new publish.
-func ReplayMsgID(dlqStream string, dlqSeq uint64) string {
-	return "replay:" + dlqStream + ":" + strconv.FormatUint(dlqSeq, 10)
+// dlqSeq of the DLQ stream created at created (StreamInfo.Created): one per
+// dead letter, so replaying the same entry twice within the commands
+// stream's duplicate window (an interrupted replay run again, a republish
+// whose PubAck was lost) is stored once, while a command that failed again
+// and is replayed again from its new entry is a new publish. The creation
+// time tells the stream's incarnations apart: a DLQ stream deleted and
+// provisioned again numbers its entries from 1 again, and without it the
+// replay of a new entry would be dropped as a duplicate of an old entry's
+// replay at the same sequence (then deleted from the DLQ: lost).
+func ReplayMsgID(dlqStream string, created time.Time, dlqSeq uint64) string {
+	var incarnation int64
+	if !created.IsZero() {
+		incarnation = created.UnixNano()
+	}
+	return "replay:" + dlqStream + ":" + strconv.FormatInt(incarnation, 10) + ":" + strconv.FormatUint(dlqSeq, 10)
 }
 
 // ReplayOptions tune Replay.
@@ -221,7 +230,10 @@ func (s *Store) ReplayTarget(e *Entry) (string, error) {
 	return want, nil
 }
 
-// ReplayMsg builds the republished message of entry e (body included).
+// ReplayMsg builds the republished message of entry e (body included). Its
+// Nats-Msg-Id is ReplayMsgID of the DLQ stream incarnation e was read from
+// (the Store's reads record it; an Entry built otherwise counts as
+// incarnation 0).
 func (s *Store) ReplayMsg(e *Entry, subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = e.Body
@@ -234,6 +246,6 @@ func (s *Store) ReplayMsg(e *Entry, subject string) *nats.Msg {
 		m.Header.Set(HeaderReplayCommandID, e.CommandID)
 	}
 	m.Header.Set(HeaderReplayOf, strconv.FormatUint(e.Seq, 10))
-	m.Header.Set(nats.MsgIdHdr, ReplayMsgID(s.subjects.DLQStream(), e.Seq))
+	m.Header.Set(nats.MsgIdHdr, ReplayMsgID(s.subjects.DLQStream(), e.streamCreated, e.Seq))
 	return m
 }

@@ -114,13 +114,18 @@ func (s *Store) get(ctx context.Context, st jetstream.Stream, seq uint64) (*Entr
 		return nil, fmt.Errorf("dlq seq %d: %w", seq, err)
 	}
 	e := Parse(m.Sequence, m.Time, m.Header, m.Data)
-	s.fill(e, m.Subject)
+	s.fill(e, st, m.Subject)
 	return e, nil
 }
 
 // fill completes an entry from its DLQ subject: the subject itself, the
-// command type when headers lack it, and whether replay refuses it.
-func (s *Store) fill(e *Entry, subject string) {
+// command type when headers lack it, and whether replay refuses it; and
+// from st, the stream incarnation it belongs to (from st's cached info, no
+// request: see ReplayMsgID).
+func (s *Store) fill(e *Entry, st jetstream.Stream, subject string) {
+	if info := st.CachedInfo(); info != nil {
+		e.streamCreated = info.Created
+	}
 	e.Subject = subject
 	if e.CommandType == "" {
 		if t, ok := s.subjects.DLQTypeOf(subject); ok {
@@ -220,7 +225,7 @@ func (s *Store) Each(ctx context.Context, f Filter, withBody bool, fn func(*Entr
 	}
 	return scan(ctx, st, cfg, s.FetchWait, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		e := Parse(md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
-		s.fill(e, m.Subject())
+		s.fill(e, st, m.Subject())
 		if !withBody {
 			e.Body = nil
 		}
