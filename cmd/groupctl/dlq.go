@@ -70,12 +70,19 @@ func (a *app) dlqCmd() *cobra.Command {
 func (a *app) dlqLsCmd() *cobra.Command {
 	s := &selectors{}
 	var asJSON, wide bool
+	var limit int
 	c := &cobra.Command{
-		Use:     "ls [--command T] [--since 24h] [--reason-contains TEXT]",
+		Use:     "ls [--command T] [--since 24h] [--reason-contains TEXT] [--limit N]",
 		Aliases: []string{"list"},
 		Short:   "List dead letters: sequence, command type, command id, reason, deliveries, age",
-		Args:    cobra.NoArgs,
+		Long: `Lists the first matching dead letters in DLQ order: at most --limit of
+them and, as GET /dlq, at most 8 MiB of their text; when more match it says
+so on stderr (narrow the selection, or raise --limit).`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if limit < 1 || limit > dlq.MaxListLimit {
+				return fmt.Errorf("%w: --limit %d: want 1 to %d", errUsage, limit, dlq.MaxListLimit)
+			}
 			f, err := a.filter(s, nil)
 			if err != nil {
 				return err
@@ -84,7 +91,7 @@ func (a *app) dlqLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			entries, err := store.List(c.Context(), f)
+			entries, truncated, err := store.ListBounded(c.Context(), f, limit)
 			if err != nil {
 				return err
 			}
@@ -92,13 +99,18 @@ func (a *app) dlqLsCmd() *cobra.Command {
 				if entries == nil {
 					entries = []*dlq.Entry{}
 				}
-				return writeJSON(a.stdout, entries)
+				err = writeJSON(a.stdout, entries)
+			} else {
+				a.writeTable(entries, wide)
 			}
-			a.writeTable(entries, wide)
-			return nil
+			if truncated {
+				a.errf("more dead letters match: %d listed (narrow with --command, --since, --reason-contains, or raise --limit)\n", len(entries))
+			}
+			return err
 		},
 	}
 	s.bind(c, false)
+	c.Flags().IntVar(&limit, "limit", dlq.DefaultListLimit, fmt.Sprintf("list at most this many (at most %d)", dlq.MaxListLimit))
 	c.Flags().BoolVar(&asJSON, "json", false, "print the entries as JSON")
 	c.Flags().BoolVarP(&wide, "wide", "w", false, "do not shorten reasons")
 	return c
@@ -253,6 +265,9 @@ DLQ (dlq ls marks them REFUSED, dlq show says why).`,
 				}
 				a.errf("  seq %d (%s): %s%s\n", e.Seq, safe(truncate(e.CommandID, 80)), mark, safe(e.Error))
 			}
+			if res.ErrorsLeftOut > 0 {
+				a.errf("  (%d more not listed: the first %d are)\n", res.ErrorsLeftOut, dlq.MaxReplayErrors)
+			}
 			if err != nil {
 				return fmt.Errorf("replay stopped: %w (the entries not replayed are still in the DLQ)", err)
 			}
@@ -311,20 +326,32 @@ func (a *app) dlqPurgeCmd() *cobra.Command {
 	return c
 }
 
-// confirm shows what a purge would delete and asks.
+// confirmShown is how many entries the purge confirmation lists: a larger
+// selection is only counted.
+const confirmShown = 20
+
+// confirm shows what a purge would delete and asks. It holds at most
+// confirmShown+1 entries, and counts every match.
 func (a *app) confirm(ctx context.Context, store *dlq.Store, f dlq.Filter) (bool, error) {
-	entries, err := store.List(ctx, f)
-	if err != nil {
+	var entries []*dlq.Entry
+	n := 0
+	if err := store.Each(ctx, f, false, func(e *dlq.Entry) error {
+		n++
+		if len(entries) <= confirmShown {
+			entries = append(entries, e)
+		}
+		return nil
+	}); err != nil {
 		return false, err
 	}
-	if len(entries) == 0 {
+	if n == 0 {
 		a.outf("nothing to purge\n")
 		return false, nil
 	}
-	if len(entries) <= 20 {
+	if n <= confirmShown {
 		a.writeTable(entries, false)
 	}
-	a.errf("Delete %d dead letter(s) for good? [y/N] ", len(entries))
+	a.errf("Delete %d dead letter(s) for good? [y/N] ", n)
 	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":

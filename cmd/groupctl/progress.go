@@ -47,11 +47,15 @@ func (a *app) printProgress(ctx context.Context, id string) {
 		return
 	}
 	cl, _ := a.opsClient()
-	snaps, err := cl.Progress(ctx, id, progressWait)
+	ans, err := cl.Progress(ctx, id, progressWait)
 	if err != nil {
 		a.errf("warning: progress: %v\n", safe(err.Error()))
 		return
 	}
+	if ans.Truncated != "" {
+		a.errf("warning: progress answers cut short: %s\n", safe(ans.Truncated))
+	}
+	snaps := ans.Commands
 	if len(snaps) == 0 {
 		a.outf("progress: no running instance reports it (queued, between deliveries, or on a processor without progress answers)\n")
 		return

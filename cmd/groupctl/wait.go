@@ -40,11 +40,11 @@ func (w *waiter) poll(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	snaps, err := cl.Progress(ctx, w.id, progressEvery/2)
-	if err != nil || len(snaps) == 0 {
+	ans, err := cl.Progress(ctx, w.id, progressEvery/2)
+	if err != nil || len(ans.Commands) == 0 {
 		return false
 	}
-	s := snaps[0]
+	s := ans.Commands[0]
 	now := w.a.now()
 	key := fmt.Sprint(s.Counts, s.WixCalls, s.WixCallsBudget)
 	moved := key != w.last

@@ -80,10 +80,11 @@ func TestDiscoveryAndProgress(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		snaps, err := cl.Progress(ctx, "camp-progress", 200*time.Millisecond)
+		ans, err := cl.Progress(ctx, "camp-progress", 200*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
+		snaps := ans.Commands
 		if len(snaps) == 1 && snaps[0].WixCalls > 0 && snaps[0].WixCallsBudget > 0 {
 			s := snaps[0]
 			if s.CommandType != "send_campaign" || s.RatePerMinute != 60 || s.ETASeconds == nil {

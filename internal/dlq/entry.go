@@ -64,6 +64,9 @@ type Entry struct {
 	Refused string `json:"refused,omitempty"`
 	// Body is the original command body, untouched.
 	Body []byte `json:"-"`
+	// streamCreated is the creation time of the DLQ stream the entry was
+	// read from (see ReplayMsgID), set by the Store's reads.
+	streamCreated time.Time
 }
 
 // MsgID is the dead letter's Nats-Msg-Id: one per original message, so a

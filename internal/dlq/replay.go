@@ -25,12 +25,21 @@ const (
 )
 
 // ReplayMsgID is the Nats-Msg-Id of the replay of the dead letter at
-// dlqSeq: one per dead letter, so replaying the same entry twice within the
-// commands stream's duplicate window (an interrupted replay run again) is
-// stored once, while a command that failed again and is replayed again from
-// its new entry is a new publish.
-func ReplayMsgID(dlqStream string, dlqSeq uint64) string {
-	return "replay:" + dlqStream + ":" + strconv.FormatUint(dlqSeq, 10)
+// dlqSeq of the DLQ stream created at created (StreamInfo.Created): one per
+// dead letter, so replaying the same entry twice within the commands
+// stream's duplicate window (an interrupted replay run again, a republish
+// whose PubAck was lost) is stored once, while a command that failed again
+// and is replayed again from its new entry is a new publish. The creation
+// time tells the stream's incarnations apart: a DLQ stream deleted and
+// provisioned again numbers its entries from 1 again, and without it the
+// replay of a new entry would be dropped as a duplicate of an old entry's
+// replay at the same sequence (then deleted from the DLQ: lost).
+func ReplayMsgID(dlqStream string, created time.Time, dlqSeq uint64) string {
+	var incarnation int64
+	if !created.IsZero() {
+		incarnation = created.UnixNano()
+	}
+	return "replay:" + dlqStream + ":" + strconv.FormatInt(incarnation, 10) + ":" + strconv.FormatUint(dlqSeq, 10)
 }
 
 // ReplayOptions tune Replay.
@@ -69,8 +78,25 @@ type ReplayResult struct {
 	// Failed counts entries whose republish failed; they stay in the DLQ.
 	Failed int `json:"failed"`
 	// Errors says why entries were skipped or failed, or why a replayed
-	// entry could not be removed.
-	Errors []ReplayError `json:"errors,omitempty"`
+	// entry could not be removed: the first MaxReplayErrors of them (each
+	// command id cut to messages.MaxIDLen bytes); ErrorsLeftOut counts the
+	// others (the counters above count every entry).
+	Errors        []ReplayError `json:"errors,omitempty"`
+	ErrorsLeftOut int           `json:"errorsLeftOut,omitempty"`
+}
+
+// MaxReplayErrors bounds ReplayResult.Errors: a replay of a DLQ full of
+// forged entries refuses each, and its answer stays bounded.
+const MaxReplayErrors = 1000
+
+// addError records why entry seq (command id) was skipped or failed.
+func (r *ReplayResult) addError(seq uint64, commandID string, refused bool, format string, args ...any) {
+	if len(r.Errors) >= MaxReplayErrors {
+		r.ErrorsLeftOut++
+		return
+	}
+	r.Errors = append(r.Errors, ReplayError{Seq: seq, CommandID: truncateUTF8(commandID, messages.MaxIDLen),
+		Error: fmt.Sprintf(format, args...), Refused: refused})
 }
 
 // Replay republishes the matching dead letters to their original subject,
@@ -84,30 +110,60 @@ type ReplayResult struct {
 // the ledger answers the command from its record (or resumes it from its
 // checkpoints), so Wix side effects happen once.
 //
+// Replay holds a page of entries at a time (at most pageEntries of them,
+// and maxListBytes of their text, as GET /dlq), whatever the DLQ holds: it
+// counts the selection first (Selected, the total given to Progress), then
+// reads and replays it page by page, by sequence, up to the last entry the
+// count saw (entries stored meanwhile wait for the next replay). A selected
+// entry gone before its page was read (replayed or purged by someone else)
+// counts as skipped.
+//
 // When ctx ends Replay stops and returns the counts so far with ctx's error.
 func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (ReplayResult, error) {
 	res := ReplayResult{DryRun: opts.DryRun}
 	if !f.selective() {
 		return res, ErrNoSelector
 	}
-	selected, err := s.List(ctx, f)
-	if err != nil {
+	if err := f.Check(); err != nil {
 		return res, err
 	}
-	res.Selected = len(selected)
 	st, err := s.stream(ctx)
 	if err != nil {
 		return res, err
 	}
-	for i, head := range selected {
-		if err := ctx.Err(); err != nil {
+	total, last, err := s.count(ctx, st, f)
+	if err != nil {
+		return res, err
+	}
+	res.Selected = total
+	done := 0
+	for from := uint64(0); done < total; {
+		page, next, more, err := s.page(ctx, st, f, from, last, pageEntries)
+		if err != nil {
 			return res, err
 		}
-		if err := s.replayOne(ctx, st, head, opts.DryRun, &res); err != nil {
-			return res, err
+		for _, head := range page {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			if err := s.replayOne(ctx, st, head, opts.DryRun, &res); err != nil {
+				return res, err
+			}
+			done++
+			if opts.Progress != nil {
+				opts.Progress(done, total)
+			}
 		}
+		if !more {
+			break
+		}
+		from = next
+	}
+	if gone := total - done; gone > 0 {
+		res.Skipped += gone
+		res.addError(0, "", false, "%d selected entries gone from the DLQ before they were read (replayed or purged by someone else)", gone)
 		if opts.Progress != nil {
-			opts.Progress(i+1, len(selected))
+			opts.Progress(total, total)
 		}
 	}
 	return res, nil
@@ -117,12 +173,15 @@ func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (Repla
 func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry, dryRun bool, res *ReplayResult) error {
 	fail := func(counter *int, e *Entry, format string, args ...any) {
 		*counter++
-		res.Errors = append(res.Errors, ReplayError{Seq: e.Seq, CommandID: e.CommandID, Error: fmt.Sprintf(format, args...)})
+		res.addError(e.Seq, e.CommandID, false, format, args...)
+	}
+	refuse := func(e *Entry, err error) {
+		res.Skipped++
+		res.Refused++
+		res.addError(e.Seq, e.CommandID, true, "%v", err)
 	}
 	if _, err := s.ReplayTarget(head); err != nil {
-		fail(&res.Skipped, head, "%v", err)
-		res.Refused++
-		res.Errors[len(res.Errors)-1].Refused = true
+		refuse(head, err)
 		return nil
 	}
 	if dryRun {
@@ -144,9 +203,7 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 	subject, err := s.ReplayTarget(e)
 	if err != nil {
 		// Changed since it was listed (the sequence now holds another entry).
-		fail(&res.Skipped, e, "%v", err)
-		res.Refused++
-		res.Errors[len(res.Errors)-1].Refused = true
+		refuse(e, err)
 		return nil
 	}
 	msg := s.ReplayMsg(e, subject)
@@ -164,8 +221,7 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, head *Entry,
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := deleteSeq(dctx, st, e.Seq); err != nil {
-		res.Errors = append(res.Errors, ReplayError{Seq: e.Seq, CommandID: e.CommandID,
-			Error: fmt.Sprintf("replayed, but not removed from the DLQ (replaying it again is harmless): %v", err)})
+		res.addError(e.Seq, e.CommandID, false, "replayed, but not removed from the DLQ (replaying it again is harmless): %v", err)
 	}
 	return nil
 }
@@ -221,7 +277,10 @@ func (s *Store) ReplayTarget(e *Entry) (string, error) {
 	return want, nil
 }
 
-// ReplayMsg builds the republished message of entry e (body included).
+// ReplayMsg builds the republished message of entry e (body included). Its
+// Nats-Msg-Id is ReplayMsgID of the DLQ stream incarnation e was read from
+// (the Store's reads record it; an Entry built otherwise counts as
+// incarnation 0).
 func (s *Store) ReplayMsg(e *Entry, subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = e.Body
@@ -234,6 +293,6 @@ func (s *Store) ReplayMsg(e *Entry, subject string) *nats.Msg {
 		m.Header.Set(HeaderReplayCommandID, e.CommandID)
 	}
 	m.Header.Set(HeaderReplayOf, strconv.FormatUint(e.Seq, 10))
-	m.Header.Set(nats.MsgIdHdr, ReplayMsgID(s.subjects.DLQStream(), e.Seq))
+	m.Header.Set(nats.MsgIdHdr, ReplayMsgID(s.subjects.DLQStream(), e.streamCreated, e.Seq))
 	return m
 }

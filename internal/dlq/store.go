@@ -114,13 +114,18 @@ func (s *Store) get(ctx context.Context, st jetstream.Stream, seq uint64) (*Entr
 		return nil, fmt.Errorf("dlq seq %d: %w", seq, err)
 	}
 	e := Parse(m.Sequence, m.Time, m.Header, m.Data)
-	s.fill(e, m.Subject)
+	s.fill(e, st, m.Subject)
 	return e, nil
 }
 
 // fill completes an entry from its DLQ subject: the subject itself, the
-// command type when headers lack it, and whether replay refuses it.
-func (s *Store) fill(e *Entry, subject string) {
+// command type when headers lack it, and whether replay refuses it; and
+// from st, the stream incarnation it belongs to (from st's cached info, no
+// request: see ReplayMsgID).
+func (s *Store) fill(e *Entry, st jetstream.Stream, subject string) {
+	if info := st.CachedInfo(); info != nil {
+		e.streamCreated = info.Created
+	}
 	e.Subject = subject
 	if e.CommandType == "" {
 		if t, ok := s.subjects.DLQTypeOf(subject); ok {
@@ -156,7 +161,8 @@ func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
 
 // List returns the matching dead letters in stream order, without their
 // bodies (Get returns one with its body). It streams the DLQ through an
-// ordered, headers-only consumer, so it copes with many large entries.
+// ordered, headers-only consumer, but holds every match: for a selection
+// that may be large, ListBounded, Count or Each hold a bounded part of it.
 func (s *Store) List(ctx context.Context, f Filter) ([]*Entry, error) {
 	var out []*Entry
 	err := s.Each(ctx, f, false, func(e *Entry) error {
@@ -164,6 +170,73 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Entry, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ListBounded returns the first matching dead letters in stream order,
+// without their bodies: at most limit of them, and at most maxListBytes of
+// their text (see Entry.textSize; at least one entry). truncated says more
+// match. GET /dlq and groupctl dlq ls answer with it.
+func (s *Store) ListBounded(ctx context.Context, f Filter, limit int) (entries []*Entry, truncated bool, err error) {
+	if err := f.Check(); err != nil {
+		return nil, false, err
+	}
+	st, err := s.stream(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	entries, _, truncated, err = s.page(ctx, st, f, 0, 0, limit)
+	return entries, truncated, err
+}
+
+// Count returns how many dead letters match f, holding none of them.
+func (s *Store) Count(ctx context.Context, f Filter) (int, error) {
+	if err := f.Check(); err != nil {
+		return 0, err
+	}
+	st, err := s.stream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, _, err := s.count(ctx, st, f)
+	return n, err
+}
+
+// count counts the matches of f and returns the last one's sequence.
+func (s *Store) count(ctx context.Context, st jetstream.Stream, f Filter) (n int, last uint64, err error) {
+	err = s.each(ctx, st, f, 0, false, func(e *Entry) error {
+		n, last = n+1, e.Seq
+		return nil
+	})
+	return n, last, err
+}
+
+// errPageFull stops the scan of a page.
+var errPageFull = errors.New("page full")
+
+// page returns the matching dead letters from sequence from on (0: the
+// filter's start), without bodies, up to sequence upTo (0: no bound): at
+// most limit entries and maxListBytes of their text (at least one entry),
+// in stream order. more says matches remain past the page, up to upTo; the
+// next page starts at next.
+func (s *Store) page(ctx context.Context, st jetstream.Stream, f Filter, from, upTo uint64, limit int) (entries []*Entry, next uint64, more bool, err error) {
+	size := 0
+	err = s.each(ctx, st, f, from, false, func(e *Entry) error {
+		if upTo > 0 && e.Seq > upTo {
+			return errPageFull
+		}
+		size += e.textSize()
+		if len(entries) == limit || (len(entries) > 0 && size > maxListBytes) {
+			more = true
+			return errPageFull
+		}
+		entries = append(entries, e)
+		next = e.Seq + 1
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return entries, next, more, err
 }
 
 // Each calls fn for every matching dead letter in stream order, with bodies
@@ -177,11 +250,19 @@ func (s *Store) Each(ctx context.Context, f Filter, withBody bool, fn func(*Entr
 	if err != nil {
 		return err
 	}
+	return s.each(ctx, st, f, 0, withBody, fn)
+}
+
+// each is Each on st from sequence from on (0: from the filter's start).
+func (s *Store) each(ctx context.Context, st jetstream.Stream, f Filter, from uint64, withBody bool, fn func(*Entry) error) error {
 	if len(f.Seqs) > 0 {
 		seqs := slices.Clone(f.Seqs)
 		slices.Sort(seqs)
 		seqs = slices.Compact(seqs)
 		for _, seq := range seqs {
+			if seq < from {
+				continue
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -213,14 +294,19 @@ func (s *Store) Each(ctx context.Context, f Filter, withBody bool, fn func(*Entr
 		HeadersOnly:       !withBody,
 		InactiveThreshold: 30 * time.Second,
 	}
-	if !f.Since.IsZero() {
+	switch {
+	case from > 0:
+		// Since, if set, is left to Match.
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	case !f.Since.IsZero():
 		since := f.Since
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &since
 	}
 	return scan(ctx, st, cfg, s.FetchWait, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		e := Parse(md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
-		s.fill(e, m.Subject())
+		s.fill(e, st, m.Subject())
 		if !withBody {
 			e.Body = nil
 		}
@@ -242,6 +328,15 @@ func scan(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedConsume
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", st.CachedInfo().Config.Name, err)
 	}
+	// A scan stopped early (a page, a bounded listing) would leave its
+	// consumer on the server until InactiveThreshold: remove it.
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CallTimeout)
+			_ = st.DeleteConsumer(dctx, info.Name)
+			cancel()
+		}
+	}()
 	info := cons.CachedInfo()
 	if info == nil || info.NumPending == 0 {
 		return nil
@@ -322,25 +417,37 @@ func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 		}
 		return n, nil
 	}
-	var seqs []uint64
-	if err := s.Each(ctx, f, false, func(e *Entry) error {
-		seqs = append(seqs, e.Seq)
-		return nil
-	}); err != nil {
-		return 0, err
+	// Page by page (see Replay): what is held is bounded whatever the DLQ
+	// holds. Entries stored after the stream's state was read are kept.
+	last := st.CachedInfo().State.LastSeq
+	if last == 0 {
+		return 0, nil
 	}
 	n := 0
-	for _, seq := range seqs {
-		deleted, err := deleteSeq(ctx, st, seq)
+	for from := uint64(0); ; {
+		page, next, more, err := s.page(ctx, st, f, from, last, pageEntries)
 		if err != nil {
 			return n, err
 		}
-		if deleted {
-			n++
+		for _, e := range page {
+			deleted, err := deleteSeq(ctx, st, e.Seq)
+			if err != nil {
+				return n, err
+			}
+			if deleted {
+				n++
+			}
 		}
+		if !more {
+			return n, nil
+		}
+		from = next
 	}
-	return n, nil
 }
+
+// pageEntries bounds the entries of one page of Replay and Purge (their
+// text is bounded by maxListBytes, as GET /dlq's).
+const pageEntries = 256
 
 // deleteSeq deletes one entry; it reports false when it was already gone.
 func deleteSeq(ctx context.Context, st jetstream.Stream, seq uint64) (bool, error) {

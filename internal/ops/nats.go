@@ -184,40 +184,83 @@ type Client struct {
 // ErrNoProcessor is returned when no processor answers a discovery request.
 var ErrNoProcessor = errors.New("no groupflow processor answered (is one running on this NATS, with this --prefix?)")
 
+// Bounds of what Client.Progress gathers: anyone who may subscribe to the
+// progress subject sees a request's reply subject and may answer it, as
+// often and as large as it likes, so the client keeps at most
+// MaxProgressReplies replies (it stops listening at that many) and skips a
+// reply over MaxProgressReplyBytes (an instance's honest answer is a few
+// hundred bytes a command it runs): at most 8 MiB in all. When it stopped or
+// skipped, ProgressAnswer.Truncated says so.
+const (
+	MaxProgressReplies    = 32
+	MaxProgressReplyBytes = 256 << 10
+)
+
+// ProgressAnswer is what Client.Progress gathered.
+type ProgressAnswer struct {
+	Commands []runtime.ProgressSnapshot
+	// Truncated, when not empty, says why answers were left out (too many
+	// replies, or one too large): some instances may be missing.
+	Truncated string
+}
+
 // Progress returns the snapshots of command id from every instance that
-// runs it, waiting up to wait for the answers (none: not running anywhere
-// that answers).
-func (c *Client) Progress(ctx context.Context, id string, wait time.Duration) ([]runtime.ProgressSnapshot, error) {
+// runs it ("" = every command of every instance), waiting up to wait for the
+// answers (none: not running anywhere that answers), within the bounds
+// MaxProgressReplies and MaxProgressReplyBytes.
+func (c *Client) Progress(ctx context.Context, id string, wait time.Duration) (ProgressAnswer, error) {
+	var out ProgressAnswer
 	inbox := c.NC.NewRespInbox()
 	sub, err := c.NC.SubscribeSync(inbox)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	// What the library buffers before it is read is bounded too: replies
+	// beyond are dropped (and counted, see below).
+	if err := sub.SetPendingLimits(MaxProgressReplies, MaxProgressReplies*MaxProgressReplyBytes); err != nil {
+		return out, err
+	}
 	body, _ := json.Marshal(ProgressRequest{ID: id})
 	if err := c.NC.PublishRequest(c.Subjects.Ops(messages.OpsProgress), inbox, body); err != nil {
-		return nil, err
+		return out, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	var out []runtime.ProgressSnapshot
+	replies, skipped := 0, 0
+	finish := func() (ProgressAnswer, error) {
+		dropped, _ := sub.Dropped()
+		switch {
+		case replies >= MaxProgressReplies:
+			out.Truncated = fmt.Sprintf("stopped after %d replies; more instances may have answered", MaxProgressReplies)
+		case skipped > 0 || dropped > 0:
+			out.Truncated = fmt.Sprintf("%d replies left out (over %d KiB, or more than %d)", skipped+dropped, MaxProgressReplyBytes>>10, MaxProgressReplies)
+		}
+		return out, nil
+	}
 	for {
 		m, err := sub.NextMsgWithContext(wctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ProgressAnswer{}, ctx.Err()
 			}
 			if wctx.Err() != nil {
-				return out, nil // the answers that came in time
+				return finish() // the answers that came in time
+			}
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				continue // counted by Dropped
 			}
 			return out, err
 		}
+		replies++
 		var r ProgressReply
-		if json.Unmarshal(m.Data, &r) == nil {
-			out = append(out, r.Commands...)
+		if len(m.Data) > MaxProgressReplyBytes {
+			skipped++
+		} else if json.Unmarshal(m.Data, &r) == nil {
+			out.Commands = append(out.Commands, r.Commands...)
 		}
-		if id != "" && len(out) > 0 {
-			return out, nil // one instance runs a command at a time
+		if (id != "" && len(out.Commands) > 0) || replies >= MaxProgressReplies {
+			return finish() // one instance runs a command at a time
 		}
 	}
 }

@@ -1,0 +1,65 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"groupflow/internal/runtime"
+	"groupflow/internal/testenv"
+	"groupflow/messages"
+)
+
+// TestProgressRepliesBounded: anyone who may subscribe to the progress
+// subject sees the request's reply subject and may answer it as often, and
+// as large, as it likes. Client.Progress of every command (an empty id)
+// gathers answers until its wait ends: it must keep a bounded number of
+// replies, none over a bounded size, and say it cut the answers short.
+func TestProgressRepliesBounded(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	nc := env.Conn()
+	subj := messages.Subjects{}
+	const flood = 2000
+	small, _ := json.Marshal(ProgressReply{Instance: "forger", Commands: []runtime.ProgressSnapshot{{CommandID: "forged", Instance: "forger"}}})
+	var fat []runtime.ProgressSnapshot
+	for len(fat) < 4000 {
+		fat = append(fat, runtime.ProgressSnapshot{CommandID: strings.Repeat("f", 200), Instance: "forger"})
+	}
+	big, _ := json.Marshal(ProgressReply{Instance: "forger", Commands: fat})
+	sub, err := nc.Subscribe(subj.Ops(messages.OpsProgress), func(m *nats.Msg) {
+		for range 5 {
+			_ = nc.Publish(m.Reply, big)
+		}
+		for range flood {
+			_ = nc.Publish(m.Reply, small)
+		}
+		_ = nc.Flush()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cl := &Client{NC: nc, Subjects: subj}
+	ans, err := cl.Progress(context.Background(), "", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, s := range ans.Commands {
+		b, _ := json.Marshal(s)
+		held += len(b)
+	}
+	if len(ans.Commands) > flood/10 || held > MaxProgressReplies*MaxProgressReplyBytes {
+		t.Fatalf("Progress kept %d snapshots (%d bytes of JSON) from %d forged replies", len(ans.Commands), held, flood+5)
+	}
+	if ans.Truncated == "" {
+		t.Fatalf("%d snapshots kept of %d forged replies, and not said to be cut short", len(ans.Commands), flood+5)
+	}
+}
