@@ -24,7 +24,7 @@
 //	Ledger.DeadLetter      mark the command dead-lettered (its dead letter is stored)
 //
 // States and transitions, for a claim by owner O of message seq S
-// ("other" = another owner; a live lease has LeaseUntil in the future):
+// ("other" = another owner; "live" is on the server's clock, see below):
 //
 //	state of the record                 Acquire                              Renew/Checkpoint/Complete by O's lease
 //	----------------------------------  -----------------------------------  -------------------------------------
@@ -32,6 +32,8 @@
 //	processing, other, live, seq S      *HeldError (nack until it expires)   ErrLost
 //	processing, other, live, seq != S   *HeldError{DuplicateCopy} (ack)      ErrLost
 //	processing, other, expired          take over: processing(O,S)           ErrLost
+//	(other's lease: a probe of the      a failed probe: transient error      -
+//	server's clock, see below)
 //	processing, O (a retry) or no owner take: processing(O,S)                ok (revision moves on)
 //	dead_lettered (a replay)            take, failures cleared,              -
 //	                                    checkpoints kept
@@ -50,6 +52,30 @@
 //	               -> dead_lettered, owner cleared
 //	Complete       processing(O) -> completed, owner cleared, checkpoints dropped
 //	(completed and foreign records: unchanged by all of them)
+//
+// Whose clock: a lease is judged by its owner on its own clock (Lease.Hold:
+// its own LeaseUntil against its own now, an elapsed time on one clock),
+// and by anyone else on the server's clock alone: it runs for its term,
+// LeaseUntil minus UpdatedAt (Record.Term: both the owner's readings, in
+// the same write — every write that sets LeaseUntil is the lease's own),
+// from the server's time of the record's revision (Record.Stored, the
+// entry's stamp) — live while the server's now (Ledger.ServerNow: a probe
+// written to ClockKey and read back) is before that end. So no instance's
+// clock is compared with another's or the server's, and one whose clock
+// runs minutes ahead neither takes a live lease over early nor, behind,
+// late. The probe (one write, one read) is made only when the record
+// holds another owner's lease that may be live (an owner, a term left):
+// a fresh command's Acquire, a retry of O's own, a released or completed
+// record cost what they did. A failed probe is a transient error, never
+// "not live". A write outside a lease that keeps an expired lease's owner
+// (Ledger.Fail, no owner change) stamps UpdatedAt no earlier than its
+// LeaseUntil, so the term it leaves is spent and the lease stays expired.
+//
+//	reader                     decides by                     costs
+//	the owner (Hold, keeper)   its LeaseUntil vs its clock    nothing
+//	another: Acquire, Fail,    Stored + Term vs ServerNow      one write + one read (ClockKey),
+//	DeadLetter, Live,                                          only beside another owner's lease
+//	HeldByAnotherDelivery
 //
 // "Still its lease": the record is at the revision the lease last wrote,
 // or carries the lease's id (Record.LeaseID, random per Acquire: a write

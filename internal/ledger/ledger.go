@@ -77,6 +77,16 @@ type Record struct {
 	// Owner is the processor instance working on the command, until
 	// LeaseUntil; the owner renews the lease while it works. Another instance
 	// that receives the command meanwhile leaves it alone.
+	//
+	// LeaseUntil is on the owner's clock, and so is UpdatedAt: every write
+	// that sets LeaseUntil (the lease's own: Acquire, Renew, Checkpoint) is
+	// the owner's and stamps UpdatedAt in the same write, so the lease's
+	// term, LeaseUntil minus UpdatedAt (Term), is free of clock skew. Another
+	// instance judges the lease on the server's clock alone: it runs from
+	// the server's time of the record's revision (Stored) for Term (see
+	// Ledger.Live). A write of another instance that keeps an expired
+	// lease's owner (Ledger.Fail) stamps UpdatedAt no earlier than
+	// LeaseUntil: the term it leaves is spent.
 	Owner      string    `json:"owner,omitempty"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 	// OwnerSeq is the commands-stream sequence of the message the owner
@@ -104,6 +114,13 @@ type Record struct {
 	// of (see Lease.Unsure): the next Acquire is not Unsure. Every Acquire
 	// writes it false, so a crash leaves it false.
 	Sure bool `json:"sure,omitempty"`
+
+	// Stored is the server's time of the record's revision (the stream's
+	// stamp of the entry, KeyValueEntry.Created), as read by RecordRev; not
+	// stored in the record. Zero for a record this instance wrote since.
+	Stored time.Time `json:"-"`
+	// spent: this write keeps an expired lease's owner (see LeaseUntil).
+	spent bool
 }
 
 // ErrConflict is returned by a compare-and-set when the record changed
@@ -122,6 +139,7 @@ func (l *Ledger) RecordRev(ctx context.Context, commandType, commandID string) (
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, 0, fmt.Errorf("ledger decode %s: %w", key, err)
 	}
+	r.Stored = e.Created()
 	return &r, e.Revision(), nil
 }
 
@@ -140,6 +158,10 @@ func RecordKey(commandType, commandID string) string {
 // the new revision; ErrConflict when another writer came first.
 func (l *Ledger) update(ctx context.Context, rec *Record, rev uint64) (uint64, error) {
 	rec.UpdatedAt = l.now().UTC()
+	if rec.spent && rec.UpdatedAt.Before(rec.LeaseUntil) {
+		rec.UpdatedAt = rec.LeaseUntil // the lease's term is spent (see Record.LeaseUntil)
+	}
+	rec.spent = false
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return 0, fmt.Errorf("ledger encode: %w", err)

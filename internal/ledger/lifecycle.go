@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
+	"groupflow/internal/kvclock"
 	"groupflow/internal/trace"
 )
 
@@ -78,7 +79,9 @@ const (
 // Acquire takes the command's lease for c.Owner (see the package doc's
 // table). It returns the lease, or the completed record to answer from, or
 // a *HeldError, a *CollisionError, or a transient error. A fresh command
-// costs one write (an atomic create) and no read.
+// costs one write (an atomic create) and no read. A record with another
+// owner's lease costs a probe of the server's clock more (one write, one
+// read: see Ledger.Live); a failed probe is a transient error.
 func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) {
 	now := l.now().UTC()
 	id := newLeaseID()
@@ -102,7 +105,7 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 	if cur == nil { // deleted in between: try again later
 		return nil, nil, &HeldError{Owner: "another instance"}
 	}
-	if err := takeable(cur, c, now); err != nil {
+	if err := l.takeable(ctx, cur, c); err != nil {
 		return nil, nil, err
 	}
 	if cur.Status == StatusCompleted && len(cur.Event) > 0 {
@@ -131,13 +134,22 @@ func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) 
 }
 
 // takeable checks an existing record against a claim: a foreign record is
-// a collision; a live lease of another owner is held.
-func takeable(cur *Record, c Claim, now time.Time) error {
+// a collision; a live lease of another owner (on the server's clock: see
+// Ledger.Live) is held, until (on this instance's clock) as long as the
+// server says it has left.
+func (l *Ledger) takeable(ctx context.Context, cur *Record, c Claim) error {
 	if cur.CommandID != c.CommandID || cur.CommandType != c.CommandType {
 		return &CollisionError{Type: cur.CommandType, ID: cur.CommandID}
 	}
-	if cur.Status == StatusProcessing && cur.Owner != "" && cur.Owner != c.Owner && now.Before(cur.LeaseUntil) {
-		return &HeldError{Owner: cur.Owner, Until: cur.LeaseUntil, DuplicateCopy: cur.OwnerSeq != 0 && cur.OwnerSeq != c.Seq}
+	if cur.Owner == c.Owner || !cur.mayBeLive() {
+		return nil // its own lease (a retry), or none
+	}
+	left, err := l.newClock().left(ctx, cur)
+	if err != nil {
+		return err
+	}
+	if left > 0 {
+		return &HeldError{Owner: cur.Owner, Until: l.now().UTC().Add(left), DuplicateCopy: cur.OwnerSeq != 0 && cur.OwnerSeq != c.Seq}
 	}
 	return nil
 }
@@ -618,19 +630,27 @@ func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Fail
 // acquired the command) says whether the record at a revision is still the
 // failing attempt's lease, which is then given up.
 func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Failure, mine func(*Record, uint64) bool) (*Record, error) {
-	now := l.now()
-	return l.modify(ctx, commandType, commandID, func(r *Record, rev uint64) bool {
+	clock := l.newClock()
+	var cerr error
+	rec, err := l.modify(ctx, commandType, commandID, func(r *Record, rev uint64) bool {
 		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
 			return false
 		}
 		held := mine != nil && mine(r, rev)
-		if !held && (r.Live(now) || r.heldByAnother(f.Seq, now)) {
+		live := false
+		if !held {
+			if live, cerr = clock.live(ctx, r); cerr != nil {
+				return false
+			}
+		}
+		if !held && (live || r.heldByAnother(f.Seq, live)) {
 			// Another lease's record (a live one never has Sure set): a
 			// write would cut it off, and this failure is not its.
-			if mine == nil || f.Sure || !r.Sure || r.Live(now) {
+			if mine == nil || f.Sure || !r.Sure || live {
 				return false
 			}
 			r.Sure = false // a stale lease may have acted: the next attempt must know
+			r.spent = true
 			return true
 		}
 		if r.Status == "" {
@@ -652,8 +672,13 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 		case !f.Sure:
 			r.Sure = false // a stale owner's attempts may have acted
 		}
+		r.spent = !held // an expired lease's owner is kept: its term is spent
 		return true
 	})
+	if cerr != nil {
+		return nil, cerr
+	}
+	return rec, err
 }
 
 // Holder names the message a failure or dead letter is of: its
@@ -672,43 +697,137 @@ type Holder struct {
 // says the command did not fail (it completed, or another copy of it is in
 // progress); only message by did.
 func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, by Holder, reason string) (*Record, error) {
-	now := l.now()
-	return l.modify(ctx, commandType, commandID, func(r *Record, _ uint64) bool {
-		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted || r.heldByAnother(by.Seq, now) {
+	clock := l.newClock()
+	var cerr error
+	rec, err := l.modify(ctx, commandType, commandID, func(r *Record, _ uint64) bool {
+		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
 			return false
 		}
-		if by.LeaseID != "" && r.Live(now) && r.LeaseID != by.LeaseID {
+		var live bool
+		if live, cerr = clock.live(ctx, r); cerr != nil || r.heldByAnother(by.Seq, live) {
+			return false
+		}
+		if by.LeaseID != "" && live && r.LeaseID != by.LeaseID {
 			return false
 		}
 		r.Status, r.Reason = StatusDeadLettered, reason
 		r.Owner, r.LeaseUntil, r.OwnerSeq, r.LeaseID = "", time.Time{}, 0, ""
 		return true
 	})
+	if cerr != nil {
+		return nil, cerr
+	}
+	return rec, err
 }
 
 // heldByAnother reports whether the command is in progress on behalf of
-// another message than seq: a live lease of another message, or (lease
-// given up, awaiting its redelivery) another message acquired it last.
-// A record of a command never acquired, or dead-lettered, is nobody's.
-func (r *Record) heldByAnother(seq uint64, now time.Time) bool {
+// another message than seq: a live lease (live: see Ledger.Live) of
+// another message, or (lease given up, awaiting its redelivery) another
+// message acquired it last. A record of a command never acquired, or
+// dead-lettered, is nobody's.
+func (r *Record) heldByAnother(seq uint64, live bool) bool {
 	if r.Status != StatusProcessing {
 		return false
 	}
-	return r.Live(now) && r.OwnerSeq != seq || seq != 0 && r.LastSeq != 0 && r.LastSeq != seq
+	return live && r.OwnerSeq != seq || seq != 0 && r.LastSeq != 0 && r.LastSeq != seq
 }
 
 // HeldByAnotherDelivery reports whether another lease than by's holds the
-// record live at now on behalf of by's own message (a redelivery of it,
-// taken after by's lease expired): that delivery settles the message, so
-// by's must neither acknowledge it nor dead-letter it (acks are by stream
-// sequence: by's ack would settle the message the other works on).
-func (r *Record) HeldByAnotherDelivery(by Holder, now time.Time) bool {
-	return by.Seq != 0 && r.Live(now) && r.OwnerSeq == by.Seq && r.LeaseID != by.LeaseID
+// record live (Ledger.Live) on behalf of by's own message (a redelivery of
+// it, taken after by's lease expired): that delivery settles the message,
+// so by's must neither acknowledge it nor dead-letter it (acks are by
+// stream sequence: by's ack would settle the message the other works on).
+// It probes the server's clock only when another lease of by's message is
+// on the record; an error (a failed probe) says nothing either way.
+func (l *Ledger) HeldByAnotherDelivery(ctx context.Context, r *Record, by Holder) (bool, error) {
+	if r == nil || by.Seq == 0 || r.OwnerSeq != by.Seq || r.LeaseID == by.LeaseID {
+		return false, nil
+	}
+	return l.Live(ctx, r)
 }
 
-// Live reports whether an owner holds the record's lease at now.
-func (r *Record) Live(now time.Time) bool {
-	return r.Status == StatusProcessing && r.Owner != "" && now.Before(r.LeaseUntil)
+// Term is the length of the record's lease as its owner wrote it,
+// LeaseUntil minus UpdatedAt, both read from the owner's clock in the same
+// write (see Record.LeaseUntil): free of clock skew. Zero or less when
+// there is no lease, or its term is spent.
+func (r *Record) Term() time.Duration {
+	if r.LeaseUntil.IsZero() || r.UpdatedAt.IsZero() {
+		return 0
+	}
+	return r.LeaseUntil.Sub(r.UpdatedAt)
+}
+
+// mayBeLive is whether the record holds a lease that may be live, on any
+// clock: an owner, a term left, and the server's time of the revision.
+func (r *Record) mayBeLive() bool {
+	return r.Status == StatusProcessing && r.Owner != "" && r.Term() > 0 && !r.Stored.IsZero()
+}
+
+// Live reports whether an owner holds the record's lease, as read by
+// RecordRev, on the server's clock: the lease runs for Term from the
+// server's time of the record's revision (Record.Stored), and the server's
+// now is probed (ServerNow: one write and one read) only when the record
+// holds a lease that may be live, so a record without one costs nothing.
+// Neither the owner's clock nor this instance's is compared with the
+// other's or the server's. A failed probe is an error (transient: the
+// caller retries), never "not live". A record not read by RecordRev (one
+// this instance wrote since, Stored zero) holds no live lease of another:
+// the writes outside a lease give up or spend the lease they find.
+func (l *Ledger) Live(ctx context.Context, r *Record) (bool, error) {
+	left, err := l.LeaseLeft(ctx, r)
+	return left > 0, err
+}
+
+// LeaseLeft is how long the record's lease has left on the server's clock
+// (see Live); zero or less when it is not live.
+func (l *Ledger) LeaseLeft(ctx context.Context, r *Record) (time.Duration, error) {
+	return l.newClock().left(ctx, r)
+}
+
+// ClockKey is the key ServerNow writes in the ledger bucket: one for all
+// instances, overwritten by every probe (the bucket keeps History 1). No
+// command's key can be it: those are natsname tokens joined by dots, and
+// no token holds a '/'.
+const ClockKey = "clock/server"
+
+// ServerNow is the server's current time, as the ledger bucket's stream
+// stamps entries (kvclock.ServerNow on ClockKey: one write, one read).
+func (l *Ledger) ServerNow(ctx context.Context) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	return kvclock.ServerNow(ctx, l.kv, ClockKey, "ledger")
+}
+
+// serverClock is the server's clock for one operation: probed once, on
+// first need, then moved on by this instance's clock (an elapsed time on
+// one clock: no skew).
+type serverClock struct {
+	l            *Ledger
+	server, mine time.Time // the probe's server time, and this clock's then
+	probed       bool
+}
+
+func (l *Ledger) newClock() *serverClock { return &serverClock{l: l} }
+
+// left is how long r's lease has left on the server's clock (<= 0: not live).
+func (c *serverClock) left(ctx context.Context, r *Record) (time.Duration, error) {
+	if r == nil || !r.mayBeLive() {
+		return 0, nil
+	}
+	if !c.probed {
+		now, err := c.l.ServerNow(ctx)
+		if err != nil {
+			return 0, err
+		}
+		c.server, c.mine, c.probed = now, c.l.now(), true
+	}
+	now := c.server.Add(max(c.l.now().Sub(c.mine), 0))
+	return r.Term() - kvclock.Age(now, r.Stored), nil
+}
+
+func (c *serverClock) live(ctx context.Context, r *Record) (bool, error) {
+	left, err := c.left(ctx, r)
+	return left > 0, err
 }
 
 // modifyAttempts bounds the read/compare-and-set rounds of modify.
@@ -732,11 +851,13 @@ func (l *Ledger) modify(ctx context.Context, commandType, commandID string, fn f
 		}
 		if rev == 0 {
 			if _, created, err := l.create(ctx, rec); err != nil || created {
+				rec.Stored = time.Time{}
 				return rec, err
 			}
 			continue
 		}
 		if _, err := l.update(ctx, rec, rev); !errors.Is(err, ErrConflict) {
+			rec.Stored = time.Time{}
 			return rec, err
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"groupflow/internal/broker"
 	"groupflow/internal/ledger"
 	"groupflow/internal/testenv"
@@ -26,7 +24,7 @@ const (
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 type fixture struct {
-	kv    jetstream.KeyValue
+	kv    *clockKV // the server's stamps on the test's clock
 	l     *ledger.Ledger
 	clock *testutil.Clock
 	n     int
@@ -38,7 +36,9 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{kv: kv, l: ledger.New(kv), clock: testutil.NewClock(t0)}
+	clock := testutil.NewClock(t0)
+	ckv := newClockKV(kv, clock)
+	f := &fixture{kv: ckv, l: ledger.New(ckv), clock: clock}
 	f.l.SetClock(f.clock.Now)
 	return f
 }
@@ -82,17 +82,17 @@ func (f *fixture) get(t *testing.T, id string) *ledger.Record {
 var states = map[string]func(id string) *ledger.Record{
 	"none": func(string) *ledger.Record { return nil },
 	"held-same-seq": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LastSeq: 7, LeaseUntil: t0.Add(time.Minute)}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LastSeq: 7, UpdatedAt: t0, LeaseUntil: t0.Add(time.Minute)}
 	},
 	"held-other-seq": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 3, LastSeq: 3, LeaseUntil: t0.Add(time.Minute)}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 3, LastSeq: 3, UpdatedAt: t0, LeaseUntil: t0.Add(time.Minute)}
 	},
-	"expired": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LastSeq: 7, LeaseUntil: t0.Add(-time.Second),
+	"expired": func(id string) *ledger.Record { // written by its owner 31s ago, for 30s
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: other, OwnerSeq: 7, LastSeq: 7, UpdatedAt: t0.Add(-31 * time.Second), LeaseUntil: t0.Add(-time.Second),
 			Steps: map[string]json.RawMessage{"group": json.RawMessage(`{"id":"g1"}`)}, Calls: 3}
 	},
 	"mine": func(id string) *ledger.Record {
-		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: me, OwnerSeq: 7, LastSeq: 7, LeaseUntil: t0.Add(time.Minute)}
+		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Owner: me, OwnerSeq: 7, LastSeq: 7, UpdatedAt: t0, LeaseUntil: t0.Add(time.Minute)}
 	},
 	"released": func(id string) *ledger.Record {
 		return &ledger.Record{CommandType: typ, CommandID: id, Status: ledger.StatusProcessing, Failures: 2, LastError: "boom", LastSeq: 7}
@@ -116,7 +116,11 @@ func (f *fixture) seed(t *testing.T, s string) string {
 		key := *rec
 		key.CommandID = id // the key is id's, whatever the record says
 		b, _ := json.Marshal(rec)
-		if _, err := f.kv.Put(context.Background(), ledger.RecordKey(typ, key.CommandID), b); err != nil {
+		at := f.clock.Now() // stamped when its writer wrote it
+		if !rec.UpdatedAt.IsZero() {
+			at = rec.UpdatedAt
+		}
+		if _, err := f.kv.putAt(context.Background(), ledger.RecordKey(typ, key.CommandID), b, at); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"groupflow/internal/dlq"
 	"groupflow/internal/events"
 	"groupflow/internal/failure"
+	"groupflow/internal/kvclock"
 	"groupflow/internal/natsname"
 	"groupflow/internal/runtime"
 	"groupflow/messages"
@@ -575,7 +576,7 @@ func (m *Mailer) claimAge(ctx context.Context, prev *Entry) (time.Duration, erro
 	if err != nil {
 		return 0, err
 	}
-	return max(now.Sub(prev.Stored), 0), nil
+	return kvclock.Age(now, prev.Stored), nil
 }
 
 // render builds the email; a template or address problem is permanent.

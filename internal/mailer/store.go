@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"groupflow/internal/kvclock"
 	"groupflow/internal/natsname"
 )
 
@@ -157,26 +158,11 @@ func (s *Store) Put(ctx context.Context, eventID string, r Record) (uint64, erro
 const ClockKey = "clock"
 
 // ServerNow is the server's current time as the bucket's stream stamps
-// entries: it writes a probe to ClockKey (the value is the instance's name,
-// for `nats kv get`) and reads back the latest entry of the key. That entry
-// is the probe or a later one (another instance's), so its time lies
-// between the write and the read: a claim's age, ServerNow minus its Stored
-// time, is never more than it is on the server's clock. A read older than
-// the probe (a replica behind, answering a direct get) is an error, as is
-// any failed write or read: the caller retries later.
+// entries (kvclock.ServerNow on ClockKey): a claim's age, ServerNow minus
+// its Stored time, is never more than it is on the server's clock. A failed
+// probe is an error: the caller retries later.
 func (s *Store) ServerNow(ctx context.Context, instance string) (time.Time, error) {
-	rev, err := s.kv.Put(ctx, ClockKey, []byte(natsname.Token(instance)))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("kv clock probe: %w", err)
-	}
-	e, err := s.kv.Get(ctx, ClockKey)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("kv clock probe read: %w", err)
-	}
-	if e.Revision() < rev {
-		return time.Time{}, fmt.Errorf("kv clock probe read revision %d, older than the probe's %d", e.Revision(), rev)
-	}
-	return e.Created(), nil
+	return kvclock.ServerNow(ctx, s.kv, ClockKey, instance)
 }
 
 // Bucket returns the bucket name.

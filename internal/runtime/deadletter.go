@@ -109,7 +109,17 @@ func (r *Runtime) deadLetterOrNak(ctx context.Context, msg *message.Message, slo
 	if lerr != nil {
 		log.Warn("could not record the failure in the ledger", zap.Error(lerr))
 	}
-	if rec != nil && rec.HeldByAnotherDelivery(r.holder(ctx, r.commandSeq(msg)), now) {
+	other, herr := r.deps.Ledger.HeldByAnotherDelivery(context.WithoutCancel(ctx), rec, r.holder(ctx, r.commandSeq(msg)))
+	if herr != nil {
+		// Whether another delivery's lease is live is unknown (the
+		// server's clock could not be read): settle nothing, the message
+		// comes back after AckWait and this is asked again.
+		log.Warn("could not tell whether another delivery of this message holds the command's lease; left to AckWait",
+			zap.Int("delivery", delivery), zap.NamedError("ledger_error", herr), zap.Error(err))
+		msg.Metadata.Set(MetaAbandon, "true")
+		return err
+	}
+	if other {
 		// A redelivery of this very message holds the command: it settles
 		// the message (this delivery's ack or nak would settle it under it).
 		log.Warn("another delivery of this message holds the command's lease; it is left to settle it",
@@ -257,7 +267,14 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 				log.Warn("recorded outcome event not republished", zap.Error(err))
 			}
 		}
-		return rec.HeldByAnotherDelivery(by, time.Now())
+		other, err := r.deps.Ledger.HeldByAnotherDelivery(context.WithoutCancel(ctx), rec, by)
+		if err != nil {
+			// Unknown (the server's clock could not be read): the message
+			// is left to AckWait, and whoever has it then settles it.
+			log.Warn("could not tell whether another delivery of this message holds the command's lease", zap.Error(err))
+			return true
+		}
+		return other
 	}
 	// Recorded first, announced second: whoever reacts to the event (a
 	// replay, say) finds the ledger already saying dead-lettered.
@@ -293,8 +310,9 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 	r.announce(ctx, entry, firstNonEmpty(corr, entry.CommandID), site)
 }
 
-// leaseSlack is how long past a lease's end leaseLapsed waits before it
-// reads the record again, for the owner's renewal in flight and clock skew.
+// leaseSlack is how long past a lease's end (on the server's clock:
+// ledger.Ledger.LeaseLeft) leaseLapsed waits before it reads the record
+// again, for the owner's renewal in flight.
 const leaseSlack = time.Second
 
 // leaseLapsed waits for a live lease on a captured command to end and
@@ -306,28 +324,43 @@ const leaseSlack = time.Second
 // message anyone allowed on its subject can publish) — and marking it
 // dead-lettered would cut its lease and announce a failure it does not
 // have. It is left alone: the entry stays in the DLQ, unannounced (a replay
-// of it is answered from the ledger). Costs two ledger reads, and waits at
+// of it is answered from the ledger). Costs two ledger reads and, on a
+// lease that may be live, a probe of the server's clock, and waits at
 // most the lease's term (AckWait) plus leaseSlack, or until ctx ends (the
 // capture closes): then it is not announced either, and says so.
 func (r *Runtime) leaseLapsed(ctx context.Context, entry *dlq.Entry) bool {
 	log := trace.Logger(ctx, r.log)
 	rec, rev, err := r.deps.Ledger.RecordRev(ctx, entry.CommandType, entry.CommandID)
-	if err != nil || rec == nil || !rec.Live(time.Now()) {
+	if err != nil || rec == nil {
 		return true // announce reads the record again and decides
 	}
-	t := time.NewTimer(time.Until(rec.LeaseUntil) + leaseSlack)
+	left, err := r.deps.Ledger.LeaseLeft(ctx, rec)
+	if err != nil {
+		// The server's clock could not be read: wait as if the lease had
+		// just been written (its whole term), never as if it had ended.
+		log.Warn("could not read the server's clock to judge the command's lease; waiting out its whole term", zap.Error(err))
+		left = rec.Term()
+	}
+	if left <= 0 {
+		return true
+	}
+	t := time.NewTimer(left + leaseSlack)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 		log.Error("captured dead letter not announced: the command's lease was live when the capture stopped; it stays in the DLQ",
-			zap.Time("lease_until", rec.LeaseUntil))
+			zap.Duration("lease_left", left))
 		return false
 	}
 	now, at, err := r.deps.Ledger.RecordRev(ctx, entry.CommandType, entry.CommandID)
-	if err == nil && now != nil && at != rev && now.Live(time.Now()) {
-		log.Warn("max-deliveries advisory for a command whose lease was renewed since (a forged advisory, or the command runs again): stored in the DLQ, not announced",
-			zap.String("owner", now.Owner))
+	if err != nil || now == nil || at == rev {
+		return true
+	}
+	live, err := r.deps.Ledger.Live(ctx, now)
+	if err != nil || live {
+		log.Warn("max-deliveries advisory for a command whose lease was renewed since (a forged advisory, or the command runs again) or cannot be judged: stored in the DLQ, not announced",
+			zap.String("owner", now.Owner), zap.NamedError("ledger_error", err))
 		return false
 	}
 	return true
