@@ -196,6 +196,15 @@ const (
 	MaxProgressReplyBytes = 256 << 10
 )
 
+// progressSnapshotCost is what one kept snapshot counts against the 8 MiB
+// (MaxProgressReplies × MaxProgressReplyBytes) at the least: a reply's
+// size says little of what it holds decoded ("[{},{},...]" is 3 bytes a
+// snapshot on the wire, a whole ProgressSnapshot kept, ~140 bytes again as
+// JSON: 32 such replies kept two million of them). A reply counts its size
+// or this much per snapshot, whichever is more; one that would pass the
+// total is left out (and said to be).
+const progressSnapshotCost = 256
+
 // ProgressAnswer is what Client.Progress gathered.
 type ProgressAnswer struct {
 	Commands []runtime.ProgressSnapshot
@@ -227,7 +236,7 @@ func (c *Client) Progress(ctx context.Context, id string, wait time.Duration) (P
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	replies, skipped := 0, 0
+	replies, skipped, held := 0, 0, 0
 	finish := func() (ProgressAnswer, error) {
 		dropped, _ := sub.Dropped()
 		switch {
@@ -257,7 +266,13 @@ func (c *Client) Progress(ctx context.Context, id string, wait time.Duration) (P
 		if len(m.Data) > MaxProgressReplyBytes {
 			skipped++
 		} else if json.Unmarshal(m.Data, &r) == nil {
-			out.Commands = append(out.Commands, r.Commands...)
+			cost := max(len(m.Data), len(r.Commands)*progressSnapshotCost)
+			if held+cost > MaxProgressReplies*MaxProgressReplyBytes {
+				skipped++
+			} else {
+				held += cost
+				out.Commands = append(out.Commands, r.Commands...)
+			}
 		}
 		if (id != "" && len(out.Commands) > 0) || replies >= MaxProgressReplies {
 			return finish() // one instance runs a command at a time

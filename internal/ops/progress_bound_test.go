@@ -63,3 +63,50 @@ func TestProgressRepliesBounded(t *testing.T) {
 		t.Fatalf("%d snapshots kept of %d forged replies, and not said to be cut short", len(ans.Commands), flood+5)
 	}
 }
+
+// TestProgressEmptySnapshotsBounded: a reply under MaxProgressReplyBytes
+// may still name tens of thousands of commands ("[{},{},...]": 3 bytes on
+// the wire, a whole ProgressSnapshot kept, ~140 bytes again as JSON).
+// MaxProgressReplies such replies must not make Progress hold more than
+// the bound its doc gives (8 MiB), counted as the snapshots' own JSON.
+func TestProgressEmptySnapshotsBounded(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	nc := env.Conn()
+	subj := messages.Subjects{}
+	var b strings.Builder
+	b.WriteString(`{"instance":"forger","commands":[{}`)
+	for b.Len() < MaxProgressReplyBytes-16 {
+		b.WriteString(`,{}`)
+	}
+	b.WriteString(`]}`)
+	forged := []byte(b.String())
+	sub, err := nc.Subscribe(subj.Ops(messages.OpsProgress), func(m *nats.Msg) {
+		for range MaxProgressReplies {
+			_ = nc.Publish(m.Reply, forged)
+		}
+		_ = nc.Flush()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cl := &Client{NC: nc, Subjects: subj}
+	ans, err := cl.Progress(context.Background(), "", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, s := range ans.Commands {
+		j, _ := json.Marshal(s)
+		held += len(j)
+	}
+	if held > MaxProgressReplies*MaxProgressReplyBytes {
+		t.Fatalf("Progress kept %d snapshots (%d bytes of JSON) from %d replies of %d bytes", len(ans.Commands), held, MaxProgressReplies, len(forged))
+	}
+	if ans.Truncated == "" {
+		t.Fatalf("%d snapshots kept, and not said to be cut short", len(ans.Commands))
+	}
+}
