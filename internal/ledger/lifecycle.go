@@ -83,6 +83,7 @@ const (
 // owner's lease costs a probe of the server's clock more (one write, one
 // read: see Ledger.Live); a failed probe is a transient error.
 func (l *Ledger) Acquire(ctx context.Context, c Claim) (*Lease, *Record, error) {
+	c.TTL = min(c.TTL, MaxLeaseTerm) // no reader holds a longer term live (Record.Term)
 	now := l.now().UTC()
 	id := newLeaseID()
 	rec := Record{CommandType: c.CommandType, CommandID: c.CommandID, Status: StatusProcessing,
@@ -749,13 +750,23 @@ func (l *Ledger) HeldByAnotherDelivery(ctx context.Context, r *Record, by Holder
 // Term is the length of the record's lease as its owner wrote it,
 // LeaseUntil minus UpdatedAt, both read from the owner's clock in the same
 // write (see Record.LeaseUntil): free of clock skew. Zero or less when
-// there is no lease, or its term is spent.
+// there is no lease, or its term is spent; at most MaxLeaseTerm, whatever
+// the record says.
 func (r *Record) Term() time.Duration {
 	if r.LeaseUntil.IsZero() || r.UpdatedAt.IsZero() {
 		return 0
 	}
-	return r.LeaseUntil.Sub(r.UpdatedAt)
+	return min(r.LeaseUntil.Sub(r.UpdatedAt), MaxLeaseTerm)
 }
+
+// MaxLeaseTerm bounds a lease's term (Record.Term), as every reader judges
+// it, and the TTL Acquire leases for (a longer Claim.TTL is cut to it): a
+// record claiming a longer one (forged by anyone who may write the bucket,
+// or corrupted: LeaseUntil years past UpdatedAt) held the command that long
+// — each delivery given back for the whole term, never failed nor
+// dead-lettered. A lease lasts AckWait (30s by default), renewed while its
+// owner works.
+const MaxLeaseTerm = 24 * time.Hour
 
 // mayBeLive is whether the record holds a lease that may be live, on any
 // clock: an owner, a term left, and the server's time of the revision.
