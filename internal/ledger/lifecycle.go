@@ -622,7 +622,8 @@ type Failure struct {
 // record when there is none. It gives up no lease, and leaves as they are
 // a completed or foreign record and one that another message holds (see
 // heldByAnother: an invalid or forged copy's failure is not the command's).
-// It returns the record (as written, or as found).
+// It returns the record (as written, or as found; when the server's clock
+// could not be read, as found, with the error).
 func (l *Ledger) Fail(ctx context.Context, commandType, commandID string, f Failure) (*Record, error) {
 	return l.fail(ctx, commandType, commandID, f, nil)
 }
@@ -677,7 +678,11 @@ func (l *Ledger) fail(ctx context.Context, commandType, commandID string, f Fail
 		return true
 	})
 	if cerr != nil {
-		return nil, cerr
+		// The record as read, unwritten, with the probe's error: the
+		// caller must still see whose lease is on it (Ledger.Live says
+		// it cannot tell), not take a failed probe for no record at all
+		// (nobody's: a dead letter of a message another delivery holds).
+		return rec, cerr
 	}
 	return rec, err
 }

@@ -37,6 +37,16 @@ type recordKV struct {
 	get    func(next func() (jetstream.KeyValueEntry, error)) (jetstream.KeyValueEntry, error)
 	create func(value []byte, next func() (uint64, error)) (uint64, error)
 	update func(next func() (uint64, error)) (uint64, error)
+	// put hooks every Put (ledger.ClockKey's probes among them).
+	put func(key string, next func() (uint64, error)) (uint64, error)
+}
+
+func (k *recordKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	next := func() (uint64, error) { return k.KeyValue.Put(ctx, key, value) }
+	if k.put == nil {
+		return next()
+	}
+	return k.put(key, next)
 }
 
 // hookLedger makes env's runtime use the ledger bucket through kv's hooks

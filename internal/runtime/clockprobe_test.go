@@ -1,0 +1,75 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"groupflow/internal/broker"
+	"groupflow/internal/failure"
+	"groupflow/internal/ledger"
+	"groupflow/internal/runtime"
+	"groupflow/internal/testenv"
+	"groupflow/messages"
+)
+
+// The premise of TestDeadLetterBesideALiveLeaseOfTheSameMessageIsNotSilentlyAcked
+// (delivery b of message 7 leased the command while delivery a still
+// works on it, and a fails permanently), with the server's clock
+// unreadable from a (every probe of ledger.ClockKey fails: a full
+// JetStream store refuses writes, reads still work). Whether b's lease is
+// live is then unknown, and a must settle nothing: neither dead-letter
+// message 7 nor acknowledge it under b (b's outcome decides). Before, a's
+// Lease.Fail returned no record with its probe's error, so a took the
+// record for nobody's: it stored a dead letter of a command b runs,
+// announced it failed and acknowledged b's message.
+func TestDeadLetterBesideALeaseThatCannotBeJudgedIsNotStored(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	bucket, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blind atomic.Bool
+	hookLedger(t, env, &recordKV{put: func(key string, next func() (uint64, error)) (uint64, error) {
+		if key == ledger.ClockKey && blind.Load() {
+			return 0, errInjected
+		}
+		return next()
+	}})
+	h := newReportHandler(func(hctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt > 1 {
+			return nil
+		}
+		// b acquires (what ledger.Acquire writes for another owner).
+		key := ledger.RecordKey(cmd.Type, cmd.ID)
+		e, err := bucket.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		var rec ledger.Record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return err
+		}
+		rec.Owner, rec.LeaseID, rec.UpdatedAt, rec.LeaseUntil = "instance-b", "lease-b", time.Now().UTC(), time.Now().UTC().Add(time.Minute)
+		rec.OwnerSeq, rec.LastSeq, rec.Deliveries = cmd.StreamSeq, cmd.StreamSeq, cmd.Delivery+1
+		b, _ := json.Marshal(rec)
+		if _, err := bucket.Update(ctx, key, b, e.Revision()); err != nil {
+			return err
+		}
+		blind.Store(true)
+		return failure.Permanent(errors.New("wix 400: bad request"))
+	})
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	pub := env.Publish(messages.CmdGenerateReport, `{"id":"blind-msg"}`)
+	if ackedWithDeadLetter(t, env, pub) {
+		t.Fatalf("message %d dead-lettered (%d entries, %d command_failed) and acknowledged though b's lease on it could not be judged",
+			pub.Sequence, len(env.DeadLetters()), len(env.Events(messages.EvtCommandFailed)))
+	}
+	if n := len(env.DeadLetters()); n != 0 {
+		t.Errorf("a's failure dead-lettered message %d (%d entries) though b's lease on it could not be judged", pub.Sequence, n)
+	}
+}
