@@ -64,6 +64,9 @@ type offsetCursor struct {
 	// no member the previous page had not: a Wix answering the same page
 	// whatever the offset, without a total, would page for ever.
 	Stalled int `json:"stalled,omitempty"`
+	// Idle counts the reads in a row that brought no member to take while
+	// Wix says more follow: see maxCampaignIdleReads.
+	Idle int `json:"idle,omitempty"`
 }
 
 // maxCampaignStepBacks bounds the step-backs looking for the last page
@@ -78,6 +81,15 @@ const maxCampaignStepBacks = 10
 // up: three in a row is a Wix that ignores the offset.
 const maxCampaignStalledPages = 3
 
+// maxCampaignIdleReads bounds the reads in a row that bring no member to
+// take while Wix says more follow (step-backs, pages passed, pages whose
+// members were all read already): each is ~99 joins between two reads or a
+// leave's gap, so 100 in a row is a Wix whose paging makes no progress. One
+// that answers the first page again past an offset cap, and says more
+// follow, was read for ever, a Wix call each, the campaign never ending nor
+// failing: its pages are not the page before, so Stalled never counts them.
+const maxCampaignIdleReads = 100
+
 // at is the offset of the next read.
 func (c *offsetCursor) at(ordered bool) int {
 	if ordered {
@@ -88,8 +100,24 @@ func (c *offsetCursor) at(ordered bool) int {
 
 // advance folds in page, the n entries Wix answered at at(ordered) (more:
 // Wix says more follow), and returns the members to take, each once, and
-// whether the group is done. group names the group in a permanent failure.
+// whether the group is done. group names the group in a permanent failure,
+// among them maxCampaignIdleReads reads in a row that brought nothing.
 func (c *offsetCursor) advance(page []campaignCandidate, n int, more, ordered bool, group string) (fresh []campaignCandidate, done bool, err error) {
+	o := c.at(ordered)
+	fresh, done, err = c.step(page, n, more, ordered, group)
+	if err != nil || done || len(fresh) > 0 {
+		c.Idle = 0
+		return fresh, done, err
+	}
+	if c.Idle++; c.Idle >= maxCampaignIdleReads {
+		return nil, false, failure.Permanent(fmt.Errorf("list group members of %s: %d reads in a row (offset %d) brought no member not read already, and Wix says more follow: its paging makes no progress",
+			group, c.Idle, o))
+	}
+	return nil, false, nil
+}
+
+// step is advance but for the count of reads that brought nothing.
+func (c *offsetCursor) step(page []campaignCandidate, n int, more, ordered bool, group string) (fresh []campaignCandidate, done bool, err error) {
 	o := c.at(ordered)
 	onPage := make(map[string]bool, len(page))
 	cands := make([]campaignCandidate, 0, len(page))
