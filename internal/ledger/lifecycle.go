@@ -709,6 +709,12 @@ func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, 
 		if r.CommandID != commandID || r.CommandType != commandType || r.Status == StatusCompleted {
 			return false
 		}
+		if r.heldByAnother(by.Seq, false) {
+			// Another message acquired it last: no clock needed, and none
+			// probed (a failed probe must not make the caller announce a
+			// command another copy runs).
+			return false
+		}
 		var live bool
 		if live, cerr = clock.live(ctx, r); cerr != nil || r.heldByAnother(by.Seq, live) {
 			return false

@@ -73,3 +73,58 @@ func TestDeadLetterBesideALeaseThatCannotBeJudgedIsNotStored(t *testing.T) {
 		t.Errorf("a's failure dead-lettered message %d (%d entries) though b's lease on it could not be judged", pub.Sequence, n)
 	}
 }
+
+// TestInvalidCopyLeavesARunningCommandAloneWhenTheClockCannotBeRead is
+// TestInvalidCopyLeavesARunningCommandAlone with every probe of the
+// server's clock failing once copy 1 runs (a full JetStream store refuses
+// writes, reads still work). The invalid copy's dead letter needs no clock
+// to see that another message (copy 1) acquired the command last: it must
+// still be stored unannounced, not make the runtime announce command_failed
+// for a command that runs and will complete.
+func TestInvalidCopyLeavesARunningCommandAloneWhenTheClockCannotBeRead(t *testing.T) {
+	env := testenv.Start(t)
+	var blind atomic.Bool
+	hookLedger(t, env, &recordKV{put: func(key string, next func() (uint64, error)) (uint64, error) {
+		if key == ledger.ClockKey && blind.Load() {
+			return 0, errInjected
+		}
+		return next()
+	}})
+	acting, release := make(chan struct{}), make(chan struct{})
+	h := newReportHandler(func(ctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt == 1 {
+			cmd.Lease.Acting()
+			close(acting)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	env.Publish(messages.CmdGenerateReport, `{"id":"forge-blind","top":3}`, "Nats-Msg-Id", "real")
+	select {
+	case <-acting:
+	case <-time.After(20 * time.Second):
+		t.Fatal("copy 1 never ran")
+	}
+	blind.Store(true)
+	publishInvalidCopy(t, env, "forge-blind", 1) // copy 1 stays pending
+	ctx := context.Background()
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "forge-blind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != ledger.StatusProcessing || rec.Owner == "" {
+		t.Errorf("while copy 1 runs, the invalid copy left its record %s, owner %q", rec.Status, rec.Owner)
+	}
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) for a command that is running and will complete", n)
+	}
+	blind.Store(false)
+	done := env.Watch(env.Subjects.Event(messages.EvtReportGenerated))
+	close(release)
+	done.Next(30*time.Second, testenv.ForCommand("forge-blind"))
+}
