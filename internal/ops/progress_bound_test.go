@@ -21,8 +21,6 @@ import (
 // replies, none over a bounded size, and say it cut the answers short.
 func TestProgressRepliesBounded(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
-	nc := env.Conn()
-	subj := messages.Subjects{}
 	const flood = 2000
 	small, _ := json.Marshal(ProgressReply{Instance: "forger", Commands: []runtime.ProgressSnapshot{{CommandID: "forged", Instance: "forger"}}})
 	var fat []runtime.ProgressSnapshot
@@ -30,32 +28,11 @@ func TestProgressRepliesBounded(t *testing.T) {
 		fat = append(fat, runtime.ProgressSnapshot{CommandID: strings.Repeat("f", 200), Instance: "forger"})
 	}
 	big, _ := json.Marshal(ProgressReply{Instance: "forger", Commands: fat})
-	sub, err := nc.Subscribe(subj.Ops(messages.OpsProgress), func(m *nats.Msg) {
-		for range 5 {
-			_ = nc.Publish(m.Reply, big)
-		}
-		for range flood {
-			_ = nc.Publish(m.Reply, small)
-		}
-		_ = nc.Flush()
-	})
-	if err != nil {
-		t.Fatal(err)
+	replies := [][]byte{big, big, big, big, big}
+	for range flood {
+		replies = append(replies, small)
 	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	cl := &Client{NC: nc, Subjects: subj}
-	ans, err := cl.Progress(context.Background(), "", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := 0
-	for _, s := range ans.Commands {
-		b, _ := json.Marshal(s)
-		held += len(b)
-	}
+	ans, held := forgedProgress(t, env, replies)
 	if len(ans.Commands) > flood/10 || held > MaxProgressReplies*MaxProgressReplyBytes {
 		t.Fatalf("Progress kept %d snapshots (%d bytes of JSON) from %d forged replies", len(ans.Commands), held, flood+5)
 	}
@@ -71,8 +48,6 @@ func TestProgressRepliesBounded(t *testing.T) {
 // the bound its doc gives (8 MiB), counted as the snapshots' own JSON.
 func TestProgressEmptySnapshotsBounded(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
-	nc := env.Conn()
-	subj := messages.Subjects{}
 	var b strings.Builder
 	b.WriteString(`{"instance":"forger","commands":[{}`)
 	for b.Len() < MaxProgressReplyBytes-16 {
@@ -80,9 +55,29 @@ func TestProgressEmptySnapshotsBounded(t *testing.T) {
 	}
 	b.WriteString(`]}`)
 	forged := []byte(b.String())
+	replies := make([][]byte, MaxProgressReplies)
+	for i := range replies {
+		replies[i] = forged
+	}
+	ans, held := forgedProgress(t, env, replies)
+	if held > MaxProgressReplies*MaxProgressReplyBytes {
+		t.Fatalf("Progress kept %d snapshots (%d bytes of JSON) from %d replies of %d bytes", len(ans.Commands), held, MaxProgressReplies, len(forged))
+	}
+	if ans.Truncated == "" {
+		t.Fatalf("%d snapshots kept, and not said to be cut short", len(ans.Commands))
+	}
+}
+
+// forgedProgress answers a Client.Progress of every command with replies, in
+// order, as a forger on the progress subject would, and returns what
+// Progress gathered and how many bytes of JSON its snapshots hold.
+func forgedProgress(t *testing.T, env *testenv.Env, replies [][]byte) (ProgressAnswer, int) {
+	t.Helper()
+	nc := env.Conn()
+	subj := messages.Subjects{}
 	sub, err := nc.Subscribe(subj.Ops(messages.OpsProgress), func(m *nats.Msg) {
-		for range MaxProgressReplies {
-			_ = nc.Publish(m.Reply, forged)
+		for _, r := range replies {
+			_ = nc.Publish(m.Reply, r)
 		}
 		_ = nc.Flush()
 	})
@@ -103,10 +98,5 @@ func TestProgressEmptySnapshotsBounded(t *testing.T) {
 		j, _ := json.Marshal(s)
 		held += len(j)
 	}
-	if held > MaxProgressReplies*MaxProgressReplyBytes {
-		t.Fatalf("Progress kept %d snapshots (%d bytes of JSON) from %d replies of %d bytes", len(ans.Commands), held, MaxProgressReplies, len(forged))
-	}
-	if ans.Truncated == "" {
-		t.Fatalf("%d snapshots kept, and not said to be cut short", len(ans.Commands))
-	}
+	return ans, held
 }
