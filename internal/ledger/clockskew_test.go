@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"groupflow/internal/broker"
 	"groupflow/internal/ledger"
 	"groupflow/internal/testenv"
@@ -114,5 +116,45 @@ func TestClockBehindTakesOverAnExpiredLease(t *testing.T) {
 	}
 	if !p.Unsure() {
 		t.Errorf("a take-over after a crash must be Unsure")
+	}
+}
+
+// refusingClockKV refuses every probe of the server's clock (a full
+// JetStream store refuses writes; reads still work).
+type refusingClockKV struct{ jetstream.KeyValue }
+
+func (k refusingClockKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if key == ledger.ClockKey {
+		return 0, errors.New("insufficient resources")
+	}
+	return k.KeyValue.Put(ctx, key, value)
+}
+
+// TestDeadLetterBesideAnUnjudgedLeaseWritesNothing: the dead letter of one
+// delivery of message 7 meets another delivery's lease on the command,
+// and the server's clock cannot be read. DeadLetter must write nothing and
+// say so with ErrUnjudged (the runtime then neither announces the failure
+// nor acknowledges the message); the other lease goes on.
+func TestDeadLetterBesideAnUnjudgedLeaseWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Start(t, testenv.Quiet())
+	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, blind := ledger.New(kv), ledger.New(refusingClockKV{kv})
+	lease, _, err := owner.Acquire(ctx, skewClaim("unjudged", me, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := blind.DeadLetter(ctx, typ, "unjudged", ledger.Holder{Seq: 7, LeaseID: "another-delivery"}, "gone")
+	if !errors.Is(err, ledger.ErrUnjudged) {
+		t.Fatalf("DeadLetter beside a lease it cannot judge: record %+v, err %v; want ErrUnjudged", rec, err)
+	}
+	if got, err := owner.Record(ctx, typ, "unjudged"); err != nil || got.Status != ledger.StatusProcessing || got.Owner != me {
+		t.Errorf("the record was written: %+v, %v", got, err)
+	}
+	if err := lease.Hold(ctx); err != nil {
+		t.Errorf("the other delivery's lease was lost: %v", err)
 	}
 }

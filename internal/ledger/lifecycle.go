@@ -67,6 +67,12 @@ func (e *CollisionError) Error() string {
 // command over (the record's revision moved): the holder must stop.
 var ErrLost = errors.New("ledger: lease lost: the record was written by another owner")
 
+// ErrUnjudged is returned (wrapping the cause) when a decision rests on
+// whether another lease on the record is live and that cannot be told:
+// the server's clock could not be read (see Ledger.Live). The caller must
+// act as if that lease were live: settle nothing, announce nothing.
+var ErrUnjudged = errors.New("ledger: whether another lease on the record is live cannot be told")
+
 // Inline checkpoint limits: a checkpoint up to InlineStepLimit bytes lives in
 // the record (one compare-and-set that also extends the lease) while the
 // record's inline checkpoints stay under InlineTotalLimit; larger ones get
@@ -701,7 +707,9 @@ type Holder struct {
 // message) are left as they are. It returns the record as written or
 // found: a record of this command whose status is not StatusDeadLettered
 // says the command did not fail (it completed, or another copy of it is in
-// progress); only message by did.
+// progress); only message by did. When another lease than by's is on the
+// record and the server's clock cannot be read, it writes nothing and
+// returns an error wrapping ErrUnjudged.
 func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, by Holder, reason string) (*Record, error) {
 	clock := l.newClock()
 	var cerr error
@@ -727,7 +735,7 @@ func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, 
 		return true
 	})
 	if cerr != nil {
-		return nil, cerr
+		return nil, fmt.Errorf("%w: %w", ErrUnjudged, cerr)
 	}
 	return rec, err
 }

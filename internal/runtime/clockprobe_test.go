@@ -128,3 +128,74 @@ func TestInvalidCopyLeavesARunningCommandAloneWhenTheClockCannotBeRead(t *testin
 	close(release)
 	done.Next(30*time.Second, testenv.ForCommand("forge-blind"))
 }
+
+// Delivery a of message 7 fails permanently and records it (Lease.Fail
+// stores); before a's dead letter is recorded in the ledger, delivery b
+// of the same message leases the command, and from then on the server's
+// clock cannot be read (every probe of ledger.ClockKey fails). Whether b's
+// lease is live is unknown, so a must neither announce command_failed for
+// a command b may be running nor acknowledge message 7 under b: its dead
+// letter stays stored, unannounced, and the message is left to its
+// redelivery. Before, Ledger.DeadLetter's probe error made a announce the
+// failure anyway and acknowledge the message.
+func TestDeadLetterNotAnnouncedWhenALeaseBesideItCannotBeJudged(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	bucket, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing, blind atomic.Bool
+	var seq atomic.Uint64
+	hookLedger(t, env, &recordKV{
+		put: func(key string, next func() (uint64, error)) (uint64, error) {
+			if key == ledger.ClockKey && blind.Load() {
+				return 0, errInjected
+			}
+			return next()
+		},
+		update: func(next func() (uint64, error)) (uint64, error) {
+			rev, err := next()
+			if err != nil || !failing.CompareAndSwap(true, false) {
+				return rev, err
+			}
+			// a's Lease.Fail is stored: b acquires the same message.
+			key := ledger.RecordKey(messages.CmdGenerateReport, "unjudged")
+			e, gerr := bucket.Get(ctx, key)
+			if gerr != nil {
+				t.Error(gerr)
+				return rev, err
+			}
+			var rec ledger.Record
+			if jerr := json.Unmarshal(e.Value(), &rec); jerr != nil {
+				t.Error(jerr)
+				return rev, err
+			}
+			now := time.Now().UTC()
+			rec.Status, rec.Owner, rec.LeaseID, rec.UpdatedAt, rec.LeaseUntil = ledger.StatusProcessing, "instance-b", "lease-b", now, now.Add(time.Minute)
+			rec.OwnerSeq, rec.LastSeq = seq.Load(), seq.Load()
+			b, _ := json.Marshal(rec)
+			if _, uerr := bucket.Update(ctx, key, b, e.Revision()); uerr != nil {
+				t.Error(uerr)
+			}
+			blind.Store(true)
+			return rev, err
+		},
+	})
+	h := newReportHandler(func(hctx context.Context, cmd *runtime.Command, attempt int) error {
+		if attempt > 1 {
+			return nil
+		}
+		seq.Store(cmd.StreamSeq)
+		failing.Store(true)
+		return failure.Permanent(errors.New("wix 400: bad request"))
+	})
+	env.StartRuntime(fastConfig(), runtime.Adapt(h))
+	pub := env.Publish(messages.CmdGenerateReport, `{"id":"unjudged"}`)
+	if ackedWithDeadLetter(t, env, pub) {
+		t.Errorf("message %d acknowledged with its dead letter though b's lease on it could not be judged", pub.Sequence)
+	}
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 0 {
+		t.Errorf("command_failed announced (%d) beside b's lease, which could not be judged", n)
+	}
+}

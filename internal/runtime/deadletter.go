@@ -204,12 +204,13 @@ func (r *Runtime) storeDeadLetter(ctx context.Context, msg *message.Message, ent
 		return fmt.Errorf("dead-letter: %w", perr)
 	}
 	if r.announce(ctx, entry, info.CorrelationID, info.SiteID) {
-		// A redelivery of this message took the command meanwhile: it
-		// settles the message (this delivery's ack would settle it under it).
-		log.Warn("dead letter stored, but another delivery of this message now holds the command; it is left to settle it",
+		// A redelivery of this message took the command meanwhile, or may
+		// have: it settles the message (this delivery's ack would settle
+		// it under it).
+		log.Warn("dead letter stored, but another delivery of this message holds the command, or may; it is left to settle it",
 			zap.String("dlq_subject", dlqSubject), zap.Error(err))
 		msg.Metadata.Set(MetaAbandon, "true")
-		return fmt.Errorf("dead-lettered while another delivery holds the command: %w", err)
+		return fmt.Errorf("dead-lettered while another delivery holds the command or may: %w", err)
 	}
 	log.Error("command dead-lettered", zap.String("kind", kind), zap.Int("delivery", delivery),
 		zap.String("dlq_subject", dlqSubject), zap.Error(err))
@@ -232,7 +233,8 @@ func (r *Runtime) recordFailure(ctx context.Context, lease *ledger.Lease, info t
 // completed (its recorded outcome event is republished instead: the copy
 // that completed it may have run out of deliveries publishing it). It
 // reports whether another delivery of the dead letter's own message holds
-// the command (Record.HeldByAnotherDelivery): that one settles the message.
+// the command (Record.HeldByAnotherDelivery), or may (ledger.ErrUnjudged):
+// that one settles the message, this one must not.
 func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) (leftToAnother bool) {
 	log := trace.Logger(ctx, r.log)
 	failed := &failedEvent{
@@ -255,6 +257,14 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 	by := r.holder(ctx, seq)
 	rec, err := r.deps.Ledger.DeadLetter(context.WithoutCancel(ctx), entry.CommandType, entry.CommandID, by, entry.Reason)
 	switch {
+	case errors.Is(err, ledger.ErrUnjudged):
+		// Another lease may be live beside this message (a redelivery of
+		// it, or another copy): announcing would report a failure of a
+		// command it runs, and an ack would settle its message. The entry
+		// stays stored; the message comes back after AckWait.
+		log.Warn("dead letter stored, not announced: whether another lease on the command is live cannot be told; left to AckWait",
+			zap.Error(err))
+		return true
 	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
 	case rec.CommandType == entry.CommandType && rec.CommandID == entry.CommandID && rec.Status != ledger.StatusDeadLettered:
