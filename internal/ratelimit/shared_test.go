@@ -210,44 +210,51 @@ func startScenario(t testing.TB, n int) *scenario {
 }
 
 // TestSharedThreeInstances checks what must hold whatever the machine's
-// load: the instances find each other and split the site's rate, a killed
-// instance's share goes back to the survivors, a graceful stop gives it back
-// at once, and together they never overshoot the limit. How much of the
-// limit they use is a timing goal, measured by BenchmarkSharedLimiter3Instances
-// (make bench), not asserted here.
+// load: the instances find each other and split the site's rate (their
+// shares never sum past the limit), a killed instance's share goes back to
+// the survivors, a graceful stop gives it back at once, and together they
+// do not overshoot the limit: at most maxThrottledShare of the requests of
+// a phase are throttled, where shares that did not split (each instance at
+// the whole rate) throttle about two thirds of them. The exact count of
+// 429s (a few, when a stalled machine lets the instances' buckets and the
+// simulator's fall out of step) and how much of the limit they use are
+// timing outcomes, reported by BenchmarkSharedLimiter3Instances (make
+// bench), not asserted here.
 func TestSharedThreeInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timed scenario")
 	}
 	sc := startScenario(t, 3)
 	t.Logf("all three instances saw each other after %v", sc.warm)
-
-	w := measure(sc.sim, site, simPerSecond, 3*time.Second)
-	t.Logf("3 instances: %d calls in %v = %.1f/s = %.1f%% of %.0f/s, %d throttled",
-		w.calls, w.elapsed.Round(time.Millisecond), float64(w.calls)/w.elapsed.Seconds(), 100*w.util, simPerSecond, w.throttled)
-	for _, in := range sc.ins {
-		share, n := in.limiter(site).Rate()
-		t.Logf("  %s: share %.1f/min of %d", in.id, share, n)
+	phase := func(name string, ins []*instance, d time.Duration) {
+		t.Helper()
+		w := measure(sc.sim, site, simPerSecond, d)
+		var sum float64
+		for _, in := range ins {
+			share, n := in.limiter(site).Rate()
+			sum += share
+			t.Logf("  %s: share %.1f/min of %d", in.id, share, n)
+		}
+		t.Logf("%s: %d calls in %v = %.1f/s = %.1f%% of %.0f/s, %d throttled",
+			name, w.calls, w.elapsed.Round(time.Millisecond), float64(w.calls)/w.elapsed.Seconds(), 100*w.util, simPerSecond, w.throttled)
+		if sum > simPerMinute {
+			t.Errorf("%s: the shares sum to %.1f/min, over the site's %.0f/min", name, sum, simPerMinute)
+		}
+		if w.calls == 0 {
+			t.Fatalf("%s: no call served (is the site served by the simulator?)", name)
+		}
+		if sent := w.calls + w.throttled; float64(w.throttled) > maxThrottledShare*float64(sent) {
+			t.Errorf("%s: %d of %d requests throttled in the window (limit overshot)", name, w.throttled, sent)
+		}
 	}
-	if w.throttled > 3 {
-		t.Errorf("3 instances: %d requests throttled in the window (limit overshot)", w.throttled)
-	}
-	if w.calls == 0 {
-		t.Fatal("3 instances: no call served (is the site served by the simulator?)")
-	}
+	phase("3 instances", sc.ins, 3*time.Second)
 
 	// Kill one: the two others take its share within StaleAfter + heartbeat.
 	sc.ins[0].kill()
 	rest := sc.ins[1:]
 	took := waitFor(t, 10*time.Second, "the survivors to drop the dead instance", instancesSeen(rest, site, 2))
 	t.Logf("survivors raised their shares %v after the kill", took.Round(time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
-	w = measure(sc.sim, site, simPerSecond, 3*time.Second)
-	t.Logf("after a kill, 2 instances: %d calls in %v = %.1f/s = %.1f%%, %d throttled",
-		w.calls, w.elapsed.Round(time.Millisecond), float64(w.calls)/w.elapsed.Seconds(), 100*w.util, w.throttled)
-	if w.throttled > 3 {
-		t.Errorf("2 instances: %d requests throttled in the window", w.throttled)
-	}
+	phase("after a kill, 2 instances", rest, 3*time.Second)
 
 	// Graceful stop: the last survivor takes everything at once.
 	rest[0].stop()
@@ -256,14 +263,14 @@ func TestSharedThreeInstances(t *testing.T) {
 	}
 	took = waitFor(t, 2*time.Second, "the survivor to see a graceful stop", instancesSeen(rest[1:], site, 1))
 	t.Logf("graceful stop seen after %v", took.Round(time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
-	w = measure(sc.sim, site, simPerSecond, 2*time.Second)
-	t.Logf("1 instance: %.1f%%, %d throttled; total throttled in the test %d of %d served",
-		100*w.util, w.throttled, sc.sim.Throttled(site), sc.sim.TotalCalls(site))
-	if w.throttled > 3 {
-		t.Errorf("1 instance: %d requests throttled in the window", w.throttled)
-	}
+	phase("1 instance", rest[1:], 2*time.Second)
+	t.Logf("total throttled in the test %d of %d served", sc.sim.Throttled(site), sc.sim.TotalCalls(site))
 }
+
+// maxThrottledShare bounds the share of a phase's requests the simulator
+// may throttle in TestSharedThreeInstances: far above the few 429s a busy
+// machine causes, far below the two thirds of a rate that did not split.
+const maxThrottledShare = 0.1
 
 // BenchmarkSharedLimiter3Instances reports the utilisation of the site's
 // limit by three instances with a backlog, and by the two left after one is
