@@ -432,9 +432,11 @@ type settleKey struct{}
 // that panics has its message nacked before the panic goes on. Messages of
 // other subscribers pass through untouched. It is for consumer handlers
 // (AddConsumerHandler): messages a handler produced would be published by
-// the router after Settle acked its input.
+// the router after Settle acked its input. It grows the message's
+// goroutine's stack first (growStack).
 func Settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		growStack()
 		settle, ok := msg.Context().Value(settleKey{}).(func(bool))
 		if !ok {
 			return h(msg)
