@@ -9,6 +9,8 @@ import (
 	"groupflow/messages"
 )
 
+var spanKindConsumer = oteltrace.WithSpanKind(oteltrace.SpanKindConsumer)
+
 // tracing runs each command in an OpenTelemetry span "command <type>",
 // child of the W3C traceparent the command arrived with (a new trace
 // without one), with the command's identity as attributes. It sits inside
@@ -24,13 +26,14 @@ func (r *Runtime) tracing(h message.HandlerFunc) message.HandlerFunc {
 			return h(msg)
 		}
 		ctx := trace.Extract(msg.Context(), msg.Metadata)
-		attrs := append(info.AppendAttributes(make([]attribute.KeyValue, 0, 7)),
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", msg.Metadata.Get(MetaSubject)),
-			attribute.String("groupflow.delivery", msg.Metadata.Get(MetaDelivery)))
-		ctx, span := trace.Tracer().Start(ctx, "command "+info.CommandType,
-			oteltrace.WithSpanKind(oteltrace.SpanKindConsumer), oteltrace.WithAttributes(attrs...))
+		ctx, span := trace.Tracer().Start(ctx, "command "+info.CommandType, spanKindConsumer)
 		defer span.End()
+		if span.IsRecording() { // attributes only for a span that keeps them
+			span.SetAttributes(append(info.AppendAttributes(make([]attribute.KeyValue, 0, 7)),
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.destination.name", msg.Metadata.Get(MetaSubject)),
+				attribute.String("groupflow.delivery", msg.Metadata.Get(MetaDelivery)))...)
+		}
 		msg.SetContext(ctx)
 		out, err := h(msg)
 		if err != nil {
