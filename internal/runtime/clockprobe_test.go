@@ -2,7 +2,6 @@ package runtime_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -45,19 +44,7 @@ func TestDeadLetterBesideALeaseThatCannotBeJudgedIsNotStored(t *testing.T) {
 			return nil
 		}
 		// b acquires (what ledger.Acquire writes for another owner).
-		key := ledger.RecordKey(cmd.Type, cmd.ID)
-		e, err := bucket.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		var rec ledger.Record
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			return err
-		}
-		rec.Owner, rec.LeaseID, rec.UpdatedAt, rec.LeaseUntil = "instance-b", "lease-b", time.Now().UTC(), time.Now().UTC().Add(time.Minute)
-		rec.OwnerSeq, rec.LastSeq, rec.Deliveries = cmd.StreamSeq, cmd.StreamSeq, cmd.Delivery+1
-		b, _ := json.Marshal(rec)
-		if _, err := bucket.Update(ctx, key, b, e.Revision()); err != nil {
+		if err := leaseToB(ctx, bucket, ledger.RecordKey(cmd.Type, cmd.ID), cmd.StreamSeq, cmd.Delivery+1); err != nil {
 			return err
 		}
 		blind.Store(true)
@@ -160,23 +147,8 @@ func TestDeadLetterNotAnnouncedWhenALeaseBesideItCannotBeJudged(t *testing.T) {
 				return rev, err
 			}
 			// a's Lease.Fail is stored: b acquires the same message.
-			key := ledger.RecordKey(messages.CmdGenerateReport, "unjudged")
-			e, gerr := bucket.Get(ctx, key)
-			if gerr != nil {
-				t.Error(gerr)
-				return rev, err
-			}
-			var rec ledger.Record
-			if jerr := json.Unmarshal(e.Value(), &rec); jerr != nil {
-				t.Error(jerr)
-				return rev, err
-			}
-			now := time.Now().UTC()
-			rec.Status, rec.Owner, rec.LeaseID, rec.UpdatedAt, rec.LeaseUntil = ledger.StatusProcessing, "instance-b", "lease-b", now, now.Add(time.Minute)
-			rec.OwnerSeq, rec.LastSeq = seq.Load(), seq.Load()
-			b, _ := json.Marshal(rec)
-			if _, uerr := bucket.Update(ctx, key, b, e.Revision()); uerr != nil {
-				t.Error(uerr)
+			if lerr := leaseToB(ctx, bucket, ledger.RecordKey(messages.CmdGenerateReport, "unjudged"), seq.Load(), 2); lerr != nil {
+				t.Error(lerr)
 			}
 			blind.Store(true)
 			return rev, err

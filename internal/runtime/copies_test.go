@@ -683,19 +683,7 @@ func TestDeadLetterBesideALiveLeaseOfTheSameMessageIsNotSilentlyAcked(t *testing
 			return nil
 		}
 		// b acquires (what ledger.Acquire writes for another owner, seq 7).
-		key := ledger.RecordKey(cmd.Type, cmd.ID)
-		e, err := bucket.Get(ctx, key)
-		if err != nil {
-			return err
-		}
-		var rec ledger.Record
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			return err
-		}
-		rec.Owner, rec.LeaseID, rec.LeaseUntil = "instance-b", "lease-b", time.Now().Add(time.Minute)
-		rec.OwnerSeq, rec.LastSeq, rec.Deliveries = cmd.StreamSeq, cmd.StreamSeq, cmd.Delivery+1
-		b, _ := json.Marshal(rec)
-		if _, err := bucket.Update(ctx, key, b, e.Revision()); err != nil {
+		if err := leaseToB(ctx, bucket, ledger.RecordKey(cmd.Type, cmd.ID), cmd.StreamSeq, cmd.Delivery+1); err != nil {
 			return err
 		}
 		return failure.Permanent(errors.New("wix 400: bad request"))
@@ -830,6 +818,26 @@ func TestOwnAcquireWithLostReplyIsNotAbandonedForEver(t *testing.T) {
 // ackedWithDeadLetter awaits message pub of generate_report being either
 // acknowledged with a dead letter stored, or given back (redelivered), and
 // reports which.
+// leaseToB writes on the record under key what ledger.Acquire writes for
+// delivery (number delivery) of message seq by another instance, b: a
+// lease of one minute.
+func leaseToB(ctx context.Context, bucket jetstream.KeyValue, key string, seq uint64, delivery int) error {
+	e, err := bucket.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	var rec ledger.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	rec.Status, rec.Owner, rec.LeaseID, rec.UpdatedAt, rec.LeaseUntil = ledger.StatusProcessing, "instance-b", "lease-b", now, now.Add(time.Minute)
+	rec.OwnerSeq, rec.LastSeq, rec.Deliveries = seq, seq, delivery
+	b, _ := json.Marshal(rec)
+	_, err = bucket.Update(ctx, key, b, e.Revision())
+	return err
+}
+
 func ackedWithDeadLetter(t *testing.T, env *testenv.Env, pub *jetstream.PubAck) bool {
 	t.Helper()
 	ctx := context.Background()
