@@ -163,9 +163,38 @@ func removeTemp(d string) {
 	delete(children.dirs, d)
 }
 
+// usage is what groupbench prints for -h, --help or any argument: it takes
+// none, its knobs are environment variables.
+const usage = `usage: groupbench (no arguments; --version prints the version)
+Environment: BENCH_QUICK=1 (small sizes), BENCH_OUT=file.json, BENCH_ONLY=1,3
+(some scenarios), BENCH_DEBUG=1, BENCH_CPUPROFILE=file; scenario 2's knobs:
+BENCH_OVERHEAD_N, BENCH_OVERHEAD_WIX=http|memory, BENCH_OVERHEAD_SITE_CONCURRENCY,
+BENCH_BLOCKPROFILE, BENCH_MUTEXPROFILE, BENCH_ALLOCPROFILE, BENCH_GOROUTINES,
+BENCH_TIMELINE; BENCH_MANY_ARGS (flags for scenarios 8-10). See go doc ./cmd/groupbench.
+`
+
+// answerArgs answers groupbench's arguments: --version, help, or a
+// mistake. stop says the run must not start (an argument is never the
+// start of a ten-minute run); code is the exit status then.
+func answerArgs(args []string, stdout, stderr io.Writer) (code int, stop bool) {
+	if version.PrintIfAsked("groupbench", args, stdout) {
+		return 0, true
+	}
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0, true
+	}
+	fmt.Fprintf(stderr, "groupbench: unexpected argument %q\n%s", args[0], usage)
+	return 2, true
+}
+
 func main() {
-	if version.PrintIfAsked("groupbench", os.Args[1:], os.Stdout) {
-		return
+	if code, stop := answerArgs(os.Args[1:], os.Stdout, os.Stderr); stop {
+		os.Exit(code)
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

@@ -33,3 +33,27 @@ func TestCallsPerJobMicro(t *testing.T) {
 		t.Errorf("report:\n%s", out.String())
 	}
 }
+
+// Help or a stray argument never starts the run (it did: groupbench read
+// no arguments, so -h started the full benchmark).
+func TestArgumentsNeverStartTheRun(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		stop bool
+		out  string
+	}{
+		{nil, 0, false, ""},
+		{[]string{"-h"}, 0, true, "usage: groupbench"},
+		{[]string{"--help"}, 0, true, "BENCH_QUICK"},
+		{[]string{"--quick"}, 2, true, `unexpected argument "--quick"`},
+		{[]string{"--version"}, 0, true, "groupbench "},
+	}
+	for _, c := range cases {
+		var stdout, stderr strings.Builder
+		code, stop := answerArgs(c.args, &stdout, &stderr)
+		if code != c.code || stop != c.stop || !strings.Contains(stdout.String()+stderr.String(), c.out) {
+			t.Errorf("%q: code %d stop %v, output %q; want %d %v containing %q", c.args, code, stop, stdout.String()+stderr.String(), c.code, c.stop, c.out)
+		}
+	}
+}

@@ -19,9 +19,13 @@ import (
 
 	"groupflow/internal/mailview"
 	"groupflow/internal/netsafe"
+	"groupflow/internal/version"
 )
 
 func main() {
+	if version.PrintIfAsked("mailview", os.Args[1:], os.Stdout) {
+		return
+	}
 	fs := flag.NewFlagSet("mailview", flag.ContinueOnError)
 	api := fs.String("mailpit", "http://127.0.0.1:8025", "Mailpit's HTTP address (its API)")
 	listen := fs.String("listen", "127.0.0.1:8026", "address of the viewer's web page")
