@@ -193,7 +193,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 		fs.StringVar(p, name, def, usage+" (env "+strings.Join(append([]string{envName(name)}, aliases...), ", ")+")")
 	}
 	str(&c.DataDir, "data-dir", "./data", "directory of the embedded JetStream file store and the simulator state")
-	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "loopback listener of the embedded nats-server (for the nats CLI and groupctl)")
+	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "loopback listener of the embedded nats-server (for the nats CLI and groupctl); an address beyond loopback is refused (the server has no authentication)")
 	str(&c.NATSURL, "nats-url", "", "external NATS server or cluster (comma-separated seeds); empty runs an embedded server")
 	str(&c.NATSCreds, "nats-creds", "", "NATS credentials file (.creds)")
 	str(&c.NATSNKey, "nats-nkey", "", "file holding an NATS nkey seed")
@@ -232,7 +232,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
 	str(&c.GroupMembersPrefx, "wix-group-members-prefix", "", "path prefix of the Group Members API (default /social-groups-proxy/members/v2)")
 	str(&c.GroupRequestsPrefix, "wix-group-requests-prefix", "", "path prefix of the Group Requests API (default /social-groups/v2, the REST docs' URL; the SDK uses /_api/social-groups-proxy/group-requests/v2)")
-	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "listener of the embedded Wix simulator (used when no Wix credentials are set)")
+	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "loopback listener of the embedded Wix simulator (used when no Wix credentials are set); an address beyond loopback is refused (no authentication)")
 	fs.IntVar(&c.WixSimMembers, "wix-sim-members", 1000, "simulator: seeded site members (env "+envName("wix-sim-members")+")")
 	fs.IntVar(&c.WixSimGroups, "wix-sim-groups", 50, "simulator: seeded groups (env "+envName("wix-sim-groups")+")")
 	fs.Int64Var(&c.WixSimSeed, "wix-sim-seed", 1, "simulator: seed of the generated data (env "+envName("wix-sim-seed")+")")
@@ -332,6 +332,14 @@ func (c *Config) validate() error {
 	}
 	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
 		errs = append(errs, err)
+	}
+	// The embedded nats-server and simulator have no authentication: anyone
+	// reaching them could publish commands, purge streams or rewrite sites.
+	if c.Embedded() && !netsafe.IsLoopbackAddr(c.NATSListen) {
+		errs = append(errs, fmt.Errorf("--nats-listen %q: the embedded nats-server has no authentication, so it listens on loopback only (e.g. 127.0.0.1:4222); for NATS beyond this machine run a server with auth and give --nats-url", c.NATSListen))
+	}
+	if c.Simulated() && !netsafe.IsLoopbackAddr(c.WixSimListen) {
+		errs = append(errs, fmt.Errorf("--wix-sim-listen %q: the embedded Wix simulator has no authentication, so it listens on loopback only (e.g. 127.0.0.1:8090); run cmd/wixsim for a simulator on a network", c.WixSimListen))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < MinAdminToken {
 		errs = append(errs, fmt.Errorf("GROUPFLOW_ADMIN_TOKEN has %d bytes, at least %d wanted (it opens the console and the DLQ API): e.g. openssl rand -hex 32",

@@ -215,3 +215,37 @@ func TestWixBaseURLRule(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthenticatedListenersLoopbackOnly: the embedded nats-server and the
+// embedded Wix simulator have no authentication (anyone reaching them can
+// publish commands, purge streams or rewrite the simulated sites), so they
+// listen on loopback only; an address beyond it is refused, naming the flag.
+func TestUnauthenticatedListenersLoopbackOnly(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string // "" = accepted
+	}{
+		{[]string{"--nats-listen", "127.0.0.1:4222"}, nil, ""},
+		{[]string{"--nats-listen", "localhost:0"}, nil, ""},
+		{[]string{"--nats-listen", "0.0.0.0:4222"}, nil, "--nats-listen"},
+		{[]string{"--nats-listen", ":4222"}, nil, "--nats-listen"},
+		{nil, map[string]string{"GROUPFLOW_NATS_LISTEN": "[::]:4222"}, "--nats-listen"},
+		// An external NATS: no embedded server listens.
+		{[]string{"--nats-url", "nats://n:4222", "--nats-listen", "0.0.0.0:4222"}, nil, ""},
+		{[]string{"--wix-sim-listen", "0.0.0.0:8090"}, nil, "--wix-sim-listen"},
+		// Real Wix: no simulator listens.
+		{[]string{"--wix-sim-listen", "0.0.0.0:8090"}, map[string]string{"WIX_API_KEY": "k", "WIX_SITE_ID": "s"}, ""},
+	} {
+		_, err := Parse(tt.args, env(tt.env), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v %v: %v", tt.args, tt.env, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
