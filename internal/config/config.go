@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"groupflow/internal/admission"
+	"groupflow/internal/broker"
 	"groupflow/internal/netsafe"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
@@ -206,7 +207,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "embedded server: fsync every write (no loss on power failure, slower) (env "+envName("sync-always")+")")
 	fs.DurationVar(&c.NATSStartTimeout, "nats-start-timeout", 15*time.Second, "startup fails when the external NATS is unreachable this long (env "+envName("nats-start-timeout")+")")
 	fs.DurationVar(&c.EventDupWin, "event-dup-window", time.Hour, "duplicate window of the events stream (env "+envName("event-dup-window")+")")
-	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, "embedded server: largest message in MiB (a 10,000-person roster is about 1 MiB) (env "+envName("max-payload-mb")+")")
+	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, fmt.Sprintf("embedded server: largest message in MiB, 1 to %d (a 10,000-person roster is about 1 MiB) (env ", MaxPayloadMBLimit)+envName("max-payload-mb")+")")
 
 	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "admin HTTP: /healthz /readyz /metrics /dlq; beyond loopback it needs GROUPFLOW_ADMIN_TOKEN")
 	fs.BoolVar(&c.AdminInsecureNoToken, "admin-insecure-no-token", false, "INSECURE: let the admin API (dead letters, replay, purge) listen beyond loopback without GROUPFLOW_ADMIN_TOKEN (env "+envName("admin-insecure-no-token")+")")
@@ -362,6 +363,9 @@ func (c *Config) validate() error {
 	if c.SiteConcurrency < 1 || c.SiteConcurrency > c.MaxInFlight {
 		errs = append(errs, fmt.Errorf("--site-concurrency %d: want 1 to --max-in-flight (%d)", c.SiteConcurrency, c.MaxInFlight))
 	}
+	if c.MaxPayloadMB < 1 || c.MaxPayloadMB > MaxPayloadMBLimit {
+		errs = append(errs, fmt.Errorf("--max-payload-mb %d: want 1 to %d", c.MaxPayloadMB, MaxPayloadMBLimit))
+	}
 	if c.MaxDeliver < 2 {
 		errs = append(errs, fmt.Errorf("--max-deliver %d: want at least 2", c.MaxDeliver))
 	}
@@ -398,6 +402,10 @@ func (c *Config) validateAccount() []error {
 	}
 	return errs
 }
+
+// MaxPayloadMBLimit bounds --max-payload-mb (broker.MaxPayloadLimit in
+// MiB), so the bytes fit the server's int32 option.
+const MaxPayloadMBLimit = broker.MaxPayloadLimit >> 20
 
 // MinAdminToken is the shortest GROUPFLOW_ADMIN_TOKEN accepted: a token
 // typed into the console's sign-in form must not be guessable at its ten

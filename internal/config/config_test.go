@@ -249,3 +249,20 @@ func TestUnauthenticatedListenersLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPayloadBounded: --max-payload-mb is 1 to 64 MiB (nats-server
+// refuses a max_payload above its per-client pending limit); 0, a negative
+// value or one whose bytes overflow the server's int32 (4096 was 0, read as
+// the 8 MiB default; 2048 negative) is refused, naming the flag.
+func TestMaxPayloadBounded(t *testing.T) {
+	for v, ok := range map[string]bool{"1": true, "8": true, "64": true, "0": false, "-1": false, "65": false, "2048": false, "4096": false} {
+		_, err := Parse([]string{"--max-payload-mb", v}, env(nil), io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("--max-payload-mb %s: err = %v, want ok %v", v, err, ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), "--max-payload-mb "+v) {
+			t.Errorf("--max-payload-mb %s: err %q does not name the flag and value", v, err)
+		}
+	}
+}
