@@ -363,6 +363,12 @@ func (c *Config) validate() error {
 	if c.SiteConcurrency < 1 || c.SiteConcurrency > c.MaxInFlight {
 		errs = append(errs, fmt.Errorf("--site-concurrency %d: want 1 to --max-in-flight (%d)", c.SiteConcurrency, c.MaxInFlight))
 	}
+	if !(c.WixRatePerMinute > 0 && c.WixRatePerMinute <= MaxRatePerMinute) {
+		errs = append(errs, fmt.Errorf("--wix-rate-per-minute %v: want more than 0, at most %g", c.WixRatePerMinute, MaxRatePerMinute))
+	}
+	if !(c.WixSimRatePerMin >= 0 && c.WixSimRatePerMin <= MaxRatePerMinute) {
+		errs = append(errs, fmt.Errorf("--wix-sim-rate-per-minute %v: want 0 (unlimited) to %g", c.WixSimRatePerMin, MaxRatePerMinute))
+	}
 	if c.MaxPayloadMB < 1 || c.MaxPayloadMB > MaxPayloadMBLimit {
 		errs = append(errs, fmt.Errorf("--max-payload-mb %d: want 1 to %d", c.MaxPayloadMB, MaxPayloadMBLimit))
 	}
@@ -402,6 +408,13 @@ func (c *Config) validateAccount() []error {
 	}
 	return errs
 }
+
+// MaxRatePerMinute bounds the Wix rates (--wix-rate-per-minute,
+// --wix-sim-rate-per-minute, a sites file's ratePerMinute): far above any
+// Wix limit (benchmarks use it as "no limit"), and finite, so the limiters'
+// arithmetic stays finite. Comparisons written as !(lo < v && v <= hi) refuse
+// NaN too.
+const MaxRatePerMinute = 1e9
 
 // MaxPayloadMBLimit bounds --max-payload-mb (broker.MaxPayloadLimit in
 // MiB), so the bytes fit the server's int32 option.

@@ -266,3 +266,36 @@ func TestMaxPayloadBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRatesFinite: a Wix rate is a positive finite number of calls a
+// minute, at most MaxRatePerMinute (NaN made every limiter's arithmetic NaN,
+// +Inf turned rate limiting off, a negative one was silently 200); the
+// simulator's may also be 0 (unlimited). The refusal names the flag.
+func TestRatesFinite(t *testing.T) {
+	for _, tt := range []struct {
+		flag, v string
+		ok      bool
+	}{
+		{"--wix-rate-per-minute", "200", true},
+		{"--wix-rate-per-minute", "0.5", true},
+		{"--wix-rate-per-minute", "0", false},
+		{"--wix-rate-per-minute", "-1", false},
+		{"--wix-rate-per-minute", "NaN", false},
+		{"--wix-rate-per-minute", "+Inf", false},
+		{"--wix-rate-per-minute", "1e300", false},
+		{"--wix-sim-rate-per-minute", "0", true},
+		{"--wix-sim-rate-per-minute", "600", true},
+		{"--wix-sim-rate-per-minute", "-5", false},
+		{"--wix-sim-rate-per-minute", "NaN", false},
+		{"--wix-sim-rate-per-minute", "Inf", false},
+	} {
+		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
+			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
+		}
+	}
+}
