@@ -88,15 +88,19 @@ type Options struct {
 }
 
 // Start brings the processor up and runs it until Stop or ctx ends. Its
-// steps, in order: the sites check (checkSites, before any side effect),
-// broker, streams and buckets, Wix, runtime, dead-letter capture, admin
-// HTTP, run; a failing step undoes the earlier ones.
+// steps, in order: the input checks before any side effect (the NATS files,
+// broker.CheckFiles; the sites, checkSites), broker, streams and buckets,
+// Wix, runtime, dead-letter capture, admin HTTP, run; a failing step undoes
+// the earlier ones.
 func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (*App, error) {
 	return StartWith(ctx, cfg, getenv, log, Options{})
 }
 
 // StartWith is Start with opts.
 func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger, opts Options) (_ *App, err error) {
+	if err := broker.CheckFiles(connConfig(cfg)); err != nil {
+		return nil, err
+	}
 	if err := checkSites(cfg, getenv); err != nil {
 		return nil, err
 	}
@@ -120,6 +124,13 @@ func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) stri
 		}
 	}
 	return a, nil
+}
+
+// connConfig is the NATS connection cfg configures (without a name, nor
+// the embedded server).
+func connConfig(cfg *config.Config) broker.ConnConfig {
+	return broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
+		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
 }
 
 // checkSites checks the sites cfg configures before Start's first side
@@ -161,8 +172,7 @@ type startup struct {
 // one connection to consume, one to publish.
 func (s *startup) broker(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
-	connCfg := broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
-		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
+	connCfg := connConfig(cfg)
 	if cfg.Embedded() {
 		e, err := broker.StartEmbedded(broker.EmbeddedConfig{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
 			SyncAlways: cfg.SyncAlways, MaxPayload: int32(cfg.MaxPayloadMB) << 20}, log)

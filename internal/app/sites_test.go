@@ -193,3 +193,30 @@ func TestSitesFileCheckedBeforeTheBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSFilesCheckedBeforeTheBroker: a NATS credentials file that cannot
+// be used (here a FIFO, which blocked the connection) fails Start before the
+// embedded nats-server starts and makes the data dir.
+func TestNATSFilesCheckedBeforeTheBroker(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "creds")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	cfg, err := config.Parse([]string{"--data-dir", data, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--wix-sim-listen", "127.0.0.1:0", "--nats-creds", fifo}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(context.Background(), cfg, func(string) string { return "" }, zap.NewNop())
+	if err == nil {
+		_ = a.Stop()
+		t.Fatal("started")
+	}
+	if !strings.Contains(err.Error(), "credentials file "+fifo) {
+		t.Errorf("err = %v, want naming the credentials file", err)
+	}
+	if _, serr := os.Stat(data); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the data dir was made before the NATS files were checked (stat: %v)", serr)
+	}
+}
