@@ -354,8 +354,8 @@ func (c *Config) validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}
-	if c.Concurrency < 0 {
-		errs = append(errs, fmt.Errorf("--concurrency %d: want 0 (derived from --max-in-flight) or more", c.Concurrency))
+	if c.Concurrency < 0 || c.Concurrency > MaxInFlightLimit {
+		errs = append(errs, fmt.Errorf("--concurrency %d: want 0 (derived from --max-in-flight) to %d", c.Concurrency, MaxInFlightLimit))
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > MaxInFlightLimit {
 		errs = append(errs, fmt.Errorf("--max-in-flight %d: want 1 to %d", c.MaxInFlight, MaxInFlightLimit))
@@ -372,8 +372,24 @@ func (c *Config) validate() error {
 	if c.MaxPayloadMB < 1 || c.MaxPayloadMB > MaxPayloadMBLimit {
 		errs = append(errs, fmt.Errorf("--max-payload-mb %d: want 1 to %d", c.MaxPayloadMB, MaxPayloadMBLimit))
 	}
-	if c.MaxDeliver < 2 {
-		errs = append(errs, fmt.Errorf("--max-deliver %d: want at least 2", c.MaxDeliver))
+	if c.MaxDeliver < 2 || c.MaxDeliver > MaxDeliverLimit {
+		errs = append(errs, fmt.Errorf("--max-deliver %d: want 2 to %d", c.MaxDeliver, MaxDeliverLimit))
+	}
+	for _, d := range []struct {
+		flag      string
+		v, lo, hi time.Duration
+	}{
+		{"--ack-wait", c.AckWait, time.Second, time.Hour},
+		// A command runs no longer than its message is kept.
+		{"--handler-timeout", c.HandlerTimeout, time.Second, broker.DefaultMaxAge},
+		{"--shutdown-grace", c.ShutdownGrace, time.Second, time.Hour},
+		{"--nats-start-timeout", c.NATSStartTimeout, time.Second, time.Hour},
+		// nats-server refuses a duplicate window longer than the stream's age limit.
+		{"--event-dup-window", c.EventDupWin, time.Second, broker.DefaultMaxAge},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			errs = append(errs, fmt.Errorf("%s %v: want %v to %v", d.flag, d.v, d.lo, d.hi))
+		}
 	}
 	switch c.LogFormat {
 	case "console", "json":
@@ -415,6 +431,11 @@ func (c *Config) validateAccount() []error {
 // arithmetic stays finite. Comparisons written as !(lo < v && v <= hi) refuse
 // NaN too.
 const MaxRatePerMinute = 1e9
+
+// MaxDeliverLimit bounds --max-deliver: far more attempts than a failing
+// command deserves, and the consumers' 2n+5 deliveries
+// (runtime.ConsumerMaxDeliver) cannot overflow.
+const MaxDeliverLimit = 1000
 
 // MaxPayloadMBLimit bounds --max-payload-mb (broker.MaxPayloadLimit in
 // MiB), so the bytes fit the server's int32 option.

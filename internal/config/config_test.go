@@ -299,3 +299,40 @@ func TestRatesFinite(t *testing.T) {
 		}
 	}
 }
+
+// TestDurationsAndCountsBounded: each duration and count is refused,
+// naming the flag, outside its range. Before, 0 and negative durations were
+// silently replaced by defaults (or, --nats-start-timeout, meant no wait),
+// --shutdown-grace near the largest duration overflowed the router's close
+// timeout (grace + 10s), --max-deliver overflowed the consumers' 2n+5
+// deliveries, and an --event-dup-window longer than the events stream's
+// age limit failed only after 60s of provisioning retries.
+func TestDurationsAndCountsBounded(t *testing.T) {
+	for _, tt := range []struct {
+		flag, v string
+		ok      bool
+	}{
+		{"--ack-wait", "30s", true}, {"--ack-wait", "1s", true}, {"--ack-wait", "1h", true},
+		{"--ack-wait", "0s", false}, {"--ack-wait", "-5s", false}, {"--ack-wait", "2h", false},
+		{"--handler-timeout", "1h", true}, {"--handler-timeout", "168h", true},
+		{"--handler-timeout", "0s", false}, {"--handler-timeout", "-1s", false}, {"--handler-timeout", "169h", false},
+		{"--shutdown-grace", "25s", true}, {"--shutdown-grace", "0s", false}, {"--shutdown-grace", "-1s", false},
+		{"--shutdown-grace", "2562047h", false},
+		{"--nats-start-timeout", "1s", true}, {"--nats-start-timeout", "0s", false}, {"--nats-start-timeout", "-1s", false},
+		{"--nats-start-timeout", "2h", false},
+		{"--event-dup-window", "1h", true}, {"--event-dup-window", "168h", true},
+		{"--event-dup-window", "0s", false}, {"--event-dup-window", "-1m", false}, {"--event-dup-window", "200h", false},
+		{"--max-deliver", "2", true}, {"--max-deliver", "1000", true},
+		{"--max-deliver", "1001", false}, {"--max-deliver", "4611686018427387904", false},
+		{"--concurrency", "100000", true}, {"--concurrency", "100001", false}, {"--concurrency", "9223372036854775807", false},
+	} {
+		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
+			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
+		}
+	}
+}
