@@ -314,6 +314,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id), or allow sites with --wix-account-sites"))
 	}
 	errs = append(errs, c.validateAccount()...)
+	errs = append(errs, c.validateSizes()...)
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
 	}
