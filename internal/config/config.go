@@ -392,6 +392,9 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s %v: want %v to %v", d.flag, d.v, d.lo, d.hi))
 		}
 	}
+	if err := messages.CheckPrefix(c.Prefix); err != nil {
+		errs = append(errs, fmt.Errorf("--subject-prefix: %w", err))
+	}
 	switch c.LogFormat {
 	case "console", "json":
 	default:

@@ -336,3 +336,22 @@ func TestDurationsAndCountsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestSubjectPrefixChecked: --subject-prefix is dot-separated tokens of
+// letters, digits, '_' and '-' (messages.CheckPrefix): a wildcard ("*" made
+// the commands stream take every <anything>.cmd.> subject), whitespace, an
+// empty token or a '$' (system subjects) is refused naming the flag, not
+// found by nats-server after 60s of provisioning retries.
+func TestSubjectPrefixChecked(t *testing.T) {
+	for v, ok := range map[string]bool{"groups": true, "acme.prod": true, "acme-prod_2": true, "": true,
+		"*": false, ">": false, "acme.>": false, "a b": false, "a..b": false, ".a": false, "a.": false, "$JS": false, "a\tb": false} {
+		_, err := Parse([]string{"--subject-prefix", v}, env(nil), io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("--subject-prefix %q: err = %v, want ok %v", v, err, ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), "--subject-prefix") {
+			t.Errorf("--subject-prefix %q: err %q does not name the flag", v, err)
+		}
+	}
+}
