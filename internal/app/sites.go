@@ -16,6 +16,7 @@ import (
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixcheck"
+	"groupflow/messages"
 )
 
 // SitesFile lists several Wix sites and where their secrets are. Secrets
@@ -93,7 +94,8 @@ const MaxSitesFileBytes = 8 << 20
 
 // loadSitesFile reads and checks the sites file at path: a regular file (a
 // FIFO or a device is refused without waiting on it) of at most
-// MaxSitesFileBytes, each entry with a siteId listed once and a
+// MaxSitesFileBytes, each entry with a siteId a command could name
+// (messages.SiteIDProblem) listed once and a
 // ratePerMinute of 0 (--wix-rate-per-minute) to config.MaxRatePerMinute.
 // Its errors name the file and the entry, never a secret (the file holds
 // variable names only).
@@ -126,6 +128,9 @@ func loadSitesFile(path string) (SitesFile, error) {
 	for i, s := range f.Sites {
 		if strings.TrimSpace(s.SiteID) == "" {
 			return SitesFile{}, fmt.Errorf("sites file %s: entry %d: siteId is required", path, i)
+		}
+		if p := messages.SiteIDProblem(s.SiteID); p != "" {
+			return SitesFile{}, fmt.Errorf("sites file %s: entry %d: siteId: want %s", path, i, p)
 		}
 		if j, dup := first[s.SiteID]; dup {
 			return SitesFile{}, fmt.Errorf("sites file %s: entries %d and %d: siteId %s is listed twice", path, j, i, s.SiteID)

@@ -148,6 +148,7 @@ func TestSitesFileEntriesChecked(t *testing.T) {
 		"sites:\n  - siteId: s1\n    apiKeyEnv: K1\n    ratePerMinute: .inf\n":           "ratePerMinute",
 		"sites:\n  - siteId: s1\n    apiKeyEnv: K1\n    ratePerMinute: 1e12\n":           "ratePerMinute",
 		"sites:\n  - siteId: ' '\n    apiKeyEnv: K1\n":                                   "siteId is required",
+		"sites:\n  - siteId: a/b\n    apiKeyEnv: K1\n":                                   "siteId: want only letters",
 	} {
 		file := writeSites(t, yaml)
 		err := addSites(wix.New(wix.Config{}), &config.Config{WixSitesFile: file}, getenv, limiter)

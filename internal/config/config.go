@@ -332,6 +332,15 @@ func (c *Config) validate() error {
 	if c.WixAppID != "" && c.SiteID == "" {
 		c.SiteID = c.WixInstanceID
 	}
+	// A configured site id is one a command could name.
+	if p := messages.SiteIDProblem(c.SiteID); p != "" {
+		errs = append(errs, fmt.Errorf("--site-id (WIX_SITE_ID, else WIX_INSTANCE_ID with app OAuth): want %s", p))
+	}
+	for i, id := range c.WixSimSites {
+		if p := messages.SiteIDProblem(id); p != "" {
+			errs = append(errs, fmt.Errorf("--wix-sim-sites: entry %d: want %s", i, p))
+		}
+	}
 	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
 		errs = append(errs, err)
 	}

@@ -355,3 +355,34 @@ func TestSubjectPrefixChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestConfiguredSiteIDsChecked: a configured site id is one a command could
+// name (messages.SiteIDProblem): --site-id / WIX_SITE_ID (or the
+// WIX_INSTANCE_ID it defaults to) and --wix-sim-sites entries of other
+// characters or over messages.MaxSiteIDLen are refused naming the flag.
+func TestConfiguredSiteIDsChecked(t *testing.T) {
+	long := strings.Repeat("s", 101)
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--site-id", "5f1c3a52-ok.site_1"}, nil, ""},
+		{[]string{"--site-id", "bad site"}, nil, "--site-id"},
+		{nil, map[string]string{"WIX_SITE_ID": "a/b", "WIX_API_KEY": "k"}, "--site-id"},
+		{[]string{"--site-id", long}, nil, "--site-id"},
+		{nil, map[string]string{"WIX_APP_ID": "a", "WIX_APP_SECRET": "s", "WIX_INSTANCE_ID": "inst*"}, "WIX_INSTANCE_ID"},
+		{[]string{"--wix-sim-sites", "demo-site, b>c"}, nil, "--wix-sim-sites"},
+	} {
+		_, err := Parse(tt.args, env(tt.env), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tt.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), long) {
+			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
