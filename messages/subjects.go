@@ -1,6 +1,9 @@
 package messages
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // DefaultPrefix is the first subject token used when Subjects.Prefix is empty.
 const DefaultPrefix = "groups"
@@ -94,6 +97,33 @@ const (
 type Subjects struct {
 	// Prefix is the leading subject token(s); empty means DefaultPrefix.
 	Prefix string
+}
+
+// MaxPrefixLen bounds a subject prefix, in bytes.
+const MaxPrefixLen = 64
+
+// CheckPrefix reports why p cannot be a Subjects.Prefix: it must be empty
+// (DefaultPrefix) or at most MaxPrefixLen bytes of dot-separated, non-empty
+// tokens of ASCII letters, digits, '_' and '-' (no wildcard, whitespace or
+// '$' of the system subjects). It returns nil for a valid prefix.
+func CheckPrefix(p string) error {
+	if len(p) > MaxPrefixLen {
+		return fmt.Errorf("subject prefix of %d bytes: want at most %d", len(p), MaxPrefixLen)
+	}
+	if p == "" {
+		return nil
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" {
+			return fmt.Errorf("subject prefix %q has an empty token", p)
+		}
+		for _, r := range tok {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				return fmt.Errorf("subject prefix %q: %q not allowed (want letters, digits, '_', '-' and dots between tokens)", p, r)
+			}
+		}
+	}
+	return nil
 }
 
 func (s Subjects) prefix() string {

@@ -88,14 +88,22 @@ type Options struct {
 }
 
 // Start brings the processor up and runs it until Stop or ctx ends. Its
-// steps, in order: broker, streams and buckets, Wix, runtime, dead-letter
-// capture, admin HTTP, run; a failing step undoes the earlier ones.
+// steps, in order: the input checks before any side effect (the NATS files,
+// broker.CheckFiles; the sites, checkSites), broker, streams and buckets,
+// Wix, runtime, dead-letter capture, admin HTTP, run; a failing step undoes
+// the earlier ones.
 func Start(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger) (*App, error) {
 	return StartWith(ctx, cfg, getenv, log, Options{})
 }
 
 // StartWith is Start with opts.
 func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) string, log *zap.Logger, opts Options) (_ *App, err error) {
+	if err := broker.CheckFiles(connConfig(cfg)); err != nil {
+		return nil, err
+	}
+	if err := checkSites(cfg, getenv); err != nil {
+		return nil, err
+	}
 	a := &App{cfg: cfg, log: log, runDone: make(chan error, 1)}
 	if lim := config.ApplyMemoryLimit(cfg.MemoryLimit); lim != math.MaxInt64 {
 		log.Info("memory limit", zap.Int64("bytes", lim), zap.Int64("in_flight_bytes", cfg.InFlightBytes))
@@ -116,6 +124,28 @@ func StartWith(ctx context.Context, cfg *config.Config, getenv func(string) stri
 		}
 	}
 	return a, nil
+}
+
+// connConfig is the NATS connection cfg configures (without a name, nor
+// the embedded server).
+func connConfig(cfg *config.Config) broker.ConnConfig {
+	return broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
+		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
+}
+
+// checkSites checks the sites cfg configures before Start's first side
+// effect: the report profiles (ReportProfiles) and, against real Wix, the
+// sites file's entries and the variables they name, added to a client that
+// is then dropped (the wix step adds them again with their limiters).
+func checkSites(cfg *config.Config, getenv func(string) string) error {
+	if _, err := ReportProfiles(cfg); err != nil {
+		return err
+	}
+	if cfg.Simulated() {
+		return nil
+	}
+	local := func(string, float64) wix.Limiter { return wix.NewAdaptiveLimiter(wix.DefaultRequestsPerMinute, 1) }
+	return addSites(wix.New(wix.Config{Logger: zap.NewNop()}), cfg, getenv, local)
 }
 
 // startup carries what Start's steps make to the steps after them.
@@ -142,8 +172,7 @@ type startup struct {
 // one connection to consume, one to publish.
 func (s *startup) broker(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
-	connCfg := broker.ConnConfig{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, NKeyFile: cfg.NATSNKey,
-		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA, InboxPrefix: cfg.NATSInbox}
+	connCfg := connConfig(cfg)
 	if cfg.Embedded() {
 		e, err := broker.StartEmbedded(broker.EmbeddedConfig{DataDir: cfg.DataDir, Listen: cfg.NATSListen,
 			SyncAlways: cfg.SyncAlways, MaxPayload: int32(cfg.MaxPayloadMB) << 20}, log)

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"groupflow/internal/admin"
+	"groupflow/internal/netsafe"
 	"groupflow/internal/ops"
 	"groupflow/internal/runtime"
 	"groupflow/messages"
@@ -27,6 +28,7 @@ func (a *App) serveOps(ctx context.Context, nc *nats.Conn, rt *runtime.Runtime, 
 // awaitConnected waits up to d for nc's first connection (an unreachable
 // NATS is retried in the background): a startup that cannot reach NATS
 // fails in seconds, with the reason, instead of waiting on provisioning.
+// The error names url (a comma-separated list) without its secrets.
 func awaitConnected(ctx context.Context, nc *nats.Conn, url string, d time.Duration) error {
 	if nc.IsConnected() || d <= 0 {
 		return nil
@@ -49,7 +51,7 @@ func awaitConnected(ctx context.Context, nc *nats.Conn, url string, d time.Durat
 	}
 	reason := "no server answered"
 	if err := nc.LastError(); err != nil {
-		reason = err.Error()
+		reason = netsafe.RedactText(err.Error(), url)
 	}
-	return fmt.Errorf("nats %s unreachable for %s: %s (is it running? --nats-url, --nats-start-timeout)", url, d, reason)
+	return fmt.Errorf("nats %s unreachable for %s: %s (is it running? --nats-url, --nats-start-timeout)", netsafe.RedactURLs(url), d, reason)
 }

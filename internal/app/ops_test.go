@@ -133,3 +133,24 @@ func TestUnreachableNATSFailsStartupInSeconds(t *testing.T) {
 		t.Fatalf("error %q: want one line naming the unreachable URL", msg)
 	}
 }
+
+// TestUnreachableNATSErrorHidesURLSecrets: the startup error of an
+// unreachable external NATS names its URLs with their passwords and tokens
+// redacted (it went to the log whole).
+func TestUnreachableNATSErrorHidesURLSecrets(t *testing.T) {
+	ports := testutil.FreePorts(t, 2)
+	urls := fmt.Sprintf("nats://gf:pw-s3cret@127.0.0.1:%d,nats://tok-s3cret@127.0.0.1:%d", ports[0], ports[1])
+	cfg, err := config.Parse([]string{"--nats-url", urls, "--nats-start-timeout", "1s", "--http-listen", "127.0.0.1:0",
+		"--wix-sim-listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Start(context.Background(), cfg, func(string) string { return "" }, zap.NewNop())
+	if err == nil {
+		_ = a.Stop()
+		t.Fatal("started without NATS")
+	}
+	if msg := err.Error(); strings.Contains(msg, "s3cret") || !strings.Contains(msg, "unreachable") || !strings.Contains(msg, fmt.Sprint(ports[0])) {
+		t.Fatalf("error %q: want the unreachable URLs without their secrets", msg)
+	}
+}

@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -14,6 +16,7 @@ import (
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixcheck"
+	"groupflow/messages"
 )
 
 // SitesFile lists several Wix sites and where their secrets are. Secrets
@@ -70,13 +73,9 @@ func ReportProfiles(cfg *config.Config) (report.Profiles, error) {
 		profiles[cfg.SiteID] = p
 	}
 	if cfg.WixSitesFile != "" {
-		b, err := os.ReadFile(cfg.WixSitesFile)
+		f, err := loadSitesFile(cfg.WixSitesFile)
 		if err != nil {
-			return nil, fmt.Errorf("sites file: %w", err)
-		}
-		var f SitesFile
-		if err := yaml.Unmarshal(b, &f); err != nil {
-			return nil, fmt.Errorf("sites file %s: %w", cfg.WixSitesFile, err)
+			return nil, err
 		}
 		for _, s := range f.Sites {
 			p := report.Profile{Name: s.Name, URL: s.URL, TimeZone: s.TimeZone, Recipients: s.ReportRecipients}
@@ -87,6 +86,62 @@ func ReportProfiles(cfg *config.Config) (report.Profiles, error) {
 		}
 	}
 	return func(id string) report.Profile { return profiles[id] }, nil
+}
+
+// MaxSitesFileBytes bounds --wix-sites-file: 8 MiB is tens of thousands
+// of entries.
+const MaxSitesFileBytes = 8 << 20
+
+// loadSitesFile reads and checks the sites file at path: a regular file (a
+// FIFO or a device is refused without waiting on it) of at most
+// MaxSitesFileBytes, each entry with a siteId a command could name
+// (messages.SiteIDProblem) listed once and a
+// ratePerMinute of 0 (--wix-rate-per-minute) to config.MaxRatePerMinute.
+// Its errors name the file and the entry, never a secret (the file holds
+// variable names only).
+func loadSitesFile(path string) (SitesFile, error) {
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer.
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return SitesFile{}, fmt.Errorf("sites file: %w", err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return SitesFile{}, fmt.Errorf("sites file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return SitesFile{}, fmt.Errorf("sites file %s: not a regular file (%v)", path, st.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, MaxSitesFileBytes+1))
+	if err != nil {
+		return SitesFile{}, fmt.Errorf("sites file: %w", err)
+	}
+	if len(b) > MaxSitesFileBytes {
+		return SitesFile{}, fmt.Errorf("sites file %s: larger than %d bytes", path, MaxSitesFileBytes)
+	}
+	var f SitesFile
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return SitesFile{}, fmt.Errorf("sites file %s: %w", path, err)
+	}
+	first := make(map[string]int, len(f.Sites))
+	for i, s := range f.Sites {
+		if strings.TrimSpace(s.SiteID) == "" {
+			return SitesFile{}, fmt.Errorf("sites file %s: entry %d: siteId is required", path, i)
+		}
+		if p := messages.SiteIDProblem(s.SiteID); p != "" {
+			return SitesFile{}, fmt.Errorf("sites file %s: entry %d: siteId: want %s", path, i, p)
+		}
+		if j, dup := first[s.SiteID]; dup {
+			return SitesFile{}, fmt.Errorf("sites file %s: entries %d and %d: siteId %s is listed twice", path, j, i, s.SiteID)
+		}
+		first[s.SiteID] = i
+		if !(s.RatePerMinute >= 0 && s.RatePerMinute <= config.MaxRatePerMinute) {
+			return SitesFile{}, fmt.Errorf("sites file %s: entry %d (%s): ratePerMinute %v: want 0 (--wix-rate-per-minute) to %g",
+				path, i, s.SiteID, s.RatePerMinute, config.MaxRatePerMinute)
+		}
+	}
+	return f, nil
 }
 
 func splitList(s string) []string {
@@ -105,16 +160,14 @@ func splitList(s string) []string {
 // its own (listed for its member credential or rate) uses WIX_API_KEY, and
 // sites not listed are served by useAccount.
 func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, newLimiter func(site string, perMinute float64) wix.Limiter) error {
+	listed := map[string]bool{}
 	if cfg.WixSitesFile != "" {
-		b, err := os.ReadFile(cfg.WixSitesFile)
+		f, err := loadSitesFile(cfg.WixSitesFile)
 		if err != nil {
-			return fmt.Errorf("sites file: %w", err)
-		}
-		var f SitesFile
-		if err := yaml.Unmarshal(b, &f); err != nil {
-			return fmt.Errorf("sites file %s: %w", cfg.WixSitesFile, err)
+			return err
 		}
 		for i, s := range f.Sites {
+			listed[s.SiteID] = true
 			creds := wix.Credentials{AppID: s.AppID, InstanceID: s.InstanceID}
 			if s.APIKeyEnv != "" {
 				creds.APIKey = getenv(s.APIKeyEnv)
@@ -135,9 +188,6 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 					return fmt.Errorf("sites file entry %d (%s): environment variable %s is empty", i, s.SiteID, s.MemberRefreshTokenEnv)
 				}
 			}
-			if s.SiteID == "" {
-				return fmt.Errorf("sites file entry %d: siteId is required", i)
-			}
 			var err error
 			if s.RatePerMinute > 0 {
 				err = c.AddSiteWithLimiter(s.SiteID, creds, newLimiter(s.SiteID, s.RatePerMinute))
@@ -153,6 +203,8 @@ func addSites(c *wix.Client, cfg *config.Config, getenv func(string) string, new
 	switch {
 	case cfg.WixAPIKey != "" && cfg.SiteID == "":
 		return nil // account-key mode without a default site
+	case (cfg.WixAPIKey != "" || cfg.WixAppID != "") && listed[cfg.SiteID]:
+		return fmt.Errorf("site %s is a sites file entry and also the single site of WIX_SITE_ID (--site-id) with WIX_API_KEY or WIX_APP_ID, whose credentials would replace the entry's: list it once", cfg.SiteID)
 	case cfg.WixAPIKey != "":
 		member.APIKey = cfg.WixAPIKey
 		return c.AddSite(cfg.SiteID, member)

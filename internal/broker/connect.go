@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,6 +47,9 @@ type ConnConfig struct {
 func Connect(cfg ConnConfig, log *zap.Logger) (*nats.Conn, error) {
 	if log == nil {
 		log = zap.NewNop()
+	}
+	if err := CheckFiles(cfg); err != nil {
+		return nil, err
 	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
@@ -186,4 +191,43 @@ func identity(cfg ConnConfig) string {
 		return "TLS certificate " + cfg.TLSCert
 	}
 	return "no credentials (none were given)"
+}
+
+// MaxConnFileBytes bounds each credential or TLS file of a ConnConfig.
+const MaxConnFileBytes = 1 << 20
+
+// CheckFiles checks the credential and TLS files cfg names, before nats.go
+// reads them whole: each must be a regular file (a FIFO or a device is
+// refused without waiting on it) of at most MaxConnFileBytes. The error
+// names the file's role and path, never its content.
+func CheckFiles(cfg ConnConfig) error {
+	for _, f := range []struct{ role, path string }{{"credentials file", cfg.CredsFile}, {"nkey seed file", cfg.NKeyFile},
+		{"TLS certificate file", cfg.TLSCert}, {"TLS key file", cfg.TLSKey}, {"TLS CA file", cfg.TLSCA}} {
+		if f.path == "" {
+			continue
+		}
+		if err := checkFile(f.path); err != nil {
+			return fmt.Errorf("nats %s %s: %w", f.role, f.path, err)
+		}
+	}
+	return nil
+}
+
+func checkFile(path string) error {
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer.
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	switch {
+	case err != nil:
+		return err
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("not a regular file (%v)", st.Mode().Type())
+	case st.Size() > MaxConnFileBytes:
+		return fmt.Errorf("larger than %d bytes", MaxConnFileBytes)
+	}
+	return nil
 }

@@ -38,6 +38,10 @@ type EmbeddedConfig struct {
 // recommends.
 const DefaultMaxPayload = 8 << 20
 
+// MaxPayloadLimit is the largest MaxPayload the embedded server accepts:
+// nats-server refuses a max_payload above a client's pending-bytes limit.
+const MaxPayloadLimit = server.MAX_PENDING_SIZE
+
 // Embedded is a running in-process nats-server with JetStream.
 type Embedded struct {
 	Server *server.Server

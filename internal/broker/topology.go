@@ -60,6 +60,10 @@ const (
 	DefaultDLQMaxBytes     int64 = 512 << 20
 )
 
+// DefaultMaxAge is how long the commands and events streams keep a message
+// by default (CommandMaxAge, EventMaxAge).
+const DefaultMaxAge = 7 * 24 * time.Hour
+
 // WithDefaults fills unset fields with the single-machine defaults.
 func (t Topology) WithDefaults() Topology {
 	if t.Replicas <= 0 {
@@ -72,10 +76,10 @@ func (t Topology) WithDefaults() Topology {
 		t.EventDuplicates = time.Hour
 	}
 	if t.CommandMaxAge <= 0 {
-		t.CommandMaxAge = 7 * 24 * time.Hour
+		t.CommandMaxAge = DefaultMaxAge
 	}
 	if t.EventMaxAge <= 0 {
-		t.EventMaxAge = 7 * 24 * time.Hour
+		t.EventMaxAge = DefaultMaxAge
 	}
 	if t.CommandMaxBytes <= 0 {
 		t.CommandMaxBytes = DefaultCommandMaxBytes

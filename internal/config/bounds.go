@@ -69,3 +69,42 @@ func ApplyMemoryLimit(limit int64) int64 {
 	}
 	return debug.SetMemoryLimit(-1)
 }
+
+// MinMemoryLimit is the smallest --memory-limit accepted (0 aside): below
+// it the collector would run without end.
+const MinMemoryLimit = 32 << 20
+
+// MaxSimMembers and MaxSimGroups bound the simulator's seeds per site
+// (--wix-sim-members, --wix-sim-groups; negative: none).
+const (
+	MaxSimMembers = 1_000_000
+	MaxSimGroups  = 100_000
+)
+
+// validateSizes checks the byte and count bounds: none of them has a 0 (or
+// a negative value) that would silently mean a default or no limit.
+func (c *Config) validateSizes() []error {
+	var errs []error
+	for _, s := range []struct {
+		flag string
+		v    int64
+	}{{"--in-flight-bytes", c.InFlightBytes}, {"--commands-max-bytes", c.CommandsMaxBytes},
+		{"--events-max-bytes", c.EventsMaxBytes}, {"--dlq-max-bytes", c.DLQMaxBytes}} {
+		if s.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s %d: want more than 0 bytes", s.flag, s.v))
+		}
+	}
+	if c.DLQMaxMsgs < 0 {
+		errs = append(errs, fmt.Errorf("--dlq-max-msgs %d: want 0 (no limit) or more", c.DLQMaxMsgs))
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("--memory-limit %d: want 0 (none) or at least %dMiB", c.MemoryLimit, MinMemoryLimit>>20))
+	}
+	if c.WixSimMembers > MaxSimMembers {
+		errs = append(errs, fmt.Errorf("--wix-sim-members %d: want at most %d", c.WixSimMembers, MaxSimMembers))
+	}
+	if c.WixSimGroups > MaxSimGroups {
+		errs = append(errs, fmt.Errorf("--wix-sim-groups %d: want at most %d", c.WixSimGroups, MaxSimGroups))
+	}
+	return errs
+}

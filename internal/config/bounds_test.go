@@ -4,6 +4,7 @@ import (
 	"io"
 	"math"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +32,33 @@ func TestBoundsFlags(t *testing.T) {
 	debug.SetMemoryLimit(math.MaxInt64)
 	if got := ApplyMemoryLimit(0); got != math.MaxInt64 {
 		t.Fatalf("no limit: %d", got)
+	}
+}
+
+// TestSizesBounded: a size or count that would silently mean something else
+// is refused, naming the flag: 0 in-flight or stream bytes (silently the
+// defaults), a negative DLQ message limit (silently none), a memory limit
+// so small the collector runs without end, and simulator seeds that fill
+// memory at the first site.
+func TestSizesBounded(t *testing.T) {
+	for _, tt := range []struct {
+		flag, v string
+		ok      bool
+	}{
+		{"--in-flight-bytes", "1MiB", true}, {"--in-flight-bytes", "0", false},
+		{"--commands-max-bytes", "0", false}, {"--events-max-bytes", "0", false}, {"--dlq-max-bytes", "0", false},
+		{"--dlq-max-msgs", "0", true}, {"--dlq-max-msgs", "10", true}, {"--dlq-max-msgs", "-5", false},
+		{"--memory-limit", "0", true}, {"--memory-limit", "32MiB", true}, {"--memory-limit", "1", false}, {"--memory-limit", "1MiB", false},
+		{"--wix-sim-members", "-1", true}, {"--wix-sim-members", "1000000", true}, {"--wix-sim-members", "1000001", false},
+		{"--wix-sim-groups", "-1", true}, {"--wix-sim-groups", "100000", true}, {"--wix-sim-groups", "100001", false},
+	} {
+		_, err := Parse([]string{tt.flag, tt.v}, func(string) string { return "" }, io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
+			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"groupflow/internal/admission"
+	"groupflow/internal/broker"
 	"groupflow/internal/netsafe"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
@@ -193,7 +194,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 		fs.StringVar(p, name, def, usage+" (env "+strings.Join(append([]string{envName(name)}, aliases...), ", ")+")")
 	}
 	str(&c.DataDir, "data-dir", "./data", "directory of the embedded JetStream file store and the simulator state")
-	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "loopback listener of the embedded nats-server (for the nats CLI and groupctl)")
+	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "loopback listener of the embedded nats-server (for the nats CLI and groupctl); an address beyond loopback is refused (the server has no authentication)")
 	str(&c.NATSURL, "nats-url", "", "external NATS server or cluster (comma-separated seeds); empty runs an embedded server")
 	str(&c.NATSCreds, "nats-creds", "", "NATS credentials file (.creds)")
 	str(&c.NATSNKey, "nats-nkey", "", "file holding an NATS nkey seed")
@@ -206,7 +207,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "embedded server: fsync every write (no loss on power failure, slower) (env "+envName("sync-always")+")")
 	fs.DurationVar(&c.NATSStartTimeout, "nats-start-timeout", 15*time.Second, "startup fails when the external NATS is unreachable this long (env "+envName("nats-start-timeout")+")")
 	fs.DurationVar(&c.EventDupWin, "event-dup-window", time.Hour, "duplicate window of the events stream (env "+envName("event-dup-window")+")")
-	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, "embedded server: largest message in MiB (a 10,000-person roster is about 1 MiB) (env "+envName("max-payload-mb")+")")
+	fs.IntVar(&c.MaxPayloadMB, "max-payload-mb", 8, fmt.Sprintf("embedded server: largest message in MiB, 1 to %d (a 10,000-person roster is about 1 MiB) (env ", MaxPayloadMBLimit)+envName("max-payload-mb")+")")
 
 	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "admin HTTP: /healthz /readyz /metrics /dlq; beyond loopback it needs GROUPFLOW_ADMIN_TOKEN")
 	fs.BoolVar(&c.AdminInsecureNoToken, "admin-insecure-no-token", false, "INSECURE: let the admin API (dead letters, replay, purge) listen beyond loopback without GROUPFLOW_ADMIN_TOKEN (env "+envName("admin-insecure-no-token")+")")
@@ -232,7 +233,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	str(&c.GroupsPrefix, "wix-groups-prefix", "", "path prefix of the Groups API (default /social-groups-proxy/groups/v2; older docs: /social-groups/v2)")
 	str(&c.GroupMembersPrefx, "wix-group-members-prefix", "", "path prefix of the Group Members API (default /social-groups-proxy/members/v2)")
 	str(&c.GroupRequestsPrefix, "wix-group-requests-prefix", "", "path prefix of the Group Requests API (default /social-groups/v2, the REST docs' URL; the SDK uses /_api/social-groups-proxy/group-requests/v2)")
-	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "listener of the embedded Wix simulator (used when no Wix credentials are set)")
+	str(&c.WixSimListen, "wix-sim-listen", "127.0.0.1:8090", "loopback listener of the embedded Wix simulator (used when no Wix credentials are set); an address beyond loopback is refused (no authentication)")
 	fs.IntVar(&c.WixSimMembers, "wix-sim-members", 1000, "simulator: seeded site members (env "+envName("wix-sim-members")+")")
 	fs.IntVar(&c.WixSimGroups, "wix-sim-groups", 50, "simulator: seeded groups (env "+envName("wix-sim-groups")+")")
 	fs.Int64Var(&c.WixSimSeed, "wix-sim-seed", 1, "simulator: seed of the generated data (env "+envName("wix-sim-seed")+")")
@@ -313,6 +314,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("WIX_API_KEY is set but no site: set WIX_SITE_ID (or --site-id), or allow sites with --wix-account-sites"))
 	}
 	errs = append(errs, c.validateAccount()...)
+	errs = append(errs, c.validateSizes()...)
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
 	}
@@ -330,8 +332,25 @@ func (c *Config) validate() error {
 	if c.WixAppID != "" && c.SiteID == "" {
 		c.SiteID = c.WixInstanceID
 	}
+	// A configured site id is one a command could name.
+	if p := messages.SiteIDProblem(c.SiteID); p != "" {
+		errs = append(errs, fmt.Errorf("--site-id (WIX_SITE_ID, else WIX_INSTANCE_ID with app OAuth): want %s", p))
+	}
+	for i, id := range c.WixSimSites {
+		if p := messages.SiteIDProblem(id); p != "" {
+			errs = append(errs, fmt.Errorf("--wix-sim-sites: entry %d: want %s", i, p))
+		}
+	}
 	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {
 		errs = append(errs, err)
+	}
+	// The embedded nats-server and simulator have no authentication: anyone
+	// reaching them could publish commands, purge streams or rewrite sites.
+	if c.Embedded() && !netsafe.IsLoopbackAddr(c.NATSListen) {
+		errs = append(errs, fmt.Errorf("--nats-listen %q: the embedded nats-server has no authentication, so it listens on loopback only (e.g. 127.0.0.1:4222); for NATS beyond this machine run a server with auth and give --nats-url", c.NATSListen))
+	}
+	if c.Simulated() && !netsafe.IsLoopbackAddr(c.WixSimListen) {
+		errs = append(errs, fmt.Errorf("--wix-sim-listen %q: the embedded Wix simulator has no authentication, so it listens on loopback only (e.g. 127.0.0.1:8090); run cmd/wixsim for a simulator on a network", c.WixSimListen))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < MinAdminToken {
 		errs = append(errs, fmt.Errorf("GROUPFLOW_ADMIN_TOKEN has %d bytes, at least %d wanted (it opens the console and the DLQ API): e.g. openssl rand -hex 32",
@@ -345,8 +364,8 @@ func (c *Config) validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}
-	if c.Concurrency < 0 {
-		errs = append(errs, fmt.Errorf("--concurrency %d: want 0 (derived from --max-in-flight) or more", c.Concurrency))
+	if c.Concurrency < 0 || c.Concurrency > MaxInFlightLimit {
+		errs = append(errs, fmt.Errorf("--concurrency %d: want 0 (derived from --max-in-flight) to %d", c.Concurrency, MaxInFlightLimit))
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > MaxInFlightLimit {
 		errs = append(errs, fmt.Errorf("--max-in-flight %d: want 1 to %d", c.MaxInFlight, MaxInFlightLimit))
@@ -354,8 +373,36 @@ func (c *Config) validate() error {
 	if c.SiteConcurrency < 1 || c.SiteConcurrency > c.MaxInFlight {
 		errs = append(errs, fmt.Errorf("--site-concurrency %d: want 1 to --max-in-flight (%d)", c.SiteConcurrency, c.MaxInFlight))
 	}
-	if c.MaxDeliver < 2 {
-		errs = append(errs, fmt.Errorf("--max-deliver %d: want at least 2", c.MaxDeliver))
+	if !(c.WixRatePerMinute > 0 && c.WixRatePerMinute <= MaxRatePerMinute) {
+		errs = append(errs, fmt.Errorf("--wix-rate-per-minute %v: want more than 0, at most %g", c.WixRatePerMinute, MaxRatePerMinute))
+	}
+	if !(c.WixSimRatePerMin >= 0 && c.WixSimRatePerMin <= MaxRatePerMinute) {
+		errs = append(errs, fmt.Errorf("--wix-sim-rate-per-minute %v: want 0 (unlimited) to %g", c.WixSimRatePerMin, MaxRatePerMinute))
+	}
+	if c.MaxPayloadMB < 1 || c.MaxPayloadMB > MaxPayloadMBLimit {
+		errs = append(errs, fmt.Errorf("--max-payload-mb %d: want 1 to %d", c.MaxPayloadMB, MaxPayloadMBLimit))
+	}
+	if c.MaxDeliver < 2 || c.MaxDeliver > MaxDeliverLimit {
+		errs = append(errs, fmt.Errorf("--max-deliver %d: want 2 to %d", c.MaxDeliver, MaxDeliverLimit))
+	}
+	for _, d := range []struct {
+		flag      string
+		v, lo, hi time.Duration
+	}{
+		{"--ack-wait", c.AckWait, time.Second, time.Hour},
+		// A command runs no longer than its message is kept.
+		{"--handler-timeout", c.HandlerTimeout, time.Second, broker.DefaultMaxAge},
+		{"--shutdown-grace", c.ShutdownGrace, time.Second, time.Hour},
+		{"--nats-start-timeout", c.NATSStartTimeout, time.Second, time.Hour},
+		// nats-server refuses a duplicate window longer than the stream's age limit.
+		{"--event-dup-window", c.EventDupWin, time.Second, broker.DefaultMaxAge},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			errs = append(errs, fmt.Errorf("%s %v: want %v to %v", d.flag, d.v, d.lo, d.hi))
+		}
+	}
+	if err := messages.CheckPrefix(c.Prefix); err != nil {
+		errs = append(errs, fmt.Errorf("--subject-prefix: %w", err))
 	}
 	switch c.LogFormat {
 	case "console", "json":
@@ -390,6 +437,22 @@ func (c *Config) validateAccount() []error {
 	}
 	return errs
 }
+
+// MaxRatePerMinute bounds the Wix rates (--wix-rate-per-minute,
+// --wix-sim-rate-per-minute, a sites file's ratePerMinute): far above any
+// Wix limit (benchmarks use it as "no limit"), and finite, so the limiters'
+// arithmetic stays finite. Comparisons written as !(lo < v && v <= hi) refuse
+// NaN too.
+const MaxRatePerMinute = 1e9
+
+// MaxDeliverLimit bounds --max-deliver: far more attempts than a failing
+// command deserves, and the consumers' 2n+5 deliveries
+// (runtime.ConsumerMaxDeliver) cannot overflow.
+const MaxDeliverLimit = 1000
+
+// MaxPayloadMBLimit bounds --max-payload-mb (broker.MaxPayloadLimit in
+// MiB), so the bytes fit the server's int32 option.
+const MaxPayloadMBLimit = broker.MaxPayloadLimit >> 20
 
 // MinAdminToken is the shortest GROUPFLOW_ADMIN_TOKEN accepted: a token
 // typed into the console's sign-in form must not be guessable at its ten

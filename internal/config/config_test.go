@@ -215,3 +215,174 @@ func TestWixBaseURLRule(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthenticatedListenersLoopbackOnly: the embedded nats-server and the
+// embedded Wix simulator have no authentication (anyone reaching them can
+// publish commands, purge streams or rewrite the simulated sites), so they
+// listen on loopback only; an address beyond it is refused, naming the flag.
+func TestUnauthenticatedListenersLoopbackOnly(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string // "" = accepted
+	}{
+		{[]string{"--nats-listen", "127.0.0.1:4222"}, nil, ""},
+		{[]string{"--nats-listen", "localhost:0"}, nil, ""},
+		{[]string{"--nats-listen", "0.0.0.0:4222"}, nil, "--nats-listen"},
+		{[]string{"--nats-listen", ":4222"}, nil, "--nats-listen"},
+		{nil, map[string]string{"GROUPFLOW_NATS_LISTEN": "[::]:4222"}, "--nats-listen"},
+		// An external NATS: no embedded server listens.
+		{[]string{"--nats-url", "nats://n:4222", "--nats-listen", "0.0.0.0:4222"}, nil, ""},
+		{[]string{"--wix-sim-listen", "0.0.0.0:8090"}, nil, "--wix-sim-listen"},
+		// Real Wix: no simulator listens.
+		{[]string{"--wix-sim-listen", "0.0.0.0:8090"}, map[string]string{"WIX_API_KEY": "k", "WIX_SITE_ID": "s"}, ""},
+	} {
+		_, err := Parse(tt.args, env(tt.env), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v %v: %v", tt.args, tt.env, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
+
+// TestMaxPayloadBounded: --max-payload-mb is 1 to 64 MiB (nats-server
+// refuses a max_payload above its per-client pending limit); 0, a negative
+// value or one whose bytes overflow the server's int32 (4096 was 0, read as
+// the 8 MiB default; 2048 negative) is refused, naming the flag.
+func TestMaxPayloadBounded(t *testing.T) {
+	for v, ok := range map[string]bool{"1": true, "8": true, "64": true, "0": false, "-1": false, "65": false, "2048": false, "4096": false} {
+		_, err := Parse([]string{"--max-payload-mb", v}, env(nil), io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("--max-payload-mb %s: err = %v, want ok %v", v, err, ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), "--max-payload-mb "+v) {
+			t.Errorf("--max-payload-mb %s: err %q does not name the flag and value", v, err)
+		}
+	}
+}
+
+// TestRatesFinite: a Wix rate is a positive finite number of calls a
+// minute, at most MaxRatePerMinute (NaN made every limiter's arithmetic NaN,
+// +Inf turned rate limiting off, a negative one was silently 200); the
+// simulator's may also be 0 (unlimited). The refusal names the flag.
+func TestRatesFinite(t *testing.T) {
+	for _, tt := range []struct {
+		flag, v string
+		ok      bool
+	}{
+		{"--wix-rate-per-minute", "200", true},
+		{"--wix-rate-per-minute", "0.5", true},
+		{"--wix-rate-per-minute", "0", false},
+		{"--wix-rate-per-minute", "-1", false},
+		{"--wix-rate-per-minute", "NaN", false},
+		{"--wix-rate-per-minute", "+Inf", false},
+		{"--wix-rate-per-minute", "1e300", false},
+		{"--wix-sim-rate-per-minute", "0", true},
+		{"--wix-sim-rate-per-minute", "600", true},
+		{"--wix-sim-rate-per-minute", "-5", false},
+		{"--wix-sim-rate-per-minute", "NaN", false},
+		{"--wix-sim-rate-per-minute", "Inf", false},
+	} {
+		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
+			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
+		}
+	}
+}
+
+// TestDurationsAndCountsBounded: each duration and count is refused,
+// naming the flag, outside its range. Before, 0 and negative durations were
+// silently replaced by defaults (or, --nats-start-timeout, meant no wait),
+// --shutdown-grace near the largest duration overflowed the router's close
+// timeout (grace + 10s), --max-deliver overflowed the consumers' 2n+5
+// deliveries, and an --event-dup-window longer than the events stream's
+// age limit failed only after 60s of provisioning retries.
+func TestDurationsAndCountsBounded(t *testing.T) {
+	for _, tt := range []struct {
+		flag, v string
+		ok      bool
+	}{
+		{"--ack-wait", "30s", true}, {"--ack-wait", "1s", true}, {"--ack-wait", "1h", true},
+		{"--ack-wait", "0s", false}, {"--ack-wait", "-5s", false}, {"--ack-wait", "2h", false},
+		{"--handler-timeout", "1h", true}, {"--handler-timeout", "168h", true},
+		{"--handler-timeout", "0s", false}, {"--handler-timeout", "-1s", false}, {"--handler-timeout", "169h", false},
+		{"--shutdown-grace", "25s", true}, {"--shutdown-grace", "0s", false}, {"--shutdown-grace", "-1s", false},
+		{"--shutdown-grace", "2562047h", false},
+		{"--nats-start-timeout", "1s", true}, {"--nats-start-timeout", "0s", false}, {"--nats-start-timeout", "-1s", false},
+		{"--nats-start-timeout", "2h", false},
+		{"--event-dup-window", "1h", true}, {"--event-dup-window", "168h", true},
+		{"--event-dup-window", "0s", false}, {"--event-dup-window", "-1m", false}, {"--event-dup-window", "200h", false},
+		{"--max-deliver", "2", true}, {"--max-deliver", "1000", true},
+		{"--max-deliver", "1001", false}, {"--max-deliver", "4611686018427387904", false},
+		{"--concurrency", "100000", true}, {"--concurrency", "100001", false}, {"--concurrency", "9223372036854775807", false},
+	} {
+		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
+			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
+		}
+	}
+}
+
+// TestSubjectPrefixChecked: --subject-prefix is dot-separated tokens of
+// letters, digits, '_' and '-' (messages.CheckPrefix): a wildcard ("*" made
+// the commands stream take every <anything>.cmd.> subject), whitespace, an
+// empty token or a '$' (system subjects) is refused naming the flag, not
+// found by nats-server after 60s of provisioning retries.
+func TestSubjectPrefixChecked(t *testing.T) {
+	for v, ok := range map[string]bool{"groups": true, "acme.prod": true, "acme-prod_2": true, "": true,
+		"*": false, ">": false, "acme.>": false, "a b": false, "a..b": false, ".a": false, "a.": false, "$JS": false, "a\tb": false} {
+		_, err := Parse([]string{"--subject-prefix", v}, env(nil), io.Discard)
+		if (err == nil) != ok {
+			t.Errorf("--subject-prefix %q: err = %v, want ok %v", v, err, ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), "--subject-prefix") {
+			t.Errorf("--subject-prefix %q: err %q does not name the flag", v, err)
+		}
+	}
+}
+
+// TestConfiguredSiteIDsChecked: a configured site id is one a command could
+// name (messages.SiteIDProblem): --site-id / WIX_SITE_ID (or the
+// WIX_INSTANCE_ID it defaults to) and --wix-sim-sites entries of other
+// characters or over messages.MaxSiteIDLen are refused naming the flag.
+func TestConfiguredSiteIDsChecked(t *testing.T) {
+	long := strings.Repeat("s", 101)
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--site-id", "5f1c3a52-ok.site_1"}, nil, ""},
+		{[]string{"--site-id", "bad site"}, nil, "--site-id"},
+		{nil, map[string]string{"WIX_SITE_ID": "a/b", "WIX_API_KEY": "k"}, "--site-id"},
+		{[]string{"--site-id", long}, nil, "--site-id"},
+		{nil, map[string]string{"WIX_APP_ID": "a", "WIX_APP_SECRET": "s", "WIX_INSTANCE_ID": "inst*"}, "WIX_INSTANCE_ID"},
+		{[]string{"--wix-sim-sites", "demo-site, b>c"}, nil, "--wix-sim-sites"},
+	} {
+		_, err := Parse(tt.args, env(tt.env), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tt.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), long) {
+			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"groupflow/internal/broker"
 	"groupflow/internal/natsname"
+	"groupflow/internal/netsafe"
 	"groupflow/messages"
 )
 
@@ -32,12 +33,13 @@ type Profile struct {
 type Profiles func(siteID string) Profile
 
 // CheckProfile validates a configured profile: an http(s) URL without user
-// info, a known IANA time zone, valid recipient addresses.
+// info, a known IANA time zone, valid recipient addresses. Its errors name
+// the URL without a password or token (netsafe.RedactURL).
 func CheckProfile(p Profile) error {
 	if p.URL != "" {
 		u, err := url.Parse(p.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-			return fmt.Errorf("site url %q: want http(s)://host[/path] without user info", p.URL)
+			return fmt.Errorf("site url %q: want http(s)://host[/path] without user info", netsafe.RedactURL(p.URL))
 		}
 	}
 	if msg := messages.TimeZoneProblem(p.TimeZone); msg != "" {

@@ -146,6 +146,18 @@ func TestCheckProfileAndGroupURL(t *testing.T) {
 	}
 }
 
+// TestCheckProfileHidesURLSecrets: a site URL refused for its user info (or
+// for not parsing, user info still in it) is named without the password:
+// --site-url and a sites file's url reach the startup log through it.
+func TestCheckProfileHidesURLSecrets(t *testing.T) {
+	for _, u := range []string{"https://u:pw-s3cret@acme.example", "ftp://u:pw-s3cret@acme.example", "https://u:pw-s3cret@acme.example/%zz", "https://pw-s3cret@acme.example"} {
+		err := CheckProfile(Profile{URL: u})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "site url") {
+			t.Errorf("%s: err = %v, want the site url refused without its secret", u, err)
+		}
+	}
+}
+
 func parseStrict(t *testing.T, page []byte) string {
 	t.Helper()
 	d := xml.NewDecoder(bytes.NewReader(page))

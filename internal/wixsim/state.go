@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -184,11 +186,24 @@ func (s *Server) SaveTo(path string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// load reads the state file at path (none there: nothing to load). A path
+// that is not a regular file is refused without waiting on it (opening a
+// FIFO for reading would wait for a writer).
 func (s *Server) load(path string) error {
-	data, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return err
+	} else if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return err
 	}
