@@ -161,6 +161,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (*options, 
 	if o.From == "" {
 		return nil, errors.New("--from (or GROUPMAIL_FROM) is required")
 	}
+	if err := messages.CheckPrefix(o.Prefix); err != nil {
+		return nil, fmt.Errorf("--subject-prefix: %w", err)
+	}
 	return o, nil
 }
 

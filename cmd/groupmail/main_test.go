@@ -219,3 +219,16 @@ func TestRunExitsWhenConnectionClosedForGood(t *testing.T) {
 		t.Fatal("run did not return after the connection closed for good")
 	}
 }
+
+// groupmail checks its --subject-prefix as groupflow does
+// (messages.CheckPrefix): '*' or '>' would consume every prefix's events.
+func TestSubjectPrefixChecked(t *testing.T) {
+	for _, p := range []string{"*", ">", "a..b", "$JS", "two words"} {
+		if _, err := parse([]string{"--from", "a@b.example", "--subject-prefix", p}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--subject-prefix") {
+			t.Errorf("--subject-prefix %q: err = %v, want refused naming the flag", p, err)
+		}
+	}
+	if _, err := parse([]string{"--from", "a@b.example", "--subject-prefix", "acme.prod-1"}, env(nil), io.Discard); err != nil {
+		t.Errorf("--subject-prefix acme.prod-1: %v", err)
+	}
+}

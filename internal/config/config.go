@@ -9,9 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"groupflow/internal/admission"
 	"groupflow/internal/broker"
@@ -158,7 +161,7 @@ func ParseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, e
 		for _, n := range envNames(f.Name) {
 			if v := getenv(n); v != "" {
 				if err := f.Value.Set(v); err != nil {
-					errs = append(errs, fmt.Errorf("%s=%q: %w", n, v, err))
+					errs = append(errs, fmt.Errorf("%s=%q: %w", n, echoed(v), err))
 				}
 				break
 			}
@@ -174,6 +177,38 @@ func ParseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, e
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// checkListen reports why addr cannot be listened on: it must be host:port
+// (the host may be empty or a name), the port a number 0 to 65535 (0: any
+// free one). Caught here, a mistake is named before the first side effect
+// rather than when the listener starts.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q: want a number 0 to 65535", port)
+	}
+	return nil
+}
+
+// maxEchoed bounds how much of a refused environment value an error
+// quotes: the variable's name says which it was.
+const maxEchoed = 64
+
+// echoed is v as an error quotes it: at most maxEchoed bytes (cut on a
+// rune boundary), "…" marking a cut.
+func echoed(v string) string {
+	if len(v) <= maxEchoed {
+		return v
+	}
+	cut := maxEchoed
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…"
 }
 
 // envName is the environment variable of a flag: GROUPFLOW_ + upper snake.
@@ -339,6 +374,14 @@ func (c *Config) validate() error {
 	for i, id := range c.WixSimSites {
 		if p := messages.SiteIDProblem(id); p != "" {
 			errs = append(errs, fmt.Errorf("--wix-sim-sites: entry %d: want %s", i, p))
+		}
+	}
+	for _, l := range []struct {
+		flag, addr string
+		used       bool
+	}{{"--http-listen", c.HTTPListen, true}, {"--nats-listen", c.NATSListen, c.Embedded()}, {"--wix-sim-listen", c.WixSimListen, c.Simulated()}} {
+		if err := checkListen(l.addr); l.used && err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", l.flag, echoed(l.addr), err))
 		}
 	}
 	if err := netsafe.CheckAdminExposure(c.HTTPListen, c.AdminToken != "", c.AdminInsecureNoToken); err != nil {

@@ -386,3 +386,47 @@ func TestConfiguredSiteIDsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestListenAddressesChecked: a listener address that cannot be listened on
+// is refused at parse time, naming its flag, not when the listener starts
+// after the broker is up.
+func TestListenAddressesChecked(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // "" = accepted
+	}{
+		{[]string{"--http-listen", "127.0.0.1:0"}, ""},
+		{[]string{"--http-listen", "localhost:8080"}, ""},
+		{[]string{"--http-listen", "127.0.0.1"}, "--http-listen"},
+		{[]string{"--http-listen", "127.0.0.1:99999"}, "--http-listen"},
+		{[]string{"--http-listen", "127.0.0.1:http"}, "--http-listen"},
+		{[]string{"--nats-listen", "127.0.0.1:-1"}, "--nats-listen"},
+		{[]string{"--wix-sim-listen", "localhost"}, "--wix-sim-listen"},
+		// Not used, not checked: an external NATS, real Wix.
+		{[]string{"--nats-url", "nats://n:4222", "--nats-listen", "nonsense"}, ""},
+	} {
+		_, err := Parse(tt.args, env(nil), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tt.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want naming %s", tt.args, err, tt.want)
+		}
+	}
+}
+
+// TestEnvValueEchoBounded: a refused environment value is quoted at most
+// maxEchoed bytes: the variable's name says which it was.
+func TestEnvValueEchoBounded(t *testing.T) {
+	long := strings.Repeat("9", 100_000) + "s"
+	_, err := Parse(nil, env(map[string]string{"GROUPFLOW_ACK_WAIT": long + "x"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "GROUPFLOW_ACK_WAIT") {
+		t.Fatalf("err = %v, want naming GROUPFLOW_ACK_WAIT", err)
+	}
+	if strings.Contains(err.Error(), long[:maxEchoed+1]) || len(err.Error()) > 2*maxEchoed+200 {
+		t.Errorf("the error quotes %d bytes of the value, want at most %d", len(err.Error()), maxEchoed)
+	}
+}
