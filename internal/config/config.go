@@ -404,6 +404,11 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("--wix-base-url: %w", err))
 		}
 	}
+	for _, pp := range []struct{ flag, v string }{{"--wix-groups-prefix", c.GroupsPrefix}, {"--wix-group-members-prefix", c.GroupMembersPrefx}, {"--wix-group-requests-prefix", c.GroupRequestsPrefix}} {
+		if err := wix.ValidatePathPrefix(pp.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", pp.flag, err))
+		}
+	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}

@@ -430,3 +430,33 @@ func TestEnvValueEchoBounded(t *testing.T) {
 		t.Errorf("the error quotes %d bytes of the value, want at most %d", len(err.Error()), maxEchoed)
 	}
 }
+
+// TestPathPrefixesChecked: an API path prefix with a query, fragment,
+// escape, blank or '..' segment is refused naming its flag (it made every
+// call of that API fail without naming the setting).
+func TestPathPrefixesChecked(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // "" = accepted
+	}{
+		{[]string{"--wix-groups-prefix", "/social-groups/v2"}, ""},
+		{[]string{"--wix-group-requests-prefix", "/_api/social-groups-proxy/group-requests/v2"}, ""},
+		{[]string{"--wix-groups-prefix", "/v2?x=1"}, "--wix-groups-prefix"},
+		{[]string{"--wix-group-members-prefix", "/v2#frag"}, "--wix-group-members-prefix"},
+		{[]string{"--wix-group-requests-prefix", "/a/../b"}, "--wix-group-requests-prefix"},
+		{[]string{"--wix-groups-prefix", "/a%2fb"}, "--wix-groups-prefix"},
+		{[]string{"--wix-groups-prefix", "/a b"}, "--wix-groups-prefix"},
+		{[]string{"--wix-groups-prefix", "/" + strings.Repeat("a", 300)}, "--wix-groups-prefix"},
+	} {
+		_, err := Parse(tt.args, env(nil), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tt.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want naming %s", tt.args, err, tt.want)
+		}
+	}
+}

@@ -134,6 +134,33 @@ func ValidateBaseURL(raw string, allowInsecureHTTP bool) error {
 	return nil
 }
 
+// MaxPathPrefixLen bounds an API path prefix (Config.GroupsPrefix and the
+// others), in bytes.
+const MaxPathPrefixLen = 200
+
+// ValidatePathPrefix checks an API path prefix (e.g. "/social-groups/v2";
+// "" is the default): at most MaxPathPrefixLen bytes of letters, digits and
+// '/', '_', '-', '.', with no ".." segment. A prefix is joined to the base
+// URL as a path (a leading '/' is added), so it cannot name another host;
+// this refuses a query, fragment, escape or blank that would make every
+// call of that API fail in a way that does not name the setting.
+func ValidatePathPrefix(p string) error {
+	if len(p) > MaxPathPrefixLen {
+		return invalid("path prefix of %d bytes: want at most %d", len(p), MaxPathPrefixLen)
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/_-.", r)) {
+			return invalid("path prefix %q: %q not allowed (letters, digits, '/', '_', '-', '.')", p, r)
+		}
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return invalid("path prefix %q: no '..' segment", p)
+		}
+	}
+	return nil
+}
+
 // noRedirect makes an http.Client return a 3xx answer instead of following it.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
