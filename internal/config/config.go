@@ -350,6 +350,22 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, c.validateAccount()...)
 	errs = append(errs, c.validateSizes()...)
+	errs = append(errs, c.validateSites()...)
+	errs = append(errs, c.validateExposure()...)
+	errs = append(errs, c.validateLimits()...)
+	switch c.LogFormat {
+	case "console", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: want console or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// validateSites checks the credentials, the default site and its report
+// profile, and the simulator's sites; it defaults the site to the app
+// instance.
+func (c *Config) validateSites() []error {
+	var errs []error
 	if c.WixAppID != "" && (c.WixAppSecret == "" || c.WixInstanceID == "") {
 		errs = append(errs, errors.New("app OAuth needs WIX_APP_ID, WIX_APP_SECRET and WIX_INSTANCE_ID"))
 	}
@@ -376,6 +392,14 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("--wix-sim-sites: entry %d: want %s", i, p))
 		}
 	}
+	return errs
+}
+
+// validateExposure checks what listens and where Wix is reached: the
+// listeners' addresses, the admin API's and the unauthenticated embedded
+// servers' exposure, the admin token, the Wix base URL and path prefixes.
+func (c *Config) validateExposure() []error {
+	var errs []error
 	for _, l := range []struct {
 		flag, addr string
 		used       bool
@@ -409,6 +433,12 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", pp.flag, err))
 		}
 	}
+	return errs
+}
+
+// validateLimits checks the counts, rates, durations and the subject prefix.
+func (c *Config) validateLimits() []error {
+	var errs []error
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}
@@ -452,12 +482,7 @@ func (c *Config) validate() error {
 	if err := messages.CheckPrefix(c.Prefix); err != nil {
 		errs = append(errs, fmt.Errorf("--subject-prefix: %w", err))
 	}
-	switch c.LogFormat {
-	case "console", "json":
-	default:
-		errs = append(errs, fmt.Errorf("--log-format %q: want console or json", c.LogFormat))
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // validateAccount checks the account-key mode and the simulator's pattern.
