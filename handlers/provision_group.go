@@ -901,11 +901,23 @@ func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group,
 	return out, nil
 }
 
-// members lists the group's members. Not checkpointed: a redelivery lists
+// maxIdleMemberPages bounds the List Group Members pages in a row that
+// name no member not listed before while Wix says more follow: a Wix that
+// answers the same page at every offset is read that often, not for ever.
+const maxIdleMemberPages = 10
+
+// members lists the group's members (⌈members/100⌉ List Group Members),
+// each once: an id Wix names several times (offset paging shifted by joins,
+// or an odd Wix) is one member, an admin if any entry says so, so that the
+// sync guard counts the group's real size and a removal is sent and
+// reported once. maxIdleMemberPages pages in a row without a new member
+// fail the command (permanent). Not checkpointed: a redelivery lists
 // them again, and that list, not one from before the first attempt's adds
 // and removals, is what it must plan from.
 func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID string) ([]groupMember, error) {
 	var out []groupMember
+	at := map[string]int{}
+	idle := 0
 	for page, err := range site.GroupMemberPages(ctx, groupID, 0) {
 		if err != nil {
 			return nil, fmt.Errorf("list group members: %w", err)
@@ -913,8 +925,20 @@ func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID st
 		if len(page.Members) == 0 {
 			break
 		}
+		idle++
 		for _, m := range page.Members {
-			out = append(out, groupMember{ID: m.MemberID, Admin: m.Role == wix.RoleAdmin})
+			admin := m.Role == wix.RoleAdmin
+			if i, seen := at[m.MemberID]; seen {
+				out[i].Admin = out[i].Admin || admin
+				continue
+			}
+			idle = 0
+			at[m.MemberID] = len(out)
+			out = append(out, groupMember{ID: m.MemberID, Admin: admin})
+		}
+		if idle >= maxIdleMemberPages {
+			return nil, failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row named no member not listed before while Wix said more follow (%d members listed): its paging does not advance",
+				groupID, idle, len(out)))
 		}
 	}
 	return out, nil

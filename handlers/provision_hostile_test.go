@@ -2,12 +2,17 @@ package handlers
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"groupflow/internal/runtime"
+	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -73,5 +78,123 @@ func TestProvisionHostileWixInvalidGroupID(t *testing.T) {
 	expectFailed(t, e, m, "evil-id", messages.FailurePermanent, "invalid group id")
 	if strings.Contains(string(m.Data), "pwned") || len(m.Data) > 8<<10 {
 		t.Fatalf("command_failed of %d bytes names the id", len(m.Data))
+	}
+}
+
+// memberListProxy returns a Wix client whose List Group Members answers
+// pass through rewrite (the page's decoded members and metadata) after the
+// simulator answered; every other call goes to the simulator untouched.
+func memberListProxy(t *testing.T, e *wfEnv, rewrite func(r *http.Request, page map[string]any)) *wix.Client {
+	t.Helper()
+	return proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/members") && strings.Contains(r.URL.Path, "/groups/") && rec.Code == http.StatusOK {
+			var page map[string]any
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Error(err)
+			}
+			rewrite(r, page)
+			body, _ = json.Marshal(page)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+}
+
+// TestProvisionSyncDuplicatedMemberListing: a List Group Members answer
+// that names the group's admin ten times more (an odd Wix, or offset
+// paging shifted by joins) does not make a group of 10 look like one of
+// 20: the sync that would remove 6 of its 10 members is still refused by
+// the mass-removal guard, nothing written. And a member listed twice is
+// removed and reported once.
+func TestProvisionSyncDuplicatedMemberListing(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	var ms []wixsim.Member
+	for i := range 10 {
+		ms = append(ms, st.AddMember(wixsim.MemberSeed{FirstName: "D", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("d%d@example.com", i)}))
+	}
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	g := st.AddGroup("Dup Listing", "", ids...) // ms[0] is the admin
+	var repeat atomic.Value                     // the member id repeated, and how often
+	repeat.Store([2]any{"", 0})
+	client := memberListProxy(t, e, func(_ *http.Request, page map[string]any) {
+		rp := repeat.Load().([2]any)
+		members, _ := page["members"].([]any)
+		for _, m := range slices.Clone(members) {
+			if m.(map[string]any)["memberId"] == rp[0] {
+				for range rp[1].(int) {
+					members = append(members, m)
+				}
+			}
+		}
+		page["members"] = members
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	roster := func(ms ...wixsim.Member) []messages.Person {
+		var p []messages.Person
+		for _, m := range ms {
+			p = append(p, messages.Person{Email: m.LoginEmail})
+		}
+		return p
+	}
+
+	repeat.Store([2]any{ms[0].ID, 10})
+	e.Wix.Sim.ResetCalls()
+	m := e.send(messages.CmdProvisionGroup, "dup-admin", map[string]any{"group": map[string]any{"name": "Dup Listing"}, "membership": "sync", "people": roster(ms[1:4]...)})
+	expectFailed(t, e, m, "dup-admin", messages.FailurePermanent, "sync would remove 6 of the group's 10 members, more than half")
+	if w := e.writes(); w != 0 || len(st.GroupMemberIDs(g.ID)) != 10 {
+		t.Fatalf("%d writes, %d members", w, len(st.GroupMemberIDs(g.ID)))
+	}
+
+	repeat.Store([2]any{ms[9].ID, 1})
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "dup-removed", map[string]any{"group": map[string]any{"name": "Dup Listing"}, "membership": "sync", "people": roster(ms[1:9]...)}))
+	if !slices.Equal(ev.Removed, []string{ms[9].ID}) || ev.AlreadyMembers != 8 {
+		t.Fatalf("removed %v (want [%s]), already %d", ev.Removed, ms[9].ID, ev.AlreadyMembers)
+	}
+	sameSet(t, "members", st.GroupMemberIDs(g.ID), ids[:9])
+}
+
+// TestProvisionMemberListingThatNeverEnds: a Wix that answers List Group
+// Members with the same full page at every offset, saying more follow
+// (tooManyToCount), was read for ever, a call each, the list growing; now
+// the command fails (permanent) after maxIdleMemberPages pages that bring
+// no new member, having written nothing.
+func TestProvisionMemberListingThatNeverEnds(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	var ids []string
+	for i := range 150 {
+		ids = append(ids, st.AddMember(wixsim.MemberSeed{FirstName: "L", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("l%d@example.com", i)}).ID)
+	}
+	st.AddGroup("Endless", "", ids...)
+	var mu sync.Mutex
+	var first []any
+	client := memberListProxy(t, e, func(_ *http.Request, page map[string]any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first, _ = page["members"].([]any)
+		}
+		page["members"] = first
+		page["metadata"] = map[string]any{"count": len(first), "tooManyToCount": true}
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	e.Wix.Sim.ResetCalls()
+	m := e.send(messages.CmdProvisionGroup, "endless", map[string]any{"group": map[string]any{"name": "Endless"}, "people": []messages.Person{{Email: "l1@example.com"}}})
+	expectFailed(t, e, m, "endless", messages.FailurePermanent, "its paging does not advance")
+	if n := e.calls(wix.OpGroupMembersList); n != maxIdleMemberPages+1 {
+		t.Fatalf("%d List Group Members calls, want %d", n, maxIdleMemberPages+1)
+	}
+	if w := e.writes(); w != 0 {
+		t.Fatalf("%d writes", w)
 	}
 }
