@@ -195,14 +195,14 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 			return nil, err
 		}
 	}
-	removed, err := r.remove(ctx, plan.toRemove, plan.isMember)
+	removed, notRemoved, err := r.remove(ctx, plan.toRemove, plan.isMember)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.settings(ctx); err != nil {
 		return nil, err
 	}
-	return r.provisioned(added+plan.addedBefore, plan.invited, plan.already, removed), nil
+	return r.provisioned(added+plan.addedBefore, plan.invited, plan.already, removed, notRemoved), nil
 }
 
 // provisionRun is one attempt at a provision_group command: the state the
@@ -380,14 +380,14 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 }
 
 // remove removes toRemove (sync mode only) in batches and returns the ids
-// removed; a batch Wix refused is left for the next sync. Batches are not
+// removed, and those of the batches Wix refused (4xx) with its refusal:
+// they are left for the next sync, and the event names them. Batches are not
 // checkpointed: a redelivery lists the members again and sends only the
 // ids still members (isMember); the others count as removed.
-func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember map[string]bool) ([]string, error) {
+func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember map[string]bool) (removed []string, notRemoved []messages.MemberOutcome, _ error) {
 	if r.c.Membership != messages.MembershipSync {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var removed []string
 	for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
 		left := slices.DeleteFunc(slices.Clone(chunk), func(id string) bool { return !isMember[id] })
 		if len(left) == 0 {
@@ -407,13 +407,18 @@ func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember m
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if b.Failed == "" {
-			removed = append(removed, chunk...)
+		if b.Failed != "" {
+			for _, id := range left {
+				notRemoved = append(notRemoved, messages.MemberOutcome{MemberID: id, Reason: b.Failed})
+			}
+			removed = append(removed, slices.DeleteFunc(slices.Clone(chunk), func(id string) bool { return isMember[id] })...) // by an earlier attempt
+			continue
 		}
+		removed = append(removed, chunk...)
 	}
-	return removed, nil
+	return removed, notRemoved, nil
 }
 
 // batch runs send for one add or remove batch.
@@ -441,8 +446,9 @@ func (r *provisionRun) settings(ctx context.Context) error {
 	return nil
 }
 
-// provisioned returns the completion event, listing the rows not added.
-func (r *provisionRun) provisioned(added, invited, already int, removed []string) messages.Event {
+// provisioned returns the completion event, listing the rows not added
+// and the members not removed.
+func (r *provisionRun) provisioned(added, invited, already int, removed []string, notRemoved []messages.MemberOutcome) messages.Event {
 	var notAdded []messages.RowOutcome
 	for i, row := range r.rows {
 		if row.Reason == "" {
@@ -453,7 +459,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 	}
 	r.log.Info("group provisioned", zap.String("group_id", r.g.ID), zap.Bool("reused", r.g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
-		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.Calls()))
+		zap.Int("not_removed", len(notRemoved)), zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.Calls()))
 	return &messages.GroupProvisioned{
 		EventMeta:      r.cmd.EventMeta(),
 		GroupID:        r.g.ID,
@@ -464,6 +470,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 		Invited:        invited,
 		AlreadyMembers: already,
 		Removed:        removed,
+		NotRemoved:     notRemoved,
 		NotAdded:       sortedOutcomes(notAdded),
 		WixCalls:       r.prog.Calls(),
 		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,

@@ -198,3 +198,45 @@ func TestProvisionMemberListingThatNeverEnds(t *testing.T) {
 		t.Fatalf("%d writes", w)
 	}
 }
+
+// TestProvisionSyncRefusedRemovalIsReported: a sync whose Remove Group
+// Members batch Wix refuses (403) completes, as the removal is left for the
+// next sync, but its group_provisioned names the members it did not remove
+// and why (notRemoved); before, the event listed no removal and said nothing
+// of the refused ones, as if the group were now exactly the roster.
+func TestProvisionSyncRefusedRemovalIsReported(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	var ms []wixsim.Member
+	for i := range 5 {
+		ms = append(ms, st.AddMember(wixsim.MemberSeed{FirstName: "F", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("f%d@example.com", i)}))
+	}
+	g := st.AddGroup("Refused Removal", "", ms[0].ID, ms[1].ID, ms[2].ID, ms[3].ID, ms[4].ID)
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/members") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"message":"not allowed","details":{"applicationError":{"code":"FORBIDDEN","description":"not allowed"}}}`))
+			return
+		}
+		e.Wix.Sim.Handler().ServeHTTP(w, r)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	people := []messages.Person{{Email: ms[1].LoginEmail}, {Email: ms[2].LoginEmail}}
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "refused-removal", map[string]any{"group": map[string]any{"name": "Refused Removal"}, "membership": "sync", "people": people}))
+	if len(ev.Removed) != 0 {
+		t.Fatalf("removed %v", ev.Removed)
+	}
+	var notRemoved []string
+	for _, o := range ev.NotRemoved {
+		notRemoved = append(notRemoved, o.MemberID)
+		if !strings.Contains(o.Reason, "403") {
+			t.Fatalf("not removed %+v: reason without the status", o)
+		}
+	}
+	sameSet(t, "notRemoved", notRemoved, []string{ms[3].ID, ms[4].ID})
+	if n := len(st.GroupMemberIDs(g.ID)); n != 5 {
+		t.Fatalf("%d members, want 5", n)
+	}
+}
