@@ -224,3 +224,36 @@ func TestPropagateRulesEmptySource(t *testing.T) {
 		unchanged(t)
 	})
 }
+
+// TestPropagateRulesOversizedSourceRules: the source group's rules, as Wix
+// answers them, are held to the limits of a command's rules (titles ≤ 200
+// characters without control characters, descriptions ≤ 5,000, titles
+// unique) before any target is listed, read or written: a source whose
+// rules hold 100 descriptions of 20,000 characters (2 MB) and a title with a
+// terminal escape fails the command (permanent), its reason naming the rule
+// and the limit, instead of being checkpointed and copied to every target.
+func TestPropagateRulesOversizedSourceRules(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	src := st.AddGroup("Huge Source", "")
+	var huge []wixsim.Rule
+	for i := range 100 {
+		huge = append(huge, wixsim.Rule{Title: fmt.Sprint("Rule ", i), Description: strings.Repeat("d", 20000)})
+	}
+	st.SetRules(src.ID, huge)
+	target := st.AddGroup("Target", "")
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
+	e.Wix.Sim.ResetCalls()
+	m := e.send(messages.CmdPropagateRules, "huge-source", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}})
+	expectFailed(t, e, m, "huge-source", messages.FailurePermanent, "rules[0].description: at most 5000 characters")
+	if e.writes() != 0 || e.Wix.Calls() != 1 || len(st.Rules(target.ID)) != 0 {
+		t.Fatalf("writes %d, calls %v", e.writes(), e.Wix.Sim.Calls(e.Wix.SiteID))
+	}
+
+	st.SetRules(src.ID, []wixsim.Rule{{Title: "Be kind\x1b[2J"}, {Title: "Be kind\x1b[2J"}})
+	m = e.send(messages.CmdPropagateRules, "escape-source", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}})
+	expectFailed(t, e, m, "escape-source", messages.FailurePermanent, "rules[0].title: must not contain control characters")
+	if e.writes() != 0 || len(st.Rules(target.ID)) != 0 {
+		t.Fatalf("writes %d", e.writes())
+	}
+}

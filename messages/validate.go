@@ -238,6 +238,18 @@ func (f *fieldErrs) questions(field string, qs []Question) {
 	}
 }
 
+// RulesProblems lists what is wrong with a list of rules by the limits of a
+// command's rules (at most MaxRules; titles required, unique, at most
+// MaxRuleTitleLen characters, descriptions at most MaxRuleDescriptionLen,
+// no control characters), with field paths "rules[i].title" and the like;
+// nil when nothing is. For rules that come from elsewhere than a command
+// (a Wix group's), before they are copied.
+func RulesProblems(rs []Rule) []FieldError {
+	var f fieldErrs
+	f.rules("rules", rs)
+	return f
+}
+
 // rules checks a list of group rules; titles must be unique (DiffRules pairs rules by title).
 func (f *fieldErrs) rules(field string, rs []Rule) {
 	if len(rs) > MaxRules {
