@@ -230,17 +230,34 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 }
 
 // reportPages runs Query Groups sorted on field (the sample bodies of the
-// Wix docs, 100 a page) and hands every group to fn until fn returns false.
+// Wix docs, 100 a page) and hands every group to fn, once (a group a later
+// page names again, the sort field having changed between the pages or an
+// odd Wix repeating it, is skipped: one group, one row), until fn returns
+// false. maxIdlePages pages in a row without a new group fail the command
+// (permanent).
 func reportPages(ctx context.Context, site *wix.Site, field, order string, fn func(*wix.Group) bool) error {
 	q := wix.Query{Sort: []wix.Sort{{FieldName: field, Order: order}}, Paging: &wix.Paging{Limit: wix.MaxPageSize}}
+	seen := map[string]bool{}
+	idle := 0
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return fmt.Errorf("query groups by %s: %w", field, err)
 		}
+		idle++
 		for i := range page.Groups {
+			if id := page.Groups[i].ID; id != "" {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+			}
+			idle = 0
 			if !fn(&page.Groups[i]) {
 				return nil
 			}
+		}
+		if idle >= maxIdlePages {
+			return failure.Permanent(fmt.Errorf("query groups by %s: %d pages in a row named no group not listed before while Wix said more follow: its paging does not advance", field, idle))
 		}
 	}
 	return nil

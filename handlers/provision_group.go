@@ -908,16 +908,17 @@ func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group,
 	return out, nil
 }
 
-// maxIdleMemberPages bounds the List Group Members pages in a row that
-// name no member not listed before while Wix says more follow: a Wix that
-// answers the same page at every offset is read that often, not for ever.
-const maxIdleMemberPages = 10
+// maxIdlePages bounds the pages in a row (List Group Members for
+// provision_group, Query Groups for generate_report) that name nothing not
+// listed before while Wix says more follow: a Wix that answers the same
+// page at every offset is read that often, not for ever.
+const maxIdlePages = 10
 
 // members lists the group's members (⌈members/100⌉ List Group Members),
 // each once: an id Wix names several times (offset paging shifted by joins,
 // or an odd Wix) is one member, an admin if any entry says so, so that the
 // sync guard counts the group's real size and a removal is sent and
-// reported once. maxIdleMemberPages pages in a row without a new member
+// reported once. maxIdlePages pages in a row without a new member
 // fail the command (permanent). Not checkpointed: a redelivery lists
 // them again, and that list, not one from before the first attempt's adds
 // and removals, is what it must plan from.
@@ -943,7 +944,7 @@ func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID st
 			at[m.MemberID] = len(out)
 			out = append(out, groupMember{ID: m.MemberID, Admin: admin})
 		}
-		if idle >= maxIdleMemberPages {
+		if idle >= maxIdlePages {
 			return nil, failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row named no member not listed before while Wix said more follow (%d members listed): its paging does not advance",
 				groupID, idle, len(out)))
 		}

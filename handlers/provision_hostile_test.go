@@ -165,7 +165,7 @@ func TestProvisionSyncDuplicatedMemberListing(t *testing.T) {
 // TestProvisionMemberListingThatNeverEnds: a Wix that answers List Group
 // Members with the same full page at every offset, saying more follow
 // (tooManyToCount), was read for ever, a call each, the list growing; now
-// the command fails (permanent) after maxIdleMemberPages pages that bring
+// the command fails (permanent) after maxIdlePages pages that bring
 // no new member, having written nothing.
 func TestProvisionMemberListingThatNeverEnds(t *testing.T) {
 	e := newWF(t)
@@ -191,8 +191,8 @@ func TestProvisionMemberListingThatNeverEnds(t *testing.T) {
 	e.Wix.Sim.ResetCalls()
 	m := e.send(messages.CmdProvisionGroup, "endless", map[string]any{"group": map[string]any{"name": "Endless"}, "people": []messages.Person{{Email: "l1@example.com"}}})
 	expectFailed(t, e, m, "endless", messages.FailurePermanent, "its paging does not advance")
-	if n := e.calls(wix.OpGroupMembersList); n != maxIdleMemberPages+1 {
-		t.Fatalf("%d List Group Members calls, want %d", n, maxIdleMemberPages+1)
+	if n := e.calls(wix.OpGroupMembersList); n != maxIdlePages+1 {
+		t.Fatalf("%d List Group Members calls, want %d", n, maxIdlePages+1)
 	}
 	if w := e.writes(); w != 0 {
 		t.Fatalf("%d writes", w)
