@@ -238,12 +238,11 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 func reportPages(ctx context.Context, site *wix.Site, field, order string, fn func(*wix.Group) bool) error {
 	q := wix.Query{Sort: []wix.Sort{{FieldName: field, Order: order}}, Paging: &wix.Paging{Limit: wix.MaxPageSize}}
 	seen := map[string]bool{}
-	idle := 0
+	idle := newIdlePages("query groups by " + field)
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return fmt.Errorf("query groups by %s: %w", field, err)
 		}
-		idle++
 		for i := range page.Groups {
 			if id := page.Groups[i].ID; id != "" {
 				if seen[id] {
@@ -251,13 +250,12 @@ func reportPages(ctx context.Context, site *wix.Site, field, order string, fn fu
 				}
 				seen[id] = true
 			}
-			idle = 0
 			if !fn(&page.Groups[i]) {
 				return nil
 			}
 		}
-		if idle >= maxIdlePages {
-			return failure.Permanent(fmt.Errorf("query groups by %s: %d pages in a row named no group not listed before while Wix said more follow: its paging does not advance", field, idle))
+		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -908,12 +908,6 @@ func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group,
 	return out, nil
 }
 
-// maxIdlePages bounds the pages in a row (List Group Members for
-// provision_group, Query Groups for generate_report) that name nothing not
-// listed before while Wix says more follow: a Wix that answers the same
-// page at every offset is read that often, not for ever.
-const maxIdlePages = 10
-
 // members lists the group's members (⌈members/100⌉ List Group Members),
 // each once: an id Wix names several times (offset paging shifted by joins,
 // or an odd Wix) is one member, an admin if any entry says so, so that the
@@ -925,7 +919,7 @@ const maxIdlePages = 10
 func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID string) ([]groupMember, error) {
 	var out []groupMember
 	at := map[string]int{}
-	idle := 0
+	idle := newIdlePages("list group members of " + groupID)
 	for page, err := range site.GroupMemberPages(ctx, groupID, 0) {
 		if err != nil {
 			return nil, fmt.Errorf("list group members: %w", err)
@@ -933,20 +927,17 @@ func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID st
 		if len(page.Members) == 0 {
 			break
 		}
-		idle++
 		for _, m := range page.Members {
 			admin := m.Role == wix.RoleAdmin
 			if i, seen := at[m.MemberID]; seen {
 				out[i].Admin = out[i].Admin || admin
 				continue
 			}
-			idle = 0
 			at[m.MemberID] = len(out)
 			out = append(out, groupMember{ID: m.MemberID, Admin: admin})
 		}
-		if idle >= maxIdlePages {
-			return nil, failure.Permanent(fmt.Errorf("list group members of %s: %d pages in a row named no member not listed before while Wix said more follow (%d members listed): its paging does not advance",
-				groupID, idle, len(out)))
+		if err := idle.page(len(page.Members), func(i int) string { return page.Members[i].MemberID }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

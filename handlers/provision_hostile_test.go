@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -238,5 +239,50 @@ func TestProvisionSyncRefusedRemovalIsReported(t *testing.T) {
 	sameSet(t, "notRemoved", notRemoved, []string{ms[3].ID, ms[4].ID})
 	if n := len(st.GroupMemberIDs(g.ID)); n != 5 {
 		t.Fatalf("%d members, want 5", n)
+	}
+}
+
+// TestProvisionResolutionThatNeverEnds: a Wix that answers Query Members
+// with the same full page at every offset, saying more follow, was read for
+// ever while resolving the roster (a call each, never failing); now the
+// command fails (permanent) after maxIdlePages pages that bring no new
+// member, before any write: a resolution cut short is never taken for the
+// roster.
+func TestProvisionResolutionThatNeverEnds(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	for i := range 120 {
+		st.AddMember(wixsim.MemberSeed{FirstName: "Q", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("q%d@example.com", i)})
+	}
+	var queries atomic.Int64
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/members/query") {
+			e.Wix.Sim.Handler().ServeHTTP(w, r)
+			return
+		}
+		queries.Add(1)
+		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}},"fieldsets":["FULL"]}`))
+		r.ContentLength = -1
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		var page map[string]any
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
+			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
+			body, _ = json.Marshal(page)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "endless-resolve", map[string]any{"group": map[string]any{"name": "Endless Resolve"}, "people": []messages.Person{{Email: "q1@example.com"}}})
+	expectFailed(t, e, m, "endless-resolve", messages.FailurePermanent, "its paging does not advance")
+	if n := queries.Load(); n != maxIdlePages+1 {
+		t.Fatalf("%d Query Members, want %d", n, maxIdlePages+1)
+	}
+	if w := e.writes(); w != 1 { // the group's create only
+		t.Fatalf("%d writes", w)
 	}
 }
