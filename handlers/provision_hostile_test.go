@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
@@ -285,4 +286,51 @@ func TestProvisionResolutionThatNeverEnds(t *testing.T) {
 	if w := e.writes(); w != 1 { // the group's create only
 		t.Fatalf("%d writes", w)
 	}
+}
+
+// TestProvisionHostileWixHugeReusedGroupSettings: a reused group whose
+// Query Groups answer carries a teaser and a member title of 600,000
+// characters each (Wix allows 1,000) is reported in settingsDiffer with its
+// values cut to the contract's limits, so the group step's checkpoint and
+// group_provisioned stay small and the command completes with its member
+// added; before, both values went whole into the checkpoint and the event.
+func TestProvisionHostileWixHugeReusedGroupSettings(t *testing.T) {
+	e := newWF(t)
+	admin := e.Site.AddMember(wixsim.MemberSeed{FirstName: "Admin", LoginEmail: "admin@example.com"})
+	a := e.Site.AddMember(wixsim.MemberSeed{FirstName: "A", LoginEmail: "a@example.com"})
+	g := e.Site.AddGroup("Huge Settings", "", admin.ID)
+	huge := strings.Repeat("t", 600_000)
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups/query") && rec.Code == http.StatusOK {
+			var v map[string]any
+			if err := json.Unmarshal(body, &v); err != nil {
+				t.Error(err)
+			}
+			for _, x := range v["groups"].([]any) {
+				x.(map[string]any)["teaser"] = huge
+				x.(map[string]any)["memberTitle"] = huge
+			}
+			body, _ = json.Marshal(v)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "huge-settings", map[string]any{
+		"group": map[string]any{"name": "Huge Settings", "teaser": "Short", "memberTitle": "Yogis"}, "people": []messages.Person{{Email: "a@example.com"}}})
+	ev := provisioned(t, e, m)
+	if ev.GroupID != g.ID || ev.Added != 1 || len(ev.SettingsDiffer) != 2 || len(m.Data) > 8<<10 {
+		t.Fatalf("event of %d bytes: group %s added %d, %d settings differ", len(m.Data), ev.GroupID, ev.Added, len(ev.SettingsDiffer))
+	}
+	for _, d := range ev.SettingsDiffer {
+		if n := utf8.RuneCountInString(d.Group); n > messages.MaxGroupTeaserLen+1 || !strings.HasPrefix(d.Group, "ttt") {
+			t.Fatalf("%s: group value of %d characters", d.Setting, n)
+		}
+	}
+	sameSet(t, "members", e.Site.GroupMemberIDs(g.ID), []string{admin.ID, a.ID})
 }
