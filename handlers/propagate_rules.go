@@ -179,7 +179,9 @@ func propagateTo(ctx context.Context, site *wix.Site, c *messages.PropagateRules
 	return o, err // names the call and the group
 }
 
-// targets selects the target groups, once per command.
+// targets selects the target groups, once per command. Each group once; a
+// listing whose pages stop bringing new groups (maxIdlePages in a row)
+// fails the command (permanent) before any target is written.
 func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.PropagateRules) ([]target, error) {
 	var out []target
 	if found, err := prog.Load(ctx, "targets", &out); err != nil || found {
@@ -203,9 +205,13 @@ func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *ledg
 			q.Filter = map[string]any{"title": map[string]any{"$startsWith": t.NamePrefix}}
 		}
 		seen := map[string]bool{}
+		idle := newIdlePages("list groups")
 		for page, err := range site.GroupPages(ctx, q) {
 			if err != nil {
 				return nil, fmt.Errorf("list groups: %w", err)
+			}
+			if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+				return nil, err
 			}
 			for _, g := range page.Groups {
 				if g.ID == c.SourceGroupID || seen[g.ID] {

@@ -1,11 +1,16 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
 	"groupflow/internal/runtime"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"groupflow/internal/wix"
@@ -255,5 +260,48 @@ func TestPropagateRulesOversizedSourceRules(t *testing.T) {
 	expectFailed(t, e, m, "escape-source", messages.FailurePermanent, "rules[0].title: must not contain control characters")
 	if e.writes() != 0 || len(st.Rules(target.ID)) != 0 {
 		t.Fatalf("writes %d", e.writes())
+	}
+}
+
+// TestPropagateRulesHostileWixEndlessPages: a Query Groups that answers its
+// first page at every offset, saying more follow, ends the selection of
+// the targets (permanent, nothing written) after maxIdlePages pages that
+// bring no new group, instead of being read for ever.
+func TestPropagateRulesHostileWixEndlessPages(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	for i := range 120 {
+		st.AddGroup(fmt.Sprintf("Endless %03d", i), "")
+	}
+	var queries atomic.Int64
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/groups/query") {
+			e.Wix.Sim.Handler().ServeHTTP(w, r)
+			return
+		}
+		queries.Add(1)
+		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}}}`))
+		r.ContentLength = -1
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		var page map[string]any
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
+			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
+			body, _ = json.Marshal(page)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
+	m := e.send(messages.CmdPropagateRules, "endless-targets", map[string]any{"rules": []messages.Rule{{Title: "Be kind"}}, "targets": map[string]any{"all": true}})
+	expectFailed(t, e, m, "endless-targets", messages.FailurePermanent, "its paging does not advance")
+	if n := queries.Load(); n != maxIdlePages+1 {
+		t.Fatalf("%d Query Groups, want %d", n, maxIdlePages+1)
+	}
+	if w := e.writes(); w != 0 {
+		t.Fatalf("%d writes", w)
 	}
 }
