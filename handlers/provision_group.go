@@ -887,7 +887,9 @@ func updateShared[T any](ctx context.Context, l *ledger.Ledger, key string, fn f
 }
 
 // groupsNamed returns the groups named exactly name, oldest first (Query
-// Groups by title, then an exact comparison: Wix's filter may be looser).
+// Groups by title, then an exact comparison: Wix's filter may be looser),
+// each once; maxIdlePages pages in a row without a new group fail it
+// (permanent).
 func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group, error) {
 	q := wix.Query{
 		Filter: map[string]any{"title": map[string]any{"$eq": name}},
@@ -895,14 +897,20 @@ func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group,
 		Paging: &wix.Paging{Limit: wix.MaxPageSize},
 	}
 	var out []wix.Group
+	kept := map[string]bool{}
+	idle := newIdlePages("query groups by name")
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return nil, fmt.Errorf("query groups by name: %w", err)
 		}
 		for _, g := range page.Groups {
-			if g.Name == name {
+			if g.Name == name && !kept[g.ID] {
+				kept[g.ID] = true
 				out = append(out, g)
 			}
+		}
+		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

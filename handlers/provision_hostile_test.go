@@ -334,3 +334,45 @@ func TestProvisionHostileWixHugeReusedGroupSettings(t *testing.T) {
 	}
 	sameSet(t, "members", e.Site.GroupMemberIDs(g.ID), []string{admin.ID, a.ID})
 }
+
+// TestProvisionGroupQueryThatNeverEnds: a Wix that answers Query Groups
+// with the same full page at every offset, saying more follow, was read for
+// ever looking for the group by name; now the command fails (permanent)
+// after maxIdlePages pages that bring no new group, with no write.
+func TestProvisionGroupQueryThatNeverEnds(t *testing.T) {
+	e := newWF(t)
+	for i := range 120 {
+		e.Site.AddGroup(fmt.Sprintf("Other %03d", i), "")
+	}
+	var queries atomic.Int64
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/groups/query") {
+			e.Wix.Sim.Handler().ServeHTTP(w, r)
+			return
+		}
+		queries.Add(1)
+		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}}}`))
+		r.ContentLength = -1
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		var page map[string]any
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
+			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
+			body, _ = json.Marshal(page)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "endless-groups", map[string]any{"group": map[string]any{"name": "Needle"}})
+	expectFailed(t, e, m, "endless-groups", messages.FailurePermanent, "its paging does not advance")
+	if n := queries.Load(); n != maxIdlePages+1 {
+		t.Fatalf("%d Query Groups, want %d", n, maxIdlePages+1)
+	}
+	if w := e.writes(); w != 0 {
+		t.Fatalf("%d writes", w)
+	}
+}
