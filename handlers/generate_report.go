@@ -230,17 +230,32 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 }
 
 // reportPages runs Query Groups sorted on field (the sample bodies of the
-// Wix docs, 100 a page) and hands every group to fn until fn returns false.
+// Wix docs, 100 a page) and hands every group to fn, once (a group a later
+// page names again, the sort field having changed between the pages or an
+// odd Wix repeating it, is skipped: one group, one row), until fn returns
+// false. maxIdlePages pages in a row without a new group fail the command
+// (permanent).
 func reportPages(ctx context.Context, site *wix.Site, field, order string, fn func(*wix.Group) bool) error {
 	q := wix.Query{Sort: []wix.Sort{{FieldName: field, Order: order}}, Paging: &wix.Paging{Limit: wix.MaxPageSize}}
+	seen := map[string]bool{}
+	idle := newIdlePages("query groups by " + field)
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return fmt.Errorf("query groups by %s: %w", field, err)
 		}
 		for i := range page.Groups {
+			if id := page.Groups[i].ID; id != "" {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+			}
 			if !fn(&page.Groups[i]) {
 				return nil
 			}
+		}
+		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+			return err
 		}
 	}
 	return nil

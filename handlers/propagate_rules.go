@@ -113,8 +113,10 @@ func (h *PropagateRules) Handle(ctx context.Context, cmd *runtime.Command, c *me
 }
 
 // sourceRules returns the command's rules, or else the source group's (one
-// Wix call, checkpointed). A missing source group, too many rules, or none
-// without c.AllowEmpty are permanent errors.
+// Wix call, checkpointed). A missing source group, rules a command could
+// not carry (messages.RulesProblems: too many, too long, control
+// characters, titles repeated), or none without c.AllowEmpty are permanent
+// errors, before any target is listed, read or written.
 func sourceRules(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.PropagateRules) ([]messages.Rule, error) {
 	rules := c.Rules
 	if len(rules) > 0 {
@@ -131,8 +133,8 @@ func sourceRules(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *mes
 		return nil, fmt.Errorf("source: %w", err) // the error names the call and the group
 	}
 	rules = fromWixRules(got)
-	if len(rules) > messages.MaxRules {
-		return nil, failure.Permanent(fmt.Errorf("source group has %d rules, at most %d", len(rules), messages.MaxRules))
+	if probs := messages.RulesProblems(rules); len(probs) > 0 {
+		return nil, failure.Permanent(fmt.Errorf("source group %s: its rules break the limits of a command's rules: %s", c.SourceGroupID, fieldProblems(probs)))
 	}
 	if len(rules) == 0 && !c.AllowEmpty {
 		// Replacing with nothing clears every target: only on request. A
@@ -177,7 +179,9 @@ func propagateTo(ctx context.Context, site *wix.Site, c *messages.PropagateRules
 	return o, err // names the call and the group
 }
 
-// targets selects the target groups, once per command.
+// targets selects the target groups, once per command. Each group once; a
+// listing whose pages stop bringing new groups (maxIdlePages in a row)
+// fails the command (permanent) before any target is written.
 func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *ledger.Lease, c *messages.PropagateRules) ([]target, error) {
 	var out []target
 	if found, err := prog.Load(ctx, "targets", &out); err != nil || found {
@@ -201,9 +205,13 @@ func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *ledg
 			q.Filter = map[string]any{"title": map[string]any{"$startsWith": t.NamePrefix}}
 		}
 		seen := map[string]bool{}
+		idle := newIdlePages("list groups")
 		for page, err := range site.GroupPages(ctx, q) {
 			if err != nil {
 				return nil, fmt.Errorf("list groups: %w", err)
+			}
+			if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+				return nil, err
 			}
 			for _, g := range page.Groups {
 				if g.ID == c.SourceGroupID || seen[g.ID] {
@@ -218,4 +226,20 @@ func (h *PropagateRules) targets(ctx context.Context, site *wix.Site, prog *ledg
 		}
 	}
 	return out, prog.Checkpoint(ctx, "targets", out)
+}
+
+// maxFieldProblems bounds the problems fieldProblems names.
+const maxFieldProblems = 5
+
+// fieldProblems joins the first maxFieldProblems of probs, and counts the rest.
+func fieldProblems(probs []messages.FieldError) string {
+	parts := make([]string, 0, maxFieldProblems+1)
+	for i, p := range probs {
+		if i == maxFieldProblems {
+			parts = append(parts, fmt.Sprintf("and %d more", len(probs)-maxFieldProblems))
+			break
+		}
+		parts = append(parts, p.String())
+	}
+	return strings.Join(parts, "; ")
 }

@@ -1,11 +1,16 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
 	"groupflow/internal/runtime"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"groupflow/internal/wix"
@@ -223,4 +228,80 @@ func TestPropagateRulesEmptySource(t *testing.T) {
 		}
 		unchanged(t)
 	})
+}
+
+// TestPropagateRulesOversizedSourceRules: the source group's rules, as Wix
+// answers them, are held to the limits of a command's rules (titles ≤ 200
+// characters without control characters, descriptions ≤ 5,000, titles
+// unique) before any target is listed, read or written: a source whose
+// rules hold 100 descriptions of 20,000 characters (2 MB) and a title with a
+// terminal escape fails the command (permanent), its reason naming the rule
+// and the limit, instead of being checkpointed and copied to every target.
+func TestPropagateRulesOversizedSourceRules(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	src := st.AddGroup("Huge Source", "")
+	var huge []wixsim.Rule
+	for i := range 100 {
+		huge = append(huge, wixsim.Rule{Title: fmt.Sprint("Rule ", i), Description: strings.Repeat("d", 20000)})
+	}
+	st.SetRules(src.ID, huge)
+	target := st.AddGroup("Target", "")
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
+	e.Wix.Sim.ResetCalls()
+	m := e.send(messages.CmdPropagateRules, "huge-source", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}})
+	expectFailed(t, e, m, "huge-source", messages.FailurePermanent, "rules[0].description: at most 5000 characters")
+	if e.writes() != 0 || e.Wix.Calls() != 1 || len(st.Rules(target.ID)) != 0 {
+		t.Fatalf("writes %d, calls %v", e.writes(), e.Wix.Sim.Calls(e.Wix.SiteID))
+	}
+
+	st.SetRules(src.ID, []wixsim.Rule{{Title: "Be kind\x1b[2J"}, {Title: "Be kind\x1b[2J"}})
+	m = e.send(messages.CmdPropagateRules, "escape-source", map[string]any{"sourceGroupId": src.ID, "targets": map[string]any{"all": true}})
+	expectFailed(t, e, m, "escape-source", messages.FailurePermanent, "rules[0].title: must not contain control characters")
+	if e.writes() != 0 || len(st.Rules(target.ID)) != 0 {
+		t.Fatalf("writes %d", e.writes())
+	}
+}
+
+// TestPropagateRulesHostileWixEndlessPages: a Query Groups that answers its
+// first page at every offset, saying more follow, ends the selection of
+// the targets (permanent, nothing written) after maxIdlePages pages that
+// bring no new group, instead of being read for ever.
+func TestPropagateRulesHostileWixEndlessPages(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	for i := range 120 {
+		st.AddGroup(fmt.Sprintf("Endless %03d", i), "")
+	}
+	var queries atomic.Int64
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/groups/query") {
+			e.Wix.Sim.Handler().ServeHTTP(w, r)
+			return
+		}
+		queries.Add(1)
+		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}}}`))
+		r.ContentLength = -1
+		rec := httptest.NewRecorder()
+		e.Wix.Sim.Handler().ServeHTTP(rec, r)
+		var page map[string]any
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
+			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
+			body, _ = json.Marshal(page)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))
+	m := e.send(messages.CmdPropagateRules, "endless-targets", map[string]any{"rules": []messages.Rule{{Title: "Be kind"}}, "targets": map[string]any{"all": true}})
+	expectFailed(t, e, m, "endless-targets", messages.FailurePermanent, "its paging does not advance")
+	if n := queries.Load(); n != maxIdlePages+1 {
+		t.Fatalf("%d Query Groups, want %d", n, maxIdlePages+1)
+	}
+	if w := e.writes(); w != 0 {
+		t.Fatalf("%d writes", w)
+	}
 }

@@ -195,14 +195,14 @@ func (h *ProvisionGroup) Handle(ctx context.Context, cmd *runtime.Command, c *me
 			return nil, err
 		}
 	}
-	removed, err := r.remove(ctx, plan.toRemove, plan.isMember)
+	removed, notRemoved, err := r.remove(ctx, plan.toRemove, plan.isMember)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.settings(ctx); err != nil {
 		return nil, err
 	}
-	return r.provisioned(added+plan.addedBefore, plan.invited, plan.already, removed), nil
+	return r.provisioned(added+plan.addedBefore, plan.invited, plan.already, removed, notRemoved), nil
 }
 
 // provisionRun is one attempt at a provision_group command: the state the
@@ -380,14 +380,14 @@ func (r *provisionRun) add(ctx context.Context, toAdd []string) (added int, invi
 }
 
 // remove removes toRemove (sync mode only) in batches and returns the ids
-// removed; a batch Wix refused is left for the next sync. Batches are not
+// removed, and those of the batches Wix refused (4xx) with its refusal:
+// they are left for the next sync, and the event names them. Batches are not
 // checkpointed: a redelivery lists the members again and sends only the
 // ids still members (isMember); the others count as removed.
-func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember map[string]bool) ([]string, error) {
+func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember map[string]bool) (removed []string, notRemoved []messages.MemberOutcome, _ error) {
 	if r.c.Membership != messages.MembershipSync {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var removed []string
 	for k, chunk := range wix.Chunk(toRemove, wix.MaxMemberIDsPerAdd) {
 		left := slices.DeleteFunc(slices.Clone(chunk), func(id string) bool { return !isMember[id] })
 		if len(left) == 0 {
@@ -407,13 +407,18 @@ func (r *provisionRun) remove(ctx context.Context, toRemove []string, isMember m
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if b.Failed == "" {
-			removed = append(removed, chunk...)
+		if b.Failed != "" {
+			for _, id := range left {
+				notRemoved = append(notRemoved, messages.MemberOutcome{MemberID: id, Reason: b.Failed})
+			}
+			removed = append(removed, slices.DeleteFunc(slices.Clone(chunk), func(id string) bool { return isMember[id] })...) // by an earlier attempt
+			continue
 		}
+		removed = append(removed, chunk...)
 	}
-	return removed, nil
+	return removed, notRemoved, nil
 }
 
 // batch runs send for one add or remove batch.
@@ -441,8 +446,9 @@ func (r *provisionRun) settings(ctx context.Context) error {
 	return nil
 }
 
-// provisioned returns the completion event, listing the rows not added.
-func (r *provisionRun) provisioned(added, invited, already int, removed []string) messages.Event {
+// provisioned returns the completion event, listing the rows not added
+// and the members not removed.
+func (r *provisionRun) provisioned(added, invited, already int, removed []string, notRemoved []messages.MemberOutcome) messages.Event {
 	var notAdded []messages.RowOutcome
 	for i, row := range r.rows {
 		if row.Reason == "" {
@@ -453,7 +459,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 	}
 	r.log.Info("group provisioned", zap.String("group_id", r.g.ID), zap.Bool("reused", r.g.Reused),
 		zap.Int("added", added), zap.Int("invited", invited), zap.Int("already", already), zap.Int("removed", len(removed)),
-		zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.Calls()))
+		zap.Int("not_removed", len(notRemoved)), zap.Int("not_added", len(notAdded)), zap.Int64("wix_calls", r.prog.Calls()))
 	return &messages.GroupProvisioned{
 		EventMeta:      r.cmd.EventMeta(),
 		GroupID:        r.g.ID,
@@ -464,6 +470,7 @@ func (r *provisionRun) provisioned(added, invited, already int, removed []string
 		Invited:        invited,
 		AlreadyMembers: already,
 		Removed:        removed,
+		NotRemoved:     notRemoved,
 		NotAdded:       sortedOutcomes(notAdded),
 		WixCalls:       r.prog.Calls(),
 		SettingsDiffer: r.g.Differ, SettingsUpdated: r.settingsUpdated,
@@ -880,7 +887,9 @@ func updateShared[T any](ctx context.Context, l *ledger.Ledger, key string, fn f
 }
 
 // groupsNamed returns the groups named exactly name, oldest first (Query
-// Groups by title, then an exact comparison: Wix's filter may be looser).
+// Groups by title, then an exact comparison: Wix's filter may be looser),
+// each once; maxIdlePages pages in a row without a new group fail it
+// (permanent).
 func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group, error) {
 	q := wix.Query{
 		Filter: map[string]any{"title": map[string]any{"$eq": name}},
@@ -888,24 +897,37 @@ func groupsNamed(ctx context.Context, site *wix.Site, name string) ([]wix.Group,
 		Paging: &wix.Paging{Limit: wix.MaxPageSize},
 	}
 	var out []wix.Group
+	kept := map[string]bool{}
+	idle := newIdlePages("query groups by name")
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return nil, fmt.Errorf("query groups by name: %w", err)
 		}
 		for _, g := range page.Groups {
-			if g.Name == name {
+			if g.Name == name && !kept[g.ID] {
+				kept[g.ID] = true
 				out = append(out, g)
 			}
+		}
+		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// members lists the group's members. Not checkpointed: a redelivery lists
+// members lists the group's members (⌈members/100⌉ List Group Members),
+// each once: an id Wix names several times (offset paging shifted by joins,
+// or an odd Wix) is one member, an admin if any entry says so, so that the
+// sync guard counts the group's real size and a removal is sent and
+// reported once. maxIdlePages pages in a row without a new member
+// fail the command (permanent). Not checkpointed: a redelivery lists
 // them again, and that list, not one from before the first attempt's adds
 // and removals, is what it must plan from.
 func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID string) ([]groupMember, error) {
 	var out []groupMember
+	at := map[string]int{}
+	idle := newIdlePages("list group members of " + groupID)
 	for page, err := range site.GroupMemberPages(ctx, groupID, 0) {
 		if err != nil {
 			return nil, fmt.Errorf("list group members: %w", err)
@@ -914,7 +936,16 @@ func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID st
 			break
 		}
 		for _, m := range page.Members {
-			out = append(out, groupMember{ID: m.MemberID, Admin: m.Role == wix.RoleAdmin})
+			admin := m.Role == wix.RoleAdmin
+			if i, seen := at[m.MemberID]; seen {
+				out[i].Admin = out[i].Admin || admin
+				continue
+			}
+			at[m.MemberID] = len(out)
+			out = append(out, groupMember{ID: m.MemberID, Admin: admin})
+		}
+		if err := idle.page(len(page.Members), func(i int) string { return page.Members[i].MemberID }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

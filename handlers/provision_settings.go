@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"groupflow/internal/wix"
 	"groupflow/messages"
@@ -10,19 +11,34 @@ import (
 
 // settingsDiffer lists the settings the command gives (non-empty) that the
 // reused group x has otherwise. An unset privacy status in the command is
-// no wish (the default PUBLIC applies to new groups only).
+// no wish (the default PUBLIC applies to new groups only). The group's
+// value, as Wix answered it, is cut to the command's limit for that setting
+// (MaxGroupTeaserLen, MaxMemberTitleLen; MaxGroupNameLen for the privacy
+// status, an enum) and marked "…" when cut: it goes into the group step's
+// checkpoint and group_provisioned, and Wix's answers are not bounded.
 func settingsDiffer(x wix.Group, want messages.GroupSpec) []messages.SettingDifference {
 	var out []messages.SettingDifference
-	for _, s := range []struct{ name, group, command string }{
-		{"privacyStatus", x.PrivacyStatus, want.PrivacyStatus},
-		{"teaser", x.Teaser, want.Teaser},
-		{"memberTitle", x.MemberTitle, want.MemberTitle},
+	for _, s := range []struct {
+		name, group, command string
+		max                  int
+	}{
+		{"privacyStatus", x.PrivacyStatus, want.PrivacyStatus, messages.MaxGroupNameLen},
+		{"teaser", x.Teaser, want.Teaser, messages.MaxGroupTeaserLen},
+		{"memberTitle", x.MemberTitle, want.MemberTitle, messages.MaxMemberTitleLen},
 	} {
 		if s.command != "" && s.command != s.group {
-			out = append(out, messages.SettingDifference{Setting: s.name, Group: s.group, Command: s.command})
+			out = append(out, messages.SettingDifference{Setting: s.name, Group: clipRunes(s.group, s.max), Command: s.command})
 		}
 	}
 	return out
+}
+
+// clipRunes returns s cut to max characters, "…" added when cut.
+func clipRunes(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	return string([]rune(s)[:max]) + "…"
 }
 
 // updateSettings makes the reused group's differing settings the command's

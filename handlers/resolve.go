@@ -304,6 +304,7 @@ func (r *resolver) membersBy(ctx context.Context, field string, values []string,
 		Paging:    &wix.Paging{Limit: wix.MaxPageSize},
 		Fieldsets: []string{wix.FieldsetExtended}, // loginEmail is not in PUBLIC
 	}
+	idle := newIdlePages("query members by " + field)
 	for page, err := range r.site.MemberPages(ctx, q) {
 		if err != nil {
 			return nil, err
@@ -312,6 +313,9 @@ func (r *resolver) membersBy(ctx context.Context, field string, values []string,
 			if k := key(m); k != "" && out[k] == "" {
 				out[k] = m.ID
 			}
+		}
+		if err := idle.page(len(page.Members), func(i int) string { return page.Members[i].ID }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -327,6 +331,7 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 	// info.phones.phone holds the number as entered; the E.164 form is the
 	// separate filterable field info.phones.e164Phone (internal/wix/README.md).
 	filter := map[string]any{wix.FieldContactE164Phone: map[string]any{"$in": phones}}
+	idle := newIdlePages("query contacts by phone")
 	for offset := 0; ; {
 		page, err := r.site.QueryContacts(ctx, wix.Query{Filter: filter, Paging: &wix.Paging{Limit: wix.MaxPageSize, Offset: offset}})
 		if err != nil {
@@ -343,6 +348,9 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 		offset += n
 		if n < wix.MaxPageSize || (page.Metadata.Total > 0 && offset >= page.Metadata.Total) {
 			return out, nil
+		}
+		if err := idle.page(n, func(i int) string { return page.Contacts[i].ID }); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -422,12 +430,16 @@ func nameScanQuery(offset int) wix.MembersQuery {
 
 // scanFrom matches every member from offset on.
 func (r *resolver) scanFrom(ctx context.Context, m *nameMatcher, offset int) error {
+	idle := newIdlePages("scan members")
 	for page, err := range r.site.MemberPages(ctx, nameScanQuery(offset)) {
 		if err != nil {
 			return err
 		}
 		for _, mb := range page.Members {
 			m.match(mb, "")
+		}
+		if err := idle.page(len(page.Members), func(i int) string { return page.Members[i].ID }); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -471,8 +483,12 @@ func (r *resolver) searchNames(ctx context.Context, m *nameMatcher, names []stri
 			Fieldsets: []string{wix.FieldsetFull},
 		}
 		firstPage := true
+		idle := newIdlePages("search members")
 		for page, err := range r.site.MemberPages(ctx, q) {
 			if err != nil {
+				return err
+			}
+			if err := idle.page(len(page.Members), func(i int) string { return page.Members[i].ID }); err != nil {
 				return err
 			}
 			if firstPage && scanLeft >= 0 {

@@ -116,7 +116,9 @@ type ProvisionGroup struct {
 	// AllowDuplicateName creates a new group even when one with the same
 	// name exists; by default the existing group is reused.
 	AllowDuplicateName bool `json:"allowDuplicateName,omitempty"`
-	// CreatorID is the Wix member id to create the group as; empty means the site owner.
+	// CreatorID is the Wix member id to create the group as; empty means
+	// the site owner. An id (IDProblem): at most MaxIDLen characters, no
+	// whitespace or control characters.
 	CreatorID string `json:"creatorId,omitempty"`
 	// UpdateSettings makes a reused group's settings those of Group where
 	// they differ (privacy status, teaser, member title; one Update Group
@@ -184,6 +186,9 @@ func (c *ProvisionGroup) Validate() error {
 	f.optText("group.teaser", c.Group.Teaser, MaxGroupTeaserLen)
 	f.optText("group.memberTitle", c.Group.MemberTitle, MaxMemberTitleLen)
 	f.oneOf("group.privacyStatus", c.Group.PrivacyStatus, true, PrivacyPublic, PrivacyPrivate, PrivacySecret)
+	if p := IDProblem(c.CreatorID); p != "" {
+		f.add("creatorId", "%s", p)
+	}
 	if len(c.People) > MaxPeople {
 		f.add("people", "at most %d entries", MaxPeople)
 	}
@@ -343,7 +348,8 @@ func (c *SetMembershipQuestions) Validate() error {
 // completes with RulesPropagated.
 type PropagateRules struct {
 	CommandMeta
-	// SourceGroupID is the group whose rules are copied; required unless Rules is given.
+	// SourceGroupID is the group whose rules are copied; required unless
+	// Rules is given. A group id as in GroupIDs (GroupIDProblem).
 	SourceGroupID string `json:"sourceGroupId,omitempty"`
 	// Rules, when given, are propagated instead of the source group's (at most
 	// MaxRules, titles unique).
@@ -388,6 +394,8 @@ func (c *PropagateRules) Validate() error {
 	f.meta(c.CommandMeta)
 	if blank(c.SourceGroupID) && len(c.Rules) == 0 {
 		f.add("sourceGroupId", "required unless rules are given")
+	} else {
+		f.groupID("sourceGroupId", c.SourceGroupID)
 	}
 	f.rules("rules", c.Rules)
 	if c.AllowEmpty && len(c.Rules) > 0 {

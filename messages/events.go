@@ -140,7 +140,7 @@ const (
 // Its EventID derives from the command id.
 type GroupProvisioned struct {
 	EventMeta
-	// Truncated and Full: see Truncation (lists NotAdded and Removed).
+	// Truncated and Full: see Truncation (lists NotAdded, Removed and NotRemoved).
 	Truncation
 	// GroupID is the Wix group id.
 	GroupID string `json:"groupId"`
@@ -172,6 +172,12 @@ type GroupProvisioned struct {
 	NotAdded []RowOutcome `json:"notAdded,omitempty"`
 	// NotAddedTotal, in a truncated event, is the full length of NotAdded.
 	NotAddedTotal int `json:"notAddedTotal,omitempty"`
+	// NotRemoved lists the members a sync was to remove and did not: Wix
+	// refused their Remove Group Members batch (4xx; the next sync tries
+	// again). Removed and NotRemoved together are the sync's removals.
+	NotRemoved []MemberOutcome `json:"notRemoved,omitempty"`
+	// NotRemovedTotal, in a truncated event, is the full length of NotRemoved.
+	NotRemovedTotal int `json:"notRemovedTotal,omitempty"`
 	// SettingsDiffer lists the settings of a reused group that differ from
 	// the command's Group; SettingsUpdated says the command changed them
 	// (ProvisionGroup.UpdateSettings).
@@ -179,6 +185,14 @@ type GroupProvisioned struct {
 	SettingsUpdated bool                `json:"settingsUpdated,omitempty"`
 	// WixCalls counts the Wix API calls the command made.
 	WixCalls int64 `json:"wixCalls"`
+}
+
+// MemberOutcome says why a group member was not removed.
+type MemberOutcome struct {
+	// MemberID is the member's site member id.
+	MemberID string `json:"memberId"`
+	// Reason is Wix's refusal of the member's batch.
+	Reason string `json:"reason"`
 }
 
 // SettingDifference is one setting of a reused group that differs from the
@@ -719,9 +733,9 @@ func total(recorded, length int) int { return max(recorded, length) }
 
 func truncation(full OutcomeRef) Truncation { return Truncation{Truncated: true, Full: &full} }
 
-// Lists implements Truncatable: notAdded, removed.
+// Lists implements Truncatable: notAdded, removed, notRemoved.
 func (e *GroupProvisioned) Lists() []List {
-	return []List{listOf("notAdded", e.NotAdded), listOf("removed", e.Removed)}
+	return []List{listOf("notAdded", e.NotAdded), listOf("removed", e.Removed), listOf("notRemoved", e.NotRemoved)}
 }
 
 // KeepFirst implements Truncatable.
@@ -729,6 +743,7 @@ func (e *GroupProvisioned) KeepFirst(keep []int, full OutcomeRef) Truncatable {
 	c := *e
 	c.NotAddedTotal, c.NotAdded = total(e.NotAddedTotal, len(e.NotAdded)), keepFirst(e.NotAdded, keep[0])
 	c.RemovedTotal, c.Removed = total(e.RemovedTotal, len(e.Removed)), keepFirst(e.Removed, keep[1])
+	c.NotRemovedTotal, c.NotRemoved = total(e.NotRemovedTotal, len(e.NotRemoved)), keepFirst(e.NotRemoved, keep[2])
 	c.Truncation = truncation(full)
 	return &c
 }

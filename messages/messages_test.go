@@ -180,6 +180,13 @@ func validationCases() []validationCase {
 		{"empty target ids", CmdPropagateRules, `{"sourceGroupId":"s","targets":{"groupIds":[]}}`, "targets.groupIds", "required"},
 		{"source in targets", CmdPropagateRules, `{"sourceGroupId":"s","targets":{"groupIds":["a","s"]}}`, "targets.groupIds[1]", "source group"},
 		{"blank prefix", CmdPropagateRules, `{"sourceGroupId":"s","targets":{"namePrefix":" "}}`, "targets.namePrefix", "required"},
+		{"source id control", CmdPropagateRules, `{"sourceGroupId":"s\u001b[2J","targets":{"all":true}}`, "sourceGroupId", "control characters"},
+		{"source id long", CmdPropagateRules, `{"sourceGroupId":"` + strings.Repeat("s", 201) + `","targets":{"all":true}}`, "sourceGroupId", "at most 200"},
+		{"source id dot segment", CmdPropagateRules, `{"sourceGroupId":"..","targets":{"all":true}}`, "sourceGroupId", "path segment"},
+		{"target id dot segment", CmdPropagateRules, `{"rules":[{"title":"r"}],"targets":{"groupIds":["g","."]}}`, "targets.groupIds[1]", "path segment"},
+		{"group id dot segment", CmdSetMembershipQuestions, `{"groupIds":[".."],"questions":[]}`, "groupIds[0]", "path segment"},
+		{"campaign group id dot segment", CmdSendCampaign, `{"campaignId":"c","groupIds":[".."]}`, "groupIds[0]", "path segment"},
+		{"creator id space", CmdProvisionGroup, `{"group":{"name":"G"},"creatorId":"a b"}`, "creatorId", "whitespace"},
 		{"inline rule title", CmdPropagateRules, `{"rules":[{"title":""}],"targets":{"all":true}}`, "rules[0].title", "required"},
 
 		{"top negative", CmdGenerateReport, `{"top":-1}`, "top", "between 0 and 1000"},

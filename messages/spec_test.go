@@ -389,7 +389,8 @@ func sampleEvents() []Event {
 	diff := DiffRules([]Rule{{Title: "A", Description: "a"}, {Title: "B"}}, []Rule{{Title: "A", Description: "aa"}, {Title: "C"}})
 	return []Event{
 		&GroupProvisioned{EventMeta: m, GroupID: "g", Slug: "yoga", Name: "Yoga", Reused: true, Added: 2, AlreadyMembers: 1,
-			Removed: []string{"m9"}, NotAdded: []RowOutcome{{Row: 3, Ref: "r", Kind: KindEmail, Reason: ReasonAmbiguous, Detail: "2 contacts", Candidates: 2}}, WixCalls: 7},
+			Removed: []string{"m9"}, NotRemoved: []MemberOutcome{{MemberID: "m8", Reason: "403 Forbidden"}},
+			NotAdded: []RowOutcome{{Row: 3, Ref: "r", Kind: KindEmail, Reason: ReasonAmbiguous, Detail: "2 contacts", Candidates: 2}}, WixCalls: 7},
 		&MemberSelected{EventMeta: m, CampaignID: "spring", MemberID: "m", ContactID: "c", Email: "a@b.co", FirstName: "A", LastName: "B",
 			GroupIDs: []string{"g"}, MatchedKeywords: []string{"pilates"}, Content: json.RawMessage(`{"templateId":"t"}`)},
 		&CampaignCompleted{EventMeta: m, CampaignID: "spring", GroupIDs: []string{"g"}, AudienceType: AudienceInterest, MembersSeen: 10, Selected: 5,

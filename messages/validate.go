@@ -78,6 +78,23 @@ func IDProblem(id string) string {
 	return ""
 }
 
+// msgDotSegment is GroupIDProblem's message for "." and "..".
+const msgDotSegment = "must not be \".\" or \"..\" (a group id is a URL path segment of Wix calls, and those would name another path)"
+
+// GroupIDProblem is IDProblem for a Wix group id given in a command, which
+// may in addition not be "." or "..": a group id is one segment of the path
+// of Wix calls (escaped, but dot segments escape to themselves), and a dot
+// segment would make "/groups/../members" a call on another resource.
+func GroupIDProblem(id string) string {
+	if p := IDProblem(id); p != "" {
+		return p
+	}
+	if id == "." || id == ".." {
+		return msgDotSegment
+	}
+	return ""
+}
+
 // CorrelationIDProblem returns "" when s may be used as
 // CommandMeta.CorrelationID, else what is wrong with it: invalid UTF-8,
 // more than MaxCorrelationIDLen characters, or control characters.
@@ -174,8 +191,15 @@ func (f *fieldErrs) oneOf(field, s string, allowEmpty bool, values ...string) {
 	f.add(field, "must be one of %s", strings.Join(values, ", "))
 }
 
-// ids checks a list of 1..max ids, each non-blank, unique and at most
-// MaxIDLen characters.
+// groupID checks an optional group id (GroupIDProblem).
+func (f *fieldErrs) groupID(field, id string) {
+	if p := GroupIDProblem(id); p != "" {
+		f.add(field, "%s", p)
+	}
+}
+
+// ids checks a list of 1..max group ids, each non-blank, unique and valid
+// (GroupIDProblem).
 func (f *fieldErrs) ids(field string, ids []string, max int) {
 	if len(ids) == 0 {
 		f.add(field, "required (at least one id)")
@@ -191,8 +215,8 @@ func (f *fieldErrs) ids(field string, ids []string, max int) {
 		switch j, dup := seen[id]; {
 		case blank(id):
 			f.add(p, "empty")
-		case IDProblem(id) != "":
-			f.add(p, "%s", IDProblem(id))
+		case GroupIDProblem(id) != "":
+			f.add(p, "%s", GroupIDProblem(id))
 		case dup:
 			f.add(p, "duplicate of %s[%d]", field, j)
 		default:
@@ -212,6 +236,18 @@ func (f *fieldErrs) questions(field string, qs []Question) {
 	for i, q := range qs {
 		f.text(fmt.Sprintf("%s[%d].text", field, i), q.Text, MaxQuestionLen)
 	}
+}
+
+// RulesProblems lists what is wrong with a list of rules by the limits of a
+// command's rules (at most MaxRules; titles required, unique, at most
+// MaxRuleTitleLen characters, descriptions at most MaxRuleDescriptionLen,
+// no control characters), with field paths "rules[i].title" and the like;
+// nil when nothing is. For rules that come from elsewhere than a command
+// (a Wix group's), before they are copied.
+func RulesProblems(rs []Rule) []FieldError {
+	var f fieldErrs
+	f.rules("rules", rs)
+	return f
 }
 
 // rules checks a list of group rules; titles must be unique (DiffRules pairs rules by title).
