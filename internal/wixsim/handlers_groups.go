@@ -668,13 +668,19 @@ func listGroupMembers(st *Site, r *http.Request) (any, *apiError) {
 	return pageEntries(g, nil, nil, limit, offset), nil
 }
 
+// groupMemberFilterSpec: Wix filters group members on role only, with eq,
+// ne, hasSome, in and exists (@wix/auto_sdk_groups_members@1.0.19
+// build/cjs/index.typings.d.ts, MembersQueryBuilder: every filter method
+// takes propertyName 'role'). memberId is not filterable there, so it is
+// refused here too ($nin is kept: no builder of the SDK has it, which says
+// nothing of this field).
 var groupMemberFilterSpec = fieldSpec{
-	ops:    map[string][]string{"role": {"$eq", "$ne", "$in", "$nin", "$exists"}, "memberId": {"$eq", "$in"}},
+	ops:    map[string][]string{"role": {"$eq", "$ne", "$in", "$nin", "$hasSome", "$exists"}},
 	prefix: "query.filter.",
 }
 
 // queryGroupMembers: filter on role (e.g. {"role": {"$eq": "ADMIN"}}, also
-// {"role.value": ...}) and memberId; sort on role, joinedDate (alias joinedOn).
+// {"role.value": ...}); sort on role, joinedDate (alias joinedOn).
 func queryGroupMembers(st *Site, r *http.Request) (any, *apiError) {
 	spec := groupMemberFilterSpec
 	spec.aliases = map[string]string{"role.value": "role"}
@@ -699,7 +705,7 @@ func queryGroupMembers(st *Site, r *http.Request) (any, *apiError) {
 				if f == "role" {
 					return []string{gm.Role}
 				}
-				return []string{gm.MemberID}
+				return nil
 			})
 		}
 	}

@@ -309,11 +309,14 @@ func getSubscription(st *Site, r *http.Request) (any, *apiError) {
 
 // ---- contacts v4 ----
 
-var contactOps = []string{"$eq", "$in", "$startsWith"}
+// contactOps are the operators of the Contacts v4 phone and email fields,
+// and id's are "$eq, $ne, $in, $exists"
+// (https://dev.wix.com/docs/rest/api-reference/contacts/contacts/contact-v4/sort-filter-and-search).
+var contactOps = []string{"$eq", "$ne", "$in", "$exists", "$startsWith"}
 
 var contactFilterSpec = fieldSpec{
 	ops: map[string][]string{
-		"id": {"$eq", "$in"}, "info.phones.phone": contactOps, "info.phones.e164Phone": contactOps,
+		"id": {"$eq", "$ne", "$in", "$exists"}, "info.phones.phone": contactOps, "info.phones.e164Phone": contactOps,
 		"primaryInfo.phone": contactOps,
 		"info.emails.email": contactOps, "primaryInfo.email": contactOps,
 	},
