@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"groupflow/internal/wix"
@@ -222,8 +223,9 @@ func (d *Discovery) Show(ctx context.Context, req ShowRequest) (*ShowReply, erro
 	return out, nil
 }
 
-// find looks ref up as an id, then as an exact name: the group, or the
-// several groups of that name (g nil), or ErrNoGroup.
+// find looks ref up as an id (when it looks like one), then as an exact
+// name: the group, or the several groups of that name (g nil), or
+// ErrNoGroup.
 func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matches []wix.Group, err error) {
 	ref = strings.TrimSpace(ref)
 	if ref == "" {
@@ -234,7 +236,10 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 		if err == nil {
 			return g, nil, nil
 		}
-		if !wix.IsNotFound(err) {
+		// Not found, or not an id Wix takes (the SDK gives every groupId
+		// the GUID format: a name like "2024-2025" is refused with a
+		// 400): then it is a name.
+		if st := wix.StatusOf(err); st != http.StatusNotFound && st != http.StatusBadRequest {
 			return nil, nil, fmt.Errorf("get group: %w", err)
 		}
 	}

@@ -1,0 +1,43 @@
+package ops
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"groupflow/internal/wix"
+)
+
+// A group named like an id ("2024-2025": hex digits and dashes) is found
+// by its name though Wix answers 400 to it as a group id (the SDK gives
+// every groupId the GUID format; a non-GUID id is a validation error, not
+// a 404). Before, find stopped at the 400: "get group: ...".
+func TestFindFallsBackToTheNameWhenWixRefusesTheID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/groups/2024-2025"):
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"message":"groupId has an invalid format","details":{"validationError":{"fieldViolations":[{"field":"groupId","description":"must be a valid GUID"}]}}}`))
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups/query"):
+			_, _ = w.Write([]byte(`{"groups":[{"id":"0b0e5b6e-1111-4222-8333-444455556666","name":"2024-2025","membersCount":3}],"metadata":{"count":1,"offset":0,"total":1}}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	c := wix.New(wix.Config{BaseURL: srv.URL})
+	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	site, err := c.Site("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, err := find(context.Background(), site, "2024-2025")
+	if err != nil || g == nil || g.ID != "0b0e5b6e-1111-4222-8333-444455556666" {
+		t.Fatalf("find(2024-2025) = %+v, %v; want the group of that name", g, err)
+	}
+}
