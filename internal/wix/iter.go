@@ -24,18 +24,25 @@ func Chunk[T any](s []T, n int) [][]T {
 }
 
 // morePages decides whether offset paging continues after a page of got
-// items requested with limit, now at next offset.
+// items requested with limit, now at next offset. A counted total decides
+// (a short page before it is a Wix serving fewer than limit a page: the
+// rest still follows, and a roster resolved from a cut listing would
+// leave people unresolved, whom a sync would then remove); without one, a
+// short page is the last.
 func morePages(got, limit, next int, m PagingMetadata) bool {
-	if got == 0 || got < limit {
+	switch {
+	case got == 0:
 		return false
+	case m.Total > 0 && !m.TooManyToCount:
+		return next < m.Total
 	}
-	return m.TooManyToCount || m.Total <= 0 || next < m.Total
+	return got >= limit
 }
 
 // offsetPages streams offset-paged results from start: fetch gets one page
-// and returns it with its item count and paging metadata. It stops after a
-// short page, at the metadata's total, on the first error (yielded), or
-// when the consumer stops.
+// and returns it with its item count and paging metadata. It stops at the
+// metadata's total (without one, after a short page), after an empty page,
+// on the first error (yielded), or when the consumer stops.
 func offsetPages[P any](start Paging, fetch func(Paging) (P, int, PagingMetadata, error)) iter.Seq2[P, error] {
 	return func(yield func(P, error) bool) {
 		p := start

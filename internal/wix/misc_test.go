@@ -200,3 +200,27 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("metrics\n got %v\nwant %v", got, want)
 	}
 }
+
+// morePages: a counted total decides; a short page ends the paging only
+// without one. A Wix serving 50 a page of 120 members was read for one page,
+// and the 70 others were never seen.
+func TestMorePages(t *testing.T) {
+	for _, c := range []struct {
+		got, limit, next int
+		m                PagingMetadata
+		want             bool
+	}{
+		{50, 100, 50, PagingMetadata{Total: 120}, true},   // short page, more counted
+		{20, 100, 120, PagingMetadata{Total: 120}, false}, // the total reached
+		{100, 100, 100, PagingMetadata{Total: 100}, false},
+		{100, 100, 100, PagingMetadata{}, true},                     // full page, no total
+		{50, 100, 50, PagingMetadata{}, false},                      // short page, no total
+		{100, 100, 100, PagingMetadata{TooManyToCount: true}, true}, // full page, too many to count
+		{50, 100, 50, PagingMetadata{TooManyToCount: true, Total: 1000}, false},
+		{0, 100, 50, PagingMetadata{Total: 120}, false}, // an empty page ends it
+	} {
+		if got := morePages(c.got, c.limit, c.next, c.m); got != c.want {
+			t.Errorf("morePages(%d, %d, %d, %+v) = %v, want %v", c.got, c.limit, c.next, c.m, got, c.want)
+		}
+	}
+}
