@@ -231,6 +231,7 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 	if ref == "" {
 		return nil, nil, errors.New("give a group id or name")
 	}
+	var refused error // a 400 on ref as an id, reported if no name matches
 	if looksLikeID(ref) {
 		g, err := site.GetGroup(ctx, ref)
 		if err == nil {
@@ -238,8 +239,13 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 		}
 		// Not found, or not an id Wix takes (the SDK gives every groupId
 		// the GUID format: a name like "2024-2025" is refused with a
-		// 400): then it is a name.
-		if st := wix.StatusOf(err); st != http.StatusNotFound && st != http.StatusBadRequest {
+		// 400): then it is a name. A 400 that no name explains is
+		// Wix's refusal, returned rather than ErrNoGroup.
+		switch wix.StatusOf(err) {
+		case http.StatusNotFound:
+		case http.StatusBadRequest:
+			refused = fmt.Errorf("get group: %w", err)
+		default:
 			return nil, nil, fmt.Errorf("get group: %w", err)
 		}
 	}
@@ -260,6 +266,9 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 	}
 	switch len(matches) {
 	case 0:
+		if refused != nil {
+			return nil, nil, refused
+		}
 		return nil, nil, ErrNoGroup
 	case 1:
 		return &matches[0], nil, nil

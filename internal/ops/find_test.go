@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,5 +40,38 @@ func TestFindFallsBackToTheNameWhenWixRefusesTheID(t *testing.T) {
 	g, _, err := find(context.Background(), site, "2024-2025")
 	if err != nil || g == nil || g.ID != "0b0e5b6e-1111-4222-8333-444455556666" {
 		t.Fatalf("find(2024-2025) = %+v, %v; want the group of that name", g, err)
+	}
+}
+
+// A 400 on the group id that is not the name's case — no group has ref as
+// its name either — is Wix's refusal, reported as such: a real GUID
+// refused for another reason (a bad request the operator should see) must
+// not read as "no group with this id or name".
+func TestFindReportsTheRefusalWhenNoNameMatches(t *testing.T) {
+	const id = "0b0e5b6e-1111-4222-8333-444455556666"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/groups/"+id):
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"message":"app not installed on this site"}`))
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups/query"):
+			_, _ = w.Write([]byte(`{"groups":[],"metadata":{"count":0,"offset":0,"total":0}}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	c := wix.New(wix.Config{BaseURL: srv.URL})
+	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	site, err := c.Site("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = find(context.Background(), site, id)
+	if err == nil || errors.Is(err, ErrNoGroup) || wix.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "get group") {
+		t.Fatalf("find(%s) error %v; want Wix's 400 on get group", id, err)
 	}
 }
