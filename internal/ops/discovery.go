@@ -24,6 +24,10 @@ const (
 	MaxScan = 5000
 	// MaxShowMatches bounds the groups of one name listed by Show.
 	MaxShowMatches = 10
+	// maxIdleFindPages bounds the Query Groups pages in a row of Show's
+	// name search that bring no group not listed before while Wix says
+	// more follow (a Wix answering the same page at every offset).
+	maxIdleFindPages = 10
 )
 
 // Sites resolves a site id to its Wix client (the processor's).
@@ -251,14 +255,29 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 	}
 	q := wix.Query{Filter: map[string]any{"title": map[string]any{"$eq": ref}},
 		Sort: []wix.Sort{{FieldName: "createdDate", Order: "ASC"}}, Paging: &wix.Paging{Limit: wix.MaxPageSize}}
+	seen, idle := map[string]bool{}, 0
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("query groups by name: %w", err)
 		}
+		fresh := false
 		for _, m := range page.Groups {
+			if seen[m.ID] {
+				continue // named again on a later page: one group
+			}
+			seen[m.ID], fresh = true, true
 			if m.Name == ref {
 				matches = append(matches, m)
 			}
+		}
+		// Offset paging reads past a short page while Wix's total says
+		// more follow: a Wix repeating its pages is read
+		// maxIdleFindPages times in a row, not until the request ends.
+		if idle = idle + 1; fresh {
+			idle = 0
+		}
+		if idle >= maxIdleFindPages {
+			return nil, nil, fmt.Errorf("query groups by name: %d pages in a row named no group not listed before while Wix said more follow: its paging does not advance", idle)
 		}
 		if len(matches) > MaxShowMatches {
 			break
