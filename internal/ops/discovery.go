@@ -129,12 +129,17 @@ func (d *Discovery) List(ctx context.Context, req ListRequest) (*ListReply, erro
 	if req.Prefix != "" {
 		q.Filter = map[string]any{"title": map[string]any{"$startsWith": req.Prefix}}
 	}
-	scanned := 0
+	scanned, seen, idle := 0, map[string]bool{}, 0
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return nil, fmt.Errorf("query groups: %w", err)
 		}
+		idle++
 		for _, g := range page.Groups {
+			if seen[g.ID] {
+				continue // named again on a later page: one group
+			}
+			seen[g.ID], idle = true, 0
 			if scanned++; scanned > MaxScan || len(out.Groups) == limit {
 				out.Truncated = true
 				out.WixCalls = calls.Load()
@@ -150,6 +155,11 @@ func (d *Discovery) List(ctx context.Context, req ListRequest) (*ListReply, erro
 			if keep {
 				out.Groups = append(out.Groups, item)
 			}
+		}
+		// As Show's name search (find): maxIdleFindPages pages in a row
+		// without a new group end the list.
+		if idle >= maxIdleFindPages {
+			return nil, fmt.Errorf("query groups: %d pages in a row named no group not listed before while Wix said more follow: its paging does not advance", idle)
 		}
 	}
 	out.WixCalls = calls.Load()

@@ -112,3 +112,39 @@ func TestFindEndsWhenPagesBringNoNewGroup(t *testing.T) {
 		t.Fatalf("%d Query Groups, want %d", n, maxIdleFindPages+1)
 	}
 }
+
+type oneSite struct{ s *wix.Site }
+
+func (o oneSite) Site(string) (*wix.Site, error) { return o.s, nil }
+
+// List likewise: the same 1-group page at every offset, total 1,000,000,
+// is read maxIdleFindPages+1 times, not MaxScan (5,000) times.
+func TestListEndsWhenPagesBringNoNewGroup(t *testing.T) {
+	var queries atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups/query") {
+			queries.Add(1)
+			_, _ = w.Write([]byte(`{"groups":[{"id":"0b0e5b6e-1111-4222-8333-444455556666","name":"Other","membersCount":3}],"metadata":{"count":1,"total":1000000}}`))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	c := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
+	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	site, err := c.Site("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Discovery{Sites: oneSite{site}, DefaultSite: "s"}
+	_, err = d.List(context.Background(), ListRequest{Prefix: "Yoga"})
+	if err == nil {
+		t.Fatalf("List answered; want an error")
+	}
+	if n := queries.Load(); n != maxIdleFindPages+1 {
+		t.Fatalf("%d Query Groups, want %d", n, maxIdleFindPages+1)
+	}
+}
