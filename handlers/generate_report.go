@@ -262,16 +262,24 @@ func reportPages(ctx context.Context, site *wix.Site, field, order string, fn fu
 }
 
 // readAll lists every group (⌈G/100⌉ List Groups calls) and derives the
-// top and idle rows from the list.
+// top and idle rows from the list. A group named again on a later page is
+// skipped, so maxReportGroups does not bound a Wix repeating its pages:
+// maxIdlePages pages in a row without a new group fail the command
+// (permanent), as a total that says more follow keeps the paging going
+// past a short page.
 func (h *GenerateReport) readAll(ctx context.Context, site *wix.Site, c *messages.GenerateReport, d *reportData) error {
 	var siteURL string
 	if h.profiles != nil {
 		siteURL = h.profiles(site.ID()).URL
 	}
 	seen := map[string]bool{}
+	idle := newIdlePages("list groups")
 	for page, err := range site.ListGroupPages(ctx) {
 		if err != nil {
 			return fmt.Errorf("list groups: %w", err)
+		}
+		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+			return err
 		}
 		for _, g := range page.Groups {
 			if g.ID != "" && seen[g.ID] {

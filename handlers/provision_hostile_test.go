@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -374,5 +375,85 @@ func TestProvisionGroupQueryThatNeverEnds(t *testing.T) {
 	}
 	if w := e.writes(); w != 0 {
 		t.Fatalf("%d writes", w)
+	}
+}
+
+// TestProvisionNamesFromAWixServingShortPages: a Wix serving 50 members a
+// page (fewer than the 100 requested) of a site of 120, its total counting
+// them all, resolves every name of the roster: the name scan's first page
+// told the site's size, yet a short first page was taken for the whole
+// site, and the 70 others were never matched — rows reported not found,
+// whom a sync would have removed from the group.
+func TestProvisionNamesFromAWixServingShortPages(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	for i := range 120 {
+		st.AddMember(wixsim.MemberSeed{FirstName: "Short", LastName: fmt.Sprintf("Page%d", i), LoginEmail: fmt.Sprintf("sp%d@example.com", i)})
+	}
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/members/query") {
+			raw, _ := io.ReadAll(r.Body)
+			var q map[string]any
+			if json.Unmarshal(raw, &q) == nil {
+				if qq, ok := q["query"].(map[string]any); ok {
+					if p, ok := qq["paging"].(map[string]any); ok {
+						if l, ok := p["limit"].(float64); !ok || l > 50 {
+							p["limit"] = 50
+						}
+					}
+				}
+				raw, _ = json.Marshal(q)
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+		}
+		e.Wix.Sim.Handler().ServeHTTP(w, r)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "short-pages", map[string]any{"group": map[string]any{"name": "Short Pages"},
+		"people": []messages.Person{{Name: "Short Page3"}, {Name: "Short Page75"}, {Name: "Short Page119"}}})
+	ev := provisioned(t, e, m)
+	if ev.Added != 3 || len(ev.NotAdded) != 0 {
+		t.Fatalf("added %d, not added %+v; want the 3 named members added", ev.Added, ev.NotAdded)
+	}
+}
+
+// TestProvisionPhonesFromAWixServingShortPages: Query Contacts serving 50
+// a page (fewer than the 100 requested) of 120 matching contacts, its total
+// counting them all, resolves every phone of the roster: a short page
+// ended the lookup, and the 70 others were reported not found.
+func TestProvisionPhonesFromAWixServingShortPages(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	var people []messages.Person
+	for i := range 120 {
+		ph := fmt.Sprintf("+1 212-555-%04d", 1000+i)
+		st.AddMember(wixsim.MemberSeed{FirstName: "Phone", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("ph%d@example.com", i), Phones: []string{ph}})
+		people = append(people, messages.Person{Phone: ph})
+	}
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/contacts/query") {
+			raw, _ := io.ReadAll(r.Body)
+			var q map[string]any
+			if json.Unmarshal(raw, &q) == nil {
+				if qq, ok := q["query"].(map[string]any); ok {
+					if p, ok := qq["paging"].(map[string]any); ok {
+						if l, ok := p["limit"].(float64); !ok || l > 50 {
+							p["limit"] = 50
+						}
+					}
+				}
+				raw, _ = json.Marshal(q)
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+		}
+		e.Wix.Sim.Handler().ServeHTTP(w, r)
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "short-phones", map[string]any{"group": map[string]any{"name": "Short Phones"}, "people": people})
+	ev := provisioned(t, e, m)
+	if ev.Added+ev.AlreadyMembers != 120 || len(ev.NotAdded) != 0 { // the creator is one of them
+		t.Fatalf("added %d, %d not added (first %+v); want the 120 members added", ev.Added, len(ev.NotAdded), ev.NotAdded[:min(1, len(ev.NotAdded))])
 	}
 }

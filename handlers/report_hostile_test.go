@@ -186,3 +186,52 @@ func TestReportTopHostileWixEndlessPages(t *testing.T) {
 		t.Fatalf("%d Query Groups, want %d", n, maxIdlePages+1)
 	}
 }
+
+// TestReportAllGroupsHostileWixEndlessPages: a List Groups that answers its
+// first (short) page at every offset while its total says a million follow
+// — morePages now reads past a short page when the total counts more — ends
+// the allGroups report (permanent) after maxIdlePages pages that bring no
+// new group, instead of being read for ever: readAll skips the repeated
+// groups, so its maxReportGroups bound was never reached.
+func TestReportAllGroupsHostileWixEndlessPages(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	sim := wixsim.New(wixsim.Options{Members: 50, Groups: 5})
+	sim.Site("test-site")
+	var lists atomic.Int64
+	client := proxiedWix(t, "test-site", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Query().Get("limit") == "" || !strings.HasSuffix(r.URL.Path, "/groups") {
+			sim.Handler().ServeHTTP(w, r)
+			return
+		}
+		lists.Add(1)
+		q := r.URL.Query()
+		q.Del("offset")
+		r.URL.RawQuery = q.Encode()
+		rec := httptest.NewRecorder()
+		sim.Handler().ServeHTTP(rec, r)
+		var page map[string]any
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
+			gs, _ := page["groups"].([]any)
+			page["metadata"] = map[string]any{"count": len(gs), "total": 1000000}
+			body, _ = json.Marshal(page)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	})
+	env.StartRuntime(campaignRuntimeConfig(), runtime.Adapt(NewGenerateReport(client, env.JS, env.Log)))
+	w := env.Watch(env.Subjects.Events())
+	env.PublishJSON(messages.CmdGenerateReport, map[string]any{"id": "endless-all", "allGroups": true, "top": 5, "idle": 5})
+	m := w.Next(60*time.Second, testenv.ForCommand("endless-all"))
+	if m.Subject != env.Subjects.Event(messages.EvtCommandFailed) {
+		t.Fatalf("got %s %s", m.Subject, m.Data)
+	}
+	f := testenv.Decode[messages.CommandFailed](t, m)
+	if f.Kind != messages.FailurePermanent || !strings.Contains(f.Reason, "its paging does not advance") {
+		t.Fatalf("command_failed %+v", f)
+	}
+	if n := lists.Load(); n != maxIdlePages+1 {
+		t.Fatalf("%d List Groups, want %d", n, maxIdlePages+1)
+	}
+}

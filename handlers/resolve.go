@@ -344,9 +344,12 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 				}
 			}
 		}
-		n := len(page.Contacts)
+		// As in offset paging (wix morePages): a counted total decides, so
+		// a Wix serving fewer than 100 a page is read to its total; without
+		// one, a short page is the last.
+		n, md := len(page.Contacts), page.Metadata
 		offset += n
-		if n < wix.MaxPageSize || (page.Metadata.Total > 0 && offset >= page.Metadata.Total) {
+		if counted := md.Total > 0 && !md.TooManyToCount; n == 0 || (counted && offset >= md.Total) || (!counted && n < wix.MaxPageSize) {
 			return out, nil
 		}
 		if err := idle.page(n, func(i int) string { return page.Contacts[i].ID }); err != nil {
@@ -363,18 +366,18 @@ func (r *resolver) names(ctx context.Context, names []string, token map[string]s
 		return out, nil
 	}
 	m := newNameMatcher(names)
-	scanLeft := -1
+	scanLeft, scanAt := -1, 0
 	if len(names) >= 2 {
-		left, done, err := r.probeScan(ctx, m, len(names))
+		left, at, done, err := r.probeScan(ctx, m, len(names))
 		if err != nil {
 			return nil, err
 		}
 		if done {
 			return m.out, nil
 		}
-		scanLeft = left
+		scanLeft, scanAt = left, at
 	}
-	if err := r.searchNames(ctx, m, names, token, scanLeft); err != nil {
+	if err := r.searchNames(ctx, m, names, token, scanLeft, scanAt); err != nil {
 		return nil, err
 	}
 	return m.out, nil
@@ -448,34 +451,41 @@ func (r *resolver) scanFrom(ctx context.Context, m *nameMatcher, offset int) err
 // probeScan reads the first page of a scan, which tells the site's size,
 // and finishes the scan (done) when the page was the whole site or the
 // remaining pages cost no more than the k searches. Otherwise it returns
-// the pages the scan still needs, -1 when the site's size is unknown.
-func (r *resolver) probeScan(ctx context.Context, m *nameMatcher, k int) (left int, done bool, _ error) {
+// the pages the scan still needs, -1 when the site's size is unknown, and
+// the offset the scan goes on from (the first page's length). As in
+// offset paging (wix morePages), a counted total decides whether the first
+// page was the whole site: a Wix serving fewer than 100 a page has more
+// after a short first page when its total says so; without a total, a
+// short page is the whole site.
+func (r *resolver) probeScan(ctx context.Context, m *nameMatcher, k int) (left, next int, done bool, _ error) {
 	first, err := r.site.QueryMembers(ctx, nameScanQuery(0))
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	for _, mb := range first.Members {
 		m.match(mb, "")
 	}
-	md := first.Metadata
+	md, n := first.Metadata, len(first.Members)
+	counted := md.Total > 0 && !md.TooManyToCount
 	switch {
-	case len(first.Members) < wix.MaxPageSize || (!md.TooManyToCount && md.Total <= wix.MaxPageSize):
-		return 0, true, nil // the first page was the whole site
-	case md.TooManyToCount:
-		return -1, false, nil
+	case n == 0 || (counted && n >= md.Total) || (!counted && n < wix.MaxPageSize) || (!md.TooManyToCount && md.Total <= 0):
+		return 0, 0, true, nil // the first page was the whole site
+	case !counted:
+		return -1, n, false, nil
 	}
-	left = (md.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
+	left = (md.Total - n + wix.MaxPageSize - 1) / wix.MaxPageSize
 	if left <= k {
-		return 0, true, r.scanFrom(ctx, m, len(first.Members))
+		return 0, 0, true, r.scanFrom(ctx, m, n)
 	}
-	return left, false, nil
+	return left, n, false, nil
 }
 
 // searchNames runs one search per name; results are matched exactly
 // client-side. When a search returns so many members that finishing the
 // searches would cost more than the rest of the scan (scanLeft pages; -1:
-// no probe), it scans instead.
-func (r *resolver) searchNames(ctx context.Context, m *nameMatcher, names []string, token map[string]string, scanLeft int) error {
+// no probe), it scans instead, from scanAt (where the probe's first page
+// ended).
+func (r *resolver) searchNames(ctx context.Context, m *nameMatcher, names []string, token map[string]string, scanLeft, scanAt int) error {
 	for i, n := range names {
 		q := wix.MembersQuery{
 			Search:    &wix.MembersSearch{Expression: token[n], Fields: []string{"profile.nickname", "contact.firstName", "contact.lastName"}},
@@ -495,7 +505,7 @@ func (r *resolver) searchNames(ctx context.Context, m *nameMatcher, names []stri
 				firstPage = false
 				more := (page.Metadata.Total+wix.MaxPageSize-1)/wix.MaxPageSize - 1
 				if page.Metadata.TooManyToCount || more+len(names)-i-1 > scanLeft {
-					return r.scanFrom(ctx, m, wix.MaxPageSize)
+					return r.scanFrom(ctx, m, scanAt)
 				}
 			}
 			for _, mb := range page.Members {

@@ -10,23 +10,24 @@ import (
 
 // ParseSize reads a byte size: a plain number of bytes or a number with a
 // binary unit (KiB, MiB, GiB, TiB; K, M, G, T and KB, MB, GB, TB are read as
-// the same binary units). "0" is 0.
+// the same binary units). "0" is 0. An error quotes s at most maxEchoed
+// bytes (it may come from the environment: see echoed).
 func ParseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
 	unit := strings.ToUpper(strings.TrimSpace(s[len(num):]))
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want bytes or a number with KiB, MiB, GiB or TiB", s)
+		return 0, fmt.Errorf("size %q: want bytes or a number with KiB, MiB, GiB or TiB", echoed(s))
 	}
 	shift := map[string]uint{"": 0, "B": 0, "K": 10, "KB": 10, "KIB": 10, "M": 20, "MB": 20, "MIB": 20,
 		"G": 30, "GB": 30, "GIB": 30, "T": 40, "TB": 40, "TIB": 40}
 	sh, ok := shift[unit]
 	if !ok {
-		return 0, fmt.Errorf("size %q: unknown unit %q (want KiB, MiB, GiB or TiB)", s, unit)
+		return 0, fmt.Errorf("size %q: unknown unit %q (want KiB, MiB, GiB or TiB)", echoed(s), echoed(unit))
 	}
 	if n > math.MaxInt64>>sh {
-		return 0, fmt.Errorf("size %q: too large", s)
+		return 0, fmt.Errorf("size %q: too large", echoed(s))
 	}
 	return n << sh, nil
 }

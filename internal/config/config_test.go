@@ -460,3 +460,20 @@ func TestPathPrefixesChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvSizeValueEchoBounded: a size variable that does not parse
+// (GROUPFLOW_MEMORY_LIMIT, GROUPFLOW_IN_FLIGHT_BYTES, ...) is quoted at
+// most maxEchoed bytes too: ParseSize's own error quoted the whole value,
+// so the variable's 100,000 bytes went whole into the startup error.
+func TestEnvSizeValueEchoBounded(t *testing.T) {
+	long := strings.Repeat("9", 100_000) + "x"
+	for _, name := range []string{"GROUPFLOW_MEMORY_LIMIT", "GROUPFLOW_IN_FLIGHT_BYTES"} {
+		_, err := Parse(nil, env(map[string]string{name: long}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("%s: err = %v, want naming it", name, err)
+		}
+		if len(err.Error()) > 3*maxEchoed+200 {
+			t.Errorf("%s: the error has %d bytes, want the value quoted at most %d", name, len(err.Error()), maxEchoed)
+		}
+	}
+}

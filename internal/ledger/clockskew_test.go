@@ -158,3 +158,28 @@ func TestDeadLetterBesideAnUnjudgedLeaseWritesNothing(t *testing.T) {
 		t.Errorf("the other delivery's lease was lost: %v", err)
 	}
 }
+
+// TestDeadLetterOfItsOwnLeaseNeedsNoClock: the delivery that holds the
+// command's lease (its Fail not written: the lease is still on the record)
+// dead-letters it while the server's clock cannot be read. Whether that
+// lease is live decides nothing — it is the caller's own — so DeadLetter
+// must not probe the clock, nor fail with ErrUnjudged (which leaves the
+// message to AckWait and the failure unannounced), but mark the command
+// dead-lettered.
+func TestDeadLetterOfItsOwnLeaseNeedsNoClock(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Start(t, testenv.Quiet())
+	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, blind := ledger.New(kv), ledger.New(refusingClockKV{kv})
+	lease, _, err := owner.Acquire(ctx, skewClaim("own-lease", me, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := blind.DeadLetter(ctx, typ, "own-lease", ledger.Holder{Seq: 7, LeaseID: lease.ID()}, "gone")
+	if err != nil || rec == nil || rec.Status != ledger.StatusDeadLettered {
+		t.Fatalf("DeadLetter by the lease's own delivery: record %+v, err %v; want dead-lettered", rec, err)
+	}
+}

@@ -723,8 +723,17 @@ func (l *Ledger) DeadLetter(ctx context.Context, commandType, commandID string, 
 			// command another copy runs).
 			return false
 		}
+		// The lease on the record is by's own: whether it is live decides
+		// nothing below, so the clock is not probed (a failed probe must
+		// not leave by's own dead letter unjudged).
+		own := by.LeaseID != "" && r.LeaseID == by.LeaseID && r.OwnerSeq == by.Seq
 		var live bool
-		if live, cerr = clock.live(ctx, r); cerr != nil || r.heldByAnother(by.Seq, live) {
+		if !own {
+			if live, cerr = clock.live(ctx, r); cerr != nil {
+				return false
+			}
+		}
+		if r.heldByAnother(by.Seq, live) {
 			return false
 		}
 		if by.LeaseID != "" && live && r.LeaseID != by.LeaseID {

@@ -24,6 +24,10 @@ const (
 	MaxScan = 5000
 	// MaxShowMatches bounds the groups of one name listed by Show.
 	MaxShowMatches = 10
+	// maxIdleFindPages bounds the Query Groups pages in a row of Show's
+	// name search that bring no group not listed before while Wix says
+	// more follow (a Wix answering the same page at every offset).
+	maxIdleFindPages = 10
 )
 
 // Sites resolves a site id to its Wix client (the processor's).
@@ -125,12 +129,17 @@ func (d *Discovery) List(ctx context.Context, req ListRequest) (*ListReply, erro
 	if req.Prefix != "" {
 		q.Filter = map[string]any{"title": map[string]any{"$startsWith": req.Prefix}}
 	}
-	scanned := 0
+	scanned, seen, idle := 0, map[string]bool{}, 0
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return nil, fmt.Errorf("query groups: %w", err)
 		}
+		idle++
 		for _, g := range page.Groups {
+			if seen[g.ID] {
+				continue // named again on a later page: one group
+			}
+			seen[g.ID], idle = true, 0
 			if scanned++; scanned > MaxScan || len(out.Groups) == limit {
 				out.Truncated = true
 				out.WixCalls = calls.Load()
@@ -146,6 +155,11 @@ func (d *Discovery) List(ctx context.Context, req ListRequest) (*ListReply, erro
 			if keep {
 				out.Groups = append(out.Groups, item)
 			}
+		}
+		// As Show's name search (find): maxIdleFindPages pages in a row
+		// without a new group end the list.
+		if idle >= maxIdleFindPages {
+			return nil, fmt.Errorf("query groups: %d pages in a row named no group not listed before while Wix said more follow: its paging does not advance", idle)
 		}
 	}
 	out.WixCalls = calls.Load()
@@ -231,6 +245,7 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 	if ref == "" {
 		return nil, nil, errors.New("give a group id or name")
 	}
+	var refused error // a 400 on ref as an id, reported if no name matches
 	if looksLikeID(ref) {
 		g, err := site.GetGroup(ctx, ref)
 		if err == nil {
@@ -238,21 +253,41 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 		}
 		// Not found, or not an id Wix takes (the SDK gives every groupId
 		// the GUID format: a name like "2024-2025" is refused with a
-		// 400): then it is a name.
-		if st := wix.StatusOf(err); st != http.StatusNotFound && st != http.StatusBadRequest {
+		// 400): then it is a name. A 400 that no name explains is
+		// Wix's refusal, returned rather than ErrNoGroup.
+		switch wix.StatusOf(err) {
+		case http.StatusNotFound:
+		case http.StatusBadRequest:
+			refused = fmt.Errorf("get group: %w", err)
+		default:
 			return nil, nil, fmt.Errorf("get group: %w", err)
 		}
 	}
 	q := wix.Query{Filter: map[string]any{"title": map[string]any{"$eq": ref}},
 		Sort: []wix.Sort{{FieldName: "createdDate", Order: "ASC"}}, Paging: &wix.Paging{Limit: wix.MaxPageSize}}
+	seen, idle := map[string]bool{}, 0
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("query groups by name: %w", err)
 		}
+		fresh := false
 		for _, m := range page.Groups {
+			if seen[m.ID] {
+				continue // named again on a later page: one group
+			}
+			seen[m.ID], fresh = true, true
 			if m.Name == ref {
 				matches = append(matches, m)
 			}
+		}
+		// Offset paging reads past a short page while Wix's total says
+		// more follow: a Wix repeating its pages is read
+		// maxIdleFindPages times in a row, not until the request ends.
+		if idle = idle + 1; fresh {
+			idle = 0
+		}
+		if idle >= maxIdleFindPages {
+			return nil, nil, fmt.Errorf("query groups by name: %d pages in a row named no group not listed before while Wix said more follow: its paging does not advance", idle)
 		}
 		if len(matches) > MaxShowMatches {
 			break
@@ -260,6 +295,9 @@ func find(ctx context.Context, site *wix.Site, ref string) (g *wix.Group, matche
 	}
 	switch len(matches) {
 	case 0:
+		if refused != nil {
+			return nil, nil, refused
+		}
 		return nil, nil, ErrNoGroup
 	case 1:
 		return &matches[0], nil, nil

@@ -918,3 +918,56 @@ func TestLostRenewalReplyDoesNotStopTheCommand(t *testing.T) {
 		t.Errorf("handler ran %d times, want 1", n)
 	}
 }
+
+// clockRefusingKV is the ledger bucket refusing the first probes of the
+// server's clock (a full store refuses that write; reads still work).
+type clockRefusingKV struct {
+	jetstream.KeyValue
+	refuse atomic.Int64 // probes left to refuse
+}
+
+func (k *clockRefusingKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if key == ledger.ClockKey && k.refuse.Add(-1) >= 0 {
+		return 0, errors.New("insufficient resources")
+	}
+	return k.KeyValue.Put(ctx, key, value)
+}
+
+// TestCapturedDeadLetterAnnouncedDespiteAFailedClockProbe: the captured
+// message's own lease (a crashed owner's, seq 7) lapsed unrenewed, which
+// AnnounceCaptured waited out, and the server's clock then fails one
+// probe. The capture is the dead letter's only announcement (nothing
+// redelivers the message): it must still record and announce the failure,
+// not leave the entry in the DLQ unannounced for ever.
+func TestCapturedDeadLetterAnnouncedDespiteAFailedClockProbe(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seq = 7
+	if _, _, err := env.Ledger.Acquire(ctx, ledger.Claim{CommandType: messages.CmdGenerateReport, CommandID: "crashed-clock",
+		Subject: env.Subjects.Command(messages.CmdGenerateReport), Delivery: 4, Seq: seq, Owner: "crashed-instance", TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	blind := &clockRefusingKV{KeyValue: kv}
+	blind.refuse.Store(2) // leaseLapsed's probe, then DeadLetter's
+	env.Ledger = ledger.New(blind)
+	rt := env.StartRuntime(fastConfig(), runtime.Adapt(newReportHandler(nil)))
+	rt.AnnounceCaptured(ctx, &dlq.Entry{
+		CommandType: messages.CmdGenerateReport, CommandID: "crashed-clock", Kind: messages.FailureExhausted,
+		Reason: dlq.ReasonExhausted, OriginalSubject: env.Subjects.Command(messages.CmdGenerateReport),
+		OriginalSeq: seq, Deliveries: 4, Body: []byte(`{"id":"crashed-clock","correlationId":"c-1"}`),
+	})
+	rec, err := env.Ledger.Record(ctx, messages.CmdGenerateReport, "crashed-clock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != ledger.StatusDeadLettered {
+		t.Errorf("record %s (owner %q seq %d): the captured dead letter was left unrecorded", rec.Status, rec.Owner, rec.OwnerSeq)
+	}
+	if n := len(env.Events(messages.EvtCommandFailed)); n != 1 {
+		t.Errorf("command_failed published %d times for a captured command whose deliveries ran out (want 1)", n)
+	}
+}

@@ -203,7 +203,7 @@ func (r *Runtime) storeDeadLetter(ctx context.Context, msg *message.Message, ent
 		log.Error("dead-lettering failed; the command stays in the stream", zap.Error(perr))
 		return fmt.Errorf("dead-letter: %w", perr)
 	}
-	if r.announce(ctx, entry, info.CorrelationID, info.SiteID) {
+	if left, _ := r.announce(ctx, entry, info.CorrelationID, info.SiteID); left {
 		// A redelivery of this message took the command meanwhile, or may
 		// have: it settles the message (this delivery's ack would settle
 		// it under it).
@@ -234,8 +234,9 @@ func (r *Runtime) recordFailure(ctx context.Context, lease *ledger.Lease, info t
 // that completed it may have run out of deliveries publishing it). It
 // reports whether another delivery of the dead letter's own message holds
 // the command (Record.HeldByAnotherDelivery), or may (ledger.ErrUnjudged):
-// that one settles the message, this one must not.
-func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) (leftToAnother bool) {
+// that one settles the message, this one must not. unjudged says the
+// latter: nothing was recorded nor announced, and asking again may decide.
+func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID, siteID string) (leftToAnother, unjudged bool) {
 	log := trace.Logger(ctx, r.log)
 	failed := &failedEvent{
 		CommandFailed: &messages.CommandFailed{
@@ -262,9 +263,9 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 		// it, or another copy): announcing would report a failure of a
 		// command it runs, and an ack would settle its message. The entry
 		// stays stored; the message comes back after AckWait.
-		log.Warn("dead letter stored, not announced: whether another lease on the command is live cannot be told; left to AckWait",
+		log.Warn("dead letter stored, not announced: whether another lease on the command is live cannot be told; left to AckWait (or, captured, asked again)",
 			zap.Error(err))
-		return true
+		return true, true
 	case err != nil:
 		log.Warn("could not record the dead letter in the ledger", zap.Error(err))
 	case rec.CommandType == entry.CommandType && rec.CommandID == entry.CommandID && rec.Status != ledger.StatusDeadLettered:
@@ -282,16 +283,16 @@ func (r *Runtime) announce(ctx context.Context, entry *dlq.Entry, correlationID,
 			// Unknown (the server's clock could not be read): the message
 			// is left to AckWait, and whoever has it then settles it.
 			log.Warn("could not tell whether another delivery of this message holds the command's lease", zap.Error(err))
-			return true
+			return true, false
 		}
-		return other
+		return other, false
 	}
 	// Recorded first, announced second: whoever reacts to the event (a
 	// replay, say) finds the ledger already saying dead-lettered.
 	if err := r.deps.Events.Publish(ctx, failed); err != nil {
 		log.Warn("command_failed event not published", zap.Error(err))
 	}
-	return false
+	return false, false
 }
 
 // AnnounceCaptured announces a dead letter stored outside the router (a
@@ -317,8 +318,34 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 	if !r.leaseLapsed(ctx, entry) {
 		return
 	}
-	r.announce(ctx, entry, firstNonEmpty(corr, entry.CommandID), site)
+	// Nothing redelivers a captured message: an announcement the ledger
+	// could not judge (the server's clock unreadable) is asked again,
+	// capturedAnnounceTries times in all, rather than left unannounced.
+	delay := leaseSlack
+	for try := 1; ; try++ {
+		if _, unjudged := r.announce(ctx, entry, firstNonEmpty(corr, entry.CommandID), site); !unjudged {
+			return
+		}
+		if try == capturedAnnounceTries {
+			trace.Logger(ctx, r.log).Error("captured dead letter not announced: whether another lease on the command is live could not be told; it stays in the DLQ",
+				zap.Int("tries", try))
+			return
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		delay *= 2
+	}
 }
+
+// capturedAnnounceTries bounds AnnounceCaptured's announcements of one
+// captured dead letter the ledger could not judge (ledger.ErrUnjudged),
+// leaseSlack apart and doubling: about half a minute in all.
+const capturedAnnounceTries = 5
 
 // leaseSlack is how long past a lease's end (on the server's clock:
 // ledger.Ledger.LeaseLeft) leaseLapsed waits before it reads the record
