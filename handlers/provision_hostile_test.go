@@ -390,8 +390,24 @@ func TestProvisionNamesFromAWixServingShortPages(t *testing.T) {
 	for i := range 120 {
 		st.AddMember(wixsim.MemberSeed{FirstName: "Short", LastName: fmt.Sprintf("Page%d", i), LoginEmail: fmt.Sprintf("sp%d@example.com", i)})
 	}
-	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/members/query") {
+	client := shortPagesWix(t, e, "/members/query")
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	m := e.send(messages.CmdProvisionGroup, "short-pages", map[string]any{"group": map[string]any{"name": "Short Pages"},
+		"people": []messages.Person{{Name: "Short Page3"}, {Name: "Short Page75"}, {Name: "Short Page119"}}})
+	ev := provisioned(t, e, m)
+	if ev.Added != 3 || len(ev.NotAdded) != 0 {
+		t.Fatalf("added %d, not added %+v; want the 3 named members added", ev.Added, ev.NotAdded)
+	}
+}
+
+// shortPagesWix is e's simulator behind a proxy that cuts the paging limit
+// of every query to path to 50 (a Wix serving fewer than the 100 asked a
+// page; its totals still count everything).
+func shortPagesWix(t *testing.T, e *wfEnv, path string) *wix.Client {
+	t.Helper()
+	return proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, path) {
 			raw, _ := io.ReadAll(r.Body)
 			var q map[string]any
 			if json.Unmarshal(raw, &q) == nil {
@@ -408,14 +424,6 @@ func TestProvisionNamesFromAWixServingShortPages(t *testing.T) {
 		}
 		e.Wix.Sim.Handler().ServeHTTP(w, r)
 	})
-	e.Sites = WixSites(client)
-	e.start(runtime.Adapt(provisionHandler(e)))
-	m := e.send(messages.CmdProvisionGroup, "short-pages", map[string]any{"group": map[string]any{"name": "Short Pages"},
-		"people": []messages.Person{{Name: "Short Page3"}, {Name: "Short Page75"}, {Name: "Short Page119"}}})
-	ev := provisioned(t, e, m)
-	if ev.Added != 3 || len(ev.NotAdded) != 0 {
-		t.Fatalf("added %d, not added %+v; want the 3 named members added", ev.Added, ev.NotAdded)
-	}
 }
 
 // TestProvisionPhonesFromAWixServingShortPages: Query Contacts serving 50
@@ -431,24 +439,7 @@ func TestProvisionPhonesFromAWixServingShortPages(t *testing.T) {
 		st.AddMember(wixsim.MemberSeed{FirstName: "Phone", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("ph%d@example.com", i), Phones: []string{ph}})
 		people = append(people, messages.Person{Phone: ph})
 	}
-	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/contacts/query") {
-			raw, _ := io.ReadAll(r.Body)
-			var q map[string]any
-			if json.Unmarshal(raw, &q) == nil {
-				if qq, ok := q["query"].(map[string]any); ok {
-					if p, ok := qq["paging"].(map[string]any); ok {
-						if l, ok := p["limit"].(float64); !ok || l > 50 {
-							p["limit"] = 50
-						}
-					}
-				}
-				raw, _ = json.Marshal(q)
-			}
-			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
-		}
-		e.Wix.Sim.Handler().ServeHTTP(w, r)
-	})
+	client := shortPagesWix(t, e, "/contacts/query")
 	e.Sites = WixSites(client)
 	e.start(runtime.Adapt(provisionHandler(e)))
 	m := e.send(messages.CmdProvisionGroup, "short-phones", map[string]any{"group": map[string]any{"name": "Short Phones"}, "people": people})

@@ -221,11 +221,7 @@ func TestWixBaseURLRule(t *testing.T) {
 // publish commands, purge streams or rewrite the simulated sites), so they
 // listen on loopback only; an address beyond it is refused, naming the flag.
 func TestUnauthenticatedListenersLoopbackOnly(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		env  map[string]string
-		want string // "" = accepted
-	}{
+	checkParse(t, "", []parseCase{
 		{[]string{"--nats-listen", "127.0.0.1:4222"}, nil, ""},
 		{[]string{"--nats-listen", "localhost:0"}, nil, ""},
 		{[]string{"--nats-listen", "0.0.0.0:4222"}, nil, "--nats-listen"},
@@ -236,18 +232,7 @@ func TestUnauthenticatedListenersLoopbackOnly(t *testing.T) {
 		{[]string{"--wix-sim-listen", "0.0.0.0:8090"}, nil, "--wix-sim-listen"},
 		// Real Wix: no simulator listens.
 		{[]string{"--wix-sim-listen", "0.0.0.0:8090"}, map[string]string{"WIX_API_KEY": "k", "WIX_SITE_ID": "s"}, ""},
-	} {
-		_, err := Parse(tt.args, env(tt.env), io.Discard)
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%v %v: %v", tt.args, tt.env, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
-		}
-	}
+	})
 }
 
 // TestMaxPayloadBounded: --max-payload-mb is 1 to 64 MiB (nats-server
@@ -272,10 +257,7 @@ func TestMaxPayloadBounded(t *testing.T) {
 // +Inf turned rate limiting off, a negative one was silently 200); the
 // simulator's may also be 0 (unlimited). The refusal names the flag.
 func TestRatesFinite(t *testing.T) {
-	for _, tt := range []struct {
-		flag, v string
-		ok      bool
-	}{
+	checkFlagValues(t, []flagCase{
 		{"--wix-rate-per-minute", "200", true},
 		{"--wix-rate-per-minute", "0.5", true},
 		{"--wix-rate-per-minute", "0", false},
@@ -288,16 +270,7 @@ func TestRatesFinite(t *testing.T) {
 		{"--wix-sim-rate-per-minute", "-5", false},
 		{"--wix-sim-rate-per-minute", "NaN", false},
 		{"--wix-sim-rate-per-minute", "Inf", false},
-	} {
-		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
-		if (err == nil) != tt.ok {
-			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
-			continue
-		}
-		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
-			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
-		}
-	}
+	})
 }
 
 // TestDurationsAndCountsBounded: each duration and count is refused,
@@ -308,10 +281,7 @@ func TestRatesFinite(t *testing.T) {
 // deliveries, and an --event-dup-window longer than the events stream's
 // age limit failed only after 60s of provisioning retries.
 func TestDurationsAndCountsBounded(t *testing.T) {
-	for _, tt := range []struct {
-		flag, v string
-		ok      bool
-	}{
+	checkFlagValues(t, []flagCase{
 		{"--ack-wait", "30s", true}, {"--ack-wait", "1s", true}, {"--ack-wait", "1h", true},
 		{"--ack-wait", "0s", false}, {"--ack-wait", "-5s", false}, {"--ack-wait", "2h", false},
 		{"--handler-timeout", "1h", true}, {"--handler-timeout", "168h", true},
@@ -325,16 +295,7 @@ func TestDurationsAndCountsBounded(t *testing.T) {
 		{"--max-deliver", "2", true}, {"--max-deliver", "1000", true},
 		{"--max-deliver", "1001", false}, {"--max-deliver", "4611686018427387904", false},
 		{"--concurrency", "100000", true}, {"--concurrency", "100001", false}, {"--concurrency", "9223372036854775807", false},
-	} {
-		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
-		if (err == nil) != tt.ok {
-			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
-			continue
-		}
-		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
-			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
-		}
-	}
+	})
 }
 
 // TestSubjectPrefixChecked: --subject-prefix is dot-separated tokens of
@@ -362,39 +323,21 @@ func TestSubjectPrefixChecked(t *testing.T) {
 // characters or over messages.MaxSiteIDLen are refused naming the flag.
 func TestConfiguredSiteIDsChecked(t *testing.T) {
 	long := strings.Repeat("s", 101)
-	for _, tt := range []struct {
-		args []string
-		env  map[string]string
-		want string
-	}{
+	checkParse(t, long, []parseCase{
 		{[]string{"--site-id", "5f1c3a52-ok.site_1"}, nil, ""},
 		{[]string{"--site-id", "bad site"}, nil, "--site-id"},
 		{nil, map[string]string{"WIX_SITE_ID": "a/b", "WIX_API_KEY": "k"}, "--site-id"},
 		{[]string{"--site-id", long}, nil, "--site-id"},
 		{nil, map[string]string{"WIX_APP_ID": "a", "WIX_APP_SECRET": "s", "WIX_INSTANCE_ID": "inst*"}, "WIX_INSTANCE_ID"},
 		{[]string{"--wix-sim-sites", "demo-site, b>c"}, nil, "--wix-sim-sites"},
-	} {
-		_, err := Parse(tt.args, env(tt.env), io.Discard)
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%v: %v", tt.args, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), long) {
-			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
-		}
-	}
+	})
 }
 
 // TestListenAddressesChecked: a listener address that cannot be listened on
 // is refused at parse time, naming its flag, not when the listener starts
 // after the broker is up.
 func TestListenAddressesChecked(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		want string // "" = accepted
-	}{
+	checkParse(t, "", argCases([]argCase{
 		{[]string{"--http-listen", "127.0.0.1:0"}, ""},
 		{[]string{"--http-listen", "localhost:8080"}, ""},
 		{[]string{"--http-listen", "127.0.0.1"}, "--http-listen"},
@@ -404,18 +347,7 @@ func TestListenAddressesChecked(t *testing.T) {
 		{[]string{"--wix-sim-listen", "localhost"}, "--wix-sim-listen"},
 		// Not used, not checked: an external NATS, real Wix.
 		{[]string{"--nats-url", "nats://n:4222", "--nats-listen", "nonsense"}, ""},
-	} {
-		_, err := Parse(tt.args, env(nil), io.Discard)
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%v: %v", tt.args, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v: err = %v, want naming %s", tt.args, err, tt.want)
-		}
-	}
+	}))
 }
 
 // TestEnvValueEchoBounded: a refused environment value is quoted at most
@@ -435,10 +367,7 @@ func TestEnvValueEchoBounded(t *testing.T) {
 // escape, blank or '..' segment is refused naming its flag (it made every
 // call of that API fail without naming the setting).
 func TestPathPrefixesChecked(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		want string // "" = accepted
-	}{
+	checkParse(t, "", argCases([]argCase{
 		{[]string{"--wix-groups-prefix", "/social-groups/v2"}, ""},
 		{[]string{"--wix-group-requests-prefix", "/_api/social-groups-proxy/group-requests/v2"}, ""},
 		{[]string{"--wix-groups-prefix", "/v2?x=1"}, "--wix-groups-prefix"},
@@ -447,18 +376,7 @@ func TestPathPrefixesChecked(t *testing.T) {
 		{[]string{"--wix-groups-prefix", "/a%2fb"}, "--wix-groups-prefix"},
 		{[]string{"--wix-groups-prefix", "/a b"}, "--wix-groups-prefix"},
 		{[]string{"--wix-groups-prefix", "/" + strings.Repeat("a", 300)}, "--wix-groups-prefix"},
-	} {
-		_, err := Parse(tt.args, env(nil), io.Discard)
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%v: %v", tt.args, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v: err = %v, want naming %s", tt.args, err, tt.want)
-		}
-	}
+	}))
 }
 
 // TestEnvSizeValueEchoBounded: a size variable that does not parse
@@ -474,6 +392,68 @@ func TestEnvSizeValueEchoBounded(t *testing.T) {
 		}
 		if len(err.Error()) > 3*maxEchoed+200 {
 			t.Errorf("%s: the error has %d bytes, want the value quoted at most %d", name, len(err.Error()), maxEchoed)
+		}
+	}
+}
+
+// parseCase is one configuration Parse is given (args and environment)
+// and the flag its refusal must name ("": accepted).
+type parseCase struct {
+	args []string
+	env  map[string]string
+	want string
+}
+
+// argCase is a parseCase without environment.
+type argCase struct {
+	args []string
+	want string
+}
+
+func argCases(cs []argCase) []parseCase {
+	out := make([]parseCase, len(cs))
+	for i, c := range cs {
+		out[i] = parseCase{args: c.args, want: c.want}
+	}
+	return out
+}
+
+// checkParse runs each case through Parse: accepted, or refused with an
+// error naming want, and never quoting secret (when not "").
+func checkParse(t *testing.T, secret string, cases []parseCase) {
+	t.Helper()
+	for _, tt := range cases {
+		_, err := Parse(tt.args, env(tt.env), io.Discard)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v %v: %v", tt.args, tt.env, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) || secret != "" && strings.Contains(err.Error(), secret) {
+			t.Errorf("%v %v: err = %v, want naming %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
+
+// flagCase is one flag's value and whether Parse accepts it.
+type flagCase struct {
+	flag, v string
+	ok      bool
+}
+
+// checkFlagValues runs each flag value through Parse: accepted when ok,
+// else refused naming the flag.
+func checkFlagValues(t *testing.T, cases []flagCase) {
+	t.Helper()
+	for _, tt := range cases {
+		_, err := Parse([]string{tt.flag, tt.v}, env(nil), io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s: err = %v, want ok %v", tt.flag, tt.v, err, tt.ok)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.flag+" ") {
+			t.Errorf("%s %s: err %q does not name the flag", tt.flag, tt.v, err)
 		}
 	}
 }
