@@ -1,18 +1,15 @@
 package handlers
 
 import (
-	"encoding/json"
 	"fmt"
-	"groupflow/internal/runtime"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"groupflow/internal/runtime"
 	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
@@ -280,19 +277,7 @@ func TestPropagateRulesHostileWixEndlessPages(t *testing.T) {
 			return
 		}
 		queries.Add(1)
-		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}}}`))
-		r.ContentLength = -1
-		rec := httptest.NewRecorder()
-		e.Wix.Sim.Handler().ServeHTTP(rec, r)
-		var page map[string]any
-		body := rec.Body.Bytes()
-		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
-			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
-			body, _ = json.Marshal(page)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(body)
+		serveFirstPageForEver(w, r, e.Wix.Sim.Handler(), []byte(`{"query":{"paging":{"limit":100,"offset":0}}}`))
 	})
 	e.Sites = WixSites(client)
 	e.start(runtime.Adapt(NewPropagateRules(e.Sites, e.Log)))

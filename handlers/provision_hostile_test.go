@@ -263,19 +263,7 @@ func TestProvisionResolutionThatNeverEnds(t *testing.T) {
 			return
 		}
 		queries.Add(1)
-		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}},"fieldsets":["FULL"]}`))
-		r.ContentLength = -1
-		rec := httptest.NewRecorder()
-		e.Wix.Sim.Handler().ServeHTTP(rec, r)
-		var page map[string]any
-		body := rec.Body.Bytes()
-		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
-			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
-			body, _ = json.Marshal(page)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(body)
+		serveFirstPageForEver(w, r, e.Wix.Sim.Handler(), []byte(`{"query":{"paging":{"limit":100,"offset":0}},"fieldsets":["FULL"]}`))
 	})
 	e.Sites = WixSites(client)
 	e.start(runtime.Adapt(provisionHandler(e)))
@@ -352,19 +340,7 @@ func TestProvisionGroupQueryThatNeverEnds(t *testing.T) {
 			return
 		}
 		queries.Add(1)
-		r.Body = io.NopCloser(strings.NewReader(`{"query":{"paging":{"limit":100,"offset":0}}}`))
-		r.ContentLength = -1
-		rec := httptest.NewRecorder()
-		e.Wix.Sim.Handler().ServeHTTP(rec, r)
-		var page map[string]any
-		body := rec.Body.Bytes()
-		if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
-			page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
-			body, _ = json.Marshal(page)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(body)
+		serveFirstPageForEver(w, r, e.Wix.Sim.Handler(), []byte(`{"query":{"paging":{"limit":100,"offset":0}}}`))
 	})
 	e.Sites = WixSites(client)
 	e.start(runtime.Adapt(provisionHandler(e)))

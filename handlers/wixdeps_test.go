@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,4 +157,23 @@ func proxiedWix(t *testing.T, siteID string, proxy http.HandlerFunc) *wix.Client
 		t.Fatal(err)
 	}
 	return client
+}
+
+// serveFirstPageForEver answers r, a query, from sim as if its body were
+// query (a first page's, whatever offset r asks for), its metadata
+// replaced by "a full page, too many to count": a Wix whose paging never
+// ends nor advances.
+func serveFirstPageForEver(w http.ResponseWriter, r *http.Request, sim http.Handler, query []byte) {
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(query)), int64(len(query))
+	rec := httptest.NewRecorder()
+	sim.ServeHTTP(rec, r)
+	var page map[string]any
+	body := rec.Body.Bytes()
+	if rec.Code == http.StatusOK && json.Unmarshal(body, &page) == nil {
+		page["metadata"] = map[string]any{"count": 100, "tooManyToCount": true}
+		body, _ = json.Marshal(page)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
 }

@@ -130,6 +130,24 @@ func (k refusingClockKV) Put(ctx context.Context, key string, value []byte) (uin
 	return k.KeyValue.Put(ctx, key, value)
 }
 
+// blindBesideALease returns two ledgers over one real server's ledger
+// bucket — the owner's, and one whose probes of the server's clock all
+// fail (refusingClockKV) — and the owner's lease on command id (message 7).
+func blindBesideALease(t *testing.T, id string) (owner, blind *ledger.Ledger, lease *ledger.Lease) {
+	t.Helper()
+	env := testenv.Start(t, testenv.Quiet())
+	kv, err := env.JS.KeyValue(context.Background(), broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, blind = ledger.New(kv), ledger.New(refusingClockKV{kv})
+	lease, _, err = owner.Acquire(context.Background(), skewClaim(id, me, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return owner, blind, lease
+}
+
 // TestDeadLetterBesideAnUnjudgedLeaseWritesNothing: the dead letter of one
 // delivery of message 7 meets another delivery's lease on the command,
 // and the server's clock cannot be read. DeadLetter must write nothing and
@@ -137,16 +155,7 @@ func (k refusingClockKV) Put(ctx context.Context, key string, value []byte) (uin
 // nor acknowledges the message); the other lease goes on.
 func TestDeadLetterBesideAnUnjudgedLeaseWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	env := testenv.Start(t, testenv.Quiet())
-	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, blind := ledger.New(kv), ledger.New(refusingClockKV{kv})
-	lease, _, err := owner.Acquire(ctx, skewClaim("unjudged", me, 30*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner, blind, lease := blindBesideALease(t, "unjudged")
 	rec, err := blind.DeadLetter(ctx, typ, "unjudged", ledger.Holder{Seq: 7, LeaseID: "another-delivery"}, "gone")
 	if !errors.Is(err, ledger.ErrUnjudged) {
 		t.Fatalf("DeadLetter beside a lease it cannot judge: record %+v, err %v; want ErrUnjudged", rec, err)
@@ -168,16 +177,7 @@ func TestDeadLetterBesideAnUnjudgedLeaseWritesNothing(t *testing.T) {
 // dead-lettered.
 func TestDeadLetterOfItsOwnLeaseNeedsNoClock(t *testing.T) {
 	ctx := context.Background()
-	env := testenv.Start(t, testenv.Quiet())
-	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, blind := ledger.New(kv), ledger.New(refusingClockKV{kv})
-	lease, _, err := owner.Acquire(ctx, skewClaim("own-lease", me, 30*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, blind, lease := blindBesideALease(t, "own-lease")
 	rec, err := blind.DeadLetter(ctx, typ, "own-lease", ledger.Holder{Seq: 7, LeaseID: lease.ID()}, "gone")
 	if err != nil || rec == nil || rec.Status != ledger.StatusDeadLettered {
 		t.Fatalf("DeadLetter by the lease's own delivery: record %+v, err %v; want dead-lettered", rec, err)

@@ -18,7 +18,7 @@ import (
 // every groupId the GUID format; a non-GUID id is a validation error, not
 // a 404). Before, find stopped at the 400: "get group: ...".
 func TestFindFallsBackToTheNameWhenWixRefusesTheID(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	site := fakeWixSite(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/groups/2024-2025"):
@@ -29,16 +29,7 @@ func TestFindFallsBackToTheNameWhenWixRefusesTheID(t *testing.T) {
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
-	}))
-	defer srv.Close()
-	c := wix.New(wix.Config{BaseURL: srv.URL})
-	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
-	site, err := c.Site("s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	g, _, err := find(context.Background(), site, "2024-2025")
 	if err != nil || g == nil || g.ID != "0b0e5b6e-1111-4222-8333-444455556666" {
 		t.Fatalf("find(2024-2025) = %+v, %v; want the group of that name", g, err)
@@ -51,7 +42,7 @@ func TestFindFallsBackToTheNameWhenWixRefusesTheID(t *testing.T) {
 // not read as "no group with this id or name".
 func TestFindReportsTheRefusalWhenNoNameMatches(t *testing.T) {
 	const id = "0b0e5b6e-1111-4222-8333-444455556666"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	site := fakeWixSite(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/groups/"+id):
@@ -62,17 +53,8 @@ func TestFindReportsTheRefusalWhenNoNameMatches(t *testing.T) {
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
-	}))
-	defer srv.Close()
-	c := wix.New(wix.Config{BaseURL: srv.URL})
-	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
-	site, err := c.Site("s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = find(context.Background(), site, id)
+	})
+	_, _, err := find(context.Background(), site, id)
 	if err == nil || errors.Is(err, ErrNoGroup) || wix.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "get group") {
 		t.Fatalf("find(%s) error %v; want Wix's 400 on get group", id, err)
 	}
@@ -84,7 +66,7 @@ func TestFindReportsTheRefusalWhenNoNameMatches(t *testing.T) {
 // the request's minute runs out — a Wix call each, out of the site's rate.
 func TestFindEndsWhenPagesBringNoNewGroup(t *testing.T) {
 	var queries atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	site := fakeWixSite(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups/query") {
 			queries.Add(1)
@@ -92,19 +74,10 @@ func TestFindEndsWhenPagesBringNoNewGroup(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusNotFound)
-	}))
-	defer srv.Close()
-	c := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
-	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
-		t.Fatal(err)
-	}
-	site, err := c.Site("s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _, err = find(ctx, site, "Yoga")
+	_, _, err := find(ctx, site, "Yoga")
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("find(Yoga) error %v (ctx %v); want an error before the deadline", err, ctx.Err())
 	}
@@ -121,7 +94,7 @@ func (o oneSite) Site(string) (*wix.Site, error) { return o.s, nil }
 // is read maxIdleFindPages+1 times, not MaxScan (5,000) times.
 func TestListEndsWhenPagesBringNoNewGroup(t *testing.T) {
 	var queries atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	site := fakeWixSite(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/groups/query") {
 			queries.Add(1)
@@ -129,8 +102,23 @@ func TestListEndsWhenPagesBringNoNewGroup(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusNotFound)
-	}))
-	defer srv.Close()
+	})
+	d := &Discovery{Sites: oneSite{site}, DefaultSite: "s"}
+	_, err := d.List(context.Background(), ListRequest{Prefix: "Yoga"})
+	if err == nil {
+		t.Fatalf("List answered; want an error")
+	}
+	if n := queries.Load(); n != maxIdleFindPages+1 {
+		t.Fatalf("%d Query Groups, want %d", n, maxIdleFindPages+1)
+	}
+}
+
+// fakeWixSite is site "s" of a Wix client whose Wix is answer (an
+// httptest server, closed with the test), its rate limit out of the way.
+func fakeWixSite(t *testing.T, answer http.HandlerFunc) *wix.Site {
+	t.Helper()
+	srv := httptest.NewServer(answer)
+	t.Cleanup(srv.Close)
 	c := wix.New(wix.Config{BaseURL: srv.URL, RequestsPerMinute: 1e6, Burst: 1000})
 	if err := c.AddSite("s", wix.Credentials{APIKey: "k"}); err != nil {
 		t.Fatal(err)
@@ -139,12 +127,5 @@ func TestListEndsWhenPagesBringNoNewGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Discovery{Sites: oneSite{site}, DefaultSite: "s"}
-	_, err = d.List(context.Background(), ListRequest{Prefix: "Yoga"})
-	if err == nil {
-		t.Fatalf("List answered; want an error")
-	}
-	if n := queries.Load(); n != maxIdleFindPages+1 {
-		t.Fatalf("%d Query Groups, want %d", n, maxIdleFindPages+1)
-	}
+	return site
 }
