@@ -237,24 +237,20 @@ func (h *GenerateReport) read(ctx context.Context, siteID string, c *messages.Ge
 // (permanent).
 func reportPages(ctx context.Context, site *wix.Site, field, order string, fn func(*wix.Group) bool) error {
 	q := wix.Query{Sort: []wix.Sort{{FieldName: field, Order: order}}, Paging: &wix.Paging{Limit: wix.MaxPageSize}}
-	seen := map[string]bool{}
 	idle := newIdlePages("query groups by " + field)
 	for page, err := range site.GroupPages(ctx, q) {
 		if err != nil {
 			return fmt.Errorf("query groups by %s: %w", field, err)
 		}
 		for i := range page.Groups {
-			if id := page.Groups[i].ID; id != "" {
-				if seen[id] {
-					continue
-				}
-				seen[id] = true
+			if id := page.Groups[i].ID; !idle.fresh(id) && id != "" {
+				continue
 			}
 			if !fn(&page.Groups[i]) {
 				return nil
 			}
 		}
-		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
+		if err := idle.end(); err != nil {
 			return err
 		}
 	}
@@ -272,24 +268,22 @@ func (h *GenerateReport) readAll(ctx context.Context, site *wix.Site, c *message
 	if h.profiles != nil {
 		siteURL = h.profiles(site.ID()).URL
 	}
-	seen := map[string]bool{}
 	idle := newIdlePages("list groups")
 	for page, err := range site.ListGroupPages(ctx) {
 		if err != nil {
 			return fmt.Errorf("list groups: %w", err)
 		}
-		if err := idle.page(len(page.Groups), func(i int) string { return page.Groups[i].ID }); err != nil {
-			return err
-		}
 		for _, g := range page.Groups {
-			if g.ID != "" && seen[g.ID] {
+			if !idle.fresh(g.ID) && g.ID != "" {
 				continue // named again on a later page: one group, one row
 			}
-			seen[g.ID] = true
 			if len(d.Groups) >= maxReportGroups {
 				return failure.Permanent(fmt.Errorf("list groups: more than %d groups; a report with allGroups covers at most that many", maxReportGroups))
 			}
 			d.Groups = append(d.Groups, reportGroup(&g, siteURL))
+		}
+		if err := idle.end(); err != nil {
+			return err
 		}
 	}
 	report.SortGroups(d.Groups)

@@ -19,23 +19,25 @@ type idlePages struct {
 	what string
 	seen map[string]bool
 	idle int
+	new  bool // the page being read listed an id for the first time
 }
 
 func newIdlePages(what string) *idlePages { return &idlePages{what: what, seen: map[string]bool{}} }
 
-// page takes the ids of one page (n of them, id(i) the i-th) and returns a
-// permanent error when it is the maxIdlePages-th in a row without an id not
-// seen before.
-func (p *idlePages) page(n int, id func(int) string) error {
-	fresh := false
-	for i := range n {
-		if k := id(i); !p.seen[k] {
-			p.seen[k] = true
-			fresh = true
-		}
+// fresh reports whether id is listed for the first time, and notes it.
+func (p *idlePages) fresh(id string) bool {
+	if p.seen[id] {
+		return false
 	}
-	if fresh {
-		p.idle = 0
+	p.seen[id], p.new = true, true
+	return true
+}
+
+// end closes a page whose ids went through fresh: a permanent error when
+// it is the maxIdlePages-th in a row without one listed for the first time.
+func (p *idlePages) end() error {
+	if p.new {
+		p.idle, p.new = 0, false
 		return nil
 	}
 	p.idle++
@@ -43,4 +45,13 @@ func (p *idlePages) page(n int, id func(int) string) error {
 		return failure.Permanent(fmt.Errorf("%s: %d pages in a row named nothing not listed before while Wix said more follow: its paging does not advance", p.what, p.idle))
 	}
 	return nil
+}
+
+// page is fresh for each of the n ids of one page (id(i) the i-th), then
+// end.
+func (p *idlePages) page(n int, id func(int) string) error {
+	for i := range n {
+		p.fresh(id(i))
+	}
+	return p.end()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
 	"groupflow/internal/dlq"
@@ -321,24 +322,16 @@ func (r *Runtime) AnnounceCaptured(ctx context.Context, entry *dlq.Entry) {
 	// Nothing redelivers a captured message: an announcement the ledger
 	// could not judge (the server's clock unreadable) is asked again,
 	// capturedAnnounceTries times in all, rather than left unannounced.
-	delay := leaseSlack
-	for try := 1; ; try++ {
-		if _, unjudged := r.announce(ctx, entry, firstNonEmpty(corr, entry.CommandID), site); !unjudged {
-			return
+	bo := &backoff.ExponentialBackOff{InitialInterval: leaseSlack, Multiplier: 2, MaxInterval: time.Minute}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		if _, unjudged := r.announce(ctx, entry, firstNonEmpty(corr, entry.CommandID), site); unjudged {
+			return struct{}{}, ledger.ErrUnjudged
 		}
-		if try == capturedAnnounceTries {
-			trace.Logger(ctx, r.log).Error("captured dead letter not announced: whether another lease on the command is live could not be told; it stays in the DLQ",
-				zap.Int("tries", try))
-			return
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-		delay *= 2
+		return struct{}{}, nil
+	}, backoff.WithBackOff(bo), backoff.WithMaxTries(capturedAnnounceTries), backoff.WithMaxElapsedTime(0))
+	if errors.Is(err, ledger.ErrUnjudged) {
+		trace.Logger(ctx, r.log).Error("captured dead letter not announced: whether another lease on the command is live could not be told; it stays in the DLQ",
+			zap.Int("tries", capturedAnnounceTries))
 	}
 }
 
