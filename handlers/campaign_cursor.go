@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"groupflow/internal/failure"
-	"groupflow/internal/wix"
 )
 
 // offsetCursor pages one group's list by offset while the group changes
@@ -177,8 +176,13 @@ func (c *offsetCursor) step(page []campaignCandidate, n int, more, ordered bool,
 		}
 	}
 	if o > 0 && c.Back < maxCampaignStepBacks {
+		// Read the page ending where this one starts: at o-99 when Wix
+		// serves 100 a page; a Wix serving fewer steps back by its page
+		// (this read's, or the last page taken's; never more than it
+		// serves), or the step would leave a gap.
+		span := max(n, len(c.Recent), 2)
 		c.Back++
-		c.Offset = max(0, o-(wix.MaxPageSize-1)) + 1 // read at o-99: the page ending where this one starts
+		c.Offset = max(0, o-(span-1)) + 1
 		return nil, false, nil
 	}
 	return c.take(cands, repeat, notRecent(0, c.Tail), o, n, more, group)

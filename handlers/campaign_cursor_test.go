@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,11 +12,14 @@ import (
 )
 
 // cursorList is a model of List Group Members: entries in join order
-// (joinedDate ascending, ties in join order), listed newest first.
+// (joinedDate ascending, ties in join order), listed newest first, size a
+// page (0: wix.MaxPageSize, as asked; fewer: a Wix serving short pages,
+// its total counting every entry).
 type cursorList struct {
 	entries []campaignCandidate
 	next    int
 	clock   time.Time
+	size    int
 }
 
 func (l *cursorList) join(k int, tied bool) []string {
@@ -48,12 +52,20 @@ func (l *cursorList) leave(pos ...int) {
 }
 
 func (l *cursorList) page(offset int) ([]campaignCandidate, int, bool) {
+	size := l.size
+	if size == 0 {
+		size = wix.MaxPageSize
+	}
 	var out []campaignCandidate
-	for p := offset; p < len(l.entries) && len(out) < wix.MaxPageSize; p++ {
+	for p := offset; p < len(l.entries) && len(out) < size; p++ {
 		out = append(out, l.entries[len(l.entries)-1-p])
 	}
 	n := len(out)
-	return out, n, n >= wix.MaxPageSize && offset+n < len(l.entries)
+	md := wix.PagingMetadata{Total: len(l.entries)}
+	if l.size == 0 {
+		md.Total = 0 // no total: a short page is the last
+	}
+	return out, n, wix.MorePages(n, wix.MaxPageSize, offset+n, md)
 }
 
 func (l *cursorList) ids() []string {
@@ -74,19 +86,27 @@ func TestOffsetCursorChurn(t *testing.T) {
 		dates             string
 		maxLeave, maxJoin int
 		exact             bool
+		size              int // a page (0: as asked)
 	}{
-		{"distinct", 150, 130, true},
-		{"tied", 60, 60, true},
-		{"missing", 60, 60, true},
-		{"tied", 150, 130, false},
-		{"missing", 150, 130, false},
+		{"distinct", 150, 130, true, 0},
+		{"tied", 60, 60, true, 0},
+		{"missing", 60, 60, true, 0},
+		{"tied", 150, 130, false, 0},
+		{"missing", 150, 130, false, 0},
+		// A Wix serving 50 a page (its total counted), churn scaled to it.
+		{"distinct", 75, 65, true, 50},
+		{"tied", 30, 30, true, 50},
+		{"missing", 30, 30, true, 50},
+		{"tied", 75, 65, false, 50},
+		{"missing", 75, 65, false, 50},
 	} {
 		dates := tc.dates
 		for seed := range uint64(300) {
 			rng := rand.New(rand.NewPCG(seed, 7))
-			l := &cursorList{clock: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-			for range 1 + rng.IntN(6) {
-				l.join(1+rng.IntN(150), dates != "distinct")
+			l := &cursorList{clock: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), size: tc.size}
+			pageSize := cmp.Or(tc.size, wix.MaxPageSize)
+			for range 1 + rng.IntN(6) { // batches of up to 1.5 pages, each on one date
+				l.join(1+rng.IntN(pageSize*3/2), dates != "distinct")
 			}
 			if dates == "missing" {
 				for i := range l.entries {
@@ -159,7 +179,7 @@ func TestOffsetCursorChurn(t *testing.T) {
 			}
 			slices.Sort(twice)
 			if len(missed) > 0 || (tc.exact && len(twice) > 0) {
-				t.Errorf("%s %d/%d seed %d (%d members): %d missed %v, %d taken twice %v; %v", dates, tc.maxLeave, tc.maxJoin, seed, len(start), len(missed), missed, len(twice), twice, trace)
+				t.Errorf("%s %d/%d, %d a page, seed %d (%d members): %d missed %v, %d taken twice %v; %v", dates, tc.maxLeave, tc.maxJoin, tc.size, seed, len(start), len(missed), missed, len(twice), twice, trace)
 			}
 		}
 	}

@@ -95,6 +95,32 @@ func TestCampaignHostileWixDuplicateMemberInAPage(t *testing.T) {
 	}
 }
 
+// TestCampaignFromAWixServingShortPages: List Group Members serving 50 a
+// page (fewer than the 100 asked), its total counting all 230 members:
+// every member is selected, once. A short page ended the campaign after
+// its first 50 members.
+func TestCampaignFromAWixServingShortPages(t *testing.T) {
+	e, _, g, lists := hostileCampaignEnv(t, 230, func(r *http.Request) {
+		q := r.URL.Query()
+		q.Set("limit", "50")
+		r.URL.RawQuery = q.Encode()
+	}, func(_ *http.Request, body []byte) []byte { return body })
+	done, failed := e.run(map[string]any{"id": "short-1", "campaignId": "short", "groupIds": []string{g},
+		"audience": map[string]any{"type": messages.AudienceAll}})
+	if failed != nil {
+		t.Fatalf("campaign failed: %+v", failed)
+	}
+	stored := e.selected("short")
+	if len(stored) != 230 || done.Selected != 230 || done.MembersSeen != 230 {
+		t.Fatalf("stored %d member_selected events; campaign_completed says selected %d, seen %d; want 230 each (%d lists)",
+			len(stored), done.Selected, done.MembersSeen, lists.Load())
+	}
+	// 50 a page read one member early: ⌈(230−1)/49⌉ = 5 lists.
+	if n := lists.Load(); n != 5 {
+		t.Errorf("%d List Group Members calls, want 5", n)
+	}
+}
+
 // TestCampaignHostileWixPaginationNeverEnds: a Wix that ignores the offset
 // and answers every List Group Members with the same full page and
 // tooManyToCount (no total) must not keep a campaign paging for ever: it

@@ -178,7 +178,7 @@ func TestReportTopHostileWixEndlessPages(t *testing.T) {
 
 // TestReportAllGroupsHostileWixEndlessPages: a List Groups that answers its
 // first (short) page at every offset while its total says a million follow
-// — morePages now reads past a short page when the total counts more — ends
+// — MorePages now reads past a short page when the total counts more — ends
 // the allGroups report (permanent) after maxIdlePages pages that bring no
 // new group, instead of being read for ever: readAll skips the repeated
 // groups, so its maxReportGroups bound was never reached.

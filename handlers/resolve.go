@@ -344,12 +344,11 @@ func (r *resolver) contactsByPhone(ctx context.Context, phones []string) (map[st
 				}
 			}
 		}
-		// As in offset paging (wix morePages): a counted total decides, so
-		// a Wix serving fewer than 100 a page is read to its total; without
-		// one, a short page is the last.
-		n, md := len(page.Contacts), page.Metadata
+		// A counted total decides, so a Wix serving fewer than 100 a page is
+		// read to its total; without one, a short page is the last.
+		n := len(page.Contacts)
 		offset += n
-		if counted := md.Total > 0 && !md.TooManyToCount; n == 0 || (counted && offset >= md.Total) || (!counted && n < wix.MaxPageSize) {
+		if !wix.MorePages(n, wix.MaxPageSize, offset, page.Metadata) {
 			return out, nil
 		}
 		if err := idle.page(n, func(i int) string { return page.Contacts[i].ID }); err != nil {
@@ -453,7 +452,7 @@ func (r *resolver) scanFrom(ctx context.Context, m *nameMatcher, offset int) err
 // remaining pages cost no more than the k searches. Otherwise it returns
 // the pages the scan still needs, -1 when the site's size is unknown, and
 // the offset the scan goes on from (the first page's length). As in
-// offset paging (wix morePages), a counted total decides whether the first
+// offset paging (wix MorePages), a counted total decides whether the first
 // page was the whole site: a Wix serving fewer than 100 a page has more
 // after a short first page when its total says so; without a total, a
 // short page is the whole site.

@@ -326,8 +326,9 @@ func (r *campaignRun) readPage(ctx context.Context, gi, offset int) (out []campa
 	}
 	next := offset + n
 	expectCampaignCalls(ctx, md.Total, next)
-	more = n > 0 && n >= wix.MaxPageSize && (md.TooManyToCount || md.Total <= 0 || next < md.Total)
-	return out, n, more, nil
+	// A counted total decides (a Wix serving fewer than 100 a page has more
+	// after a short page); without one, a short page is the last.
+	return out, n, wix.MorePages(n, wix.MaxPageSize, next, md), nil
 }
 
 // collect lists every group (several groups): each page of ids is saved in

@@ -23,13 +23,13 @@ func Chunk[T any](s []T, n int) [][]T {
 	return out
 }
 
-// morePages decides whether offset paging continues after a page of got
+// MorePages decides whether offset paging continues after a page of got
 // items requested with limit, now at next offset. A counted total decides
 // (a short page before it is a Wix serving fewer than limit a page: the
 // rest still follows, and a roster resolved from a cut listing would
 // leave people unresolved, whom a sync would then remove); without one, a
 // short page is the last.
-func morePages(got, limit, next int, m PagingMetadata) bool {
+func MorePages(got, limit, next int, m PagingMetadata) bool {
 	switch {
 	case got == 0:
 		return false
@@ -57,7 +57,7 @@ func offsetPages[P any](start Paging, fetch func(Paging) (P, int, PagingMetadata
 				return
 			}
 			p.Offset += n
-			if !morePages(n, p.Limit, p.Offset, md) {
+			if !MorePages(n, p.Limit, p.Offset, md) {
 				return
 			}
 		}

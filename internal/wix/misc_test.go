@@ -201,7 +201,7 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// morePages: a counted total decides; a short page ends the paging only
+// MorePages: a counted total decides; a short page ends the paging only
 // without one. A Wix serving 50 a page of 120 members was read for one page,
 // and the 70 others were never seen.
 func TestMorePages(t *testing.T) {
@@ -219,8 +219,8 @@ func TestMorePages(t *testing.T) {
 		{50, 100, 50, PagingMetadata{TooManyToCount: true, Total: 1000}, false},
 		{0, 100, 50, PagingMetadata{Total: 120}, false}, // an empty page ends it
 	} {
-		if got := morePages(c.got, c.limit, c.next, c.m); got != c.want {
-			t.Errorf("morePages(%d, %d, %d, %+v) = %v, want %v", c.got, c.limit, c.next, c.m, got, c.want)
+		if got := MorePages(c.got, c.limit, c.next, c.m); got != c.want {
+			t.Errorf("MorePages(%d, %d, %d, %+v) = %v, want %v", c.got, c.limit, c.next, c.m, got, c.want)
 		}
 	}
 }
