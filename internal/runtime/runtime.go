@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"groupflow/internal/broker"
 	"groupflow/internal/events"
@@ -255,12 +256,45 @@ func (r *Runtime) Running() <-chan struct{} {
 }
 
 // WatermillLogger bridges Watermill's logs into zap (Watermill's info level
-// is chatty: it is logged at debug).
+// is chatty: it is logged at debug). Its trace, debug and info calls cost
+// nothing while zap's debug level is off: Watermill logs at trace for every
+// message, and its slog adapter builds each call's fields before slog asks
+// whether the level is on.
 func WatermillLogger(log *zap.Logger) watermill.LoggerAdapter {
-	return watermill.NewSlogLoggerWithLevelMapping(
-		slogFromZap(log.Named("watermill")),
+	log = log.Named("watermill")
+	return quietAdapter{LoggerAdapter: watermill.NewSlogLoggerWithLevelMapping(
+		slogFromZap(log),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug},
-	)
+	), core: log.Core()}
+}
+
+// quietAdapter drops Watermill's calls logged at zap's debug level (trace,
+// debug, info) while that level is off, before any of their fields is built.
+type quietAdapter struct {
+	watermill.LoggerAdapter
+	core zapcore.Core
+}
+
+func (a quietAdapter) Info(msg string, fields watermill.LogFields) {
+	if a.core.Enabled(zapcore.DebugLevel) {
+		a.LoggerAdapter.Info(msg, fields)
+	}
+}
+
+func (a quietAdapter) Debug(msg string, fields watermill.LogFields) {
+	if a.core.Enabled(zapcore.DebugLevel) {
+		a.LoggerAdapter.Debug(msg, fields)
+	}
+}
+
+func (a quietAdapter) Trace(msg string, fields watermill.LogFields) {
+	if a.core.Enabled(zapcore.DebugLevel) {
+		a.LoggerAdapter.Trace(msg, fields)
+	}
+}
+
+func (a quietAdapter) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return quietAdapter{LoggerAdapter: a.LoggerAdapter.With(fields), core: a.core}
 }
 
 // consumerMaxDeliver is the consumers' delivery limit (ConsumerMaxDeliver).
