@@ -24,6 +24,9 @@ type Ledger struct {
 	kv      jetstream.KeyValue
 	now     func() time.Time
 	timeout time.Duration
+	// partSize is the largest checkpoint kept in one step key (see
+	// storeParts).
+	partSize int
 }
 
 // CallTimeout bounds one ledger read or write. A reply lost in a broker
@@ -31,16 +34,22 @@ type Ledger struct {
 // the handler's own deadline while the message is kept alive.
 const CallTimeout = 10 * time.Second
 
-// New returns a Ledger over kv.
-func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv, now: time.Now, timeout: CallTimeout} }
+// New returns a Ledger over kv. Not knowing the broker's max payload, it
+// keeps checkpoints over 32 KiB in parts of that size (see storeParts).
+func New(kv jetstream.KeyValue) *Ledger {
+	return &Ledger{kv: kv, now: time.Now, timeout: CallTimeout, partSize: partSizeFor(0)}
+}
 
-// Open binds to the named bucket.
+// Open binds to the named bucket, with parts of half the max payload the
+// server announced to js's connection.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Ledger, error) {
 	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger bucket %s: %w", bucket, err)
 	}
-	return New(kv), nil
+	l := New(kv)
+	l.partSize = partSizeFor(js.Conn().MaxPayload())
+	return l, nil
 }
 
 // KeyPart makes s safe as one token of a KV key: natsname.Token (tokens

@@ -407,8 +407,12 @@ func (s *Lease) Load(ctx context.Context, step string, v any) (bool, error) {
 			return false, err
 		}
 		if e != nil {
-			s.spill(step, spilledStep{rev: e.Revision(), val: e.Value()})
-			return true, json.Unmarshal(e.Value(), v)
+			val, err := s.l.loadParts(ctx, s.stepKey(step), e.Value())
+			if err != nil {
+				return false, err
+			}
+			s.spill(step, spilledStep{rev: e.Revision(), val: val})
+			return true, json.Unmarshal(val, v)
 		}
 	}
 	b, ok := s.rec.Steps[step]
@@ -497,7 +501,14 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 			prev, known = spilledStep{rev: e.Revision()}, true
 		}
 	}
-	n, err := s.l.putRev(ctx, s.stepKey(step), b, prev.rev, known)
+	val := b
+	if len(b) > s.l.partSize {
+		var err error
+		if val, err = s.l.storeParts(ctx, s.stepKey(step), b); err != nil {
+			return err
+		}
+	}
+	n, err := s.l.putRev(ctx, s.stepKey(step), val, prev.rev, known)
 	if errors.Is(err, ErrConflict) {
 		s.lost = true
 		return ErrLost
@@ -915,6 +926,16 @@ func (l *Ledger) getEntry(ctx context.Context, key string) (jetstream.KeyValueEn
 		return nil, fmt.Errorf("ledger get %s: %w", key, err)
 	}
 	return e, nil
+}
+
+// put stores b at key, whatever is there.
+func (l *Ledger) put(ctx context.Context, key string, b []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if _, err := l.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("ledger write %s: %w", key, err)
+	}
+	return nil
 }
 
 // putRev stores b at key if it is still at revision rev (exists) or does

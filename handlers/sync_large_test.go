@@ -1,0 +1,52 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"groupflow/internal/runtime"
+	"groupflow/internal/testenv"
+	"groupflow/internal/wixsim"
+	"groupflow/messages"
+)
+
+// TestProvisionSyncRemovalsBeyondOneMessage: a sync (allowMassRemoval)
+// whose removals take more bytes than one broker message holds (30,000
+// member ids, 1.2 MB, against nats-server's default max payload of 1 MiB,
+// what an external cluster has unless configured otherwise) removes them
+// all and completes with one event. Its removal plan, a checkpoint, failed
+// every attempt with "maximum payload exceeded", and the command was
+// dead-lettered after 10.
+func TestProvisionSyncRemovalsBeyondOneMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30,000 members")
+	}
+	env := testenv.Start(t, testenv.WithMaxPayload(1<<20))
+	w := testenv.StartWix(t, wixsim.Options{Members: -1, Groups: -1})
+	e := &wfEnv{Env: env, Wix: w, Site: w.Site(), Sites: WixSites(w.Client), Config: wfConfig()}
+	e.Evts = env.Watch(env.Subjects.Events())
+	st := e.Site
+	var ids []string
+	for i := range 30000 {
+		ids = append(ids, st.AddMember(wixsim.MemberSeed{FirstName: "Old", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("old%d@example.com", i)}).ID)
+	}
+	keep := st.AddMember(wixsim.MemberSeed{FirstName: "Keep", LoginEmail: "keep@example.com"})
+	g := st.AddGroup("Large Sync", "", ids...)
+	e.start(runtime.Adapt(provisionHandler(e)))
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "large-sync", map[string]any{"group": map[string]any{"name": "Large Sync"},
+		"membership": "sync", "people": []messages.Person{{Email: keep.LoginEmail}}, "allowMassRemoval": true}))
+	if ev.Added != 1 || ev.GroupID != g.ID || !ev.Truncated || ev.Full == nil {
+		t.Fatalf("added %d to %s, truncated %v (%+v), %d removed, %d not removed; want 1 to %s, truncated", ev.Added, ev.GroupID, ev.Truncated, ev.Full, len(ev.Removed), len(ev.NotRemoved), g.ID)
+	}
+	raw, err := e.Outcomes().Get(context.Background(), *ev.Full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full messages.GroupProvisioned
+	if err := json.Unmarshal(raw, &full); err != nil || len(full.Removed) != len(ids)-1 {
+		t.Fatalf("full event: %d removed (%v), want %d", len(full.Removed), err, len(ids)-1)
+	}
+	sameSet(t, "members", st.GroupMemberIDs(g.ID), []string{ids[0], keep.ID}) // ids[0]: the group's admin
+}
