@@ -11,10 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
+	"groupflow/internal/failure"
 	"groupflow/internal/kvclock"
 	"groupflow/internal/trace"
 )
@@ -933,9 +935,19 @@ func (l *Ledger) put(ctx context.Context, key string, b []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if _, err := l.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("ledger write %s: %w", key, err)
+		return writeError(key, b, err)
 	}
 	return nil
+}
+
+// writeError wraps a failed write of b at key; a value over the broker's
+// max payload is permanent (no retry can make it fit).
+func writeError(key string, b []byte, err error) error {
+	err = fmt.Errorf("ledger write %s (%d bytes): %w", key, len(b), err)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return failure.Permanent(err)
+	}
+	return err
 }
 
 // putRev stores b at key if it is still at revision rev (exists) or does
@@ -954,7 +966,7 @@ func (l *Ledger) putRev(ctx context.Context, key string, b []byte, rev uint64, e
 		return 0, ErrConflict
 	}
 	if err != nil {
-		return 0, fmt.Errorf("ledger write %s: %w", key, err)
+		return 0, writeError(key, b, err)
 	}
 	return n, nil
 }

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"groupflow/internal/broker"
+	"groupflow/internal/failure"
 	"groupflow/internal/ledger"
+	"groupflow/internal/testenv"
 )
 
 // partKey matches a part's key: the step key, ".p" and its hash.
@@ -71,5 +74,22 @@ func TestCheckpointInParts(t *testing.T) {
 	d := f.acquire(t, id, other, 9)
 	if ok, err := d.Load(ctx, "sync.plan", &got); err == nil || !strings.Contains(err.Error(), "missing or altered") {
 		t.Fatalf("load with an altered part: %v %v, want a missing-or-altered error", ok, err)
+	}
+}
+
+// TestWriteOverMaxPayloadIsPermanent: a value the broker can never take (a
+// shared key over its max payload) fails permanently, naming its size,
+// instead of being retried until the command runs out of deliveries.
+func TestWriteOverMaxPayloadIsPermanent(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet(), testenv.WithMaxPayload(64<<10))
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, env.JS, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 100<<10)
+	_, err = l.Store(ctx, ledger.Key("shared", "big"), big, 0)
+	if !failure.IsPermanent(err) || !strings.Contains(err.Error(), "maximum payload") || !strings.Contains(err.Error(), "102402 bytes") {
+		t.Fatalf("store over the max payload: %v (permanent %v), want permanent, naming the size", err, failure.IsPermanent(err))
 	}
 }
