@@ -269,10 +269,28 @@ func WatermillLogger(log *zap.Logger) watermill.LoggerAdapter {
 }
 
 // quietAdapter drops Watermill's calls logged at zap's debug level (trace,
-// debug, info) while that level is off, before any of their fields is built.
+// debug, info) while that level is off, before any of their fields is built,
+// and logs its handler errors at debug (watermillHandlerError).
 type quietAdapter struct {
 	watermill.LoggerAdapter
 	core zapcore.Core
+}
+
+// watermillHandlerError is Watermill's log line for each handler error. The
+// runtime logs every failure itself, once, with the command id, correlation
+// id and site, at the level its outcome calls for (a transient failure that
+// will be redelivered is a warning): Watermill's line, an error without
+// them, goes to debug.
+const watermillHandlerError = "Handler returned error"
+
+func (a quietAdapter) Error(msg string, err error, fields watermill.LogFields) {
+	if msg == watermillHandlerError {
+		if a.core.Enabled(zapcore.DebugLevel) {
+			a.LoggerAdapter.Debug(msg, fields.Add(watermill.LogFields{"error": err}))
+		}
+		return
+	}
+	a.LoggerAdapter.Error(msg, err, fields)
 }
 
 func (a quietAdapter) Info(msg string, fields watermill.LogFields) {

@@ -13,8 +13,9 @@ import (
 )
 
 // TestWatermillLoggerLevels: Watermill's trace, debug and info reach zap at
-// debug, only while debug is on; its errors always reach it, with fields,
-// and so do the fields given to With.
+// debug, only while debug is on, and so does its "Handler returned error"
+// (the runtime logs each failure itself, with the command's ids); its other
+// errors always reach zap, and so do the fields given to With.
 func TestWatermillLoggerLevels(t *testing.T) {
 	for _, level := range []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel} {
 		core, logs := observer.New(level)
@@ -22,6 +23,7 @@ func TestWatermillLoggerLevels(t *testing.T) {
 		l.Trace("trace", watermill.LogFields{"k": 1})
 		l.Debug("debug", nil)
 		l.Info("info", nil)
+		l.Error("Handler returned error", errors.New("transient"), watermill.LogFields{"k": 3})
 		l.Error("error", errors.New("boom"), watermill.LogFields{"k": 2})
 		var got []string
 		for _, e := range logs.All() {
@@ -32,7 +34,7 @@ func TestWatermillLoggerLevels(t *testing.T) {
 		}
 		want := []string{"error:error"}
 		if level == zapcore.DebugLevel {
-			want = []string{"debug:trace", "debug:debug", "debug:info", "error:error"}
+			want = []string{"debug:trace", "debug:debug", "debug:info", "debug:Handler returned error", "error:error"}
 		}
 		if len(got) != len(want) {
 			t.Fatalf("zap at %s got %v, want %v", level, got, want)
