@@ -29,7 +29,17 @@ type ProvisionConfig struct {
 	CreateSettle time.Duration
 	// SettlePoll is the interval of those polls (default 1s).
 	SettlePoll time.Duration
+	// MaxMembers bounds the group members a command lists and holds
+	// (reused groups, syncs): a larger group, or a Wix listing fresh ids
+	// without end, fails the command (permanent) instead of growing its
+	// memory for ever (default DefaultMaxMembers).
+	MaxMembers int
 }
+
+// DefaultMaxMembers is ProvisionConfig.MaxMembers' default: 500,000
+// members, ~50 MB held and 5,000 List Group Members calls (25 minutes of
+// one site's 200 a minute).
+const DefaultMaxMembers = 500_000
 
 // ProvisionGroup handles provision_group: find the group by exact name (or
 // create it), resolve the roster, add the members in batches of 100, remove
@@ -84,6 +94,9 @@ func NewProvisionGroup(sites Sites, l *ledger.Ledger, cfg ProvisionConfig, log *
 	}
 	if cfg.SettlePoll <= 0 {
 		cfg.SettlePoll = time.Second
+	}
+	if cfg.MaxMembers <= 0 {
+		cfg.MaxMembers = DefaultMaxMembers
 	}
 	if log == nil {
 		log = zap.NewNop()
@@ -940,6 +953,10 @@ func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID st
 			if i, seen := at[m.MemberID]; seen {
 				out[i].Admin = out[i].Admin || admin
 				continue
+			}
+			if len(out) >= h.cfg.MaxMembers {
+				return nil, failure.Permanent(fmt.Errorf("list group members of %s: more than %d members; groupflow holds a group's members to provision it and refuses larger groups",
+					groupID, h.cfg.MaxMembers))
 			}
 			at[m.MemberID] = len(out)
 			out = append(out, groupMember{ID: m.MemberID, Admin: admin})

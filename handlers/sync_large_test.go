@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"groupflow/internal/runtime"
@@ -49,4 +52,37 @@ func TestProvisionSyncRemovalsBeyondOneMessage(t *testing.T) {
 		t.Fatalf("full event: %d removed (%v), want %d", len(full.Removed), err, len(ids)-1)
 	}
 	sameSet(t, "members", st.GroupMemberIDs(g.ID), []string{ids[0], keep.ID}) // ids[0]: the group's admin
+}
+
+// TestProvisionGroupMembersBounded: a Wix whose List Group Members brings
+// fresh member ids on every page, too many to count, never ends (the idle
+// guard sees new ids each page): a reuse of that group fails permanently
+// once it lists more than MaxMembers, instead of reading and holding
+// members for ever.
+func TestProvisionGroupMembersBounded(t *testing.T) {
+	e := newWF(t)
+	st := e.Site
+	ann := st.AddMember(wixsim.MemberSeed{FirstName: "Ann", LoginEmail: "ann@example.com"})
+	g := st.AddGroup("Endless", "", ann.ID)
+	var lists atomic.Int64
+	client := proxiedWix(t, e.Wix.SiteID, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/groups/"+g.ID+"/members") {
+			e.Wix.Sim.Handler().ServeHTTP(w, r)
+			return
+		}
+		n := lists.Add(1)
+		var ms []string
+		for i := range 100 {
+			ms = append(ms, fmt.Sprintf(`{"memberId":"00000000-0000-4000-8000-%012d","role":{"value":"MEMBER"}}`, n*100+int64(i)))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"members":[%s],"metadata":{"count":100,"tooManyToCount":true}}`, strings.Join(ms, ","))
+	})
+	e.Sites = WixSites(client)
+	e.start(runtime.Adapt(NewProvisionGroup(e.Sites, e.Ledger, ProvisionConfig{MaxMembers: 1000}, e.Log)))
+	m := e.send(messages.CmdProvisionGroup, "endless-members", map[string]any{"group": map[string]any{"name": "Endless"}, "people": []messages.Person{{Email: ann.LoginEmail}}})
+	expectFailed(t, e, m, "endless-members", messages.FailurePermanent, "more than 1000 members")
+	if n := lists.Load(); n != 11 {
+		t.Errorf("%d List Group Members calls, want 11 (the 11th brings the 1,001st member)", n)
+	}
 }
