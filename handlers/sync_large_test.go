@@ -26,10 +26,7 @@ func TestProvisionSyncRemovalsBeyondOneMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("30,000 members")
 	}
-	env := testenv.Start(t, testenv.WithMaxPayload(1<<20))
-	w := testenv.StartWix(t, wixsim.Options{Members: -1, Groups: -1})
-	e := &wfEnv{Env: env, Wix: w, Site: w.Site(), Sites: WixSites(w.Client), Config: wfConfig()}
-	e.Evts = env.Watch(env.Subjects.Events())
+	e := newWF(t, testenv.WithMaxPayload(1<<20))
 	st := e.Site
 	var ids []string
 	for i := range 30000 {

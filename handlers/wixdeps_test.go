@@ -45,11 +45,11 @@ func wfConfig() runtime.Config {
 	}
 }
 
-// newWF starts NATS and the simulator (an empty site); start the runtime
-// with start.
-func newWF(t *testing.T) *wfEnv {
+// newWF starts NATS (with opts) and the simulator (an empty site); start
+// the runtime with start.
+func newWF(t *testing.T, opts ...testenv.Option) *wfEnv {
 	t.Helper()
-	env := testenv.Start(t)
+	env := testenv.Start(t, opts...)
 	w := testenv.StartWix(t, wixsim.Options{Members: -1, Groups: -1})
 	e := &wfEnv{Env: env, Wix: w, Site: w.Site(), Sites: WixSites(w.Client), Config: wfConfig()}
 	e.Evts = env.Watch(env.Subjects.Events())
