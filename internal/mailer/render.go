@@ -49,6 +49,9 @@ type Rendered struct {
 	HTML    string // empty when the template has no .html.tmpl
 }
 
+// MaxTemplateFile bounds the size of one template file, in bytes.
+const MaxTemplateFile = 1 << 20
+
 // templateIDPattern keeps template ids to plain file names (no paths).
 var templateIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
