@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	netmail "net/mail"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	texttemplate "text/template"
 	"unicode"
 	"unicode/utf8"
@@ -51,6 +53,57 @@ type Rendered struct {
 
 // MaxTemplateFile bounds the size of one template file, in bytes.
 const MaxTemplateFile = 1 << 20
+
+// ReadTemplateFile reads the template file name in dir. The directory is
+// config, not trusted to hold only files: what name opens (symlinks are
+// followed: a mounted ConfigMap is made of them) must be a regular file of
+// at most MaxTemplateFile bytes, else a permanent ReasonTemplate error
+// naming the file. It is opened without blocking, so a FIFO is refused
+// rather than waited on for ever, and read no further than the bound, so a
+// device (/dev/zero) or a file that grows is refused rather than read into
+// memory. A file that is not there is an error wrapping os.ErrNotExist;
+// other errors (permissions, I/O) are transient.
+func ReadTemplateFile(dir, name string) (string, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", permanentf(ReasonTemplate, "%s is not a regular file (%s) in %s", name, fileKind(st.Mode()), dir)
+	}
+	tooBig := permanentf(ReasonTemplate, "%s is larger than %d bytes in %s", name, MaxTemplateFile, dir)
+	if st.Size() > MaxTemplateFile {
+		return "", tooBig
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxTemplateFile+1))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > MaxTemplateFile {
+		return "", tooBig
+	}
+	return string(b), nil
+}
+
+// fileKind names what a file that is not a regular one is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.Type().String()
+}
 
 // templateIDPattern keeps template ids to plain file names (no paths).
 var templateIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -114,7 +167,7 @@ func (r *Renderer) load(id string) (*templateSet, error) {
 	}
 	read := func(suffix string, required bool) (string, bool, error) {
 		name := id + suffix
-		b, err := os.ReadFile(filepath.Join(r.dir, name))
+		text, err := ReadTemplateFile(r.dir, name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				if required {
@@ -122,11 +175,12 @@ func (r *Renderer) load(id string) (*templateSet, error) {
 				}
 				return "", false, nil
 			}
-			// An unreadable directory (permissions, I/O) may be fixed
+			// Permanent for a file that is no template file (ReadTemplateFile);
+			// an unreadable directory (permissions, I/O) may be fixed
 			// without touching the event: transient.
-			return "", false, fmt.Errorf("template %q: read %s: %w", id, name, err)
+			return "", false, fmt.Errorf("template %q: %w", id, err)
 		}
-		return string(b), true, nil
+		return text, true, nil
 	}
 	subj, _, err := read(SuffixSubject, true)
 	if err != nil {
