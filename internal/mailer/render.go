@@ -54,6 +54,12 @@ type Rendered struct {
 // MaxTemplateFile bounds the size of one template file, in bytes.
 const MaxTemplateFile = 1 << 20
 
+// Bounds of a rendered email's parts, in bytes.
+const (
+	MaxRenderedSubject = 16 << 10
+	MaxRenderedBody    = 4 << 20 // the text body and the HTML body each
+)
+
 // ReadTemplateFile reads the template file name in dir. The directory is
 // config, not trusted to hold only files: what name opens (symlinks are
 // followed: a mounted ConfigMap is made of them) must be a regular file of

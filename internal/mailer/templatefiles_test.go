@@ -84,3 +84,47 @@ func TestTemplateFilesThatAreNoFilesAreDeadLettered(t *testing.T) {
 	mp.WaitCount(1, waitNormal)
 	h.waitDrained(waitNormal)
 }
+
+// TestTemplateThatRendersTooMuchIsDeadLettered: the event's variables are
+// the producer's, the templates the operator's; a template that ranges over
+// a list variable multiplies it. A 200 kB event (100,000 list items) with a
+// 200-byte row per item rendered 20 MB of text and as much HTML, each held
+// in memory and sent (four such events at once: 160 MB). Each part is
+// bounded (MaxRenderedBody, MaxRenderedSubject): more is a template error
+// saying which part, dead-lettered, no mail.
+func TestTemplateThatRendersTooMuchIsDeadLettered(t *testing.T) {
+	h := newHarness(t)
+	mp := mailpittest.Start(t, 0)
+	h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, nil)
+	failed := h.env.Watch(h.env.Subjects.Event(messages.EvtEmailFailed))
+	row := strings.Repeat("x", 200)
+	for name, body := range map[string]string{
+		"rows" + mailer.SuffixSubject:  "Your {{len .Variables.items}} items",
+		"rows" + mailer.SuffixText:     "{{range .Variables.items}}" + row + "\n{{end}}",
+		"title" + mailer.SuffixSubject: "{{range .Variables.items}}" + row + "{{end}}",
+		"title" + mailer.SuffixText:    "hello",
+	} {
+		if err := os.WriteFile(filepath.Join(h.tmpl, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := strings.TrimSuffix(strings.Repeat("0,", 100_000), ",")
+	for i, c := range []struct{ id, reason string }{
+		{"rows", `template "rows": render text body: renders more than`},
+		{"title", `template "title": render subject: renders more than`},
+	} {
+		ev := member("c-big", i+1, `{"templateId":"`+c.id+`","variables":{"items":[`+items+`]}}`)
+		h.publish(ev)
+		f := testenv.Decode[messages.EmailFailed](t, failed.Next(waitNormal, nil))
+		if f.SourceEventID != ev.EventID() || !f.Permanent || !strings.Contains(f.Reason, c.reason) {
+			t.Fatalf("email_failed = %+v, want permanent for %s with reason containing %q", f, c.id, c.reason)
+		}
+	}
+	h.waitDrained(waitNormal)
+	if n := mp.Count(); n != 0 {
+		t.Fatalf("%d messages sent, want none", n)
+	}
+	// The bound leaves room: the same template with 1,000 items is mailed.
+	h.publish(member("c-big", 9, `{"templateId":"rows","variables":{"items":[`+strings.TrimSuffix(strings.Repeat("0,", 1000), ",")+`]}}`))
+	mp.WaitCount(1, waitNormal)
+}
