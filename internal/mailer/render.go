@@ -253,7 +253,8 @@ func TemplateData(ev *messages.MemberSelected, c *Content, unsubscribeURL string
 }
 
 // Render renders the email of ev. Errors from a missing template file, a
-// template that does not parse or a missing variable are permanent
+// template that does not parse, a missing variable or a part rendering
+// past its bound (MaxRenderedSubject, MaxRenderedBody) are permanent
 // (failure.IsPermanent) and say which template and what is missing.
 func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeURL string) (*Rendered, error) {
 	s, err := r.load(c.TemplateID)
@@ -262,29 +263,55 @@ func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeUR
 	}
 	data := TemplateData(ev, c, unsubscribeURL)
 	var out Rendered
-	var b strings.Builder
-	if err := s.subject.Execute(&b, data); err != nil {
+	subject, err := execute(s.subject, data, MaxRenderedSubject)
+	if err != nil {
 		return nil, permanentf(ReasonTemplate, "template %q: render subject: %v", c.TemplateID, err)
 	}
-	out.Subject = oneLine(b.String())
+	out.Subject = oneLine(subject)
 	if out.Subject == "" {
 		return nil, permanentf(ReasonTemplate, "template %q: the subject renders empty", c.TemplateID)
 	}
 	if s.text != nil {
-		b.Reset()
-		if err := s.text.Execute(&b, data); err != nil {
+		if out.Text, err = execute(s.text, data, MaxRenderedBody); err != nil {
 			return nil, permanentf(ReasonTemplate, "template %q: render text body: %v", c.TemplateID, err)
 		}
-		out.Text = b.String()
 	}
 	if s.html != nil {
-		b.Reset()
-		if err := s.html.Execute(&b, data); err != nil {
+		if out.HTML, err = execute(s.html, data, MaxRenderedBody); err != nil {
 			return nil, permanentf(ReasonTemplate, "template %q: render HTML body: %v", c.TemplateID, err)
 		}
-		out.HTML = b.String()
 	}
 	return &out, nil
+}
+
+// executor is a parsed text or HTML template.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+// execute renders t with data, stopping as soon as the output passes limit
+// bytes: the templates are the operator's but the data (content.variables)
+// the producer's, and a template ranging over a list variable multiplies
+// it.
+func execute(t executor, data any, limit int) (string, error) {
+	w := &boundedWriter{limit: limit}
+	if err := t.Execute(w, data); err != nil {
+		return "", err
+	}
+	return w.b.String(), nil
+}
+
+// boundedWriter collects up to limit bytes; a write past them fails.
+type boundedWriter struct {
+	b     strings.Builder
+	limit int
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.limit {
+		return 0, fmt.Errorf("renders more than %d bytes", w.limit)
+	}
+	return w.b.Write(p)
 }
 
 // oneLine folds a rendered subject or display name to one line of
