@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	netmail "net/mail"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	texttemplate "text/template"
 	"unicode"
 	"unicode/utf8"
@@ -47,6 +49,66 @@ type Rendered struct {
 	Subject string
 	Text    string // empty when the template has no .txt.tmpl
 	HTML    string // empty when the template has no .html.tmpl
+}
+
+// MaxTemplateFile bounds the size of one template file, in bytes.
+const MaxTemplateFile = 1 << 20
+
+// Bounds of a rendered email's parts, in bytes.
+const (
+	MaxRenderedSubject = 16 << 10
+	MaxRenderedBody    = 4 << 20 // the text body and the HTML body each
+)
+
+// ReadTemplateFile reads the template file name in dir. The directory is
+// config, not trusted to hold only files: what name opens (symlinks are
+// followed: a mounted ConfigMap is made of them) must be a regular file of
+// at most MaxTemplateFile bytes, else a permanent ReasonTemplate error
+// naming the file. It is opened without blocking, so a FIFO is refused
+// rather than waited on for ever, and read no further than the bound, so a
+// device (/dev/zero) or a file that grows is refused rather than read into
+// memory. A file that is not there is an error wrapping os.ErrNotExist;
+// other errors (permissions, I/O) are transient.
+func ReadTemplateFile(dir, name string) (string, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", permanentf(ReasonTemplate, "%s is not a regular file (%s) in %s", name, fileKind(st.Mode()), dir)
+	}
+	tooBig := permanentf(ReasonTemplate, "%s is larger than %d bytes in %s", name, MaxTemplateFile, dir)
+	if st.Size() > MaxTemplateFile {
+		return "", tooBig
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxTemplateFile+1))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > MaxTemplateFile {
+		return "", tooBig
+	}
+	return string(b), nil
+}
+
+// fileKind names what a file that is not a regular one is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.Type().String()
 }
 
 // templateIDPattern keeps template ids to plain file names (no paths).
@@ -111,7 +173,7 @@ func (r *Renderer) load(id string) (*templateSet, error) {
 	}
 	read := func(suffix string, required bool) (string, bool, error) {
 		name := id + suffix
-		b, err := os.ReadFile(filepath.Join(r.dir, name))
+		text, err := ReadTemplateFile(r.dir, name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				if required {
@@ -119,11 +181,12 @@ func (r *Renderer) load(id string) (*templateSet, error) {
 				}
 				return "", false, nil
 			}
-			// An unreadable directory (permissions, I/O) may be fixed
+			// Permanent for a file that is no template file (ReadTemplateFile);
+			// an unreadable directory (permissions, I/O) may be fixed
 			// without touching the event: transient.
-			return "", false, fmt.Errorf("template %q: read %s: %w", id, name, err)
+			return "", false, fmt.Errorf("template %q: %w", id, err)
 		}
-		return string(b), true, nil
+		return text, true, nil
 	}
 	subj, _, err := read(SuffixSubject, true)
 	if err != nil {
@@ -190,7 +253,8 @@ func TemplateData(ev *messages.MemberSelected, c *Content, unsubscribeURL string
 }
 
 // Render renders the email of ev. Errors from a missing template file, a
-// template that does not parse or a missing variable are permanent
+// template that does not parse, a missing variable or a part rendering
+// past its bound (MaxRenderedSubject, MaxRenderedBody) are permanent
 // (failure.IsPermanent) and say which template and what is missing.
 func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeURL string) (*Rendered, error) {
 	s, err := r.load(c.TemplateID)
@@ -199,29 +263,55 @@ func (r *Renderer) Render(ev *messages.MemberSelected, c *Content, unsubscribeUR
 	}
 	data := TemplateData(ev, c, unsubscribeURL)
 	var out Rendered
-	var b strings.Builder
-	if err := s.subject.Execute(&b, data); err != nil {
+	subject, err := execute(s.subject, data, MaxRenderedSubject)
+	if err != nil {
 		return nil, permanentf(ReasonTemplate, "template %q: render subject: %v", c.TemplateID, err)
 	}
-	out.Subject = oneLine(b.String())
+	out.Subject = oneLine(subject)
 	if out.Subject == "" {
 		return nil, permanentf(ReasonTemplate, "template %q: the subject renders empty", c.TemplateID)
 	}
 	if s.text != nil {
-		b.Reset()
-		if err := s.text.Execute(&b, data); err != nil {
+		if out.Text, err = execute(s.text, data, MaxRenderedBody); err != nil {
 			return nil, permanentf(ReasonTemplate, "template %q: render text body: %v", c.TemplateID, err)
 		}
-		out.Text = b.String()
 	}
 	if s.html != nil {
-		b.Reset()
-		if err := s.html.Execute(&b, data); err != nil {
+		if out.HTML, err = execute(s.html, data, MaxRenderedBody); err != nil {
 			return nil, permanentf(ReasonTemplate, "template %q: render HTML body: %v", c.TemplateID, err)
 		}
-		out.HTML = b.String()
 	}
 	return &out, nil
+}
+
+// executor is a parsed text or HTML template.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+// execute renders t with data, stopping as soon as the output passes limit
+// bytes: the templates are the operator's but the data (content.variables)
+// the producer's, and a template ranging over a list variable multiplies
+// it.
+func execute(t executor, data any, limit int) (string, error) {
+	w := &boundedWriter{limit: limit}
+	if err := t.Execute(w, data); err != nil {
+		return "", err
+	}
+	return w.b.String(), nil
+}
+
+// boundedWriter collects up to limit bytes; a write past them fails.
+type boundedWriter struct {
+	b     strings.Builder
+	limit int
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.limit {
+		return 0, fmt.Errorf("renders more than %d bytes", w.limit)
+	}
+	return w.b.Write(p)
 }
 
 // oneLine folds a rendered subject or display name to one line of

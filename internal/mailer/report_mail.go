@@ -184,16 +184,23 @@ func (m *Mailer) buildReport(ctx context.Context, r *messages.ReportGenerated) (
 	return msg, msgID, nil
 }
 
-// reportSubject renders report.subject.tmpl (if any) or the default subject.
+// reportSubject renders report.subject.tmpl (if there is one that reads and
+// parses) or the default subject.
 func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
 	def := "Groups report · " + report.SiteName(r) + " · " + report.Period(r)
 	dir := m.renderer.Dir()
 	if dir == "" {
 		return oneLine(def), nil
 	}
-	t, err := template.ParseFiles(dir + "/report.subject.tmpl")
+	// Read as member templates are (ReadTemplateFile: a FIFO or a device
+	// in its place is not waited on nor read whole).
+	text, err := ReadTemplateFile(dir, "report.subject.tmpl")
 	if err != nil {
-		return oneLine(def), nil //nolint:nilerr // no template: the default subject
+		return oneLine(def), nil //nolint:nilerr // no usable template: the default subject
+	}
+	t, err := template.New("report.subject.tmpl").Parse(text)
+	if err != nil {
+		return oneLine(def), nil //nolint:nilerr // no usable template: the default subject
 	}
 	var b strings.Builder
 	if err := t.Execute(&b, map[string]any{"Report": r, "SiteName": report.SiteName(r), "Period": report.Period(r)}); err != nil {

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,7 +94,8 @@ func (c SMTPConfig) Validate() error {
 	return nil
 }
 
-// Sender delivers one message.
+// Sender delivers one message. Send returns by ctx's deadline (the mailer's
+// SendTimeout, which the claim timeout is checked against).
 type Sender interface {
 	Send(ctx context.Context, m *mail.Msg) error
 }
@@ -103,6 +106,7 @@ type Sender interface {
 type SMTPSender struct {
 	cfg  SMTPConfig
 	opts []mail.Option
+	tls  *tls.Config // implicit TLS (TLSImplicit), else nil
 }
 
 // NewSMTPSender validates cfg and returns a sender.
@@ -143,22 +147,63 @@ func NewSMTPSender(cfg SMTPConfig) (*SMTPSender, error) {
 	if _, err := mail.NewClient(cfg.Host, opts...); err != nil {
 		return nil, fmt.Errorf("smtp client: %w", err)
 	}
-	return &SMTPSender{cfg: cfg, opts: opts}, nil
+	sender := &SMTPSender{cfg: cfg, opts: opts}
+	if cfg.TLS == TLSImplicit {
+		sender.tls = tlsCfg
+	}
+	return sender, nil
 }
 
-// Send dials, sends m and closes the connection. A message the server
-// accepted (DATA answered 250) counts as sent even if the session then
-// fails (RSET or QUIT), so it is not sent again.
+// Send dials, sends m and closes the connection, all within ctx: when ctx
+// ends the connection is closed, whatever the server is doing (go-mail reads
+// ctx only while dialing, and bounds the rest by Timeout alone, set at the
+// dial and again before MAIL, so an attempt lasted up to twice Timeout
+// whatever ctx said). A message the server accepted (DATA answered 250)
+// counts as sent even if the session then fails (RSET or QUIT), so it is
+// not sent again.
 func (s *SMTPSender) Send(ctx context.Context, m *mail.Msg) error {
-	c, err := mail.NewClient(s.cfg.Host, s.opts...)
+	var stops []func() bool
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	// Clipped: concurrent sends must not append into one backing array.
+	c, err := mail.NewClient(s.cfg.Host, append(slices.Clip(s.opts), mail.WithDialContextFunc(s.dialer(ctx, &stops)))...)
 	if err != nil {
 		return fmt.Errorf("smtp client: %w", err)
 	}
 	err = c.DialAndSendWithContext(ctx, m)
-	if err != nil && m.IsDelivered() {
+	switch {
+	case err == nil || m.IsDelivered():
 		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("smtp attempt stopped at its time limit (%v): %w", ctx.Err(), err)
 	}
 	return err
+}
+
+// dialer is Send's dial function: it connects (TLS first for TLSImplicit;
+// go-mail does not when given a dial function) and closes the connection
+// when ctx ends, appending the stop of that to *stops.
+func (s *SMTPSender) dialer(ctx context.Context, stops *[]func() bool) mail.DialContextFunc {
+	return func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		*stops = append(*stops, context.AfterFunc(ctx, func() { _ = conn.Close() }))
+		if s.tls == nil {
+			return conn, nil
+		}
+		tc := tls.Client(conn, s.tls.Clone())
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }
 
 // ClassifySMTP tells a send error's kind: permanent (a 5xx answer to MAIL,

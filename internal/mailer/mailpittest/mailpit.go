@@ -4,9 +4,16 @@ package mailpittest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -73,6 +80,68 @@ type Server struct {
 // API and SMTP server answer. It is killed when the test ends.
 func Start(t testing.TB, smtpPort int) *Server {
 	t.Helper()
+	return start(t, smtpPort, "--smtp-auth-allow-insecure")
+}
+
+// TLS modes of StartWithTLS.
+const (
+	StartTLS    = "starttls" // STARTTLS required
+	ImplicitTLS = "tls"      // TLS from the first byte (SMTPS)
+)
+
+// StartWithTLS starts Mailpit as Start does (but AUTH only over TLS), with a fresh self-signed
+// certificate for 127.0.0.1 and TLS required in mode (StartTLS or
+// ImplicitTLS).
+func StartWithTLS(t testing.TB, mode string) *Server {
+	t.Helper()
+	cert, key := selfSigned(t)
+	args := []string{"--smtp-tls-cert", cert, "--smtp-tls-key", key}
+	switch mode {
+	case StartTLS:
+		args = append(args, "--smtp-require-starttls")
+	case ImplicitTLS:
+		args = append(args, "--smtp-require-tls")
+	default:
+		t.Fatalf("mailpittest: TLS mode %q", mode)
+	}
+	return start(t, 0, args...)
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// (PEM) to a temporary directory and returns their paths.
+func selfSigned(t testing.TB) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailpittest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}
+
+func start(t testing.TB, smtpPort int, extra ...string) *Server {
+	t.Helper()
 	bin := Bin(t)
 	if smtpPort == 0 {
 		smtpPort = FreePort(t)
@@ -89,10 +158,11 @@ func Start(t testing.TB, smtpPort int) *Server {
 		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"--database", filepath.Join(dir, "mailpit.db"),
 		"--max", "10000",
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
+		"--smtp-auth-accept-any",
 		"--smtp-disable-rdns", "--disable-version-check",
 		"--enable-chaos",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
