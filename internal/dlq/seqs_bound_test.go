@@ -75,3 +75,41 @@ func TestSeqsSelectionBounded(t *testing.T) {
 		t.Fatalf("dry run of %d seqs: %+v %v", dlq.MaxSeqs, res, err)
 	}
 }
+
+// TestReasonFilterBounded: a reason filter longer than any reason stored
+// (dlq.MaxReasonFilter) is refused at once with ErrBadReason (GET /dlq and
+// POST /dlq/replay answer 400): it was lowered again for every entry the
+// scan read, tens of KiB a time with an URL of 64 KiB.
+func TestReasonFilterBounded(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	store := dlq.NewStore(env.JS, env.Subjects)
+	deadLetter(t, env, reportEntry(1))
+	long := strings.Repeat("X", dlq.MaxReasonFilter+1)
+	if _, err := store.List(t.Context(), dlq.Filter{ReasonContains: long}); !errors.Is(err, dlq.ErrBadReason) {
+		t.Errorf("List: %v", err)
+	}
+	if _, err := store.Replay(t.Context(), dlq.Filter{ReasonContains: long}, dlq.ReplayOptions{}); !errors.Is(err, dlq.ErrBadReason) {
+		t.Errorf("Replay: %v", err)
+	}
+	srv := httptest.NewServer(dlq.NewHTTPHandler(store, "", nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/dlq?reason=" + long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /dlq?reason=<%d bytes>: %d, want 400", len(long), resp.StatusCode)
+	}
+	resp, err = http.Post(srv.URL+"/dlq/replay", "application/json", strings.NewReader(`{"reasonContains":"`+long+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("POST /dlq/replay: %d, want 400", resp.StatusCode)
+	}
+	if got, err := store.List(t.Context(), dlq.Filter{ReasonContains: "INVALID_argument"}); err != nil || len(got) != 1 {
+		t.Fatalf("reason filter within the bound: %d %v", len(got), err)
+	}
+}

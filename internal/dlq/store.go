@@ -51,12 +51,25 @@ const MaxSeqs = 10_000
 // sequences.
 var ErrTooManySeqs = fmt.Errorf("too many sequences: at most %d (select by command type, reason, time or all instead)", MaxSeqs)
 
+// MaxReasonFilter bounds Filter.ReasonContains: a reason is stored cut to
+// maxReason bytes, so a longer text matches no entry the runtime stored.
+const MaxReasonFilter = maxReason
+
+// ErrBadReason is returned for a Filter whose ReasonContains is longer than
+// MaxReasonFilter.
+var ErrBadReason = fmt.Errorf("reason filter: at most %d bytes", MaxReasonFilter)
+
 // Check returns ErrBadCommandType (wrapped) when f's command type is not one
-// subject token, and ErrTooManySeqs (wrapped) when f names more than MaxSeqs
-// sequences; Each (so List and Replay) and Purge refuse such a filter.
+// subject token, ErrBadReason (wrapped) when its reason text is longer than
+// MaxReasonFilter, and ErrTooManySeqs (wrapped) when f names more than
+// MaxSeqs sequences; Each (so List and Replay) and Purge refuse such a
+// filter.
 func (f Filter) Check() error {
 	if f.CommandType != "" && (len(f.CommandType) > 128 || strings.ContainsAny(f.CommandType, ".*> \t\r\n")) {
 		return fmt.Errorf("%.40q: %w", f.CommandType, ErrBadCommandType)
+	}
+	if len(f.ReasonContains) > MaxReasonFilter {
+		return fmt.Errorf("%d bytes given: %w", len(f.ReasonContains), ErrBadReason)
 	}
 	if len(f.Seqs) > MaxSeqs {
 		return fmt.Errorf("%d given: %w", len(f.Seqs), ErrTooManySeqs)
