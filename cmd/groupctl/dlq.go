@@ -50,6 +50,9 @@ func (a *app) filter(s *selectors, args []string) (dlq.Filter, error) {
 		}
 		f.Seqs = append(f.Seqs, seq)
 	}
+	if len(f.Seqs) > dlq.MaxSeqs {
+		return f, fmt.Errorf("%w: %d sequences given: %w", errUsage, len(f.Seqs), dlq.ErrTooManySeqs)
+	}
 	return f, nil
 }
 

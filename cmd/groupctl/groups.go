@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -158,11 +157,7 @@ func (a *app) printGroup(g *ops.GroupDetail) {
 	}
 }
 
-func writeIndented(a *app, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	a.outf("%s\n", b)
-	return nil
-}
+// writeIndented prints a processor's answer as indented JSON, terminal-safe
+// (writeJSON): group names and texts come from Wix, the answer from whoever
+// replied.
+func writeIndented(a *app, v any) error { return writeJSON(a.stdout, v) }

@@ -33,11 +33,27 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, errSilent) {
-			fmt.Fprintln(os.Stderr, "groupctl:", err)
-		}
+		printError(os.Stderr, err)
 		os.Exit(exitCode(err))
 	}
+}
+
+// maxErrorRunes bounds the error groupctl exits with as printed.
+const maxErrorRunes = 2000
+
+// printError prints the error groupctl exits with, unless it is errSilent:
+// escaped like any untrusted text (safeBlock) and cut to maxErrorRunes, for
+// its text may come from elsewhere (a processor's answer on groups.ops.*,
+// forged or relaying Wix's words, a server's reason).
+func printError(w io.Writer, err error) {
+	if errors.Is(err, errSilent) {
+		return
+	}
+	msg := err.Error()
+	if r := []rune(msg); len(r) > maxErrorRunes {
+		msg = string(r[:maxErrorRunes-1]) + "…"
+	}
+	fmt.Fprintln(w, "groupctl:", safeBlock(msg))
 }
 
 // exitCode is 2 for a usage error (unknown subcommand, bad flag), else 1.

@@ -36,7 +36,10 @@ func (a *app) scheduleCmd() *cobra.Command {
 				if tz == "" {
 					tz = "UTC"
 				}
-				fmt.Fprintf(a.stdout, "%s.%s\t%s\t%s\t%s\t%s\n", s.Kind, s.Name, s.Pattern, tz, s.Target, s.Body)
+				// Escaped (safe): whoever may publish on the schedules
+				// stream wrote these, and a tab or newline in one would
+				// shift the columns.
+				fmt.Fprintf(a.stdout, "%s.%s\t%s\t%s\t%s\t%s\n", safe(s.Kind), safe(s.Name), safe(s.Pattern), safe(tz), safe(s.Target), safe(string(s.Body)))
 			}
 			return nil
 		},

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"groupflow/internal/testenv"
 )
 
@@ -59,5 +61,40 @@ func TestSendReportForPeople(t *testing.T) {
 	}
 	if _, _, err := groupctl(t, env, "", "send", "report", "--tz", "Mars/Olympus"); err == nil {
 		t.Error("an unknown zone was sent")
+	}
+}
+
+// TestScheduleLsEscapesControlBytes: schedule ls prints what the schedules
+// stream holds (its body may be anything whoever may publish there stored)
+// escaped, one line a schedule, never raw to the operator's terminal.
+func TestScheduleLsEscapesControlBytes(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet())
+	mustGroupctl(t, env, "schedule", "report", "weekly", "--every", "1h")
+	st, err := env.JS.Stream(t.Context(), env.Subjects.ScheduleStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := env.Subjects.Schedule("report.weekly")
+	orig, err := st.GetLastMsgForSubject(t.Context(), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(subject)
+	for k, vs := range orig.Header {
+		m.Header[k] = vs
+	}
+	m.Data = []byte("{\"allGroups\":true}\x1b]0;pwned\x07\r\n\x1b[2J\u009b31m")
+	if _, err := env.JS.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := groupctl(t, env, "", "schedule", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasControl(strings.ReplaceAll(out, "\t", " ")) || hasControl(errOut) {
+		t.Fatalf("schedule ls printed raw control bytes:\n%q\n%q", out, errOut)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.Contains(lines[0], `\x1b]0;pwned\a`) {
+		t.Fatalf("ls:\n%q", out)
 	}
 }

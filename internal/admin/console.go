@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net"
@@ -117,7 +118,9 @@ type consoleHandler func(w http.ResponseWriter, r *http.Request, sess *session)
 // guard admits a request with a console session, or with the admin token as
 // a bearer header (API clients; a browser never sends it cross-site, so no
 // CSRF token is needed then); a POST from a session must carry its CSRF
-// token. Without an admin token a session is opened on the first GET.
+// token. A POST's form (at most maxFormBytes) is parsed here, for the
+// handlers' r.PostForm. Without an admin token a session is opened on the
+// first GET.
 func (c *console) guard(h consoleHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)
@@ -147,6 +150,14 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 			var id string
 			id, sess = c.sess.open()
 			setSessionCookie(w, r, id, int(sessionTTL/time.Second))
+		}
+		if r.Method == http.MethodPost {
+			// Parsed here for every POST (the handlers read r.PostForm): a
+			// bearer request has no CSRF check to parse it on the way.
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, fmt.Sprintf("unreadable form (at most %d bytes)", maxFormBytes), http.StatusBadRequest)
+				return
+			}
 		}
 		if r.Method == http.MethodPost && !sess.bearer && !csrfOK(r, sess) {
 			http.Error(w, "missing or wrong CSRF token: reload the page", http.StatusForbidden)

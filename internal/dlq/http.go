@@ -62,6 +62,8 @@ const (
 
 // ActionRequest is the body of POST /dlq/replay and POST /dlq/purge.
 type ActionRequest struct {
+	// Seqs selects entries by DLQ sequence: at most MaxSeqs of them (400
+	// beyond).
 	Seqs           []uint64 `json:"seqs,omitempty"`
 	All            bool     `json:"all,omitempty"`
 	Command        string   `json:"command,omitempty"`

@@ -41,11 +41,38 @@ type Filter struct {
 // DLQ subject to read or purge, and a wildcard would select every type.
 var ErrBadCommandType = errors.New("command type: want one subject token (no '.', '*', '>' or spaces)")
 
+// MaxSeqs bounds the sequences one Filter names: each costs a read of the
+// DLQ per pass over the selection (Replay makes two), and 10,000 is as many
+// as one listing shows (MaxListLimit). A larger selection is made by
+// command type, reason, time or All.
+const MaxSeqs = 10_000
+
+// ErrTooManySeqs is returned for a Filter naming more than MaxSeqs
+// sequences.
+var ErrTooManySeqs = fmt.Errorf("too many sequences: at most %d (select by command type, reason, time or all instead)", MaxSeqs)
+
+// MaxReasonFilter bounds Filter.ReasonContains: a reason is stored cut to
+// maxReason bytes, so a longer text matches no entry the runtime stored.
+const MaxReasonFilter = maxReason
+
+// ErrBadReason is returned for a Filter whose ReasonContains is longer than
+// MaxReasonFilter.
+var ErrBadReason = fmt.Errorf("reason filter: at most %d bytes", MaxReasonFilter)
+
 // Check returns ErrBadCommandType (wrapped) when f's command type is not one
-// subject token; Each (so List and Replay) and Purge refuse such a filter.
+// subject token, ErrBadReason (wrapped) when its reason text is longer than
+// MaxReasonFilter, and ErrTooManySeqs (wrapped) when f names more than
+// MaxSeqs sequences; Each (so List and Replay) and Purge refuse such a
+// filter.
 func (f Filter) Check() error {
 	if f.CommandType != "" && (len(f.CommandType) > 128 || strings.ContainsAny(f.CommandType, ".*> \t\r\n")) {
 		return fmt.Errorf("%.40q: %w", f.CommandType, ErrBadCommandType)
+	}
+	if len(f.ReasonContains) > MaxReasonFilter {
+		return fmt.Errorf("%d bytes given: %w", len(f.ReasonContains), ErrBadReason)
+	}
+	if len(f.Seqs) > MaxSeqs {
+		return fmt.Errorf("%d given: %w", len(f.Seqs), ErrTooManySeqs)
 	}
 	return nil
 }
@@ -259,6 +286,10 @@ func (s *Store) each(ctx context.Context, st jetstream.Stream, f Filter, from ui
 		seqs := slices.Clone(f.Seqs)
 		slices.Sort(seqs)
 		seqs = slices.Compact(seqs)
+		// Each entry read here is one of the sequences: the rest of the
+		// filter decides (Match would look for it among all of them).
+		rest := f
+		rest.Seqs = nil
 		for _, seq := range seqs {
 			if seq < from {
 				continue
@@ -276,7 +307,7 @@ func (s *Store) each(ctx context.Context, st jetstream.Stream, f Filter, from ui
 			if !withBody {
 				e.Body = nil
 			}
-			if f.Match(e) {
+			if rest.Match(e) {
 				if err := fn(e); err != nil {
 					return err
 				}
