@@ -3,10 +3,12 @@
 package mailpittest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -20,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,13 +143,36 @@ func selfSigned(t testing.TB) (certPath, keyPath string) {
 	return certPath, keyPath
 }
 
+// start runs Mailpit on smtpPort (0: a free one) and a free HTTP port. A
+// port picked free can be taken by another process before Mailpit binds
+// it: when Mailpit exits at start saying its address is in use, start tries
+// again on newly picked ports (the SMTP port too unless the caller chose it),
+// up to startAttempts times.
 func start(t testing.TB, smtpPort int, extra ...string) *Server {
 	t.Helper()
 	bin := Bin(t)
-	if smtpPort == 0 {
-		smtpPort = FreePort(t)
+	for attempt := 1; ; attempt++ {
+		port := smtpPort
+		if port == 0 {
+			port = FreePort(t)
+		}
+		mp, log := launch(t, bin, port, FreePort(t), extra)
+		if mp != nil {
+			return mp
+		}
+		if !strings.Contains(log, "address already in use") || attempt == startAttempts {
+			t.Fatalf("mailpit exited at start (attempt %d):\n%s", attempt, log)
+		}
 	}
-	httpPort := FreePort(t)
+}
+
+// startAttempts bounds start's tries on ports taken meanwhile.
+const startAttempts = 5
+
+// launch runs one Mailpit and waits until it serves both ports; when it
+// exits first, launch returns nil and its log.
+func launch(t testing.TB, bin string, smtpPort, httpPort int, extra []string) (*Server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "mailpit.log")
 	logf, err := os.Create(logPath)
@@ -183,16 +209,13 @@ func start(t testing.TB, smtpPort int, extra ...string) *Server {
 		select {
 		case <-mp.done:
 			b, _ := os.ReadFile(logPath)
-			t.Fatalf("mailpit exited at start:\n%s", b)
+			return nil, string(b)
 		default:
 		}
 		if resp, err := http.Get(mp.API + "/api/v1/messages?limit=1"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", smtpPort), time.Second); err == nil {
-					c.Close()
-					return mp
-				}
+			if resp.StatusCode == http.StatusOK && greetsAsMailpit(smtpPort) {
+				return mp, ""
 			}
 		}
 		if time.Now().After(deadline) {
@@ -200,6 +223,26 @@ func start(t testing.TB, smtpPort int, extra ...string) *Server {
 		}
 		time.Sleep(50 * time.Millisecond) // readiness polling
 	}
+}
+
+// greetsAsMailpit reports whether the SMTP server on port is Mailpit (its
+// greeting says so): a port taken by another process before Mailpit bound
+// it accepts connections too, while Mailpit logs the bind error and exits.
+// Implicit TLS (StartWithTLS) greets inside TLS.
+func greetsAsMailpit(port int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	d := &net.Dialer{Timeout: time.Second}
+	greets := func(c net.Conn) bool {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && strings.HasPrefix(line, "220 ") && strings.Contains(line, "Mailpit")
+	}
+	if c, err := d.Dial("tcp", addr); err != nil || greets(c) {
+		return err == nil
+	}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the test's own self-signed server
+	return err == nil && greets(c)
 }
 
 // Stop kills Mailpit and waits for it to exit.
