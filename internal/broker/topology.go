@@ -202,6 +202,20 @@ func (t Topology) scheduleStream() jetstream.StreamConfig {
 	}
 }
 
+// ObjectChunkSize is the chunk size for an object store on a broker whose
+// max payload is maxPayload bytes (0 or less: unknown): the object store's
+// default of 128 KiB, or half the max payload when that is smaller (so a
+// chunk and its headers fit one message), but never under 4 KiB. With the
+// default, every object over 128 KiB was refused ("maximum payload
+// exceeded") by a broker taking less. Cost: ⌈size/chunk⌉ publishes an object.
+func ObjectChunkSize(maxPayload int64) uint32 {
+	const def, floor = 128 << 10, 4 << 10
+	if maxPayload <= 0 {
+		return def
+	}
+	return uint32(min(max(maxPayload/2, floor), def))
+}
+
 // Provision creates or updates the streams, the ledger bucket and the reports
 // and outcomes object stores. It is idempotent: every processor instance runs it at start.
 func (t Topology) Provision(ctx context.Context, js jetstream.JetStream) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"groupflow/internal/broker"
 	"groupflow/internal/ledger"
 	"groupflow/messages"
 )
@@ -110,6 +111,8 @@ func OutcomeObject(commandType, commandID string) string {
 type Outcomes struct {
 	store  jetstream.ObjectStore
 	bucket string
+	// chunk is the object store's chunk size (0: its default).
+	chunk uint32
 }
 
 // OutcomesCallTimeout bounds one object write or read.
@@ -121,13 +124,16 @@ func NewOutcomes(store jetstream.ObjectStore, bucket string) *Outcomes {
 }
 
 // OpenOutcomes binds to the named Object Store bucket (see
-// messages.OutcomesBucket; broker.Topology creates it).
+// messages.OutcomesBucket; broker.Topology creates it), with chunks that
+// fit the max payload the server announced to js's connection (see
+// broker.ObjectChunkSize): the bodies stored are those too large for one
+// message.
 func OpenOutcomes(ctx context.Context, js jetstream.JetStream, bucket string) (*Outcomes, error) {
 	store, err := js.ObjectStore(ctx, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open outcomes bucket %s: %w", bucket, err)
 	}
-	return &Outcomes{store: store, bucket: bucket}, nil
+	return &Outcomes{store: store, bucket: bucket, chunk: broker.ObjectChunkSize(js.Conn().MaxPayload())}, nil
 }
 
 // Bucket is the bucket's name.
@@ -147,6 +153,9 @@ func (o *Outcomes) Put(ctx context.Context, ref messages.OutcomeRef, eventType s
 		Name:        ref.Object,
 		Description: "full " + eventType + " event",
 		Headers:     map[string][]string{"Content-Type": {"application/json"}},
+	}
+	if o.chunk > 0 {
+		meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: o.chunk}
 	}
 	if _, err := o.store.Put(ctx, meta, bytes.NewReader(body)); err != nil {
 		return fmt.Errorf("store full %s event in %s/%s: %w", eventType, o.bucket, ref.Object, err)

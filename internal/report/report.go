@@ -99,6 +99,7 @@ func Store(ctx context.Context, js jetstream.JetStream, reportID string, htmlDat
 		return messages.ReportObjects{}, fmt.Errorf("open object store %s: %w", broker.ReportsBucket, err)
 	}
 	objs := Objects(reportID)
+	chunk := broker.ObjectChunkSize(js.Conn().MaxPayload()) // chunks that fit one message
 	for _, f := range []struct {
 		name, ctype string
 		data        []byte
@@ -107,7 +108,8 @@ func Store(ctx context.Context, js jetstream.JetStream, reportID string, htmlDat
 		{objs.CSV, "text/csv; charset=utf-8", csvData},
 		{objs.JSON, "application/json", jsonData},
 	} {
-		meta := jetstream.ObjectMeta{Name: f.name, Description: "groupflow report " + describeID(reportID), Headers: map[string][]string{"Content-Type": {f.ctype}}}
+		meta := jetstream.ObjectMeta{Name: f.name, Description: "groupflow report " + describeID(reportID), Headers: map[string][]string{"Content-Type": {f.ctype}},
+			Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunk}}
 		if _, err := store.Put(ctx, meta, bytes.NewReader(f.data)); err != nil {
 			return messages.ReportObjects{}, fmt.Errorf("store %s: %w", f.name, err)
 		}

@@ -37,3 +37,20 @@ func TestStoreAnyIDKeepsConnection(t *testing.T) {
 		t.Errorf("safe id renamed: %q", got)
 	}
 }
+
+// TestStoreOnASmallMaxPayload: a rendered report larger than the object
+// store's default 128 KiB chunk is stored, and read back, on a broker
+// taking 64 KiB a message: its chunks fit one message. With the default
+// chunk, the store was refused ("maximum payload exceeded") every attempt.
+func TestStoreOnASmallMaxPayload(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet(), testenv.WithMaxPayload(64<<10))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	html := strings.Repeat("<tr><td>group</td></tr>\n", 12_000) // 288 KB
+	if _, err := report.Store(ctx, env.JS, "r-big", []byte(html), []byte("c\n"), []byte("{}\n")); err != nil {
+		t.Fatalf("store a %d-byte report on a 64 KiB broker: %v", len(html), err)
+	}
+	if b, err := report.Load(ctx, env.JS, "r-big", "html"); err != nil || string(b) != html {
+		t.Fatalf("load: %d bytes, %v; want the %d stored", len(b), err, len(html))
+	}
+}
