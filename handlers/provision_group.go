@@ -955,7 +955,7 @@ func (h *ProvisionGroup) members(ctx context.Context, site *wix.Site, groupID st
 				continue
 			}
 			if len(out) >= h.cfg.MaxMembers {
-				return nil, failure.Permanent(fmt.Errorf("list group members of %s: more than %d members; groupflow holds a group's members to provision it and refuses larger groups",
+				return nil, failure.Permanent(fmt.Errorf("list group members of %s: more than %d members, the most one command lists and holds (groupflow --max-group-members)",
 					groupID, h.cfg.MaxMembers))
 			}
 			at[m.MemberID] = len(out)

@@ -16,7 +16,7 @@ func registerHandlers(rt *runtime.Runtime, d Deps, concurrency int) []string {
 		log.Error("report profiles of the sites file ignored (reports show site ids, UTC, no links, no mail)", zap.Error(err))
 	}
 	hs := []runtime.Handler{
-		runtime.Adapt(handlers.NewProvisionGroup(d.Sites, d.Ledger, handlers.ProvisionConfig{DefaultRegion: d.Config.PhoneRegion}, log)),
+		runtime.Adapt(handlers.NewProvisionGroup(d.Sites, d.Ledger, handlers.ProvisionConfig{DefaultRegion: d.Config.PhoneRegion, MaxMembers: d.Config.MaxGroupMembers}, log)),
 		runtime.Adapt(handlers.NewSetMembershipQuestions(d.Sites, log)),
 		runtime.Adapt(handlers.NewPropagateRules(d.Sites, log)),
 		runtime.Adapt(handlers.NewSendCampaign(d.Sites, d.Events, d.JS, log)),

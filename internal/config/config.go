@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"groupflow/handlers"
 	"groupflow/internal/admission"
 	"groupflow/internal/broker"
 	"groupflow/internal/netsafe"
@@ -86,6 +87,7 @@ type Config struct {
 	WixSimRatePerMin    float64
 	WixSimState         string
 	PhoneRegion         string
+	MaxGroupMembers     int
 	GroupsPrefix        string
 	GroupMembersPrefx   string
 	GroupRequestsPrefix string
@@ -275,6 +277,7 @@ func Parse(args []string, getenv func(string) string, usageOut io.Writer) (*Conf
 	fs.Float64Var(&c.WixSimRatePerMin, "wix-sim-rate-per-minute", 200, "simulator: requests per minute per site before 429 (0 = unlimited) (env "+envName("wix-sim-rate-per-minute")+")")
 	str(&c.WixSimState, "wix-sim-state", "", "simulator: state file kept across restarts (default <data-dir>/wixsim.json)")
 	str(&c.PhoneRegion, "phone-region", "US", "default region for phone numbers without a country code")
+	fs.IntVar(&c.MaxGroupMembers, "max-group-members", handlers.DefaultMaxMembers, fmt.Sprintf("provision_group: most members of an existing group one command lists and holds (~100 bytes each), 1 to %d; a larger group fails the command (env ", MaxGroupMembersLimit)+envName("max-group-members")+")")
 
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", admission.DefaultMaxInFlight, "commands running at once over all command types and sites; a command waiting for its turn holds no slot, no lease and no write (env "+envName("max-in-flight")+")")
 	fs.IntVar(&c.SiteConcurrency, "site-concurrency", admission.DefaultPerSite, "commands of one Wix site running at once (one slot is kept for commands other than campaigns and reports); sites with work take turns (env "+envName("site-concurrency")+")")
@@ -463,6 +466,9 @@ func (c *Config) validateLimits() []error {
 	if c.MaxDeliver < 2 || c.MaxDeliver > MaxDeliverLimit {
 		errs = append(errs, fmt.Errorf("--max-deliver %d: want 2 to %d", c.MaxDeliver, MaxDeliverLimit))
 	}
+	if c.MaxGroupMembers < 1 || c.MaxGroupMembers > MaxGroupMembersLimit {
+		errs = append(errs, fmt.Errorf("--max-group-members %d: want 1 to %d", c.MaxGroupMembers, MaxGroupMembersLimit))
+	}
 	for _, d := range []struct {
 		flag      string
 		v, lo, hi time.Duration
@@ -517,6 +523,10 @@ func (c *Config) validateAccount() []error {
 // arithmetic stays finite. Comparisons written as !(lo < v && v <= hi) refuse
 // NaN too.
 const MaxRatePerMinute = 1e9
+
+// MaxGroupMembersLimit bounds --max-group-members: 10 million members held
+// by one command is ~1 GB.
+const MaxGroupMembersLimit = 10_000_000
 
 // MaxDeliverLimit bounds --max-deliver: far more attempts than a failing
 // command deserves, and the consumers' 2n+5 deliveries

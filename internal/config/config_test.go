@@ -295,6 +295,8 @@ func TestDurationsAndCountsBounded(t *testing.T) {
 		{"--max-deliver", "2", true}, {"--max-deliver", "1000", true},
 		{"--max-deliver", "1001", false}, {"--max-deliver", "4611686018427387904", false},
 		{"--concurrency", "100000", true}, {"--concurrency", "100001", false}, {"--concurrency", "9223372036854775807", false},
+		{"--max-group-members", "1", true}, {"--max-group-members", "10000000", true},
+		{"--max-group-members", "0", false}, {"--max-group-members", "-1", false}, {"--max-group-members", "10000001", false},
 	})
 }
 
