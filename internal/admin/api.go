@@ -26,7 +26,8 @@ type Ops struct {
 //	GET /api/groups/{ref}     one group by id or exact name, with questions and rules
 //
 // All answers are JSON; the discovery endpoints cost Wix calls (see
-// ops.Discovery) and wait on the site's limiter.
+// ops.Discovery), wait on the site's limiter, and share the instance's
+// ops.MaxDiscoveryInWork slots with the ops subjects (beyond: 503).
 func (s *Server) MountAPI(o Ops) {
 	s.Handle("GET /api/commands", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, o.Progress.Lookup(""))
@@ -47,15 +48,28 @@ func (s *Server) MountAPI(o Ops) {
 		limit, _ := strconv.Atoi(q.Get("limit"))
 		req := ops.ListRequest{SiteID: q.Get("site"), Prefix: q.Get("prefix"), Limit: limit,
 			WithQuestions: truthy(q.Get("withQuestions")), WithRules: truthy(q.Get("withRules"))}
-		answer(r.Context(), w, func(ctx context.Context) (any, error) { return o.Discovery.List(ctx, req) })
+		answerDiscovery(r.Context(), w, o.Discovery, func(ctx context.Context) (any, error) { return o.Discovery.List(ctx, req) })
 	}))
 	s.Handle("GET /api/groups/{ref}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := ops.ShowRequest{SiteID: r.URL.Query().Get("site"), Group: r.PathValue("ref")}
-		answer(r.Context(), w, func(ctx context.Context) (any, error) { return o.Discovery.Show(ctx, req) })
+		answerDiscovery(r.Context(), w, o.Discovery, func(ctx context.Context) (any, error) { return o.Discovery.Show(ctx, req) })
 	}))
 }
 
 func truthy(v string) bool { b, _ := strconv.ParseBool(v); return b || v == "yes" }
+
+// answerDiscovery answers f within one of d's slots (ops.Discovery.Admit),
+// or 503 when all are in use.
+func answerDiscovery(ctx context.Context, w http.ResponseWriter, d *ops.Discovery, f func(context.Context) (any, error)) {
+	release, ok := d.Admit()
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"error": ops.ErrBusy.Error()})
+		return
+	}
+	defer release()
+	answer(ctx, w, f)
+}
 
 func answer(ctx context.Context, w http.ResponseWriter, f func(context.Context) (any, error)) {
 	ctx, cancel := context.WithTimeout(ctx, ops.RequestTimeout)

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"groupflow/internal/wix"
 )
@@ -39,6 +41,21 @@ type Sites interface {
 type Discovery struct {
 	Sites       Sites
 	DefaultSite string
+	// inWork counts the requests holding a slot (Admit).
+	inWork atomic.Int32
+}
+
+// Admit takes one of the MaxDiscoveryInWork slots of d's requests, shared
+// by every way of asking (the ops subjects, the admin API): each costs Wix
+// calls from the budget commands share. ok is false, and nothing taken,
+// when all are in use; release gives the slot back.
+func (d *Discovery) Admit() (release func(), ok bool) {
+	if d.inWork.Add(1) > MaxDiscoveryInWork {
+		d.inWork.Add(-1)
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { d.inWork.Add(-1) }) }, true
 }
 
 // ListRequest asks for the groups of a site.

@@ -47,8 +47,6 @@ type Server struct {
 	Subjects  messages.Subjects
 	Instance  string
 	Log       *zap.Logger
-
-	inWork chan struct{}
 }
 
 // Serve subscribes to the ops subjects on nc until the returned stop is
@@ -59,7 +57,6 @@ func (s *Server) Serve(ctx context.Context, nc *nats.Conn) (stop func(), err err
 	if s.Log == nil {
 		s.Log = zap.NewNop()
 	}
-	s.inWork = make(chan struct{}, MaxDiscoveryInWork)
 	var subs []*nats.Subscription
 	stop = func() {
 		for _, sub := range subs {
@@ -108,18 +105,21 @@ type errorReply struct {
 }
 
 // admit answers m in the background, or "busy" when MaxDiscoveryInWork
-// requests are in work already.
+// requests are in work already (Discovery.Admit).
 func (s *Server) admit(ctx context.Context, m *nats.Msg, h func(context.Context, []byte) (any, error)) {
-	select {
-	case s.inWork <- struct{}{}:
-		go func() {
-			defer func() { <-s.inWork }()
-			s.answer(ctx, m, h)
-		}()
-	default:
-		s.reply(m, errorReply{Error: fmt.Sprintf("busy: %d discovery requests in work on this instance; retry shortly", MaxDiscoveryInWork)})
+	release, ok := s.Discovery.Admit()
+	if !ok {
+		s.reply(m, errorReply{Error: ErrBusy.Error()})
+		return
 	}
+	go func() {
+		defer release()
+		s.answer(ctx, m, h)
+	}()
 }
+
+// ErrBusy answers a discovery request beyond MaxDiscoveryInWork.
+var ErrBusy = fmt.Errorf("busy: %d discovery requests in work on this instance; retry shortly", MaxDiscoveryInWork)
 
 func (s *Server) answer(ctx context.Context, m *nats.Msg, h func(context.Context, []byte) (any, error)) {
 	if len(m.Data) > MaxRequestBytes {

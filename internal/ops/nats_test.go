@@ -17,7 +17,7 @@ import (
 func TestDiscoveryBusyBeyondBound(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	nc := env.Conn()
-	s := &Server{Log: zap.NewNop(), inWork: make(chan struct{}, MaxDiscoveryInWork)}
+	s := &Server{Log: zap.NewNop(), Discovery: &Discovery{}}
 	release := make(chan struct{})
 	defer close(release)
 	block := func(context.Context, []byte) (any, error) { <-release; return map[string]int{"ok": 1}, nil }
