@@ -3,15 +3,13 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
-	"syscall"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"groupflow/internal/config"
+	"groupflow/internal/regularfile"
 	"groupflow/internal/report"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
@@ -100,25 +98,12 @@ const MaxSitesFileBytes = 8 << 20
 // Its errors name the file and the entry, never a secret (the file holds
 // variable names only).
 func loadSitesFile(path string) (SitesFile, error) {
-	// O_NONBLOCK: opening a FIFO for reading would wait for a writer.
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	b, err := regularfile.Read(path, MaxSitesFileBytes)
+	if regularfile.IsRefused(err) {
+		return SitesFile{}, fmt.Errorf("sites file %s: %w", path, err)
+	}
 	if err != nil {
 		return SitesFile{}, fmt.Errorf("sites file: %w", err)
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return SitesFile{}, fmt.Errorf("sites file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return SitesFile{}, fmt.Errorf("sites file %s: not a regular file (%v)", path, st.Mode().Type())
-	}
-	b, err := io.ReadAll(io.LimitReader(fh, MaxSitesFileBytes+1))
-	if err != nil {
-		return SitesFile{}, fmt.Errorf("sites file: %w", err)
-	}
-	if len(b) > MaxSitesFileBytes {
-		return SitesFile{}, fmt.Errorf("sites file %s: larger than %d bytes", path, MaxSitesFileBytes)
 	}
 	var f SitesFile
 	if err := yaml.Unmarshal(b, &f); err != nil {

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"groupflow/internal/netsafe"
+	"groupflow/internal/regularfile"
 )
 
 // ConnConfig says how to reach NATS. Secrets (creds, nkey seed) are read
@@ -213,21 +212,4 @@ func CheckFiles(cfg ConnConfig) error {
 	return nil
 }
 
-func checkFile(path string) error {
-	// O_NONBLOCK: opening a FIFO for reading would wait for a writer.
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	switch {
-	case err != nil:
-		return err
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("not a regular file (%v)", st.Mode().Type())
-	case st.Size() > MaxConnFileBytes:
-		return fmt.Errorf("larger than %d bytes", MaxConnFileBytes)
-	}
-	return nil
-}
+func checkFile(path string) error { return regularfile.Check(path, MaxConnFileBytes) }

@@ -14,12 +14,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	texttemplate "text/template"
 	"unicode"
 	"unicode/utf8"
 
 	"groupflow/internal/oneline"
+	"groupflow/internal/regularfile"
 	"groupflow/messages"
 )
 
@@ -70,28 +70,16 @@ const (
 // memory. A file that is not there is an error wrapping os.ErrNotExist;
 // other errors (permissions, I/O) are transient.
 func ReadTemplateFile(dir, name string) (string, error) {
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
+	b, err := regularfile.Read(filepath.Join(dir, name), MaxTemplateFile)
+	var notRegular *regularfile.NotRegularError
+	var tooLarge *regularfile.TooLargeError
+	switch {
+	case errors.As(err, &notRegular):
+		return "", permanentf(ReasonTemplate, "%s is not a regular file (%s) in %s", name, fileKind(notRegular.Mode), dir)
+	case errors.As(err, &tooLarge):
+		return "", permanentf(ReasonTemplate, "%s is larger than %d bytes in %s", name, MaxTemplateFile, dir)
+	case err != nil:
 		return "", fmt.Errorf("read %s: %w", name, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", name, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", permanentf(ReasonTemplate, "%s is not a regular file (%s) in %s", name, fileKind(st.Mode()), dir)
-	}
-	tooBig := permanentf(ReasonTemplate, "%s is larger than %d bytes in %s", name, MaxTemplateFile, dir)
-	if st.Size() > MaxTemplateFile {
-		return "", tooBig
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxTemplateFile+1))
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(b) > MaxTemplateFile {
-		return "", tooBig
 	}
 	return string(b), nil
 }
