@@ -11,6 +11,7 @@ import (
 
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
+	"groupflow/internal/wix"
 	"groupflow/internal/wixsim"
 	"groupflow/messages"
 )
@@ -81,5 +82,45 @@ func TestProvisionGroupMembersBounded(t *testing.T) {
 	expectFailed(t, e, m, "endless-members", messages.FailurePermanent, "more than 1000 members")
 	if n := lists.Load(); n != 11 {
 		t.Errorf("%d List Group Members calls, want 11 (the 11th brings the 1,001st member)", n)
+	}
+}
+
+// TestProvisionInvitationsBeyondOneMessage: a group's pending invitations
+// (a shared ledger key) outgrow the broker's max payload (4,200 invitations
+// of private members, ~160 KB, on a 128 KiB broker): the key is kept in
+// parts, and a later command for the first 1,400 again neither re-invites
+// them nor fails. One write of 160 KB had failed every provision of the
+// group from then on ("maximum payload exceeded", permanent).
+func TestProvisionInvitationsBeyondOneMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("4,200 members")
+	}
+	e := newWF(t, testenv.WithMaxPayload(128<<10))
+	st := e.Site
+	st.AddMember(wixsim.MemberSeed{FirstName: "Site", LastName: "Owner"})
+	var people [3][]messages.Person
+	for i := range 4200 {
+		m := st.AddMember(wixsim.MemberSeed{FirstName: "Priv", LastName: fmt.Sprint(i), LoginEmail: fmt.Sprintf("priv%d@example.com", i), Private: true})
+		people[i/1400] = append(people[i/1400], messages.Person{Email: m.LoginEmail})
+	}
+	e.start(runtime.Adapt(provisionHandler(e)))
+	var groupID string
+	for i, ps := range people {
+		ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, fmt.Sprintf("invites-%d", i), map[string]any{
+			"group": map[string]any{"name": "Many Invites"}, "people": ps}))
+		if ev.Invited != len(ps) || ev.Added != 0 || (groupID != "" && ev.GroupID != groupID) {
+			t.Fatalf("command %d: invited %d, added %d, group %s (first %s); want %d invited", i, ev.Invited, ev.Added, ev.GroupID, groupID, len(ps))
+		}
+		groupID = ev.GroupID
+	}
+	if n := len(st.Invited(groupID)); n != 4200 {
+		t.Fatalf("%d invited on the site, want 4200", n)
+	}
+	e.Wix.Sim.ResetCalls()
+	ev := provisioned(t, e, e.send(messages.CmdProvisionGroup, "invites-again", map[string]any{
+		"group": map[string]any{"name": "Many Invites"}, "people": people[0]}))
+	if ev.Invited != 1400 || ev.Added != 0 || len(ev.NotAdded) != 0 || e.calls(wix.OpGroupMembersAdd) != 0 {
+		t.Fatalf("again: %d invited, %d added, %d not added, %d Add Group Members calls; want 1400 invited before, no call",
+			ev.Invited, ev.Added, len(ev.NotAdded), e.calls(wix.OpGroupMembersAdd))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,10 +25,23 @@ type Ledger struct {
 	kv      jetstream.KeyValue
 	now     func() time.Time
 	timeout time.Duration
-	// partSize is the largest checkpoint kept in one step key (see
-	// storeParts).
+	// partSize is the largest value kept in one key (see storeParts).
 	partSize int
+
+	partsMu sync.Mutex
+	// parted holds the part keys of shared keys' values this ledger loaded
+	// or stored, by key (see remember).
+	parted map[string]partedValue
 }
+
+// partedValue is a shared key's value kept in parts, at revision rev.
+type partedValue struct {
+	rev  uint64
+	keys parts
+}
+
+// maxRemembered bounds Ledger.parted.
+const maxRemembered = 1024
 
 // CallTimeout bounds one ledger read or write. A reply lost in a broker
 // failover must become a (transient, retried) error, not a wait as long as
@@ -199,41 +213,77 @@ func (l *Ledger) create(ctx context.Context, rec *Record) (rev uint64, created b
 // Shared keys — state kept across commands, such as a group's pending
 // invitations — are read with their revision and written with a
 // compare-and-set on it, so two commands updating one key never lose
-// either's write: on ErrConflict, read again and merge.
+// either's write: on ErrConflict, read again and merge. A value larger than
+// half the broker's max payload is kept in parts (see storeParts).
 
 // Load decodes the value at key into v and returns its revision; 0 when
 // the key does not exist.
 func (l *Ledger) Load(ctx context.Context, key string, v any) (uint64, error) {
-	e, err := l.getEntry(ctx, key)
+	e, b, keys, err := l.readValue(ctx, key)
 	if err != nil || e == nil {
 		return 0, err
 	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return 0, fmt.Errorf("ledger decode %s: %w", key, err)
 	}
+	l.remember(key, e.Revision(), keys)
 	return e.Revision(), nil
 }
 
 // Store writes v at key if the key is still at revision rev (0: if it does
-// not exist) and returns the new revision; ErrConflict otherwise.
+// not exist) and returns the new revision; ErrConflict otherwise. The parts
+// of the value it replaces are deleted when this ledger loaded it (at rev).
 func (l *Ledger) Store(ctx context.Context, key string, v any, rev uint64) (uint64, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("ledger encode %s: %w", key, err)
 	}
-	return l.putRev(ctx, key, b, rev, rev != 0)
+	n, keys, err := l.writeValue(ctx, key, b, rev, rev != 0, l.recalled(key, rev))
+	if err == nil {
+		l.remember(key, n, keys)
+	}
+	return n, err
+}
+
+// remember keeps the part keys of key's value at rev (forgetting the key's
+// when it has none), for the write that replaces it; at most maxRemembered
+// keys are kept (a forgotten one's parts are left behind, never misread).
+func (l *Ledger) remember(key string, rev uint64, keys parts) {
+	l.partsMu.Lock()
+	defer l.partsMu.Unlock()
+	if len(keys) == 0 {
+		delete(l.parted, key)
+		return
+	}
+	if l.parted == nil || len(l.parted) >= maxRemembered {
+		l.parted = map[string]partedValue{}
+	}
+	l.parted[key] = partedValue{rev: rev, keys: keys}
+}
+
+// recalled returns the part keys of key's value at rev, if remembered.
+func (l *Ledger) recalled(key string, rev uint64) parts {
+	l.partsMu.Lock()
+	defer l.partsMu.Unlock()
+	if p, ok := l.parted[key]; ok && p.rev == rev {
+		return p.keys
+	}
+	return nil
 }
 
 // Remove deletes key if it is still at revision rev; ErrConflict otherwise.
 func (l *Ledger) Remove(ctx context.Context, key string, rev uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	old := l.recalled(key, rev)
+	cctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	err := l.kv.Delete(cctx, key, jetstream.LastRevision(rev))
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return ErrConflict
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("ledger delete %s: %w", key, err)
 	}
+	l.remember(key, 0, nil)
+	l.dropParts(ctx, old)
 	return nil
 }

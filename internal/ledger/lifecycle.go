@@ -192,8 +192,9 @@ type Lease struct {
 }
 
 type spilledStep struct {
-	rev uint64
-	val []byte
+	rev   uint64
+	val   []byte
+	parts parts // the step key's part keys at rev
 }
 
 // Detached returns a lease kept in memory only, for running a handler
@@ -404,16 +405,12 @@ func (s *Lease) Load(ctx context.Context, step string, v any) (bool, error) {
 		return true, json.Unmarshal(sp.val, v)
 	}
 	if !s.fresh && s.l != nil {
-		e, err := s.l.getEntry(ctx, s.stepKey(step))
+		e, val, keys, err := s.l.readValue(ctx, s.stepKey(step))
 		if err != nil {
 			return false, err
 		}
 		if e != nil {
-			val, err := s.l.loadParts(ctx, s.stepKey(step), e.Value())
-			if err != nil {
-				return false, err
-			}
-			s.spill(step, spilledStep{rev: e.Revision(), val: val})
+			s.spill(step, spilledStep{rev: e.Revision(), val: val, parts: keys})
 			return true, json.Unmarshal(val, v)
 		}
 	}
@@ -494,23 +491,16 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 	}
 	prev, known := s.spilled[step]
 	if !known && !s.fresh {
-		// Not read by this lease: Load first, so the revision is known.
+		// Not read by this lease: read it first, so the revision is known.
 		e, err := s.l.getEntry(ctx, s.stepKey(step))
 		if err != nil {
 			return err
 		}
 		if e != nil {
-			prev, known = spilledStep{rev: e.Revision()}, true
+			prev, known = spilledStep{rev: e.Revision(), parts: partKeys(s.stepKey(step), e.Value())}, true
 		}
 	}
-	val := b
-	if len(b) > s.l.partSize {
-		var err error
-		if val, err = s.l.storeParts(ctx, s.stepKey(step), b); err != nil {
-			return err
-		}
-	}
-	n, err := s.l.putRev(ctx, s.stepKey(step), val, prev.rev, known)
+	n, keys, err := s.l.writeValue(ctx, s.stepKey(step), b, prev.rev, known, prev.parts)
 	if errors.Is(err, ErrConflict) {
 		s.lost = true
 		return ErrLost
@@ -518,7 +508,7 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	s.spill(step, spilledStep{rev: n, val: b})
+	s.spill(step, spilledStep{rev: n, val: b, parts: keys})
 	delete(s.rec.Steps, step) // an older inline copy goes with the next record write
 	return nil
 }
@@ -550,11 +540,22 @@ func complete(r *Record, o Outcome) {
 
 // Complete records the outcome and gives up the lease (one write); the
 // record then answers every later copy of the command. ErrLost when
-// another owner wrote the record: that owner completes it.
+// another owner wrote the record: that owner completes it. Then the step
+// keys this lease read or wrote, and their parts, are deleted (a delete
+// each, best effort): nothing reads a completed command's checkpoints.
 func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.writeLocked(ctx, func(r *Record) { complete(r, o) })
+	if err := s.writeLocked(ctx, func(r *Record) { complete(r, o) }); err != nil {
+		return err
+	}
+	if s.l != nil {
+		for step, sp := range s.spilled {
+			s.l.drop(ctx, s.stepKey(step), sp.rev, sp.parts)
+		}
+	}
+	s.spilled = nil
+	return nil
 }
 
 // Fail records a failed attempt of the lease's command, counting this

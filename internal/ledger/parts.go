@@ -3,29 +3,47 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"groupflow/internal/failure"
 )
 
-// A spilled checkpoint larger than one KV value may be (partSize) is kept
-// in parts: each part under a key of its own named by the SHA-256 of its
-// bytes (the step key + ".p" + hash), and the step key holds partsPrefix
-// and the parts' hashes, written by compare-and-set like any spilled
-// checkpoint. A part is written blindly: its key names its content, so
-// whoever writes it (a stale owner too) writes the same bytes, and only the
-// step key's compare-and-set decides which checkpoint is current. A sync
-// removing 30,000 members (a 1.2 MB plan) would otherwise fail every
-// attempt with "maximum payload exceeded" and be dead-lettered.
+// A value larger than one KV value may be (partSize) — a spilled
+// checkpoint or a shared key — is kept in parts: the key itself holds a
+// pointer, "#parts2 <nonce> <h1> <h2> …", written by compare-and-set like
+// any value, and part i lives under key + ".p" + hᵢ, hᵢ being the first 16
+// bytes (hex) of SHA-256(nonce ‖ part i). The nonce is new for every write,
+// so no two writes share a part key: once a pointer is replaced (or its
+// compare-and-set refused), its parts are garbage and are deleted, without
+// any risk of deleting a part a later value names. A part is written
+// blindly before the pointer; only the pointer's compare-and-set decides
+// which value is current. A reader that finds a part gone (the value was
+// replaced, and its parts deleted, while it read) reads the key again.
 //
-// Cost: a checkpoint of n bytes takes ⌈n/partSize⌉ part writes besides the
-// step key's, and as many reads to load. Parts outlive their checkpoint,
-// as spilled step keys do.
+// Pointers written before the nonce ("#parts <h1> …", hᵢ = SHA-256(part i))
+// are still read; their parts are content-addressed, so a part may be named
+// by another value of the key, and they are never deleted.
+//
+// Cost: a value of n bytes takes ⌈n/partSize⌉ part writes besides the
+// pointer's, and as many reads to load; replacing it takes as many deletes
+// (not awaited by the reader, never failing the write). A sync removing
+// 30,000 members (a 1.2 MB plan) and a group with 30,000 pending
+// invitations would otherwise fail every attempt with "maximum payload
+// exceeded".
 
-// partsPrefix starts the step key's value of a checkpoint kept in parts: a
-// JSON text never starts with '#'.
-const partsPrefix = "#parts "
+// Pointer prefixes: a JSON text never starts with '#'.
+const (
+	partsPrefix   = "#parts2 "
+	partsPrefixV1 = "#parts "
+)
 
 // Part sizes: half the broker's max payload (so a part and its message's
 // overhead fit), within these bounds; defaultPartSize when the max payload
@@ -34,10 +52,21 @@ const (
 	minPartSize     = 16 << 10
 	maxPartSize     = 1 << 20
 	defaultPartSize = 32 << 10
-	// maxParts bounds the parts a step key may name (a corrupt or forged
+	// maxParts bounds the parts a pointer may name (a corrupt or forged
 	// value naming millions is refused, not read).
 	maxParts = 4096
+	// partReads bounds how often a reader reads a key again after finding
+	// a part of its value gone.
+	partReads = 4
 )
+
+// errPartGone: a part a pointer names is missing (deleted with a value
+// that replaced it while it was read, or lost).
+var errPartGone = errors.New("missing or altered")
+
+// parts is what a key's value says of its parts: the part keys to delete
+// once the value is replaced (none for a plain value or a V1 pointer).
+type parts []string
 
 // partSizeFor is the part size for a broker max payload of maxPayload bytes
 // (0 or less: unknown).
@@ -48,55 +77,160 @@ func partSizeFor(maxPayload int64) int {
 	return int(min(max(maxPayload/2, minPartSize), maxPartSize))
 }
 
-// storeParts writes b's parts under key and returns the value key holds for
-// them.
-func (l *Ledger) storeParts(ctx context.Context, key string, b []byte) ([]byte, error) {
+// storeParts writes b's parts under key and returns the pointer key is to
+// hold and the part keys it names. b up to partSize is returned as it is.
+func (l *Ledger) storeParts(ctx context.Context, key string, b []byte) ([]byte, parts, error) {
 	size := l.partSize
-	if (len(b)+size-1)/size > maxParts {
-		return nil, fmt.Errorf("ledger write %s: checkpoint of %d bytes exceeds %d parts of %d bytes", key, len(b), maxParts, size)
+	if len(b) <= size {
+		return b, nil, nil
 	}
+	if (len(b)+size-1)/size > maxParts {
+		return nil, nil, failure.Permanent(fmt.Errorf("ledger write %s: value of %d bytes exceeds %d parts of %d bytes", key, len(b), maxParts, size))
+	}
+	var n [12]byte
+	_, _ = rand.Read(n[:]) // never fails (crypto/rand)
+	nonce := hex.EncodeToString(n[:])
 	var ptr strings.Builder
-	ptr.WriteString(partsPrefix)
+	ptr.WriteString(partsPrefix + nonce)
+	var keys parts
 	for off := 0; off < len(b); off += size {
 		part := b[off:min(off+size, len(b))]
-		h := partHash(part)
-		if err := l.put(ctx, key+".p"+h, part); err != nil {
-			return nil, err
+		h := partHash(nonce, part)
+		keys = append(keys, key+".p"+h)
+		if err := l.put(ctx, keys[len(keys)-1], part); err != nil {
+			l.dropParts(ctx, keys[:len(keys)-1])
+			return nil, nil, err
 		}
-		if off > 0 {
-			ptr.WriteByte(' ')
-		}
-		ptr.WriteString(h)
+		ptr.WriteString(" " + h)
 	}
-	return []byte(ptr.String()), nil
+	return []byte(ptr.String()), keys, nil
 }
 
-// loadParts returns the checkpoint a step key's value v stands for: v
-// itself, or the parts it names, read and checked against their hashes.
-func (l *Ledger) loadParts(ctx context.Context, key string, v []byte) ([]byte, error) {
-	rest, ok := bytes.CutPrefix(v, []byte(partsPrefix))
+// loadParts returns the value a key's stored value v stands for — v itself,
+// or the parts it names, read and checked against their hashes — and the
+// part keys to delete once it is replaced. A part missing or altered is
+// errPartGone.
+func (l *Ledger) loadParts(ctx context.Context, key string, v []byte) ([]byte, parts, error) {
+	nonce, hashes, ok := pointer(v)
 	if !ok {
-		return v, nil
+		return v, nil, nil
 	}
-	hashes := strings.Fields(string(rest))
 	if len(hashes) == 0 || len(hashes) > maxParts {
-		return nil, fmt.Errorf("ledger get %s: names %d parts (1 to %d)", key, len(hashes), maxParts)
+		return nil, nil, fmt.Errorf("ledger get %s: names %d parts (1 to %d)", key, len(hashes), maxParts)
 	}
 	var out []byte
 	for i, h := range hashes {
 		e, err := l.getEntry(ctx, key+".p"+h)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if e == nil || partHash(e.Value()) != h {
-			return nil, fmt.Errorf("ledger get %s: part %d of %d (%s) missing or altered", key, i+1, len(hashes), h)
+		if e == nil || partHash(nonce, e.Value()) != h {
+			return nil, nil, fmt.Errorf("ledger get %s: part %d of %d (%s) %w", key, i+1, len(hashes), h, errPartGone)
 		}
 		out = append(out, e.Value()...)
 	}
-	return out, nil
+	return out, partKeys(key, v), nil
 }
 
-func partHash(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+// pointer parses v as a parts pointer: its nonce ("" for a V1 pointer) and
+// hashes; ok false when v is a plain value.
+func pointer(v []byte) (nonce string, hashes []string, ok bool) {
+	if rest, ok := bytes.CutPrefix(v, []byte(partsPrefix)); ok {
+		f := strings.Fields(string(rest))
+		if len(f) == 0 {
+			return "", nil, true
+		}
+		return f[0], f[1:], true
+	}
+	if rest, ok := bytes.CutPrefix(v, []byte(partsPrefixV1)); ok {
+		return "", strings.Fields(string(rest)), true
+	}
+	return "", nil, false
+}
+
+// partKeys returns the part keys a stored value v names that are deleted
+// once it is replaced (none for a plain value or a V1 pointer), without
+// reading them.
+func partKeys(key string, v []byte) parts {
+	nonce, hashes, ok := pointer(v)
+	if !ok || nonce == "" || len(hashes) > maxParts {
+		return nil
+	}
+	keys := make(parts, len(hashes))
+	for i, h := range hashes {
+		keys[i] = key + ".p" + h
+	}
+	return keys
+}
+
+// readValue reads key and the value it stands for (see loadParts), reading
+// it again (up to partReads times) when a part is gone because the value
+// was replaced meanwhile; nil entry when the key does not exist.
+func (l *Ledger) readValue(ctx context.Context, key string) (jetstream.KeyValueEntry, []byte, parts, error) {
+	var err error
+	for range partReads {
+		var e jetstream.KeyValueEntry
+		if e, err = l.getEntry(ctx, key); err != nil || e == nil {
+			return nil, nil, nil, err
+		}
+		var val []byte
+		var keys parts
+		if val, keys, err = l.loadParts(ctx, key, e.Value()); !errors.Is(err, errPartGone) {
+			return e, val, keys, err
+		}
+	}
+	return nil, nil, nil, err
+}
+
+// writeValue stores b at key by compare-and-set (at rev if exists, else a
+// create), in parts when it is larger than partSize, and returns the new
+// revision and its part keys. Once the write is stored, the part keys of
+// the value it replaced (old) are deleted; when it is refused
+// (ErrConflict), its own.
+func (l *Ledger) writeValue(ctx context.Context, key string, b []byte, rev uint64, exists bool, old parts) (uint64, parts, error) {
+	val, keys, err := l.storeParts(ctx, key, b)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := l.putRev(ctx, key, val, rev, exists)
+	switch {
+	case err == nil:
+		l.dropParts(ctx, old)
+	case errors.Is(err, ErrConflict):
+		l.dropParts(ctx, keys)
+	}
+	return n, keys, err
+}
+
+// dropParts deletes part keys no value names any more. It is best effort:
+// a part left behind is storage, never a wrong value (no pointer names it).
+func (l *Ledger) dropParts(ctx context.Context, keys parts) {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		ctx, cancel := context.WithTimeout(ctx, l.timeout)
+		_ = l.kv.Delete(ctx, k)
+		cancel()
+	}
+}
+
+// drop deletes key if it is still at revision rev, and then its parts;
+// best effort, like dropParts.
+func (l *Ledger) drop(ctx context.Context, key string, rev uint64, keys parts) {
+	if rev == 0 {
+		return // kept in memory only (a detached lease)
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.timeout)
+	err := l.kv.Delete(cctx, key, jetstream.LastRevision(rev))
+	cancel()
+	if err == nil {
+		l.dropParts(ctx, keys)
+	}
+}
+
+func partHash(nonce string, b []byte) string {
+	h := sha256.New()
+	h.Write([]byte(nonce))
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
