@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"text/template"
 	"time"
 
@@ -202,9 +201,10 @@ func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
 	if err != nil {
 		return oneLine(def), nil //nolint:nilerr // no usable template: the default subject
 	}
-	var b strings.Builder
-	if err := t.Execute(&b, map[string]any{"Report": r, "SiteName": report.SiteName(r), "Period": report.Period(r)}); err != nil {
-		return "", err
+	// Bounded as a member mail's subject is: the event is the producer's.
+	subject, err := execute(t, map[string]any{"Report": r, "SiteName": report.SiteName(r), "Period": report.Period(r)}, MaxRenderedSubject)
+	if err != nil {
+		return "", fmt.Errorf("report.subject.tmpl: %w", err)
 	}
-	return oneLine(b.String()), nil
+	return oneLine(subject), nil
 }

@@ -121,6 +121,35 @@ func TestReportMailPermanentFailureDeadLettered(t *testing.T) {
 	}
 }
 
+// TestReportSubjectBounded: report.subject.tmpl renders at most
+// MaxRenderedSubject bytes, as member subjects do (the event is the
+// producer's, and a template ranging over it multiplies it): past that the
+// report mail fails permanently, saying so, and nothing is mailed.
+func TestReportSubjectBounded(t *testing.T) {
+	h := newHarness(t)
+	mp := mailpittest.Start(t, 0)
+	tmpl := "{{range .Report.Recipients}}" + strings.Repeat("x", mailer.MaxRenderedSubject) + "{{end}}"
+	if err := os.WriteFile(filepath.Join(h.tmpl, "report.subject.tmpl"), []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	body := storeReport(ctx, t, h, time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC), "rep-long", "head@acme.example", "deputy@acme.example")
+	failed := h.env.Watch(h.env.Subjects.Event(messages.EvtEmailFailed))
+	if _, err := h.env.JS.Publish(ctx, h.env.Subjects.Event(messages.EvtReportGenerated), body); err != nil {
+		t.Fatal(err)
+	}
+	h.start(mailer.SMTPConfig{Port: mp.SMTPPort}, nil, nil)
+
+	ev := testenv.Decode[messages.EmailFailed](t, failed.Next(waitNormal, func(*nats.Msg) bool { return true }))
+	if !ev.Permanent || ev.CommandID != "rep-long" || !strings.Contains(ev.Reason, "renders more than 16384 bytes") {
+		t.Errorf("email_failed %+v, want permanent, saying the subject renders too long", ev)
+	}
+	if _, total := mp.Messages(); total != 0 {
+		t.Errorf("%d mails, want none", total)
+	}
+}
+
 // TestReportMailFailureLogsNoRecipient: an SMTP error quotes the addresses
 // it concerns (go-mail's "affected recipient(s): …"); member mails strip the
 // recipient's address from it, and a report mail must too — its recipients
