@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"groupflow/internal/regularfile"
 )
 
 // stateFile is the JSON snapshot written by Save.
@@ -186,26 +186,19 @@ func (s *Server) SaveTo(path string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// MaxStateFile bounds the state file load reads (2 GiB).
+const MaxStateFile = 2 << 30
+
 // load reads the state file at path (none there: nothing to load). A path
-// that is not a regular file is refused without waiting on it (opening a
-// FIFO for reading would wait for a writer).
+// that is not a regular file, or one over MaxStateFile, is refused without
+// waiting on it or reading it (regularfile.Read).
 func (s *Server) load(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	data, err := regularfile.Read(path, MaxStateFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return err
-	} else if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	var sf stateFile
 	if err := json.Unmarshal(data, &sf); err != nil {
