@@ -125,7 +125,6 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-		sess := c.sess.get(r)
 		tokenSet := c.s.tokenSum != nil
 		if !tokenSet && !netsafe.IsLoopbackHostHeader(r.Host) {
 			// Without a token the console trusts loopback only; a page of
@@ -133,8 +132,15 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 			http.Error(w, "the console without an admin token answers only to localhost, 127.0.0.1 or [::1]", http.StatusForbidden)
 			return
 		}
+		var sess *session
+		fresh := ""
+		if tokenSet {
+			sess = c.sess.get(r)
+		} else {
+			sess, fresh = c.sess.unkept(r)
+		}
 		switch {
-		case sess != nil:
+		case sess != nil && fresh == "":
 		case tokenSet && bearerMatches(r, c.s.tokenSum):
 			sess = &session{bearer: true}
 		case tokenSet && r.Method == http.MethodGet:
@@ -147,9 +153,7 @@ func (c *console) guard(h consoleHandler) http.HandlerFunc {
 			http.Error(w, "console session expired: reload the page", http.StatusForbidden)
 			return
 		default:
-			var id string
-			id, sess = c.sess.open()
-			setSessionCookie(w, r, id, int(sessionTTL/time.Second))
+			setSessionCookie(w, r, fresh, int(sessionTTL/time.Second))
 		}
 		if r.Method == http.MethodPost {
 			// Parsed here for every POST (the handlers read r.PostForm): a

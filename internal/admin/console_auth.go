@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,7 +15,10 @@ import (
 // never put in a URL or a page; the browser then holds an opaque session id
 // in an HttpOnly, SameSite=Strict cookie. Every state-changing form carries
 // the session's CSRF token. Without an admin token (loopback only, see
-// Protect) a session is opened on the first visit, for the CSRF token.
+// Protect) the first visit gets a random session id, and its CSRF token is
+// an HMAC of that id under a key of this process (csrfFor): nothing is
+// kept, so no number of visits (a hostile page's requests to localhost
+// among them) can evict the operator's session.
 const (
 	sessionCookie = "groupflow_console"
 	sessionTTL    = 12 * time.Hour
@@ -33,9 +37,42 @@ type sessions struct {
 	mu  sync.Mutex
 	m   map[string]*session
 	now func() time.Time
+	// key signs the CSRF tokens of sessions kept nowhere (no admin token).
+	key []byte
 }
 
-func newSessions() *sessions { return &sessions{m: map[string]*session{}, now: time.Now} }
+func newSessions() *sessions {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // never fails (crypto/rand)
+	return &sessions{m: map[string]*session{}, now: time.Now, key: key}
+}
+
+// unkept returns the session of r's cookie without looking it up (no admin
+// token: any well-formed id is a session), or nil; fresh opens one when r
+// has none, with the id to set in its cookie.
+func (ss *sessions) unkept(r *http.Request) (s *session, fresh string) {
+	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
+		return &session{csrf: ss.csrfFor(c.Value)}, ""
+	}
+	id := randomToken()
+	return &session{csrf: ss.csrfFor(id)}, id
+}
+
+// csrfFor is the CSRF token of session id id when no session is kept.
+func (ss *sessions) csrfFor(id string) string {
+	m := hmac.New(sha256.New, ss.key)
+	m.Write([]byte(id))
+	return hex.EncodeToString(m.Sum(nil)[:24])
+}
+
+// validSessionID is whether id has randomToken's form (48 hex digits).
+func validSessionID(id string) bool {
+	if len(id) != 48 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
 
 func randomToken() string {
 	b := make([]byte, 24)

@@ -267,6 +267,37 @@ func TestConsoleWithoutToken(t *testing.T) {
 	}
 }
 
+// TestConsoleWithoutTokenKeepsNoSessions: without an admin token, page
+// loads without a cookie (a hostile web page can make any number of them to
+// localhost) open no session the console keeps, so they cannot evict the
+// operator's: after 1,100 of them the operator's form still works. A forged
+// session id with a CSRF token of another session is refused.
+func TestConsoleWithoutTokenKeepsNoSessions(t *testing.T) {
+	ce := startConsole(t, "")
+	ce.deadLetter(t, hostileLetter())
+	op := newClient(t, ce.url)
+	_, page := op.get("/console/dlq")
+	csrf := csrfOf(t, page)
+	for range 1100 {
+		resp, err := http.Get(ce.url + "/console/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	other := newClient(t, ce.url)
+	_, otherPage := other.get("/console/dlq")
+	if code, _ := other.post("/console/dlq/1/purge", url.Values{"csrf": {csrf}, "confirmed": {"1"}}); code != http.StatusForbidden {
+		t.Fatalf("another session's CSRF token: %d, want 403", code)
+	}
+	if csrfOf(t, otherPage) == csrf {
+		t.Fatal("two sessions share a CSRF token")
+	}
+	if code, body := op.post("/console/dlq/1/purge", url.Values{"csrf": {csrf}, "confirmed": {"1"}}); code != 200 || !strings.Contains(body, "#1 purged") {
+		t.Fatalf("the operator's purge after 1,100 other visits: %d\n%s", code, body)
+	}
+}
+
 // TestConsoleLoginAttemptsBounded: a token guesser is cut off with 429s.
 func TestConsoleLoginAttemptsBounded(t *testing.T) {
 	ce := startConsole(t, consoleToken)
