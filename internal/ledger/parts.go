@@ -55,6 +55,13 @@ const (
 	// maxParts bounds the parts a pointer may name (a corrupt or forged
 	// value naming millions is refused, not read).
 	maxParts = 4096
+	// maxValueSize bounds a value in parts, as written and as read: a
+	// pointer may name one part many times (two equal parts of a value
+	// share a key), so a forged one of ~135 KB naming a single 1 MiB part
+	// 4,096 times would otherwise make every reader assemble 4 GiB. No
+	// checkpoint or shared key comes near it (a 20,000-group report's
+	// data, 500,000 invitations: some MB).
+	maxValueSize = 64 << 20
 	// partReads bounds how often a reader reads a key again after finding
 	// a part of its value gone.
 	partReads = 4
@@ -84,8 +91,8 @@ func (l *Ledger) storeParts(ctx context.Context, key string, b []byte) ([]byte, 
 	if len(b) <= size {
 		return b, nil, nil
 	}
-	if (len(b)+size-1)/size > maxParts {
-		return nil, nil, failure.Permanent(fmt.Errorf("ledger write %s: value of %d bytes exceeds %d parts of %d bytes", key, len(b), maxParts, size))
+	if (len(b)+size-1)/size > maxParts || len(b) > maxValueSize {
+		return nil, nil, failure.Permanent(fmt.Errorf("ledger write %s: value of %d bytes exceeds %d parts of %d bytes or %d bytes", key, len(b), maxParts, size, maxValueSize))
 	}
 	var n [12]byte
 	_, _ = rand.Read(n[:]) // never fails (crypto/rand)
@@ -115,45 +122,92 @@ func (l *Ledger) loadParts(ctx context.Context, key string, v []byte) ([]byte, p
 	if !ok {
 		return v, nil, nil
 	}
-	if len(hashes) == 0 || len(hashes) > maxParts {
-		return nil, nil, fmt.Errorf("ledger get %s: names %d parts (1 to %d)", key, len(hashes), maxParts)
+	if hashes == nil {
+		return nil, nil, fmt.Errorf("ledger get %s: a malformed parts pointer (%d bytes): 1 to %d parts, each named by %d hex digits", key, len(v), maxParts, hashLen)
 	}
 	var out []byte
+	read := make(map[string][]byte, len(hashes)) // a part named twice is read once
 	for i, h := range hashes {
-		e, err := l.getEntry(ctx, key+".p"+h)
-		if err != nil {
-			return nil, nil, err
+		b, seen := read[h]
+		if !seen {
+			e, err := l.getEntry(ctx, key+".p"+h)
+			if err != nil {
+				return nil, nil, err
+			}
+			if e == nil || partHash(nonce, e.Value()) != h {
+				return nil, nil, fmt.Errorf("ledger get %s: part %d of %d (%s) %w", key, i+1, len(hashes), h, errPartGone)
+			}
+			b = e.Value()
+			read[h] = b
 		}
-		if e == nil || partHash(nonce, e.Value()) != h {
-			return nil, nil, fmt.Errorf("ledger get %s: part %d of %d (%s) %w", key, i+1, len(hashes), h, errPartGone)
+		if len(out)+len(b) > maxValueSize {
+			return nil, nil, fmt.Errorf("ledger get %s: parts of over %d bytes (a corrupt or forged pointer)", key, maxValueSize)
 		}
-		out = append(out, e.Value()...)
+		out = append(out, b...)
 	}
 	return out, partKeys(key, v), nil
 }
 
+// hashLen and nonceLen are the lengths of a part's hash and of a write's
+// nonce in a pointer (hex digits).
+const (
+	hashLen  = 32
+	nonceLen = 24
+)
+
 // pointer parses v as a parts pointer: its nonce ("" for a V1 pointer) and
-// hashes; ok false when v is a plain value.
+// hashes; ok false when v is a plain value. A malformed pointer (no part,
+// more than maxParts, a nonce or hash that is not lowercase hex of its
+// length: a corrupt or forged value) has nil hashes: its fields are never
+// made into keys (one of 8,000 bytes, over the server's max control line,
+// would close the connection for good).
 func pointer(v []byte) (nonce string, hashes []string, ok bool) {
-	if rest, ok := bytes.CutPrefix(v, []byte(partsPrefix)); ok {
-		f := strings.Fields(string(rest))
-		if len(f) == 0 {
+	rest, v2 := bytes.CutPrefix(v, []byte(partsPrefix))
+	if !v2 {
+		if rest, ok = bytes.CutPrefix(v, []byte(partsPrefixV1)); !ok {
+			return "", nil, false
+		}
+	}
+	if bytes.Count(rest, []byte(" ")) > maxParts+1 {
+		return "", nil, true
+	}
+	f := strings.Fields(string(rest))
+	if v2 {
+		if len(f) == 0 || !isHex(f[0], nonceLen) {
 			return "", nil, true
 		}
-		return f[0], f[1:], true
+		nonce, f = f[0], f[1:]
 	}
-	if rest, ok := bytes.CutPrefix(v, []byte(partsPrefixV1)); ok {
-		return "", strings.Fields(string(rest)), true
+	if len(f) == 0 || len(f) > maxParts {
+		return "", nil, true
 	}
-	return "", nil, false
+	for _, h := range f {
+		if !isHex(h, hashLen) {
+			return "", nil, true
+		}
+	}
+	return nonce, f, true
+}
+
+// isHex is whether s is n lowercase hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // partKeys returns the part keys a stored value v names that are deleted
-// once it is replaced (none for a plain value or a V1 pointer), without
-// reading them.
+// once it is replaced (none for a plain value, a V1 or a malformed
+// pointer), without reading them.
 func partKeys(key string, v []byte) parts {
 	nonce, hashes, ok := pointer(v)
-	if !ok || nonce == "" || len(hashes) > maxParts {
+	if !ok || nonce == "" {
 		return nil
 	}
 	keys := make(parts, len(hashes))
