@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"groupflow/internal/broker"
+	"groupflow/internal/ledger"
 	"groupflow/internal/runtime"
 	"groupflow/internal/testenv"
 	"groupflow/internal/wix"
@@ -50,6 +54,35 @@ func TestProvisionSyncRemovalsBeyondOneMessage(t *testing.T) {
 		t.Fatalf("full event: %d removed (%v), want %d", len(full.Removed), err, len(ids)-1)
 	}
 	sameSet(t, "members", st.GroupMemberIDs(g.ID), []string{ids[0], keep.ID}) // ids[0]: the group's admin
+	// Once the event is out, the plan's step key and parts are deleted
+	// (Lease.Prune, right after the publish).
+	awaitNoKeys(t, e, ledger.Key("cmd", messages.CmdProvisionGroup, "large-sync", "step"))
+}
+
+// awaitNoKeys waits until the ledger holds no key under prefix.
+func awaitNoKeys(t *testing.T, e *wfEnv, prefix string) {
+	t.Helper()
+	kv, err := e.JS.KeyValue(context.Background(), broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		keys, err := kv.ListKeysFiltered(context.Background(), prefix+".>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for k := range keys.Keys() {
+			left = append(left, k)
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger keys left under %s: %v", prefix, left)
+		}
+		goruntime.Gosched()
+	}
 }
 
 // TestProvisionGroupMembersBounded: a Wix whose List Group Members brings

@@ -102,8 +102,8 @@
 // revision and by a compare-and-set on that key's revision: a stale owner
 // cannot overwrite a newer owner's state. One larger than half the
 // broker's max payload is kept in parts, the step key naming them, and
-// deleted once replaced (see storeParts); Complete deletes the step keys
-// the lease read or wrote. The record also keeps
+// deleted once replaced (see storeParts); Prune, after the event is out,
+// deletes the step keys the lease read or wrote. The record also keeps
 // the command's Wix call count (Lease.Calls), updated by each write.
 //
 // Unsure replaces a checkpoint written only to say "a side effect may have

@@ -27,6 +27,9 @@ type Ledger struct {
 	timeout time.Duration
 	// partSize is the largest value kept in one key (see storeParts).
 	partSize int
+	// stream is the bucket's stream, whose part subjects dropParts purges
+	// (nil: it deletes them).
+	stream jetstream.Stream
 
 	partsMu sync.Mutex
 	// parted holds the part keys of shared keys' values this ledger loaded
@@ -55,7 +58,8 @@ func New(kv jetstream.KeyValue) *Ledger {
 }
 
 // Open binds to the named bucket, with parts of half the max payload the
-// server announced to js's connection.
+// server announced to js's connection, purging replaced parts' subjects
+// from the bucket's stream when it may read the stream's info.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Ledger, error) {
 	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
@@ -63,6 +67,9 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Ledger, 
 	}
 	l := New(kv)
 	l.partSize = partSizeFor(js.Conn().MaxPayload())
+	if st, err := js.Stream(ctx, "KV_"+bucket); err == nil {
+		l.stream = st // for purging replaced parts (none: they are deleted)
+	}
 	return l, nil
 }
 

@@ -189,6 +189,8 @@ type Lease struct {
 	// spilled holds the checkpoints kept in step keys of their own, with
 	// the revision of that key this lease last read or wrote.
 	spilled map[string]spilledStep
+	// completed: Complete stored the outcome (Prune may delete steps).
+	completed bool
 }
 
 type spilledStep struct {
@@ -540,22 +542,32 @@ func complete(r *Record, o Outcome) {
 
 // Complete records the outcome and gives up the lease (one write); the
 // record then answers every later copy of the command. ErrLost when
-// another owner wrote the record: that owner completes it. Then the step
-// keys this lease read or wrote, and their parts, are deleted (a delete
-// each, best effort): nothing reads a completed command's checkpoints.
+// another owner wrote the record: that owner completes it.
 func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.writeLocked(ctx, func(r *Record) { complete(r, o) }); err != nil {
 		return err
 	}
-	if s.l != nil {
-		for step, sp := range s.spilled {
-			s.l.drop(ctx, s.stepKey(step), sp.rev, sp.parts)
-		}
+	s.completed = true
+	return nil
+}
+
+// Prune deletes, once Complete has stored the outcome, the step keys this
+// lease read or wrote and their parts: nothing reads a completed command's
+// checkpoints. A delete each (parts: a purge each), best effort; the runtime
+// calls it after the event is published, so it never delays the event.
+// Step keys of an earlier owner that this lease never read are left.
+func (s *Lease) Prune(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.completed || s.l == nil {
+		return
+	}
+	for step, sp := range s.spilled {
+		s.l.drop(ctx, s.stepKey(step), sp.rev, sp.parts)
 	}
 	s.spilled = nil
-	return nil
 }
 
 // Fail records a failed attempt of the lease's command, counting this

@@ -258,12 +258,18 @@ func (l *Ledger) writeValue(ctx context.Context, key string, b []byte, rev uint6
 
 // dropParts deletes part keys no value names any more. It is best effort:
 // a part left behind is storage, never a wrong value (no pointer names it).
+// Each key's subject is purged from the bucket's stream when the ledger
+// knows it (Open), leaving nothing; a KV delete would leave a marker per
+// part key, and part keys are never reused, so markers would pile up with
+// every replaced value.
 func (l *Ledger) dropParts(ctx context.Context, keys parts) {
 	keys = slices.Clone(keys)
 	slices.Sort(keys)
 	for _, k := range slices.Compact(keys) {
 		ctx, cancel := context.WithTimeout(ctx, l.timeout)
-		_ = l.kv.Delete(ctx, k)
+		if l.stream == nil || l.stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+l.kv.Bucket()+"."+k)) != nil {
+			_ = l.kv.Delete(ctx, k)
+		}
 		cancel()
 	}
 }

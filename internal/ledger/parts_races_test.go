@@ -1,7 +1,7 @@
 package ledger_test
 
-// Review tests of the parts design (commit 4331c98): lost replies, two
-// instances, stale owners, forged pointers.
+// Values in parts under lost replies, failed writes, two instances, stale
+// owners, and the storage replaced parts leave.
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -69,11 +68,11 @@ func updateShared(ctx context.Context, l *ledger.Ledger, key string, fn func(*[]
 	return ledger.ErrConflict
 }
 
-// TestReviewStoreLostReplyThenRetry: the pointer's compare-and-set is
+// TestStoreLostReplyThenRetry: the pointer's compare-and-set is
 // stored but its reply lost (Store returns a timeout); the handler's retry
 // (updateShared again) reads the stored value and replaces it. The current
 // value never names a deleted part, and the value read is always whole.
-func TestReviewStoreLostReplyThenRetry(t *testing.T) {
+func TestStoreLostReplyThenRetry(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx := context.Background()
 	raw, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
@@ -111,10 +110,10 @@ func TestReviewStoreLostReplyThenRetry(t *testing.T) {
 	t.Logf("part keys left: %d (current value's: %d)", len(partKeys(t, raw, key)), 4)
 }
 
-// TestReviewSpillLostReplyThenRetry: a checkpoint in parts whose pointer
+// TestSpillLostReplyThenRetry: a checkpoint in parts whose pointer
 // write is stored with its reply lost; the same lease checkpoints again.
 // Whatever the lease answers, the next owner reads a whole checkpoint.
-func TestReviewSpillLostReplyThenRetry(t *testing.T) {
+func TestSpillLostReplyThenRetry(t *testing.T) {
 	f := newFixture(t)
 	kv := &lostUpdateKV{KeyValue: f.kv}
 	l := ledger.New(kv)
@@ -146,11 +145,11 @@ func TestReviewSpillLostReplyThenRetry(t *testing.T) {
 	}
 }
 
-// TestReviewTwoInstancesContend: two ledgers (instances), several commands
+// TestPartsTwoInstancesContend: two ledgers (instances), several commands
 // each, add disjoint ids to one shared key in parts concurrently. Every
 // update lands (none lost), every read is whole, no pointer names a
 // deleted part.
-func TestReviewTwoInstancesContend(t *testing.T) {
+func TestPartsTwoInstancesContend(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet(), testenv.WithMaxPayload(64<<10))
 	ctx := context.Background()
 	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
@@ -207,10 +206,10 @@ func TestReviewTwoInstancesContend(t *testing.T) {
 	t.Logf("part keys left: %d", len(partKeys(t, kv, key)))
 }
 
-// TestReviewV1PartsNeverDeleted: replacing (or removing) a value whose
+// TestV1PartsNeverDeleted: replacing (or removing) a value whose
 // pointer is of the old format leaves its content-addressed parts alone,
 // as documented (another value of the key may name them).
-func TestReviewV1PartsNeverDeleted(t *testing.T) {
+func TestV1PartsNeverDeleted(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx := context.Background()
 	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
@@ -253,10 +252,11 @@ func TestReviewV1PartsNeverDeleted(t *testing.T) {
 	}
 }
 
-// TestReviewCompleteDeletesReadSteps: a step in parts written by an
-// earlier attempt and only read by the completing lease is deleted, parts
-// and all; a stale owner's Complete (ErrLost) deletes nothing.
-func TestReviewCompleteDeletesReadSteps(t *testing.T) {
+// TestPruneDeletesReadSteps: a step in parts written by an earlier attempt
+// and only read by the completing lease is deleted by its Prune, parts and
+// all; a stale owner's Prune after its Complete failed (ErrLost) deletes
+// nothing.
+func TestPruneDeletesReadSteps(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	id := f.id()
@@ -275,30 +275,29 @@ func TestReviewCompleteDeletesReadSteps(t *testing.T) {
 	if err := a.Complete(ctx, out); !errors.Is(err, ledger.ErrLost) {
 		t.Fatalf("stale owner's Complete: %v, want ErrLost", err)
 	}
+	a.Prune(ctx)
 	if n := len(partKeys(t, f.kv, stepKey)); n != 4 {
 		t.Fatalf("after a stale Complete: %d part keys, want 4", n)
 	}
 	if err := b.Complete(ctx, out); err != nil {
 		t.Fatal(err)
 	}
+	b.Prune(ctx)
 	if left := partKeys(t, f.kv, stepKey); len(left) != 0 {
-		t.Fatalf("after Complete: %v", left)
+		t.Fatalf("after Prune: %v", left)
 	}
 	if _, err := f.kv.Get(ctx, stepKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("step key after Complete: %v", err)
+		t.Fatalf("step key after Prune: %v", err)
 	}
 }
 
-// TestReviewReplacedPartsLeaveMarkers: every replacement of a value in
-// parts deletes its parts with kv.Delete, which leaves a delete marker per
+// TestReplacedPartsLeaveNoMarkers: a replaced value's parts are purged
+// from the bucket's stream, not deleted: a KV delete leaves a marker per
 // part key (History 1 keeps the last message of every subject), and part
-// keys are never reused (a nonce per write): the bucket's messages and
-// subjects grow with every write, forever. Set GROUPFLOW_REVIEW=1 to run.
-func TestReviewReplacedPartsLeaveMarkers(t *testing.T) {
-	if os.Getenv("GROUPFLOW_REVIEW") == "" {
-		t.Skip("reproduction of an unfixed finding; set GROUPFLOW_REVIEW=1")
-	}
-	env := testenv.Start(t, testenv.Quiet())
+// keys are never reused (a nonce per write), so the bucket's messages and
+// subjects would grow with every write, forever.
+func TestReplacedPartsLeaveNoMarkers(t *testing.T) {
+	env := testenv.Start(t, testenv.Quiet(), testenv.WithMaxPayload(64<<10)) // parts of 32 KiB
 	ctx := context.Background()
 	kv, err := env.JS.KeyValue(ctx, broker.LedgerBucket)
 	if err != nil {
@@ -315,22 +314,25 @@ func TestReviewReplacedPartsLeaveMarkers(t *testing.T) {
 		}
 		return info.State.Msgs, info.State.NumSubjects
 	}
-	l := ledger.New(kv)
+	l, err := ledger.Open(ctx, env.JS, broker.LedgerBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
 	key := ledger.Key("provision", "invited", "site", "markers")
-	var rev uint64
 	for i := range 50 {
 		var got []string
-		if rev, err = l.Load(ctx, key, &got); err != nil {
+		rev, err := l.Load(ctx, key, &got)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if rev, err = l.Store(ctx, key, invitations(6000, fmt.Sprint(i)), rev); err != nil {
+		if _, err := l.Store(ctx, key, invitations(6000, fmt.Sprint(i)), rev); err != nil {
 			t.Fatal(err)
 		}
 	}
 	msgs, subjects := state()
 	t.Logf("after 50 writes of a 5-part value: %d live part keys, %d messages, %d subjects in the bucket", len(partKeys(t, kv, key)), msgs, subjects)
-	if msgs > 20 {
-		t.Fatalf("%d messages kept for one key of 5 parts", msgs)
+	if live := len(partKeys(t, kv, key)); live != 5 || msgs != uint64(live)+1 || subjects != msgs {
+		t.Fatalf("%d messages and %d subjects kept for one key of %d parts, want 5 parts and 6 of each: the pointer and its parts", msgs, subjects, live)
 	}
 }
 
@@ -348,10 +350,10 @@ func (k *failUpdateKV) Update(ctx context.Context, key string, value []byte, rev
 	return k.KeyValue.Update(ctx, key, value, rev)
 }
 
-// TestReviewStoreNotStoredKeepsTheValue: a Store whose pointer write never
+// TestStoreNotStoredKeepsTheValue: a Store whose pointer write never
 // reached the broker (a timeout, as a lost reply looks) must delete
 // neither the current value's parts nor anything it names.
-func TestReviewStoreNotStoredKeepsTheValue(t *testing.T) {
+func TestStoreNotStoredKeepsTheValue(t *testing.T) {
 	env := testenv.Start(t, testenv.Quiet())
 	ctx := context.Background()
 	raw, err := env.JS.KeyValue(ctx, broker.LedgerBucket)

@@ -84,8 +84,8 @@ func TestCheckpointInParts(t *testing.T) {
 }
 
 // TestCheckpointPartsPruned: a checkpoint in parts replaced by the next
-// one leaves only the new one's parts; Complete deletes the step key and
-// its parts (a completed command is answered from its event).
+// one leaves only the new one's parts; Prune after Complete deletes the
+// step key and its parts (a completed command is answered from its event).
 func TestCheckpointPartsPruned(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -106,11 +106,15 @@ func TestCheckpointPartsPruned(t *testing.T) {
 	if err := a.Complete(ctx, ledger.Outcome{EventType: "group_provisioned", EventID: "e-" + id, Event: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
+	if left := partKeys(t, f.kv, stepKey); !slices.Equal(left, second) {
+		t.Fatalf("after Complete, before Prune: part keys %v, want %v (the event is published first)", left, second)
+	}
+	a.Prune(ctx)
 	if left := partKeys(t, f.kv, stepKey); len(left) != 0 {
-		t.Fatalf("after Complete: part keys %v, want none", left)
+		t.Fatalf("after Prune: part keys %v, want none", left)
 	}
 	if _, err := f.kv.Get(ctx, stepKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("after Complete: step key: %v, want it deleted", err)
+		t.Fatalf("after Prune: step key: %v, want it deleted", err)
 	}
 }
 

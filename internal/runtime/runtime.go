@@ -803,6 +803,7 @@ func (r *Runtime) complete(ctx context.Context, lease *ledger.Lease, evt message
 	if err := r.deps.Events.PublishMessage(evt.EventType(), wm); err != nil {
 		return err
 	}
+	lease.Prune(ctx)
 	trace.Logger(ctx, r.log).Info("command completed", zap.String("event_id", evt.EventID()), zap.Duration("took", time.Since(start)))
 	r.metrics.handled(lease.Record().CommandType, "completed", time.Since(start))
 	return nil
