@@ -245,7 +245,7 @@ func (l *Ledger) Store(ctx context.Context, key string, v any, rev uint64) (uint
 	if err != nil {
 		return 0, fmt.Errorf("ledger encode %s: %w", key, err)
 	}
-	n, keys, err := l.writeValue(ctx, key, b, rev, rev != 0, l.recalled(key, rev))
+	n, keys, _, err := l.writeValue(ctx, key, b, rev, rev != 0, l.recalled(key, rev))
 	if err == nil {
 		l.remember(key, n, keys)
 	}

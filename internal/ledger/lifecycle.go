@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -197,6 +198,9 @@ type spilledStep struct {
 	rev   uint64
 	val   []byte
 	parts parts // the step key's part keys at rev
+	// maybe is what a write of this lease after rev stored, if it was
+	// stored (its reply was lost).
+	maybe []byte
 }
 
 // Detached returns a lease kept in memory only, for running a handler
@@ -403,10 +407,11 @@ func cloneSteps(m map[string]json.RawMessage) map[string]json.RawMessage {
 func (s *Lease) Load(ctx context.Context, step string, v any) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sp, ok := s.spilled[step]; ok {
+	sp, ok := s.spilled[step]
+	if ok && sp.maybe == nil {
 		return true, json.Unmarshal(sp.val, v)
 	}
-	if !s.fresh && s.l != nil {
+	if (!s.fresh || ok) && s.l != nil {
 		e, val, keys, err := s.l.readValue(ctx, s.stepKey(step))
 		if err != nil {
 			return false, err
@@ -484,30 +489,44 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 		s.spill(step, spilledStep{val: b})
 		return nil
 	}
-	// The record first: a newer owner's acquire moved its revision.
-	if _, rev, err := s.l.RecordRev(ctx, s.claim.CommandType, s.claim.CommandID); err != nil {
+	// The record first: a newer owner's acquire moved its revision (a
+	// move with this lease's id still in it is a write of this lease
+	// stored with its reply lost; see rewriteLocked).
+	if cur, rev, err := s.l.RecordRev(ctx, s.claim.CommandType, s.claim.CommandID); err != nil {
 		return err
-	} else if rev != s.rev {
+	} else if rev != s.rev && (cur == nil || s.id == "" || cur.LeaseID != s.id || cur.Status != StatusProcessing) {
 		s.lost = true
 		return ErrLost
 	}
 	prev, known := s.spilled[step]
-	if !known && !s.fresh {
-		// Not read by this lease: read it first, so the revision is known.
+	if !known && !s.fresh || prev.maybe != nil {
+		// Not read by this lease, or its last write may be stored (a lost
+		// reply): read it, so the revision is known.
 		e, err := s.l.getEntry(ctx, s.stepKey(step))
 		if err != nil {
 			return err
 		}
-		if e != nil {
+		mine := e != nil && bytes.Equal(e.Value(), prev.maybe)
+		if prev.maybe != nil && !mine {
+			s.l.dropParts(ctx, partKeys(s.stepKey(step), prev.maybe)) // not stored: its parts are garbage
+		}
+		switch {
+		case e != nil && (!known || mine):
 			prev, known = spilledStep{rev: e.Revision(), parts: partKeys(s.stepKey(step), e.Value())}, true
+		case prev.rev == 0:
+			known = false // none yet (a create), or another's: the create is refused
 		}
 	}
-	n, keys, err := s.l.writeValue(ctx, s.stepKey(step), b, prev.rev, known, prev.parts)
+	n, keys, val, err := s.l.writeValue(ctx, s.stepKey(step), b, prev.rev, known, prev.parts)
 	if errors.Is(err, ErrConflict) {
 		s.lost = true
 		return ErrLost
 	}
 	if err != nil {
+		if val != nil {
+			prev.maybe = val // stored or not: the next write (or Load) looks
+			s.spill(step, prev)
+		}
 		return err
 	}
 	s.spill(step, spilledStep{rev: n, val: b, parts: keys})

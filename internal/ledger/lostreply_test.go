@@ -3,6 +3,8 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -16,7 +18,16 @@ import (
 // reply lost in a stream leader change would (nats: timeout).
 type lostUpdateKV struct {
 	jetstream.KeyValue
-	lose atomic.Bool
+	lose       atomic.Bool // the next Update's reply
+	loseCreate atomic.Bool // the next Create's reply
+}
+
+func (k *lostUpdateKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	n, err := k.KeyValue.Create(ctx, key, value, opts...)
+	if err == nil && k.loseCreate.CompareAndSwap(true, false) {
+		return 0, nats.ErrTimeout
+	}
+	return n, err
 }
 
 func (k *lostUpdateKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
@@ -61,5 +72,71 @@ func TestLeaseWriteWithALostReplyKeepsTheLease(t *testing.T) {
 	}
 	if rec := f.get(t, id); rec.Status != ledger.StatusCompleted || rec.EventID != "e-1" {
 		t.Fatalf("record: %+v", rec)
+	}
+}
+
+// TestStepWriteWithALostReplyKeepsTheLease: a checkpoint in a step key of
+// its own (in parts, or whole) is stored but its reply is lost — its
+// create, then a later update — and so is a renewal of the record before
+// another: the lease's next checkpoint of that step finds its own write
+// there and goes on, instead of failing with ErrLost (which stops the
+// command as taken over until its own lease expires); the lease and the
+// next owner read the last checkpoint whole.
+func TestStepWriteWithALostReplyKeepsTheLease(t *testing.T) {
+	f := newFixture(t)
+	kv := &lostUpdateKV{KeyValue: f.kv}
+	l := ledger.New(kv)
+	l.SetClock(f.clock.Now)
+	ctx := context.Background()
+	id := f.id()
+	a, _, err := l.Acquire(ctx, f.claim(id, me, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(tag string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s-%018d", tag, i)
+		}
+		return out
+	}
+	for _, step := range []struct {
+		name string
+		n    int // 5,000 ids: 4 parts of 32 KiB; 500: one spilled value
+	}{{"sync.plan", 5000}, {"small.plan", 500}} {
+		kv.loseCreate.Store(true)
+		if err := a.Checkpoint(ctx, step.name, plan("a", step.n)); err == nil {
+			t.Fatalf("%s: the create whose reply was lost reported success", step.name)
+		}
+		if err := a.Checkpoint(ctx, step.name, plan("b", step.n)); err != nil {
+			t.Fatalf("%s: checkpoint after a create whose reply was lost: %v", step.name, err)
+		}
+		kv.lose.Store(true)
+		if err := a.Checkpoint(ctx, step.name, plan("c", step.n)); err == nil {
+			t.Fatalf("%s: the update whose reply was lost reported success", step.name)
+		}
+		if err := a.Checkpoint(ctx, step.name, plan("d", step.n)); err != nil {
+			t.Fatalf("%s: checkpoint after an update whose reply was lost: %v", step.name, err)
+		}
+	}
+	kv.lose.Store(true)
+	if err := a.Renew(ctx); err == nil {
+		t.Fatal("the renewal whose reply was lost reported success")
+	}
+	if err := a.Checkpoint(ctx, "sync.plan", plan("e", 5000)); err != nil {
+		t.Fatalf("step checkpoint after a renewal whose reply was lost: %v", err)
+	}
+	var got []string
+	if ok, err := a.Load(ctx, "sync.plan", &got); !ok || err != nil || !slices.Equal(got, plan("e", 5000)) {
+		t.Fatalf("the lease's own load: %d entries, %v %v", len(got), ok, err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := f.acquire(t, id, other, 8)
+	for name, want := range map[string][]string{"sync.plan": plan("e", 5000), "small.plan": plan("d", 500)} {
+		if ok, err := b.Load(ctx, name, &got); !ok || err != nil || !slices.Equal(got, want) {
+			t.Fatalf("next owner's %s: %d entries, %v %v", name, len(got), ok, err)
+		}
 	}
 }

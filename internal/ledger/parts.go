@@ -238,13 +238,14 @@ func (l *Ledger) readValue(ctx context.Context, key string) (jetstream.KeyValueE
 
 // writeValue stores b at key by compare-and-set (at rev if exists, else a
 // create), in parts when it is larger than partSize, and returns the new
-// revision and its part keys. Once the write is stored, the part keys of
-// the value it replaced (old) are deleted; when it is refused
-// (ErrConflict), its own.
-func (l *Ledger) writeValue(ctx context.Context, key string, b []byte, rev uint64, exists bool, old parts) (uint64, parts, error) {
+// revision, its part keys and the value key was to hold (b, or its
+// pointer), also on an error after which it may be stored (a lost reply).
+// Once the write is stored, the part keys of the value it replaced (old)
+// are deleted; when it is refused (ErrConflict), its own.
+func (l *Ledger) writeValue(ctx context.Context, key string, b []byte, rev uint64, exists bool, old parts) (uint64, parts, []byte, error) {
 	val, keys, err := l.storeParts(ctx, key, b)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	n, err := l.putRev(ctx, key, val, rev, exists)
 	switch {
@@ -253,7 +254,7 @@ func (l *Ledger) writeValue(ctx context.Context, key string, b []byte, rev uint6
 	case errors.Is(err, ErrConflict):
 		l.dropParts(ctx, keys)
 	}
-	return n, keys, err
+	return n, keys, val, err
 }
 
 // dropParts deletes part keys no value names any more. It is best effort:
