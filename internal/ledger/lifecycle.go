@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -499,6 +500,8 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 		return ErrLost
 	}
 	prev, known := s.spilled[step]
+	// garbage: part keys no value names once this write is stored.
+	var garbage parts
 	if !known && !s.fresh || prev.maybe != nil {
 		// Not read by this lease, or its last write may be stored (a lost
 		// reply): read it, so the revision is known.
@@ -507,8 +510,16 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 			return err
 		}
 		mine := e != nil && bytes.Equal(e.Value(), prev.maybe)
-		if prev.maybe != nil && !mine {
-			s.l.dropParts(ctx, partKeys(s.stepKey(step), prev.maybe)) // not stored: its parts are garbage
+		switch {
+		case mine && e.Revision() > prev.rev:
+			// The lost-reply write replaced the value at prev.rev.
+			garbage = prev.parts
+		case prev.maybe != nil && !mine:
+			// Not stored yet, which is not never: a write answered with a
+			// timeout may still land (queued, buffered across a
+			// reconnect). Its parts go once this write, made on the same
+			// revision, is stored: then it never can be.
+			garbage = partKeys(s.stepKey(step), prev.maybe)
 		}
 		switch {
 		case e != nil && (!known || mine):
@@ -517,7 +528,7 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 			known = false // none yet (a create), or another's: the create is refused
 		}
 	}
-	n, keys, val, err := s.l.writeValue(ctx, s.stepKey(step), b, prev.rev, known, prev.parts)
+	n, keys, val, err := s.l.writeValue(ctx, s.stepKey(step), b, prev.rev, known, append(slices.Clone(prev.parts), garbage...))
 	if errors.Is(err, ErrConflict) {
 		s.lost = true
 		return ErrLost
