@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
@@ -186,7 +187,9 @@ func (m *Mailer) buildReport(ctx context.Context, r *messages.ReportGenerated) (
 // reportSubject renders report.subject.tmpl (if there is one that reads and
 // parses) or the default subject.
 func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
-	def := "Groups report · " + report.SiteName(r) + " · " + report.Period(r)
+	// The site name is the producer's: cut so that the default subject is
+	// bounded as a rendered one is (MaxRenderedSubject).
+	def := "Groups report · " + cutUTF8(report.SiteName(r), MaxRenderedSubject/2) + " · " + report.Period(r)
 	dir := m.renderer.Dir()
 	if dir == "" {
 		return oneLine(def), nil
@@ -207,4 +210,15 @@ func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
 		return "", fmt.Errorf("report.subject.tmpl: %w", err)
 	}
 	return oneLine(subject), nil
+}
+
+// cutUTF8 returns s cut to at most n bytes, at a rune boundary.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
