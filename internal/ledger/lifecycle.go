@@ -509,7 +509,7 @@ func (s *Lease) spillLocked(ctx context.Context, step string, b []byte) error {
 		if err != nil {
 			return err
 		}
-		mine := e != nil && bytes.Equal(e.Value(), prev.maybe)
+		mine := prev.maybe != nil && e != nil && bytes.Equal(e.Value(), prev.maybe)
 		switch {
 		case mine && e.Revision() > prev.rev:
 			// The lost-reply write replaced the value at prev.rev.
