@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"groupflow/internal/dlq"
 	"groupflow/internal/ledger"
+	"groupflow/internal/oneline"
 	"groupflow/messages"
 )
 
@@ -236,5 +236,5 @@ func clipBytes(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
+	return oneline.Cut(s, n) + "…"
 }

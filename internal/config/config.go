@@ -14,12 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"groupflow/handlers"
 	"groupflow/internal/admission"
 	"groupflow/internal/broker"
 	"groupflow/internal/netsafe"
+	"groupflow/internal/oneline"
 	"groupflow/internal/sitematch"
 	"groupflow/internal/wix"
 	"groupflow/messages"
@@ -206,11 +206,7 @@ func echoed(v string) string {
 	if len(v) <= maxEchoed {
 		return v
 	}
-	cut := maxEchoed
-	for cut > 0 && !utf8.RuneStart(v[cut]) {
-		cut--
-	}
-	return v[:cut] + "…"
+	return oneline.Cut(v, maxEchoed) + "…"
 }
 
 // envName is the environment variable of a flag: GROUPFLOW_ + upper snake.

@@ -13,11 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 
+	"groupflow/internal/oneline"
 	"groupflow/messages"
 )
 
@@ -286,15 +286,7 @@ func OriginalHeaders(meta map[string]string) map[string]string {
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+func truncateUTF8(s string, n int) string { return oneline.Cut(s, n) }
 
 // Delivery is the message a consumer gives up on, as the consumer runtime
 // (runtime.Source) hands it over: see runtime.DeliveryOf.

@@ -336,14 +336,7 @@ func recipient(firstName, lastName, email string) (*netmail.Address, error) {
 		}
 		return r
 	}, firstName+" "+lastName)
-	name = oneLine(name)
-	if len(name) > maxDisplayName {
-		cut := maxDisplayName
-		for cut > 0 && !utf8.RuneStart(name[cut]) {
-			cut--
-		}
-		name = name[:cut]
-	}
+	name = oneline.Cut(oneLine(name), maxDisplayName)
 	return &netmail.Address{Name: name, Address: a.Address}, nil
 }
 

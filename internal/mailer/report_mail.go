@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
 	"groupflow/internal/broker"
 	"groupflow/internal/failure"
+	"groupflow/internal/oneline"
 	"groupflow/internal/report"
 	"groupflow/messages"
 )
@@ -189,7 +189,7 @@ func (m *Mailer) buildReport(ctx context.Context, r *messages.ReportGenerated) (
 func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
 	// The site name is the producer's: cut so that the default subject is
 	// bounded as a rendered one is (MaxRenderedSubject).
-	def := "Groups report · " + cutUTF8(report.SiteName(r), MaxRenderedSubject/2) + " · " + report.Period(r)
+	def := "Groups report · " + oneline.Cut(report.SiteName(r), MaxRenderedSubject/2) + " · " + report.Period(r)
 	dir := m.renderer.Dir()
 	if dir == "" {
 		return oneLine(def), nil
@@ -210,15 +210,4 @@ func (m *Mailer) reportSubject(r *messages.ReportGenerated) (string, error) {
 		return "", fmt.Errorf("report.subject.tmpl: %w", err)
 	}
 	return oneLine(subject), nil
-}
-
-// cutUTF8 returns s cut to at most n bytes, at a rune boundary.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

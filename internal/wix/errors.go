@@ -239,11 +239,7 @@ func cleanText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return oneline.Cut(s, n) + "..."
 }
 
 // redactionForms returns the non-empty secrets together with the forms an
