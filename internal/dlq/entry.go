@@ -98,7 +98,7 @@ func clip(v string) string {
 	if len(v) <= maxHeaderValue {
 		return v
 	}
-	return truncateUTF8(v, maxHeaderValue-len("…")) + "…"
+	return oneline.Cut(v, maxHeaderValue-len("…")) + "…"
 }
 
 // maxReason bounds the reason header (NATS headers are not meant for essays).
@@ -113,7 +113,7 @@ func (e *Entry) Message() *message.Message {
 	}
 	reason := strings.ReplaceAll(e.Reason, "\n", " ")
 	if len(reason) > maxReason {
-		reason = truncateUTF8(reason, maxReason) + "…"
+		reason = oneline.Cut(reason, maxReason) + "…"
 	}
 	m.Metadata.Set(HeaderReason, reason)
 	m.Metadata.Set(HeaderKind, clip(e.Kind))
@@ -268,7 +268,7 @@ func OriginalHeaders(meta map[string]string) map[string]string {
 			continue
 		}
 		if len(v) > MaxCopiedHeaderValue {
-			v = truncateUTF8(v, MaxCopiedHeaderValue-len("…")) + "…"
+			v = oneline.Cut(v, MaxCopiedHeaderValue-len("…")) + "…"
 			cut++
 		}
 		if len(k)+len(v) > budget {
@@ -284,9 +284,6 @@ func OriginalHeaders(meta map[string]string) map[string]string {
 	}
 	return out
 }
-
-// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateUTF8(s string, n int) string { return oneline.Cut(s, n) }
 
 // Delivery is the message a consumer gives up on, as the consumer runtime
 // (runtime.Source) hands it over: see runtime.DeliveryOf.

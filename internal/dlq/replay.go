@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"groupflow/internal/oneline"
 	"groupflow/messages"
 )
 
@@ -95,7 +96,7 @@ func (r *ReplayResult) addError(seq uint64, commandID string, refused bool, form
 		r.ErrorsLeftOut++
 		return
 	}
-	r.Errors = append(r.Errors, ReplayError{Seq: seq, CommandID: truncateUTF8(commandID, messages.MaxIDLen),
+	r.Errors = append(r.Errors, ReplayError{Seq: seq, CommandID: oneline.Cut(commandID, messages.MaxIDLen),
 		Error: fmt.Sprintf(format, args...), Refused: refused})
 }
 
