@@ -281,16 +281,25 @@ func (l *Ledger) recalled(key string, rev uint64) parts {
 // Remove deletes key if it is still at revision rev; ErrConflict otherwise.
 func (l *Ledger) Remove(ctx context.Context, key string, rev uint64) error {
 	old := l.recalled(key, rev)
-	cctx, cancel := context.WithTimeout(ctx, l.timeout)
+	if err := l.deleteAt(ctx, key, rev); err != nil {
+		return err
+	}
+	l.remember(key, 0, nil)
+	l.dropParts(ctx, old)
+	return nil
+}
+
+// deleteAt deletes key if it is still at revision rev (nil when it does not
+// exist); ErrConflict otherwise.
+func (l *Ledger) deleteAt(ctx context.Context, key string, rev uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	err := l.kv.Delete(cctx, key, jetstream.LastRevision(rev))
+	err := l.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return ErrConflict
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("ledger delete %s: %w", key, err)
 	}
-	l.remember(key, 0, nil)
-	l.dropParts(ctx, old)
 	return nil
 }

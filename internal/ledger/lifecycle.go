@@ -191,8 +191,6 @@ type Lease struct {
 	// spilled holds the checkpoints kept in step keys of their own, with
 	// the revision of that key this lease last read or wrote.
 	spilled map[string]spilledStep
-	// completed: Complete stored the outcome (Prune may delete steps).
-	completed bool
 }
 
 type spilledStep struct {
@@ -576,11 +574,7 @@ func complete(r *Record, o Outcome) {
 func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writeLocked(ctx, func(r *Record) { complete(r, o) }); err != nil {
-		return err
-	}
-	s.completed = true
-	return nil
+	return s.writeLocked(ctx, func(r *Record) { complete(r, o) })
 }
 
 // Prune deletes, once Complete has stored the outcome, the step keys this
@@ -591,7 +585,7 @@ func (s *Lease) Complete(ctx context.Context, o Outcome) error {
 func (s *Lease) Prune(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.completed || s.l == nil {
+	if s.rec.Status != StatusCompleted || s.l == nil { // Complete stored the outcome
 		return
 	}
 	for step, sp := range s.spilled {

@@ -145,7 +145,7 @@ func (l *Ledger) loadParts(ctx context.Context, key string, v []byte) ([]byte, p
 		}
 		out = append(out, b...)
 	}
-	return out, partKeys(key, v), nil
+	return out, keysOf(key, nonce, hashes), nil
 }
 
 // hashLen and nonceLen are the lengths of a part's hash and of a write's
@@ -207,7 +207,16 @@ func isHex(s string, n int) bool {
 // pointer), without reading them.
 func partKeys(key string, v []byte) parts {
 	nonce, hashes, ok := pointer(v)
-	if !ok || nonce == "" {
+	if !ok {
+		return nil
+	}
+	return keysOf(key, nonce, hashes)
+}
+
+// keysOf returns the part keys of a pointer's nonce and hashes that are
+// deleted once it is replaced: none for a V1 pointer (nonce "").
+func keysOf(key, nonce string, hashes []string) parts {
+	if nonce == "" {
 		return nil
 	}
 	keys := make(parts, len(hashes))
@@ -281,10 +290,7 @@ func (l *Ledger) drop(ctx context.Context, key string, rev uint64, keys parts) {
 	if rev == 0 {
 		return // kept in memory only (a detached lease)
 	}
-	cctx, cancel := context.WithTimeout(ctx, l.timeout)
-	err := l.kv.Delete(cctx, key, jetstream.LastRevision(rev))
-	cancel()
-	if err == nil {
+	if l.deleteAt(ctx, key, rev) == nil {
 		l.dropParts(ctx, keys)
 	}
 }
