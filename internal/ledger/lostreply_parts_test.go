@@ -108,9 +108,7 @@ func TestLateLostReplyWriteKeepsItsParts(t *testing.T) {
 // in the ledger for ever.
 func TestStepLostReplyLeavesNoParts(t *testing.T) {
 	f := newFixture(t)
-	kv := &lostUpdateKV{KeyValue: f.kv}
-	l := ledger.New(kv)
-	l.SetClock(f.clock.Now)
+	kv, l := f.lossy()
 	ctx := context.Background()
 	id := f.id()
 	a, _, err := l.Acquire(ctx, f.claim(id, me, 7))

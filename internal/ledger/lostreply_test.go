@@ -38,6 +38,15 @@ func (k *lostUpdateKV) Update(ctx context.Context, key string, value []byte, rev
 	return n, err
 }
 
+// lossy returns a ledger over f's bucket whose replies the returned KV can
+// lose, on f's clock.
+func (f *fixture) lossy() (*lostUpdateKV, *ledger.Ledger) {
+	kv := &lostUpdateKV{KeyValue: f.kv}
+	l := ledger.New(kv)
+	l.SetClock(f.clock.Now)
+	return kv, l
+}
+
 // TestLeaseWriteWithALostReplyKeepsTheLease: a renewal of a lease is stored
 // but its reply is lost. The record still names this lease (its LeaseID:
 // no other Acquire came), so the lease is still this one's: its next write
@@ -47,9 +56,7 @@ func (k *lostUpdateKV) Update(ctx context.Context, key string, value []byte, rev
 // lease (its own) expires.
 func TestLeaseWriteWithALostReplyKeepsTheLease(t *testing.T) {
 	f := newFixture(t)
-	kv := &lostUpdateKV{KeyValue: f.kv}
-	l := ledger.New(kv)
-	l.SetClock(f.clock.Now)
+	kv, l := f.lossy()
 	ctx := context.Background()
 	id := f.id()
 	lease, _, err := l.Acquire(ctx, f.claim(id, me, 7))
@@ -84,9 +91,7 @@ func TestLeaseWriteWithALostReplyKeepsTheLease(t *testing.T) {
 // next owner read the last checkpoint whole.
 func TestStepWriteWithALostReplyKeepsTheLease(t *testing.T) {
 	f := newFixture(t)
-	kv := &lostUpdateKV{KeyValue: f.kv}
-	l := ledger.New(kv)
-	l.SetClock(f.clock.Now)
+	kv, l := f.lossy()
 	ctx := context.Background()
 	id := f.id()
 	a, _, err := l.Acquire(ctx, f.claim(id, me, 7))

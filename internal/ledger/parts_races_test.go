@@ -115,9 +115,7 @@ func TestStoreLostReplyThenRetry(t *testing.T) {
 // Whatever the lease answers, the next owner reads a whole checkpoint.
 func TestSpillLostReplyThenRetry(t *testing.T) {
 	f := newFixture(t)
-	kv := &lostUpdateKV{KeyValue: f.kv}
-	l := ledger.New(kv)
-	l.SetClock(f.clock.Now)
+	kv, l := f.lossy()
 	ctx := context.Background()
 	id := f.id()
 	a, _, err := l.Acquire(ctx, f.claim(id, me, 7))
